@@ -1,0 +1,182 @@
+// The six management files of DESIGN.md: their fields, which field is the key, how each field is
+// validated, and the text form (one record per line, fields joined by ", ", `#` lines comments).
+// Pure: no I/O, no Node-RED.
+
+export const FILE_NAMES = ['group', 'operation', 'problem', 'realserver', 'available-od', 'reservation'] as const;
+export type FileName = (typeof FILE_NAMES)[number];
+/** A record is its fields in order; field 0 is the key unless the schema says otherwise. */
+export type RecordFields = string[];
+
+/** Host and VM names: letters, digits, dot, dash, underscore; must not start with `-`. */
+export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/;
+/** IPv4 address, or a DNS name. */
+export const ADDRESS_RE = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/;
+/** A service check: `tcp:PORT` or `http:PORT/PATH` (see the heartbeat's help). Space-separated list. */
+export const SERVICE_RE = /^(?:tcp:\d{1,5}|http:\d{1,5}(?:\/[A-Za-z0-9._~\/-]*)?)$/;
+const NUMBER_RE = /^\d{1,9}(?:\.\d{1,6})?$/;
+const INT_RE = /^\d{1,9}$/;
+const ISO_TIME_RE = /^(?:-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?Z)$/;
+
+export const PROBLEM_KINDS = ['network', 'service', 'realserver'] as const;
+export const PROBLEM_STATUSES = [
+  'detected',
+  'reexamining',
+  'confirmed',
+  'cleared',
+  'fencing',
+  'recovering',
+  'recovered',
+  'failed',
+] as const;
+export const REALSERVER_STATES = ['up', 'down'] as const;
+
+type FieldCheck = (value: string) => boolean;
+const re = (r: RegExp): FieldCheck => (v) => r.test(v);
+const oneOf = (values: readonly string[]): FieldCheck => (v) => values.includes(v);
+const servicesCheck: FieldCheck = (v) => v === '' || v === '-' || v.split(' ').every((s) => SERVICE_RE.test(s));
+/** Free text inside a field (a failure reason): no separator, no control characters. */
+const textCheck: FieldCheck = (v) => v.length <= 200 && !/[,\x00-\x1f\x7f]/.test(v);
+
+export interface FieldSpec {
+  name: string;
+  check: FieldCheck;
+  /** Shown in a refusal so the operator knows what was expected. */
+  expect: string;
+}
+
+export interface FileSchema {
+  name: FileName;
+  fields: FieldSpec[];
+  /** Derived from another file on every change; never edited or replicated by itself. */
+  derived?: boolean;
+  /** The key of a record: the fields that identify it. */
+  key: (record: RecordFields) => string;
+}
+
+const name = (n: string): FieldSpec => ({ name: n, check: re(NAME_RE), expect: 'a name of letters, digits, . _ -' });
+const address = (n: string): FieldSpec => ({ name: n, check: re(ADDRESS_RE), expect: 'an IPv4 address or DNS name' });
+
+export const SCHEMAS: Record<FileName, FileSchema> = {
+  group: {
+    name: 'group',
+    fields: [
+      name('hostname'),
+      address('address'),
+      name('realServer'),
+      { name: 'services', check: servicesCheck, expect: 'space-separated tcp:PORT or http:PORT/PATH checks, or -' },
+    ],
+    key: (r) => r[0],
+  },
+  operation: {
+    name: 'operation',
+    fields: [
+      { name: 'priority', check: oneOf(['P1', 'P2']), expect: 'P1 or P2' },
+      name('manager'),
+      name('target'),
+    ],
+    derived: true,
+    key: (r) => `${r[0]}:${r[1]}:${r[2]}`,
+  },
+  problem: {
+    name: 'problem',
+    fields: [
+      name('target'),
+      name('detectedBy'),
+      { name: 'kind', check: oneOf(PROBLEM_KINDS), expect: PROBLEM_KINDS.join('|') },
+      { name: 'status', check: oneOf(PROBLEM_STATUSES), expect: PROBLEM_STATUSES.join('|') },
+      { name: 'backup', check: (v) => v === '-' || NAME_RE.test(v), expect: 'a name or -' },
+      { name: 'since', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
+    ],
+    key: (r) => r[0],
+  },
+  realserver: {
+    name: 'realserver',
+    fields: [
+      name('realServer'),
+      { name: 'load', check: re(NUMBER_RE), expect: 'a non-negative number' },
+      { name: 'vmCount', check: re(INT_RE), expect: 'a non-negative integer' },
+      { name: 'state', check: oneOf(REALSERVER_STATES), expect: REALSERVER_STATES.join('|') },
+    ],
+    key: (r) => r[0],
+  },
+  'available-od': {
+    name: 'available-od',
+    fields: [name('od'), address('address'), name('realServer')],
+    key: (r) => r[0],
+  },
+  reservation: {
+    name: 'reservation',
+    fields: [name('od'), address('address'), name('realServer')],
+    key: (r) => r[0],
+  },
+};
+
+/** Extra fields a file may carry after its schema's (kept as free text, e.g. a failure reason). */
+export const EXTRA_FIELD = { name: 'note', check: textCheck, expect: 'text without commas' };
+
+export function isFileName(v: unknown): v is FileName {
+  return typeof v === 'string' && (FILE_NAMES as readonly string[]).includes(v);
+}
+
+export class RecordError extends Error {}
+
+/**
+ * Check a record against its file's schema. Throws RecordError naming the bad field and value.
+ * The problem file may carry one extra free-text field (the reason of a failure).
+ */
+export function validateRecord(file: FileName, record: unknown): RecordFields {
+  const schema = SCHEMAS[file];
+  if (!Array.isArray(record) || !record.every((f) => typeof f === 'string')) {
+    throw new RecordError(`${file}: a record must be a list of text fields`);
+  }
+  const maxFields = schema.fields.length + (file === 'problem' ? 1 : 0);
+  if (record.length < schema.fields.length || record.length > maxFields) {
+    throw new RecordError(
+      `${file}: expected ${schema.fields.length} fields (${schema.fields.map((f) => f.name).join(', ')}), got ${record.length}`,
+    );
+  }
+  record.forEach((value, i) => {
+    const spec = schema.fields[i] ?? EXTRA_FIELD;
+    if (!spec.check(value)) {
+      throw new RecordError(`${file}: field ${spec.name} is ${JSON.stringify(truncate(value))}, expected ${spec.expect}`);
+    }
+  });
+  return record.slice();
+}
+
+export function recordKey(file: FileName, record: RecordFields): string {
+  return SCHEMAS[file].key(record);
+}
+
+export function formatRecord(record: RecordFields): string {
+  return record.join(', ');
+}
+
+/** Split one line into fields. Fields are separated by ", " (a comma and any spaces). */
+export function splitFields(line: string): string[] {
+  return line.split(',').map((f) => f.trim());
+}
+
+/** Parse a file's text: every non-empty, non-comment line is one record. Validates each record. */
+export function parseFile(file: FileName, text: string): RecordFields[] {
+  const out: RecordFields[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    try {
+      out.push(validateRecord(file, splitFields(line)));
+    } catch (e) {
+      throw new RecordError(`${file} line ${i + 1}: ${(e as Error).message}`);
+    }
+  });
+  return out;
+}
+
+export function formatFile(file: FileName, records: RecordFields[]): string {
+  const header = `# ${file}: ${SCHEMAS[file].fields.map((f) => f.name).join(', ')}\n`;
+  return header + records.map((r) => formatRecord(r) + '\n').join('');
+}
+
+export function truncate(v: string, n = 60): string {
+  return v.length > n ? v.slice(0, n) + '…' : v;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The test command: runs every suite in its own mocha process (so one suite's processes and
+// handles cannot leak into another), streams their output, and ends with one line
+// `N passed, N failed, N skipped` counted over all of them.
+'use strict';
+const { spawn } = require('child_process');
+const path = require('path');
+const fs = require('fs');
+
+const root = path.resolve(__dirname, '..');
+const mocha = require.resolve('mocha/bin/mocha.js');
+
+// Suites in the order they run: fast ones first. A suite whose folder has no test file is left out.
+const SUITES = [
+  { name: 'unit', dir: 'dist/test/unit' },
+  { name: 'nodes', dir: 'dist/test/nodes' },
+  { name: 'system', dir: 'dist/test/system' },
+  { name: 'cluster', dir: 'dist/test/cluster' },
+  { name: 'browser', dir: 'dist/test/browser' },
+];
+
+const only = process.argv.slice(2);
+
+function listTests(dir) {
+  const abs = path.join(root, dir);
+  if (!fs.existsSync(abs)) return [];
+  const out = [];
+  for (const entry of fs.readdirSync(abs, { withFileTypes: true })) {
+    const p = path.join(abs, entry.name);
+    if (entry.isDirectory()) out.push(...listTests(path.join(dir, entry.name)));
+    else if (entry.name.endsWith('.test.js')) out.push(p);
+  }
+  return out.sort();
+}
+
+function runSuite(suite) {
+  return new Promise((resolve) => {
+    const files = listTests(suite.dir);
+    if (files.length === 0) return resolve({ passed: 0, failed: 0, skipped: 0, code: 0 });
+    console.log(`\n=== suite ${suite.name}: ${files.length} file(s) ===`);
+    const child = spawn(process.execPath, [mocha, '--config', path.join(root, '.mocharc.json'), ...files], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: process.env,
+    });
+    let text = '';
+    child.stdout.on('data', (d) => {
+      process.stdout.write(d);
+      text += d.toString();
+    });
+    child.on('close', (code, signal) => {
+      const count = (word) => {
+        const m = text.match(new RegExp(`^\\s*(\\d+) ${word}`, 'm'));
+        return m ? Number(m[1]) : 0;
+      };
+      const r = { passed: count('passing'), failed: count('failing'), skipped: count('pending'), code };
+      // A suite that died without reporting a failure still failed.
+      if ((code !== 0 || signal) && r.failed === 0) r.failed = 1;
+      resolve(r);
+    });
+  });
+}
+
+(async () => {
+  const total = { passed: 0, failed: 0, skipped: 0 };
+  for (const suite of SUITES) {
+    if (only.length && !only.includes(suite.name)) continue;
+    const r = await runSuite(suite);
+    total.passed += r.passed;
+    total.failed += r.failed;
+    total.skipped += r.skipped;
+  }
+  const skipped = total.skipped ? `, ${total.skipped} skipped` : '';
+  console.log(`${total.passed} passed, ${total.failed} failed${skipped}`);
+  process.exit(total.failed > 0 || total.passed === 0 ? 1 : 0);
+})();
