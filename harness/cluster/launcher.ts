@@ -329,7 +329,11 @@ export class Cluster {
     // If someone else took an auto-chosen port between the pick and the bind, pick again.
     for (let attempt = 1; ; attempt++) {
       this.spawn(p);
-      if (o.wait === false) return;
+      if (o.wait === false) {
+        // Running in libvirt's sense: the process is there; the caller probes its API itself.
+        p.state = 'running';
+        return;
+      }
       try {
         await this.waitReady(p, timeoutMs);
         return;
