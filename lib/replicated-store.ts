@@ -10,7 +10,7 @@ import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
 import { operationRecords } from './ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
-import { SemClient, SemServer, Target } from './sem-http';
+import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -239,6 +239,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
           acked.push({ peer: p.hostname, address: p.address, ms: performance.now() - t });
           this.peerOk(p.hostname);
         } catch (e) {
+          if (e instanceof SemClientError && e.status === 409 && e.body?.contained === true) {
+            // The peer already had this diff (it came with a digest exchange): it is applied there.
+            acked.push({ peer: p.hostname, address: p.address, ms: performance.now() - t });
+            this.peerOk(p.hostname);
+            return;
+          }
           const error = (e as Error).message;
           failed.push({ peer: p.hostname, address: p.address, error });
           this.peerFailed(p.hostname, error);
@@ -260,7 +266,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     const replay = this.guard.check(diff.origin, diff.seq);
-    if (replay) throw new ProtocolError(replay, 409);
+    if (replay) {
+      // Refused either way, but say whether this VM already holds the diff's effect: a diff that
+      // raced with a digest exchange carrying the same edit is not lost, and its sender may count
+      // this answer as an acknowledgement (after the state is on disk).
+      const contained = this.replica.contains(diff);
+      if (contained) await this.disk.save([]);
+      throw new ProtocolError(replay, 409, { contained });
+    }
     const gap = this.guard.max(diff.origin) > 0 && diff.seq > this.guard.max(diff.origin) + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
