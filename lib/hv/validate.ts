@@ -49,8 +49,9 @@ export function hostname(value: unknown): string {
 
 export function absolutePath(value: unknown): string {
   check('path', value, PATH_RE, 'an absolute path of letters, digits, . _ - /');
-  if ((value as string).split('/').some((seg) => seg === '..' || seg.startsWith('-'))) {
-    throw new ValidationError('path', value, 'no .. segment and no segment starting with -');
+  const segs = (value as string).split('/').slice(1);
+  if (segs.some((seg) => seg === '' || seg === '.' || seg === '..' || seg.startsWith('-'))) {
+    throw new ValidationError('path', value, 'a file path: no empty, . or .. segment, no segment starting with -');
   }
   return value as string;
 }
