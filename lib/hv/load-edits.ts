@@ -4,6 +4,7 @@
 // by at least the threshold), so the SEM diff stream stays quiet on a steady cluster. Pure.
 import type { Edit } from '../cluster-api';
 import type { RecordFields } from '../files';
+import type { VirshDriver } from './virsh-driver';
 
 export type Reading =
   | { realServer: string; ok: true; load: number; vmCount: number }
@@ -32,3 +33,21 @@ export function loadEdits(readings: Reading[], current: RecordFields[], threshol
   }
   return edits;
 }
+
+export interface RoundResult {
+  readings: Reading[];
+  edits: Edit[];
+  errors: string[];
+}
+
+/** Read one real server: load per CPU and active VM count; any failure is a `down` reading. */
+export async function readRealServer(rsName: string, driver: VirshDriver | undefined, failure?: string): Promise<Reading> {
+  if (!driver) return { realServer: rsName, ok: false, error: failure ?? 'not configured' };
+  try {
+    const [load, vmCount] = await Promise.all([driver.hostLoad(), driver.activeCount()]);
+    return { realServer: rsName, ok: true, load: load.perCpu, vmCount };
+  } catch (e) {
+    return { realServer: rsName, ok: false, error: (e as Error).message };
+  }
+}
+
