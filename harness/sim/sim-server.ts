@@ -41,6 +41,8 @@ export interface SimOptions {
   sandboxDir?: string;
   cpus?: number;
   memTotalKiB?: number;
+  /** Host private key (OpenSSH format) to keep across restarts; default: a new one per instance. */
+  hostKey?: string;
 }
 
 type Reply = { stdout: string; stderr: string; code: number };
@@ -53,6 +55,8 @@ export class SimRealServer {
   port = 0;
   /** The host key's fingerprint, `SHA256:...`, to pin in the client. */
   readonly fingerprint: string;
+  /** The host private key (to restart this "host" with the same identity). */
+  readonly hostKey: string;
   readonly backend: VmBackend;
   readonly domains = new Map<string, SimDomain>();
   delays: Partial<Record<SimOp, number>>;
@@ -87,12 +91,17 @@ export class SimRealServer {
       const key = Array.isArray(k) ? k[0] : k;
       return { type: key.type, blob: key.getPublicSSH() };
     });
-    // A fresh host key per start, as a real host's would be unknown until pinned.
-    const pair = utils.generateKeyPairSync('ed25519');
-    const pub = utils.parseKey(pair.public);
-    if (pub instanceof Error) throw pub;
-    this.fingerprint = sshFingerprint((Array.isArray(pub) ? pub[0] : pub).getPublicSSH());
-    this.server = new Server({ hostKeys: [pair.private] }, (conn) => this.onConnection(conn));
+    // A fresh host key unless one is given (a restarted host keeps its key).
+    this.hostKey = options.hostKey ?? utils.generateKeyPairSync('ed25519').private;
+    const parsed = utils.parseKey(this.hostKey);
+    if (parsed instanceof Error) throw parsed;
+    this.fingerprint = sshFingerprint((Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH());
+    this.server = new Server({ hostKeys: [this.hostKey] }, (conn) => this.onConnection(conn));
+  }
+
+  /** SSH connections open now (a client that closed is gone from here). */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   get execCount(): number {
