@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { stopProcess } from './process';
+import { removeDir, stopProcess, track, trackDir } from './process';
 import { waitFor } from './programs';
 
 const run = promisify(execFile);
@@ -26,7 +26,7 @@ export interface Libvirtd {
 }
 
 export async function startLibvirtd(): Promise<Libvirtd> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-libvirtd-'));
+  const dir = trackDir(fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-libvirtd-')));
   fs.chmodSync(dir, 0o755);
   const drivers = path.join(dir, 'drivers');
   const sock = path.join(dir, 'sock');
@@ -53,20 +53,20 @@ export async function startLibvirtd(): Promise<Libvirtd> {
   const stop = async () => {
     await stopProcess(holder);
     await stopProcess(daemon);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   };
   try {
-    daemon = spawn('/usr/sbin/libvirtd', ['-f', conf, '-p', path.join(dir, 'libvirtd.pid')], {
+    daemon = track(spawn('/usr/sbin/libvirtd', ['-f', conf, '-p', path.join(dir, 'libvirtd.pid')], {
       env: { ...process.env, LIBVIRT_DRIVER_DIR: drivers },
       stdio: ['ignore', log, log],
-    });
+    }));
     fs.closeSync(log);
     const exited = () => daemon!.exitCode !== null;
     await waitFor('libvirtd socket', () => {
       if (exited()) throw new Error('libvirtd exited: ' + fs.readFileSync(path.join(dir, 'libvirtd.log'), 'utf8'));
       return fs.existsSync(path.join(sock, 'libvirt-sock'));
     }, 10000);
-    holder = spawn('/usr/bin/virsh', ['-c', uri, 'event', '--all', '--loop'], { stdio: 'ignore' });
+    holder = track(spawn('/usr/bin/virsh', ['-c', uri, 'event', '--all', '--loop'], { stdio: 'ignore' }));
     const virsh = async (args: string[], stdin?: string) => {
       const p = run('/usr/bin/virsh', ['-c', uri, ...args], { timeout: 30000 });
       if (stdin !== undefined) {

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { freePort, isListening } from './ports';
-import { stopProcess } from './process';
+import { removeDir, stopProcess, track, trackDir } from './process';
 import { waitFor } from './programs';
 
 export interface Sshd {
@@ -57,7 +57,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const user = options.user ?? 'p2phv';
   ensureUser(user);
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-sshd-'));
+  const dir = trackDir(fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-sshd-')));
   fs.chmodSync(dir, 0o755);
   const userDir = path.join(dir, 'files');
   fs.mkdirSync(userDir);
@@ -73,7 +73,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   let child: ChildProcess | undefined;
   const stop = async () => {
     await stopProcess(child);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
   };
   try {
     // A port found free may be taken before sshd binds it: try a few.
@@ -100,7 +100,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
           '',
         ].join('\n'),
       );
-      child = spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', logFile], { stdio: 'ignore' });
+      child = track(spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', logFile], { stdio: 'ignore' }));
       try {
         await waitFor('sshd listening', () => {
           if (child!.exitCode !== null) throw new Error('sshd exited');
