@@ -133,6 +133,7 @@ export class SshConnection extends EventEmitter implements CommandRunner {
         settled = true;
         this.pending = undefined;
         if (this.closed) {
+          this.connecting = undefined;
           client.end();
           reject(new HvError('closed', `connection to ${this.where()} was closed`));
           return;
@@ -146,6 +147,7 @@ export class SshConnection extends EventEmitter implements CommandRunner {
       client.on('error', (err: Error & { level?: string; code?: string }) => {
         if (settled) return; // an error after ready is followed by 'close', handled there
         settled = true;
+        this.pending = undefined;
         this.connecting = undefined;
         const e = this.classify(err, seenFingerprint);
         client.end();
@@ -156,6 +158,7 @@ export class SshConnection extends EventEmitter implements CommandRunner {
       client.on('close', () => {
         if (!settled) {
           settled = true;
+          this.pending = undefined;
           this.connecting = undefined;
           const e = new HvError('unreachable', `${this.where()}: connection closed before it was ready`);
           this.setState('disconnected', e);
@@ -213,20 +216,7 @@ export class SshConnection extends EventEmitter implements CommandRunner {
     }, delay);
   }
 
-  /** Run one command line; a non-zero exit becomes a `command-failed` HvError with code and stderr. */
-  async run(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    const r = await this.exec(command, options);
-    if (r.code !== 0) {
-      const first = r.stderr.trim().split('\n').slice(-1)[0] || r.stdout.trim().split('\n').slice(-1)[0] || '';
-      throw new HvError('command-failed', `${this.settings.host}: \`${command.slice(0, 200)}\` exited ${r.code}: ${first}`, {
-        exitCode: r.code,
-        stderr: r.stderr,
-      });
-    }
-    return r;
-  }
-
-  /** Run one command line and return its output and exit code, whatever the code. */
+  /** Run one command line and return its output and exit code, whatever the code (the driver judges it). */
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const client = await this.connect();
     const timeoutMs = options.timeoutMs ?? this.settings.commandTimeoutMs;
