@@ -125,6 +125,12 @@ export function driverCases(target: () => DriverTarget): void {
     assert.ok(!names.includes(OD1) && !names.includes(OD2), String(names));
   });
 
+  it('runs many commands at once over the one shared connection', async () => {
+    const { driver } = target();
+    const states = await Promise.all(Array.from({ length: 12 }, () => driver.domstate(ODS)));
+    assert.deepStrictEqual(new Set(states), new Set(['shut off']));
+  });
+
   it('reads the host load (loadavg, CPU count) and memory', async () => {
     const { driver } = target();
     const load = await driver.hostLoad();

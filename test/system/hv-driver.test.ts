@@ -102,6 +102,28 @@ function injectionCases(target: () => DriverTarget & { execs: () => number }): v
   });
 }
 
+describe('hv: missing real programs', () => {
+  const missing = [{ path: '/usr/sbin/libvirtd', pkg: 'libvirt-daemon' }];
+  let ci: string | undefined;
+  beforeEach(() => {
+    ci = process.env.CI;
+  });
+  afterEach(() => {
+    if (ci === undefined) delete process.env.CI;
+    else process.env.CI = ci;
+  });
+  it('fails under CI=true, naming the package to install', () => {
+    process.env.CI = 'true';
+    assert.throws(() => requireRealPrograms({ skip: () => assert.fail('must not skip') }, missing, false), /apt-get install -y --no-install-recommends libvirt-daemon/);
+  });
+  it('skips loudly outside CI', () => {
+    delete process.env.CI;
+    let skipped = false;
+    requireRealPrograms({ skip: () => (skipped = true) }, missing, false);
+    assert.ok(skipped);
+  });
+});
+
 describe('hv: driver over SSH against real sshd + libvirtd (test driver)', function () {
   this.timeout(60000);
   let libvirtd: Libvirtd | undefined;

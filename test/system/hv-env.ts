@@ -2,9 +2,11 @@
 // are not, and under CI fail instead of skipping.
 import { missingMessage, missingPrograms } from '../../harness/real/programs';
 
-export function requireRealPrograms(ctx: Mocha.Context): void {
-  const missing = missingPrograms();
-  const notRoot = typeof process.getuid === 'function' && process.getuid() !== 0;
+export function requireRealPrograms(
+  ctx: { skip(): void },
+  missing = missingPrograms(),
+  notRoot = typeof process.getuid === 'function' && process.getuid() !== 0,
+): void {
   if (missing.length === 0 && !notRoot) return;
   const msg = missing.length ? missingMessage(missing) : '\n*** the hv system tests need root (sshd, useradd, libvirtd)\n';
   console.error(msg);
