@@ -18,7 +18,10 @@
 //         re-examining): P2 stands down for now and decides again after another grace period.
 //         P1 not answering: P2 claims.
 //  4. A P2 claim is written, then P2 waits `settleMs` (default 0.5 s, above the SEM sync time) and
-//     acts only if no claim by P1 for this episode has arrived meanwhile; otherwise it stands down.
+//     acts only if it is the winner (rule 5) of the claims it has seen by then; otherwise it stands
+//     down.
+//  Never downgrade: a manager does not write detected/reexamining/cleared over a claim of the same
+//  episode (a late P1 must not erase P2's claim).
 //  5. Winner of an episode, as every peer computes it from the claims it has seen (claimWinner):
 //     a claim by the target's P1 wins; without one, the earliest claim in the replicated edit order
 //     (Lamport clock, then origin) wins. Rules 2-4 make the acting manager that winner: P1 never
@@ -81,11 +84,19 @@ export type Decision =
   | { action: 'wait'; until: number; reason: string }
   | { action: 'probe-p1'; reason: string };
 
-/** Rule 2: P1 on its own confirmation. */
-export function decideP1(me: string, record: Problem | undefined, episodeStart: number, s: ClaimSettings = CLAIM_DEFAULTS): Decision {
+/** Rule 2: P1 on its own confirmation. `claims`: the claim edits of this target seen so far. */
+export function decideP1(
+  me: string,
+  record: Problem | undefined,
+  episodeStart: number,
+  s: ClaimSettings = CLAIM_DEFAULTS,
+  claims: ClaimEdit[] = [],
+): Decision {
   if (inEpisode(record, episodeStart, s.episodeSlackMs) && isClaim(record) && record.detectedBy !== me) {
     return { action: 'stand-down', winner: record.detectedBy, reason: `${record.detectedBy} already handles it (${record.status})` };
   }
+  const other = claims.find((c) => c.manager !== me && c.sinceMs >= episodeStart - s.episodeSlackMs);
+  if (other) return { action: 'stand-down', winner: other.manager, reason: `${other.manager} claimed it first` };
   return { action: 'claim', reason: 'P1 confirms' };
 }
 
@@ -124,17 +135,25 @@ export function decideP2(x: P2Situation, s: ClaimSettings = CLAIM_DEFAULTS): Dec
   return { action: 'claim', reason: `P1 ${x.p1} has not claimed it and does not answer` };
 }
 
-/** Rule 4: after writing its claim and waiting settleMs, does P2 act? */
-export function p2KeepsClaim(me: string, record: Problem | undefined, episodeStart: number, s: ClaimSettings = CLAIM_DEFAULTS): boolean {
-  // Any other manager's claim of this episode beats ours: P1's by rule 5, another's because it was
-  // there before we claimed (we would have stood down had we seen it).
-  return !(inEpisode(record, episodeStart, s.episodeSlackMs) && isClaim(record) && record.detectedBy !== me);
+/**
+ * Rule 4: after writing its claim and waiting settleMs, does P2 act? Decided on every claim edit of
+ * this episode it has seen (its own included), not on the merged record alone: a P1 claim that the
+ * last-writer-wins merge hid under P2's later one still wins.
+ */
+export function p2KeepsClaim(me: string, p1: string, claims: ClaimEdit[], episodeStart: number, s: ClaimSettings = CLAIM_DEFAULTS): boolean {
+  const seen = claims.filter((c) => c.sinceMs >= episodeStart - s.episodeSlackMs);
+  // No claim seen at all (ours could not be written): nobody else claimed, so we act.
+  if (seen.length === 0) return true;
+  return claimWinner(seen, p1)?.manager === me;
 }
 
+/** One claim edit of a target's problem record, as a change event showed it. */
 export interface ClaimEdit {
   manager: string;
   lamport: number;
   origin: string;
+  /** The claimed episode's `since` (ms). */
+  sinceMs: number;
 }
 
 /** Rule 5: the winner among the claims of one episode; undefined when there is none. */
