@@ -34,11 +34,9 @@ export interface HeartbeatSettings extends ClaimSettings {
   reexamNetworkMs: number;
   reexamServiceMs: number;
   recheckMs: number;
-  /** P1 waits at most this long for its claim edit before acting (the edit keeps going). */
-  claimWaitMs: number;
 }
 
-export const HEARTBEAT_DEFAULTS: HeartbeatSettings = { ...MONITOR_DEFAULTS, ...CLAIM_DEFAULTS, claimWaitMs: 300 };
+export const HEARTBEAT_DEFAULTS: HeartbeatSettings = { ...MONITOR_DEFAULTS, ...CLAIM_DEFAULTS };
 
 export interface HeartbeatDeps {
   files: ClusterFiles;
@@ -102,8 +100,6 @@ interface Entry {
   watch: Watch;
   monitor: TargetMonitor;
   episode?: Episode;
-  /** Edits of this target's problem record, one after the other (Mod needs the current before). */
-  edits: Promise<unknown>;
   /** Claim edits of this target seen in change events (recent ones only), for rule 5. */
   claims: ClaimEdit[];
 }
@@ -221,7 +217,7 @@ export class Heartbeat extends EventEmitter {
 
   private add(w: Watch): void {
     const name = w.target.hostname;
-    const entry: Entry = { watch: w, edits: Promise.resolve(), claims: [], monitor: undefined as unknown as TargetMonitor };
+    const entry: Entry = { watch: w, claims: [], monitor: undefined as unknown as TargetMonitor };
     entry.monitor = new TargetMonitor({
       target: name,
       // Read the entry's current member: an address or services change applies at the next check.
@@ -270,22 +266,27 @@ export class Heartbeat extends EventEmitter {
     return parseProblem(this.files.get('problem', name));
   }
 
-  /** Write this target's problem record (serialised per target; failures are reported, never thrown). */
-  private record(e: Entry, status: string, kind: string, since: number): Promise<void> {
+  /**
+   * Write this target's problem record. get() and edit() run in the same turn of the event loop and
+   * the store applies an edit to its replica before its first await (ReplicatedStore does), so the
+   * Mod's `before` is always the current record and the record is local at once; the fan-out to
+   * the peers goes on in the background (a dead peer's timeout must not delay the verdict).
+   * Failures are reported as warnings, never thrown.
+   */
+  private record(e: Entry, status: string, kind: string, since: number): void {
     const target = e.watch.target.hostname;
     const next = problemRecord(target, this.me, kind, status, since);
-    const run = async () => {
+    try {
       const before = this.files.get('problem', target);
       if (before && before.join(', ') === next.join(', ')) return;
       // Never downgrade a claim of this episode with a suspicion step (a late P1 must not erase it).
       const cur = parseProblem(before);
       if (status !== 'confirmed' && isClaim(cur) && inEpisode(cur, since, this.settings.episodeSlackMs)) return;
       const edit: Edit = before ? { file: 'problem', op: 'Mod', before, record: next } : { file: 'problem', op: 'Add', record: next };
-      await this.files.edit(edit);
-    };
-    const p = e.edits.then(run).catch((err: Error) => this.emit('warn', `problem ${target} ${status}: ${err.message}`));
-    e.edits = p;
-    return p.then(() => undefined);
+      this.files.edit(edit).catch((err: Error) => this.emit('warn', `problem ${target} ${status}: ${err.message}`));
+    } catch (err) {
+      this.emit('warn', `problem ${target} ${status}: ${(err as Error).message}`);
+    }
   }
 
   private transition(e: Entry, t: Transition): void {
@@ -295,13 +296,13 @@ export class Heartbeat extends EventEmitter {
       if (t.to === 'suspect') {
         if (e.episode?.timer !== undefined) this.clock.clearTimeout(e.episode.timer);
         e.episode = { detectedAt: t.timings.detectedAt, phase: 'suspect', recorded: p1 };
-        if (p1) void this.record(e, 'detected', t.kind, t.timings.detectedAt);
+        if (p1) this.record(e, 'detected', t.kind, t.timings.detectedAt);
       } else if (t.to === 'reexamining') {
-        if (p1) void this.record(e, 'reexamining', t.kind, t.timings.detectedAt);
+        if (p1) this.record(e, 'reexamining', t.kind, t.timings.detectedAt);
       } else if (t.to === 'cleared') {
         const ep = e.episode;
         e.episode = undefined;
-        if (ep?.recorded) void this.record(e, 'cleared', t.kind, t.timings.detectedAt);
+        if (ep?.recorded) this.record(e, 'cleared', t.kind, t.timings.detectedAt);
         if (p1) this.emit('recovered-by-itself', this.recoveredReport(e, t));
       } else if (t.to === 'confirmed') {
         const ep = (e.episode ??= { detectedAt: t.timings.detectedAt, phase: 'suspect', recorded: p1 });
@@ -320,24 +321,16 @@ export class Heartbeat extends EventEmitter {
     const ep = e.episode!;
     const d = decideP1(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings, e.claims);
     if (d.action === 'stand-down') return this.standDown(e, d);
-    void this.claimAndAct(e, d.reason);
+    this.claimAndAct(e, d.reason);
   }
 
-  /** P1: write the claim, wait for it at most claimWaitMs, act. */
-  private async claimAndAct(e: Entry, reason: string): Promise<void> {
+  /** P1: write the claim (local at once, see record()) and act. */
+  private claimAndAct(e: Entry, reason: string): void {
     const ep = e.episode!;
     ep.phase = 'acted';
     ep.decision = reason;
     ep.winner = this.me;
-    const written = this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
-    await new Promise<void>((resolve) => {
-      const timer = this.clock.setTimeout(resolve, this.settings.claimWaitMs);
-      void written.then(() => {
-        this.clock.clearTimeout(timer);
-        resolve();
-      });
-    });
-    if (e.episode !== ep || !this.running) return;
+    this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
     this.act(e, reason);
   }
 
@@ -345,7 +338,7 @@ export class Heartbeat extends EventEmitter {
     const ep = e.episode!;
     if (p1MustReassert(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings)) {
       this.emit('log', `${e.watch.target.hostname}: another manager's claim was merged over ours; claiming again`);
-      void this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
+      this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
     }
   }
 
@@ -396,18 +389,18 @@ export class Heartbeat extends EventEmitter {
         break;
       }
       case 'claim':
-        void this.claimP2(e, d.reason);
+        this.claimP2(e, d.reason);
         break;
     }
     this.emit('status');
   }
 
   /** P2: write the claim, let it settle, act only if no P1 claim arrived meanwhile. */
-  private async claimP2(e: Entry, reason: string): Promise<void> {
+  private claimP2(e: Entry, reason: string): void {
     const ep = e.episode!;
     ep.phase = 'settling';
     ep.recorded = true;
-    void this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
+    this.record(e, 'confirmed', ep.confirmed!.kind, ep.detectedAt);
     ep.timer = this.clock.setTimeout(() => {
       ep.timer = undefined;
       if (e.episode !== ep || !this.running) return;
