@@ -11,8 +11,9 @@
 //    threshold (a check's result can run before the late tick in the same loop turn).
 //  - CPU: where /proc/pressure/cpu exists (Linux PSI), the share of wall time during which some
 //    runnable task waited for a CPU is sampled every `cpuSampleMs` (500 ms); above `cpuThreshold`
-//    (0.5) the sample's span is a starved window too (plus the hold-off). Set cpuThreshold to 0
-//    to disable this.
+//    (0.8: the CPUs are saturated, not merely busy) the sample's span is a starved window too (plus
+//    the hold-off). Set cpuThreshold to 0 to disable this (e.g. on a host where other work keeps
+//    the CPUs saturated for long: verdicts would stay suspended while it lasts).
 //  - A failed check whose span [start, end] overlaps a starved window is inconclusive: it neither
 //    starts a suspicion nor counts in a re-examination (see target-monitor.ts).
 import * as fs from 'fs';
@@ -75,7 +76,7 @@ export class StarvationMeter implements StarvationView {
     this.lagThresholdMs = opts.lagThresholdMs ?? 250;
     this.holdOffMs = opts.holdOffMs ?? 1000;
     this.cpuSampleMs = opts.cpuSampleMs ?? 500;
-    this.cpuThreshold = opts.cpuThreshold ?? 0.5;
+    this.cpuThreshold = opts.cpuThreshold ?? 0.8;
     this.readStall = opts.readCpuStallUs ?? (() => readPsiCpuStallUs());
   }
 
