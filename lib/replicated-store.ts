@@ -24,7 +24,7 @@ export interface StoreOptions {
   /** The cluster secret shared by all VMs (HMAC key). */
   secret: string;
   /** Peers to contact at start before the group file knows any: `address` or `address:port`. */
-  seeds?: string[];
+  seeds?: string[] | string;
   /** Digest exchange period (anti-entropy), ms. */
   syncIntervalMs?: number;
   /** Deadline of one request to a peer, ms. */
