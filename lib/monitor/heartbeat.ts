@@ -25,6 +25,8 @@ import {
   problemRecord,
 } from './recovery-claim';
 import { Member, membersByName, ringView, Watch } from './ring-view';
+import { parseServiceCheck } from './probes';
+import { Sentinel } from './sentinel';
 import type { StarvationView } from './starvation';
 import { CheckResult, MONITOR_DEFAULTS, TargetMonitor, Transition } from './target-monitor';
 
@@ -47,6 +49,11 @@ export interface HeartbeatDeps {
   check?: (member: Member, timeoutMs: number) => Promise<CheckResult>;
   /** Does this manager answer? (P2 asks about P1 before taking over; default: the ping probe.) */
   ping?: (member: Member, timeoutMs: number) => Promise<boolean>;
+  /**
+   * Hold an idle connection to each checked port so a crash is seen at once (sentinel.ts).
+   * Default: on with the real probes, off with an injected check.
+   */
+  sentinels?: boolean;
 }
 
 export interface FailureReport {
@@ -102,6 +109,7 @@ interface Entry {
   episode?: Episode;
   /** Claim edits of this target seen in change events (recent ones only), for rule 5. */
   claims: ClaimEdit[];
+  sentinels: Sentinel[];
 }
 
 export interface WatchSummary {
@@ -125,6 +133,7 @@ export class Heartbeat extends EventEmitter {
   private readonly entries = new Map<string, Entry>();
   private readonly onChange = (ev: ChangeEvent) => this.changed(ev);
   private running = false;
+  private readonly useSentinels: boolean;
 
   constructor(deps: HeartbeatDeps) {
     super();
@@ -139,6 +148,7 @@ export class Heartbeat extends EventEmitter {
       throw new Error(`timeout (${this.settings.timeoutMs} ms) must be shorter than the interval (${this.settings.intervalMs} ms)`);
     }
     const port = this.files.port;
+    this.useSentinels = deps.sentinels ?? !deps.check;
     this.checkFn = deps.check ?? ((m, t) => checkMember(m, port, t));
     this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname)).outcome === 'ok');
   }
@@ -178,6 +188,7 @@ export class Heartbeat extends EventEmitter {
   }
 
   private drop(e: Entry): void {
+    this.stopSentinels(e);
     e.monitor.stop();
     e.monitor.removeAllListeners();
     if (e.episode?.timer !== undefined) this.clock.clearTimeout(e.episode.timer);
@@ -199,9 +210,11 @@ export class Heartbeat extends EventEmitter {
       const e = this.entries.get(name);
       if (e) {
         const moved = e.watch.target.address !== w.target.address;
+        const servicesChanged = e.watch.target.services.join(' ') !== w.target.services.join(' ');
         e.watch = w;
         // A target that moved to another address is a new machine: no old suspicion applies.
         if (moved) this.restart(e);
+        if (moved || servicesChanged) this.startSentinels(e);
         continue;
       }
       this.add(w);
@@ -217,7 +230,7 @@ export class Heartbeat extends EventEmitter {
 
   private add(w: Watch): void {
     const name = w.target.hostname;
-    const entry: Entry = { watch: w, claims: [], monitor: undefined as unknown as TargetMonitor };
+    const entry: Entry = { watch: w, claims: [], sentinels: [], monitor: undefined as unknown as TargetMonitor };
     entry.monitor = new TargetMonitor({
       target: name,
       // Read the entry's current member: an address or services change applies at the next check.
@@ -234,7 +247,39 @@ export class Heartbeat extends EventEmitter {
     entry.monitor.on('check-error', (err: Error) => this.emit('warn', `check of ${name}: ${err.message}`));
     this.entries.set(name, entry);
     entry.monitor.start();
+    this.startSentinels(entry);
     this.emit('log', `watching ${name} as ${w.priority}`);
+  }
+
+  /** (Re)open the idle connections to the target's manager port and tcp/http service ports. */
+  private startSentinels(e: Entry): void {
+    this.stopSentinels(e);
+    if (!this.useSentinels) return;
+    const ports = new Set<number>([this.files.port]);
+    for (const text of e.watch.target.services) {
+      try {
+        ports.add(parseServiceCheck(text).port);
+      } catch {
+        /* not a check we can watch */
+      }
+    }
+    for (const port of ports) {
+      const s = new Sentinel({
+        host: e.watch.target.address,
+        port,
+        retryMs: this.settings.intervalMs,
+        onLost: () => {
+          if (e.monitor.state === 'ok') e.monitor.nudge();
+        },
+      });
+      e.sentinels.push(s);
+      s.start();
+    }
+  }
+
+  private stopSentinels(e: Entry): void {
+    for (const s of e.sentinels) s.stop();
+    e.sentinels = [];
   }
 
   private changed(ev: ChangeEvent): void {
@@ -243,6 +288,15 @@ export class Heartbeat extends EventEmitter {
       if (ev.file !== 'problem') return;
       const claimed = this.entries.get(ev.record[0]);
       if (claimed && ev.op !== 'Del') this.noteClaim(claimed, ev);
+      // A confirmed target whose problem record was removed, or marked recovered or cleared (by
+      // an operator or the recovery flow), is watched afresh: a new failure is a new episode.
+      if (claimed && claimed.monitor.state === 'confirmed') {
+        const p = parseProblem(this.files.get('problem', claimed.watch.target.hostname));
+        if (!p || p.status === 'recovered' || p.status === 'cleared') {
+          this.emit('log', `${claimed.watch.target.hostname}: problem record ${p ? p.status : 'removed'}, watching afresh`);
+          this.restart(claimed);
+        }
+      }
       for (const e of this.entries.values()) {
         const ep = e.episode;
         if (!ep) continue;

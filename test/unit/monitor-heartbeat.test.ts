@@ -244,6 +244,26 @@ describe('monitor: heartbeat of six managers (fake time, in-memory store)', () =
     assert.ok(outcomes.includes('S1') && outcomes.includes('S3'), outcomes.join(','));
   });
 
+  it('a confirmed target whose problem record is removed is watched afresh', async () => {
+    c = cluster();
+    c.start();
+    await c.clock.advance(1_500);
+    c.health.set('S2', 'service-down');
+    await c.clock.advance(5_000);
+    assert.strictEqual(c.failures.length, 1);
+    assert.strictEqual(c.beats.get('S1')!.summary()[0].state, 'confirmed');
+    c.health.set('S2', 'up');
+    const rec = c.files.get('S4')!.get('problem', 'S2')!;
+    await c.files.get('S4')!.edit({ file: 'problem', op: 'Del', record: rec });
+    await c.clock.advance(2_000);
+    assert.strictEqual(c.beats.get('S1')!.summary()[0].state, 'ok');
+    // A new failure is a new episode with its own failure msg.
+    c.health.set('S2', 'service-down');
+    await c.clock.advance(5_000);
+    assert.strictEqual(c.failures.length, 2);
+    assert.strictEqual(c.failures[1].by, 'S1');
+  });
+
   it('follows a group change at once: a new member enters the ring and is watched', async () => {
     c = cluster();
     c.start();
