@@ -1,0 +1,95 @@
+// What the p2p-heartbeat node needs besides the heartbeat itself: its settings from the editor's
+// config (validated, in ms) and its one-line status. Pure; no Node-RED import.
+import { HEARTBEAT_DEFAULTS, HeartbeatSettings, WatchSummary } from './heartbeat';
+
+/** The shape of a Node-RED node status. */
+export interface StatusLine {
+  fill: 'red' | 'green' | 'yellow' | 'blue' | 'grey';
+  shape: 'ring' | 'dot';
+  text: string;
+}
+
+export interface HeartbeatConfig {
+  name?: string;
+  store?: string;
+  interval?: string | number;
+  timeout?: string | number;
+  reexamNetwork?: string | number;
+  reexamService?: string | number;
+  takeoverGrace?: string | number;
+  settle?: string | number;
+  /** CPU pressure (PSI some, %) above which this VM counts as starved; 0 turns it off. */
+  cpuPressure?: string | number;
+}
+
+export interface NodeSettings {
+  heartbeat: Partial<HeartbeatSettings>;
+  /** For the starvation meter: share of time (0..1) some task waits for a CPU; 0 = off. */
+  cpuThreshold: number;
+}
+
+export const DEFAULT_CPU_PRESSURE_PERCENT = 80;
+
+function short(text: string, n = 60): string {
+  return text.length > n ? text.slice(0, n - 1) + '…' : text;
+}
+
+/** The node's settings (times in ms); throws a clear error for a bad one (and nothing starts). */
+export function parseSettings(config: HeartbeatConfig): NodeSettings {
+  const fields: [keyof HeartbeatConfig, keyof HeartbeatSettings, number, number][] = [
+    ['interval', 'intervalMs', 50, 600_000],
+    ['timeout', 'timeoutMs', 10, 60_000],
+    ['reexamNetwork', 'reexamNetworkMs', 1, 600_000],
+    ['reexamService', 'reexamServiceMs', 1, 600_000],
+    ['takeoverGrace', 'takeoverGraceMs', 0, 600_000],
+    ['settle', 'settleMs', 0, 60_000],
+  ];
+  const out: Partial<HeartbeatSettings> = {};
+  for (const [key, setting, min, max] of fields) {
+    const raw = config[key];
+    if (raw === undefined || raw === '') continue;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${key} is ${JSON.stringify(raw)}: expected ${min}..${max} ms`);
+    out[setting] = v;
+  }
+  const interval = out.intervalMs ?? HEARTBEAT_DEFAULTS.intervalMs;
+  const timeout = out.timeoutMs ?? HEARTBEAT_DEFAULTS.timeoutMs;
+  if (timeout >= interval) throw new Error(`timeout (${timeout} ms) must be shorter than the interval (${interval} ms)`);
+  let cpu = DEFAULT_CPU_PRESSURE_PERCENT;
+  if (config.cpuPressure !== undefined && config.cpuPressure !== '') {
+    cpu = Number(config.cpuPressure);
+    if (!Number.isFinite(cpu) || cpu < 0 || cpu > 100) throw new Error(`cpuPressure is ${JSON.stringify(config.cpuPressure)}: expected 0..100 %`);
+  }
+  return { heartbeat: out, cpuThreshold: cpu / 100 };
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** One status line: the worst target first; green while all is well. */
+export function statusOf(watches: WatchSummary[], me: string, starved: string | undefined): StatusLine {
+  if (watches.length === 0) return { fill: 'grey', shape: 'ring', text: `${me}: watching nobody` };
+  const failed = watches.find((w) => w.state === 'confirmed');
+  if (failed) {
+    const t = failed.target;
+    switch (failed.phase) {
+      case 'acted':
+        return { fill: 'red', shape: 'dot', text: short(`${t} failed (${failed.kind}): handled here`) };
+      case 'stood-down':
+        return { fill: 'red', shape: 'ring', text: short(`${t} failed (${failed.kind}): ${failed.winner} handles it`) };
+      default:
+        return { fill: 'red', shape: 'ring', text: short(`${t} failed (${failed.kind}): ${failed.phase} (P2)`) };
+    }
+  }
+  const suspect = watches.find((w) => w.state === 'suspect' || w.state === 'reexamining');
+  if (suspect) {
+    return {
+      fill: 'yellow',
+      shape: 'ring',
+      text: short(`${suspect.target} ${suspect.state} (${suspect.kind}): ${secs(suspect.remainingMs ?? 0)} left`),
+    };
+  }
+  const list = watches.map((w) => `${w.priority} ${w.target}`).join(', ');
+  if (starved) return { fill: 'yellow', shape: 'dot', text: short(`${list}; verdicts suspended: ${starved}`) };
+  return { fill: 'green', shape: 'dot', text: short(`watching ${list}`) };
+}
+
