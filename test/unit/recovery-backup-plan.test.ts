@@ -1,0 +1,251 @@
+// The backup plan's branches over an in-memory replica and a scripted driver: a normal recovery,
+// the host unreachable (one confirmation is not enough, two are), a lost OD race, a failing or
+// missing installation procedure, and every error leaving the problem record `failed`.
+import { strict as assert } from 'assert';
+import { confirmers, isUnreachable, reasonField, RecoveryError, runBackupPlan, PlanDriver, StepEvent } from '../../lib/recovery/backup-plan';
+import { MemoryFiles } from '../support/memory-files';
+
+class HvLikeError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A driver over a domain table, with failures to inject. */
+class FakeDriver implements PlanDriver {
+  readonly calls: string[] = [];
+  unreachable = false;
+  scriptFails?: string;
+  missing = new Set<string>();
+  constructor(readonly domains: Map<string, string>) {}
+  private reach(what: string) {
+    this.calls.push(what);
+    if (this.unreachable) throw new HvLikeError('unreachable', 'connect ECONNREFUSED');
+  }
+  async destroy(name: string) {
+    this.reach(`destroy ${name}`);
+    const s = this.domains.get(name);
+    if (s === undefined) throw new HvLikeError('command-failed', `error: failed to get domain '${name}'`);
+    if (s === 'shut off') throw new HvLikeError('command-failed', 'error: Requested operation is not valid: domain is not running');
+    this.domains.set(name, 'shut off');
+  }
+  async domstate(name: string) {
+    this.reach(`domstate ${name}`);
+    const s = this.domains.get(name);
+    if (s === undefined) throw new HvLikeError('command-failed', `error: failed to get domain '${name}'`);
+    return s;
+  }
+  async resume(name: string) {
+    this.reach(`resume ${name}`);
+    if (this.domains.get(name) !== 'paused') throw new HvLikeError('command-failed', `error: domain '${name}' not paused`);
+    this.domains.set(name, 'running');
+  }
+  async runFile(path: string, vars?: Record<string, string | number>) {
+    this.reach(`run ${path} ${JSON.stringify(vars)}`);
+    if (this.missing.has(path)) throw new HvLikeError('command-failed', `/bin/sh: 0: cannot open ${path}: No such file`);
+    if (this.scriptFails) throw new HvLikeError('command-failed', this.scriptFails);
+    return { stdout: '', stderr: '', code: 0 };
+  }
+}
+
+const ME = { hostname: 'S1', address: '127.0.1.1', realServer: 'RS1', services: '-' };
+
+function world() {
+  const files = new MemoryFiles(ME, {
+    group: [
+      ['S1', '127.0.1.1', 'RS1', 'tcp:80'],
+      ['S2', '127.0.1.2', 'RS2', 'tcp:80'],
+      ['S3', '127.0.1.3', 'RS3', 'tcp:80'],
+      ['S4', '127.0.1.4', 'RS1', 'tcp:80'],
+      ['S5', '127.0.1.5', 'RS2', 'tcp:80'],
+      ['S6', '127.0.1.6', 'RS3', 'tcp:80'],
+    ],
+    realserver: [['RS1', '0.40', '2', 'up'], ['RS2', '0.30', '2', 'up'], ['RS3', '0.10', '2', 'up']],
+    'available-od': [['OD1', '127.0.2.1', 'RS1'], ['OD2', '127.0.2.2', 'RS2'], ['OD3', '127.0.2.3', 'RS3'], ['OD3x', '127.0.2.4', 'RS3']],
+    problem: [['S2', 'S1', 'network', 'confirmed', '-', new Date().toISOString()]],
+  });
+  const hosts = new Map<string, FakeDriver>([
+    ['RS1', new FakeDriver(new Map([['S1', 'running'], ['S4', 'running'], ['OD1', 'paused']]))],
+    ['RS2', new FakeDriver(new Map([['S2', 'running'], ['S5', 'running'], ['OD2', 'paused']]))],
+    ['RS3', new FakeDriver(new Map([['S3', 'running'], ['S6', 'running'], ['OD3', 'paused'], ['OD3x', 'paused']]))],
+  ]);
+  const steps: StepEvent[] = [];
+  const roles: unknown[] = [];
+  let clock = 1_000_000;
+  const deps = {
+    files,
+    driver: (rs: string) => hosts.get(rs),
+    assignRole: async (r: unknown) => {
+      roles.push(r);
+    },
+    now: () => clock,
+    // Fake time, but a real turn of the event loop, so a test can edit the files while the plan waits.
+    sleep: async (ms: number) => {
+      clock += ms;
+      await new Promise((r) => setImmediate(r));
+    },
+    onStep: (e: StepEvent) => steps.push(e),
+  };
+  return { files, hosts, steps, roles, deps, advance: (ms: number) => (clock += ms) };
+}
+
+describe('recovery backup plan', () => {
+  it('Fig. 1: fences S2, resumes the OD of the least loaded real server, installs, gives the role, edits the files', async () => {
+    const w = world();
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1', kind: 'network' }, w.deps);
+    assert.equal(r.fence, 'destroyed');
+    assert.equal(w.hosts.get('RS2')!.domains.get('S2'), 'shut off');
+    assert.deepEqual([r.realServer, r.od, r.backup, r.address], ['RS3', 'OD3', 'S2b', '127.0.2.3']);
+    assert.equal(w.hosts.get('RS3')!.domains.get('OD3'), 'running');
+    const run = w.hosts.get('RS3')!.calls.find((c) => c.startsWith('run '))!;
+    assert.match(run, /^run \/var\/lib\/p2p-ha\/install\/S2\.sh /);
+    assert.deepEqual(JSON.parse(run.slice(run.indexOf('{'))), {
+      TARGET: 'S2', TARGET_ADDRESS: '127.0.1.2', BACKUP: 'S2b', BACKUP_ADDRESS: '127.0.2.3', OD: 'OD3', REAL_SERVER: 'RS3', SERVICES: 'tcp:80',
+    });
+    assert.deepEqual(w.roles, [{ target: 'S2', backup: 'S2b', address: '127.0.2.3', realServer: 'RS3', services: 'tcp:80', od: 'OD3' }]);
+    assert.ok(!w.files.get('group', 'S2'));
+    assert.deepEqual(w.files.get('group', 'S2b'), ['S2b', '127.0.2.3', 'RS3', 'tcp:80']);
+    assert.ok(!w.files.get('available-od', 'OD3'));
+    assert.deepEqual(w.files.get('problem', 'S2')!.slice(0, 5), ['S2', 'S1', 'network', 'recovered', 'S2b']);
+    assert.deepEqual(w.steps.map((s) => s.step), ['fence', 'place', 'resume', 'install', 'role', 'edits', 'recovered']);
+    // The problem record went through fencing and recovering first.
+    assert.deepEqual(w.files.lines.filter((l) => l.startsWith('problem')).map((l) => l.split(', ')[11]), ['fencing', 'recovering', 'recovered']);
+  });
+
+  it('a target already off counts as fenced', async () => {
+    const w = world();
+    w.hosts.get('RS2')!.domains.set('S2', 'shut off');
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.equal(r.fence, 'already-off');
+  });
+
+  it('host unreachable and one manager only: waits, then fails with the reason and starts nothing', async () => {
+    const w = world();
+    w.hosts.get('RS2')!.unreachable = true;
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps, { confirmWaitMs: 1000, confirmPollMs: 100 }), (e: unknown) => {
+      assert.ok(e instanceof RecoveryError);
+      assert.equal(e.step, 'confirm');
+      assert.match(e.message, /confirmed only by S1/);
+      return true;
+    });
+    assert.equal(w.hosts.get('RS3')!.domains.get('OD3'), 'paused');
+    const p = w.files.get('problem', 'S2')!;
+    assert.equal(p[3], 'failed');
+    assert.match(p[6], /unreachable/);
+    assert.ok(!p[6].includes(','));
+  });
+
+  it('host unreachable, a second manager confirms another VM of that host: proceeds', async () => {
+    const w = world();
+    w.hosts.get('RS2')!.unreachable = true;
+    const run = runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    // S4 (P1 of S5) confirms S5 while S1 waits.
+    await new Promise((r) => setImmediate(r));
+    await w.files.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r = await run;
+    assert.equal(r.fence, 'confirmed-unreachable');
+    assert.ok(w.steps.some((s) => s.step === 'confirm' && /S1, S4/.test(s.text)));
+  });
+
+  it('confirmers counts distinct managers of VMs on the same host within the window', () => {
+    const now = Date.parse('2026-01-01T00:01:00Z');
+    const group = [['S2', 'a', 'RS2', '-'], ['S5', 'b', 'RS2', '-'], ['S3', 'c', 'RS3', '-']];
+    const problem = [
+      ['S5', 'S4', 'network', 'confirmed', '-', '2026-01-01T00:00:59Z'],
+      ['S3', 'S2', 'network', 'confirmed', '-', '2026-01-01T00:00:59Z'],
+      ['S2', 'S6', 'network', 'recovered', 'S2b', '2025-12-31T00:00:00Z'],
+    ];
+    assert.deepEqual(confirmers({ target: 'S2', detectedBy: 'S1' }, group, problem, now, 60000), ['S1', 'S4']);
+    assert.deepEqual(confirmers({ target: 'S2', detectedBy: 'S1', confirmations: ['S3'] }, group, [], now, 60000), ['S1', 'S3']);
+  });
+
+  it('OD race lost (the OD is already running): takes the next OD', async () => {
+    const w = world();
+    w.hosts.get('RS3')!.domains.set('OD3', 'running'); // another manager resumed it first
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.equal(r.od, 'OD3x');
+    assert.deepEqual(r.lostRaces, ['OD3']);
+    // The winner deletes OD3 from available-od, not the loser.
+    assert.ok(w.files.get('available-od', 'OD3'));
+    assert.ok(!w.files.get('available-od', 'OD3x'));
+  });
+
+  it('gives up after maxOdAttempts and records failed', async () => {
+    const w = world();
+    for (const [rs, od] of [['RS1', 'OD1'], ['RS2', 'OD2'], ['RS3', 'OD3'], ['RS3', 'OD3x']]) w.hosts.get(rs)!.domains.set(od, 'running');
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps, { maxOdAttempts: 2 }), /resume: no OD could be resumed after 2 attempts/);
+    assert.equal(w.files.get('problem', 'S2')![3], 'failed');
+  });
+
+  it('no real server can take it: failed with the placer reason', async () => {
+    const w = world();
+    for (const od of w.files.records('available-od')) await w.files.edit({ file: 'available-od', op: 'Del', record: od });
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), (e: unknown) => {
+      assert.ok(e instanceof RecoveryError);
+      assert.equal(e.step, 'place');
+      assert.match(e.message, /no available OD/);
+      return true;
+    });
+    assert.match(w.files.get('problem', 'S2')![6], /no available OD/);
+  });
+
+  it('a failing installation procedure fails the recovery with its message', async () => {
+    const w = world();
+    w.hosts.get('RS3')!.scriptFails = 'exited 3: could not write /etc/service.conf';
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), /install: installation procedure .* failed: exited 3/);
+    assert.equal(w.files.get('problem', 'S2')![3], 'failed');
+    assert.ok(w.files.get('group', 'S2'), 'the group is not edited by a failed recovery');
+  });
+
+  it('a missing procedure for a backup falls back to the original server\'s, and none at all is an error', async () => {
+    const w = world();
+    await w.files.edit({ file: 'group', op: 'Add', record: ['S7b', '127.0.1.7', 'RS2', 'tcp:80'] });
+    w.hosts.get('RS2')!.domains.set('S7b', 'running');
+    w.hosts.get('RS3')!.missing.add('/var/lib/p2p-ha/install/S7b.sh');
+    const r = await runBackupPlan({ target: 'S7b', detectedBy: 'S1' }, w.deps);
+    assert.equal(r.backup, 'S7b2');
+    assert.ok(r.steps.some((s) => s.step === 'install' && /S7\.sh/.test(s.text)));
+    const w2 = world();
+    w2.hosts.get('RS3')!.missing.add('/var/lib/p2p-ha/install/S2.sh');
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps), /no installation procedure for S2/);
+  });
+
+  it('a role step that fails, or a target unknown to the files, is recorded failed', async () => {
+    const w = world();
+    w.deps.assignRole = async () => {
+      throw new Error('POST /flows answered 401');
+    };
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), /role: POST \/flows answered 401/);
+    assert.match(w.files.get('problem', 'S2')![6], /401/);
+    const w2 = world();
+    await assert.rejects(runBackupPlan({ target: 'S9', detectedBy: 'S1' }, w2.deps), /S9 has no real server/);
+    assert.equal(w2.files.get('problem', 'S9')![3], 'failed');
+  });
+
+  it('two failures at once get different ODs, spread over the real servers', async () => {
+    const w = world();
+    await w.files.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const [a, b] = await Promise.all([runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), runBackupPlan({ target: 'S5', detectedBy: 'S4' }, w.deps)]);
+    assert.notEqual(a.od, b.od);
+    assert.deepEqual([a.realServer, b.realServer], ['RS3', 'RS3']);
+    assert.ok(w.files.get('group', 'S2b') && w.files.get('group', 'S5b'));
+  });
+
+  it('helpers: unreachable kinds and the reason field', () => {
+    assert.ok(isUnreachable(new HvLikeError('timeout', 'x')));
+    assert.ok(!isUnreachable(new HvLikeError('command-failed', 'x')));
+    assert.ok(!isUnreachable(new Error('plain')));
+    assert.equal(reasonField('a, b\nc'), 'a; b c');
+  });
+
+  it('stops between steps when aborted', async () => {
+    const w = world();
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, { ...w.deps, signal: ac.signal }), /node closed/);
+    assert.equal(w.hosts.get('RS3')!.domains.get('OD3'), 'paused');
+  });
+});
