@@ -1,0 +1,67 @@
+import { strict as assert } from 'assert';
+import { macFor, replicateOne, ReplicationEvent } from '../../lib/recovery/od-replication';
+import { MemoryFiles } from '../support/memory-files';
+
+class FakeHost {
+  readonly domains = new Map<string, string>([['ODS1', 'shut off']]);
+  readonly calls: string[] = [];
+  failStart = false;
+  async clone(original: string, name: string, mac?: string) {
+    this.calls.push(`clone ${original} ${name} ${mac}`);
+    if (this.domains.has(name)) throw new Error(`ERROR    Invalid name for new guest: Guest name '${name}' is already in use.`);
+    this.domains.set(name, 'shut off');
+  }
+  async start(name: string) {
+    this.calls.push(`start ${name}`);
+    if (this.failStart) throw new Error('error: Failed to start domain');
+    this.domains.set(name, 'running');
+  }
+  async suspend(name: string) {
+    this.calls.push(`suspend ${name}`);
+    this.domains.set(name, 'paused');
+  }
+}
+
+const id = { od: 'OD11', address: '127.0.2.11', realServer: 'RS1' };
+const files = () => new MemoryFiles({ hostname: 'S1', address: '127.0.1.1', realServer: 'RS1', services: '-' }, { reservation: [['OD11', '127.0.2.11', 'RS1']] });
+
+describe('recovery OD replication', () => {
+  it('clone, start, re-identify, suspend, then available-od Add and reservation Del', async () => {
+    const host = new FakeHost();
+    const f = files();
+    const seen: ReplicationEvent[] = [];
+    const reid: unknown[] = [];
+    const r = await replicateOne(id, { files: f, driver: host, ods: 'ODS1', reidentify: async (x) => void reid.push(x), onStep: (e) => seen.push(e) });
+    assert.equal(r.outcome, 'made');
+    assert.deepEqual(host.calls, [`clone ODS1 OD11 ${macFor('OD11')}`, 'start OD11', 'suspend OD11']);
+    assert.deepEqual(reid, [{ ...id, mac: macFor('OD11') }]);
+    assert.equal(host.domains.get('OD11'), 'paused');
+    assert.deepEqual(f.get('available-od', 'OD11'), ['OD11', '127.0.2.11', 'RS1']);
+    assert.equal(f.get('reservation', 'OD11'), undefined);
+    assert.deepEqual(seen.map((e) => e.step), ['clone', 'start', 'reidentify', 'suspend', 'edits', 'done']);
+  });
+
+  it('stands down when the clone name is in use (another replicator), files untouched', async () => {
+    const host = new FakeHost();
+    host.domains.set('OD11', 'running');
+    const f = files();
+    const r = await replicateOne(id, { files: f, driver: host, ods: 'ODS1' });
+    assert.equal(r.outcome, 'stood-down');
+    assert.ok(f.get('reservation', 'OD11'));
+    assert.equal(f.lines.length, 0);
+  });
+
+  it('a failing step throws and leaves the files alone', async () => {
+    const host = new FakeHost();
+    host.failStart = true;
+    const f = files();
+    await assert.rejects(replicateOne(id, { files: f, driver: host, ods: 'ODS1' }), /Failed to start/);
+    assert.equal(f.lines.length, 0);
+  });
+
+  it('MACs are stable, unicast, locally administered range', () => {
+    assert.equal(macFor('OD11'), macFor('OD11'));
+    assert.notEqual(macFor('OD11'), macFor('OD12'));
+    assert.match(macFor('OD11'), /^52:54:00(:[0-9a-f]{2}){3}$/);
+  });
+});
