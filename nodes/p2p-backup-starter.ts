@@ -1,0 +1,149 @@
+// p2p-backup-starter: for a confirmed failure (msg from p2p-heartbeat, optionally placed by
+// p2p-placer), fences the failed server, resumes an OD, runs the installation procedure, gives the
+// OD the failed server's role and edits the files (lib/recovery/backup-plan.ts). Every step shows
+// on the status and leaves as a msg (topic `recovery/<step>`); the end is a msg with topic
+// `recovered` and the whole result, or done(err) with the problem record left `failed`.
+// Several failures recover in parallel; a second msg for a target already being recovered is
+// dropped with a warning.
+import { runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
+import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
+import type { Placement } from '../lib/recovery/placement';
+import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import type { NodeMessage, RED } from './common/node-red';
+import { realServerDrivers, seconds } from './common/real-servers';
+import { useStore } from './common/store-user';
+
+interface StarterConfig {
+  name?: string;
+  store?: string;
+  procedureDir?: string;
+  confirmWait?: string | number;
+  maxOdAttempts?: string | number;
+  roleMode?: 'admin-api' | 'none';
+  adminPort?: string | number;
+}
+
+const CLOSE_DEADLINE_MS = 10_000;
+
+export = function (RED: RED) {
+  function P2pBackupStarterNode(this: any, config: StarterConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const { files } = useStore(RED, node, config.store);
+    const running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
+    let settingsError: string | undefined;
+    let procedureDir = DEFAULT_PROCEDURE_DIR;
+    try {
+      procedureDir = checkDir((config.procedureDir || DEFAULT_PROCEDURE_DIR).trim());
+    } catch (e) {
+      settingsError = (e as Error).message;
+    }
+    const adminPort = Number(config.adminPort || 1880);
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+    const roleMode = config.roleMode === 'none' ? 'none' : 'admin-api';
+    const settings = {
+      procedureDir,
+      confirmWaitMs: seconds(config.confirmWait, 6, 0, 120),
+      maxOdAttempts: Math.min(10, Math.max(1, Number(config.maxOdAttempts) || 3)),
+    };
+    if (settingsError) node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+
+    const assignRole =
+      roleMode === 'none'
+        ? undefined
+        : (role: Role) =>
+            assignRoleViaAdminApi(role, {
+              url: `http://${role.address}:${adminPort}`,
+              token: node.credentials?.adminToken || undefined,
+              timeoutMs: 5000,
+              // The backup catches up from this manager at once, not at the next digest round.
+              seeds: files!.identity.address,
+            });
+
+    const statusFor = (e: StepEvent) => {
+      if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text: e.text.slice(0, 60) };
+      if (e.step === 'failed') return { fill: 'red', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
+      if (e.step === 'fence' && /unreachable/.test(e.text)) return { fill: 'yellow', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
+      return { fill: 'blue', shape: 'ring', text: `${e.target}: ${e.step} ${e.text}`.slice(0, 60) };
+    };
+
+    node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
+      try {
+        if (settingsError) throw new Error(settingsError);
+        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        const p = (msg.payload ?? {}) as Record<string, unknown>;
+        const target = p.target;
+        if (typeof target !== 'string' || target === '') throw new Error('payload.target (the failed server) is missing');
+        if (running.has(target)) {
+          node.warn(`${target}: a recovery is already running here; this msg is dropped`);
+          return done();
+        }
+        const placement = msg.placement && !(msg.placement as { error?: string }).error ? (msg.placement as Placement) : undefined;
+        const abort = new AbortController();
+        const drivers = realServerDrivers(RED);
+        const run = runBackupPlan(
+          {
+            target,
+            address: typeof p.address === 'string' ? p.address : undefined,
+            realServer: typeof p.realServer === 'string' ? p.realServer : undefined,
+            kind: typeof p.kind === 'string' ? p.kind : undefined,
+            detectedBy: typeof p.detectedBy === 'string' ? p.detectedBy : files.identity.hostname,
+            confirmations: Array.isArray(p.confirmations) ? p.confirmations.filter((c): c is string => typeof c === 'string') : undefined,
+            placement,
+          },
+          {
+            files,
+            driver: (rs) => drivers.get(rs),
+            assignRole,
+            signal: abort.signal,
+            onStep: (e) => {
+              if (abort.signal.aborted) return;
+              node.status(statusFor(e));
+              if (e.step !== 'recovered' && e.step !== 'failed') send({ topic: `recovery/${e.step}`, payload: e, failure: msg.payload });
+            },
+          },
+          settings,
+        );
+        const finished = run.then(
+          (r: RecoveryResult) => {
+            running.delete(target);
+            if (abort.signal.aborted) return done();
+            msg.topic = 'recovered';
+            msg.failure = msg.payload;
+            msg.payload = r;
+            send(msg);
+            done();
+          },
+          (e: Error) => {
+            running.delete(target);
+            if (!abort.signal.aborted) node.status({ fill: 'red', shape: 'ring', text: `${target}: ${e.message}`.slice(0, 60) });
+            done(e);
+          },
+        );
+        running.set(target, { abort, done: finished });
+      } catch (e) {
+        node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 60) });
+        done(e as Error);
+      }
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      // Stop between steps; an SSH command under way ends with its own deadline.
+      for (const r of running.values()) r.abort.abort();
+      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)));
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(guard);
+        running.clear();
+        done();
+      };
+      const guard = setTimeout(finish, CLOSE_DEADLINE_MS);
+      all.then(finish, finish);
+    });
+  }
+  RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {
+    credentials: { adminToken: { type: 'password' } },
+  });
+};

@@ -1,0 +1,218 @@
+// p2p-od-replicator: keeps on every live real server as many ODs as the average number of VMs per
+// live real server, rounded up (lib/recovery/od-pool.ts), recomputed whenever the files change.
+// This manager replicates only for the real servers the rule of lib/recovery/replicator-lock.ts
+// gives it; the others stand by. One clone at a time per real server, real servers in parallel.
+// Every step leaves as a msg (topic `replication/<step>`); a msg in evaluates now and sends the
+// plan (topic `od-pool`).
+import type { ChangeEvent } from '../lib/cluster-api';
+import { procedureVariables } from '../lib/recovery/install-procedure';
+import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
+import { planPool, type Identity } from '../lib/recovery/od-pool';
+import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
+import { replicatesFor } from '../lib/recovery/replicator-lock';
+import { deployIdentityViaAdminApi } from '../lib/recovery/role';
+import { NAME_RE } from '../lib/files';
+import type { NodeMessage, RED } from './common/node-red';
+import { realServerDrivers, seconds } from './common/real-servers';
+import { useStore } from './common/store-user';
+
+interface ReplicatorConfig {
+  name?: string;
+  store?: string;
+  ods?: string;
+  reidentify?: 'admin-api' | 'procedure' | 'none';
+  adminPort?: string | number;
+  procedureDir?: string;
+  interval?: string | number;
+  debounce?: string | number;
+}
+
+const WATCHED = new Set(['group', 'realserver', 'available-od', 'reservation', 'problem']);
+const CLOSE_DEADLINE_MS = 10_000;
+
+export = function (RED: RED) {
+  function P2pOdReplicatorNode(this: any, config: ReplicatorConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const { files } = useStore(RED, node, config.store);
+    const odsTemplate = (config.ods || 'ODS').trim();
+    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' ? config.reidentify : 'admin-api';
+    const adminPort = Number(config.adminPort || 1880);
+    const intervalMs = seconds(config.interval, 30, 1, 3600);
+    const debounceMs = seconds(config.debounce, 0.5, 0, 60);
+    let settingsError: string | undefined;
+    let procedureDir = DEFAULT_PROCEDURE_DIR;
+    try {
+      procedureDir = checkDir((config.procedureDir || DEFAULT_PROCEDURE_DIR).trim());
+    } catch (e) {
+      settingsError = (e as Error).message;
+    }
+    if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = `ODS name ${JSON.stringify(odsTemplate)} is not a domain name (use {rs} for the real server)`;
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+
+    const inFlight = new Set<string>();
+    const workers = new Map<string, Promise<void>>();
+    const lastError = new Map<string, string>();
+    const abort = new AbortController();
+    let debounce: NodeJS.Timeout | undefined;
+    let ticker: NodeJS.Timeout | undefined;
+    let closed = false;
+
+    const say = (fill: string, shape: string, text: string) => {
+      if (!closed) node.status({ fill, shape, text: text.slice(0, 60) });
+    };
+
+    const poolFiles = () => ({
+      group: files!.records('group'),
+      realserver: files!.records('realserver'),
+      availableOd: files!.records('available-od'),
+      reservation: files!.records('reservation'),
+    });
+
+    const reidentify = (rs: string) => async (id: Identity & { mac: string }) => {
+      if (mode === 'none') return;
+      if (mode === 'admin-api') {
+        await deployIdentityViaAdminApi(
+          { hostname: id.od, address: id.address, realServer: id.realServer, services: '-', autoJoin: false, seeds: '' },
+          { url: `http://${id.address}:${adminPort}`, token: node.credentials?.adminToken || undefined, timeoutMs: 5000, readyTimeoutMs: 60_000 },
+        );
+        return;
+      }
+      const d = realServerDrivers(RED).get(rs);
+      if (!d) throw new Error(`no driver for ${rs}`);
+      const v = procedureVariables({ target: id.od, targetAddress: id.address, backup: id.od, backupAddress: id.address, od: id.od, realServer: rs, services: '-' });
+      await d.runFile(`${procedureDir}/od-setup.sh`, { ...v, MAC: id.mac });
+    };
+
+    /** One real server's worker: clone until its need is met or a step fails. */
+    const work = async (rs: string) => {
+      for (;;) {
+        if (closed || !files) return;
+        if (!replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') }).includes(rs)) return;
+        const need = planPool(poolFiles(), inFlight).needs.find((n) => n.realServer === rs);
+        const id = need?.identities[0];
+        if (!need || !id) {
+          if (need && need.missingIdentities > 0) lastError.set(rs, `${rs}: ${need.missingIdentities} OD(s) missing but no reservation left`);
+          return;
+        }
+        const driver = realServerDrivers(RED).get(rs);
+        if (!driver) {
+          lastError.set(rs, `no p2p-real-server configured for ${rs}`);
+          return;
+        }
+        inFlight.add(id.od);
+        try {
+          say('blue', 'ring', `${id.od} on ${rs}: cloning`);
+          const r = await replicateOne(id, {
+            files,
+            driver,
+            ods: odsTemplate.replace('{rs}', rs),
+            reidentify: reidentify(rs),
+            signal: abort.signal,
+            onStep: (e: ReplicationEvent) => {
+              if (closed) return;
+              say(e.step === 'failed' ? 'red' : 'blue', 'ring', `${e.od}: ${e.step}`);
+              node.send({ topic: `replication/${e.step}`, payload: e });
+            },
+          });
+          lastError.delete(rs);
+          if (r.outcome === 'stood-down') return;
+        } catch (e) {
+          lastError.set(rs, `${id.od} on ${rs}: ${(e as Error).message}`);
+          if (!closed) node.warn(lastError.get(rs));
+          return;
+        } finally {
+          inFlight.delete(id.od);
+        }
+      }
+    };
+
+    const evaluate = () => {
+      if (closed || !files || settingsError) return;
+      const mine = replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') });
+      for (const rs of mine) {
+        if (workers.has(rs)) continue;
+        const w = work(rs)
+          .catch((e) => void lastError.set(rs, (e as Error).message))
+          .finally(() => {
+            workers.delete(rs);
+            render();
+          });
+        workers.set(rs, w);
+      }
+      render();
+    };
+
+    const render = () => {
+      if (closed || !files) return;
+      if (settingsError) return say('red', 'ring', settingsError);
+      const errs = [...lastError.values()];
+      if (errs.length) return say('red', 'ring', errs[0]);
+      const mine = replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') });
+      if (workers.size) return say('blue', 'ring', `cloning on ${[...workers.keys()].join(' ')}`);
+      if (!mine.length) return say('grey', 'ring', 'standing by');
+      const plan = planPool(poolFiles(), inFlight);
+      const have = plan.needs.filter((n) => mine.includes(n.realServer)).map((n) => `${n.realServer} ${n.have}/${n.target}`);
+      say('green', 'dot', have.join(', '));
+    };
+
+    const schedule = () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(evaluate, debounceMs);
+    };
+
+    const onChange = (c: ChangeEvent) => {
+      if (WATCHED.has(c.file)) schedule();
+    };
+
+    if (settingsError) say('red', 'ring', settingsError);
+    if (files) {
+      files.on('change', onChange);
+      schedule();
+      const tick = () => {
+        evaluate();
+        if (!closed) ticker = setTimeout(tick, intervalMs);
+      };
+      ticker = setTimeout(tick, intervalMs);
+    }
+
+    node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
+      try {
+        if (settingsError) throw new Error(settingsError);
+        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        evaluate();
+        msg.topic = 'od-pool';
+        msg.payload = {
+          plan: planPool(poolFiles(), inFlight),
+          replicatesFor: replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') }),
+          cloning: [...inFlight],
+          errors: Object.fromEntries(lastError),
+        };
+        send(msg);
+        done();
+      } catch (e) {
+        done(e as Error);
+      }
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      abort.abort();
+      clearTimeout(debounce);
+      clearTimeout(ticker);
+      files?.off('change', onChange);
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(guard);
+        done();
+      };
+      const guard = setTimeout(finish, CLOSE_DEADLINE_MS);
+      Promise.all([...workers.values()]).then(finish, finish);
+    });
+  }
+  RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {
+    credentials: { adminToken: { type: 'password' } },
+  });
+};
