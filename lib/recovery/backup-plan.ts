@@ -134,7 +134,11 @@ const IN_HAND = ['confirmed', 'fencing', 'recovering'];
 /** An error from reaching the host (not from the command run there). */
 export function isUnreachable(e: unknown): boolean {
   const kind = (e as { kind?: string })?.kind;
-  return kind !== undefined && kind !== 'command-failed';
+  if (kind !== undefined) return kind !== 'command-failed';
+  // An unclassified error from the SSH layer (ssh2 throws "Not connected" synchronously when a
+  // connection dropped an instant before the command): the host was not reached either.
+  const msg = (e as Error)?.message ?? '';
+  return /^Not connected$|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|No response from server|handshake/i.test(msg);
 }
 
 /**

@@ -29,23 +29,44 @@ export class RoleError extends Error {
   }
 }
 
-function checkRole(role: Role): void {
-  if (!NAME_RE.test(role.backup)) throw new RoleError(`backup name ${JSON.stringify(role.backup)} is not a valid hostname`);
-  if (!ADDRESS_RE.test(role.address)) throw new RoleError(`address ${JSON.stringify(role.address)} is not valid`);
-  if (!NAME_RE.test(role.realServer)) throw new RoleError(`real server ${JSON.stringify(role.realServer)} is not valid`);
+/** What a VM's p2p-store is told to be: a member (the role S2b) or an OD (not a member). */
+export interface StoreIdentity {
+  hostname: string;
+  address: string;
+  realServer: string;
+  services: string;
+  autoJoin: boolean;
+  /** Peers to catch up from at start (space-separated addresses); unchanged when undefined. */
+  seeds?: string;
 }
 
-/** The OD's flows with its one p2p-store taking the role. Other nodes are kept as they are. */
-export function flowsWithRole(flows: FlowNodeLike[], role: Role): FlowNodeLike[] {
-  checkRole(role);
-  if (!Array.isArray(flows)) throw new RoleError('the OD did not return a flow list');
+function checkIdentity(id: StoreIdentity): void {
+  if (!NAME_RE.test(id.hostname)) throw new RoleError(`hostname ${JSON.stringify(id.hostname)} is not a valid hostname`);
+  if (!ADDRESS_RE.test(id.address)) throw new RoleError(`address ${JSON.stringify(id.address)} is not valid`);
+  if (!NAME_RE.test(id.realServer)) throw new RoleError(`real server ${JSON.stringify(id.realServer)} is not valid`);
+  if (id.seeds !== undefined && !id.seeds.split(/\s+/).filter(Boolean).every((a) => ADDRESS_RE.test(a))) {
+    throw new RoleError(`seeds ${JSON.stringify(id.seeds)} are not addresses`);
+  }
+}
+
+/** The identity a backup's store takes for a role. */
+export function roleIdentity(role: Role, seeds?: string): StoreIdentity {
+  return { hostname: role.backup, address: role.address, realServer: role.realServer, services: role.services, autoJoin: true, seeds };
+}
+
+/** The VM's flows with its one p2p-store given this identity. Other nodes are kept as they are. */
+export function flowsWithIdentity(flows: FlowNodeLike[], id: StoreIdentity): FlowNodeLike[] {
+  checkIdentity(id);
+  if (!Array.isArray(flows)) throw new RoleError('the VM did not return a flow list');
   const stores = flows.filter((n) => n && n.type === 'p2p-store');
-  if (stores.length !== 1) throw new RoleError(`the OD's flow must hold exactly one p2p-store, it holds ${stores.length}`);
-  return flows.map((n) =>
-    n.type === 'p2p-store'
-      ? { ...n, hostname: role.backup, address: role.address, realServer: role.realServer, services: role.services, autoJoin: true }
-      : n,
-  );
+  if (stores.length !== 1) throw new RoleError(`the VM's flow must hold exactly one p2p-store, it holds ${stores.length}`);
+  const { seeds, ...rest } = id;
+  return flows.map((n) => (n.type === 'p2p-store' ? { ...n, ...rest, ...(seeds !== undefined ? { seeds } : {}) } : n));
+}
+
+/** The OD's flows with its one p2p-store taking the role. */
+export function flowsWithRole(flows: FlowNodeLike[], role: Role, seeds?: string): FlowNodeLike[] {
+  return flowsWithIdentity(flows, roleIdentity(role, seeds));
 }
 
 export interface AdminApiOptions {
@@ -78,10 +99,29 @@ function request(method: string, url: string, body: string | undefined, o: Admin
 }
 
 /** Give the OD at `o.url` the role: read its flows, change its store, deploy. */
-export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions): Promise<void> {
+export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { seeds?: string }): Promise<void> {
+  await deployIdentityViaAdminApi(roleIdentity(role, o.seeds), o);
+}
+
+/**
+ * Read the VM's flows (waiting up to `readyTimeoutMs` for its admin API to answer, for a VM just
+ * started), change its store's identity, deploy.
+ */
+export async function deployIdentityViaAdminApi(id: StoreIdentity, o: AdminApiOptions & { readyTimeoutMs?: number }): Promise<void> {
   if (!/^http:\/\/[^/\s]+(\/[^\s]*)?$/.test(o.url)) throw new RoleError(`admin URL ${JSON.stringify(o.url)} is not http://host:port`);
   const base = o.url.replace(/\/+$/, '');
-  const got = await request('GET', `${base}/flows`, undefined, o);
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 0);
+  let got: { status: number; body: string };
+  for (;;) {
+    try {
+      got = await request('GET', `${base}/flows`, undefined, o);
+      break;
+    } catch (e) {
+      // Not up yet (connection refused): a VM just started is still booting.
+      if (Date.now() >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
   if (got.status !== 200) throw new RoleError(`GET ${base}/flows answered ${got.status}`);
   let parsed: { rev?: string; flows?: FlowNodeLike[] };
   try {
@@ -89,7 +129,7 @@ export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions): Pro
   } catch {
     throw new RoleError(`GET ${base}/flows did not answer JSON`);
   }
-  const flows = flowsWithRole(parsed.flows ?? [], role);
+  const flows = flowsWithIdentity(parsed.flows ?? [], id);
   const put = await request('POST', `${base}/flows`, JSON.stringify({ rev: parsed.rev, flows }), o);
   if (put.status !== 200 && put.status !== 204) throw new RoleError(`POST ${base}/flows answered ${put.status}: ${put.body.slice(0, 200)}`);
 }

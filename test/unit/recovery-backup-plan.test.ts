@@ -238,6 +238,7 @@ describe('recovery backup plan', () => {
     assert.ok(isUnreachable(new HvLikeError('timeout', 'x')));
     assert.ok(!isUnreachable(new HvLikeError('command-failed', 'x')));
     assert.ok(!isUnreachable(new Error('plain')));
+    assert.ok(isUnreachable(new Error('Not connected')));
     assert.equal(reasonField('a, b\nc'), 'a; b c');
   });
 
