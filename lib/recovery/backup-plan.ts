@@ -366,13 +366,12 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     const existing = files.get('group', backup);
     if (!existing) edits.push({ file: 'group', op: 'Add', record: newMember });
     else if (existing.join('|') !== newMember.join('|')) edits.push({ file: 'group', op: 'Mod', before: existing, record: newMember });
-    const results = edits.map((e) => files.edit(e));
+    const results = edits.map((e) => files.edit(e).then((r) => r.line, (err: Error) => settled(files, e, err)));
     const prob = writeProblem('recovered');
-    await Promise.all(results);
+    const lines = await Promise.all(results);
     await prob;
     timings.edits = now() - t;
     timings.total = now() - t0;
-    const lines = (await Promise.all(results)).map((r) => r.line);
     emit('edits', timings.edits, `${lines.length + 1} edits sent`, { lines });
     emit('recovered', 0, `${target} -> ${backup} on ${placement.realServer} in ${Math.round(timings.total)} ms`, { timings });
     return {
@@ -398,6 +397,20 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     if (e instanceof PlacementError) (err as RecoveryError & { candidates?: unknown }).candidates = e.candidates;
     throw err;
   }
+}
+
+/**
+ * An edit refused because the files already say what it wanted (the backup's own store joined the
+ * group with the same record an instant before; a peer deleted the used OD too) is done, not an
+ * error. Anything else is.
+ */
+function settled(files: PlanFiles, e: Edit, err: Error): string {
+  const key = e.record[0];
+  const now = files.get(e.file, key);
+  const want = e.op === 'Del' ? undefined : e.record.join('|');
+  if (now === undefined && want === undefined) return `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)`;
+  if (now !== undefined && now.join('|') === want) return `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)`;
+  throw err;
 }
 
 /** The placement of this failure among the failures being handled now (placed together). */

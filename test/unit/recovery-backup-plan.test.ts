@@ -115,6 +115,29 @@ describe('recovery backup plan', () => {
     assert.deepEqual(w.files.lines.filter((l) => l.startsWith('problem')).map((l) => l.split(', ')[11]), ['fencing', 'recovering', 'recovered']);
   });
 
+  it('the backup joining the group by itself an instant before the edits is not an error', async () => {
+    const w = world();
+    w.deps.assignRole = async () => {
+      // The backup's own store joins (autoJoin) as the role is deployed.
+      await w.files.edit({ file: 'group', op: 'Add', record: ['S2b', '127.0.2.3', 'RS3', 'tcp:80'] });
+    };
+    const files = w.files;
+    const orig = files.edit.bind(files);
+    // A peer deleted the used OD first, too.
+    let once = true;
+    files.edit = (e) => {
+      if (once && typeof e !== 'string' && e.file === 'available-od' && e.op === 'Del') {
+        once = false;
+        void orig(e);
+        return orig(e);
+      }
+      return orig(e);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.ok(r.edits.some((l) => /already so/.test(l)));
+    assert.equal(w.files.get('problem', 'S2')![3], 'recovered');
+  });
+
   it('a target already off counts as fenced', async () => {
     const w = world();
     w.hosts.get('RS2')!.domains.set('S2', 'shut off');
