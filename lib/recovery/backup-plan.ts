@@ -284,11 +284,14 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     // place + resume, with the next OD when a race is lost
     const lostRaces: string[] = [];
     const tried = new Set<string>();
+    // A host that could not be reached to fence cannot take the backup either.
+    const badHosts = new Set<string>(fence! === 'confirmed-unreachable' ? [realServer] : []);
     let placement: Placement | undefined;
     for (let attempt = 1; ; attempt++) {
       current = 'place';
       t = now();
-      placement = attempt === 1 && failure.placement ? failure.placement : choose(failure, realServer, files, tried);
+      placement =
+        attempt === 1 && failure.placement && !badHosts.has(failure.placement.realServer) ? failure.placement : choose(failure, realServer, files, tried, badHosts);
       timings.place += now() - t;
       emit('place', now() - t, `${placement.od} on ${placement.realServer}`, { placement });
       checkAbort();
@@ -303,7 +306,12 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
         break;
       } catch (e) {
         timings.resume += now() - t;
-        if (isUnreachable(e)) throw e;
+        if (isUnreachable(e)) {
+          badHosts.add(placement.realServer);
+          emit('resume', now() - t, `${placement.realServer} unreachable: another real server`, { realServer: placement.realServer, error: (e as Error).message });
+          if (attempt >= s.maxOdAttempts) throw e;
+          continue;
+        }
         const state = await d.domstate(placement.od).catch(() => 'unknown');
         tried.add(placement.od);
         const lost = state === 'running';
@@ -414,7 +422,7 @@ function settled(files: PlanFiles, e: Edit, err: Error): string {
 }
 
 /** The placement of this failure among the failures being handled now (placed together). */
-function choose(failure: FailureInput, realServer: string, files: PlanFiles, excludeOds: Set<string>): Placement {
+function choose(failure: FailureInput, realServer: string, files: PlanFiles, excludeOds: Set<string>, excludeRealServers: Set<string>): Placement {
   const rs = realServerRows(files.records('realserver'));
   const ods = odRows(files.records('available-od'));
   const group = files.records('group');
@@ -423,10 +431,11 @@ function choose(failure: FailureInput, realServer: string, files: PlanFiles, exc
     .filter((p) => p[0] !== failure.target && IN_HAND.includes(p[3]))
     .map((p) => ({ target: p[0], realServer: group.find((g) => g[0] === p[0])?.[2] ?? '' }))
     .filter((x) => x.realServer !== '');
-  if (others.length === 0) return place(rs, ods, { excludeOds });
-  const many = placeMany([{ target: failure.target, realServer }, ...others], rs, ods, { excludeOds });
+  const opts = { excludeOds, excludeRealServers };
+  if (others.length === 0) return place(rs, ods, opts);
+  const many = placeMany([{ target: failure.target, realServer }, ...others], rs, ods, opts);
   const mine = many.placements.find((p) => p.target === failure.target)!;
   if (mine.placement) return mine.placement;
   // Not enough ODs for everyone: this failure still gets one if any is left for it alone.
-  return place(rs, ods, { excludeOds });
+  return place(rs, ods, opts);
 }

@@ -173,6 +173,20 @@ describe('recovery backup plan', () => {
     assert.ok(w.steps.some((s) => s.step === 'confirm' && /S1, S4/.test(s.text)));
   });
 
+  it('a real server failure: the unreachable host is not chosen, and a placement host found unreachable at resume is skipped', async () => {
+    const w = world();
+    w.hosts.get('RS3')!.unreachable = true; // RS3 holds S3, S6 and the best OD, and is gone
+    await w.files.edit({ file: 'problem', op: 'Add', record: ['S6', 'S5', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r = await runBackupPlan({ target: 'S3', detectedBy: 'S2' }, w.deps);
+    assert.equal(r.fence, 'confirmed-unreachable');
+    assert.notEqual(r.realServer, 'RS3');
+    const w2 = world();
+    w2.hosts.get('RS3')!.unreachable = true; // still "up" in the file, but gone
+    const r2 = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps);
+    assert.equal(r2.realServer, 'RS2');
+    assert.ok(r2.steps.some((s) => s.step === 'resume' && /RS3 unreachable/.test(s.text)));
+  });
+
   it('confirmers counts distinct managers of VMs on the same host within the window', () => {
     const now = Date.parse('2026-01-01T00:01:00Z');
     const group = [['S2', 'a', 'RS2', '-'], ['S5', 'b', 'RS2', '-'], ['S3', 'c', 'RS3', '-']];
