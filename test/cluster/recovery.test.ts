@@ -1,0 +1,50 @@
+// Recovery on the loopback cluster (issue 5): six Node-RED VMs on three simulated real servers,
+// one suspended OD per real server. Each scenario gets a fresh cluster.
+import { strict as assert } from 'assert';
+import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
+import { waitFor } from '../../harness/wait';
+
+describe('recovery on the loopback cluster', function () {
+  this.timeout(240_000);
+  let rc: RecoveryCluster | undefined;
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && rc) {
+      for (const n of ['S1', 'S4', 'OD1', 'OD2', 'OD3']) {
+        try {
+          console.log(`--- ${n} ---\n` + rc.logs(n).split('\n').slice(-40).join('\n'));
+        } catch {
+          /* not there */
+        }
+      }
+    }
+    await rc?.stop();
+    rc = undefined;
+  });
+
+  it('Fig. 1: S2 killed: fenced, S2b on the least loaded real server answers S2\'s service, files identical everywhere', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    const t0 = Date.now();
+    await c.cluster.kill('S2');
+    // S1 (P1 of S2) fences, places on RS3 (least loaded), resumes OD3, installs, gives the role.
+    await waitFor(() => c.members('S1').includes('S2b'), { what: 'S2b in S1\'s group file', timeoutMs: 30_000, intervalMs: 100 });
+    const live = ['S1', 'S3', 'S4', 'S5', 'S6', 'OD3'];
+    await waitFor(() => live.every((n) => c.members(n).includes('S2b') && !c.members(n).includes('S2')), { what: 'S2b and not S2 everywhere', timeoutMs: 20_000, intervalMs: 100 });
+    const recoveredMs = Date.now() - t0;
+    assert.equal(c.sim('RS2').domains.get('S2')!.state, 'shut off', 'S2 fenced (destroyed) on RS2');
+    assert.equal(c.sim('RS3').domains.get('OD3')!.state, 'running');
+    const g = c.recordsOf('S1', 'group').find((r) => r[0] === 'S2b')!;
+    assert.deepEqual(g.slice(1, 3), [c.vm('OD3').ip, 'RS3']);
+    assert.equal(await c.service(c.vm('OD3').ip), 'S2', 'S2b answers S2\'s service');
+    // The OD's own Node-RED now is S2b (role deployed and persisted in its flows).
+    assert.equal(c.recordsOf('OD3', 'group').find((r) => r[0] === 'S2b')?.[1], c.vm('OD3').ip);
+    await waitFor(() => c.identical(live), { what: 'identical files on every live VM', timeoutMs: 20_000, intervalMs: 200 });
+    assert.ok(!c.recordsOf('S4', 'available-od').some((r) => r[0] === 'OD3'), 'OD3 gone from available-od');
+    assert.equal(c.recordsOf('S5', 'problem').find((r) => r[0] === 'S2')?.[3], 'recovered');
+    const ops = c.fileOf('S6', 'operation');
+    assert.match(ops, /S2b/);
+    assert.doesNotMatch(ops, /\bS2,|\bS2$/m);
+    console.log(`      Fig. 1: S2 killed -> S2b in every group file in ${recoveredMs} ms`);
+  });
+});
