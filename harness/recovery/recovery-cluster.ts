@@ -187,6 +187,21 @@ export class RecoveryCluster {
     return texts.every((t) => t === texts[0]);
   }
 
+  /**
+   * When a problem status was applied on a VM, from its SEM log (the note read its times from the
+   * log too): epoch ms of the first `applied problem` diff whose new record is `target .. status`.
+   */
+  statusTime(name: string, target: string, status: string): number | undefined {
+    for (const line of this.fileOf(name, 'sem.log').split('\n')) {
+      const m = /^(\S+) applied problem, (?:Add|Mod), (.*?)(?: \| |$)/.exec(line);
+      if (!m) continue;
+      const f = m[2].split(',').map((x) => x.trim());
+      const after = f.slice(-6);
+      if (after[0] === target && after[3] === status) return Date.parse(m[1]);
+    }
+    return undefined;
+  }
+
   /** VMs running now (not frozen, not killed): the live members and backups. */
   liveVms(): string[] {
     return this.cluster.vms.filter((v) => v.state === 'running').map((v) => v.name);
@@ -207,24 +222,45 @@ export class RecoveryCluster {
     }
   }
 
-  /** A real server dies with its VMs: its SSH endpoint and every VM process on it. */
+  /** A real server dies with its VMs: its SSH endpoint and every VM process on it, together. */
   async killRealServer(rs: string): Promise<void> {
     const s = this.sim(rs);
     const onIt = [...s.domains.values()].filter((d) => d.state !== 'shut off').map((d) => d.name);
-    await s.stop();
-    for (const n of onIt) {
-      const vm = this.cluster.vms.find((v) => v.name === n);
-      if (vm?.pid !== undefined) await this.cluster.kill(vm, 'SIGKILL');
-    }
+    await Promise.all([
+      stopSim(s),
+      ...onIt.map(async (n) => {
+        const vm = this.cluster.vms.find((v) => v.name === n);
+        if (vm?.pid !== undefined) await this.cluster.kill(vm, 'SIGKILL');
+      }),
+    ]);
+  }
+
+  /** The managers lose a real server's SSH endpoint; its VMs live on. */
+  async partitionRealServer(rs: string): Promise<void> {
+    await stopSim(this.sim(rs));
   }
 
   async stop(): Promise<void> {
     await this.cluster.stopAll().catch(() => undefined);
-    for (const s of this.sims) await s.stop().catch(() => undefined);
+    for (const s of this.sims) {
+      await stopSim(s);
+      fs.rmSync(s.sandboxDir, { recursive: true, force: true });
+    }
     this.range.release();
   }
 
   logs(name: string): string {
     return this.cluster.logs(this.vm(name)).nodeRed;
   }
+}
+
+/**
+ * Stop a simulated real server without waiting on its clients: it stops listening at once, but
+ * its close callback waits for every SSH connection to end, and a client in a SIGSTOPped VM (a
+ * suspended OD holds connections from its own real-server nodes) never answers.
+ */
+async function stopSim(s: SimRealServer): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([s.stop().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+  clearTimeout(timer);
 }

@@ -47,4 +47,48 @@ describe('recovery on the loopback cluster', function () {
     assert.doesNotMatch(ops, /\bS2,|\bS2$/m);
     console.log(`      Fig. 1: S2 killed -> S2b in every group file in ${recoveredMs} ms`);
   });
+
+  it('two at once: S2 and S5 killed together recover in parallel on two different ODs', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    await Promise.all([c.cluster.kill('S2'), c.cluster.kill('S5')]);
+    const live = () => c.liveVms().filter((n) => !['S2', 'S5'].includes(n));
+    await waitFor(() => ['S1', 'S3', 'S4', 'S6'].every((n) => c.members(n).includes('S2b') && c.members(n).includes('S5b') && !c.members(n).includes('S2') && !c.members(n).includes('S5')), {
+      what: 'S2b and S5b, not S2 and S5, in every group file',
+      timeoutMs: 40_000,
+      intervalMs: 100,
+    });
+    const g = c.recordsOf('S1', 'group');
+    const b2 = g.find((r) => r[0] === 'S2b')!;
+    const b5 = g.find((r) => r[0] === 'S5b')!;
+    assert.notEqual(b2[1], b5[1], 'two different ODs');
+    assert.equal(await c.service(b2[1]), 'S2');
+    assert.equal(await c.service(b5[1]), 'S5');
+    // Overlap: each recovery started (fencing) before the other finished (recovered), on the
+    // clocks of the managers that ran them (S1 for S2, S4 for S5: one machine, one clock).
+    const s2 = [c.statusTime('S1', 'S2', 'fencing'), c.statusTime('S1', 'S2', 'recovered')];
+    const s5 = [c.statusTime('S4', 'S5', 'fencing'), c.statusTime('S4', 'S5', 'recovered')];
+    assert.ok(s2.every(Number.isFinite) && s5.every(Number.isFinite), JSON.stringify({ s2, s5 }));
+    assert.ok(s2[0]! < s5[1]! && s5[0]! < s2[1]!, `recoveries overlap: S2 ${s2.join('-')}, S5 ${s5.join('-')}`);
+    await waitFor(() => c.identical(live()), { what: 'identical files on every live VM', timeoutMs: 20_000, intervalMs: 200 });
+    console.log(`      two at once: S2 ${s2[1]! - s2[0]!} ms, S5 ${s5[1]! - s5[0]!} ms from fencing to recovered, overlapping`);
+  });
+
+  it('a real server unreachable while its VMs live: no second copy is started', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    // The managers lose RS2 (its SSH endpoint), and S2 stops answering (frozen: alive, its state
+    // kept, like a VM behind a partition). Only S1 (P1 of S2) sees S2 fail; fencing is impossible.
+    await c.partitionRealServer('RS2');
+    await c.cluster.freeze('S2');
+    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery refused (failed)', timeoutMs: 30_000, intervalMs: 200 });
+    const p = c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')!;
+    assert.match(p.slice(6).join(','), /confirmed only by S1/);
+    for (const od of ['OD1', 'OD2', 'OD3']) assert.equal(c.vm(od).state, 'frozen', `${od} still suspended`);
+    assert.ok(!c.members('S1').includes('S2b'));
+    // S2 comes back from the partition: it is the only copy.
+    await c.cluster.thaw('S2');
+    assert.equal(await c.service(c.vm('S2').ip), 'S2');
+  });
 });
+
