@@ -90,5 +90,52 @@ describe('recovery on the loopback cluster', function () {
     await c.cluster.thaw('S2');
     assert.equal(await c.service(c.vm('S2').ip), 'S2');
   });
+
+  it('Fig. 3: a whole real server fails: its VMs come back spread over the other two, then the pool refills to the new average', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.4, 0.4, 0.4], replicator: true });
+    const c = rc;
+    await c.killRealServer('RS3'); // S3, S6 and OD3 die with RS3's SSH endpoint
+    const live = ['S1', 'S2', 'S4', 'S5'];
+    await waitFor(() => live.every((n) => ['S3b', 'S6b'].every((b) => c.members(n).includes(b)) && !c.members(n).includes('S3') && !c.members(n).includes('S6')), {
+      what: 'S3b and S6b, not S3 and S6, in every group file',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    const g = c.recordsOf('S1', 'group');
+    // Equal loads and VM counts: S3b to RS1 (name), then RS1 has one more VM: S6b to RS2.
+    assert.deepEqual(g.find((r) => r[0] === 'S3b')!.slice(1, 3), [c.vm('OD1').ip, 'RS1']);
+    assert.deepEqual(g.find((r) => r[0] === 'S6b')!.slice(1, 3), [c.vm('OD2').ip, 'RS2']);
+    assert.equal(await c.service(c.vm('OD1').ip), 'S3');
+    assert.equal(await c.service(c.vm('OD2').ip), 'S6');
+    assert.equal(c.recordsOf('S1', 'realserver').find((r) => r[0] === 'RS3')?.[3], 'down');
+    // Replenish: six VMs on two live real servers: three ODs each. The operator reserves identities.
+    const ids: [string, string][] = [];
+    for (const [rs, base] of [['RS1', 41], ['RS2', 44]] as const) {
+      for (let k = 0; k < 3; k++) {
+        const od = `OD${rs.slice(2)}${k + 1}`;
+        const ip = c.range.ip(base + k);
+        c.reservedIps.set(od, ip);
+        ids.push([od, rs]);
+        const r = await c.edit('S4', `reservation, Add, ${od}, ${ip}, ${rs}`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+      }
+    }
+    const t0 = Date.now();
+    await waitFor(
+      () => {
+        const ods = c.recordsOf('S1', 'available-od');
+        return ['RS1', 'RS2'].every((rs) => ods.filter((r) => r[2] === rs).length === 3);
+      },
+      { what: 'three ODs on RS1 and on RS2', timeoutMs: 120_000, intervalMs: 500 },
+    );
+    for (const [od, rs] of ids) {
+      assert.equal(c.sim(rs).domains.get(od)?.state, 'paused', `${od} suspended on ${rs}`);
+      assert.equal(c.vm(od).state, 'frozen');
+    }
+    assert.equal(c.recordsOf('S1', 'reservation').length, 0);
+    const members = ['S1', 'S2', 'S4', 'S5', 'OD1', 'OD2'];
+    await waitFor(() => c.identical(members), { what: 'identical files on every live VM', timeoutMs: 20_000, intervalMs: 200 });
+    console.log(`      Fig. 3: six ODs cloned on two real servers in ${Date.now() - t0} ms`);
+  });
 });
 
