@@ -1,5 +1,5 @@
 // p2p-placer, p2p-backup-starter and p2p-od-replicator in Node-RED (node-red-node-test-helper),
-// on the real p2p-store and against simulated real servers (SSH servers on 127.0.6.x speaking
+// on the real p2p-store and against simulated real servers (SSH servers on this suite's own loopback addresses, speaking
 // virsh, with an in-memory VM backend, running the installation procedure with /bin/sh).
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import helper from 'node-red-node-test-helper';
 import { utils } from 'ssh2';
-import { pickFreePort } from '../../harness/net';
+import { allocLoopbackRange, pickFreePort } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import { SimRealServer } from '../../harness/sim/sim-server';
 import type { ClusterFiles } from '../../lib/cluster-api';
@@ -22,7 +22,10 @@ const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 helper.init(require.resolve('node-red'));
 
 const SECRET = 'recovery-node-secret';
-const ME = '127.0.6.1';
+// This suite's own /24 of loopback addresses, so parallel runs never collide.
+const range = allocLoopbackRange();
+const ME = range.ip(1);
+const at = (host: number) => range.ip(host);
 const PROCEDURE = `#!/bin/sh
 # Test installation procedure: records what it was given, where the test can read it.
 echo "$TARGET $TARGET_ADDRESS $BACKUP $BACKUP_ADDRESS $OD $REAL_SERVER $SERVICES" > "$SANDBOX/installed-$BACKUP"
@@ -38,7 +41,7 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-recovery-nodes-'));
     semPort = await pickFreePort(ME);
-    sims = [1, 2, 3].map((i) => new SimRealServer({ address: `127.0.6.${10 + i}`, authorizedKeys: [key.public] }));
+    sims = [1, 2, 3].map((i) => new SimRealServer({ address: at(10 + i), authorizedKeys: [key.public] }));
     for (const s of sims) await s.start();
     await new Promise<void>((resolve) => {
       helper.startServer(() => resolve());
@@ -84,17 +87,17 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
   async function seed(files: ClusterFiles) {
     const now = new Date().toISOString();
     const edits = [
-      'group, Add, S2, 127.0.6.2, RS2, tcp:80',
-      'group, Add, S3, 127.0.6.3, RS3, tcp:80',
-      'group, Add, S4, 127.0.6.4, RS1, tcp:80',
-      'group, Add, S5, 127.0.6.5, RS2, tcp:80',
-      'group, Add, S6, 127.0.6.6, RS3, tcp:80',
+      `group, Add, S2, ${at(2)}, RS2, tcp:80`,
+      `group, Add, S3, ${at(3)}, RS3, tcp:80`,
+      `group, Add, S4, ${at(4)}, RS1, tcp:80`,
+      `group, Add, S5, ${at(5)}, RS2, tcp:80`,
+      `group, Add, S6, ${at(6)}, RS3, tcp:80`,
       'realserver, Add, RS1, 0.50, 2, up',
       'realserver, Add, RS2, 0.40, 2, up',
       'realserver, Add, RS3, 0.10, 2, up',
-      'available-od, Add, OD1, 127.0.6.21, RS1',
-      'available-od, Add, OD2, 127.0.6.22, RS2',
-      'available-od, Add, OD3, 127.0.6.23, RS3',
+      `available-od, Add, OD1, ${at(21)}, RS1`,
+      `available-od, Add, OD2, ${at(22)}, RS2`,
+      `available-od, Add, OD3, ${at(23)}, RS3`,
       `problem, Add, S2, S1, network, confirmed, -, ${now}`,
     ];
     for (const e of edits) await files.edit(e);
@@ -151,16 +154,16 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
   it('backup starter, Fig. 1: fences S2, resumes OD3 on RS3, runs S2.sh there, edits the files; every step a msg', async () => {
     const files = await load([{ id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', procedureDir: '/var/lib/p2p-ha/install', roleMode: 'none', confirmWait: 2, maxOdAttempts: 3, adminPort: 1880, wires: [['out']] }], [starterNode]);
     const out = collect('out');
-    helper.getNode('starter').receive({ topic: 'failure', payload: { target: 'S2', address: '127.0.6.2', realServer: 'RS2', kind: 'network', detectedBy: 'S1' } });
+    helper.getNode('starter').receive({ topic: 'failure', payload: { target: 'S2', address: `${at(2)}`, realServer: 'RS2', kind: 'network', detectedBy: 'S1' } });
     await waitFor(() => out.some((m) => m.topic === 'recovered'), { what: 'recovered msg', timeoutMs: 10000 });
     assert.deepEqual(out.map((m) => m.topic), ['recovery/fence', 'recovery/place', 'recovery/resume', 'recovery/install', 'recovery/role', 'recovery/edits', 'recovered']);
     const r = out[out.length - 1].payload;
     assert.deepEqual([r.backup, r.od, r.realServer, r.fence], ['S2b', 'OD3', 'RS3', 'destroyed']);
     assert.equal(sims[1].domains.get('S2')!.state, 'shut off');
     assert.equal(sims[2].domains.get('OD3')!.state, 'running');
-    assert.equal(fs.readFileSync(path.join(sims[2].sandboxDir, 'installed-S2b'), 'utf8').trim(), 'S2 127.0.6.2 S2b 127.0.6.23 OD3 RS3 tcp:80');
+    assert.equal(fs.readFileSync(path.join(sims[2].sandboxDir, 'installed-S2b'), 'utf8').trim(), `S2 ${at(2)} S2b ${at(23)} OD3 RS3 tcp:80`);
     assert.equal(files.get('group', 'S2'), undefined);
-    assert.deepEqual(files.get('group', 'S2b'), ['S2b', '127.0.6.23', 'RS3', 'tcp:80']);
+    assert.deepEqual(files.get('group', 'S2b'), ['S2b', `${at(23)}`, 'RS3', 'tcp:80']);
     assert.equal(files.get('available-od', 'OD3'), undefined);
     assert.deepEqual(files.get('problem', 'S2')!.slice(0, 5), ['S2', 'S1', 'network', 'recovered', 'S2b']);
   });
@@ -197,8 +200,8 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     const out = collect('out');
     sims.forEach((s, i) => s.addDomain(`ODS-RS${i + 1}`, 'shut off'));
     // Six VMs, three real servers: two ODs each; S1 replicates for RS1 (the first live manager).
-    await files.edit('reservation, Add, OD11, 127.0.6.31, RS1');
-    await files.edit('reservation, Add, OD21, 127.0.6.32, RS2');
+    await files.edit(`reservation, Add, OD11, ${at(31)}, RS1`);
+    await files.edit(`reservation, Add, OD21, ${at(32)}, RS2`);
     await waitFor(() => out.some((m) => m.topic === 'replication/done'), { what: 'OD11 made', timeoutMs: 10000 });
     assert.equal(sims[0].domains.get('OD11')!.state, 'paused');
     assert.equal(files.get('reservation', 'OD11'), undefined);
