@@ -58,6 +58,9 @@ export = function (RED: RED) {
               timeoutMs: 5000,
               // The backup catches up from this manager at once, not at the next digest round.
               seeds: files!.identity.address,
+              // Wait for the backup's store to answer as the backup: the edits then reach it at once.
+              semPort: files!.port,
+              readyTimeoutMs: 10_000,
             });
 
     const statusFor = (e: StepEvent) => {

@@ -49,6 +49,8 @@ export class RecoveryCluster {
     readonly range: LoopbackRange,
     readonly uiPort: number,
     readonly semPort: number,
+    /** The flow of a VM: a member's, or an OD's (not a member). */
+    readonly flowOf: (vm: { name: string; ip: string }, member: boolean, realServer: string) => FlowNode[],
   ) {}
 
   static async start(o: RecoveryClusterOptions = {}): Promise<RecoveryCluster> {
@@ -124,7 +126,7 @@ export class RecoveryCluster {
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name))),
       });
       backend = new ProcessBackend(cluster);
-      rc = new RecoveryCluster(cluster, sims, range, uiPort, semPort);
+      rc = new RecoveryCluster(cluster, sims, range, uiPort, semPort, flowOf);
       // Every member joined; the ODs have the files (they pull from the members), then are suspended.
       await waitFor(() => MEMBERS.every((m) => rc!.members(m).length === 6), { what: 'six members in every group file', timeoutMs: 60_000, intervalMs: 200 });
       for (let i = 0; i < 3; i++) {
@@ -233,6 +235,44 @@ export class RecoveryCluster {
         if (vm?.pid !== undefined) await this.cluster.kill(vm, 'SIGKILL');
       }),
     ]);
+  }
+
+  /**
+   * Undo a recovery, for the benchmark's next run: the backup leaves the group and becomes the
+   * suspended OD it was (its process restarted with the OD flow), the failed server starts again
+   * and rejoins. Resolves when every live VM's files are identical again.
+   */
+  async rearm(target: string, backup: string, od: string): Promise<void> {
+    const rs = this.recordsOf('S1', 'group').find((r) => r[0] === backup)?.[2];
+    const rec = this.recordsOf('S1', 'group').find((r) => r[0] === backup);
+    if (!rs || !rec) throw new Error(`rearm: ${backup} is not in S1's group file`);
+    const del = await this.edit('S1', `group, Del, ${rec.join(', ')}`);
+    if (del.status !== 200) throw new Error(`rearm: ${JSON.stringify(del.body)}`);
+    const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
+    await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
+    const vm = this.vm(od);
+    const marker = `[p2p-store:${od}] SEM listening`;
+    const starts = () => this.logs(od).split(marker).length - 1;
+    const before = starts();
+    await this.cluster.kill(vm, 'SIGKILL');
+    // The OD flow again (credentials stay in its encrypted file, matched by node id).
+    const flows = this.flowOf(vm, false, rs).map(({ credentials: _c, ...n }) => n as FlowNode);
+    fs.writeFileSync(path.join(vm.userDir, 'flows.json'), JSON.stringify(flows));
+    await this.cluster.start(vm);
+    await waitFor(() => starts() > before, { what: `${od} store up`, timeoutMs: 20_000 });
+    await this.cluster.freeze(vm);
+    Object.assign(this.sim(rs).domains.get(od)!, { state: 'paused' });
+    const add = await this.edit('S1', `available-od, Add, ${od}, ${vm.ip}, ${rs}`);
+    if (add.status !== 200) throw new Error(`rearm: ${JSON.stringify(add.body)}`);
+    // The failed server boots again on its host and rejoins (its flow is a member's).
+    const t = this.vm(target);
+    await this.cluster.start(t);
+    Object.assign(this.sim(rsOf(target)).domains.get(target)!, { state: 'running', id: 1000 + Math.floor(Math.random() * 1000) });
+    await waitFor(() => others().every((n) => this.members(n).includes(target)) && this.identical(others()), {
+      what: `${target} back and files identical`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
   }
 
   /** The managers lose a real server's SSH endpoint; its VMs live on. */

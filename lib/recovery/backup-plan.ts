@@ -326,9 +326,11 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     }
     checkAbort();
 
-    // install
+    // install and role, in parallel: both only after the fence, and independent of each other
+    // (the procedure configures the services, the role makes the manager inside a member). The
+    // role does not join the group by itself: the edits below do, so a failed install leaves no
+    // half-made member behind.
     current = 'install';
-    t = now();
     const vars = procedureVariables({
       target,
       targetAddress: address,
@@ -339,28 +341,39 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       services,
     });
     const d = deps.driver(placement.realServer)!;
-    let ran: string | undefined;
-    for (const path of procedurePaths(s.procedureDir, target)) {
-      try {
-        await d.runFile(path, vars);
-        ran = path;
-        break;
-      } catch (e) {
-        if (!isMissingProcedure((e as Error).message)) throw new Error(`installation procedure ${path} failed: ${(e as Error).message}`);
+    const install = async (): Promise<string> => {
+      const t1 = now();
+      for (const path of procedurePaths(s.procedureDir, target)) {
+        try {
+          await d.runFile(path, vars);
+          timings.install = now() - t1;
+          return path;
+        } catch (e) {
+          if (!isMissingProcedure((e as Error).message)) throw new Error(`installation procedure ${path} failed: ${(e as Error).message}`);
+        }
       }
-    }
-    if (!ran) throw new ProcedureError(`no installation procedure for ${target} in ${s.procedureDir} on ${placement.realServer}`);
-    timings.install = now() - t;
-    emit('install', timings.install, `${ran} done`, { path: ran, variables: vars });
-    checkAbort();
-
-    // role
-    current = 'role';
-    t = now();
+      throw new ProcedureError(`no installation procedure for ${target} in ${s.procedureDir} on ${placement.realServer}`);
+    };
     const role: Role = { target, backup, address: placement.address, realServer: placement.realServer, services, od: placement.od };
-    if (deps.assignRole) await deps.assignRole(role);
-    timings.role = now() - t;
+    const giveRole = async (): Promise<void> => {
+      const t1 = now();
+      try {
+        if (deps.assignRole) await deps.assignRole(role);
+      } catch (e) {
+        throw Object.assign(new Error((e as Error).message), { step: 'role' as StepName });
+      }
+      timings.role = now() - t1;
+    };
+    const both = await Promise.allSettled([install(), giveRole()]);
+    if (both[0].status === 'rejected') throw both[0].reason;
+    if (both[1].status === 'rejected') {
+      current = 'role';
+      throw both[1].reason;
+    }
+    const ran = both[0].value;
+    emit('install', timings.install, `${ran} done`, { path: ran, variables: vars });
     emit('role', timings.role, deps.assignRole ? `${placement.od} is now ${backup}` : 'no role step configured', { role });
+    checkAbort();
 
     // edits: all applied locally in this turn, sent to the peers in parallel
     current = 'edits';

@@ -4,7 +4,7 @@
 // ODS is the template every VM is made from). In an OD the flow's p2p-store runs under the OD's
 // own identity with autoJoin off: it is no member and watches nobody. Taking the role S2b is a
 // deployment of that same flow with the store's identity changed: hostname S2b, the target's
-// services, the OD's real server, autoJoin on. The backup starter does it through the OD's
+// services, the OD's real server, autoJoin still off (the manager's group Add makes it a member). The backup starter does it through the OD's
 // Node-RED admin API (GET /flows, change the one p2p-store node, POST /flows), authenticated by
 // the admin bearer token held in the starter's credentials when the OD's editor is secured. So:
 //   - it is persisted (flows.json): a restarted S2b is still S2b;
@@ -51,7 +51,8 @@ function checkIdentity(id: StoreIdentity): void {
 
 /** The identity a backup's store takes for a role. */
 export function roleIdentity(role: Role, seeds?: string): StoreIdentity {
-  return { hostname: role.backup, address: role.address, realServer: role.realServer, services: role.services, autoJoin: true, seeds };
+  // autoJoin off: the manager's group Add makes it a member once the whole recovery succeeded.
+  return { hostname: role.backup, address: role.address, realServer: role.realServer, services: role.services, autoJoin: false, seeds };
 }
 
 /** The VM's flows with its one p2p-store given this identity. Other nodes are kept as they are. */
@@ -70,6 +71,8 @@ export function flowsWithRole(flows: FlowNodeLike[], role: Role, seeds?: string)
 }
 
 export interface AdminApiOptions {
+  /** Deployment type: `nodes` restarts only the store and the nodes that use it (default), `full` everything. */
+  deploymentType?: 'nodes' | 'full';
   /** http://address:port of the OD's Node-RED (httpAdminRoot included if not /). */
   url: string;
   /** Bearer token for a secured admin API. */
@@ -84,7 +87,7 @@ function request(method: string, url: string, body: string | undefined, o: Admin
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = String(Buffer.byteLength(body));
-      headers['Node-RED-Deployment-Type'] = 'full';
+      headers['Node-RED-Deployment-Type'] = o.deploymentType ?? 'nodes';
     }
     const req = http.request(url, { method, headers, timeout: o.timeoutMs ?? 5000 }, (res) => {
       const chunks: Buffer[] = [];
@@ -98,9 +101,28 @@ function request(method: string, url: string, body: string | undefined, o: Admin
   });
 }
 
-/** Give the OD at `o.url` the role: read its flows, change its store, deploy. */
-export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { seeds?: string }): Promise<void> {
-  await deployIdentityViaAdminApi(roleIdentity(role, o.seeds), o);
+/**
+ * Give the OD at `o.url` the role: read its flows, change its store, deploy. With `semPort`, wait
+ * until the backup's store answers GET /p2p/ping as the backup (so the edits that follow reach it
+ * as a diff at once instead of at the next digest exchange, and the role is known to be taken).
+ */
+export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { seeds?: string; semPort?: number; readyTimeoutMs?: number }): Promise<void> {
+  await deployIdentityViaAdminApi(roleIdentity(role, o.seeds), { ...o, readyTimeoutMs: 0 });
+  if (o.semPort === undefined) return;
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const r = await request('GET', `http://${role.address}:${o.semPort}/p2p/ping`, undefined, { ...o, timeoutMs: 1000 });
+      const hostname = r.status === 200 ? (JSON.parse(r.body) as { hostname?: string }).hostname : undefined;
+      if (hostname === role.backup) return;
+      last = `answers as ${hostname ?? `HTTP ${r.status}`}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new RoleError(`${role.address} did not become ${role.backup} in time (${last})`);
 }
 
 /**

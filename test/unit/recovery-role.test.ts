@@ -14,9 +14,9 @@ const odFlows = [
 ];
 
 describe('recovery role', () => {
-  it('changes only the p2p-store: hostname, services, real server, autoJoin', () => {
+  it('changes only the p2p-store: hostname, services, real server (autoJoin stays off)', () => {
     const out = flowsWithRole(odFlows, role);
-    assert.deepEqual(out[1], { id: 'store', type: 'p2p-store', hostname: 'S2b', address: '127.0.2.3', realServer: 'RS3', services: 'tcp:80', autoJoin: true, port: 18801 });
+    assert.deepEqual(out[1], { id: 'store', type: 'p2p-store', hostname: 'S2b', address: '127.0.2.3', realServer: 'RS3', services: 'tcp:80', autoJoin: false, port: 18801 });
     assert.deepEqual(out[0], odFlows[0]);
     assert.deepEqual(out[2], odFlows[2]);
     assert.equal(odFlows[1].hostname, 'OD3', 'the input is not changed');
@@ -47,7 +47,7 @@ describe('recovery role', () => {
       assert.deepEqual(seen.map((s) => s.method), ['GET', 'POST']);
       const posted = seen[1].body as { rev: string; flows: { type: string; hostname?: string }[] };
       assert.equal(posted.rev, 'r1');
-      assert.equal(seen[1].type, 'full');
+      assert.equal(seen[1].type, 'nodes');
       assert.equal(posted.flows.find((n) => n.type === 'p2p-store')!.hostname, 'S2b');
       await assert.rejects(assignRoleViaAdminApi(role, { url, token: 'wrong' }), /answered 401/);
       await assert.rejects(assignRoleViaAdminApi(role, { url: 'file:///etc/passwd' }), /is not http/);
