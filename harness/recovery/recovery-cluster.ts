@@ -9,7 +9,7 @@
 // ODS-RS1..3 .31-.33, reserved OD identities .41-.
 import * as fs from 'fs';
 import * as path from 'path';
-import { utils } from 'ssh2';
+import { sshKeyPair } from './ssh-keys';
 import { Cluster, startCluster, type FlowNode, type Vm } from '../cluster/launcher';
 import { ProcessBackend } from '../cluster/process-backend';
 import { httpRequest } from '../http';
@@ -64,7 +64,7 @@ export class RecoveryCluster {
     const uiPort = await pickPortFreeOnAll(all);
     let semPort = await pickPortFreeOnAll(all);
     while (semPort === uiPort) semPort = await pickPortFreeOnAll(all);
-    const key = utils.generateKeyPairSync('ed25519');
+    const key = sshKeyPair();
     let cluster: Cluster | undefined;
     const sims: SimRealServer[] = [];
     let rc: RecoveryCluster | undefined;
@@ -87,7 +87,7 @@ export class RecoveryCluster {
     };
     try {
       for (let i = 0; i < 3; i++) {
-        const s = new SimRealServer({ address: range.ip(11 + i), authorizedKeys: [key.public], backend: late, delays: o.delays ?? {} });
+        const s = new SimRealServer({ address: range.ip(11 + i), authorizedKeys: [key.public], backend: late, delays: o.delays ?? {}, hostKey: sshKeyPair().private });
         s.load = [o.loads?.[i] ?? 0.2, 0.2, 0.2];
         await s.start();
         const dir = path.join(s.sandboxDir, PROCEDURE_DIR.slice(1));

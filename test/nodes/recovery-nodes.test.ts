@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import helper from 'node-red-node-test-helper';
-import { utils } from 'ssh2';
+import { sshKeyPair } from '../../harness/recovery/ssh-keys';
 import { allocLoopbackRange, pickFreePort } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import { SimRealServer } from '../../harness/sim/sim-server';
@@ -33,7 +33,7 @@ echo "$TARGET $TARGET_ADDRESS $BACKUP $BACKUP_ADDRESS $OD $REAL_SERVER $SERVICES
 
 describe('recovery nodes in Node-RED (sim real servers)', function () {
   this.timeout(30_000);
-  const key = utils.generateKeyPairSync('ed25519');
+  const key = sshKeyPair();
   let dir: string;
   let sims: SimRealServer[] = [];
   let semPort: number;
@@ -41,7 +41,7 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-recovery-nodes-'));
     semPort = await pickFreePort(ME);
-    sims = [1, 2, 3].map((i) => new SimRealServer({ address: at(10 + i), authorizedKeys: [key.public] }));
+    sims = [1, 2, 3].map((i) => new SimRealServer({ address: at(10 + i), authorizedKeys: [key.public], hostKey: sshKeyPair().private }));
     for (const s of sims) await s.start();
     await new Promise<void>((resolve) => {
       helper.startServer(() => resolve());
