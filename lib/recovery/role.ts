@@ -120,7 +120,7 @@ export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { s
     } catch (e) {
       last = (e as Error).message;
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 10));
   }
   throw new RoleError(`${role.address} did not become ${role.backup} in time (${last})`);
 }
