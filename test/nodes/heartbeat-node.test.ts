@@ -60,7 +60,7 @@ describe('p2p-heartbeat node in Node-RED', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const settings = { interval: 200, timeout: 100, reexamNetwork: 600, reexamService: 800, takeoverGrace: 300, settle: 100, cpuPressure: 0 };
+  const settings = { interval: 200, timeout: 100, reexamNetwork: 600, reexamService: 800, takeoverGrace: 300, settle: 100, cpuWait: 0 };
 
   function flow(extra: object = {}) {
     return [

@@ -1,7 +1,7 @@
 // The starvation meter with fake time: late ticks and CPU stall open starved windows.
 import * as assert from 'assert';
 import { FakeClock } from '../support/fake-clock';
-import { StarvationMeter } from '../../lib/monitor/starvation';
+import { readRunQueueWaitUs, StarvationMeter } from '../../lib/monitor/starvation';
 
 describe('monitor: starvation meter (fake time)', () => {
   let clock: FakeClock;
@@ -47,7 +47,7 @@ describe('monitor: starvation meter (fake time)', () => {
     assert.strictEqual(meter.inconclusive(clock.now() - 500, clock.now()), false);
   });
 
-  it('CPU stall above the threshold (PSI) is starvation; 0 disables it', async () => {
+  it('CPU wait of this thread above the threshold is starvation; 0 disables it', async () => {
     let stallUs = 0;
     meter = new StarvationMeter({ clock, readCpuStallUs: () => stallUs });
     meter.start();
@@ -67,6 +67,12 @@ describe('monitor: starvation meter (fake time)', () => {
     await clock.advance(2_000);
     assert.strictEqual(off.inconclusive(clock.now() - 1000, clock.now()), false);
     off.stop();
+  });
+
+  it("reads this thread's run-queue wait from Linux schedstat", () => {
+    const a = readRunQueueWaitUs();
+    assert.ok(typeof a === 'number' && a >= 0, String(a));
+    assert.strictEqual(readRunQueueWaitUs('/nonexistent'), undefined);
   });
 
   it('stop() leaves no timer', async () => {
