@@ -14,8 +14,8 @@ import { ReplicatedStore } from '../../lib/replicated-store';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem-protocol';
-import { freePort } from '../support/ports';
-import { waitFor } from '../support/wait';
+import { pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
 
 helper.init(require.resolve('node-red'));
 
@@ -42,7 +42,7 @@ describe('SEM nodes in Node-RED', function () {
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-nodes-'));
-    port = await freePort([A, B]);
+    port = await pickPortFreeOnAll([A, B]);
     await new Promise<void>((resolve) => {
       helper.startServer(() => resolve());
     });
