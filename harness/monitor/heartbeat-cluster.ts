@@ -11,7 +11,7 @@ import * as path from 'path';
 import { Cluster, FlowNode, startCluster, Vm } from '../cluster/launcher';
 import { httpRequest } from '../http';
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../net';
-import { waitFor } from '../wait';
+import { sleep, waitFor } from '../wait';
 import { parseFile, RecordFields } from '../../lib/files';
 
 export interface HeartbeatEvent {
@@ -149,12 +149,42 @@ export class HeartbeatCluster {
 
   /** Remove every problem record (through a running VM), so every heartbeat watches afresh. */
   async clearProblems(): Promise<void> {
-    const via = this.running()[0];
-    for (const rec of this.file(via, 'problem')) await this.edit(via, { file: 'problem', op: 'Del', record: rec });
-    await waitFor(() => this.running().every((v) => this.file(v, 'problem').length === 0), {
-      what: 'empty problem files everywhere',
-      timeoutMs: 10_000,
-    });
+    // A heartbeat that was watching a restarting VM may record one more suspicion (then cleared)
+    // while this runs: delete again until the files stay empty.
+    let last = '';
+    for (let round = 0; round < 5; round++) {
+      const via = this.running()[0];
+      for (const rec of this.file(via, 'problem')) {
+        await this.edit(via, { file: 'problem', op: 'Del', record: rec }).catch(() => undefined);
+      }
+      try {
+        await waitFor(() => this.running().every((v) => this.file(v, 'problem').length === 0), {
+          what: 'empty problem files everywhere',
+          timeoutMs: 3000,
+        });
+        await sleep(300);
+        if (this.running().every((v) => this.file(v, 'problem').length === 0)) return;
+      } catch {
+        /* another round */
+      }
+      last = this.running()
+        .map((v) => `${v}: ${JSON.stringify(this.file(v, 'problem'))}`)
+        .join('\n');
+    }
+    throw new Error(`the problem files would not stay empty:\n${last}`);
+  }
+
+  /** Wait until a (re)started VM's store answers its ping and its heartbeat answers. */
+  async waitReady(name: string, timeoutMs = 30_000): Promise<void> {
+    const vm = this.vm(name);
+    await waitFor(
+      async () => {
+        const ping = await httpRequest(`http://${vm.ip}:${this.semPort}/p2p/ping`, { timeoutMs: 1000 });
+        if (ping.status !== 200) return false;
+        return (await this.watching(name)).me === name;
+      },
+      { what: `${name} ready (store ping and heartbeat)`, timeoutMs, intervalMs: 100 },
+    );
   }
 
   async stopService(name: string): Promise<void> {

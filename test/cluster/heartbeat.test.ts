@@ -27,6 +27,7 @@ describe('heartbeat on six Node-RED processes (loopback)', function () {
   async function heal(vms: string[]): Promise<void> {
     for (const v of vms) if (hc.vm(v).state !== 'running') await hc.cluster.start(v);
     for (const v of vms) await hc.startService(v);
+    for (const v of vms) await hc.waitReady(v);
     await hc.waitConverged(30_000);
     await sleep(1500);
     await hc.clearProblems();

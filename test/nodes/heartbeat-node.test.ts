@@ -10,8 +10,8 @@ import helper from 'node-red-node-test-helper';
 import storeNode = require('../../nodes/p2p-store');
 import heartbeatNode = require('../../nodes/p2p-heartbeat');
 import { ReplicatedStore } from '../../lib/replicated-store';
-import { freePort } from '../support/ports';
-import { waitFor } from '../support/wait';
+import { pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
 
 helper.init(require.resolve('node-red'));
 
@@ -43,8 +43,8 @@ describe('p2p-heartbeat node in Node-RED', function () {
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-heartbeat-'));
-    port = await freePort([A, B, C]);
-    svcPort = await freePort([B], port + 1);
+    port = await pickPortFreeOnAll([A, B, C]);
+    svcPort = await pickPortFreeOnAll([B]);
     await new Promise<void>((resolve) => {
       helper.startServer(() => resolve());
     });
