@@ -6,7 +6,8 @@
 //  - A timer should fire every `periodMs` (100 ms). Lag = how late it fired. A tick later than
 //    `lagThresholdMs` (250 ms = half the default probe timeout: past that, a 0.5 s probe may have
 //    timed out because of us, not the peer) opens a starved window from the moment the tick was
-//    due until `holdOffMs` (1000 ms) after it fired.
+//    due until `holdOffMs` (500 ms, the probe timeout: a check that started after that is
+//    clean) after it fired.
 //  - The loop is also starved *right now* when the next tick is already overdue by more than the
 //    threshold (a check's result can run before the late tick in the same loop turn).
 //  - CPU: the share of wall time this process's main thread spent runnable but waiting for a CPU
@@ -78,7 +79,7 @@ export class StarvationMeter implements StarvationView {
     this.clock = opts.clock ?? realClock;
     this.periodMs = opts.periodMs ?? 100;
     this.lagThresholdMs = opts.lagThresholdMs ?? 250;
-    this.holdOffMs = opts.holdOffMs ?? 1000;
+    this.holdOffMs = opts.holdOffMs ?? 500;
     this.cpuSampleMs = opts.cpuSampleMs ?? 500;
     this.cpuThreshold = opts.cpuThreshold ?? 0.5;
     this.readStall = opts.readCpuStallUs ?? (() => readRunQueueWaitUs());
