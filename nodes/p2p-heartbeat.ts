@@ -28,7 +28,6 @@ export = function (RED: RED) {
     store.deregister(node);
 
     const settings = parsed.heartbeat;
-    const interval = settings.intervalMs ?? HEARTBEAT_DEFAULTS.intervalMs;
     const timeout = settings.timeoutMs ?? HEARTBEAT_DEFAULTS.timeoutMs;
     // Half the probe timeout: past that, a timeout may be this VM's lateness, not the peer's. A
     // check started one timeout after the lateness ended is clean: that is the hold-off.
