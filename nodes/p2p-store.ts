@@ -6,6 +6,7 @@ import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/replicated-store';
 import type { Node, RED } from './common/node-red';
 import { storeStatusToNode, StoreNode } from './common/store-user';
+import { registry } from './common/cluster-registry';
 
 interface StoreConfig {
   name?: string;
@@ -74,6 +75,7 @@ export = function (RED: RED) {
 
     if (store) {
       const s = store;
+      registry.addStore(node.id, s);
       s.on('status', setStatus);
       s.on('warning', (w: string) => node.warn(w));
       s.start().then(
@@ -83,6 +85,7 @@ export = function (RED: RED) {
     }
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      registry.removeStore(node.id);
       if (!store) return done();
       // Never hold a redeploy longer than the deadline, even if a peer hangs.
       const timer = setTimeout(done, CLOSE_DEADLINE_MS);
