@@ -23,8 +23,10 @@ export interface Sshd {
   /** A folder the user may write (copied files go there). */
   userDir: string;
   dir: string;
-  /** Number of sessions sshd logged (for checks; LogLevel VERBOSE). */
+  /** sshd's log (LogLevel VERBOSE). */
   log(): string;
+  /** Commands sshd started, counted in its log ("Starting session: command"): server-side proof of an exec. */
+  commandCount(): number;
   stop(): Promise<void>;
 }
 
@@ -121,6 +123,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         userDir,
         dir,
         log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+        commandCount: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').match(/Starting session: command/g)?.length ?? 0 : 0),
         stop,
       };
     }

@@ -63,6 +63,7 @@ function injectionCases(target: () => DriverTarget & { execs: () => number }): v
   it('refuses bad domain names, MACs, paths and variables before any SSH exec', async () => {
     const { driver, execs } = target();
     const before = execs();
+    assert.ok(before > 0, 'the counter counts (commands ran before)');
     const attempts: [string, () => Promise<unknown>][] = [];
     for (const bad of BAD) {
       attempts.push(
@@ -169,7 +170,8 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
       strangerKey: sshd!.strangerKey,
       fileDir: sshd!.userDir,
     })));
-  describe('injection', () => injectionCases(() => ({ ...target, execs: () => conn!.execCount })));
+  // Counted on both sides: the client's exec requests and the commands sshd logged.
+  describe('injection', () => injectionCases(() => ({ ...target, execs: () => conn!.execCount + sshd!.commandCount() })));
 });
 
 describe('hv: driver over SSH against the simulated real server', function () {
