@@ -97,6 +97,17 @@ export class Replica {
     return changes;
   }
 
+  /** True when every key the diff writes already holds its version or a newer one. */
+  contains(diff: Diff): boolean {
+    const version = { lamport: diff.lamport, origin: diff.origin };
+    const keys = [recordKey(diff.file, diff.record)];
+    if (diff.op === 'Mod' && diff.before) keys.push(recordKey(diff.file, diff.before));
+    return keys.every((k) => {
+      const e = this.files.get(diff.file)!.get(k);
+      return !!e && compareVersions(e, version) >= 0;
+    });
+  }
+
   snapshot(): Snapshot {
     const entries: SnapshotEntry[] = [];
     for (const [file, map] of this.files) {

@@ -10,7 +10,7 @@ import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
 import { operationRecords } from './ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
-import { SemClient, SemServer, Target } from './sem-http';
+import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -24,7 +24,7 @@ export interface StoreOptions {
   /** The cluster secret shared by all VMs (HMAC key). */
   secret: string;
   /** Peers to contact at start before the group file knows any: `address` or `address:port`. */
-  seeds?: string[];
+  seeds?: string[] | string;
   /** Digest exchange period (anti-entropy), ms. */
   syncIntervalMs?: number;
   /** Deadline of one request to a peer, ms. */
@@ -44,7 +44,12 @@ export interface StoreStatus {
 interface PeerState {
   lastOk: number;
   lastError?: string;
+  lastErrorAt?: number;
 }
+
+/** How long a failed contact makes a peer "known down" (its acks are then not awaited). The
+ * digest exchange retries every sync interval, so a peer that is back is known up again soon. */
+const KNOWN_DOWN_MS = 10_000;
 
 /** Check an identity before anything listens or is written. */
 export function validateIdentity(id: Identity): Identity {
@@ -231,18 +236,37 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const body = encodeDiff(diff);
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
+    const sendTo = async (p: { hostname: string; address: string }) => {
+      const t = performance.now();
+      try {
+        await this.client.post({ address: p.address, port: this.port }, '/p2p/sem/diff', body);
+        this.peerOk(p.hostname);
+        return { ok: true as const, ms: performance.now() - t };
+      } catch (e) {
+        if (e instanceof SemClientError && e.status === 409 && e.body?.contained === true) {
+          // The peer already had this diff (it came with a digest exchange): it is applied there.
+          this.peerOk(p.hostname);
+          return { ok: true as const, ms: performance.now() - t };
+        }
+        const error = (e as Error).message;
+        this.peerFailed(p.hostname, error);
+        return { ok: false as const, error };
+      }
+    };
     await Promise.all(
       this.peers().map(async (p) => {
-        const t = performance.now();
-        try {
-          await this.client.post({ address: p.address, port: this.port }, '/p2p/sem/diff', body);
-          acked.push({ peer: p.hostname, address: p.address, ms: performance.now() - t });
-          this.peerOk(p.hostname);
-        } catch (e) {
-          const error = (e as Error).message;
-          failed.push({ peer: p.hostname, address: p.address, error });
-          this.peerFailed(p.hostname, error);
+        const down = this.knownDown(p.hostname);
+        if (down) {
+          // A peer that failed at its last contact is still sent the diff, but not waited for: a dead
+          // VM still in the group (until its failure is handled) must not slow every edit down to
+          // the request timeout. It catches up through the digest exchange when it comes back.
+          void sendTo(p);
+          failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
+          return;
         }
+        const r = await sendTo(p);
+        if (r.ok) acked.push({ peer: p.hostname, address: p.address, ms: r.ms });
+        else failed.push({ peer: p.hostname, address: p.address, error: r.error });
       }),
     );
     this.log.write('sent', line, {
@@ -260,7 +284,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     const replay = this.guard.check(diff.origin, diff.seq);
-    if (replay) throw new ProtocolError(replay, 409);
+    if (replay) {
+      // Refused either way, but say whether this VM already holds the diff's effect: a diff that
+      // raced with a digest exchange carrying the same edit is not lost, and its sender may count
+      // this answer as an acknowledgement (after the state is on disk).
+      const contained = this.replica.contains(diff);
+      if (contained) await this.disk.save([]);
+      throw new ProtocolError(replay, 409, { contained });
+    }
     const gap = this.guard.max(diff.origin) > 0 && diff.seq > this.guard.max(diff.origin) + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
@@ -415,7 +446,15 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private peerFailed(name: string, error: string): void {
     const s = this.peerState.get(name) ?? { lastOk: 0 };
     s.lastError = error;
+    s.lastErrorAt = Date.now();
     this.peerState.set(name, s);
+  }
+
+  /** The last error of a peer whose last contact failed recently, else undefined. */
+  private knownDown(name: string): string | undefined {
+    const s = this.peerState.get(name);
+    if (!s?.lastError || !s.lastErrorAt) return undefined;
+    return Date.now() - s.lastErrorAt < KNOWN_DOWN_MS ? s.lastError : undefined;
   }
 
   /** Which peers answered at the last contact: the store's status. */

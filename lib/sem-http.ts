@@ -115,7 +115,7 @@ export class SemServer {
             const status = err instanceof ProtocolError ? err.status : 500;
             const reason = err instanceof Error ? err.message : String(err);
             this.opts.onRefused(remote, reason);
-            send(status, { error: reason }, requestMac);
+            send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac);
           },
         );
     });
@@ -131,6 +131,8 @@ export class SemClientError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    /** The peer's authenticated answer, when it refused. */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -187,7 +189,7 @@ export class SemClient {
             clearTimeout(timer);
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
-            let parsed: { error?: string } | undefined;
+            let parsed: { error?: string; [k: string]: unknown } | undefined;
             try {
               parsed = JSON.parse(text);
             } catch {
@@ -198,7 +200,7 @@ export class SemClient {
               return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
             }
             if (status < 200 || status >= 300) {
-              return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status));
+              return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
             }
             resolve(parsed);
           });

@@ -21,6 +21,8 @@ export class ProtocolError extends Error {
   constructor(
     message: string,
     readonly status = 400,
+    /** Extra fields for the refusal's answer (e.g. that a replayed diff's content is already here). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }

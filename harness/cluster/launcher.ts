@@ -1,0 +1,587 @@
+// The local cluster launcher: N real Node-RED 4.1 processes on loopback, one per simulated VM.
+// Used by the system and cluster tests, the benchmarks and the demo.
+//
+// API
+//   startCluster(opts?: ClusterOptions): Promise<Cluster>
+//     Starts the VMs (bounded parallelism, opts.parallel, default 2 = this machine's cores), waits
+//     until each admin API answers (deadline opts.startTimeoutMs per VM), deploys opts.flows to
+//     each (POST /flows, full deployment), and resolves with the Cluster. On any failure every
+//     process it started is stopped and the temp directories removed before it rejects.
+//   ClusterOptions (all optional):
+//     count (3) | names (S1..Sn) | ips (ipPrefix.1..n, ipPrefix default "127.0.1")
+//     uiPorts            fixed ports per VM (default: a free port on each VM's own address)
+//     flows              FlowNode[] or (vm) => FlowNode[]; credentials go inside node objects
+//     parallel (2)       how many VMs boot at once
+//     startTimeoutMs (30000), stopTimeoutMs (5000)
+//     baseDir            where the user directories go (default a fresh temp dir, removed by stopAll)
+//     keepDirs (false)   keep the user directories after stopAll (to read logs after a failure)
+//     settings           extra Node-RED settings merged into each settings file (JSON values only)
+//     credentialSecret   (default random, shared by the cluster so a cloned userDir still decrypts)
+//     installPackage (true)  symlink userDir/node_modules/@p2p-ha/node-red-server-manager -> repo root
+//     exitWithParent (true)  each Node-RED exits by itself if this process dies (even by SIGKILL)
+//     env                extra environment for the Node-RED processes
+//   Cluster:
+//     vms: Vm[]  each {name, ip, uiPort, url, userDir, pid, state, mac?}
+//     vm(nameOrVm): Vm
+//     deploy(vm, flows): POST /flows (full); resolves when Node-RED has started the new flows
+//     kill(vm, signal = 'SIGKILL'): sends the signal; for SIGKILL waits until the process is gone
+//     stop(vm): SIGTERM (with SIGCONT if frozen), SIGKILL after stopTimeoutMs; waits for the exit
+//     start(vm, {wait = true}): spawns again with the same userDir, address and port; waits for the
+//       admin API unless wait is false. Also starts a VM that was only defined.
+//     freeze(vm) / thaw(vm): SIGSTOP / SIGCONT
+//     logs(vm): {nodeRed, stdout, stderr} — the Node-RED log file and the captured streams
+//     define({name, ip?, uiPort?}): a new VM with its user directory, not running
+//     clone(source, {name, ip?, uiPort?}): a new, not running VM whose user directory is a copy of
+//       source's (flows, credentials, context); its settings are rewritten at its first start
+//     remove(vm): stops it if running and deletes its user directory
+//     stopAll(): stops every VM (in parallel), then removes baseDir unless keepDirs. Idempotent.
+//
+// Files in each user directory: settings.js (rewritten at every start), flows.json,
+// node-red.log (Node-RED's own log, one line per entry), stdout.log, stderr.log.
+//
+// Start times on this machine (2 cores; `node dist/bench/cluster-start.js`): see the report in
+// bench/cluster-start.ts. Booting is CPU-bound (loading Node-RED's modules), so more than two at
+// a time does not finish sooner.
+import { ChildProcess, spawn } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { httpRequest } from '../http';
+import { pickFreePort } from '../net';
+import { waitFor } from '../wait';
+
+export interface FlowNode {
+  id: string;
+  type: string;
+  [key: string]: unknown;
+}
+
+export type VmState = 'defined' | 'starting' | 'running' | 'frozen' | 'stopping' | 'stopped';
+
+export interface Vm {
+  readonly name: string;
+  readonly ip: string;
+  readonly uiPort: number;
+  /** http://ip:uiPort (no trailing slash) */
+  readonly url: string;
+  readonly userDir: string;
+  /** The running process's pid, undefined when not running. */
+  readonly pid: number | undefined;
+  readonly state: VmState;
+  /** Set by clone (the simulated real server's MAC for the domain). */
+  mac?: string;
+}
+
+export interface VmSpec {
+  name: string;
+  ip?: string;
+  uiPort?: number;
+}
+
+export interface ClusterOptions {
+  count?: number;
+  names?: string[];
+  ips?: string[];
+  ipPrefix?: string;
+  uiPorts?: number[];
+  flows?: FlowNode[] | ((vm: Vm) => FlowNode[]);
+  parallel?: number;
+  startTimeoutMs?: number;
+  stopTimeoutMs?: number;
+  baseDir?: string;
+  keepDirs?: boolean;
+  settings?: Record<string, unknown>;
+  credentialSecret?: string;
+  installPackage?: boolean;
+  exitWithParent?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface VmLogs {
+  nodeRed: string;
+  stdout: string;
+  stderr: string;
+}
+
+const PACKAGE_NAME = '@p2p-ha/node-red-server-manager';
+
+/** The repository root: the nearest folder above this file whose package.json is ours. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === PACKAGE_NAME) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json named ${PACKAGE_NAME} above ${__dirname}`);
+    dir = up;
+  }
+}
+
+/** Node-RED's red.js as installed for this repository (node-red ~4.1). */
+export function nodeRedScript(root = packageRoot()): string {
+  return require.resolve('node-red/red.js', { paths: [root] });
+}
+
+// ---- processes that must not outlive this one ---------------------------------------------------
+
+const liveChildren = new Set<ChildProcess>();
+const dirsToRemove = new Set<string>();
+let hooksInstalled = false;
+
+function killAllNow(): void {
+  for (const child of liveChildren) {
+    try {
+      // SIGKILL also ends a SIGSTOPped process.
+      if (child.pid) process.kill(child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  liveChildren.clear();
+  for (const dir of dirsToRemove) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort at exit */
+    }
+  }
+}
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', killAllNow);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killAllNow();
+      // Keep the default behaviour (die by this signal) unless someone else handles it too.
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+// ---- settings file ------------------------------------------------------------------------------
+
+function settingsSource(base: Record<string, unknown>): string {
+  // The log handler and the parent watchdog are code, so the file is JS around a JSON object.
+  return `// Written by harness/cluster/launcher.ts at each start of this VM; edits are lost.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const logFile = path.join(__dirname, 'node-red.log');
+const LEVELS = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace', 98: 'audit', 99: 'metric' };
+function text(v) {
+  if (v instanceof Error) return v.stack || v.message;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+// Exit when the launcher that spawned this process is gone (even killed with SIGKILL), so a
+// crashed test never leaves Node-RED processes behind. The parent pid is read from /proc because
+// process.ppid is fixed at start in Node 20.
+const parent = Number(process.env.P2P_HA_LAUNCHER_PID || 0);
+if (parent > 0) {
+  setInterval(() => {
+    let ppid = -1;
+    try { ppid = Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[1]); } catch (e) {}
+    if (ppid !== parent) process.exit(3);
+  }, 1000).unref();
+}
+module.exports = Object.assign(${JSON.stringify(base, null, 2)}, {
+  logging: {
+    console: { level: 'info', metrics: false, audit: false },
+    file: {
+      level: 'info', metrics: false, audit: false,
+      handler: function () {
+        return function (m) {
+          const where = m.type ? '[' + m.type + (m.name ? ':' + m.name : '') + '] ' : '';
+          const line = new Date(m.timestamp || Date.now()).toISOString() + ' [' + (LEVELS[m.level] || m.level) + '] ' + where + text(m.msg) + '\\n';
+          try { fs.appendFileSync(logFile, line); } catch (e) {}
+        };
+      },
+    },
+  },
+});
+`;
+}
+
+// ---- the cluster --------------------------------------------------------------------------------
+
+class VmProc implements Vm {
+  pid: number | undefined;
+  state: VmState = 'defined';
+  mac?: string;
+  child: ChildProcess | undefined;
+  exited: Promise<void> = Promise.resolve();
+  exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** The port was chosen by the launcher (so it may choose another if someone takes it). */
+  autoPort: boolean;
+
+  constructor(
+    readonly name: string,
+    readonly ip: string,
+    public uiPort: number,
+    readonly userDir: string,
+    autoPort: boolean,
+  ) {
+    this.autoPort = autoPort;
+  }
+
+  get url(): string {
+    return `http://${this.ip}:${this.uiPort}`;
+  }
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const IPV4_LOOPBACK_RE = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function checkSpec(name: string, ip: string): void {
+  if (!NAME_RE.test(name)) throw new Error(`VM name ${JSON.stringify(name)} is not [A-Za-z0-9_.-], 1-63 characters`);
+  const m = IPV4_LOOPBACK_RE.exec(ip);
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) {
+    // Only loopback: tests must never send traffic off this machine.
+    throw new Error(`VM ${name}: address ${JSON.stringify(ip)} is not a 127.x.y.z loopback address`);
+  }
+}
+
+export class Cluster {
+  private readonly procs = new Map<string, VmProc>();
+  private stoppedAll = false;
+  private readonly root: string;
+  private readonly redJs: string;
+  private readonly secret: string;
+
+  constructor(
+    readonly baseDir: string,
+    private readonly opts: ClusterOptions,
+    private readonly ownsBaseDir: boolean,
+  ) {
+    this.root = packageRoot();
+    this.redJs = nodeRedScript(this.root);
+    this.secret = opts.credentialSecret ?? crypto.randomBytes(16).toString('hex');
+    installExitHooks();
+    if (ownsBaseDir && !opts.keepDirs) dirsToRemove.add(baseDir);
+  }
+
+  get vms(): Vm[] {
+    return [...this.procs.values()];
+  }
+
+  vm(v: string | Vm): Vm {
+    return this.proc(v);
+  }
+
+  private proc(v: string | Vm): VmProc {
+    const name = typeof v === 'string' ? v : v.name;
+    const p = this.procs.get(name);
+    if (!p) throw new Error(`no VM named ${JSON.stringify(name)} in this cluster (have ${[...this.procs.keys()].join(', ') || 'none'})`);
+    return p;
+  }
+
+  /** A new VM with its own user directory, defined but not running. */
+  async define(spec: VmSpec): Promise<Vm> {
+    if (this.stoppedAll) throw new Error('cluster already stopped');
+    const ip = spec.ip ?? this.nextIp();
+    checkSpec(spec.name, ip);
+    if (this.procs.has(spec.name)) throw new Error(`VM ${spec.name} already exists`);
+    for (const p of this.procs.values()) {
+      if (p.ip === ip) throw new Error(`VM ${spec.name}: address ${ip} is already used by ${p.name}`);
+    }
+    const uiPort = spec.uiPort ?? (await pickFreePort(ip));
+    const userDir = path.join(this.baseDir, spec.name);
+    const p = new VmProc(spec.name, ip, uiPort, userDir, spec.uiPort === undefined);
+    // Claim the name before any await below, so two concurrent defines cannot both take it.
+    this.procs.set(spec.name, p);
+    fs.mkdirSync(userDir, { recursive: true });
+    this.installPackage(userDir);
+    return p;
+  }
+
+  /** A new VM, not running, whose user directory is a copy of `source`'s (which should not be running). */
+  async clone(source: string | Vm, spec: VmSpec): Promise<Vm> {
+    const src = this.proc(source);
+    const p = (await this.define(spec)) as VmProc;
+    // Flows, credentials (same cluster secret), context and .config files; not the source's logs.
+    fs.cpSync(src.userDir, p.userDir, {
+      recursive: true,
+      verbatimSymlinks: true,
+      force: true,
+      filter: (from) => !/\.log$/.test(from) && !from.startsWith(path.join(src.userDir, 'node_modules')),
+    });
+    return p;
+  }
+
+  async remove(v: string | Vm): Promise<void> {
+    const p = this.proc(v);
+    await this.stop(p);
+    fs.rmSync(p.userDir, { recursive: true, force: true });
+    this.procs.delete(p.name);
+  }
+
+  async start(v: string | Vm, o: { wait?: boolean } = {}): Promise<void> {
+    const p = this.proc(v);
+    if (this.stoppedAll) throw new Error('cluster already stopped');
+    if (p.child) throw new Error(`VM ${p.name} is already ${p.state} (pid ${p.pid})`);
+    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    // If someone else took an auto-chosen port between the pick and the bind, pick again.
+    for (let attempt = 1; ; attempt++) {
+      this.spawn(p);
+      if (o.wait === false) {
+        // Running in libvirt's sense: the process is there; the caller probes its API itself.
+        p.state = 'running';
+        return;
+      }
+      try {
+        await this.waitReady(p, timeoutMs);
+        return;
+      } catch (err) {
+        const portTaken = p.state === 'stopped' && /EADDRINUSE|already in use/i.test(this.logs(p).nodeRed + this.logs(p).stdout);
+        if (!(portTaken && p.autoPort && attempt < 3)) {
+          await this.stop(p);
+          throw err;
+        }
+        p.uiPort = await pickFreePort(p.ip);
+      }
+    }
+  }
+
+  private spawn(p: VmProc): void {
+    const settingsPath = path.join(p.userDir, 'settings.js');
+    const settings: Record<string, unknown> = {
+      ...(this.opts.settings ?? {}),
+      uiHost: p.ip,
+      uiPort: p.uiPort,
+      userDir: p.userDir,
+      flowFile: 'flows.json',
+      credentialSecret: this.secret,
+      telemetry: { enabled: false },
+      // No update-notification dialog, no request to the public catalogue.
+      editorTheme: { ...((this.opts.settings?.editorTheme as object | undefined) ?? {}), palette: { catalogues: [] } },
+    };
+    fs.writeFileSync(settingsPath, settingsSource(settings));
+    const out = fs.openSync(path.join(p.userDir, 'stdout.log'), 'a');
+    const err = fs.openSync(path.join(p.userDir, 'stderr.log'), 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [this.redJs, '--userDir', p.userDir, '--settings', settingsPath], {
+        cwd: p.userDir,
+        // Files, not pipes: a busy or dead test process can never block a VM on a full pipe.
+        stdio: ['ignore', out, err],
+        env: {
+          ...process.env,
+          ...(this.opts.env ?? {}),
+          P2P_HA_LAUNCHER_PID: this.opts.exitWithParent === false ? '' : String(process.pid),
+          P2P_HA_VM_NAME: p.name,
+        },
+      });
+    } finally {
+      fs.closeSync(out);
+      fs.closeSync(err);
+    }
+    p.child = child;
+    p.pid = child.pid;
+    p.state = 'starting';
+    p.exitInfo = undefined;
+    liveChildren.add(child);
+    p.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        liveChildren.delete(child);
+        if (p.child === child) {
+          p.child = undefined;
+          p.pid = undefined;
+          p.state = 'stopped';
+          p.exitInfo = { code, signal };
+        }
+        resolve();
+      });
+      // A spawn failure (no exit event follows in some cases) must not hang the waiters.
+      child.once('error', (e) => {
+        fs.appendFileSync(path.join(p.userDir, 'stderr.log'), `launcher: spawn failed: ${e.message}\n`);
+        if (child.exitCode === null && child.pid === undefined) {
+          liveChildren.delete(child);
+          p.child = undefined;
+          p.pid = undefined;
+          p.state = 'stopped';
+          p.exitInfo = { code: null, signal: null };
+          resolve();
+        }
+      });
+    });
+  }
+
+  private async waitReady(p: VmProc, timeoutMs: number): Promise<void> {
+    const child = p.child;
+    const status = await waitFor(
+      async () => {
+        if (p.child !== child) return 'exited';
+        const r = await httpRequest(`${p.url}/settings`, { timeoutMs: 1000 });
+        return r.status === 200 ? 'ready' : false;
+      },
+      { timeoutMs, intervalMs: 100, what: `${p.name}'s admin API at ${p.url}` },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.tail(p)}`);
+    });
+    if (status === 'exited') {
+      const how = p.exitInfo ? `code ${p.exitInfo.code}, signal ${p.exitInfo.signal}` : 'unknown';
+      throw new Error(`${p.name} exited while starting (${how})\n${this.tail(p)}`);
+    }
+    p.state = 'running';
+  }
+
+  private tail(p: VmProc): string {
+    const l = this.logs(p);
+    const last = (s: string): string => s.split('\n').slice(-15).join('\n');
+    return `--- ${p.name} node-red.log (end) ---\n${last(l.nodeRed)}\n--- stderr (end) ---\n${last(l.stderr)}`;
+  }
+
+  async deploy(v: string | Vm, flows: FlowNode[]): Promise<void> {
+    const p = this.proc(v);
+    const r = await httpRequest(`${p.url}/flows`, {
+      method: 'POST',
+      headers: { 'Node-RED-Deployment-Type': 'full', 'Node-RED-API-Version': 'v1' },
+      body: flows,
+      timeoutMs: 15_000,
+    });
+    if (r.status !== 204 && r.status !== 200) {
+      throw new Error(`deploy to ${p.name} (${p.url}) answered ${r.status}: ${r.body.slice(0, 500)}`);
+    }
+  }
+
+  /** Send `signal`; for SIGKILL, resolve once the process is gone. */
+  async kill(v: string | Vm, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc(v);
+    if (!p.child || p.pid === undefined) throw new Error(`VM ${p.name} is not running (${p.state})`);
+    process.kill(p.pid, signal);
+    if (signal === 'SIGSTOP') p.state = 'frozen';
+    else if (signal === 'SIGCONT') p.state = 'running';
+    else if (signal === 'SIGKILL') await p.exited;
+  }
+
+  freeze(v: string | Vm): Promise<void> {
+    return this.kill(v, 'SIGSTOP');
+  }
+
+  thaw(v: string | Vm): Promise<void> {
+    return this.kill(v, 'SIGCONT');
+  }
+
+  /** SIGTERM (a frozen VM is thawed so it can act on it), SIGKILL after stopTimeoutMs. */
+  async stop(v: string | Vm): Promise<void> {
+    const p = this.proc(v);
+    const child = p.child;
+    if (!child || child.pid === undefined) return;
+    p.state = 'stopping';
+    try {
+      process.kill(child.pid, 'SIGTERM');
+      process.kill(child.pid, 'SIGCONT');
+    } catch {
+      /* already exiting */
+    }
+    const deadline = this.opts.stopTimeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      p.exited.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), deadline);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* exited meanwhile */
+      }
+      await p.exited;
+    }
+  }
+
+  logs(v: string | Vm): VmLogs {
+    const p = this.proc(v);
+    const read = (f: string): string => {
+      try {
+        return fs.readFileSync(path.join(p.userDir, f), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    return { nodeRed: read('node-red.log'), stdout: read('stdout.log'), stderr: read('stderr.log') };
+  }
+
+  async stopAll(): Promise<void> {
+    if (this.stoppedAll) return;
+    this.stoppedAll = true;
+    await Promise.all([...this.procs.values()].map((p) => this.stop(p)));
+    if (this.ownsBaseDir && !this.opts.keepDirs) {
+      fs.rmSync(this.baseDir, { recursive: true, force: true });
+      dirsToRemove.delete(this.baseDir);
+    }
+  }
+
+  private installPackage(userDir: string): void {
+    if (this.opts.installPackage === false) return;
+    const link = path.join(userDir, 'node_modules', ...PACKAGE_NAME.split('/'));
+    if (fs.existsSync(link)) return;
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(this.root, link, 'dir');
+  }
+
+  /** The next unused host number in the prefix of the existing VMs (for clones). */
+  private nextIp(): string {
+    const used = new Set([...this.procs.values()].map((p) => p.ip));
+    const prefix = this.opts.ipPrefix ?? [...this.procs.values()][0]?.ip.split('.').slice(0, 3).join('.') ?? '127.0.1';
+    for (let h = 1; h <= 254; h++) {
+      const ip = `${prefix}.${h}`;
+      if (!used.has(ip)) return ip;
+    }
+    throw new Error(`no free address left in ${prefix}.0/24`);
+  }
+}
+
+/** Run `task` over `items` with at most `limit` running at once; the first failure rejects (after the running ones settle). */
+async function boundedParallel<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const count = opts.names?.length ?? opts.ips?.length ?? opts.count ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > 254) throw new Error(`cluster size ${count} not in 1..254`);
+  const names = opts.names ?? Array.from({ length: count }, (_, i) => `S${i + 1}`);
+  const prefix = opts.ipPrefix ?? '127.0.1';
+  const ips = opts.ips ?? Array.from({ length: count }, (_, i) => `${prefix}.${i + 1}`);
+  if (names.length !== count || ips.length !== count || (opts.uiPorts && opts.uiPorts.length !== count)) {
+    throw new Error(`names (${names.length}), ips (${ips.length}) and uiPorts (${opts.uiPorts?.length ?? '-'}) must all have ${count} entries`);
+  }
+  const ownsBaseDir = opts.baseDir === undefined;
+  const baseDir = opts.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-cluster-'));
+  fs.mkdirSync(baseDir, { recursive: true });
+  const cluster = new Cluster(baseDir, opts, ownsBaseDir);
+  try {
+    for (let i = 0; i < count; i++) await cluster.define({ name: names[i], ip: ips[i], uiPort: opts.uiPorts?.[i] });
+    await boundedParallel(cluster.vms, opts.parallel ?? 2, async (vm) => {
+      await cluster.start(vm);
+      const flows = typeof opts.flows === 'function' ? opts.flows(vm) : opts.flows;
+      if (flows) await cluster.deploy(vm, flows);
+    });
+    return cluster;
+  } catch (err) {
+    await cluster.stopAll();
+    throw err;
+  }
+}

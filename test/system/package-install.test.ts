@@ -1,0 +1,165 @@
+// The package as a user gets it: `npm pack` of the build, installed with npm into a fresh
+// Node-RED 4.1 user directory, loaded by a real Node-RED. Every node set that package.json
+// registers ("node-red".nodes, read here, never hard-coded) must load with no error and bring
+// its editor template, help text, messages and icons.
+import * as assert from 'assert';
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { promisify } from 'util';
+import { Cluster, packageRoot, startCluster } from '../../harness/cluster/launcher';
+import { httpRequest } from '../../harness/http';
+import { freeLoopbackIp } from '../../harness/net';
+
+const run = promisify(execFile);
+
+interface NodeSet {
+  id: string;
+  name: string;
+  module: string;
+  types: string[];
+  enabled: boolean;
+  err?: unknown;
+}
+
+/** npm with no update check and none of the calling npm's lifecycle settings (when run by `npm test`). */
+function npmEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  env.npm_config_update_notifier = 'false';
+  return env;
+}
+
+describe('package install: npm pack, npm install into a fresh user directory, GET /nodes', function () {
+  const root = packageRoot();
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    name: string;
+    'node-red'?: { nodes?: Record<string, string> };
+  };
+  const sets = Object.entries(pkg['node-red']?.nodes ?? {});
+  let tmp: string;
+  let installed: string;
+  let cluster: Cluster | undefined;
+  let url: string;
+  let nodeSets: NodeSet[];
+  let editorHtml: string;
+
+  before(async function () {
+    // ssh2's optional native part is compiled at install: minutes on a cold, busy machine.
+    this.timeout(300_000);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-pkg-install-'));
+    const packed = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: root, env: npmEnv(), timeout: 60_000 });
+    const tgz = path.join(tmp, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0].filename);
+
+    const baseDir = path.join(tmp, 'vms');
+    const userDir = path.join(baseDir, 'pkg');
+    fs.mkdirSync(userDir, { recursive: true });
+    fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true }));
+    await run('npm', ['install', tgz, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+      cwd: userDir,
+      env: npmEnv(),
+      timeout: 240_000,
+    });
+    installed = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
+    assert.ok(!fs.lstatSync(installed).isSymbolicLink(), 'npm linked the package instead of installing the tarball');
+
+    // The launcher runs Node-RED on it exactly as in the cluster, but with this real install.
+    cluster = await startCluster({ names: ['pkg'], ips: [freeLoopbackIp()], baseDir, installPackage: false, startTimeoutMs: 60_000 });
+    url = cluster.vms[0].url;
+    nodeSets = JSON.parse((await httpRequest(`${url}/nodes`, { headers: { Accept: 'application/json' } })).body) as NodeSet[];
+    editorHtml = (await httpRequest(`${url}/nodes?lng=en-US`, { headers: { Accept: 'text/html' } })).body;
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await cluster?.stopAll();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('package.json registers at least one node set', function () {
+    assert.ok(sets.length > 0, 'package.json has no "node-red".nodes');
+  });
+
+  it('the tarball holds every registered node file with its editor file beside it', function () {
+    for (const [name, file] of sets) {
+      assert.ok(fs.existsSync(path.join(installed, file)), `${name}: ${file} not in the installed package`);
+      const html = file.replace(/\.c?js$/, '.html');
+      assert.ok(fs.existsSync(path.join(installed, html)), `${name}: ${html} not in the installed package`);
+    }
+  });
+
+  it('every registered node set is loaded, enabled, with no error, by a real Node-RED', function () {
+    const ours = nodeSets.filter((s) => s.module === pkg.name);
+    for (const [name] of sets) {
+      const set = ours.find((s) => s.name === name);
+      assert.ok(set, `GET /nodes does not list ${pkg.name}/${name}`);
+      assert.strictEqual(set.err, undefined, `${name} failed to load: ${JSON.stringify(set.err)}\n${cluster ? cluster.logs('pkg').nodeRed : ''}`);
+      assert.strictEqual(set.enabled, true, `${name} is disabled`);
+      assert.ok(set.types.length > 0, `${name} registered no node type`);
+    }
+    assert.deepStrictEqual(ours.map((s) => s.name).sort(), sets.map(([n]) => n).sort(), 'Node-RED loaded sets package.json does not list');
+  });
+
+  it('the editor gets each type\'s template and help text', function () {
+    for (const [name] of sets) {
+      const set = nodeSets.find((s) => s.module === pkg.name && s.name === name)!;
+      const section = setSection(editorHtml, set.id);
+      assert.ok(section, `GET /nodes (HTML) has no section for ${set.id}`);
+      for (const type of set.types) {
+        assert.ok(section.includes(`data-template-name="${type}"`), `${type}: no editor template`);
+        const help = new RegExp(`<script type="text/html" data-help-name="${escapeRe(type)}">([\\s\\S]*?)</script>`).exec(section);
+        assert.ok(help, `${type}: no help text (locales/en-US/${name}.html)`);
+        assert.ok(help[1].replace(/<[^>]*>/g, '').trim().length >= 20, `${type}: help text is (nearly) empty`);
+      }
+    }
+  });
+
+  it('each node set\'s messages are served (GET /nodes/messages)', async function () {
+    const r = await httpRequest(`${url}/nodes/messages?lng=en-US`, { headers: { Accept: 'application/json' } });
+    const catalogs = JSON.parse(r.body) as Record<string, Record<string, unknown> | undefined>;
+    for (const [name] of sets) {
+      const catalog = catalogs[`${pkg.name}/${name}`];
+      assert.ok(catalog && Object.keys(catalog).length > 0, `no en-US messages for ${name} (locales/en-US/${name}.json)`);
+    }
+  });
+
+  it('every icon the nodes name is served from the package', async function () {
+    const listed = JSON.parse((await httpRequest(`${url}/icons`, { headers: { Accept: 'application/json' } })).body) as Record<string, string[]>;
+    const ourIcons = listed[pkg.name] ?? [];
+    let checked = 0;
+    for (const [name, file] of sets) {
+      const set = nodeSets.find((s) => s.module === pkg.name && s.name === name)!;
+      for (const icon of declaredIcons(setSection(editorHtml, set.id) ?? '')) {
+        // Core icons ("font-awesome/fa-...", "node-red/...") are not ours to ship.
+        if (icon.includes('/')) continue;
+        assert.ok(ourIcons.includes(icon), `${name}: icon ${icon} is not among the package's icons (${ourIcons.join(', ') || 'none'})`);
+        const r = await httpRequest(`${url}/icons/${pkg.name}/${icon}`);
+        assert.strictEqual(r.status, 200);
+        // Node-RED answers a missing icon with a default one: compare with the shipped file.
+        const shipped = fs.readFileSync(path.join(installed, path.dirname(file), 'icons', icon), 'utf8');
+        assert.strictEqual(r.body, shipped, `${name}: GET /icons/${pkg.name}/${icon} is not the shipped file`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 0, 'no node of the package names an icon of its own');
+  });
+});
+
+/** The part of GET /nodes (HTML) that belongs to one node set. */
+function setSection(html: string, setId: string): string | undefined {
+  const marker = `<!-- --- [red-module:${setId}] --- -->`;
+  const start = html.indexOf(marker);
+  if (start < 0) return undefined;
+  const end = html.indexOf('<!-- --- [red-module:', start + marker.length);
+  return html.slice(start + marker.length, end < 0 ? undefined : end);
+}
+
+/** Icon names given as string literals in the editor definitions (`icon: "x.svg"`). */
+function declaredIcons(section: string): string[] {
+  return [...section.matchAll(/\bicon\s*:\s*["']([^"']+)["']/g)].map((m) => m[1]);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
