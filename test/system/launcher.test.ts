@@ -2,6 +2,7 @@
 // address, deploy through the admin API, freeze/thaw, kill/start, and nothing left running after
 // stopAll or after a start that fails half-way.
 import * as assert from 'assert';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -116,6 +117,23 @@ describe('cluster launcher (real Node-RED processes)', function () {
     await assert.rejects(cluster.start(vm), /already running/);
   });
 
+  it('chooses another port when its own was taken before the VM could bind it', async function () {
+    const vm = await cluster.define({ name: 'S4', ip: range.ip(4) });
+    const taken = vm.uiPort;
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(taken, vm.ip, resolve));
+    try {
+      await cluster.start(vm);
+      assert.notStrictEqual(vm.uiPort, taken);
+      assert.strictEqual((await httpRequest(`${vm.url}/settings`)).status, 200);
+      assert.match(cluster.logs(vm).nodeRed, /port in use/);
+    } finally {
+      blocker.close();
+    }
+    await cluster.remove(vm);
+    assert.ok(!fs.existsSync(vm.userDir));
+  });
+
   it('stopAll leaves no process and no directory behind', async function () {
     const pids = cluster.vms.map((v) => v.pid!);
     await cluster.freeze(cluster.vms[0]); // a frozen VM must stop too
@@ -145,6 +163,31 @@ describe('cluster launcher (real Node-RED processes)', function () {
       assert.deepStrictEqual(pidsWithCmdline(baseDir), []);
     } finally {
       blocker.close();
+      for (const pid of pidsWithCmdline(baseDir)) process.kill(pid, 'SIGKILL');
+      fs.rmSync(baseDir, { recursive: true, force: true });
+      r.release();
+    }
+  });
+
+  it('VMs exit by themselves when the launcher process dies by SIGKILL', async function () {
+    const r = allocLoopbackRange();
+    const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-launcher-orphan-'));
+    const launcher = path.join(__dirname, '../../harness/cluster/launcher.js');
+    const script = `require(${JSON.stringify(launcher)}).startCluster({ ips: ${JSON.stringify(r.ips(2))}, baseDir: ${JSON.stringify(baseDir)} })
+      .then((c) => console.log(JSON.stringify(c.vms.map((v) => v.pid))), (e) => { console.error(e); process.exit(1); });`;
+    const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const pids = await waitFor(() => (out.includes(']') ? (JSON.parse(out) as number[]) : false), {
+        timeoutMs: 45_000,
+        what: 'the launcher child process to print its VM pids',
+      });
+      assert.strictEqual(pids.length, 2);
+      parent.kill('SIGKILL');
+      await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 5000, what: `orphaned VMs ${pids.join(', ')} to exit` });
+    } finally {
+      parent.kill('SIGKILL');
       for (const pid of pidsWithCmdline(baseDir)) process.kill(pid, 'SIGKILL');
       fs.rmSync(baseDir, { recursive: true, force: true });
       r.release();
