@@ -9,8 +9,8 @@ export type RecordFields = string[];
 
 /** Host and VM names: letters, digits, dot, dash, underscore; must not start with `-`. */
 export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/;
-/** IPv4 address, or a DNS name. */
-export const ADDRESS_RE = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/;
+/** IPv4 address, or a DNS name (which must hold a letter, so `999.1.1.1` is not taken as one). */
+export const ADDRESS_RE = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|(?=[^.]*[A-Za-z]|.*\.[A-Za-z-]+$)[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/;
 /** A service check: `tcp:PORT` or `http:PORT/PATH` (see the heartbeat's help). Space-separated list. */
 export const SERVICE_RE = /^(?:tcp:\d{1,5}|http:\d{1,5}(?:\/[A-Za-z0-9._~\/-]*)?)$/;
 const NUMBER_RE = /^\d{1,9}(?:\.\d{1,6})?$/;

@@ -1,0 +1,25 @@
+// Summary statistics for benchmarks: percentiles by nearest rank, mean, coefficient of variation.
+export interface Summary {
+  n: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  min: number;
+  max: number;
+  cv: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+export function summarize(values: number[]): Summary {
+  const s = values.slice().sort((a, b) => a - b);
+  const n = s.length;
+  const mean = s.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return { n, mean: r(mean), p50: r(percentile(s, 50)), p99: r(percentile(s, 99)), min: r(s[0]), max: r(s[n - 1]), cv: r(sd / mean) };
+}

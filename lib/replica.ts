@@ -1,0 +1,166 @@
+// The replicated state of the management files, as a conflict-free map: each record key of each
+// file holds its last value (or a tombstone once deleted) with the version of the diff that wrote
+// it. A version is (Lamport clock, origin hostname); the larger one wins. This makes applying
+// diffs and merging snapshots commutative, associative and idempotent: any order and any
+// duplication of the same diffs gives identical files on every peer (DESIGN.md, SEM).
+import { createHash } from 'crypto';
+import { FILE_NAMES, FileName, RecordFields, SCHEMAS, recordKey } from './files';
+import type { Edit } from './cluster-api';
+import { naturalCompare } from './natural-sort';
+
+export interface Version {
+  lamport: number;
+  origin: string;
+}
+
+/** A diff as it travels: the edit plus who made it and when (in Lamport time). */
+export interface Diff extends Edit, Version {
+  seq: number;
+}
+
+export interface Entry extends Version {
+  file: FileName;
+  key: string;
+  /** null once the record was deleted (a tombstone, kept so a late older Add cannot revive it). */
+  value: RecordFields | null;
+}
+
+export type SnapshotEntry = [file: FileName, key: string, value: RecordFields | null, lamport: number, origin: string];
+
+export interface Snapshot {
+  clock: number;
+  /** Highest diff sequence number seen per origin: lets a joining peer refuse old replays. */
+  seqs: Record<string, number>;
+  entries: SnapshotEntry[];
+}
+
+/** One key's change caused by a diff or a merge. */
+export interface KeyChange {
+  file: FileName;
+  key: string;
+  before: RecordFields | null;
+  after: RecordFields | null;
+  version: Version;
+}
+
+export function compareVersions(a: Version, b: Version): number {
+  if (a.lamport !== b.lamport) return a.lamport - b.lamport;
+  return a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0;
+}
+
+export class Replica {
+  private readonly files = new Map<FileName, Map<string, Entry>>();
+  /** Lamport clock: above every version this replica has seen. */
+  clock = 0;
+  readonly seqs: Record<string, number> = {};
+
+  constructor() {
+    for (const f of FILE_NAMES) this.files.set(f, new Map());
+  }
+
+  /** Live records of a file, in natural key order, so every peer writes byte-identical files. */
+  records(file: FileName): RecordFields[] {
+    const live: Entry[] = [];
+    for (const e of this.files.get(file)!.values()) if (e.value) live.push(e);
+    return live.sort((a, b) => naturalCompare(a.key, b.key)).map((e) => e.value!.slice());
+  }
+
+  get(file: FileName, key: string): RecordFields | undefined {
+    const v = this.files.get(file)!.get(key)?.value;
+    return v ? v.slice() : undefined;
+  }
+
+  /** The next Lamport time for a local edit. */
+  tick(): number {
+    this.clock += 1;
+    return this.clock;
+  }
+
+  /** Apply a diff; returns the keys it changed (none for a duplicate or a superseded diff). */
+  apply(diff: Diff): KeyChange[] {
+    this.observe(diff.lamport);
+    this.seqs[diff.origin] = Math.max(this.seqs[diff.origin] ?? 0, diff.seq);
+    const version = { lamport: diff.lamport, origin: diff.origin };
+    const changes: KeyChange[] = [];
+    const put = (key: string, value: RecordFields | null) => {
+      const c = this.put(diff.file, key, value, version);
+      if (c) changes.push(c);
+    };
+    const key = recordKey(diff.file, diff.record);
+    if (diff.op === 'Del') put(key, null);
+    else if (diff.op === 'Add') put(key, diff.record);
+    else {
+      const beforeKey = diff.before ? recordKey(diff.file, diff.before) : key;
+      if (beforeKey !== key) put(beforeKey, null);
+      put(key, diff.record);
+    }
+    return changes;
+  }
+
+  /** True when every key the diff writes already holds its version or a newer one. */
+  contains(diff: Diff): boolean {
+    const version = { lamport: diff.lamport, origin: diff.origin };
+    const keys = [recordKey(diff.file, diff.record)];
+    if (diff.op === 'Mod' && diff.before) keys.push(recordKey(diff.file, diff.before));
+    return keys.every((k) => {
+      const e = this.files.get(diff.file)!.get(k);
+      return !!e && compareVersions(e, version) >= 0;
+    });
+  }
+
+  snapshot(): Snapshot {
+    const entries: SnapshotEntry[] = [];
+    for (const [file, map] of this.files) {
+      for (const e of map.values()) entries.push([file, e.key, e.value, e.lamport, e.origin]);
+    }
+    return { clock: this.clock, seqs: { ...this.seqs }, entries };
+  }
+
+  /** Merge a peer's snapshot (anti-entropy, join); returns what changed here. */
+  merge(snap: Snapshot): KeyChange[] {
+    this.observe(snap.clock);
+    for (const [origin, seq] of Object.entries(snap.seqs)) {
+      this.seqs[origin] = Math.max(this.seqs[origin] ?? 0, seq);
+    }
+    const changes: KeyChange[] = [];
+    for (const [file, key, value, lamport, origin] of snap.entries) {
+      const c = this.put(file, key, value, { lamport, origin });
+      if (c) changes.push(c);
+    }
+    return changes;
+  }
+
+  /** A hash of every entry (tombstones included): equal digests mean identical replicas. */
+  digest(): string {
+    const h = createHash('sha256');
+    for (const file of FILE_NAMES) {
+      const map = this.files.get(file)!;
+      const keys = Array.from(map.keys()).sort();
+      for (const k of keys) {
+        const e = map.get(k)!;
+        h.update(`${file}\0${k}\0${e.lamport}\0${e.origin}\0${e.value ? e.value.join('\x1f') : '\x7f'}\n`);
+      }
+    }
+    return h.digest('hex');
+  }
+
+  private observe(lamport: number): void {
+    if (lamport > this.clock) this.clock = lamport;
+  }
+
+  private put(file: FileName, key: string, value: RecordFields | null, version: Version): KeyChange | null {
+    if (SCHEMAS[file].derived) return null;
+    const map = this.files.get(file)!;
+    const cur = map.get(key);
+    if (cur && compareVersions(version, cur) <= 0) return null;
+    map.set(key, { file, key, value: value ? value.slice() : null, lamport: version.lamport, origin: version.origin });
+    const before = cur?.value ?? null;
+    if (sameRecord(before, value)) return null;
+    return { file, key, before, after: value, version };
+  }
+}
+
+export function sameRecord(a: RecordFields | null | undefined, b: RecordFields | null | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

@@ -1,0 +1,48 @@
+// p2p-sem-receive: shows the replication live. One msg per diff applied to this VM's files
+// (output 1) and one per refused message with its reason (output 2). The diffs themselves are
+// received by the p2p-store's endpoint; this node only reports them.
+import type { ChangeEvent, RefusalEvent } from '../lib/cluster-api';
+import type { Node, RED } from './common/node-red';
+import { short, useStore } from './common/store-user';
+
+interface ReceiveConfig {
+  name?: string;
+  store?: string;
+  /** Also report edits made on this VM. */
+  includeLocal?: boolean;
+  /** Only these files (empty: all). */
+  files?: string;
+}
+
+export = function (RED: RED) {
+  function P2pSemReceiveNode(this: Node, config: ReceiveConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const { files } = useStore(RED, node, config.store);
+    if (!files) return;
+    const only = new Set((config.files ?? '').split(/[\s,]+/).filter(Boolean));
+    let count = 0;
+
+    const onChange = (c: ChangeEvent) => {
+      if (c.local && !config.includeLocal) return;
+      if (only.size && !only.has(c.file)) return;
+      count++;
+      node.status({ fill: 'green', shape: 'dot', text: short(`${count}: ${c.line}`) });
+      node.send([{ topic: c.file, payload: c }, null]);
+    };
+    const onRefused = (r: RefusalEvent) => {
+      node.warn(`refused a message from ${r.from}: ${r.reason}`);
+      node.status({ fill: 'yellow', shape: 'ring', text: short(`refused: ${r.reason}`) });
+      node.send([null, { topic: 'refused', payload: r }]);
+    };
+    files.on('change', onChange);
+    files.on('refused', onRefused);
+    node.on('close', (_removed, done) => {
+      files.off('change', onChange);
+      files.off('refused', onRefused);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('p2p-sem-receive', P2pSemReceiveNode);
+};

@@ -1,0 +1,105 @@
+// p2p-store: the config node that owns this runtime's replicated management file store
+// (lib/replicated-store.ts): this VM's identity, the files' folder, the cluster secret, the SEM
+// settings. Every other node of the package reads and edits the files through it.
+import * as os from 'os';
+import * as path from 'path';
+import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/replicated-store';
+import type { Node, RED } from './common/node-red';
+import { storeStatusToNode, StoreNode } from './common/store-user';
+
+interface StoreConfig {
+  name?: string;
+  hostname?: string;
+  address?: string;
+  realServer?: string;
+  services?: string;
+  folder?: string;
+  port?: string | number;
+  seeds?: string;
+  syncInterval?: string | number;
+  requestTimeout?: string | number;
+  autoJoin?: boolean;
+}
+
+const CLOSE_DEADLINE_MS = 10_000;
+
+export = function (RED: RED) {
+  function P2pStoreNode(this: StoreNode, config: StoreConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const users = new Set<Node>();
+    let status: StoreStatus = { state: 'starting', text: 'starting' };
+    let store: ReplicatedStore | undefined;
+
+    node.storeStatus = () => status;
+    node.register = (user: Node) => {
+      users.add(user);
+      user.status(storeStatusToNode(status));
+    };
+    node.deregister = (user: Node) => {
+      users.delete(user);
+    };
+    const setStatus = (s: StoreStatus) => {
+      status = s;
+      for (const u of users) u.status(storeStatusToNode(s));
+    };
+
+    const fail = (why: string) => {
+      node.failure = why;
+      node.error(`p2p-store: ${why}`);
+      setStatus({ state: 'error', text: why });
+    };
+
+    try {
+      const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
+      store = new ReplicatedStore({
+        identity: {
+          hostname: (config.hostname || os.hostname()).trim(),
+          address: (config.address ?? '').trim(),
+          realServer: (config.realServer ?? '').trim(),
+          services: config.services ?? '',
+        },
+        folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
+        port: Number(config.port) || DEFAULT_SEM_PORT,
+        secret: node.credentials?.secret ?? '',
+        seeds: config.seeds ?? '',
+        syncIntervalMs: Number(config.syncInterval) || 2000,
+        requestTimeoutMs: Number(config.requestTimeout) || 2000,
+        autoJoin: config.autoJoin !== false,
+      });
+      node.files = store;
+    } catch (e) {
+      fail((e as Error).message);
+    }
+
+    if (store) {
+      const s = store;
+      s.on('status', setStatus);
+      s.on('warning', (w: string) => node.warn(w));
+      s.start().then(
+        () => node.log(`SEM listening on ${s.identity.address}:${s.port}, files in ${s.folder}`),
+        (e: Error) => fail(e.message),
+      );
+    }
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      if (!store) return done();
+      // Never hold a redeploy longer than the deadline, even if a peer hangs.
+      const timer = setTimeout(done, CLOSE_DEADLINE_MS);
+      store.stop().then(
+        () => {
+          clearTimeout(timer);
+          done();
+        },
+        () => {
+          clearTimeout(timer);
+          done();
+        },
+      );
+    });
+  }
+
+  RED.nodes.registerType('p2p-store', P2pStoreNode, {
+    credentials: { secret: { type: 'password' } },
+  });
+};

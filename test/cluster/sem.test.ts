@@ -1,0 +1,160 @@
+// Six real Node-RED processes on loopback, each with its own address, replicating their
+// management files by SEM (issue 2).
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as http from 'http';
+import { Cluster, startCluster, Vm } from '../../harness/cluster/launcher';
+import { pickPortFreeOnAll, allocLoopbackRange } from '../../harness/net';
+import { httpRequest } from '../../harness/http';
+import { waitFor } from '../../harness/wait';
+import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
+import { FILE_NAMES } from '../../lib/files';
+import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem-protocol';
+
+const SECRET = 'cluster-secret-for-tests';
+
+const filesOf = (vm: Vm) => path.join(vm.userDir, 'p2p-ha');
+const readFiles = (vm: Vm) =>
+  FILE_NAMES.map((f) => {
+    const p = path.join(filesOf(vm), f);
+    return fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '';
+  }).join('\u0000');
+
+/** Edit a VM's files through its flow (http in -> p2p-sem-send): the body becomes msg.payload. */
+async function edit(vm: Vm, payload: unknown) {
+  const r = await httpRequest(vm.url + EDIT_PATH, {
+    method: 'POST',
+    body: payload,
+    headers: typeof payload === 'string' ? { 'Content-Type': 'text/plain' } : {},
+    timeoutMs: 10_000,
+  });
+  return { status: r.status, body: JSON.parse(r.body) };
+}
+
+function postRaw(ip: string, port: number, route: string, body: string, headers: Record<string, string>) {
+  return new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: ip, port, path: route, method: 'POST', agent: false, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('SEM between six Node-RED processes', function () {
+  this.timeout(180_000);
+  let cluster: Cluster;
+  let semPort: number;
+  let ips: string[];
+
+  before(async () => {
+    const range = allocLoopbackRange();
+    ips = Array.from({ length: 7 }, (_, i) => range.ip(i + 1));
+    semPort = await pickPortFreeOnAll(ips);
+    const six = ips.slice(0, 6);
+    cluster = await startCluster({
+      count: 6,
+      ips: six,
+      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: SECRET, seeds: six }),
+    });
+    // Every VM has joined: each group file lists all six.
+    await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6), {
+      what: 'six members in every group file',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+  });
+
+  after(async () => {
+    await cluster?.stopAll();
+  });
+
+  const allIdentical = () => {
+    const live = cluster.vms.filter((v) => v.state === 'running');
+    const first = readFiles(live[0]);
+    return live.every((v) => readFiles(v) === first);
+  };
+
+  it('an edit on S1 reaches the files of S2..S6', async () => {
+    const r = await edit(cluster.vms[0], 'available-od, Add, OD1, 127.0.2.1, RS1');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.acked.map((a: { peer: string }) => a.peer).sort(), ['S2', 'S3', 'S4', 'S5', 'S6']);
+    for (const vm of cluster.vms.slice(1)) {
+      assert.match(fs.readFileSync(path.join(filesOf(vm), 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m, vm.name);
+      assert.match(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8'), /applied available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/);
+    }
+  });
+
+  it('a peer stopped during 50 edits and started again ends with files identical to the others', async () => {
+    const s4 = cluster.vm('S4');
+    await cluster.stop(s4);
+    for (let i = 0; i < 50; i++) {
+      const before = i === 0 ? null : ['RS1', `${(i - 1) / 100}`, `${i - 1}`, 'up'];
+      const record = ['RS1', `${i / 100}`, `${i}`, 'up'];
+      const r = await edit(cluster.vms[i % 2], before ? { file: 'realserver', op: 'Mod', before, record } : { file: 'realserver', op: 'Add', record });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.failed.some((f: { peer: string }) => f.peer === 'S4'), 'S4 is down and cannot have acknowledged');
+    }
+    assert.notEqual(readFiles(s4), readFiles(cluster.vms[0]));
+    await cluster.start(s4);
+    await waitFor(allIdentical, { what: 'all six VMs with identical files after S4 came back', timeoutMs: 30_000, intervalMs: 200 });
+    assert.match(fs.readFileSync(path.join(filesOf(s4), 'realserver'), 'utf8'), /^RS1, 0\.49, 49, up$/m);
+  });
+
+  it('forged, replayed, malformed, unknown-file and oversized messages are refused, applied nowhere, and every runtime stays up', async () => {
+    await waitFor(allIdentical, { what: 'identical files before the attacks', timeoutMs: 20_000 });
+    const before = readFiles(cluster.vms[0]);
+    const s2 = cluster.vm('S2');
+    const sign = (body: string, secret = SECRET) => ({ 'content-type': 'application/json', [MAC_HEADER]: mac(secret, 'POST /p2p/sem/diff', body) });
+    const del = (origin: string, seq: number) =>
+      encodeDiff({ file: 'group', op: 'Del', record: ['S3', cluster.vm('S3').ip, 'RS3', '-'], origin, seq, lamport: 10_000 });
+
+    const forged = del('S1', 100_000);
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', forged, sign(forged, 'not-the-cluster-secret')), 401, 'forged');
+    // S1's diff number 1 was applied long ago: the same number again is a replay.
+    const replayed = del('S1', 1);
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', replayed, sign(replayed)), 409, 'replayed');
+    const malformed = '{"v":1,"type":"diff","origin":"S1","seq":';
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', malformed, sign(malformed)), 400, 'not JSON');
+    const badRecord = JSON.stringify({ ...JSON.parse(del('S1', 100_001)), record: ['S3; rm -rf /', '127.0.0.1', 'RS1', '-'] });
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', badRecord, sign(badRecord)), 422, 'malformed record');
+    const unknown = JSON.stringify({ ...JSON.parse(del('S1', 100_002)), file: 'passwd', record: ['root'] });
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', unknown, sign(unknown)), 422, 'unknown file');
+    const huge = JSON.stringify({ ...JSON.parse(del('S1', 100_003)), pad: 'x'.repeat(200_000) });
+    const status = await postRaw(s2.ip, semPort, '/p2p/sem/diff', huge, sign(huge)).catch(() => 413);
+    assert.equal(status, 413, 'oversized');
+    // A malformed Diff.dat line through the node is refused at the sender.
+    const r = await edit(cluster.vms[0], 'group, Del, S3');
+    assert.equal(r.status, 400);
+
+    // Give any wrongly accepted diff the time to spread, then check nothing changed anywhere.
+    await new Promise((res) => setTimeout(res, 1500));
+    for (const vm of cluster.vms) {
+      assert.equal(readFiles(vm), before, `${vm.name}'s files changed`);
+      const admin = await httpRequest(vm.url + '/settings', { timeoutMs: 5000 });
+      assert.equal(admin.status, 200, `${vm.name}'s runtime is down`);
+    }
+    const s2log = fs.readFileSync(path.join(filesOf(s2), 'sem.log'), 'utf8');
+    for (const why of [/refused forged/, /refused replayed diff: S1 #1/, /refused malformed message/, /refused invalid record/, /refused unknown file/, /refused message too large/]) {
+      assert.match(s2log, why);
+    }
+  });
+
+  it('a new VM joins from one seed\'s snapshot and every VM then lists it', async () => {
+    const s7 = await cluster.define({ name: 'S7', ip: ips[6] });
+    await cluster.start(s7);
+    await cluster.deploy(s7, semFlow(s7, 6, { semPort, secret: SECRET, seeds: [ips[0]] }));
+    await waitFor(() => cluster.vms.every((vm) => /^S7, /m.test(fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8'))), {
+      what: 'S7 in every group file',
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+    await waitFor(allIdentical, { what: 'seven VMs with identical files', timeoutMs: 20_000, intervalMs: 200 });
+    // The ring now has seven members: S7 is watched by S6 (P1) and S1 (P2).
+    const operation = fs.readFileSync(path.join(filesOf(s7), 'operation'), 'utf8');
+    assert.match(operation, /^P1, S6, S7$/m);
+    assert.match(operation, /^P2, S1, S7$/m);
+  });
+});

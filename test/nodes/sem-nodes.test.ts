@@ -1,0 +1,158 @@
+// p2p-store, p2p-sem-send and p2p-sem-receive in a Node-RED runtime (node-red-node-test-helper),
+// talking SEM to a second, real ReplicatedStore on another loopback address.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as http from 'http';
+import helper from 'node-red-node-test-helper';
+import storeNode = require('../../nodes/p2p-store');
+import sendNode = require('../../nodes/p2p-sem-send');
+import receiveNode = require('../../nodes/p2p-sem-receive');
+import { ReplicatedStore } from '../../lib/replicated-store';
+// The core Catch node: proves errors reach done(err) where a flow can handle them.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem-protocol';
+import { pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
+
+helper.init(require.resolve('node-red'));
+
+const SECRET = 'test-secret-123';
+const A = '127.0.7.1';
+const B = '127.0.7.2';
+
+function post(port: number, pathName: string, body: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: A, port, path: pathName, method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('SEM nodes in Node-RED', function () {
+  this.timeout(20_000);
+  let dir: string;
+  let port: number;
+  let peer: ReplicatedStore | undefined;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-nodes-'));
+    port = await pickPortFreeOnAll([A, B]);
+    await new Promise<void>((resolve) => {
+      helper.startServer(() => resolve());
+    });
+  });
+
+  afterEach(async () => {
+    await peer?.stop();
+    peer = undefined;
+    await helper.unload();
+    await new Promise<void>((resolve) => {
+      helper.stopServer(() => resolve());
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const flow = () => [
+    { id: 'f1', type: 'tab' },
+    {
+      id: 'store',
+      type: 'p2p-store',
+      hostname: 'S1',
+      address: A,
+      realServer: 'RS1',
+      services: 'tcp:80',
+      folder: path.join(dir, 'S1'),
+      port,
+      seeds: '',
+      syncInterval: 500,
+    },
+    { id: 'send', z: 'f1', type: 'p2p-sem-send', store: 'store', wires: [['out']] },
+    { id: 'recv', z: 'f1', type: 'p2p-sem-receive', store: 'store', wires: [['applied'], ['refused']] },
+    { id: 'catcher', z: 'f1', type: 'catch', scope: ['send'], wires: [['caught']] },
+    { id: 'out', z: 'f1', type: 'helper' },
+    { id: 'applied', z: 'f1', type: 'helper' },
+    { id: 'refused', z: 'f1', type: 'helper' },
+    { id: 'caught', z: 'f1', type: 'helper' },
+  ];
+
+  async function load() {
+    await helper.load([storeNode, sendNode, receiveNode, catchNode], flow(), { store: { secret: SECRET } });
+    const store = helper.getNode('store') as unknown as { files: ReplicatedStore };
+    await waitFor(() => store.files.get('group', 'S1'), { what: 'S1 in its own group file', timeoutMs: 5000 });
+    peer = new ReplicatedStore({
+      identity: { hostname: 'S2', address: B, realServer: 'RS2', services: '-' },
+      folder: path.join(dir, 'S2'),
+      port,
+      secret: SECRET,
+      seeds: [A],
+      syncIntervalMs: 500,
+    });
+    await peer.start();
+    await waitFor(() => store.files.get('group', 'S2'), { what: 'S2 joined S1', timeoutMs: 5000 });
+    return store.files;
+  }
+
+  it('sem send applies an edit, sends it to the peer and reports the ack', async () => {
+    const files = await load();
+    const out = helper.getNode('out');
+    const got = new Promise<any>((resolve) => out.on('input', resolve));
+    helper.getNode('send').receive({ payload: 'available-od, Add, OD1, 127.0.2.1, RS1' });
+    const msg = await got;
+    assert.equal(msg.payload.line, 'available-od, Add, OD1, 127.0.2.1, RS1');
+    assert.deepEqual(msg.payload.acked.map((a: any) => a.peer), ['S2']);
+    assert.deepEqual(msg.payload.failed, []);
+    assert.deepEqual(files.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
+    assert.deepEqual(peer!.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
+    assert.match(fs.readFileSync(path.join(dir, 'S2', 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m);
+    assert.match(fs.readFileSync(path.join(dir, 'S1', 'sem.log'), 'utf8'), /sent available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/);
+  });
+
+  it('a refused edit goes to done(err) (a Catch node sees it) and changes nothing', async () => {
+    const files = await load();
+    const before = files.digest();
+    const caught = helper.getNode('caught');
+    for (const payload of [
+      'group, Add, S1, 127.0.7.1, RS1, tcp:80', // exists
+      'operation, Add, P1, S1, S2', // derived
+      'passwd, Add, root', // unknown file
+      { file: 'group', op: 'Del', record: ['S9', '127.0.0.9', 'RS1', '-'] }, // absent
+      { file: 'realserver', op: 'Mod', before: ['RS1', '1', '1', 'up'], record: ['RS1', '2', '1', 'up'] }, // before mismatch
+      42,
+    ]) {
+      const got = new Promise<any>((resolve) => caught.on('input', resolve));
+      helper.getNode('send').receive({ payload });
+      const msg = await got;
+      assert.ok(msg.error?.message, `no error for ${JSON.stringify(payload)}`);
+      caught.removeAllListeners('input');
+    }
+    assert.equal(files.digest(), before);
+  });
+
+  it('sem receive reports diffs from peers and refuses forged and replayed ones', async () => {
+    const files = await load();
+    const applied = helper.getNode('applied');
+    const refused = helper.getNode('refused');
+    const got = new Promise<any>((resolve) => applied.on('input', (m: any) => m.payload.via === 'diff' && resolve(m)));
+    await peer!.edit('realserver, Add, RS2, 0.25, 1, up');
+    const msg = await got;
+    assert.equal(msg.topic, 'realserver');
+    assert.equal(msg.payload.line, 'realserver, Add, RS2, 0.25, 1, up');
+    assert.equal(msg.payload.origin, 'S2');
+
+    const before = files.digest();
+    const body = encodeDiff({ file: 'group', op: 'Del', record: ['S1', A, 'RS1', 'tcp:80'], origin: 'S2', seq: 99, lamport: 999 });
+    const refusedMsg = new Promise<any>((resolve) => refused.on('input', resolve));
+    assert.equal(await post(port, '/p2p/sem/diff', body, { [MAC_HEADER]: mac('wrong-secret', 'POST /p2p/sem/diff', body) }), 401);
+    assert.match((await refusedMsg).payload.reason, /HMAC/);
+    // The genuine diff from S2 (seq 2, already applied) sent again: a replay.
+    const replay = encodeDiff({ file: 'realserver', op: 'Add', record: ['RS2', '0.25', '1', 'up'], origin: 'S2', seq: 2, lamport: 50 });
+    assert.equal(await post(port, '/p2p/sem/diff', replay, { [MAC_HEADER]: mac(SECRET, 'POST /p2p/sem/diff', replay) }), 409);
+    assert.equal(files.digest(), before);
+  });
+});
