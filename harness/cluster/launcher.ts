@@ -23,7 +23,8 @@
 //   Cluster:
 //     vms: Vm[]  each {name, ip, uiPort, url, userDir, pid, state, mac?}
 //     vm(nameOrVm): Vm
-//     deploy(vm, flows): POST /flows (full); resolves when Node-RED has started the new flows
+//     deploy(vm, flows, {waitStarted = true}): POST /flows (full); resolves once Node-RED has
+//       started the new flows (it answers the POST before starting them)
 //     kill(vm, signal = 'SIGKILL'): sends the signal; for SIGKILL waits until the process is gone
 //     stop(vm): SIGTERM (with SIGCONT if frozen), SIGKILL after stopTimeoutMs; waits for the exit
 //     start(vm, {wait = true}): spawns again with the same userDir, address and port; waits for the
@@ -458,8 +459,27 @@ export class Cluster {
     return `--- ${p.name} node-red.log (end) ---\n${last(l.nodeRed)}\n--- stderr (end) ---\n${last(l.stderr)}`;
   }
 
-  async deploy(v: string | Vm, flows: FlowNode[]): Promise<void> {
+  /**
+   * Full deployment through the admin API. Node-RED answers once the flows are saved and the old
+   * ones stopped, but starts the new ones after answering; so this waits for the "Started flows"
+   * log line that follows (unless waitStarted is false), and a test may send traffic right away.
+   */
+  async deploy(v: string | Vm, flows: FlowNode[], o: { waitStarted?: boolean } = {}): Promise<void> {
     const p = this.proc(v);
+    // Only the log written after the POST is read (a busy VM's log can be large).
+    const logFile = path.join(p.userDir, 'node-red.log');
+    const offset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+    const started = (): boolean => {
+      const fd = fs.openSync(logFile, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        const buf = Buffer.alloc(Math.max(0, size - offset));
+        fs.readSync(fd, buf, 0, buf.length, offset);
+        return /\[info\] Started flows$/m.test(buf.toString('utf8'));
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
     const r = await httpRequest(`${p.url}/flows`, {
       method: 'POST',
       headers: { 'Node-RED-Deployment-Type': 'full', 'Node-RED-API-Version': 'v1' },
@@ -469,6 +489,12 @@ export class Cluster {
     if (r.status !== 204 && r.status !== 200) {
       throw new Error(`deploy to ${p.name} (${p.url}) answered ${r.status}: ${r.body.slice(0, 500)}`);
     }
+    if (o.waitStarted === false) return;
+    await waitFor(started, { timeoutMs: 15_000, intervalMs: 20, what: `${p.name} to start the deployed flows` }).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}\n${this.tail(p)}`);
+      },
+    );
   }
 
   /** Send `signal`; for SIGKILL, resolve once the process is gone. */
