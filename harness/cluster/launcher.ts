@@ -37,6 +37,14 @@
 //     remove(vm): stops it if running and deletes its user directory
 //     stopAll(): stops every VM (in parallel), then removes baseDir unless keepDirs. Idempotent.
 //
+// Nothing outlives the launcher's process: stopAll, exit and signal handlers (SIGINT, SIGTERM,
+// SIGHUP) SIGKILL every VM; if this process is SIGKILLed, each VM's settings.js watchdog sees its
+// parent gone (/proc/self/stat) within a second and exits. Limit: a VM frozen (SIGSTOP) at that
+// moment cannot run its watchdog and stays stopped until something SIGKILLs it.
+//
+// Helpers beside it: harness/wait.ts (waitFor), harness/net.ts (allocLoopbackRange,
+// freeLoopbackIp, pickFreePort, pickPortFreeOnAll), harness/http.ts, harness/procs.ts.
+//
 // Files in each user directory: settings.js (rewritten at every start), flows.json,
 // node-red.log (Node-RED's own log, one line per entry), stdout.log, stderr.log.
 //
