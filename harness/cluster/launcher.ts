@@ -40,7 +40,8 @@
 // Nothing outlives the launcher's process: stopAll, exit and signal handlers (SIGINT, SIGTERM,
 // SIGHUP) SIGKILL every VM; if this process is SIGKILLed, each VM's settings.js watchdog sees its
 // parent gone (/proc/self/stat) within a second and exits. Limit: a VM frozen (SIGSTOP) at that
-// moment cannot run its watchdog and stays stopped until something SIGKILLs it.
+// moment cannot run its watchdog and stays stopped until the next startCluster (or
+// sweepOrphanedBaseDirs()) kills it and removes the dead launcher's temp directory.
 //
 // Helpers beside it: harness/wait.ts (waitFor), harness/net.ts (allocLoopbackRange,
 // freeLoopbackIp, pickFreePort, pickPortFreeOnAll), harness/http.ts, harness/procs.ts.
@@ -66,6 +67,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { httpRequest } from '../http';
 import { pickFreePort } from '../net';
+import { pidsUsingDir } from '../procs';
 import { waitFor } from '../wait';
 
 export interface FlowNode {
@@ -596,6 +598,48 @@ export class Cluster {
   }
 }
 
+const BASE_PREFIX = 'p2p-ha-cluster-';
+/** In a temp base directory the launcher may delete: the pid of the process that owns it. */
+const OWNER_FILE = '.launcher-owner-pid';
+
+/**
+ * Clean up after launchers that died without cleaning up (SIGKILLed, e.g. by a test runner's
+ * timeout): their VMs exit by their watchdog, except frozen ones, and the files stay. This kills
+ * what still runs from such a base directory and removes it. Only temp base directories marked
+ * with an owner pid (not keepDirs) whose owner is dead are touched. startCluster calls it.
+ */
+export function sweepOrphanedBaseDirs(): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(os.tmpdir()).filter((e) => e.startsWith(BASE_PREFIX));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const dir = path.join(os.tmpdir(), entry);
+    try {
+      const owner = Number(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8'));
+      if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid) continue;
+      try {
+        process.kill(owner, 0);
+        continue; // owner alive
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+      }
+      for (const pid of pidsUsingDir(dir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* no owner file, or another sweeper got there first */
+    }
+  }
+}
+
 /** Run `task` over `items` with at most `limit` running at once; the first failure rejects (after the running ones settle). */
 async function boundedParallel<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -624,8 +668,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     throw new Error(`names (${names.length}), ips (${ips.length}) and uiPorts (${opts.uiPorts?.length ?? '-'}) must all have ${count} entries`);
   }
   const ownsBaseDir = opts.baseDir === undefined;
-  const baseDir = opts.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-cluster-'));
+  if (ownsBaseDir) sweepOrphanedBaseDirs();
+  const baseDir = opts.baseDir ?? fs.mkdtempSync(path.join(os.tmpdir(), BASE_PREFIX));
   fs.mkdirSync(baseDir, { recursive: true });
+  if (ownsBaseDir && !opts.keepDirs) fs.writeFileSync(path.join(baseDir, OWNER_FILE), String(process.pid));
   const cluster = new Cluster(baseDir, opts, ownsBaseDir);
   try {
     for (let i = 0; i < count; i++) await cluster.define({ name: names[i], ip: ips[i], uiPort: opts.uiPorts?.[i] });

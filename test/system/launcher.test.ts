@@ -7,10 +7,10 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { Cluster, FlowNode, startCluster } from '../../harness/cluster/launcher';
+import { Cluster, FlowNode, startCluster, sweepOrphanedBaseDirs } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
 import { allocLoopbackRange, LoopbackRange, pickFreePort } from '../../harness/net';
-import { pidAlive, pidState, pidsWithCmdline } from '../../harness/procs';
+import { pidAlive, pidState, pidsUsingDir } from '../../harness/procs';
 import { waitFor } from '../../harness/wait';
 
 function injectDebugFlow(label: string): FlowNode[] {
@@ -136,10 +136,12 @@ describe('cluster launcher (real Node-RED processes)', function () {
 
   it('stopAll leaves no process and no directory behind', async function () {
     const pids = cluster.vms.map((v) => v.pid!);
+    // The check below can see them (Node-RED renames itself, so not by command line alone).
+    assert.deepStrictEqual(pidsUsingDir(cluster.baseDir).sort(), [...pids].sort());
     await cluster.freeze(cluster.vms[0]); // a frozen VM must stop too
     await cluster.stopAll();
     for (const pid of pids) assert.ok(!pidAlive(pid), `pid ${pid} survived stopAll`);
-    assert.deepStrictEqual(pidsWithCmdline(cluster.baseDir), []);
+    assert.deepStrictEqual(pidsUsingDir(cluster.baseDir), []);
     assert.ok(!fs.existsSync(cluster.baseDir), `${cluster.baseDir} not removed`);
     assert.deepStrictEqual(cluster.vms.map((v) => v.state), ['stopped', 'stopped', 'stopped']);
   });
@@ -160,36 +162,45 @@ describe('cluster launcher (real Node-RED processes)', function () {
           return true;
         },
       );
-      assert.deepStrictEqual(pidsWithCmdline(baseDir), []);
+      assert.deepStrictEqual(pidsUsingDir(baseDir), []);
     } finally {
       blocker.close();
-      for (const pid of pidsWithCmdline(baseDir)) process.kill(pid, 'SIGKILL');
+      for (const pid of pidsUsingDir(baseDir)) process.kill(pid, 'SIGKILL');
       fs.rmSync(baseDir, { recursive: true, force: true });
       r.release();
     }
   });
 
-  it('VMs exit by themselves when the launcher process dies by SIGKILL', async function () {
+  it('VMs exit by themselves when the launcher dies by SIGKILL; a frozen one is swept later', async function () {
     const r = allocLoopbackRange();
-    const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-launcher-orphan-'));
     const launcher = path.join(__dirname, '../../harness/cluster/launcher.js');
-    const script = `require(${JSON.stringify(launcher)}).startCluster({ ips: ${JSON.stringify(r.ips(2))}, baseDir: ${JSON.stringify(baseDir)} })
-      .then((c) => console.log(JSON.stringify(c.vms.map((v) => v.pid))), (e) => { console.error(e); process.exit(1); });`;
+    // The launcher in a child process: two VMs, the second frozen, then it prints what it started.
+    const script = `require(${JSON.stringify(launcher)}).startCluster({ ips: ${JSON.stringify(r.ips(2))} })
+      .then(async (c) => { await c.freeze(c.vms[1]); console.log(JSON.stringify({ baseDir: c.baseDir, pids: c.vms.map((v) => v.pid) })); },
+        (e) => { console.error(e); process.exit(1); });`;
     const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let started: { baseDir: string; pids: number[] } | undefined;
     try {
       let out = '';
       parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      const pids = await waitFor(() => (out.includes(']') ? (JSON.parse(out) as number[]) : false), {
+      started = await waitFor(() => (out.includes('}') ? (JSON.parse(out) as { baseDir: string; pids: number[] }) : false), {
         timeoutMs: 45_000,
-        what: 'the launcher child process to print its VM pids',
+        what: 'the launcher child process to print its VMs',
       });
-      assert.strictEqual(pids.length, 2);
+      const [running, frozen] = started.pids;
       parent.kill('SIGKILL');
-      await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 5000, what: `orphaned VMs ${pids.join(', ')} to exit` });
+      await waitFor(() => !pidAlive(running), { timeoutMs: 5000, what: `orphaned VM ${running} to exit by its watchdog` });
+      assert.strictEqual(pidState(frozen), 'T', 'the frozen orphan should still be there (its watchdog cannot run)');
+      assert.ok(fs.existsSync(started.baseDir));
+      sweepOrphanedBaseDirs();
+      await waitFor(() => !pidAlive(frozen), { timeoutMs: 5000, what: `the sweep to kill frozen orphan ${frozen}` });
+      assert.ok(!fs.existsSync(started.baseDir), 'the dead launcher\'s directory was not swept');
     } finally {
       parent.kill('SIGKILL');
-      for (const pid of pidsWithCmdline(baseDir)) process.kill(pid, 'SIGKILL');
-      fs.rmSync(baseDir, { recursive: true, force: true });
+      if (started) {
+        for (const pid of pidsUsingDir(started.baseDir)) process.kill(pid, 'SIGKILL');
+        fs.rmSync(started.baseDir, { recursive: true, force: true });
+      }
       r.release();
     }
   });
