@@ -391,7 +391,7 @@ export class Cluster {
       credentialSecret: this.secret,
       telemetry: { enabled: false },
       // No update-notification dialog, no request to the public catalogue.
-      editorTheme: { ...((this.opts.settings?.editorTheme as object | undefined) ?? {}), palette: { catalogues: [] } },
+      editorTheme: { ...((this.opts.settings?.editorTheme as object | undefined) ?? {}), palette: { catalogues: [] }, tours: false },
     };
     fs.writeFileSync(settingsPath, settingsSource(settings));
     const out = fs.openSync(path.join(p.userDir, 'stdout.log'), 'a');
