@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { Cluster, FlowNode, startCluster, sweepOrphanedBaseDirs } from '../../harness/cluster/launcher';
+import { Cluster, FlowNode, packageRoot, startCluster, sweepOrphanedBaseDirs } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
 import { allocLoopbackRange, LoopbackRange, pickFreePort } from '../../harness/net';
 import { pidAlive, pidState, pidsUsingDir } from '../../harness/procs';
@@ -66,9 +66,12 @@ describe('cluster launcher (real Node-RED processes)', function () {
   });
 
   it('serves this package to Node-RED from the symlinked build', async function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { name: string; 'node-red': { nodes: Record<string, string> } };
     const r = await httpRequest(`${cluster.vms[0].url}/nodes`, { headers: { Accept: 'application/json' } });
-    const ours = (JSON.parse(r.body) as Array<{ module: string }>).filter((s) => s.module === '@p2p-ha/node-red-server-manager');
-    assert.ok(ours.length > 0, 'GET /nodes lists no set of @p2p-ha/node-red-server-manager');
+    const ours = (JSON.parse(r.body) as Array<{ module: string; name: string; err?: unknown }>).filter((s) => s.module === pkg.name);
+    assert.deepStrictEqual(ours.map((s) => s.name).sort(), Object.keys(pkg['node-red'].nodes).sort());
+    // Loaded through the symlink: the nodes' own requires (lib/, ssh2...) resolve from the repository.
+    for (const set of ours) assert.strictEqual(set.err, undefined, `${set.name}: ${JSON.stringify(set.err)}`);
   });
 
   it('deploys a new flow, with credentials stored encrypted', async function () {
