@@ -165,6 +165,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.client.close();
     await this.server.close();
     await this.disk.save([]).catch(() => undefined);
+    await this.disk.close().catch(() => undefined);
     await this.log.close();
     this.setStatus('stopped', 'stopped');
   }

@@ -1,0 +1,58 @@
+// libvirt's output, as captured from virsh 9.0.0 (test driver through libvirtd) and virt-clone
+// 4.1.0 on Debian 12. The simulated real server prints exactly this, so a parser that works on the
+// sim works on the real thing; the shared driver tests run against both to keep it so.
+//
+// Captured (cat -A):
+//    Id   Name   State$
+//   -----------------------$
+//    1    test   running$
+//    -    ods1   shut off$
+//   $
+// A table: one leading space, each cell padded to its column's width (the widest of header and
+// cells) and followed by three spaces, except the last, which is not padded; a dash line as long
+// as the padded row plus two; rows; one empty line.
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    ' ' + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]) + '   ')).join('');
+  const full = 1 + widths.reduce((a, w) => a + w, 0) + 3 * (widths.length - 1);
+  return [line(headers), '-'.repeat(full + 2), ...rows.map(line), ''].join('\n') + '\n';
+}
+
+/** The success messages on stdout (each followed by an empty line). */
+export const ok = {
+  suspend: (n: string) => `Domain '${n}' suspended\n\n`,
+  resume: (n: string) => `Domain '${n}' resumed\n\n`,
+  start: (n: string) => `Domain '${n}' started\n\n`,
+  shutdown: (n: string) => `Domain '${n}' is being shutdown\n\n`,
+  destroy: (n: string) => `Domain '${n}' destroyed\n\n`,
+  managedsave: (n: string) => `\nDomain '${n}' state saved by libvirt\n\n`,
+  define: (n: string, file: string) => `Domain '${n}' defined from ${file}\n\n`,
+  undefine: (n: string) => `Domain '${n}' has been undefined\n\n`,
+  domstate: (s: string) => `${s}\n\n`,
+  clone: (n: string) => `\nClone '${n}' created successfully.\n`,
+};
+
+/** virsh failures: stdout is one empty line, stderr these lines, exit code 1. */
+export const fail = {
+  noDomain: (n: string) => `error: failed to get domain '${n}'\n`,
+  notRunning: (verb: string, n: string) => `error: Failed to ${verb} domain '${n}'\nerror: internal error: domain '${n}' not running\n`,
+  notPaused: (n: string) => `error: Failed to resume domain '${n}'\nerror: internal error: domain '${n}' not paused\n`,
+  destroyInactive: (n: string) =>
+    `error: Failed to destroy domain '${n}'\nerror: Requested operation is not valid: domain is not running\n`,
+  saveInactive: (n: string) =>
+    `error: Failed to save domain '${n}' state\nerror: Requested operation is not valid: domain is not running\n`,
+  alreadyActive: () => `error: Domain is already active\n`,
+  undefineActive: (n: string) =>
+    `error: Failed to undefine domain '${n}'\nerror: Requested operation is not valid: cannot undefine an active domain\n`,
+  defineExists: (n: string, uuid: string) =>
+    `error: Failed to define domain from /dev/stdin\nerror: operation failed: domain '${n}' already exists with uuid ${uuid}\n`,
+  defineBad: (why: string) => `error: Failed to define domain from /dev/stdin\nerror: XML error: ${why}\n`,
+  // virt-clone prints to stderr, stdout empty, exit 1.
+  cloneNotFound: (n: string) => `ERROR    Domain '${n}' was not found.\n`,
+  cloneNotShutoff: () => `ERROR    Domain to clone must be shutoff.\n`,
+  cloneNameInUse: (n: string) => `ERROR    Invalid name for new guest: Guest name '${n}' is already in use.\n`,
+  cloneMacInUse: (m: string) =>
+    `ERROR    The MAC address '${m}' is in use by another virtual machine. (Use --check mac_in_use=off or --check all=off to override)\n`,
+};

@@ -1,0 +1,155 @@
+// ONE set of driver cases, run against two targets (real sshd + libvirtd, and the simulated real
+// server), so the simulation cannot drift from the real command lines and output.
+import * as assert from 'assert';
+import { HvError, type SshConnection } from '../../lib/hv/ssh-connection';
+import type { VirshDriver } from '../../lib/hv/virsh-driver';
+
+export interface DriverTarget {
+  driver: VirshDriver;
+  conn: SshConnection;
+  /** A folder on the target host where files may be copied. */
+  fileDir: string;
+  /** The domain XML type the target accepts ('test' for libvirt's test driver). */
+  domainType: string;
+}
+
+export function templateXml(type: string, name: string, mac: string): string {
+  // No disk: virt-clone --auto-clone then has no storage to copy (the test driver has none).
+  return (
+    `<domain type='${type}'>\n  <name>${name}</name>\n  <memory unit='KiB'>65536</memory>\n  <vcpu>1</vcpu>\n` +
+    `  <os>\n    <type arch='i686'>hvm</type>\n  </os>\n  <devices>\n` +
+    `    <interface type='network'>\n      <mac address='${mac}'/>\n      <source network='default'/>\n` +
+    `      <target dev='vnet-${name}'/>\n    </interface>\n  </devices>\n</domain>\n`
+  );
+}
+
+async function rejectsKind(p: Promise<unknown>, kind: HvError['kind'], match?: RegExp): Promise<HvError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof HvError, `expected HvError, got ${e}`);
+    assert.strictEqual(e.kind, kind, e.message);
+    if (match) assert.match(e.message + '\n' + (e.stderr ?? ''), match);
+    return e;
+  }
+  throw new Error(`expected a ${kind} error`);
+}
+
+export function driverCases(target: () => DriverTarget): void {
+  const ODS = 'hv-ods';
+  const OD1 = 'hv-od1';
+  const OD2 = 'hv-od2';
+  const MAC0 = '52:54:00:aa:00:01';
+  const MAC1 = '52:54:00:aa:00:02';
+
+  after(async () => {
+    // Leave the host as found, also after a failure.
+    const { driver } = target();
+    for (const n of [OD2, OD1, ODS]) {
+      await driver.destroy(n).catch(() => undefined);
+      await driver.undefine(n).catch(() => undefined);
+    }
+  });
+
+  it('defines a domain from XML on stdin and lists it shut off', async () => {
+    const { driver, domainType } = target();
+    assert.strictEqual(await driver.define(templateXml(domainType, ODS, MAC0)), ODS);
+    const d = (await driver.listDomains()).find((x) => x.name === ODS);
+    assert.deepStrictEqual(d, { id: null, name: ODS, state: 'shut off' });
+    assert.strictEqual(await driver.domstate(ODS), 'shut off');
+  });
+
+  it('lists the interfaces with their MAC (domiflist)', async () => {
+    const ifs = await target().driver.domiflist(ODS);
+    assert.strictEqual(ifs.length, 1);
+    // The interface name is the host's choice (the test driver says testnet0, QEMU vnetN or -).
+    assert.ok(ifs[0].interface.length > 0);
+    assert.deepStrictEqual({ ...ifs[0], interface: '' }, { interface: '', type: 'network', source: 'default', model: '-', mac: MAC0 });
+  });
+
+  it('clones a shut-off original with a chosen MAC, and with a generated one (virt-clone)', async () => {
+    const { driver } = target();
+    await driver.clone(ODS, OD1, MAC1);
+    assert.strictEqual((await driver.domiflist(OD1))[0].mac, MAC1);
+    await driver.clone(ODS, OD2);
+    const mac2 = (await driver.domiflist(OD2))[0].mac;
+    assert.match(mac2, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    assert.notStrictEqual(mac2, MAC0);
+    const names = (await driver.listDomains()).map((d) => d.name);
+    for (const n of [ODS, OD1, OD2]) assert.ok(names.includes(n), `${n} in ${names}`);
+  });
+
+  it('walks a domain through start, suspend, resume, managedsave, start, shutdown, start, destroy', async () => {
+    const { driver } = target();
+    const state = async () => (await driver.listDomains()).find((d) => d.name === OD1)!;
+    await driver.start(OD1);
+    const running = await state();
+    assert.strictEqual(running.state, 'running');
+    assert.ok(typeof running.id === 'number' && running.id > 0, `id ${running.id}`);
+    const active = await driver.activeCount();
+    await driver.suspend(OD1);
+    assert.strictEqual(await driver.domstate(OD1), 'paused');
+    assert.strictEqual((await state()).state, 'paused');
+    assert.strictEqual(await driver.activeCount(), active - 1, 'a suspended domain is not counted as active');
+    await driver.resume(OD1);
+    assert.strictEqual(await driver.domstate(OD1), 'running');
+    await driver.managedsave(OD1);
+    assert.deepStrictEqual(await state(), { id: null, name: OD1, state: 'shut off' });
+    await driver.start(OD1);
+    assert.strictEqual(await driver.domstate(OD1), 'running');
+    await driver.shutdown(OD1);
+    assert.strictEqual(await driver.domstate(OD1), 'shut off');
+    await driver.start(OD1);
+    await driver.destroy(OD1);
+    assert.strictEqual(await driver.domstate(OD1), 'shut off');
+  });
+
+  it('reports a failing virsh command as command-failed with exit code and stderr', async () => {
+    const { driver } = target();
+    const e = await rejectsKind(driver.suspend(OD1), 'command-failed', /Failed to suspend domain 'hv-od1'/);
+    assert.strictEqual(e.exitCode, 1);
+    await rejectsKind(driver.domstate('hv-nosuch'), 'command-failed', /failed to get domain 'hv-nosuch'/);
+    await rejectsKind(driver.destroy(OD1), 'command-failed', /domain is not running/);
+    await rejectsKind(driver.clone(ODS, OD1), 'command-failed', /already in use/);
+    await driver.start(OD2);
+    await rejectsKind(driver.start(OD2), 'command-failed', /already active/);
+    await rejectsKind(driver.clone(OD2, 'hv-od3'), 'command-failed', /must be shutoff/);
+    await driver.destroy(OD2);
+  });
+
+  it('undefines domains', async () => {
+    const { driver } = target();
+    await driver.undefine(OD2);
+    await driver.undefine(OD1, { removeAllStorage: true });
+    const names = (await driver.listDomains()).map((d) => d.name);
+    assert.ok(!names.includes(OD1) && !names.includes(OD2), String(names));
+  });
+
+  it('runs many commands at once over the one shared connection', async () => {
+    const { driver } = target();
+    const states = await Promise.all(Array.from({ length: 12 }, () => driver.domstate(ODS)));
+    assert.deepStrictEqual(new Set(states), new Set(['shut off']));
+  });
+
+  it('reads the host load (loadavg, CPU count) and memory', async () => {
+    const { driver } = target();
+    const load = await driver.hostLoad();
+    assert.ok(load.cpus >= 1 && Number.isInteger(load.cpus));
+    for (const x of [load.load1, load.load5, load.load15]) assert.ok(Number.isFinite(x) && x >= 0);
+    assert.strictEqual(load.perCpu, load.load1 / load.cpus);
+    const mem = await driver.hostMemory();
+    assert.ok(mem.totalKiB > 0 && mem.availableKiB > 0 && mem.availableKiB <= mem.totalKiB);
+  });
+
+  it('copies a file (stdin) and runs it with /bin/sh and quoted variables', async () => {
+    const { driver, fileDir } = target();
+    const file = `${fileDir}/install-S2.sh`;
+    await driver.copyFile(file, 'echo "host=$HOSTNAME_NEW note=$NOTE"\necho warn >&2\n');
+    const r = await driver.runFile(file, { HOSTNAME_NEW: 'S2b', NOTE: `it's $(id) ; "a b" \`x\`` });
+    assert.strictEqual(r.stdout, `host=S2b note=it's $(id) ; "a b" \`x\`\n`);
+    assert.strictEqual(r.stderr.trim().split('\n').slice(-1)[0], 'warn');
+    await driver.copyFile(file, 'echo partial\nexit 3\n');
+    const e = await rejectsKind(driver.runFile(file), 'command-failed', /exited 3/);
+    assert.strictEqual(e.exitCode, 3);
+  });
+}
