@@ -147,7 +147,7 @@ describe('p2p-heartbeat node in Node-RED', function () {
     assert.equal(m.payload.realServer, 'RS2');
     assert.match(m.payload.reason, /ping: manager-not-answering/);
     assert.ok(m.payload.timings.elapsedMs >= 600, `elapsed ${m.payload.timings.elapsedMs}`);
-    assert.ok(ms >= 600 && ms < 5000, `took ${ms} ms`);
+    assert.ok(ms >= 600, `took ${ms} ms`);
     assert.deepEqual(files.get('problem', 'S2')!.slice(0, 5), ['S2', 'S1', 'network', 'confirmed', '-']);
     await waitFor(() => s3.get('problem', 'S2')?.join() === files.get('problem', 'S2')!.join(), { what: 'the problem record on S3', timeoutMs: 3000 });
   });
