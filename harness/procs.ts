@@ -25,16 +25,32 @@ function processState(stat: string): string {
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }
 
-/** Pids of live processes whose command line contains `needle` (e.g. a cluster's base directory). */
-export function pidsWithCmdline(needle: string): number[] {
+/**
+ * Pids of live processes that belong to directory `dir`: their working directory is in it, or
+ * their command line or environment names it. The command line alone is not enough: Node-RED
+ * sets process.title, which overwrites its command line with "node-red"; the launcher starts
+ * each VM with its user directory as working directory.
+ */
+export function pidsUsingDir(dir: string): number[] {
   const out: number[] = [];
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
     try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(needle) && pidAlive(pid)) out.push(pid);
+      let cwd = '';
+      try {
+        cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        /* a kernel thread, or exited */
+      }
+      const uses =
+        cwd === dir ||
+        cwd.startsWith(prefix) ||
+        fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir) ||
+        fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes(dir);
+      if (uses && pidAlive(pid)) out.push(pid);
     } catch {
       /* exited while we looked */
     }

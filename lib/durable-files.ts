@@ -1,11 +1,18 @@
 // The management files on disk. The authoritative replica state (versions, tombstones, sequence
-// numbers) lives in `.sem-state.json`; the six plain-text files beside it are written from it so an
-// operator can `cat` them. Every file is replaced atomically (temp file + rename). Durability costs
-// two fsyncs per save, the fewest that make a rename survive a power loss: the state file's data,
-// then the folder. The text files are not fsynced on their own: they are rewritten from the state
-// at every start, so after a power loss they can never disagree with it for long. Saves requested
-// while one is under way are coalesced into the next one, so a burst of diffs costs few fsyncs.
+// numbers) is a checkpoint, `.sem-state.json`, plus a journal, `.sem-wal`: each save appends one
+// line holding what changed since the previous one and makes it durable with a single fdatasync
+// (one journal commit of the file system, where a new checkpoint needs two: the temp file and the
+// folder after the rename). Every CHECKPOINT_LINES saves, and at every start, the journal is
+// folded into a new checkpoint (temp file, fsync, rename, fsync of the folder) and emptied.
+// A journal line carries a hash of itself: a line torn by a crash is recognised and dropped (it was
+// never acknowledged), and the lines before it are intact.
+// The six plain-text files are rewritten from the state on every change, each replaced atomically
+// (temp file + rename) but not fsynced on their own: they are rewritten at every start, so after a
+// power loss they can never disagree with the state for long.
+// Saves requested while one is under way are coalesced into the next one.
+import { createHash } from 'crypto';
 import * as fs from 'fs';
+import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { FILE_NAMES, FileName, formatFile } from './files';
 import { Replica, Snapshot } from './replica';
@@ -13,6 +20,8 @@ import { operationRecords } from './ring';
 import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
 
 export const STATE_FILE = '.sem-state.json';
+export const WAL_FILE = '.sem-wal';
+const CHECKPOINT_LINES = 1000;
 
 interface StateFileV1 extends Snapshot {
   v: 1;
@@ -21,12 +30,34 @@ interface StateFileV1 extends Snapshot {
   ownSeq: number;
 }
 
+/** One journal line: the entries changed by one save, and the counters as they were then. */
+interface WalDelta extends Snapshot {
+  ownSeq: number;
+}
+
 export class StateFileError extends Error {}
+
+const lineHash = (json: string) => createHash('sha256').update(json).digest('hex').slice(0, 16);
+
+/** The valid lines of a journal's text, stopping at the first torn or corrupt one. */
+export function readJournal(text: string): WalDelta[] {
+  const out: WalDelta[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const sp = line.indexOf(' ');
+    const json = line.slice(sp + 1);
+    if (sp !== 16 || lineHash(json) !== line.slice(0, 16)) break;
+    out.push(JSON.parse(json));
+  }
+  return out;
+}
 
 export class DurableFiles {
   private tail: Promise<void> = Promise.resolve();
   private queued: Promise<void> | null = null;
   private readonly dirty = new Set<FileName>();
+  private wal?: fsp.FileHandle;
+  private walLines = 0;
   ownSeq = 0;
 
   constructor(
@@ -35,25 +66,35 @@ export class DurableFiles {
     readonly replica: Replica,
   ) {}
 
-  /** Load the state synchronously (nodes read files right after construction). */
+  /** Load checkpoint and journal synchronously (nodes read files right after construction). */
   loadSync(): void {
     fs.mkdirSync(this.folder, { recursive: true, mode: 0o750 });
     const file = path.join(this.folder, STATE_FILE);
-    if (!fs.existsSync(file)) return;
-    let state: StateFileV1;
-    try {
-      state = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      // Atomic writes make this impossible short of disk corruption or a hand edit: refuse to
-      // guess, the operator must look (the previous good copy is gone, peers still have the data).
-      throw new StateFileError(`${file} is not valid JSON (${(e as Error).message}); move it away to rejoin from peers`);
+    if (fs.existsSync(file)) {
+      let state: StateFileV1;
+      try {
+        state = JSON.parse(fs.readFileSync(file, 'utf8'));
+      } catch (e) {
+        // Atomic writes make this impossible short of disk corruption or a hand edit: refuse to
+        // guess, the operator must look (peers still have the data).
+        throw new StateFileError(`${file} is not valid JSON (${(e as Error).message}); move it away to rejoin from peers`);
+      }
+      if (state.v !== 1 || !Array.isArray(state.entries)) throw new StateFileError(`${file}: unknown state format`);
+      this.replica.merge(state);
+      this.ownSeq = Math.max(this.ownSeq, state.ownSeq ?? 0);
     }
-    if (state.v !== 1 || !Array.isArray(state.entries)) throw new StateFileError(`${file}: unknown state format`);
-    this.replica.merge(state);
-    this.ownSeq = Math.max(state.ownSeq ?? 0, state.seqs?.[this.hostname] ?? 0);
+    const wal = path.join(this.folder, WAL_FILE);
+    if (fs.existsSync(wal)) {
+      for (const delta of readJournal(fs.readFileSync(wal, 'utf8'))) {
+        this.replica.merge(delta);
+        this.ownSeq = Math.max(this.ownSeq, delta.ownSeq ?? 0);
+      }
+    }
+    this.ownSeq = Math.max(this.ownSeq, this.replica.seqs[this.hostname] ?? 0);
+    this.replica.takeChanged();
   }
 
-  /** Remove leftovers of a killed writer and make the text files match the state. */
+  /** Remove leftovers of a killed writer, fold the journal into a checkpoint, rewrite the text files. */
   async init(): Promise<void> {
     await removeStaleTemps(this.folder);
     await this.save(FILE_NAMES);
@@ -74,20 +115,46 @@ export class DurableFiles {
     return run;
   }
 
+  /** Wait for pending saves and close the journal. */
+  async close(): Promise<void> {
+    await this.tail;
+    await this.wal?.close();
+    this.wal = undefined;
+  }
+
   textPath(file: FileName): string {
     return path.join(this.folder, file);
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    const snap = this.replica.snapshot();
-    const state: StateFileV1 = { v: 1, hostname: this.hostname, ownSeq: this.ownSeq, ...snap };
-    await writeFileAtomic(path.join(this.folder, STATE_FILE), JSON.stringify(state));
+    if (!this.wal || this.walLines >= CHECKPOINT_LINES) await this.checkpoint();
+    else await this.appendJournal();
     const texts = new Set(files);
     if (texts.has('group')) texts.add('operation');
     for (const f of texts) {
       const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
       await writeFileAtomic(this.textPath(f), formatFile(f, records), false);
     }
+  }
+
+  private async appendJournal(): Promise<void> {
+    const delta: WalDelta = { ownSeq: this.ownSeq, clock: this.replica.clock, seqs: this.replica.seqs, entries: this.replica.takeChanged() };
+    const json = JSON.stringify(delta);
+    await this.wal!.write(`${lineHash(json)} ${json}\n`);
+    await this.wal!.datasync();
+    this.walLines++;
+  }
+
+  private async checkpoint(): Promise<void> {
+    const snap = this.replica.snapshot();
+    this.replica.takeChanged();
+    const state: StateFileV1 = { v: 1, hostname: this.hostname, ownSeq: this.ownSeq, ...snap };
+    await writeFileAtomic(path.join(this.folder, STATE_FILE), JSON.stringify(state));
     await syncDir(this.folder);
+    // Only once the checkpoint is durable may the journal it contains be emptied.
+    this.wal ??= await fsp.open(path.join(this.folder, WAL_FILE), 'a', 0o640);
+    await this.wal.truncate(0);
+    await this.wal.sync();
+    this.walLines = 0;
   }
 }

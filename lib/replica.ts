@@ -50,6 +50,8 @@ export function compareVersions(a: Version, b: Version): number {
 
 export class Replica {
   private readonly files = new Map<FileName, Map<string, Entry>>();
+  /** Entries written since the last takeChanged(): what the next journal line must hold. */
+  private readonly changed = new Map<string, Entry>();
   /** Lamport clock: above every version this replica has seen. */
   clock = 0;
   readonly seqs: Record<string, number> = {};
@@ -130,6 +132,13 @@ export class Replica {
     return changes;
   }
 
+  /** The entries written since the last call (for an incremental journal), as snapshot entries. */
+  takeChanged(): SnapshotEntry[] {
+    const out = Array.from(this.changed.values(), (e): SnapshotEntry => [e.file, e.key, e.value, e.lamport, e.origin]);
+    this.changed.clear();
+    return out;
+  }
+
   /** A hash of every entry (tombstones included): equal digests mean identical replicas. */
   digest(): string {
     const h = createHash('sha256');
@@ -153,7 +162,9 @@ export class Replica {
     const map = this.files.get(file)!;
     const cur = map.get(key);
     if (cur && compareVersions(version, cur) <= 0) return null;
-    map.set(key, { file, key, value: value ? value.slice() : null, lamport: version.lamport, origin: version.origin });
+    const entry: Entry = { file, key, value: value ? value.slice() : null, lamport: version.lamport, origin: version.origin };
+    map.set(key, entry);
+    this.changed.set(`${file}\0${key}`, entry);
     const before = cur?.value ?? null;
     if (sameRecord(before, value)) return null;
     return { file, key, before, after: value, version };

@@ -23,12 +23,15 @@ export = function (RED: RED) {
     }
     const { store, files } = useStore(RED, node, config.store);
     if (!store || !files) return;
+    // This node shows its own status (the store's while it starts or fails, see render): stop the
+    // store's status fan-out, which would overwrite it.
+    store.deregister(node);
 
     const settings = parsed.heartbeat;
-    const interval = settings.intervalMs ?? HEARTBEAT_DEFAULTS.intervalMs;
     const timeout = settings.timeoutMs ?? HEARTBEAT_DEFAULTS.timeoutMs;
-    // Half the probe timeout: past that, a timeout may be this VM's lateness, not the peer's.
-    const meter = new StarvationMeter({ lagThresholdMs: timeout / 2, holdOffMs: interval, cpuThreshold: parsed.cpuThreshold });
+    // Half the probe timeout: past that, a timeout may be this VM's lateness, not the peer's. A
+    // check started one timeout after the lateness ended is clean: that is the hold-off.
+    const meter = new StarvationMeter({ lagThresholdMs: timeout / 2, holdOffMs: timeout, cpuThreshold: parsed.cpuThreshold });
     let hb: Heartbeat;
     try {
       hb = new Heartbeat({ files, settings, starvation: meter });

@@ -2,8 +2,9 @@
 // SSH and writes the realserver file through SEM, only when a value changed beyond a threshold
 // (lib/hv/load-edits.ts), so the diff stream stays quiet. An unreachable real server is marked
 // `down`. A message in triggers a round now; each round sends its readings and edits out.
-import type { ClusterFiles } from '../lib/cluster-api';
 import { loadEdits, readRealServer, type RoundResult } from '../lib/hv/load-edits';
+import type { DoneFn, Node, NodeMessage, RED as NodeRed, SendFn } from './common/node-red';
+import { short, useStore } from './common/store-user';
 
 interface CollectorConfig {
   name?: string;
@@ -12,14 +13,17 @@ interface CollectorConfig {
   threshold?: string | number;
 }
 
-export = function (RED: any) {
-  function P2pLoadCollectorNode(this: any, config: CollectorConfig) {
+/** Node-RED's RED with the one call this node needs beyond the shared shape. */
+type RED = NodeRed & { nodes: NodeRed['nodes'] & { eachNode(cb: (n: { id: string; type: string }) => void): void } };
+
+export = function (RED: RED) {
+  function P2pLoadCollectorNode(this: Node, config: CollectorConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
     const intervalMs = Math.max(1000, Number(config.interval ?? 10) * 1000 || 10000);
     const threshold = Math.max(0, Number(config.threshold ?? 0.1) || 0);
-    const storeNode = config.store ? RED.nodes.getNode(config.store) : null;
-    const files: ClusterFiles | undefined = storeNode?.files;
+    // The store's state shows here until a round has something to say (red when there is no store).
+    const { files } = useStore(RED, node, config.store);
     let timer: NodeJS.Timeout | undefined;
     let running: Promise<RoundResult> | undefined;
     let closed = false;
@@ -27,9 +31,9 @@ export = function (RED: any) {
     /** The p2p-real-server config nodes of this runtime (every configured real server). */
     const realServers = () => {
       const out: any[] = [];
-      RED.nodes.eachNode((n: { id: string; type: string }) => {
+      RED.nodes.eachNode((n) => {
         if (n.type !== 'p2p-real-server') return;
-        const rs = RED.nodes.getNode(n.id);
+        const rs = RED.nodes.getNode(n.id) as any;
         if (rs && rs.rsName) out.push(rs);
       });
       return out;
@@ -49,7 +53,7 @@ export = function (RED: any) {
       }
       const down = readings.filter((r) => !r.ok).length;
       if (!closed) {
-        if (errors.length) node.status({ fill: 'red', shape: 'ring', text: errors[0].slice(0, 80) });
+        if (errors.length) node.status({ fill: 'red', shape: 'ring', text: short(errors[0]) });
         else if (down) node.status({ fill: 'yellow', shape: 'ring', text: `${readings.length - down} up, ${down} down` });
         else node.status({ fill: 'green', shape: 'dot', text: `${readings.length} up, ${edits.length} edit(s)` });
       }
@@ -68,21 +72,16 @@ export = function (RED: any) {
           if (r.edits.length && !closed) node.send({ topic: 'realserver', payload: r });
         })
         .catch((e) => {
-          if (!closed) node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 80) });
+          if (!closed) node.status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         })
         .finally(() => {
           if (!closed) timer = setTimeout(tick, intervalMs);
         });
     };
 
-    if (!files) {
-      node.status({ fill: 'red', shape: 'ring', text: 'no p2p-store configured' });
-    } else {
-      node.status({ fill: 'blue', shape: 'ring', text: 'collecting' });
-      timer = setTimeout(tick, 0);
-    }
+    if (files) timer = setTimeout(tick, 0);
 
-    node.on('input', (msg: any, send: (m: any) => void, done: (e?: Error) => void) => {
+    node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
       collect().then(
         (r) => {
           msg.topic = 'realserver';
@@ -94,7 +93,7 @@ export = function (RED: any) {
       );
     });
 
-    node.on('close', (done: () => void) => {
+    node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       clearTimeout(timer);
       // A round under way may still be waiting for SSH: do not wait longer than a few seconds.

@@ -47,23 +47,35 @@ export = function (RED: any) {
     };
     node.connectionStatus = () => current;
 
-    let conn: SshConnection | undefined;
-    try {
-      const s = readRealServerSettings(config, node.credentials ?? {});
-      conn = new SshConnection(s.ssh);
-      node.connection = conn;
-      node.driver = new VirshDriver(conn, { uri: s.uri, label: s.name });
-      conn.on('state', (state: ConnectionState, err?: HvError) => {
-        fanOut(statusOf(state, err));
-        if (state === 'disconnected' && err) node.warn(`${s.name}: ${err.kind}: ${err.message}`);
-      });
-      // Connect now so a wrong key or host shows at deploy, not at the first failure.
-      conn.connect().catch(() => undefined);
-    } catch (e) {
-      node.failure = (e as Error).message;
-      node.error(`p2p-real-server: ${node.failure}`);
-      fanOut({ fill: 'red', shape: 'ring', text: node.failure.slice(0, 80) });
-    }
+    const connect = (): SshConnection | undefined => {
+      if (!node.credentials?.privateKey) {
+        // The normal state of a freshly imported flow (credentials are never exported): say what
+        // to do, without an error in the log.
+        node.failure = 'set the private key (credential) of this real server';
+        node.warn(`p2p-real-server: ${node.failure}`);
+        fanOut({ fill: 'red', shape: 'ring', text: node.failure });
+        return undefined;
+      }
+      try {
+        const s = readRealServerSettings(config, node.credentials);
+        const c = new SshConnection(s.ssh);
+        node.connection = c;
+        node.driver = new VirshDriver(c, { uri: s.uri, label: s.name });
+        c.on('state', (state: ConnectionState, err?: HvError) => {
+          fanOut(statusOf(state, err));
+          if (state === 'disconnected' && err) node.warn(`${s.name}: ${err.kind}: ${err.message}`);
+        });
+        // Connect now so a wrong key or host shows at deploy, not at the first failure.
+        c.connect().catch(() => undefined);
+        return c;
+      } catch (e) {
+        node.failure = (e as Error).message;
+        node.error(`p2p-real-server: ${node.failure}`);
+        fanOut({ fill: 'red', shape: 'ring', text: node.failure.slice(0, 80) });
+        return undefined;
+      }
+    };
+    const conn = connect();
 
     node.on('close', (_removed: boolean, done: () => void) => {
       users.clear();

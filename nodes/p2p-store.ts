@@ -6,6 +6,7 @@ import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/replicated-store';
 import type { Node, RED } from './common/node-red';
 import { storeStatusToNode, StoreNode } from './common/store-user';
+import { registry } from './common/cluster-registry';
 
 interface StoreConfig {
   name?: string;
@@ -50,30 +51,43 @@ export = function (RED: RED) {
       setStatus({ state: 'error', text: why });
     };
 
-    try {
-      const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
-      store = new ReplicatedStore({
-        identity: {
-          hostname: (config.hostname || os.hostname()).trim(),
-          address: (config.address ?? '').trim(),
-          realServer: (config.realServer ?? '').trim(),
-          services: config.services ?? '',
-        },
-        folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
-        port: Number(config.port) || DEFAULT_SEM_PORT,
-        secret: node.credentials?.secret ?? '',
-        seeds: config.seeds ?? '',
-        syncIntervalMs: Number(config.syncInterval) || 2000,
-        requestTimeoutMs: Number(config.requestTimeout) || 2000,
-        autoJoin: config.autoJoin !== false,
-      });
-      node.files = store;
-    } catch (e) {
-      fail((e as Error).message);
-    }
+    const create = (): ReplicatedStore | undefined => {
+      if (!node.credentials?.secret) {
+        // The normal state of a freshly imported flow (credentials are never exported): say what
+        // to do, without an error in the log.
+        node.failure = 'set the cluster secret in this p2p-store';
+        node.warn(`p2p-store: ${node.failure}`);
+        setStatus({ state: 'error', text: node.failure });
+        return undefined;
+      }
+      try {
+        const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
+        return new ReplicatedStore({
+          identity: {
+            hostname: (config.hostname || os.hostname()).trim(),
+            address: (config.address ?? '').trim(),
+            realServer: (config.realServer ?? '').trim(),
+            services: config.services ?? '',
+          },
+          folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
+          port: Number(config.port) || DEFAULT_SEM_PORT,
+          secret: node.credentials.secret,
+          seeds: config.seeds ?? '',
+          syncIntervalMs: Number(config.syncInterval) || 2000,
+          requestTimeoutMs: Number(config.requestTimeout) || 2000,
+          autoJoin: config.autoJoin !== false,
+        });
+      } catch (e) {
+        fail((e as Error).message);
+        return undefined;
+      }
+    };
+    store = create();
+    node.files = store;
 
     if (store) {
       const s = store;
+      registry.addStore(node.id, s);
       s.on('status', setStatus);
       s.on('warning', (w: string) => node.warn(w));
       s.start().then(
@@ -83,6 +97,7 @@ export = function (RED: RED) {
     }
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      registry.removeStore(node.id);
       if (!store) return done();
       // Never hold a redeploy longer than the deadline, even if a peer hangs.
       const timer = setTimeout(done, CLOSE_DEADLINE_MS);

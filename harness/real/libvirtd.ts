@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import { removeDir, stopProcess, track, trackDir } from './process';
-import { waitFor } from './programs';
+import { waitFor } from '../wait';
 
 const run = promisify(execFile);
 
@@ -61,11 +61,13 @@ export async function startLibvirtd(): Promise<Libvirtd> {
       stdio: ['ignore', log, log],
     }));
     fs.closeSync(log);
-    const exited = () => daemon!.exitCode !== null;
-    await waitFor('libvirtd socket', () => {
-      if (exited()) throw new Error('libvirtd exited: ' + fs.readFileSync(path.join(dir, 'libvirtd.log'), 'utf8'));
-      return fs.existsSync(path.join(sock, 'libvirt-sock'));
-    }, 10000);
+    await waitFor(
+      () => {
+        if (daemon!.exitCode !== null) throw new Error('libvirtd exited: ' + fs.readFileSync(path.join(dir, 'libvirtd.log'), 'utf8'));
+        return fs.existsSync(path.join(sock, 'libvirt-sock'));
+      },
+      { what: 'the libvirtd socket', timeoutMs: 10000, intervalMs: 50 },
+    );
     holder = track(spawn('/usr/bin/virsh', ['-c', uri, 'event', '--all', '--loop'], { stdio: 'ignore' }));
     const virsh = async (args: string[], stdin?: string) => {
       const p = run('/usr/bin/virsh', ['-c', uri, ...args], { timeout: 30000 });
@@ -74,13 +76,10 @@ export async function startLibvirtd(): Promise<Libvirtd> {
       }
       return p;
     };
-    await waitFor('libvirtd answering', async () => {
-      try {
-        return (await virsh(['list', '--all'])).stdout.includes('Name');
-      } catch {
-        return false; // not accepting yet
-      }
-    }, 10000, 100);
+    await waitFor(async () => (await virsh(['list', '--all'])).stdout.includes('Name'), {
+      what: 'libvirtd answering virsh list',
+      timeoutMs: 10000,
+    });
     return { uri, dir, virsh, stop };
   } catch (e) {
     await stop();

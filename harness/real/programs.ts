@@ -22,13 +22,3 @@ export function missingMessage(missing: { path: string; pkg: string }[]): string
     `*** (the hv system tests ${process.env.CI === 'true' ? 'FAIL under CI' : 'are SKIPPED outside CI'})\n`
   );
 }
-
-/** Waits for `check` to return true, polling; throws with `what` at the deadline. A throw from check aborts. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, deadlineMs: number, everyMs = 50): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`${what}: not ready within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

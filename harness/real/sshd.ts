@@ -6,9 +6,9 @@ import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { freePort, isListening } from './ports';
+import { isPortFree, pickFreePort } from '../net';
 import { removeDir, stopProcess, track, trackDir } from './process';
-import { waitFor } from './programs';
+import { waitFor } from '../wait';
 
 export interface Sshd {
   address: string;
@@ -23,8 +23,10 @@ export interface Sshd {
   /** A folder the user may write (copied files go there). */
   userDir: string;
   dir: string;
-  /** Number of sessions sshd logged (for checks; LogLevel VERBOSE). */
+  /** sshd's log (LogLevel VERBOSE). */
   log(): string;
+  /** Commands sshd started, counted in its log ("Starting session: command"): server-side proof of an exec. */
+  commandCount(): number;
   stop(): Promise<void>;
 }
 
@@ -78,7 +80,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   try {
     // A port found free may be taken before sshd binds it: try a few.
     for (let attempt = 0; ; attempt++) {
-      const port = await freePort(address);
+      const port = await pickFreePort(address);
       const conf = path.join(dir, 'sshd_config');
       fs.writeFileSync(
         conf,
@@ -102,10 +104,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       );
       child = track(spawn('/usr/sbin/sshd', ['-D', '-f', conf, '-E', logFile], { stdio: 'ignore' }));
       try {
-        await waitFor('sshd listening', () => {
-          if (child!.exitCode !== null) throw new Error('sshd exited');
-          return isListening(address, port, 200);
-        }, 5000);
+        // Listening = the port cannot be bound any more.
+        await waitFor(async () => child!.exitCode === null && !(await isPortFree(address, port)), {
+          what: `sshd on ${address}:${port}`,
+          timeoutMs: 5000,
+          intervalMs: 50,
+        });
       } catch (e) {
         await stopProcess(child);
         if (attempt >= 2) throw new Error(`sshd did not start: ${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : e}`);
@@ -121,6 +125,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         userDir,
         dir,
         log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+        commandCount: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').match(/Starting session: command/g)?.length ?? 0 : 0),
         stop,
       };
     }

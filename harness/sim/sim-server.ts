@@ -86,11 +86,13 @@ export class SimRealServer {
   cpus: number;
   memTotalKiB: number;
   memAvailableKiB: number;
-  readonly sandboxDir: string;
-  private readonly ownSandbox: boolean;
+  private sandbox?: string;
+  private readonly givenSandbox?: string;
   private readonly server: Server;
   private readonly allowed: { type: string; blob: Buffer }[];
   private readonly connections = new Set<Connection>();
+  /** Raw TCP sockets, also those that never finished the SSH handshake. */
+  private readonly sockets = new Set<import('net').Socket>();
   private readonly children = new Set<ReturnType<typeof spawn>>();
   private nextId = 1;
 
@@ -102,8 +104,7 @@ export class SimRealServer {
     this.cpus = options.cpus ?? 4;
     this.memTotalKiB = options.memTotalKiB ?? 16 * 1024 * 1024;
     this.memAvailableKiB = Math.floor(this.memTotalKiB * 0.75);
-    this.ownSandbox = !options.sandboxDir;
-    this.sandboxDir = options.sandboxDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-sim-rs-'));
+    this.givenSandbox = options.sandboxDir;
     this.allowed = options.authorizedKeys.map((line) => {
       const k = utils.parseKey(line);
       if (k instanceof Error) throw new Error(`sim: cannot read authorized key: ${k.message}`);
@@ -116,6 +117,11 @@ export class SimRealServer {
     if (parsed instanceof Error) throw parsed;
     this.fingerprint = sshFingerprint((Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH());
     this.server = new Server({ hostKeys: [this.hostKey] }, (conn) => this.onConnection(conn));
+    // ssh2's Server wraps a net.Server (`_srv`, not public API): its sockets are what stop() must end.
+    (this.server as unknown as { _srv: import('net').Server })._srv.on('connection', (sock) => {
+      this.sockets.add(sock);
+      sock.once('close', () => this.sockets.delete(sock));
+    });
   }
 
   /** SSH connections open now (a client that closed is gone from here). */
@@ -125,6 +131,12 @@ export class SimRealServer {
 
   get execCount(): number {
     return this.execLog.length;
+  }
+
+  /** The folder copied files live in; made at first use (removed by stop() unless it was given). */
+  get sandboxDir(): string {
+    if (!this.sandbox) this.sandbox = this.givenSandbox ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-sim-rs-'));
+    return this.sandbox;
   }
 
   start(): Promise<void> {
@@ -138,11 +150,17 @@ export class SimRealServer {
     });
   }
 
+  /** Stop listening and drop every client (a client mid-handshake too: its socket is destroyed). */
   async stop(): Promise<void> {
     for (const c of this.children) c.kill('SIGKILL');
     for (const c of this.connections) c.end();
+    const force = setTimeout(() => {
+      for (const sock of this.sockets) sock.destroy();
+    }, 300);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    if (this.ownSandbox) fs.rmSync(this.sandboxDir, { recursive: true, force: true });
+    clearTimeout(force);
+    if (this.sandbox && !this.givenSandbox) fs.rmSync(this.sandbox, { recursive: true, force: true });
+    this.sandbox = undefined;
   }
 
   /** Seed a domain (a template or an existing VM) without a command. */

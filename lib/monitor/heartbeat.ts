@@ -427,6 +427,15 @@ export class Heartbeat extends EventEmitter {
       case 'stand-down':
         return this.standDown(e, d);
       case 'wait':
+        if (p1Answered) {
+          // P1 is alive and has not claimed it: P1 sees the target otherwise (or is still
+          // re-examining). Watch afresh rather than sit on a confirmation P1 does not share;
+          // if the target still fails for us, the next confirmation asks again.
+          this.emit('log', `${target}: ${d.reason}; watching it afresh`);
+          this.restart(e);
+          this.emit('status');
+          return;
+        }
         ep.phase = 'waiting';
         ep.notBefore = d.until;
         ep.timer = this.clock.setTimeout(() => this.evaluateP2(e), d.until - this.clock.now());

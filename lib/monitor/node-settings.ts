@@ -18,17 +18,17 @@ export interface HeartbeatConfig {
   reexamService?: string | number;
   takeoverGrace?: string | number;
   settle?: string | number;
-  /** CPU pressure (PSI some, %) above which this VM counts as starved; 0 turns it off. */
-  cpuPressure?: string | number;
+  /** Share of time (%) the monitor waits for a CPU above which it counts as starved; 0 = off. */
+  cpuWait?: string | number;
 }
 
 export interface NodeSettings {
   heartbeat: Partial<HeartbeatSettings>;
-  /** For the starvation meter: share of time (0..1) some task waits for a CPU; 0 = off. */
+  /** For the starvation meter: share of time (0..1) the monitor waits for a CPU; 0 = off. */
   cpuThreshold: number;
 }
 
-export const DEFAULT_CPU_PRESSURE_PERCENT = 80;
+export const DEFAULT_CPU_WAIT_PERCENT = 50;
 
 function short(text: string, n = 60): string {
   return text.length > n ? text.slice(0, n - 1) + '…' : text;
@@ -55,10 +55,10 @@ export function parseSettings(config: HeartbeatConfig): NodeSettings {
   const interval = out.intervalMs ?? HEARTBEAT_DEFAULTS.intervalMs;
   const timeout = out.timeoutMs ?? HEARTBEAT_DEFAULTS.timeoutMs;
   if (timeout >= interval) throw new Error(`timeout (${timeout} ms) must be shorter than the interval (${interval} ms)`);
-  let cpu = DEFAULT_CPU_PRESSURE_PERCENT;
-  if (config.cpuPressure !== undefined && config.cpuPressure !== '') {
-    cpu = Number(config.cpuPressure);
-    if (!Number.isFinite(cpu) || cpu < 0 || cpu > 100) throw new Error(`cpuPressure is ${JSON.stringify(config.cpuPressure)}: expected 0..100 %`);
+  let cpu = DEFAULT_CPU_WAIT_PERCENT;
+  if (config.cpuWait !== undefined && config.cpuWait !== '') {
+    cpu = Number(config.cpuWait);
+    if (!Number.isFinite(cpu) || cpu < 0 || cpu > 100) throw new Error(`cpuWait is ${JSON.stringify(config.cpuWait)}: expected 0..100 %`);
   }
   return { heartbeat: out, cpuThreshold: cpu / 100 };
 }

@@ -6,14 +6,17 @@
 //  - A timer should fire every `periodMs` (100 ms). Lag = how late it fired. A tick later than
 //    `lagThresholdMs` (250 ms = half the default probe timeout: past that, a 0.5 s probe may have
 //    timed out because of us, not the peer) opens a starved window from the moment the tick was
-//    due until `holdOffMs` (1000 ms) after it fired.
+//    due until `holdOffMs` (500 ms, the probe timeout: a check that started after that is
+//    clean) after it fired.
 //  - The loop is also starved *right now* when the next tick is already overdue by more than the
 //    threshold (a check's result can run before the late tick in the same loop turn).
-//  - CPU: where /proc/pressure/cpu exists (Linux PSI), the share of wall time during which some
-//    runnable task waited for a CPU is sampled every `cpuSampleMs` (500 ms); above `cpuThreshold`
-//    (0.8: the CPUs are saturated, not merely busy) the sample's span is a starved window too (plus
-//    the hold-off). Set cpuThreshold to 0 to disable this (e.g. on a host where other work keeps
-//    the CPUs saturated for long: verdicts would stay suspended while it lasts).
+//  - CPU: the share of wall time this process's main thread spent runnable but waiting for a CPU
+//    (Linux /proc/thread-self/schedstat, run-queue wait) is sampled every `cpuSampleMs` (500 ms);
+//    above `cpuThreshold` (0.5) the sample's span is a starved window too (plus the hold-off).
+//    This is this monitor's own CPU starvation, not the host's: a host whose CPUs are saturated
+//    by others (system-wide pressure /proc/pressure/cpu near 100%) leaves an idle watcher that
+//    still runs on time trustworthy, and suspending every verdict there would hide real failures
+//    for as long as the load lasts. Set cpuThreshold to 0 to disable this.
 //  - A failed check whose span [start, end] overlaps a starved window is inconclusive: it neither
 //    starts a suspicion nor counts in a re-examination (see target-monitor.ts).
 import * as fs from 'fs';
@@ -26,7 +29,7 @@ export interface StarvationOptions {
   holdOffMs?: number;
   cpuSampleMs?: number;
   cpuThreshold?: number;
-  /** Reads the PSI `some` total stall time in microseconds; undefined when not available. */
+  /** Reads this thread's total run-queue wait in microseconds; undefined when not available. */
   readCpuStallUs?: () => number | undefined;
 }
 
@@ -41,10 +44,12 @@ interface Window {
   why: string;
 }
 
-export function readPsiCpuStallUs(path = '/proc/pressure/cpu'): number | undefined {
+/** This thread's run-queue wait so far (µs): the second field of schedstat, in ns. */
+export function readRunQueueWaitUs(path = '/proc/thread-self/schedstat'): number | undefined {
   try {
-    const m = /^some .*total=(\d+)/m.exec(fs.readFileSync(path, 'utf8'));
-    return m ? Number(m[1]) : undefined;
+    const f = fs.readFileSync(path, 'utf8').trim().split(/\s+/);
+    const ns = Number(f[1]);
+    return Number.isFinite(ns) ? ns / 1000 : undefined;
   } catch {
     return undefined;
   }
@@ -74,10 +79,10 @@ export class StarvationMeter implements StarvationView {
     this.clock = opts.clock ?? realClock;
     this.periodMs = opts.periodMs ?? 100;
     this.lagThresholdMs = opts.lagThresholdMs ?? 250;
-    this.holdOffMs = opts.holdOffMs ?? 1000;
+    this.holdOffMs = opts.holdOffMs ?? 500;
     this.cpuSampleMs = opts.cpuSampleMs ?? 500;
-    this.cpuThreshold = opts.cpuThreshold ?? 0.8;
-    this.readStall = opts.readCpuStallUs ?? (() => readPsiCpuStallUs());
+    this.cpuThreshold = opts.cpuThreshold ?? 0.5;
+    this.readStall = opts.readCpuStallUs ?? (() => readRunQueueWaitUs());
   }
 
   start(): void {
@@ -119,7 +124,7 @@ export class StarvationMeter implements StarvationView {
     if (s !== undefined && this.lastCpu && now > this.lastCpu.at) {
       const share = (s - this.lastCpu.stallUs) / 1000 / (now - this.lastCpu.at);
       this.lastCpuStall = share;
-      if (share > this.cpuThreshold) this.mark(this.lastCpu.at, now, `CPU stall ${Math.round(share * 100)}%`);
+      if (share > this.cpuThreshold) this.mark(this.lastCpu.at, now, `waited for a CPU ${Math.round(share * 100)}% of the time`);
     }
     if (s !== undefined) this.lastCpu = { at: now, stallUs: s };
     this.cpuTimer = this.clock.setTimeout(() => this.sampleCpu(), this.cpuSampleMs);

@@ -47,15 +47,17 @@ describe('SEM between six Node-RED processes', function () {
   this.timeout(180_000);
   let cluster: Cluster;
   let semPort: number;
+  let ips: string[];
 
   before(async () => {
     const range = allocLoopbackRange();
-    const ips = Array.from({ length: 6 }, (_, i) => range.ip(i + 1));
+    ips = Array.from({ length: 7 }, (_, i) => range.ip(i + 1));
     semPort = await pickPortFreeOnAll(ips);
+    const six = ips.slice(0, 6);
     cluster = await startCluster({
       count: 6,
-      ips,
-      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: SECRET, seeds: ips }),
+      ips: six,
+      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: SECRET, seeds: six }),
     });
     // Every VM has joined: each group file lists all six.
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6), {
@@ -138,5 +140,21 @@ describe('SEM between six Node-RED processes', function () {
     for (const why of [/refused forged/, /refused replayed diff: S1 #1/, /refused malformed message/, /refused invalid record/, /refused unknown file/, /refused message too large/]) {
       assert.match(s2log, why);
     }
+  });
+
+  it('a new VM joins from one seed\'s snapshot and every VM then lists it', async () => {
+    const s7 = await cluster.define({ name: 'S7', ip: ips[6] });
+    await cluster.start(s7);
+    await cluster.deploy(s7, semFlow(s7, 6, { semPort, secret: SECRET, seeds: [ips[0]] }));
+    await waitFor(() => cluster.vms.every((vm) => /^S7, /m.test(fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8'))), {
+      what: 'S7 in every group file',
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+    await waitFor(allIdentical, { what: 'seven VMs with identical files', timeoutMs: 20_000, intervalMs: 200 });
+    // The ring now has seven members: S7 is watched by S6 (P1) and S1 (P2).
+    const operation = fs.readFileSync(path.join(filesOf(s7), 'operation'), 'utf8');
+    assert.match(operation, /^P1, S6, S7$/m);
+    assert.match(operation, /^P2, S1, S7$/m);
   });
 });

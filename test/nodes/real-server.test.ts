@@ -1,36 +1,49 @@
 // p2p-real-server and p2p-load-collector in node-red-node-test-helper, against the simulated
 // real server (an SSH server on 127.0.5.x) and a real ReplicatedStore.
 import * as assert from 'assert';
+import * as fs from 'fs';
+import helper from 'node-red-node-test-helper';
+import * as os from 'os';
+import * as path from 'path';
 import { utils } from 'ssh2';
-import { freePort } from '../../harness/real/ports';
-import { waitFor } from '../../harness/real/programs';
+import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { SimRealServer } from '../../harness/sim/sim-server';
+import { waitFor as waitUntil } from '../../harness/wait';
 import collectorNode = require('../../nodes/p2p-load-collector');
 import realServerNode = require('../../nodes/p2p-real-server');
-import storeShim = require('./store-shim');
+import storeNode = require('../../nodes/p2p-store');
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
+
+const waitFor = (what: string, fn: () => boolean, timeoutMs: number) => waitUntil(fn, { what, timeoutMs, intervalMs: 20 });
 
 describe('p2p-real-server and p2p-load-collector (sim real server)', function () {
   this.timeout(20000);
   const key = utils.generateKeyPairSync('ed25519');
   let sim: SimRealServer;
+  let range: LoopbackRange;
+  let rsAddress: string;
+  before(() => {
+    range = allocLoopbackRange();
+    rsAddress = range.ip(1);
+  });
+  after(() => range.release());
 
   beforeEach(async () => {
-    sim = new SimRealServer({ address: '127.0.5.1', authorizedKeys: [key.public], cpus: 4 });
+    sim = new SimRealServer({ address: rsAddress, authorizedKeys: [key.public], cpus: 4 });
     await sim.start();
     await new Promise<void>((done) => {
       helper.startServer(done);
     });
   });
+  const folders: string[] = [];
   afterEach(async () => {
     await helper.unload();
     await new Promise<void>((done) => {
       helper.stopServer(done);
     });
     await sim.stop();
+    for (const f of folders.splice(0)) fs.rmSync(f, { recursive: true, force: true });
   });
 
   const rsConfig = (over: Record<string, unknown> = {}) => ({
@@ -63,7 +76,7 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     rs.deregister(user);
     const n = seen.length;
     // Back on the same address and port (a new host key: the sim makes one per start, so pin it).
-    sim = new SimRealServer({ address: '127.0.5.1', port: sim.port, authorizedKeys: [key.public] });
+    sim = new SimRealServer({ address: rsAddress, port: sim.port, authorizedKeys: [key.public] });
     await sim.start();
     assert.strictEqual(seen.length, n, 'a deregistered node gets no more status');
   });
@@ -76,15 +89,15 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     await sim.stop();
     await waitFor('disconnected', () => rs.connection.state === 'disconnected', 5000);
     // The same host (same key) comes back on the same port: the backoff loop reconnects by itself.
-    sim = new SimRealServer({ address: '127.0.5.1', port, authorizedKeys: [key.public], hostKey });
+    sim = new SimRealServer({ address: rsAddress, port, authorizedKeys: [key.public], hostKey });
     await sim.start();
-    await waitFor('reconnected', () => rs.connection.state === 'connected', 8000);
+    await waitFor('reconnected', () => rs.connection.state === 'connected', 12000);
     assert.deepStrictEqual(await rs.driver.listDomains(), []);
     // Another machine answers on that address: the pinned key refuses it.
     await sim.stop();
-    sim = new SimRealServer({ address: '127.0.5.1', port, authorizedKeys: [key.public] });
+    sim = new SimRealServer({ address: rsAddress, port, authorizedKeys: [key.public] });
     await sim.start();
-    await waitFor('host key refused', () => rs.connection.lastError?.kind === 'host-key-mismatch', 8000);
+    await waitFor('host key refused', () => rs.connection.lastError?.kind === 'host-key-mismatch', 12000);
     assert.strictEqual(sim.execCount, 0);
   });
 
@@ -109,8 +122,11 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
   });
 
   it('load collector: writes realserver records, only on a change beyond the threshold, and marks down', async () => {
-    const storePort = await freePort('127.0.5.11');
-    const deadPort = await freePort('127.0.5.1');
+    const storeAddress = range.ip(11);
+    const storePort = await pickFreePort(storeAddress);
+    const deadPort = await pickFreePort(rsAddress);
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-hv-store-'));
+    folders.push(folder);
     sim.addDomain('S1', 'running');
     sim.addDomain('S2', 'running');
     sim.addDomain('od1', 'paused');
@@ -118,16 +134,18 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     const flow = [
       rsConfig(),
       { ...rsConfig({ id: 'rs2', name: 'RS2', port: deadPort, connectTimeout: 500 }) },
-      { id: 'st', type: 'p2p-store', address: '127.0.5.11', port: storePort },
+      { id: 'st', type: 'p2p-store', hostname: 'S1', address: storeAddress, realServer: 'RS1', services: '-', folder, port: storePort, seeds: '' },
       { id: 'lc', type: 'p2p-load-collector', store: 'st', interval: 3600, threshold: 0.1, wires: [['out']] },
       { id: 'out', type: 'helper' },
     ];
-    await helper.load([realServerNode, collectorNode, storeShim], flow, {
+    await helper.load([realServerNode, collectorNode, storeNode], flow, {
       rs1: { privateKey: key.private },
       rs2: { privateKey: key.private },
+      st: { secret: 'node-test-secret' },
     });
     const st = helper.getNode('st');
-    await st.ready;
+    await waitFor('store started', () => st.storeStatus().state !== 'starting', 10000);
+    assert.notStrictEqual(st.storeStatus().state, 'error', st.storeStatus().text);
     const lc = helper.getNode('lc');
     const out = helper.getNode('out');
     // The interval's own round also sends (when it edited): wait for the answer to OUR message.
@@ -159,7 +177,7 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     r = await roundTrip();
     assert.deepStrictEqual(rec('RS1'), ['RS1', '0.50', '2', 'down']);
     assert.strictEqual(r.readings.find((x: any) => x.realServer === 'RS1').ok, false);
-    sim = new SimRealServer({ address: '127.0.5.1', authorizedKeys: [key.public] }); // for afterEach
+    sim = new SimRealServer({ address: rsAddress, authorizedKeys: [key.public] }); // for afterEach
     await sim.start();
   });
 });

@@ -5,7 +5,7 @@
 import * as assert from 'assert';
 import * as net from 'net';
 import { startLibvirtd, type Libvirtd } from '../../harness/real/libvirtd';
-import { freePort } from '../../harness/real/ports';
+import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { startSshd, type Sshd } from '../../harness/real/sshd';
 import { MemoryBackend } from '../../harness/sim/memory-backend';
 import { SimRealServer } from '../../harness/sim/sim-server';
@@ -46,7 +46,7 @@ function connectionErrorCases(settings: () => SshSettings & { strangerKey: strin
     await expectKind(conn({ privateKey: settings().strangerKey }).exec('true'), 'auth-refused', /refused the private key/);
   });
   it('classifies an unreachable host (a loopback port nothing listens on)', async () => {
-    const port = await freePort(settings().host);
+    const port = await pickFreePort(settings().host);
     await expectKind(conn({ port }).exec('true'), 'unreachable', /ECONNREFUSED/);
   });
   it('gives a timeout when a command exceeds its deadline', async () => {
@@ -63,6 +63,7 @@ function injectionCases(target: () => DriverTarget & { execs: () => number }): v
   it('refuses bad domain names, MACs, paths and variables before any SSH exec', async () => {
     const { driver, execs } = target();
     const before = execs();
+    assert.ok(before > 0, 'the counter counts (commands ran before)');
     const attempts: [string, () => Promise<unknown>][] = [];
     for (const bad of BAD) {
       attempts.push(
@@ -169,7 +170,8 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
       strangerKey: sshd!.strangerKey,
       fileDir: sshd!.userDir,
     })));
-  describe('injection', () => injectionCases(() => ({ ...target, execs: () => conn!.execCount })));
+  // Counted on both sides: the client's exec requests and the commands sshd logged.
+  describe('injection', () => injectionCases(() => ({ ...target, execs: () => conn!.execCount + sshd!.commandCount() })));
 });
 
 describe('hv: driver over SSH against the simulated real server', function () {
@@ -180,9 +182,12 @@ describe('hv: driver over SSH against the simulated real server', function () {
   const pair = utils.generateKeyPairSync('ed25519');
   const stranger = utils.generateKeyPairSync('ed25519');
   const backend = new MemoryBackend();
+  // Own loopback addresses, claimed so that parallel suites never collide.
+  let range: LoopbackRange;
 
   before(async () => {
-    sim = new SimRealServer({ address: '127.0.4.1', authorizedKeys: [pair.public], backend });
+    range = allocLoopbackRange();
+    sim = new SimRealServer({ address: range.ip(1), authorizedKeys: [pair.public], backend });
     await sim.start();
     conn = new SshConnection({ host: sim.address, port: sim.port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint });
     target = { driver: new VirshDriver(conn, { label: 'RS-sim' }), conn, fileDir: '/var/lib/p2p', domainType: 'test' };
@@ -190,6 +195,7 @@ describe('hv: driver over SSH against the simulated real server', function () {
   after(async () => {
     await conn?.close();
     await sim?.stop();
+    range?.release();
   });
 
   describe('shared driver cases', () => driverCases(() => target));
@@ -230,9 +236,9 @@ describe('hv: driver over SSH against the simulated real server', function () {
     // A TCP server that accepts and never speaks SSH: the connect deadline fires.
     const sockets: net.Socket[] = [];
     const silent = net.createServer((sock) => sockets.push(sock));
-    await new Promise<void>((r) => silent.listen(0, '127.0.4.2', () => r()));
+    await new Promise<void>((r) => silent.listen(0, range.ip(2), () => r()));
     const port = (silent.address() as net.AddressInfo).port;
-    const c = new SshConnection({ host: '127.0.4.2', port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint, connectTimeoutMs: 300 });
+    const c = new SshConnection({ host: range.ip(2), port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint, connectTimeoutMs: 300 });
     try {
       await expectKind(c.exec('true'), 'timeout', /no SSH handshake within 300 ms/);
     } finally {

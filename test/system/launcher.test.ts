@@ -2,14 +2,15 @@
 // address, deploy through the admin API, freeze/thaw, kill/start, and nothing left running after
 // stopAll or after a start that fails half-way.
 import * as assert from 'assert';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { Cluster, FlowNode, startCluster } from '../../harness/cluster/launcher';
+import { Cluster, FlowNode, packageRoot, startCluster, sweepOrphanedBaseDirs } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
 import { allocLoopbackRange, LoopbackRange, pickFreePort } from '../../harness/net';
-import { pidAlive, pidState, pidsWithCmdline } from '../../harness/procs';
+import { pidAlive, pidState, pidsUsingDir } from '../../harness/procs';
 import { waitFor } from '../../harness/wait';
 
 function injectDebugFlow(label: string): FlowNode[] {
@@ -65,9 +66,12 @@ describe('cluster launcher (real Node-RED processes)', function () {
   });
 
   it('serves this package to Node-RED from the symlinked build', async function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { name: string; 'node-red': { nodes: Record<string, string> } };
     const r = await httpRequest(`${cluster.vms[0].url}/nodes`, { headers: { Accept: 'application/json' } });
-    const ours = (JSON.parse(r.body) as Array<{ module: string }>).filter((s) => s.module === '@p2p-ha/node-red-server-manager');
-    assert.ok(ours.length > 0, 'GET /nodes lists no set of @p2p-ha/node-red-server-manager');
+    const ours = (JSON.parse(r.body) as Array<{ module: string; name: string; err?: unknown }>).filter((s) => s.module === pkg.name);
+    assert.deepStrictEqual(ours.map((s) => s.name).sort(), Object.keys(pkg['node-red'].nodes).sort());
+    // Loaded through the symlink: the nodes' own requires (lib/, ssh2...) resolve from the repository.
+    for (const set of ours) assert.strictEqual(set.err, undefined, `${set.name}: ${JSON.stringify(set.err)}`);
   });
 
   it('deploys a new flow, with credentials stored encrypted', async function () {
@@ -116,12 +120,31 @@ describe('cluster launcher (real Node-RED processes)', function () {
     await assert.rejects(cluster.start(vm), /already running/);
   });
 
+  it('chooses another port when its own was taken before the VM could bind it', async function () {
+    const vm = await cluster.define({ name: 'S4', ip: range.ip(4) });
+    const taken = vm.uiPort;
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(taken, vm.ip, resolve));
+    try {
+      await cluster.start(vm);
+      assert.notStrictEqual(vm.uiPort, taken);
+      assert.strictEqual((await httpRequest(`${vm.url}/settings`)).status, 200);
+      assert.match(cluster.logs(vm).nodeRed, /port in use/);
+    } finally {
+      blocker.close();
+    }
+    await cluster.remove(vm);
+    assert.ok(!fs.existsSync(vm.userDir));
+  });
+
   it('stopAll leaves no process and no directory behind', async function () {
     const pids = cluster.vms.map((v) => v.pid!);
+    // The check below can see them (Node-RED renames itself, so not by command line alone).
+    assert.deepStrictEqual(pidsUsingDir(cluster.baseDir).sort(), [...pids].sort());
     await cluster.freeze(cluster.vms[0]); // a frozen VM must stop too
     await cluster.stopAll();
     for (const pid of pids) assert.ok(!pidAlive(pid), `pid ${pid} survived stopAll`);
-    assert.deepStrictEqual(pidsWithCmdline(cluster.baseDir), []);
+    assert.deepStrictEqual(pidsUsingDir(cluster.baseDir), []);
     assert.ok(!fs.existsSync(cluster.baseDir), `${cluster.baseDir} not removed`);
     assert.deepStrictEqual(cluster.vms.map((v) => v.state), ['stopped', 'stopped', 'stopped']);
   });
@@ -142,11 +165,45 @@ describe('cluster launcher (real Node-RED processes)', function () {
           return true;
         },
       );
-      assert.deepStrictEqual(pidsWithCmdline(baseDir), []);
+      assert.deepStrictEqual(pidsUsingDir(baseDir), []);
     } finally {
       blocker.close();
-      for (const pid of pidsWithCmdline(baseDir)) process.kill(pid, 'SIGKILL');
+      for (const pid of pidsUsingDir(baseDir)) process.kill(pid, 'SIGKILL');
       fs.rmSync(baseDir, { recursive: true, force: true });
+      r.release();
+    }
+  });
+
+  it('VMs exit by themselves when the launcher dies by SIGKILL; a frozen one is swept later', async function () {
+    const r = allocLoopbackRange();
+    const launcher = path.join(__dirname, '../../harness/cluster/launcher.js');
+    // The launcher in a child process: two VMs, the second frozen, then it prints what it started.
+    const script = `require(${JSON.stringify(launcher)}).startCluster({ ips: ${JSON.stringify(r.ips(2))} })
+      .then(async (c) => { await c.freeze(c.vms[1]); console.log(JSON.stringify({ baseDir: c.baseDir, pids: c.vms.map((v) => v.pid) })); },
+        (e) => { console.error(e); process.exit(1); });`;
+    const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let started: { baseDir: string; pids: number[] } | undefined;
+    try {
+      let out = '';
+      parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      started = await waitFor(() => (out.includes('}') ? (JSON.parse(out) as { baseDir: string; pids: number[] }) : false), {
+        timeoutMs: 45_000,
+        what: 'the launcher child process to print its VMs',
+      });
+      const [running, frozen] = started.pids;
+      parent.kill('SIGKILL');
+      await waitFor(() => !pidAlive(running), { timeoutMs: 5000, what: `orphaned VM ${running} to exit by its watchdog` });
+      assert.strictEqual(pidState(frozen), 'T', 'the frozen orphan should still be there (its watchdog cannot run)');
+      assert.ok(fs.existsSync(started.baseDir));
+      sweepOrphanedBaseDirs();
+      await waitFor(() => !pidAlive(frozen), { timeoutMs: 5000, what: `the sweep to kill frozen orphan ${frozen}` });
+      assert.ok(!fs.existsSync(started.baseDir), 'the dead launcher\'s directory was not swept');
+    } finally {
+      parent.kill('SIGKILL');
+      if (started) {
+        for (const pid of pidsUsingDir(started.baseDir)) process.kill(pid, 'SIGKILL');
+        fs.rmSync(started.baseDir, { recursive: true, force: true });
+      }
       r.release();
     }
   });

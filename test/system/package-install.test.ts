@@ -35,9 +35,10 @@ describe('package install: npm pack, npm install into a fresh user directory, GE
   const root = packageRoot();
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
     name: string;
-    'node-red'?: { nodes?: Record<string, string> };
+    'node-red'?: { nodes?: Record<string, string>; plugins?: Record<string, string> };
   };
   const sets = Object.entries(pkg['node-red']?.nodes ?? {});
+  const pluginSets = Object.entries(pkg['node-red']?.plugins ?? {});
   let tmp: string;
   let installed: string;
   let cluster: Cluster | undefined;
@@ -144,14 +145,33 @@ describe('package install: npm pack, npm install into a fresh user directory, GE
     }
     assert.ok(checked > 0, 'no node of the package names an icon of its own');
   });
+
+  it('every registered editor plugin is loaded with no error and its editor part served', async function () {
+    if (pluginSets.length === 0) this.skip();
+    const listed = JSON.parse((await httpRequest(`${url}/plugins`, { headers: { Accept: 'application/json' } })).body) as Array<
+      NodeSet & { plugins?: unknown[] }
+    >;
+    const html = (await httpRequest(`${url}/plugins?lng=en-US`, { headers: { Accept: 'text/html' } })).body;
+    for (const [name, file] of pluginSets) {
+      assert.ok(fs.existsSync(path.join(installed, file)), `plugin ${name}: ${file} not in the installed package`);
+      const set = listed.find((p) => p.module === pkg.name && p.name === name);
+      assert.ok(set, `GET /plugins does not list ${pkg.name}/${name}`);
+      assert.strictEqual(set.err, undefined, `plugin ${name} failed to load: ${JSON.stringify(set.err)}`);
+      assert.strictEqual(set.enabled, true, `plugin ${name} is disabled`);
+      assert.ok((set.plugins ?? []).length > 0, `plugin set ${name} registered no plugin`);
+      if (fs.existsSync(path.join(installed, file.replace(/\.c?js$/, '.html')))) {
+        assert.ok((setSection(html, set.id, 'red-plugin') ?? '').trim().length > 0, `plugin ${name}: its editor HTML is not served`);
+      }
+    }
+  });
 });
 
-/** The part of GET /nodes (HTML) that belongs to one node set. */
-function setSection(html: string, setId: string): string | undefined {
-  const marker = `<!-- --- [red-module:${setId}] --- -->`;
+/** The part of GET /nodes (or, with kind 'red-plugin', GET /plugins) HTML that belongs to one set. */
+function setSection(html: string, setId: string, kind = 'red-module'): string | undefined {
+  const marker = `<!-- --- [${kind}:${setId}] --- -->`;
   const start = html.indexOf(marker);
   if (start < 0) return undefined;
-  const end = html.indexOf('<!-- --- [red-module:', start + marker.length);
+  const end = html.indexOf(`<!-- --- [${kind}:`, start + marker.length);
   return html.slice(start + marker.length, end < 0 ? undefined : end);
 }
 

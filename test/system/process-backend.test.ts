@@ -106,6 +106,11 @@ describe('process backend of the simulated real server', function () {
     const ready = new ProcessBackend(cluster, { waitReady: true });
     await ready.start('fresh');
     assert.ok(await answers(vm.url));
+    // destroy also ends a suspended domain (SIGKILL needs no SIGCONT).
+    const pid = vm.pid!;
+    await backend.suspend('fresh');
     await backend.destroy('fresh');
+    assert.ok(!pidAlive(pid));
+    assert.strictEqual(vm.state, 'stopped');
   });
 });

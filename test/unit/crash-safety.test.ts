@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FILE_NAMES, parseFile } from '../../lib/files';
-import { DurableFiles, STATE_FILE } from '../../lib/durable-files';
+import { DurableFiles, STATE_FILE, WAL_FILE, readJournal } from '../../lib/durable-files';
 import { Replica } from '../../lib/replica';
 
 const TOTAL = 500;
@@ -43,11 +43,28 @@ function runUntilKilled(folder: string, killAfterMs: number): Promise<{ lastDone
   });
 }
 
+/** What a restart would load: the checkpoint plus the journal's intact lines. */
+function loadState(folder: string): { ownSeq: number; replica: Replica } {
+  const replica = new Replica();
+  const disk = new DurableFiles(folder, 'S1', replica);
+  disk.loadSync();
+  return { ownSeq: disk.ownSeq, replica };
+}
+
 function checkFolder(folder: string, atLeast: number): number {
+  // The checkpoint is always whole JSON (it is only ever replaced by rename).
   const state = JSON.parse(fs.readFileSync(path.join(folder, STATE_FILE), 'utf8'));
   assert.equal(state.v, 1);
+  // The journal: every line intact but possibly a torn last one (never acknowledged).
+  const walPath = path.join(folder, WAL_FILE);
+  if (fs.existsSync(walPath)) {
+    const lines = fs.readFileSync(walPath, 'utf8').split('\n').filter(Boolean);
+    const intact = readJournal(lines.join('\n')).length;
+    assert.ok(intact >= lines.length - 1, `journal has ${lines.length - intact} bad lines before its end`);
+  }
   // A completed write is never lost; one in flight may or may not have landed.
-  assert.ok(state.ownSeq >= atLeast, `state has write ${state.ownSeq}, expected at least ${atLeast}`);
+  const loaded = loadState(folder);
+  assert.ok(loaded.ownSeq >= atLeast, `a restart would load write ${loaded.ownSeq}, expected at least ${atLeast}`);
   for (const f of FILE_NAMES) {
     const p = path.join(folder, f);
     if (!fs.existsSync(p)) continue;
@@ -60,11 +77,12 @@ function checkFolder(folder: string, atLeast: number): number {
     fs.existsSync(path.join(folder, f)) ? parseFile(f, fs.readFileSync(path.join(folder, f), 'utf8')) : null;
   const rs = read('realserver');
   const group = read('group');
-  if (!rs || !group) return state.ownSeq;
-  // The text files are written right after the state: they hold the state's write or the one before.
-  if (rs.length) assert.ok(Number(rs[0][1]) >= state.ownSeq - 1 && Number(rs[0][1]) <= state.ownSeq);
-  assert.ok(group.length >= state.ownSeq - 1 && group.length <= state.ownSeq);
-  return state.ownSeq;
+  if (!rs || !group) return loaded.ownSeq;
+  // The text files are written right after the state: they hold its last write or the one before.
+  const n = loaded.ownSeq;
+  if (rs.length) assert.ok(Number(rs[0][1]) >= n - 1 && Number(rs[0][1]) <= n, `realserver shows write ${rs[0][1]}, state ${n}`);
+  assert.ok(group.length >= n - 1 && group.length <= n, `group has ${group.length} records, state ${n}`);
+  return n;
 }
 
 describe('crash safety of durable writes', function () {
@@ -94,5 +112,7 @@ describe('crash safety of durable writes', function () {
     await disk.init();
     assert.deepEqual(fs.readdirSync(folder).filter((n) => n.includes('.tmp-')), []);
     assert.equal(parseFile('group', fs.readFileSync(path.join(folder, 'group'), 'utf8')).length, TOTAL);
+    assert.equal(fs.statSync(path.join(folder, WAL_FILE)).size, 0, 'the journal was folded into the checkpoint');
+    await disk.close();
   });
 });

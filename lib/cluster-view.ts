@@ -1,0 +1,80 @@
+// What the editor's cluster sidebar shows, computed from the replicated files of one VM plus the
+// steps and countdowns that nodes report: the ring, each VM's state, open problems, real servers
+// with their load, VM count and OD count, and a timeline of the last failovers. Pure.
+import type { ClusterFiles } from './cluster-api';
+import { naturalCompare } from './natural-sort';
+
+export interface TimelineEntry {
+  target: string;
+  /** detected, reexamining, confirmed, fencing, fenced, placed, resumed, installed, recovered, failed, cleared... */
+  step: string;
+  at: number;
+  by?: string;
+  detail?: string;
+}
+
+export interface Countdown {
+  target: string;
+  what: string;
+  until: number;
+}
+
+export interface ClusterView {
+  self: string;
+  at: number;
+  ring: { target: string; p1?: string; p2?: string }[];
+  vms: { hostname: string; address: string; realServer: string; services: string; state: string }[];
+  problems: { target: string; detectedBy: string; kind: string; status: string; backup: string; since: string; note?: string; countdown?: Countdown }[];
+  realServers: { name: string; load: string; vmCount: string; state: string; ods: number }[];
+  timeline: TimelineEntry[];
+}
+
+const OPEN = new Set(['detected', 'reexamining', 'confirmed', 'fencing', 'recovering']);
+
+export function buildView(files: ClusterFiles, timeline: TimelineEntry[], countdowns: Countdown[], now = Date.now()): ClusterView {
+  const group = files.records('group');
+  const operation = files.records('operation');
+  const problems = files.records('problem');
+  const problemOf = new Map(problems.map((p) => [p[0], p]));
+  const ring = group.map((g) => ({
+    target: g[0],
+    p1: operation.find((o) => o[0] === 'P1' && o[2] === g[0])?.[1],
+    p2: operation.find((o) => o[0] === 'P2' && o[2] === g[0])?.[1],
+  }));
+  const vms = group.map((g) => {
+    const p = problemOf.get(g[0]);
+    return { hostname: g[0], address: g[1], realServer: g[2], services: g[3], state: p && OPEN.has(p[3]) ? p[3] : 'ok' };
+  });
+  const ods = files.records('available-od');
+  const rsNames = new Set([...files.records('realserver').map((r) => r[0]), ...group.map((g) => g[2])]);
+  const realServers = Array.from(rsNames)
+    .sort(naturalCompare)
+    .map((name) => {
+      const r = files.get('realserver', name);
+      return {
+        name,
+        load: r?.[1] ?? '-',
+        vmCount: r?.[2] ?? String(group.filter((g) => g[2] === name).length),
+        state: r?.[3] ?? 'unknown',
+        ods: ods.filter((o) => o[2] === name).length,
+      };
+    });
+  return {
+    self: files.identity.hostname,
+    at: now,
+    ring,
+    vms,
+    problems: problems.map((p) => ({
+      target: p[0],
+      detectedBy: p[1],
+      kind: p[2],
+      status: p[3],
+      backup: p[4],
+      since: p[5],
+      note: p[6],
+      countdown: countdowns.find((c) => c.target === p[0] && c.until > now),
+    })),
+    realServers,
+    timeline: timeline.slice(-100),
+  };
+}

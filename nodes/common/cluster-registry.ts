@@ -1,0 +1,66 @@
+// The runtime's shared view of its cluster for the editor sidebar: the p2p-store nodes register
+// here, and nodes report the steps of a failover (placed, resumed, installed...) and countdowns
+// (re-examination) that the files alone do not show. One instance per Node-RED runtime (this
+// module is loaded once from the package folder, by the nodes and the sidebar plugin alike).
+import { EventEmitter } from 'events';
+import type { ChangeEvent, ClusterFiles } from '../../lib/cluster-api';
+import type { Countdown, TimelineEntry } from '../../lib/cluster-view';
+
+const MAX_TIMELINE = 300;
+
+export class ClusterRegistry extends EventEmitter {
+  private readonly stores = new Map<string, { files: ClusterFiles; off: () => void }>();
+  readonly timeline: TimelineEntry[] = [];
+  private readonly countdowns = new Map<string, Countdown>();
+
+  addStore(id: string, files: ClusterFiles): void {
+    this.removeStore(id);
+    // A problem record's status change is a step of its failover's timeline.
+    const onChange = (c: ChangeEvent) => {
+      if (c.file === 'problem' && c.op !== 'Del') {
+        const [target, detectedBy, kind, status] = c.record;
+        this.step({ target, step: status, at: Date.now(), by: detectedBy, detail: kind });
+      }
+      this.emit('changed');
+    };
+    files.on('change', onChange);
+    this.stores.set(id, { files, off: () => files.off('change', onChange) });
+    this.emit('changed');
+  }
+
+  removeStore(id: string): void {
+    const s = this.stores.get(id);
+    if (!s) return;
+    s.off();
+    this.stores.delete(id);
+    this.emit('changed');
+  }
+
+  /** The first store of this runtime (one per VM in every deployment we know). */
+  primary(): ClusterFiles | undefined {
+    return this.stores.values().next().value?.files;
+  }
+
+  step(e: TimelineEntry): void {
+    const last = this.timeline[this.timeline.length - 1];
+    if (last && last.target === e.target && last.step === e.step && last.by === e.by) return;
+    this.timeline.push(e);
+    if (this.timeline.length > MAX_TIMELINE) this.timeline.splice(0, this.timeline.length - MAX_TIMELINE);
+    this.emit('changed');
+  }
+
+  countdown(c: Countdown | { target: string; what: string; until: 0 }): void {
+    if (c.until <= 0) this.countdowns.delete(`${c.target}:${c.what}`);
+    else this.countdowns.set(`${c.target}:${c.what}`, c);
+    this.emit('changed');
+  }
+
+  activeCountdowns(now = Date.now()): Countdown[] {
+    return Array.from(this.countdowns.values()).filter((c) => c.until > now);
+  }
+}
+
+const KEY = Symbol.for('@p2p-ha/node-red-server-manager/cluster-registry');
+/** The runtime-wide registry (kept on a global symbol so two copies of this module share it). */
+export const registry: ClusterRegistry = ((globalThis as Record<symbol, unknown>)[KEY] as ClusterRegistry) ??
+  ((globalThis as Record<symbol, unknown>)[KEY] = new ClusterRegistry());

@@ -1,0 +1,39 @@
+// The cluster sidebar's runtime half: serves the cluster view at GET /p2p-ha/cluster (permission
+// checked) and pushes it to every open editor over RED.comms whenever the files or a failover
+// step change (at most every 250 ms).
+import { buildView } from '../lib/cluster-view';
+import { registry } from '../nodes/common/cluster-registry';
+import type { RED as RuntimeRED } from '../nodes/common/node-red';
+
+type PluginRED = RuntimeRED & { plugins: { registerPlugin(id: string, def: object): void } };
+
+const TOPIC = 'p2p-ha/cluster';
+const THROTTLE_MS = 250;
+
+export = function (RED: PluginRED) {
+  const view = () => {
+    const files = registry.primary();
+    return files ? buildView(files, registry.timeline, registry.activeCountdowns()) : null;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const publish = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      try {
+        RED.comms?.publish(TOPIC, view(), true);
+      } catch (e) {
+        RED.log.warn(`p2p-ha sidebar: ${(e as Error).message}`);
+      }
+    }, THROTTLE_MS);
+    timer.unref?.();
+  };
+  registry.on('changed', publish);
+
+  RED.plugins.registerPlugin('p2p-cluster-sidebar', { type: 'p2p-ha-sidebar' });
+
+  RED.httpAdmin.get('/p2p-ha/cluster', RED.auth.needsPermission('p2p-ha.read'), (_req: unknown, res: { json(v: unknown): void }) => {
+    res.json(view());
+  });
+};

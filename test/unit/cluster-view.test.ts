@@ -1,0 +1,71 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildView } from '../../lib/cluster-view';
+import { ReplicatedStore } from '../../lib/replicated-store';
+import { ClusterRegistry } from '../../nodes/common/cluster-registry';
+
+describe('cluster sidebar view', () => {
+  let dir: string;
+  let store: ReplicatedStore;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-view-'));
+    // Not started: no listening, edits stay local (no peer answers), which is all a view needs.
+    store = new ReplicatedStore({
+      identity: { hostname: 'S1', address: '127.0.0.1', realServer: 'RS1', services: '-' },
+      folder: dir,
+      secret: 'view-secret',
+      autoJoin: false,
+    });
+    for (const line of [
+      'group, Add, S1, 127.254.1.1, RS1, -',
+      'group, Add, S2, 127.254.1.2, RS2, tcp:80',
+      'group, Add, S3, 127.254.1.3, RS3, -',
+      'realserver, Add, RS1, 0.5, 1, up',
+      'realserver, Add, RS2, 0.25, 1, up',
+      'available-od, Add, OD1, 127.254.2.1, RS2',
+      'problem, Add, S2, S1, network, reexamining, -, 2026-11-26T14:00:00.000Z',
+    ]) {
+      await store.edit(line);
+    }
+  });
+  after(async () => {
+    await store.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the ring, VM states from open problems, real servers with OD counts', () => {
+    const v = buildView(store, [], [{ target: 'S2', what: 'confirm', until: 2000 }], 1000);
+    assert.equal(v.self, 'S1');
+    assert.deepEqual(v.ring.find((r) => r.target === 'S2'), { target: 'S2', p1: 'S1', p2: 'S3' });
+    assert.equal(v.vms.find((x) => x.hostname === 'S2')!.state, 'reexamining');
+    assert.equal(v.vms.find((x) => x.hostname === 'S3')!.state, 'ok');
+    assert.deepEqual(v.problems[0].countdown, { target: 'S2', what: 'confirm', until: 2000 });
+    assert.deepEqual(
+      v.realServers.map((r) => [r.name, r.state, r.ods]),
+      [
+        ['RS1', 'up', 0],
+        ['RS2', 'up', 1],
+        ['RS3', 'unknown', 0],
+      ],
+    );
+  });
+
+  it('the registry turns problem status changes into timeline steps', async () => {
+    const reg = new ClusterRegistry();
+    reg.addStore('s', store);
+    await store.edit({
+      file: 'problem',
+      op: 'Mod',
+      before: ['S2', 'S1', 'network', 'reexamining', '-', '2026-11-26T14:00:00.000Z'],
+      record: ['S2', 'S1', 'network', 'confirmed', '-', '2026-11-26T14:00:00.000Z'],
+    });
+    reg.step({ target: 'S2', step: 'placed', at: Date.now(), detail: 'RS2' });
+    assert.deepEqual(
+      reg.timeline.map((e) => e.step),
+      ['confirmed', 'placed'],
+    );
+    reg.removeStore('s');
+  });
+});
