@@ -117,11 +117,14 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       id: 'svc',
       z,
       type: 'function',
-      func: "const s = global.get('serves') || env.get('SERVES'); if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
+      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
       outputs: 1,
       wires: [['svc-out']],
     },
     { id: 'svc-out', z, type: 'http response', statusCode: '', wires: [] },
+    // The demo's "stop a service": the service answers 503 from now on (a service fault).
+    { id: 'svc-stop-in', z, type: 'http in', url: `${SERVICE_PATH}-stop`, method: 'post', wires: [['svc-stop']] },
+    { id: 'svc-stop', z, type: 'function', func: "global.set('stopped', true); msg.payload = 'stopped'; return msg;", outputs: 1, wires: [['svc-out']] },
     { id: 'svc-config-in', z, type: 'http in', url: `${SERVICE_PATH}-config`, method: 'post', wires: [['svc-config']] },
     {
       id: 'svc-config',
