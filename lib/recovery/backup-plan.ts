@@ -185,6 +185,8 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
   const target = failure.target;
   let current: StepName = 'fence';
   let backup = '-';
+  /** The OD this plan resumed, if any: no longer a suspended OD, whatever happens next. */
+  let resumedOd: string | undefined;
 
   const emit = (step: StepName, ms: number, text: string, detail?: Record<string, unknown>) => {
     const e: StepEvent = { step, target, ms, atMs: now() - t0, text, detail };
@@ -301,6 +303,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       if (!d) throw new Error(`no driver configured for real server ${placement.realServer}`);
       try {
         await d.resume(placement.od);
+        resumedOd = placement.od;
         timings.resume += now() - t;
         emit('resume', now() - t, `${placement.od} resumed`, { od: placement.od, realServer: placement.realServer });
         break;
@@ -412,6 +415,10 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
   } catch (e) {
     const reason = `${current}: ${(e as Error).message}`;
     emit('failed', 0, reason, { step: current });
+    // A resumed OD is running now, half installed: it must not be offered as a suspended OD again.
+    // It stays running for the operator to look at (the reason is in the problem record).
+    const used = resumedOd ? files.get('available-od', resumedOd) : undefined;
+    if (used) pending.push(files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
     await writeProblem('failed', reason);
     await Promise.all(pending);
     const err = new RecoveryError(reason, current, steps);

@@ -235,6 +235,8 @@ describe('recovery backup plan', () => {
     await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), /install: installation procedure .* failed: exited 3/);
     assert.equal(w.files.get('problem', 'S2')![3], 'failed');
     assert.ok(w.files.get('group', 'S2'), 'the group is not edited by a failed recovery');
+    assert.equal(w.files.get('available-od', 'OD3'), undefined, 'the resumed OD is no longer offered');
+    assert.ok(w.files.get('available-od', 'OD3x'), 'the others stay');
   });
 
   it('a missing procedure for a backup falls back to the original server\'s, and none at all is an error', async () => {
