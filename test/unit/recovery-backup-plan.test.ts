@@ -43,6 +43,11 @@ class FakeDriver implements PlanDriver {
     if (this.domains.get(name) !== 'paused') throw new HvLikeError('command-failed', `error: domain '${name}' not paused`);
     this.domains.set(name, 'running');
   }
+  async suspend(name: string) {
+    this.reach(`suspend ${name}`);
+    if (this.domains.get(name) !== 'running') throw new HvLikeError('command-failed', `error: domain '${name}' not running`);
+    this.domains.set(name, 'paused');
+  }
   async runFile(path: string, vars?: Record<string, string | number>) {
     this.reach(`run ${path} ${JSON.stringify(vars)}`);
     if (this.missing.has(path)) throw new HvLikeError('command-failed', `/bin/sh: 0: cannot open ${path}: No such file`);
@@ -185,6 +190,39 @@ describe('recovery backup plan', () => {
     const r2 = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps);
     assert.equal(r2.realServer, 'RS2');
     assert.ok(r2.steps.some((s) => s.step === 'resume' && /RS3 unreachable/.test(s.text)));
+  });
+
+  it('resumes the OD while the fence runs, but installs only after it; an unconfirmed fence puts the OD back to sleep', async () => {
+    const w = world();
+    const rs2 = w.hosts.get('RS2')!;
+    const order: string[] = [];
+    const destroy = rs2.destroy.bind(rs2);
+    rs2.destroy = async (name: string) => {
+      await new Promise((r) => setTimeout(r, 30));
+      order.push('fenced');
+      return destroy(name);
+    };
+    const rs3 = w.hosts.get('RS3')!;
+    const resume = rs3.resume.bind(rs3);
+    rs3.resume = async (name: string) => {
+      order.push('resumed');
+      return resume(name);
+    };
+    const run = rs3.runFile.bind(rs3);
+    rs3.runFile = async (path: string, vars?: Record<string, string | number>) => {
+      order.push('installed');
+      return run(path, vars);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.deepEqual(order, ['resumed', 'fenced', 'installed']);
+    assert.deepEqual(r.steps.slice(0, 3).map((x) => x.step), ['fence', 'place', 'resume'], 'the story is told in order');
+
+    const w2 = world();
+    w2.hosts.get('RS2')!.unreachable = true;
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps, { confirmWaitMs: 300, confirmPollMs: 100 }), /confirmed only by S1/);
+    assert.ok(w2.hosts.get('RS3')!.calls.includes('resume OD3') && w2.hosts.get('RS3')!.calls.includes('suspend OD3'));
+    assert.equal(w2.hosts.get('RS3')!.domains.get('OD3'), 'paused');
+    assert.ok(w2.files.get('available-od', 'OD3'), 'still an available OD');
   });
 
   it('confirmers counts distinct managers of VMs on the same host within the window', () => {
