@@ -245,12 +245,12 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     const tried = new Set<string>();
     const badHosts = new Set<string>();
     let resumeStep: StepName = 'place';
-    const resumeTask = (async (): Promise<Placement> => {
+    const placeAndResume = async (first?: Placement): Promise<Placement> => {
       for (let attempt = 1; ; attempt++) {
         resumeStep = 'place';
         let t1 = now();
-        const p =
-          attempt === 1 && failure.placement && !badHosts.has(failure.placement.realServer) ? failure.placement : choose(failure, realServer, files, tried, badHosts);
+        const given = first ?? failure.placement;
+        const p = attempt === 1 && given && !badHosts.has(given.realServer) ? given : choose(failure, realServer, files, tried, badHosts);
         timings.place += now() - t1;
         emitLater('place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p });
         checkAbort();
@@ -284,7 +284,8 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
           if (attempt >= s.maxOdAttempts) throw new Error(`no OD could be resumed after ${attempt} attempts (${[...tried].join(', ')}): ${(e as Error).message}`);
         }
       }
-    })();
+    };
+    let resumeTask = placeAndResume();
     // Observed below on every path; never an unhandled rejection.
     resumeTask.catch(() => undefined);
 
@@ -351,6 +352,28 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     }
     fenceDone = true;
     for (const f of held.splice(0)) f();
+    if (fence === 'confirmed-unreachable') {
+      // A whole host failed: the early placement saw the files before the other managers'
+      // confirmations, so it may not be the spread one (placeMany) every manager computes now.
+      // Place again; if the answer is another OD, put the early one back to sleep.
+      badHosts.add(realServer);
+      const early = await resumeTask.catch(() => undefined);
+      let want: Placement | undefined;
+      try {
+        want = choose(failure, realServer, files, tried, badHosts);
+      } catch {
+        want = undefined;
+      }
+      if (!early || (want && want.od !== early.od)) {
+        if (early) {
+          await deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
+          resumedOd = undefined;
+          emit('resume', 0, `${early.od} suspended again: the failures of ${realServer} are placed together`, { od: early.od });
+        }
+        resumeTask = placeAndResume(want);
+        resumeTask.catch(() => undefined);
+      }
+    }
     writeProblem('recovering');
 
     let placement: Placement;

@@ -225,6 +225,26 @@ describe('recovery backup plan', () => {
     assert.ok(w2.files.get('available-od', 'OD3'), 'still an available OD');
   });
 
+  it('a whole host failed: the early placement is redone with every confirmed failure, the early OD suspended again', async () => {
+    const w = world();
+    const f = w.files;
+    await f.edit({ file: 'problem', op: 'Del', record: f.get('problem', 'S2')! });
+    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
+    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
+    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS3')!, record: ['RS3', '0.10', '2', 'down'] });
+    w.hosts.get('RS3')!.unreachable = true;
+    // S5 confirmed S6 (RS3); S3's confirmation by S2 arrives while S5 waits for a second manager.
+    const run = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    await f.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r = await run;
+    // Alone, S6 went to RS1 (name); with S3 placed first (natural order), S6 goes to RS2.
+    assert.deepEqual([r.realServer, r.od], ['RS2', 'OD2']);
+    assert.ok(w.hosts.get('RS1')!.calls.includes('resume OD1') && w.hosts.get('RS1')!.calls.includes('suspend OD1'));
+    assert.equal(w.hosts.get('RS1')!.domains.get('OD1'), 'paused');
+    assert.ok(f.get('available-od', 'OD1'), 'OD1 is left for S3');
+  });
+
   it('confirmers counts distinct managers of VMs on the same host within the window', () => {
     const now = Date.parse('2026-01-01T00:01:00Z');
     const group = [['S2', 'a', 'RS2', '-'], ['S5', 'b', 'RS2', '-'], ['S3', 'c', 'RS3', '-']];
