@@ -285,9 +285,13 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
         }
       }
     };
-    let resumeTask = placeAndResume();
+    // Only when the failed server's host is `up` in the realserver file: a host already known down
+    // is a whole-host failure, whose backups must be placed together once every manager's
+    // confirmation is in (an early placement would race the other managers for the same OD).
+    const hostUp = files.get('realserver', realServer)?.[3] === 'up';
+    let resumeTask: Promise<Placement> | undefined = hostUp ? placeAndResume() : undefined;
     // Observed below on every path; never an unhandled rejection.
-    resumeTask.catch(() => undefined);
+    resumeTask?.catch(() => undefined);
 
     let fence: RecoveryResult['fence'] | undefined;
     try {
@@ -343,7 +347,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       checkAbort();
     } catch (e) {
       // No fence, no backup: put a resumed OD back to sleep, still available.
-      const p = await resumeTask.catch(() => undefined);
+      const p = await resumeTask?.catch(() => undefined);
       if (p) {
         await deps.driver(p.realServer)?.suspend(p.od).catch(() => undefined);
         resumedOd = undefined;
@@ -357,14 +361,14 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       // confirmations, so it may not be the spread one (placeMany) every manager computes now.
       // Place again; if the answer is another OD, put the early one back to sleep.
       badHosts.add(realServer);
-      const early = await resumeTask.catch(() => undefined);
+      const early = await resumeTask?.catch(() => undefined);
       let want: Placement | undefined;
       try {
         want = choose(failure, realServer, files, tried, badHosts);
       } catch {
         want = undefined;
       }
-      if (!early || (want && want.od !== early.od)) {
+      if (resumeTask && (!early || (want && want.od !== early.od))) {
         if (early) {
           await deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
           resumedOd = undefined;
@@ -375,6 +379,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       }
     }
     writeProblem('recovering');
+    if (!resumeTask) resumeTask = placeAndResume();
 
     let placement: Placement;
     try {

@@ -231,7 +231,7 @@ describe('recovery backup plan', () => {
     await f.edit({ file: 'problem', op: 'Del', record: f.get('problem', 'S2')! });
     await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
     await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
-    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS3')!, record: ['RS3', '0.10', '2', 'down'] });
+    // The load collector has not noticed yet: RS3 is still `up` in the file, so the plan resumes early.
     w.hosts.get('RS3')!.unreachable = true;
     // S5 confirmed S6 (RS3); S3's confirmation by S2 arrives while S5 waits for a second manager.
     const run = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
@@ -243,6 +243,21 @@ describe('recovery backup plan', () => {
     assert.ok(w.hosts.get('RS1')!.calls.includes('resume OD1') && w.hosts.get('RS1')!.calls.includes('suspend OD1'));
     assert.equal(w.hosts.get('RS1')!.domains.get('OD1'), 'paused');
     assert.ok(f.get('available-od', 'OD1'), 'OD1 is left for S3');
+
+    // Once the file says RS3 is down, nothing is resumed before the confirmations.
+    const w2 = world();
+    const f2 = w2.files;
+    await f2.edit({ file: 'problem', op: 'Del', record: f2.get('problem', 'S2')! });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS3')!, record: ['RS3', '0.10', '2', 'down'] });
+    w2.hosts.get('RS3')!.unreachable = true;
+    const run2 = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w2.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    assert.ok(!w2.hosts.get('RS1')!.calls.some((c) => c.startsWith('resume')) && !w2.hosts.get('RS2')!.calls.some((c) => c.startsWith('resume')));
+    await f2.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r2 = await run2;
+    assert.equal(r2.realServer, 'RS2');
   });
 
   it('confirmers counts distinct managers of VMs on the same host within the window', () => {
