@@ -1,65 +1,89 @@
-// npm run demo — the loopback demo cluster: N Node-RED VMs (default 6), each on its own
-// 127.0.x.y address with this package installed and the cluster flow deployed, and prints each
-// editor's URL and how to make something happen. Ctrl-C stops everything it started.
-//   npm run demo -- --vms 6
-import * as fs from 'fs';
-import * as path from 'path';
-import { startCluster, Cluster } from './cluster/launcher';
-import { allocLoopbackRange, pickPortFreeOnAll } from './net';
-import { waitFor } from './wait';
-import { semFlow } from './flows/sem-flow';
+// npm run demo — the loopback demo cluster: six Node-RED VMs (S1..S6) on three simulated real
+// servers (RS1..RS3, SSH servers answering virsh/virt-clone), one suspended original server (OD)
+// per real server, the cluster flow deployed on every VM (store, real servers, load collector,
+// heartbeat, backup starter, OD replicator). It prints each editor's URL and reads commands:
+//   kill S2          SIGKILL a VM: its watcher fences it and starts S2b on the least loaded host
+//   fail RS3         a whole real server dies (its SSH endpoint and its VMs)
+//   stop-service S4  S4's service answers 503 (a service fault, re-examined for 3 s)
+//   files S1         print S1's group, problem, realserver and available-od files
+//   quit             stop everything (Ctrl-C does the same)
+// Nothing it started outlives it.
+import * as readline from 'readline';
+import { RecoveryCluster } from './recovery/recovery-cluster';
+import { httpRequest } from './http';
 
-function option(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1 || v > 50) {
-    console.error(`--${name} needs a whole number from 1 to 50`);
-    process.exit(2);
-  }
-  return v;
-}
+const HELP = `Commands:
+  kill S2          SIGKILL a VM; its P1 watcher fences it and starts a backup (S2b) from a suspended OD
+  fail RS3         a whole real server fails: its VMs come back on the other two, the pool refills
+  stop-service S4  S4's service answers 503: a service fault, confirmed after 3 s
+  files S1         print S1's management files
+  quit             stop everything (or Ctrl-C)`;
 
 async function main(): Promise<void> {
-  const vms = option('vms', 6);
-  const range = allocLoopbackRange();
-  const ips = Array.from({ length: vms }, (_, i) => range.ip(i + 1));
-  const semPort = await pickPortFreeOnAll(ips);
-  const secret = 'demo-cluster-secret';
-  console.log(`starting ${vms} Node-RED VMs on ${ips[0]}..${ips[ips.length - 1]} (about 3 s per VM on 2 cores)…`);
-  let cluster: Cluster | undefined;
+  console.log('starting the demo cluster: 6 VMs, 3 simulated real servers, 3 suspended ODs (20-60 s on 2 cores)…');
+  let rc: RecoveryCluster | undefined;
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    console.log('\nstopping every VM…');
-    await cluster?.stopAll();
+    console.log('\nstopping every VM and real server…');
+    await rc?.stop().catch((e: Error) => console.error(e.message));
     console.log('stopped.');
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
-  cluster = await startCluster({
-    count: vms,
-    ips,
-    flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret, seeds: ips }),
-  });
-  const c = cluster;
-  await waitFor(
-    () => c.vms.every((vm) => (fs.readFileSync(path.join(vm.userDir, 'p2p-ha', 'group'), 'utf8').match(/^S\d/gm) ?? []).length === vms),
-    { what: 'every VM in every group file', timeoutMs: 60_000, intervalMs: 250 },
-  );
-  console.log('\nThe cluster is up. Editors:');
-  for (const vm of c.vms) console.log(`  ${vm.name}  ${vm.url}/   files: ${path.join(vm.userDir, 'p2p-ha')}`);
-  const s1 = c.vms[0];
-  console.log(`
-Try:
-  edit S1's files, and watch the diff arrive in every other editor's debug sidebar:
-    curl -s -X POST -H 'Content-Type: text/plain' --data 'available-od, Add, OD1, 127.0.2.1, RS1' ${s1.url}/p2p-test/edit
-  read the replicated files:   cat ${path.join(c.vms[1].userDir, 'p2p-ha', 'available-od')}
-  stop a VM:                   kill -STOP <pid>   (pids: ${c.vms.map((v) => `${v.name}=${v.pid}`).join(' ')})
+  rc = await RecoveryCluster.start({ replicator: true });
+  const c = rc;
+  // Identities set aside for new ODs (the reservation file): three per real server, enough to
+  // refill the pools after a whole real server fails. The replicators clone from them at once:
+  // the pools start at one OD each, below the target (average VMs per real server, 2).
+  for (let rs = 1; rs <= 3; rs++) {
+    for (let k = 1; k <= 3; k++) {
+      const od = `OD${rs}${k}`;
+      const ip = c.range.ip(40 + (rs - 1) * 3 + k);
+      c.reservedIps.set(od, ip);
+      const r = await c.edit('S1', `reservation, Add, ${od}, ${ip}, RS${rs}`);
+      if (r.status !== 200) throw new Error(`reserving ${od}: ${JSON.stringify(r.body)}`);
+    }
+  }
+  console.log('\nThe cluster is up. Editors (open one, then the "cluster" tab of the sidebar):');
+  for (const name of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6']) {
+    const vm = c.vm(name);
+    console.log(`  ${name}  ${vm.url}/   on RS${((Number(name.slice(1)) - 1) % 3) + 1}   pid ${vm.pid}`);
+  }
+  c.sims.forEach((s, i) => console.log(`  RS${i + 1} (simulated real server) ssh ${s.address}:${s.port}`));
+  console.log(`\n${HELP}\n`);
 
-Ctrl-C stops everything.`);
+  const run = async (line: string) => {
+    const [cmd, arg] = line.trim().split(/\s+/);
+    if (!cmd) return;
+    try {
+      if (cmd === 'quit' || cmd === 'exit') return void stop(0);
+      if (cmd === 'help') return console.log(HELP);
+      if (!arg || !/^[A-Za-z0-9]+$/.test(arg)) return console.log(`"${cmd}" needs a name, e.g. ${cmd} S2`);
+      if (cmd === 'kill') {
+        await c.cluster.kill(c.vm(arg), 'SIGKILL');
+        console.log(`${arg} killed; watch the sidebar timeline, or: files S1`);
+      } else if (cmd === 'fail') {
+        await c.killRealServer(arg);
+        console.log(`${arg} failed with its VMs`);
+      } else if (cmd === 'stop-service') {
+        const vm = c.vm(arg);
+        const r = await httpRequest(`${vm.url}/svc-stop`, { method: 'POST', body: '', timeoutMs: 5000 });
+        console.log(`${arg}'s service: ${r.body}`);
+      } else if (cmd === 'files') {
+        for (const f of ['group', 'problem', 'realserver', 'available-od']) console.log(`--- ${arg}: ${f}\n${c.fileOf(arg, f).trim()}`);
+      } else console.log(`unknown command "${cmd}"\n${HELP}`);
+    } catch (e) {
+      console.log(`${cmd} ${arg}: ${(e as Error).message}`);
+    }
+  };
+  if (process.stdin.isTTY || process.env.P2P_DEMO_COMMANDS === 'stdin') {
+    const rl = readline.createInterface({ input: process.stdin, prompt: 'demo> ' });
+    rl.on('line', (line) => void run(line).then(() => rl.prompt()));
+    rl.prompt();
+  }
 }
 
 main().catch((e) => {

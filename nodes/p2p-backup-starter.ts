@@ -12,6 +12,20 @@ import { assignRoleViaAdminApi } from '../lib/recovery/role';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
+import { registry } from './common/cluster-registry';
+
+/** How each step of the plan reads in the sidebar's failover timeline (what has just happened). */
+const TIMELINE_STEP: Record<string, string> = {
+  fence: 'fenced',
+  confirm: 'confirmed by peers',
+  place: 'placed',
+  resume: 'resumed',
+  install: 'installed',
+  role: 'role given',
+  edits: 'files edited',
+  recovered: 'recovered',
+  failed: 'failed',
+};
 
 interface StarterConfig {
   name?: string;
@@ -104,6 +118,7 @@ export = function (RED: RED) {
               node.status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
+              registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
               if (e.step !== 'recovered' && e.step !== 'failed') send({ topic: `recovery/${e.step}`, payload: e, failure: msg.payload });
             },
           },

@@ -7,6 +7,7 @@ import { HeartbeatConfig, NodeSettings, parseSettings, statusOf } from '../lib/m
 import { StarvationMeter } from '../lib/monitor/starvation';
 import type { Node, RED } from './common/node-red';
 import { short, storeStatusToNode, useStore } from './common/store-user';
+import { registry } from './common/cluster-registry';
 
 
 export = function (RED: RED) {
@@ -41,8 +42,30 @@ export = function (RED: RED) {
       return;
     }
 
+    // Re-examination countdowns for the editor's cluster sidebar (only when one starts, moves or ends).
+    const countdowns = new Map<string, number>();
+    const reportCountdowns = () => {
+      const now = Date.now();
+      const seen = new Set<string>();
+      for (const w of hb.summary()) {
+        if (w.remainingMs === undefined) continue;
+        seen.add(w.target);
+        const until = now + w.remainingMs;
+        if (Math.abs((countdowns.get(w.target) ?? 0) - until) > 200) {
+          countdowns.set(w.target, until);
+          registry.countdown({ target: w.target, what: `${w.kind ?? 'failure'} confirmed`, until });
+        }
+      }
+      for (const t of countdowns.keys()) {
+        if (seen.has(t)) continue;
+        countdowns.delete(t);
+        registry.countdown({ target: t, what: 'confirm', until: 0 });
+      }
+    };
+
     let lastStatus = '';
     const render = () => {
+      reportCountdowns();
       const s = store.storeStatus();
       // Until the store runs, its own state is what matters.
       const st = s.state === 'starting' || s.state === 'error' ? storeStatusToNode(s) : statusOf(hb.summary(), files.identity.hostname, meter.starvedAt());
@@ -89,6 +112,7 @@ export = function (RED: RED) {
 
     node.on('close', (_removed, done) => {
       clearInterval(ticker);
+      for (const t of countdowns.keys()) registry.countdown({ target: t, what: 'confirm', until: 0 });
       hb.stop();
       meter.stop();
       hb.removeAllListeners();

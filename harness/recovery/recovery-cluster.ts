@@ -113,7 +113,7 @@ export class RecoveryCluster {
           replicator: o.replicator && member ? { ods: 'ODS-{rs}', intervalS: 5 } : undefined,
         });
         if (vm.name === 'S1') {
-          f.push({ id: 'collector', z: 'rec-tab', type: 'p2p-load-collector', store: 'store', interval: 1, threshold: 0.05, wires: [] });
+          f.push({ id: 'collector', z: 'rec-tab', type: 'p2p-load-collector', store: 'store', interval: 1, threshold: 0.05, x: 520, y: 260, wires: [] });
         }
         return f;
       };

@@ -32,6 +32,29 @@ export interface RecoveryFlowOptions {
   replicator?: { ods: string; intervalS: number };
 }
 
+const LAYOUT: Record<string, [number, number]> = {
+  hb: [130, 80],
+  'only-failures': [320, 80],
+  starter: [520, 80],
+  'log-steps': [760, 80],
+  'starter-catch': [520, 140],
+  'log-errors': [760, 140],
+  replicator: [520, 200],
+  collector: [520, 260],
+  'edit-in': [150, 340],
+  send: [360, 340],
+  'edit-out': [580, 340],
+  'edit-catch': [150, 400],
+  'edit-error': [360, 400],
+  'svc-in': [140, 480],
+  svc: [360, 480],
+  'svc-out': [580, 480],
+  'svc-config-in': [160, 540],
+  'svc-config': [360, 540],
+  'svc-stop-in': [150, 600],
+  'svc-stop': [360, 600],
+};
+
 export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
   const z = 'rec-tab';
   const rsNodes: FlowNode[] = o.realServers.map((r, i) => ({
@@ -117,11 +140,14 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       id: 'svc',
       z,
       type: 'function',
-      func: "const s = global.get('serves') || env.get('SERVES'); if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
+      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
       outputs: 1,
       wires: [['svc-out']],
     },
     { id: 'svc-out', z, type: 'http response', statusCode: '', wires: [] },
+    // The demo's "stop a service": the service answers 503 from now on (a service fault).
+    { id: 'svc-stop-in', z, type: 'http in', url: `${SERVICE_PATH}-stop`, method: 'post', wires: [['svc-stop']] },
+    { id: 'svc-stop', z, type: 'function', func: "global.set('stopped', true); msg.payload = 'stopped'; return msg;", outputs: 1, wires: [['svc-out']] },
     { id: 'svc-config-in', z, type: 'http in', url: `${SERVICE_PATH}-config`, method: 'post', wires: [['svc-config']] },
     {
       id: 'svc-config',
@@ -146,6 +172,11 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       debounce: 0.5,
       wires: [['log-steps']],
     });
+  }
+  // Where each node sits on the canvas: the flow is read in the editor (demo, screenshots).
+  for (const n of flow) {
+    const xy = LAYOUT[n.id];
+    if (xy && n.z) [n.x, n.y] = xy;
   }
   return flow;
 }

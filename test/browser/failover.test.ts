@@ -1,0 +1,62 @@
+// The operator's view of a failover, in Debian's Chromium: S1's editor, the cluster sidebar's ring,
+// then S2 is killed and the failover appears in the sidebar's timeline and on the node statuses.
+import { strict as assert } from 'assert';
+import * as path from 'path';
+import type { Browser, Page } from 'playwright-core';
+import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
+import { artifactsDir, chromiumAvailable, launchBrowser, openEditor, CHROMIUM } from '../../harness/browser';
+
+describe('editor: a failover seen in the cluster sidebar', function () {
+  this.timeout(300_000);
+  let rc: RecoveryCluster | undefined;
+  let browser: Browser;
+  let closeBrowser: (() => Promise<void>) | undefined;
+  let page: Page;
+
+  before(async function () {
+    if (!chromiumAvailable()) {
+      if (process.env.CI) throw new Error(`Chromium is missing at ${CHROMIUM}: .ci/run must install Debian's chromium`);
+      console.warn(`\n  !!! SKIPPING the browser suite: no Chromium at ${CHROMIUM} (apt-get install chromium)\n`);
+      this.skip();
+    }
+    rc = await RecoveryCluster.start();
+    ({ browser, close: closeBrowser } = await launchBrowser());
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  });
+
+  after(async () => {
+    await closeBrowser?.();
+    await rc?.stop();
+  });
+
+  const timelineSteps = (target: string) =>
+    page.$$eval(`#p2p-ha-cluster-content tr[data-timeline-target="${target}"]`, (rows) => rows.map((r) => r.getAttribute('data-step')));
+
+  it('shows the ring of six VMs in S1\'s sidebar', async () => {
+    await openEditor(page, rc!.vm('S1').url);
+    await page.evaluate("RED.sidebar.show('p2p-ha-cluster')");
+    await page.waitForSelector('#p2p-ha-cluster-content g[data-vm="S6"]', { timeout: 30_000 });
+    const vms = await page.$$eval('#p2p-ha-cluster-content g[data-vm]', (els) => els.map((e) => e.getAttribute('data-vm')));
+    assert.deepEqual(vms, ['S1', 'S2', 'S3', 'S4', 'S5', 'S6']);
+    await page.screenshot({ path: path.join(artifactsDir(), 'failover-0-ring.png') });
+  });
+
+  it('kill S2: the failover shows in the timeline and the node statuses turn', async () => {
+    await rc!.cluster.kill(rc!.vm('S2'), 'SIGKILL');
+    // The re-examination is visible while it runs.
+    await page.waitForSelector('#p2p-ha-cluster-content tr[data-problem="S2"]', { timeout: 20_000 });
+    await page.screenshot({ path: path.join(artifactsDir(), 'failover-1-detected.png') });
+    await page.waitForSelector('#p2p-ha-cluster-content tr[data-problem="S2"][data-status="recovered"]', { timeout: 60_000 });
+    const steps = await timelineSteps('S2');
+    for (const step of ['confirmed', 'fenced', 'placed', 'resumed', 'installed', 'recovered']) {
+      assert.ok(steps.includes(step), `timeline of S2 lacks "${step}": ${steps.join(', ')}`);
+    }
+    // The ring now has S2b in S2's place.
+    await page.waitForSelector('#p2p-ha-cluster-content g[data-vm="S2b"]', { timeout: 20_000 });
+    assert.equal(await page.$('#p2p-ha-cluster-content g[data-vm="S2"]'), null);
+    // The backup starter's status on the canvas says the recovery is done.
+    const statuses = await page.$$eval('.red-ui-flow-node-status-label', (els) => els.map((e) => e.textContent ?? ''));
+    assert.ok(statuses.some((s) => /S2b|recovered/.test(s)), `no node status tells of the recovery: ${statuses.join(' | ')}`);
+    await page.screenshot({ path: path.join(artifactsDir(), 'failover-2-recovered.png') });
+  });
+});
