@@ -116,6 +116,8 @@ export = function (RED: RED) {
             onStep: (e) => {
               if (abort.signal.aborted) return;
               node.status(statusFor(e));
+              // One log line per step: the recovery's story with its timings in the runtime's log.
+              node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
               registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
               if (e.step !== 'recovered' && e.step !== 'failed') send({ topic: `recovery/${e.step}`, payload: e, failure: msg.payload });
             },

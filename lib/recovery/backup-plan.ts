@@ -41,6 +41,8 @@ export interface StepEvent {
 /** What the plan needs of a hypervisor driver (VirshDriver has all of it). */
 export interface PlanDriver {
   destroy(name: string): Promise<void>;
+  /** Put a resumed OD back to sleep when the fence failed. */
+  suspend(name: string): Promise<void>;
   domstate(name: string): Promise<string>;
   resume(name: string): Promise<void>;
   runFile(path: string, vars?: Record<string, string | number>): Promise<{ stdout: string; stderr: string; code: number }>;
@@ -185,6 +187,8 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
   const target = failure.target;
   let current: StepName = 'fence';
   let backup = '-';
+  /** The OD this plan resumed, if any: no longer a suspended OD, whatever happens next. */
+  let resumedOd: string | undefined;
 
   const emit = (step: StepName, ms: number, text: string, detail?: Record<string, unknown>) => {
     const e: StepEvent = { step, target, ms, atMs: now() - t0, text, detail };
@@ -225,105 +229,167 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     for (const p of files.records('problem')) if (p[4] !== '-') taken.add(p[4]);
     backup = backupName(target, taken);
 
-    // fence
+    // fence, and at the same time place + resume: a resumed OD is a generic server, it takes
+    // nothing's place until install and role, which wait for the fence. If the fence fails, the OD
+    // is suspended again (it stays an available OD). The place/resume steps are reported after
+    // the fence, in the order of the story.
     current = 'fence';
     writeProblem('fencing');
-    let t = now();
-    let fence: RecoveryResult['fence'];
-    const hostDriver = deps.driver(realServer);
-    let unreachable: string | undefined;
-    if (!hostDriver) {
-      unreachable = `no driver configured for real server ${realServer}`;
-    } else {
-      try {
-        await hostDriver.destroy(target);
-        fence = 'destroyed';
-      } catch (e) {
-        if (isUnreachable(e)) unreachable = (e as Error).message;
-        else {
-          // The command ran: the domain may already be off (or not defined there): that is fenced.
-          const state = await hostDriver.domstate(target).catch((e2: Error) => {
-            if (/failed to get domain|not found/i.test(e2.message)) return 'undefined';
-            if (isUnreachable(e2)) {
-              unreachable = e2.message;
-              return 'unknown';
-            }
-            throw e2;
-          });
-          if (state === 'shut off' || state === 'undefined') fence = 'already-off';
-          else if (!unreachable) throw new Error(`cannot fence ${target} on ${realServer}: ${(e as Error).message} (it is ${state})`);
-        }
-      }
-    }
-    timings.fence = now() - t;
-    if (unreachable) {
-      emit('fence', timings.fence, `${realServer} unreachable: waiting for a second manager`, { realServer, error: unreachable });
-      current = 'confirm';
-      t = now();
-      const deadline = t + s.confirmWaitMs;
-      let who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
-      while (who.length < 2 && now() < deadline) {
-        checkAbort();
-        await sleep(s.confirmPollMs);
-        who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
-      }
-      timings.confirm = now() - t;
-      if (who.length < 2) {
-        throw new Error(
-          `cannot fence ${target}: ${realServer} unreachable (${unreachable}) and the failure is confirmed only by ${who.join(' ') || 'nobody'}; not starting a second copy`,
-        );
-      }
-      fence = 'confirmed-unreachable';
-      emit('confirm', timings.confirm, `confirmed by ${who.join(', ')}`, { confirmedBy: who });
-    } else {
-      emit('fence', timings.fence, fence! === 'destroyed' ? `${target} destroyed on ${realServer}` : `${target} already off`, { realServer, fence: fence! });
-    }
-    checkAbort();
-    writeProblem('recovering');
-
-    // place + resume, with the next OD when a race is lost
+    const held: (() => void)[] = [];
+    let fenceDone = false;
+    const emitLater = (step: StepName, ms: number, text: string, detail?: Record<string, unknown>) => {
+      if (fenceDone) emit(step, ms, text, detail);
+      else held.push(() => emit(step, ms, text, detail));
+    };
     const lostRaces: string[] = [];
     const tried = new Set<string>();
-    // A host that could not be reached to fence cannot take the backup either.
-    const badHosts = new Set<string>(fence! === 'confirmed-unreachable' ? [realServer] : []);
-    let placement: Placement | undefined;
-    for (let attempt = 1; ; attempt++) {
-      current = 'place';
-      t = now();
-      placement =
-        attempt === 1 && failure.placement && !badHosts.has(failure.placement.realServer) ? failure.placement : choose(failure, realServer, files, tried, badHosts);
-      timings.place += now() - t;
-      emit('place', now() - t, `${placement.od} on ${placement.realServer}`, { placement });
-      checkAbort();
-      current = 'resume';
-      t = now();
-      const d = deps.driver(placement.realServer);
-      if (!d) throw new Error(`no driver configured for real server ${placement.realServer}`);
-      try {
-        await d.resume(placement.od);
-        timings.resume += now() - t;
-        emit('resume', now() - t, `${placement.od} resumed`, { od: placement.od, realServer: placement.realServer });
-        break;
-      } catch (e) {
-        timings.resume += now() - t;
-        if (isUnreachable(e)) {
-          badHosts.add(placement.realServer);
-          emit('resume', now() - t, `${placement.realServer} unreachable: another real server`, { realServer: placement.realServer, error: (e as Error).message });
-          if (attempt >= s.maxOdAttempts) throw e;
-          continue;
+    const badHosts = new Set<string>();
+    let resumeStep: StepName = 'place';
+    const placeAndResume = async (first?: Placement): Promise<Placement> => {
+      for (let attempt = 1; ; attempt++) {
+        resumeStep = 'place';
+        let t1 = now();
+        const given = first ?? failure.placement;
+        const p = attempt === 1 && given && !badHosts.has(given.realServer) ? given : choose(failure, realServer, files, tried, badHosts);
+        timings.place += now() - t1;
+        emitLater('place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p });
+        checkAbort();
+        resumeStep = 'resume';
+        t1 = now();
+        const d = deps.driver(p.realServer);
+        if (!d) throw new Error(`no driver configured for real server ${p.realServer}`);
+        try {
+          await d.resume(p.od);
+          resumedOd = p.od;
+          timings.resume += now() - t1;
+          emitLater('resume', now() - t1, `${p.od} resumed`, { od: p.od, realServer: p.realServer });
+          return p;
+        } catch (e) {
+          timings.resume += now() - t1;
+          if (isUnreachable(e)) {
+            badHosts.add(p.realServer);
+            emitLater('resume', now() - t1, `${p.realServer} unreachable: another real server`, { realServer: p.realServer, error: (e as Error).message });
+            if (attempt >= s.maxOdAttempts) throw e;
+            continue;
+          }
+          const state = await d.domstate(p.od).catch(() => 'unknown');
+          tried.add(p.od);
+          const lost = state === 'running';
+          if (lost) lostRaces.push(p.od);
+          emitLater('resume', now() - t1, lost ? `${p.od} taken by another manager: next OD` : `${p.od} cannot resume (${state}): next OD`, {
+            od: p.od,
+            state,
+            error: (e as Error).message,
+          });
+          if (attempt >= s.maxOdAttempts) throw new Error(`no OD could be resumed after ${attempt} attempts (${[...tried].join(', ')}): ${(e as Error).message}`);
         }
-        const state = await d.domstate(placement.od).catch(() => 'unknown');
-        tried.add(placement.od);
-        const lost = state === 'running';
-        if (lost) lostRaces.push(placement.od);
-        emit('resume', now() - t, lost ? `${placement.od} taken by another manager: next OD` : `${placement.od} cannot resume (${state}): next OD`, {
-          od: placement.od,
-          state,
-          error: (e as Error).message,
-        });
-        if (attempt >= s.maxOdAttempts) throw new Error(`no OD could be resumed after ${attempt} attempts (${[...tried].join(', ')}): ${(e as Error).message}`);
+      }
+    };
+    // Only when the failed server's host is `up` in the realserver file: a host already known down
+    // is a whole-host failure, whose backups must be placed together once every manager's
+    // confirmation is in (an early placement would race the other managers for the same OD).
+    const hostUp = files.get('realserver', realServer)?.[3] === 'up';
+    let resumeTask: Promise<Placement> | undefined = hostUp ? placeAndResume() : undefined;
+    // Observed below on every path; never an unhandled rejection.
+    resumeTask?.catch(() => undefined);
+
+    let fence: RecoveryResult['fence'] | undefined;
+    try {
+      let t = now();
+      const hostDriver = deps.driver(realServer);
+      let unreachable: string | undefined;
+      if (!hostDriver) {
+        unreachable = `no driver configured for real server ${realServer}`;
+      } else {
+        try {
+          await hostDriver.destroy(target);
+          fence = 'destroyed';
+        } catch (e) {
+          if (isUnreachable(e)) unreachable = (e as Error).message;
+          else {
+            // The command ran: the domain may already be off (or not defined there): that is fenced.
+            const state = await hostDriver.domstate(target).catch((e2: Error) => {
+              if (/failed to get domain|not found/i.test(e2.message)) return 'undefined';
+              if (isUnreachable(e2)) {
+                unreachable = e2.message;
+                return 'unknown';
+              }
+              throw e2;
+            });
+            if (state === 'shut off' || state === 'undefined') fence = 'already-off';
+            else if (!unreachable) throw new Error(`cannot fence ${target} on ${realServer}: ${(e as Error).message} (it is ${state})`);
+          }
+        }
+      }
+      timings.fence = now() - t;
+      if (unreachable) {
+        emit('fence', timings.fence, `${realServer} unreachable: waiting for a second manager`, { realServer, error: unreachable });
+        current = 'confirm';
+        t = now();
+        const deadline = t + s.confirmWaitMs;
+        let who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
+        while (who.length < 2 && now() < deadline) {
+          checkAbort();
+          await sleep(s.confirmPollMs);
+          who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
+        }
+        timings.confirm = now() - t;
+        if (who.length < 2) {
+          throw new Error(
+            `cannot fence ${target}: ${realServer} unreachable (${unreachable}) and the failure is confirmed only by ${who.join(' ') || 'nobody'}; not starting a second copy`,
+          );
+        }
+        fence = 'confirmed-unreachable';
+        emit('confirm', timings.confirm, `confirmed by ${who.join(', ')}`, { confirmedBy: who });
+      } else {
+        emit('fence', timings.fence, fence === 'destroyed' ? `${target} destroyed on ${realServer}` : `${target} already off`, { realServer, fence });
+      }
+      checkAbort();
+    } catch (e) {
+      // No fence, no backup: put a resumed OD back to sleep, still available.
+      const p = await resumeTask?.catch(() => undefined);
+      if (p) {
+        await deps.driver(p.realServer)?.suspend(p.od).catch(() => undefined);
+        resumedOd = undefined;
+      }
+      throw e;
+    }
+    fenceDone = true;
+    for (const f of held.splice(0)) f();
+    if (fence === 'confirmed-unreachable') {
+      // A whole host failed: the early placement saw the files before the other managers'
+      // confirmations, so it may not be the spread one (placeMany) every manager computes now.
+      // Place again; if the answer is another OD, put the early one back to sleep.
+      badHosts.add(realServer);
+      const early = await resumeTask?.catch(() => undefined);
+      let want: Placement | undefined;
+      try {
+        want = choose(failure, realServer, files, tried, badHosts);
+      } catch {
+        want = undefined;
+      }
+      if (resumeTask && (!early || (want && want.od !== early.od))) {
+        if (early) {
+          await deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
+          resumedOd = undefined;
+          emit('resume', 0, `${early.od} suspended again: the failures of ${realServer} are placed together`, { od: early.od });
+        }
+        resumeTask = placeAndResume(want);
+        resumeTask.catch(() => undefined);
       }
     }
+    writeProblem('recovering');
+    if (!resumeTask) resumeTask = placeAndResume();
+
+    let placement: Placement;
+    try {
+      placement = await resumeTask;
+    } catch (e) {
+      current = resumeStep;
+      throw e;
+    }
+    // The resume task may have used the failed server's own host before the fence said it was
+    // unreachable; a host that answered a resume is reachable, so this only matters for logs.
     checkAbort();
 
     // install and role, in parallel: both only after the fence, and independent of each other
@@ -377,7 +443,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
 
     // edits: all applied locally in this turn, sent to the peers in parallel
     current = 'edits';
-    t = now();
+    const t = now();
     const edits: Edit[] = [];
     const g = files.get('group', target);
     if (g) edits.push({ file: 'group', op: 'Del', record: g });
@@ -412,6 +478,10 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
   } catch (e) {
     const reason = `${current}: ${(e as Error).message}`;
     emit('failed', 0, reason, { step: current });
+    // A resumed OD is running now, half installed: it must not be offered as a suspended OD again.
+    // It stays running for the operator to look at (the reason is in the problem record).
+    const used = resumedOd ? files.get('available-od', resumedOd) : undefined;
+    if (used) pending.push(files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
     await writeProblem('failed', reason);
     await Promise.all(pending);
     const err = new RecoveryError(reason, current, steps);

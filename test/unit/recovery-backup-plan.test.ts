@@ -43,6 +43,11 @@ class FakeDriver implements PlanDriver {
     if (this.domains.get(name) !== 'paused') throw new HvLikeError('command-failed', `error: domain '${name}' not paused`);
     this.domains.set(name, 'running');
   }
+  async suspend(name: string) {
+    this.reach(`suspend ${name}`);
+    if (this.domains.get(name) !== 'running') throw new HvLikeError('command-failed', `error: domain '${name}' not running`);
+    this.domains.set(name, 'paused');
+  }
   async runFile(path: string, vars?: Record<string, string | number>) {
     this.reach(`run ${path} ${JSON.stringify(vars)}`);
     if (this.missing.has(path)) throw new HvLikeError('command-failed', `/bin/sh: 0: cannot open ${path}: No such file`);
@@ -187,6 +192,74 @@ describe('recovery backup plan', () => {
     assert.ok(r2.steps.some((s) => s.step === 'resume' && /RS3 unreachable/.test(s.text)));
   });
 
+  it('resumes the OD while the fence runs, but installs only after it; an unconfirmed fence puts the OD back to sleep', async () => {
+    const w = world();
+    const rs2 = w.hosts.get('RS2')!;
+    const order: string[] = [];
+    const destroy = rs2.destroy.bind(rs2);
+    rs2.destroy = async (name: string) => {
+      await new Promise((r) => setTimeout(r, 30));
+      order.push('fenced');
+      return destroy(name);
+    };
+    const rs3 = w.hosts.get('RS3')!;
+    const resume = rs3.resume.bind(rs3);
+    rs3.resume = async (name: string) => {
+      order.push('resumed');
+      return resume(name);
+    };
+    const run = rs3.runFile.bind(rs3);
+    rs3.runFile = async (path: string, vars?: Record<string, string | number>) => {
+      order.push('installed');
+      return run(path, vars);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.deepEqual(order, ['resumed', 'fenced', 'installed']);
+    assert.deepEqual(r.steps.slice(0, 3).map((x) => x.step), ['fence', 'place', 'resume'], 'the story is told in order');
+
+    const w2 = world();
+    w2.hosts.get('RS2')!.unreachable = true;
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps, { confirmWaitMs: 300, confirmPollMs: 100 }), /confirmed only by S1/);
+    assert.ok(w2.hosts.get('RS3')!.calls.includes('resume OD3') && w2.hosts.get('RS3')!.calls.includes('suspend OD3'));
+    assert.equal(w2.hosts.get('RS3')!.domains.get('OD3'), 'paused');
+    assert.ok(w2.files.get('available-od', 'OD3'), 'still an available OD');
+  });
+
+  it('a whole host failed: the early placement is redone with every confirmed failure, the early OD suspended again', async () => {
+    const w = world();
+    const f = w.files;
+    await f.edit({ file: 'problem', op: 'Del', record: f.get('problem', 'S2')! });
+    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
+    await f.edit({ file: 'realserver', op: 'Mod', before: f.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
+    // The load collector has not noticed yet: RS3 is still `up` in the file, so the plan resumes early.
+    w.hosts.get('RS3')!.unreachable = true;
+    // S5 confirmed S6 (RS3); S3's confirmation by S2 arrives while S5 waits for a second manager.
+    const run = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    await f.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r = await run;
+    // Alone, S6 went to RS1 (name); with S3 placed first (natural order), S6 goes to RS2.
+    assert.deepEqual([r.realServer, r.od], ['RS2', 'OD2']);
+    assert.ok(w.hosts.get('RS1')!.calls.includes('resume OD1') && w.hosts.get('RS1')!.calls.includes('suspend OD1'));
+    assert.equal(w.hosts.get('RS1')!.domains.get('OD1'), 'paused');
+    assert.ok(f.get('available-od', 'OD1'), 'OD1 is left for S3');
+
+    // Once the file says RS3 is down, nothing is resumed before the confirmations.
+    const w2 = world();
+    const f2 = w2.files;
+    await f2.edit({ file: 'problem', op: 'Del', record: f2.get('problem', 'S2')! });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
+    await f2.edit({ file: 'realserver', op: 'Mod', before: f2.get('realserver', 'RS3')!, record: ['RS3', '0.10', '2', 'down'] });
+    w2.hosts.get('RS3')!.unreachable = true;
+    const run2 = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w2.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    assert.ok(!w2.hosts.get('RS1')!.calls.some((c) => c.startsWith('resume')) && !w2.hosts.get('RS2')!.calls.some((c) => c.startsWith('resume')));
+    await f2.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r2 = await run2;
+    assert.equal(r2.realServer, 'RS2');
+  });
+
   it('confirmers counts distinct managers of VMs on the same host within the window', () => {
     const now = Date.parse('2026-01-01T00:01:00Z');
     const group = [['S2', 'a', 'RS2', '-'], ['S5', 'b', 'RS2', '-'], ['S3', 'c', 'RS3', '-']];
@@ -235,6 +308,8 @@ describe('recovery backup plan', () => {
     await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps), /install: installation procedure .* failed: exited 3/);
     assert.equal(w.files.get('problem', 'S2')![3], 'failed');
     assert.ok(w.files.get('group', 'S2'), 'the group is not edited by a failed recovery');
+    assert.equal(w.files.get('available-od', 'OD3'), undefined, 'the resumed OD is no longer offered');
+    assert.ok(w.files.get('available-od', 'OD3x'), 'the others stay');
   });
 
   it('a missing procedure for a backup falls back to the original server\'s, and none at all is an error', async () => {
