@@ -9,7 +9,7 @@
 // ODS-RS1..3 .31-.33, reserved OD identities .41-.
 import * as fs from 'fs';
 import * as path from 'path';
-import { sshKeyPair } from './ssh-keys';
+import { sshKeyPair } from '../ssh-keys';
 import { Cluster, startCluster, type FlowNode, type Vm } from '../cluster/launcher';
 import { ProcessBackend } from '../cluster/process-backend';
 import { httpRequest } from '../http';

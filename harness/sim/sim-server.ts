@@ -14,6 +14,7 @@ import { parseCommandLine, ShellSyntaxError, type SimpleCommand } from './comman
 import { MemoryBackend } from './memory-backend';
 import type { VmBackend } from './vm-backend';
 import { fail, ok, table } from './virsh-format';
+import { sshKeyPair } from '../ssh-keys';
 
 export type SimOp = 'suspend' | 'resume' | 'start' | 'shutdown' | 'destroy' | 'managedsave' | 'define' | 'undefine' | 'clone' | 'exec';
 
@@ -112,7 +113,7 @@ export class SimRealServer {
       return { type: key.type, blob: key.getPublicSSH() };
     });
     // A fresh host key unless one is given (a restarted host keeps its key).
-    this.hostKey = options.hostKey ?? utils.generateKeyPairSync('ed25519').private;
+    this.hostKey = options.hostKey ?? sshKeyPair().private;
     const parsed = utils.parseKey(this.hostKey);
     if (parsed instanceof Error) throw parsed;
     this.fingerprint = sshFingerprint((Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH());

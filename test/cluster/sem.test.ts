@@ -83,7 +83,11 @@ describe('SEM between six Node-RED processes', function () {
     assert.deepEqual(r.body.acked.map((a: { peer: string }) => a.peer).sort(), ['S2', 'S3', 'S4', 'S5', 'S6']);
     for (const vm of cluster.vms.slice(1)) {
       assert.match(fs.readFileSync(path.join(filesOf(vm), 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m, vm.name);
-      assert.match(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8'), /applied available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/);
+      // The SEM log is a buffered stream: its line may land a moment after the acknowledgement.
+      await waitFor(() => /applied available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8')), {
+        what: `the applied line in ${vm.name}'s SEM log`,
+        timeoutMs: 5000,
+      });
     }
   });
 

@@ -5,13 +5,13 @@ import * as fs from 'fs';
 import helper from 'node-red-node-test-helper';
 import * as os from 'os';
 import * as path from 'path';
-import { utils } from 'ssh2';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { SimRealServer } from '../../harness/sim/sim-server';
 import { waitFor as waitUntil } from '../../harness/wait';
 import collectorNode = require('../../nodes/p2p-load-collector');
 import realServerNode = require('../../nodes/p2p-real-server');
 import storeNode = require('../../nodes/p2p-store');
+import { sshKeyPair } from '../../harness/ssh-keys';
 
 helper.init(require.resolve('node-red'));
 
@@ -19,7 +19,7 @@ const waitFor = (what: string, fn: () => boolean, timeoutMs: number) => waitUnti
 
 describe('p2p-real-server and p2p-load-collector (sim real server)', function () {
   this.timeout(20000);
-  const key = utils.generateKeyPairSync('ed25519');
+  const key = sshKeyPair();
   let sim: SimRealServer;
   let range: LoopbackRange;
   let rsAddress: string;

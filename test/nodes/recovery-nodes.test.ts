@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import helper from 'node-red-node-test-helper';
-import { sshKeyPair } from '../../harness/recovery/ssh-keys';
+import { sshKeyPair } from '../../harness/ssh-keys';
 import { allocLoopbackRange, pickFreePort } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import { SimRealServer } from '../../harness/sim/sim-server';

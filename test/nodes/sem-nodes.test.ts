@@ -110,7 +110,11 @@ describe('SEM nodes in Node-RED', function () {
     assert.deepEqual(files.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
     assert.deepEqual(peer!.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
     assert.match(fs.readFileSync(path.join(dir, 'S2', 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m);
-    assert.match(fs.readFileSync(path.join(dir, 'S1', 'sem.log'), 'utf8'), /sent available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/);
+    // The log is a buffered stream: its line may land a moment after the msg.
+    await waitFor(() => /sent available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(dir, 'S1', 'sem.log'), 'utf8')), {
+      what: 'the sent line in S1\'s SEM log',
+      timeoutMs: 5000,
+    });
   });
 
   it('a refused edit goes to done(err) (a Catch node sees it) and changes nothing', async () => {

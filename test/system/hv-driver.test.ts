@@ -14,7 +14,7 @@ import { ValidationError } from '../../lib/hv/validate';
 import { VirshDriver } from '../../lib/hv/virsh-driver';
 import { driverCases, templateXml, type DriverTarget } from './hv-cases';
 import { requireRealPrograms } from './hv-env';
-import { utils } from 'ssh2';
+import { sshKeyPair } from '../../harness/ssh-keys';
 
 async function expectKind(p: Promise<unknown>, kind: HvError['kind'], match?: RegExp): Promise<void> {
   try {
@@ -179,8 +179,8 @@ describe('hv: driver over SSH against the simulated real server', function () {
   let sim: SimRealServer;
   let conn: SshConnection;
   let target: DriverTarget;
-  const pair = utils.generateKeyPairSync('ed25519');
-  const stranger = utils.generateKeyPairSync('ed25519');
+  const pair = sshKeyPair();
+  const stranger = sshKeyPair();
   const backend = new MemoryBackend();
   // Own loopback addresses, claimed so that parallel suites never collide.
   let range: LoopbackRange;

@@ -2,7 +2,6 @@
 // whose domains are real Node-RED processes (ProcessBackend): each virsh command's effect is
 // checked on the process itself (SIGSTOP/SIGCONT/SIGKILL/spawn/copy).
 import * as assert from 'assert';
-import { utils } from 'ssh2';
 import { Cluster, FlowNode, startCluster } from '../../harness/cluster/launcher';
 import { ProcessBackend } from '../../harness/cluster/process-backend';
 import { httpRequest } from '../../harness/http';
@@ -12,6 +11,7 @@ import { SimRealServer } from '../../harness/sim/sim-server';
 import { waitFor } from '../../harness/wait';
 import { SshConnection } from '../../lib/hv/ssh-connection';
 import { VirshDriver } from '../../lib/hv/virsh-driver';
+import { sshKeyPair } from '../../harness/ssh-keys';
 
 const FLOW: FlowNode[] = [{ id: 'tab1', type: 'tab', label: 'ods' }];
 
@@ -30,7 +30,7 @@ describe('hv: driver -> simulated real server -> Node-RED processes', function (
   let sim: SimRealServer | undefined;
   let conn: SshConnection | undefined;
   let driver: VirshDriver;
-  const key = utils.generateKeyPairSync('ed25519');
+  const key = sshKeyPair();
 
   before(async () => {
     range = allocLoopbackRange();
