@@ -236,38 +236,43 @@ export class SshConnection extends EventEmitter implements CommandRunner {
         reject(new HvError('timeout', `${this.settings.host}: \`${command.slice(0, 200)}\` gave no result within ${timeoutMs} ms`));
       }, timeoutMs);
       this.execCount++;
-      client.exec(command, (err, ch) => {
-        if (err) {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          reject(new HvError('unreachable', `${this.settings.host}: cannot open a session: ${err.message}`));
-          return;
-        }
-        stream = ch;
-        if (done) {
-          ch.close();
-          return;
-        }
-        const collect = (into: Buffer[]) => (d: Buffer) => {
-          size += d.length;
-          if (size <= MAX_OUTPUT) into.push(d);
-        };
-        ch.on('data', collect(out));
-        ch.stderr.on('data', collect(errOut));
-        ch.on('close', (code: number | null, signal?: string) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          resolve({
-            stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(errOut).toString('utf8') + (signal ? `\n(killed by ${signal})` : ''),
-            code: typeof code === 'number' ? code : 255,
+      const unreachable = (why: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        reject(new HvError('unreachable', `${this.settings.host}: cannot open a session: ${why}`));
+      };
+      try {
+        client.exec(command, (err, ch) => {
+          if (err) return unreachable(err.message);
+          stream = ch;
+          if (done) {
+            ch.close();
+            return;
+          }
+          const collect = (into: Buffer[]) => (d: Buffer) => {
+            size += d.length;
+            if (size <= MAX_OUTPUT) into.push(d);
+          };
+          ch.on('data', collect(out));
+          ch.stderr.on('data', collect(errOut));
+          ch.on('close', (code: number | null, signal?: string) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            resolve({
+              stdout: Buffer.concat(out).toString('utf8'),
+              stderr: Buffer.concat(errOut).toString('utf8') + (signal ? `\n(killed by ${signal})` : ''),
+              code: typeof code === 'number' ? code : 255,
+            });
           });
+          if (options.stdin !== undefined) ch.end(options.stdin);
+          else ch.end();
         });
-        if (options.stdin !== undefined) ch.end(options.stdin);
-        else ch.end();
-      });
+      } catch (e) {
+        // ssh2 throws "Not connected" synchronously when the connection dropped an instant before.
+        unreachable((e as Error).message);
+      }
     });
   }
 
