@@ -1,6 +1,6 @@
-// npm run demo — the loopback demo cluster: six Node-RED VMs (S1..S6) on three simulated real
-// servers (RS1..RS3, SSH servers answering virsh/virt-clone), one suspended original server (OD)
-// per real server, the cluster flow deployed on every VM (store, real servers, load collector,
+// npm run demo [-- --vms 6 --real-servers 3] — the loopback demo cluster: Node-RED VMs (S1..S6
+// by default) on simulated real servers (RS1..RS3: SSH servers answering virsh/virt-clone), one
+// suspended original server (OD) per real server, the cluster flow deployed on every VM (store, real servers, load collector,
 // heartbeat, backup starter, OD replicator). It prints each editor's URL and reads commands:
 //   kill S2          SIGKILL a VM: its watcher fences it and starts S2b on the least loaded host
 //   fail RS3         a whole real server dies (its SSH endpoint and its VMs)
@@ -9,7 +9,7 @@
 //   quit             stop everything (Ctrl-C does the same)
 // Nothing it started outlives it.
 import * as readline from 'readline';
-import { RecoveryCluster } from './recovery/recovery-cluster';
+import { RecoveryCluster, rsOf } from './recovery/recovery-cluster';
 import { httpRequest } from './http';
 
 const HELP = `Commands:
@@ -19,8 +19,22 @@ const HELP = `Commands:
   files S1         print S1's management files
   quit             stop everything (or Ctrl-C)`;
 
+/** A whole-number option `--name N` within [min, max]; exits with a message otherwise. */
+function option(name: string, def: number, min: number, max: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    console.error(`--${name} needs a whole number from ${min} to ${max}`);
+    process.exit(2);
+  }
+  return v;
+}
+
 async function main(): Promise<void> {
-  console.log('starting the demo cluster: 6 VMs, 3 simulated real servers, 3 suspended ODs (20-60 s on 2 cores)…');
+  const vms = option('vms', 6, 2, 20);
+  const realServers = option('real-servers', 3, 1, 9);
+  console.log(`starting the demo cluster: ${vms} VMs, ${realServers} simulated real servers, ${realServers} suspended ODs (20-60 s on 2 cores)…`);
   let rc: RecoveryCluster | undefined;
   let stopping = false;
   const stop = async (code: number) => {
@@ -33,24 +47,24 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
-  rc = await RecoveryCluster.start({ replicator: true });
+  rc = await RecoveryCluster.start({ replicator: true, vms, realServers });
   const c = rc;
   // Identities set aside for new ODs (the reservation file): three per real server, enough to
   // refill the pools after a whole real server fails. The replicators clone from them at once:
-  // the pools start at one OD each, below the target (average VMs per real server, 2).
-  for (let rs = 1; rs <= 3; rs++) {
+  // the pools start at one OD each, below the target (the average number of VMs per real server).
+  for (let rs = 1; rs <= realServers; rs++) {
     for (let k = 1; k <= 3; k++) {
       const od = `OD${rs}${k}`;
-      const ip = c.range.ip(40 + (rs - 1) * 3 + k);
+      const ip = c.spareIp((rs - 1) * 3 + k - 1);
       c.reservedIps.set(od, ip);
       const r = await c.edit('S1', `reservation, Add, ${od}, ${ip}, RS${rs}`);
       if (r.status !== 200) throw new Error(`reserving ${od}: ${JSON.stringify(r.body)}`);
     }
   }
   console.log('\nThe cluster is up. Editors (open one, then the "cluster" tab of the sidebar):');
-  for (const name of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6']) {
+  for (const name of c.memberNames) {
     const vm = c.vm(name);
-    console.log(`  ${name}  ${vm.url}/   on RS${((Number(name.slice(1)) - 1) % 3) + 1}   pid ${vm.pid}`);
+    console.log(`  ${name}  ${vm.url}/   on ${rsOf(name, realServers)}   pid ${vm.pid}`);
   }
   c.sims.forEach((s, i) => console.log(`  RS${i + 1} (simulated real server) ssh ${s.address}:${s.port}`));
   console.log(`\n${HELP}\n`);

@@ -5,8 +5,8 @@
 // replicator's clones). S1 also runs the load collector, which writes the realserver file from
 // the simulated hosts' load and VM count. Everything the cluster starts, stop() stops.
 //
-// Addresses (one /24 of this process, 127.A.B): S1..S6 .1-.6, RS1..RS3 .11-.13, OD1..OD3 .21-.23,
-// ODS-RS1..3 .31-.33, reserved OD identities .41-.
+// Addresses (one /24 of this process, 127.A.B): S1..Sn .1-.n (n <= 20), RS1..RSm .101-.10m
+// (m <= 9), OD1..ODm .121-, ODS-RS1..m .141-, identities for new ODs (spareIp) .161-.250.
 import * as fs from 'fs';
 import * as path from 'path';
 import { sshKeyPair } from '../ssh-keys';
@@ -32,12 +32,17 @@ export interface RecoveryClusterOptions {
   /** Simulated hypervisor delays (ms per operation), e.g. REALISTIC_DELAYS. */
   delays?: SimRealServer['delays'];
   keepDirs?: boolean;
+  /** Number of VMs S1..Sn (default 6, at most 20). */
+  vms?: number;
+  /** Number of real servers RS1..RSm (default 3, at most 9); VM i runs on RS((i-1) mod m + 1). */
+  realServers?: number;
 }
 
 const SECRET = 'recovery-cluster-secret';
-const MEMBERS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'];
-/** S1, S4 on RS1; S2, S5 on RS2; S3, S6 on RS3 (the note's Fig. 3 layout). */
-export const rsOf = (name: string) => `RS${((Number(name.replace(/\D/g, '')) - 1) % 3) + 1}`;
+/** With three real servers: S1, S4 on RS1; S2, S5 on RS2; S3, S6 on RS3 (the note's Fig. 3 layout). */
+export const rsOf = (name: string, realServers = 3) => `RS${((Number(name.replace(/\D/g, '')) - 1) % realServers) + 1}`;
+const SPARE_BASE = 161;
+const SPARE_COUNT = 90;
 
 export class RecoveryCluster {
   /** Reserved identities for clones: name -> address (ProcessBackend clones take these). */
@@ -51,14 +56,28 @@ export class RecoveryCluster {
     readonly semPort: number,
     /** The flow of a VM: a member's, or an OD's (not a member). */
     readonly flowOf: (vm: { name: string; ip: string }, member: boolean, realServer: string) => FlowNode[],
+    /** S1..Sn, the VMs the cluster started with. */
+    readonly memberNames: string[],
   ) {}
 
+  /** The address of the k-th identity set aside for new ODs (k from 0; for the reservation file). */
+  spareIp(k: number): string {
+    if (!Number.isInteger(k) || k < 0 || k >= SPARE_COUNT) throw new Error(`spare identity ${k} out of 0..${SPARE_COUNT - 1}`);
+    return this.range.ip(SPARE_BASE + k);
+  }
+
   static async start(o: RecoveryClusterOptions = {}): Promise<RecoveryCluster> {
+    const n = o.vms ?? 6;
+    const m = o.realServers ?? 3;
+    if (!Number.isInteger(n) || n < 2 || n > 20) throw new Error(`vms must be a whole number from 2 to 20, not ${n}`);
+    if (!Number.isInteger(m) || m < 1 || m > 9) throw new Error(`realServers must be a whole number from 1 to 9, not ${m}`);
+    const MEMBERS = Array.from({ length: n }, (_, i) => `S${i + 1}`);
+    const RS = Array.from({ length: m }, (_, i) => i + 1);
     const range = allocLoopbackRange();
     const memberIps = MEMBERS.map((_, i) => range.ip(i + 1));
-    const odIps = [1, 2, 3].map((i) => range.ip(20 + i));
-    const odsIps = [1, 2, 3].map((i) => range.ip(30 + i));
-    const spareIps = Array.from({ length: 10 }, (_, i) => range.ip(41 + i));
+    const odIps = RS.map((i) => range.ip(120 + i));
+    const odsIps = RS.map((i) => range.ip(140 + i));
+    const spareIps = Array.from({ length: SPARE_COUNT }, (_, i) => range.ip(SPARE_BASE + i));
     const all = [...memberIps, ...odIps, ...odsIps, ...spareIps];
     // One admin/service port for every VM (each on its own address), so a clone keeps it.
     const uiPort = await pickPortFreeOnAll(all);
@@ -86,13 +105,13 @@ export class RecoveryCluster {
       },
     };
     try {
-      for (let i = 0; i < 3; i++) {
-        const s = new SimRealServer({ address: range.ip(11 + i), authorizedKeys: [key.public], backend: late, delays: o.delays ?? {}, hostKey: sshKeyPair().private });
+      for (let i = 0; i < m; i++) {
+        const s = new SimRealServer({ address: range.ip(101 + i), authorizedKeys: [key.public], backend: late, delays: o.delays ?? {}, hostKey: sshKeyPair().private });
         s.load = [o.loads?.[i] ?? 0.2, 0.2, 0.2];
         await s.start();
         const dir = path.join(s.sandboxDir, PROCEDURE_DIR.slice(1));
         fs.mkdirSync(dir, { recursive: true });
-        for (const m of MEMBERS) fs.writeFileSync(path.join(dir, `${m}.sh`), testProcedure(uiPort));
+        for (const x of MEMBERS) fs.writeFileSync(path.join(dir, `${x}.sh`), testProcedure(uiPort));
         sims.push(s);
       }
       const refs: RealServerRef[] = sims.map((s, i) => ({ name: `RS${i + 1}`, host: s.address, port: s.port, fingerprint: s.fingerprint }));
@@ -117,27 +136,28 @@ export class RecoveryCluster {
         }
         return f;
       };
-      const names = [...MEMBERS, 'OD1', 'OD2', 'OD3'];
+      const ods = RS.map((i) => `OD${i}`);
+      const names = [...MEMBERS, ...ods];
       cluster = await startCluster({
         names,
         ips: [...memberIps, ...odIps],
         uiPorts: names.map(() => uiPort),
         keepDirs: o.keepDirs,
-        flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name))),
+        flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);
-      rc = new RecoveryCluster(cluster, sims, range, uiPort, semPort, flowOf);
+      rc = new RecoveryCluster(cluster, sims, range, uiPort, semPort, flowOf, MEMBERS);
       // Every member joined; the ODs have the files (they pull from the members), then are suspended.
-      await waitFor(() => MEMBERS.every((m) => rc!.members(m).length === 6), { what: 'six members in every group file', timeoutMs: 60_000, intervalMs: 200 });
-      for (let i = 0; i < 3; i++) {
+      await waitFor(() => MEMBERS.every((x) => rc!.members(x).length === n), { what: `${n} members in every group file`, timeoutMs: 60_000, intervalMs: 200 });
+      for (let i = 0; i < m; i++) {
         const r = await rc.edit('S1', `available-od, Add, OD${i + 1}, ${odIps[i]}, RS${i + 1}`);
         if (r.status !== 200) throw new Error(`seeding available-od: ${JSON.stringify(r.body)}`);
       }
-      await waitFor(() => ['RS1', 'RS2', 'RS3'].every((r) => rc!.fileOf('S1', 'realserver').includes(`${r}, `)), { what: 'realserver file written by the collector', timeoutMs: 20_000 });
-      await waitFor(() => rc!.identical([...MEMBERS, 'OD1', 'OD2', 'OD3']), { what: 'identical files on members and ODs', timeoutMs: 20_000, intervalMs: 200 });
-      for (let i = 0; i < 3; i++) {
+      await waitFor(() => RS.every((r) => rc!.fileOf('S1', 'realserver').includes(`RS${r}, `)), { what: 'realserver file written by the collector', timeoutMs: 20_000 });
+      await waitFor(() => rc!.identical([...MEMBERS, ...ods]), { what: 'identical files on members and ODs', timeoutMs: 20_000, intervalMs: 200 });
+      for (let i = 0; i < m; i++) {
         sims[i].addDomain(`ODS-RS${i + 1}`, 'shut off');
-        for (const m of MEMBERS.filter((x) => rsOf(x) === `RS${i + 1}`)) sims[i].addDomain(m, 'running');
+        for (const x of MEMBERS.filter((v) => rsOf(v, m) === `RS${i + 1}`)) sims[i].addDomain(x, 'running');
         await cluster.freeze(`OD${i + 1}`);
         sims[i].addDomain(`OD${i + 1}`, 'paused');
         // The ODS of this real server: a shut-off copy of its OD (flows and encrypted credentials
@@ -267,7 +287,7 @@ export class RecoveryCluster {
     // The failed server boots again on its host and rejoins (its flow is a member's).
     const t = this.vm(target);
     await this.cluster.start(t);
-    Object.assign(this.sim(rsOf(target)).domains.get(target)!, { state: 'running', id: 1000 + Math.floor(Math.random() * 1000) });
+    Object.assign(this.sim(rsOf(target, this.sims.length)).domains.get(target)!, { state: 'running', id: 1000 + Math.floor(Math.random() * 1000) });
     await waitFor(() => others().every((n) => this.members(n).includes(target)) && this.identical(others()), {
       what: `${target} back and files identical`,
       timeoutMs: 30_000,

@@ -110,10 +110,10 @@ describe('recovery on the loopback cluster', function () {
     assert.equal(c.recordsOf('S1', 'realserver').find((r) => r[0] === 'RS3')?.[3], 'down');
     // Replenish: six VMs on two live real servers: three ODs each. The operator reserves identities.
     const ids: [string, string][] = [];
-    for (const [rs, base] of [['RS1', 41], ['RS2', 44]] as const) {
+    for (const [rs, base] of [['RS1', 0], ['RS2', 3]] as const) {
       for (let k = 0; k < 3; k++) {
         const od = `OD${rs.slice(2)}${k + 1}`;
-        const ip = c.range.ip(base + k);
+        const ip = c.spareIp(base + k);
         c.reservedIps.set(od, ip);
         ids.push([od, rs]);
         const r = await c.edit('S4', `reservation, Add, ${od}, ${ip}, ${rs}`);
