@@ -13,6 +13,7 @@ import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
 import { registry } from './common/cluster-registry';
+import { finishWithin } from './common/close';
 
 /** How each step of the plan reads in the sidebar's failover timeline (what has just happened). */
 const TIMELINE_STEP: Record<string, string> = {
@@ -151,16 +152,10 @@ export = function (RED: RED) {
       // Stop between steps; an SSH command under way ends with its own deadline.
       for (const r of running.values()) r.abort.abort();
       const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)));
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(guard);
+      finishWithin(all, CLOSE_DEADLINE_MS, () => {
         running.clear();
         done();
-      };
-      const guard = setTimeout(finish, CLOSE_DEADLINE_MS);
-      all.then(finish, finish);
+      });
     });
   }
   RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {

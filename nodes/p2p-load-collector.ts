@@ -5,6 +5,7 @@
 import { loadEdits, readRealServer, type RoundResult } from '../lib/hv/load-edits';
 import type { DoneFn, Node, NodeMessage, RED as NodeRed, SendFn } from './common/node-red';
 import { short, useStore } from './common/store-user';
+import { finishWithin } from './common/close';
 
 interface CollectorConfig {
   name?: string;
@@ -97,15 +98,7 @@ export = function (RED: RED) {
       closed = true;
       clearTimeout(timer);
       // A round under way may still be waiting for SSH: do not wait longer than a few seconds.
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(guard);
-        done();
-      };
-      const guard = setTimeout(finish, 5000);
-      (running ?? Promise.resolve()).catch(() => undefined).finally(finish);
+      finishWithin(running ?? Promise.resolve(), 5000, done);
     });
   }
 

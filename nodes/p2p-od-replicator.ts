@@ -15,6 +15,7 @@ import { NAME_RE } from '../lib/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
+import { finishWithin } from './common/close';
 
 interface ReplicatorConfig {
   name?: string;
@@ -201,15 +202,7 @@ export = function (RED: RED) {
       clearTimeout(debounce);
       clearTimeout(ticker);
       files?.off('change', onChange);
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(guard);
-        done();
-      };
-      const guard = setTimeout(finish, CLOSE_DEADLINE_MS);
-      Promise.all([...workers.values()]).then(finish, finish);
+      finishWithin(Promise.all([...workers.values()]), CLOSE_DEADLINE_MS, done);
     });
   }
   RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {

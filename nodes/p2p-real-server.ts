@@ -5,6 +5,7 @@
 import { SshConnection, type ConnectionState, type HvError } from '../lib/hv/ssh-connection';
 import { VirshDriver } from '../lib/hv/virsh-driver';
 import { readRealServerSettings, type RealServerConfig } from '../lib/hv/real-server-settings';
+import { finishWithin } from './common/close';
 
 /** Close handlers must finish well inside Node-RED's 15 s. */
 const CLOSE_DEADLINE_MS = 5000;
@@ -80,15 +81,7 @@ export = function (RED: any) {
     node.on('close', (_removed: boolean, done: () => void) => {
       users.clear();
       if (!conn) return done();
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(guard);
-        done();
-      };
-      const guard = setTimeout(finish, CLOSE_DEADLINE_MS);
-      conn.close().then(finish, finish);
+      finishWithin(conn.close(), CLOSE_DEADLINE_MS, done);
     });
   }
 

@@ -7,6 +7,7 @@ import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/replicate
 import type { Node, RED } from './common/node-red';
 import { storeStatusToNode, StoreNode } from './common/store-user';
 import { registry } from './common/cluster-registry';
+import { finishWithin } from './common/close';
 
 interface StoreConfig {
   name?: string;
@@ -99,18 +100,7 @@ export = function (RED: RED) {
     node.on('close', (_removed: boolean, done: () => void) => {
       registry.removeStore(node.id);
       if (!store) return done();
-      // Never hold a redeploy longer than the deadline, even if a peer hangs.
-      const timer = setTimeout(done, CLOSE_DEADLINE_MS);
-      store.stop().then(
-        () => {
-          clearTimeout(timer);
-          done();
-        },
-        () => {
-          clearTimeout(timer);
-          done();
-        },
-      );
+      finishWithin(store.stop(), CLOSE_DEADLINE_MS, done);
     });
   }
 
