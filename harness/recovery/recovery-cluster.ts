@@ -19,6 +19,7 @@ import type { VmBackend } from '../sim/vm-backend';
 import { waitFor } from '../wait';
 import { FILE_NAMES } from '../../lib/files';
 import { EDIT_PATH, recoveryFlow, testProcedure, type RealServerRef } from './recovery-flow';
+import { parseDiffLine } from '../../lib/diff-line';
 
 export const PROCEDURE_DIR = '/var/lib/p2p-ha/install';
 
@@ -215,11 +216,11 @@ export class RecoveryCluster {
    */
   statusTime(name: string, target: string, status: string): number | undefined {
     for (const line of this.fileOf(name, 'sem.log').split('\n')) {
-      const m = /^(\S+) applied problem, (?:Add|Mod), (.*?)(?: \| |$)/.exec(line);
+      // `<time> applied <Diff.dat line> | origin=...`: the record after the edit is the diff's record.
+      const m = /^(\S+) applied (problem, (?:Add|Mod), .*?)(?: \| |$)/.exec(line);
       if (!m) continue;
-      const f = m[2].split(',').map((x) => x.trim());
-      const after = f.slice(-6);
-      if (after[0] === target && after[3] === status) return Date.parse(m[1]);
+      const { record } = parseDiffLine(m[2]);
+      if (record[0] === target && record[3] === status) return Date.parse(m[1]);
     }
     return undefined;
   }

@@ -47,6 +47,8 @@ describe('editor: a failover seen in the cluster sidebar', function () {
     await page.waitForSelector('#p2p-ha-cluster-content tr[data-problem="S2"]', { timeout: 20_000 });
     await page.screenshot({ path: path.join(artifactsDir(), 'failover-1-detected.png') });
     await page.waitForSelector('#p2p-ha-cluster-content tr[data-problem="S2"][data-status="recovered"]', { timeout: 60_000 });
+    // The timeline's last step is pushed with the next update (at most 250 ms later).
+    await page.waitForSelector('#p2p-ha-cluster-content tr[data-timeline-target="S2"][data-step="recovered"]', { timeout: 10_000 });
     const steps = await timelineSteps('S2');
     for (const step of ['confirmed', 'fenced', 'placed', 'resumed', 'installed', 'recovered']) {
       assert.ok(steps.includes(step), `timeline of S2 lacks "${step}": ${steps.join(', ')}`);
