@@ -219,6 +219,10 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
   };
 
   try {
+    // The group as it was when this failure was handed over: a VM of the same real server whose own
+    // recovery finishes first leaves the group, but its confirmation still counts for this one.
+    const groupAtStart = files.records('group');
+    const groupNow = () => [...groupAtStart, ...files.records('group')];
     const groupRec = files.get('group', target);
     const realServer = failure.realServer ?? groupRec?.[2];
     const address = failure.address ?? groupRec?.[1];
@@ -327,11 +331,11 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
         current = 'confirm';
         t = now();
         const deadline = t + s.confirmWaitMs;
-        let who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
+        let who = confirmers(failure, groupNow(), files.records('problem'), now(), s.confirmWindowMs);
         while (who.length < 2 && now() < deadline) {
           checkAbort();
           await sleep(s.confirmPollMs);
-          who = confirmers(failure, files.records('group'), files.records('problem'), now(), s.confirmWindowMs);
+          who = confirmers(failure, groupNow(), files.records('problem'), now(), s.confirmWindowMs);
         }
         timings.confirm = now() - t;
         if (who.length < 2) {

@@ -178,6 +178,19 @@ describe('recovery backup plan', () => {
     assert.ok(w.steps.some((s) => s.step === 'confirm' && /S1, S4/.test(s.text)));
   });
 
+  it('host unreachable: the other VM of that host, already recovered and gone from the group, still confirms', async () => {
+    const w = world();
+    w.hosts.get('RS2')!.unreachable = true;
+    const run = runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    // S5's recovery (by S4) finished first: its record says recovered and S5 left the group.
+    await w.files.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'recovered', 'S5b', new Date().toISOString()] });
+    await w.files.edit({ file: 'group', op: 'Del', record: w.files.get('group', 'S5')! });
+    const r = await run;
+    assert.equal(r.fence, 'confirmed-unreachable');
+    assert.ok(w.steps.some((s) => s.step === 'confirm' && /S1, S4/.test(s.text)));
+  });
+
   it('a real server failure: the unreachable host is not chosen, and a placement host found unreachable at resume is skipped', async () => {
     const w = world();
     w.hosts.get('RS3')!.unreachable = true; // RS3 holds S3, S6 and the best OD, and is gone
