@@ -8,7 +8,7 @@ import * as path from 'path';
 import { startLibvirtd, type Libvirtd } from '../harness/real/libvirtd';
 import { LocalRunner } from '../harness/real/local-runner';
 import { missingMessage, missingPrograms } from '../harness/real/programs';
-import { startSshd, type Sshd } from '../harness/real/sshd';
+import { startSshd, type Sshd, connectionTo } from '../harness/real/sshd';
 import { SshConnection } from '../lib/hv/ssh-connection';
 import { VirshDriver } from '../lib/hv/virsh-driver';
 
@@ -61,13 +61,7 @@ async function main(): Promise<void> {
   try {
     libvirtd = await startLibvirtd();
     sshd = await startSshd({ env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
-    conn = new SshConnection({
-      host: sshd.address,
-      port: sshd.port,
-      username: sshd.user,
-      privateKey: sshd.clientKey,
-      hostFingerprint: sshd.hostFingerprint,
-    });
+    conn = connectionTo(sshd);
     const tc = process.hrtime.bigint();
     await conn.connect();
     const connectMs = Number(process.hrtime.bigint() - tc) / 1e6;

@@ -12,6 +12,14 @@ export function chromiumAvailable(): boolean {
   return fs.existsSync(CHROMIUM);
 }
 
+/** In a suite's before(): without Chromium, fail under CI (it must be installed) and skip loudly elsewhere. */
+export function requireChromium(ctx: Mocha.Context): void {
+  if (chromiumAvailable()) return;
+  if (process.env.CI) throw new Error(`Chromium is missing at ${CHROMIUM}: .ci/run must install Debian's chromium`);
+  console.warn(`\n  !!! SKIPPING the browser suite: no Chromium at ${CHROMIUM} (apt-get install chromium)\n`);
+  ctx.skip();
+}
+
 export async function launchBrowser(): Promise<{ browser: Browser; close: () => Promise<void> }> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-chromium-'));
   const browser = await chromium.launch({

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { isPortFree, pickFreePort } from '../net';
 import { removeDir, stopProcess, track, trackDir } from './process';
 import { waitFor } from '../wait';
+import { SshConnection } from '../../lib/hv/ssh-connection';
 
 export interface Sshd {
   address: string;
@@ -133,4 +134,15 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     await stop();
     throw e;
   }
+}
+
+/** A connection to a test sshd as its user, with its host key pinned. */
+export function connectionTo(sshd: Sshd): SshConnection {
+  return new SshConnection({
+    host: sshd.address,
+    port: sshd.port,
+    username: sshd.user,
+    privateKey: sshd.clientKey,
+    hostFingerprint: sshd.hostFingerprint,
+  });
 }

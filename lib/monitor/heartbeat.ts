@@ -56,7 +56,8 @@ export interface HeartbeatDeps {
   sentinels?: boolean;
 }
 
-export interface FailureReport {
+/** What both reports say of the target and the suspicion. */
+interface ReportHead {
   target: string;
   address: string;
   realServer: string;
@@ -64,6 +65,9 @@ export interface FailureReport {
   detectedBy: string;
   priority: 'P1' | 'P2';
   reason: string;
+}
+
+export interface FailureReport extends ReportHead {
   decision: string;
   timings: {
     detectedAt: string;
@@ -79,14 +83,7 @@ export interface FailureReport {
   };
 }
 
-export interface RecoveredReport {
-  target: string;
-  address: string;
-  realServer: string;
-  kind: 'network' | 'service';
-  detectedBy: string;
-  priority: 'P1' | 'P2';
-  reason: string;
+export interface RecoveredReport extends ReportHead {
   timings: { detectedAt: string; clearedAt: string; elapsedMs: number; checks: number };
 }
 

@@ -4,7 +4,7 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
-import { artifactsDir, chromiumAvailable, launchBrowser, openEditor, CHROMIUM } from '../../harness/browser';
+import { artifactsDir, launchBrowser, openEditor, requireChromium } from '../../harness/browser';
 
 describe('editor: a failover seen in the cluster sidebar', function () {
   this.timeout(300_000);
@@ -14,11 +14,7 @@ describe('editor: a failover seen in the cluster sidebar', function () {
   let page: Page;
 
   before(async function () {
-    if (!chromiumAvailable()) {
-      if (process.env.CI) throw new Error(`Chromium is missing at ${CHROMIUM}: .ci/run must install Debian's chromium`);
-      console.warn(`\n  !!! SKIPPING the browser suite: no Chromium at ${CHROMIUM} (apt-get install chromium)\n`);
-      this.skip();
-    }
+    requireChromium(this);
     rc = await RecoveryCluster.start();
     ({ browser, close: closeBrowser } = await launchBrowser());
     page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });

@@ -7,7 +7,7 @@ import { Cluster, startCluster } from '../../harness/cluster/launcher';
 import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import { semFlow } from '../../harness/flows/sem-flow';
-import { artifactsDir, chromiumAvailable, launchBrowser, openEditor, CHROMIUM } from '../../harness/browser';
+import { artifactsDir, launchBrowser, openEditor, requireChromium } from '../../harness/browser';
 
 describe('editor: cluster sidebar in Chromium', function () {
   this.timeout(180_000);
@@ -17,11 +17,7 @@ describe('editor: cluster sidebar in Chromium', function () {
   let page: Page;
 
   before(async function () {
-    if (!chromiumAvailable()) {
-      if (process.env.CI) throw new Error(`Chromium is missing at ${CHROMIUM}: .ci/run must install Debian's chromium`);
-      console.warn(`\n  !!! SKIPPING the browser suite: no Chromium at ${CHROMIUM} (apt-get install chromium)\n`);
-      this.skip();
-    }
+    requireChromium(this);
     const range = allocLoopbackRange();
     const ips = Array.from({ length: 3 }, (_, i) => range.ip(i + 1));
     const semPort = await pickPortFreeOnAll(ips);

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as net from 'net';
 import { startLibvirtd, type Libvirtd } from '../../harness/real/libvirtd';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
-import { startSshd, type Sshd } from '../../harness/real/sshd';
+import { startSshd, type Sshd, connectionTo } from '../../harness/real/sshd';
 import { MemoryBackend } from '../../harness/sim/memory-backend';
 import { SimRealServer } from '../../harness/sim/sim-server';
 import { HvError, SshConnection, type SshSettings } from '../../lib/hv/ssh-connection';
@@ -136,13 +136,7 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
     requireRealPrograms(this);
     libvirtd = await startLibvirtd();
     sshd = await startSshd({ env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
-    conn = new SshConnection({
-      host: sshd.address,
-      port: sshd.port,
-      username: sshd.user,
-      privateKey: sshd.clientKey,
-      hostFingerprint: sshd.hostFingerprint,
-    });
+    conn = connectionTo(sshd);
     // The explicit URI goes through the real shell quoted (it holds ? and =).
     target = { driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }), conn, fileDir: sshd.userDir, domainType: 'test' };
   });
