@@ -4,14 +4,14 @@
 // gives it; the others stand by. One clone at a time per real server, real servers in parallel.
 // Every step leaves as a msg (topic `replication/<step>`); a msg in evaluates now and sends the
 // plan (topic `od-pool`).
-import type { ChangeEvent } from '../lib/cluster-api';
+import type { ChangeEvent } from '../lib/records/cluster-api';
 import { procedureVariables } from '../lib/recovery/install-procedure';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { planPool, type Identity } from '../lib/recovery/od-pool';
 import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
 import { replicatesFor } from '../lib/recovery/replicator-lock';
 import { deployIdentityViaAdminApi } from '../lib/recovery/role';
-import { NAME_RE } from '../lib/files';
+import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';

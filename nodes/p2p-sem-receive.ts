@@ -1,7 +1,7 @@
 // p2p-sem-receive: shows the replication live. One msg per diff applied to this VM's files
 // (output 1) and one per refused message with its reason (output 2). The diffs themselves are
 // received by the p2p-store's endpoint; this node only reports them.
-import type { ChangeEvent, RefusalEvent } from '../lib/cluster-api';
+import type { ChangeEvent, RefusalEvent } from '../lib/records/cluster-api';
 import type { Node, RED } from './common/node-red';
 import { short, useStore } from './common/store-user';
 

@@ -1,6 +1,6 @@
 // p2p-sem-send: applies the edit carried by a msg to the management files and sends it to every
 // peer (SEM); the msg goes on with which peers acknowledged and after how long.
-import type { EditResult } from '../lib/cluster-api';
+import type { EditResult } from '../lib/records/cluster-api';
 import type { Node, NodeMessage, RED, SendFn, DoneFn } from './common/node-red';
 import { short, useStore } from './common/store-user';
 

@@ -3,7 +3,7 @@
 // settings. Every other node of the package reads and edits the files through it.
 import * as os from 'os';
 import * as path from 'path';
-import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/replicated-store';
+import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/sem/replicated-store';
 import type { Node, RED } from './common/node-red';
 import { storeStatusToNode, StoreNode } from './common/store-user';
 import { registry } from './common/cluster-registry';

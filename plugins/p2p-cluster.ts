@@ -1,7 +1,7 @@
 // The cluster sidebar's runtime half: serves the cluster view at GET /p2p-ha/cluster (permission
 // checked) and pushes it to every open editor over RED.comms whenever the files or a failover
 // step change (at most every 250 ms).
-import { buildView } from '../lib/cluster-view';
+import { buildView } from '../lib/view/cluster-view';
 import { registry } from '../nodes/common/cluster-registry';
 import type { RED as RuntimeRED } from '../nodes/common/node-red';
 

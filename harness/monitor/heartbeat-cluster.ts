@@ -12,7 +12,7 @@ import { Cluster, FlowNode, startCluster, Vm } from '../cluster/launcher';
 import { httpRequest } from '../http';
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../net';
 import { sleep, waitFor } from '../wait';
-import { parseFile, RecordFields } from '../../lib/files';
+import { parseFile, RecordFields } from '../../lib/records/files';
 
 export interface HeartbeatEvent {
   vm: string;

@@ -17,9 +17,9 @@ import { allocLoopbackRange, pickPortFreeOnAll, type LoopbackRange } from '../ne
 import { SimRealServer } from '../sim/sim-server';
 import type { VmBackend } from '../sim/vm-backend';
 import { waitFor } from '../wait';
-import { FILE_NAMES } from '../../lib/files';
+import { FILE_NAMES } from '../../lib/records/files';
 import { EDIT_PATH, recoveryFlow, testProcedure, type RealServerRef } from './recovery-flow';
-import { parseDiffLine } from '../../lib/diff-line';
+import { parseDiffLine } from '../../lib/records/diff-line';
 
 export const PROCEDURE_DIR = '/var/lib/p2p-ha/install';
 

@@ -2,8 +2,8 @@
 // server) and the file's current records, the edits to make. Only a change that matters becomes
 // an edit (a new real server, a state change up/down, a different VM count, or a load that moved
 // by at least the threshold), so the SEM diff stream stays quiet on a steady cluster. Pure.
-import type { Edit } from '../cluster-api';
-import type { RecordFields } from '../files';
+import type { Edit } from '../records/cluster-api';
+import type { RecordFields } from '../records/files';
 import type { VirshDriver } from './virsh-driver';
 
 export type Reading =

@@ -1,6 +1,6 @@
 // The settings of a p2p-real-server config node, checked: a bad field is refused with a message
 // naming it, and nothing connects. Pure.
-import { NAME_RE } from '../files';
+import { NAME_RE } from '../records/files';
 import type { SshSettings } from './ssh-connection';
 import * as v from './validate';
 

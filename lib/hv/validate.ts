@@ -2,7 +2,7 @@
 // against a strict pattern (so a name like `S2; rm -rf /` or `--help` is refused, never run) and
 // then single-quoted (so even a value that passed cannot be read by the shell as syntax).
 // Pure: no I/O.
-import { NAME_RE, truncate } from '../files';
+import { NAME_RE, truncate } from '../records/files';
 
 export class ValidationError extends Error {
   /** What kind of value was refused (domain name, MAC, ...). */

@@ -4,7 +4,7 @@
 // that exactly one manager acts on each failure. No Node-RED here: the p2p-heartbeat node wires
 // this to a flow (events 'failure' and 'recovered-by-itself').
 import { EventEmitter } from 'events';
-import type { ChangeEvent, ClusterFiles, Edit } from '../cluster-api';
+import type { ChangeEvent, ClusterFiles, Edit } from '../records/cluster-api';
 import { Clock, realClock, TimerHandle } from './clock';
 import { checkMember } from './checks';
 import { pingManager } from './probes';

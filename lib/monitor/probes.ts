@@ -12,7 +12,7 @@
 //   - http:PORT/PATH   ok when GET answers 2xx.
 import * as http from 'http';
 import * as net from 'net';
-import { SERVICE_RE } from '../files';
+import { SERVICE_RE } from '../records/files';
 
 export type ProbeOutcome = 'ok' | 'manager-not-answering' | 'host-unreachable' | 'service-down';
 

@@ -31,7 +31,7 @@
 //  Residual risk (documented): a P1 claim that takes longer than settleMs to reach P2 while P2
 //  has found P1 silent could give two recoveries; the fence step (destroy before start) keeps that
 //  from ever running two copies of one server.
-import type { RecordFields } from '../files';
+import type { RecordFields } from '../records/files';
 
 export const HANDLING_STATUSES = ['confirmed', 'fencing', 'recovering', 'recovered', 'failed'] as const;
 export const ACTIVE_FAILURE_STATUSES = ['confirmed', 'fencing', 'recovering', 'failed'] as const;

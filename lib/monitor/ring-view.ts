@@ -1,7 +1,7 @@
 // What this VM watches: from the group file (who exists, where, which services) and the operation
 // file (who watches whom with which priority; derived from group by lib/ring.ts), the targets this
 // manager watches, with its priority and the target's other manager. Pure.
-import type { RecordFields } from '../files';
+import type { RecordFields } from '../records/files';
 
 export type Priority = 'P1' | 'P2';
 

@@ -19,9 +19,9 @@
 // role     give the backup the failed server's role (an injected function; see role.ts).
 // edits    group Del target, available-od Del OD, group Add backup, problem recovered; all applied
 //          locally in one turn, then sent to the peers in parallel.
-import type { ClusterFiles, Edit, EditResult } from '../cluster-api';
-import type { RecordFields } from '../files';
-import { naturalCompare } from '../natural-sort';
+import type { ClusterFiles, Edit, EditResult } from '../records/cluster-api';
+import type { RecordFields } from '../records/files';
+import { naturalCompare } from '../records/natural-sort';
 import { odRows, place, placeMany, Placement, PlacementError, realServerRows } from './placement';
 import { backupName, DEFAULT_PROCEDURE_DIR, isMissingProcedure, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
 

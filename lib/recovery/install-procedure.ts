@@ -15,7 +15,7 @@
 //   OD              the OD's domain name on the real server
 //   REAL_SERVER     the real server the backup runs on
 //   SERVICES        the target's service checks from the group file (`tcp:80 http:8080/health`, or -)
-import { ADDRESS_RE, NAME_RE, SERVICE_RE } from '../files';
+import { ADDRESS_RE, NAME_RE, SERVICE_RE } from '../records/files';
 
 export const DEFAULT_PROCEDURE_DIR = '/var/lib/p2p-ha/install';
 const DIR_RE = /^\/[A-Za-z0-9._/-]{0,200}$/;

@@ -1,8 +1,8 @@
 // How many original servers (ODs) each live real server should hold, and which clones to make
 // (DESIGN.md "Recovery" 4): the target per live real server is the average number of VMs per live
 // real server, rounded up; identities for new ODs come from the reservation file. Pure.
-import type { RecordFields } from '../files';
-import { naturalCompare } from '../natural-sort';
+import type { RecordFields } from '../records/files';
+import { naturalCompare } from '../records/natural-sort';
 
 export interface Identity {
   od: string;

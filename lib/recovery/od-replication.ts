@@ -6,7 +6,7 @@
 // A clone whose name is already in use means another replicator holds this identity (the host is
 // the lock, replicator-lock.ts): the run stands down without touching the files.
 import { createHash } from 'crypto';
-import type { Edit } from '../cluster-api';
+import type { Edit } from '../records/cluster-api';
 import type { PlanFiles } from './backup-plan';
 import type { Identity } from './od-pool';
 import { isNameInUse } from './replicator-lock';

@@ -1,8 +1,8 @@
 // Where a backup goes: the real server and the original server (OD) to resume, chosen from the
 // realserver and available-od files (DESIGN.md "Recovery" 2). Pure: the same files give the same
 // answer on every manager, and every answer says why (the candidates and their scores).
-import type { RecordFields } from '../files';
-import { naturalCompare } from '../natural-sort';
+import type { RecordFields } from '../records/files';
+import { naturalCompare } from '../records/natural-sort';
 
 export interface RealServerRow {
   realServer: string;

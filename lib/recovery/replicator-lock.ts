@@ -15,8 +15,8 @@
 // refuses a name already in use, so the second manager's clone fails and it stands down (the
 // replicator treats "name in use" as "someone else is on it"). A lease record would need a
 // clock agreement between VMs that this design avoids.
-import type { RecordFields } from '../files';
-import { naturalCompare } from '../natural-sort';
+import type { RecordFields } from '../records/files';
+import { naturalCompare } from '../records/natural-sort';
 
 export const ACTIVE_FAILURE = ['confirmed', 'fencing', 'recovering', 'failed'];
 

@@ -13,7 +13,7 @@
 // The installation procedure installs the service configuration; the role step makes the manager
 // in the VM a member.
 import * as http from 'http';
-import { ADDRESS_RE, NAME_RE } from '../files';
+import { ADDRESS_RE, NAME_RE } from '../records/files';
 import type { Role } from './backup-plan';
 
 export interface FlowNodeLike {

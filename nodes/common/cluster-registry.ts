@@ -3,8 +3,8 @@
 // (re-examination) that the files alone do not show. One instance per Node-RED runtime (this
 // module is loaded once from the package folder, by the nodes and the sidebar plugin alike).
 import { EventEmitter } from 'events';
-import type { ChangeEvent, ClusterFiles } from '../../lib/cluster-api';
-import type { Countdown, TimelineEntry } from '../../lib/cluster-view';
+import type { ChangeEvent, ClusterFiles } from '../../lib/records/cluster-api';
+import type { Countdown, TimelineEntry } from '../../lib/view/cluster-view';
 
 const MAX_TIMELINE = 300;
 

@@ -1,8 +1,8 @@
 // How a node finds and follows its p2p-store config node: the store's state shows on every node
 // that uses it (as the MQTT broker node does for its clients) until the node has something of its
 // own to say, and the node is forgotten by the store when it closes.
-import type { ClusterFiles } from '../../lib/cluster-api';
-import type { StoreStatus } from '../../lib/replicated-store';
+import type { ClusterFiles } from '../../lib/records/cluster-api';
+import type { StoreStatus } from '../../lib/sem/replicated-store';
 import type { Node, NodeStatus, RED } from './node-red';
 
 export interface StoreNode extends Node {

@@ -9,8 +9,8 @@ import { pickPortFreeOnAll, allocLoopbackRange } from '../../harness/net';
 import { httpRequest } from '../../harness/http';
 import { waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
-import { FILE_NAMES } from '../../lib/files';
-import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem-protocol';
+import { FILE_NAMES } from '../../lib/records/files';
+import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
 
 const SECRET = 'cluster-secret-for-tests';
 

@@ -9,7 +9,7 @@ import * as path from 'path';
 import helper from 'node-red-node-test-helper';
 import storeNode = require('../../nodes/p2p-store');
 import heartbeatNode = require('../../nodes/p2p-heartbeat');
-import { ReplicatedStore } from '../../lib/replicated-store';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 

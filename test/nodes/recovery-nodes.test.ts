@@ -10,7 +10,7 @@ import { sshKeyPair } from '../../harness/ssh-keys';
 import { allocLoopbackRange, pickFreePort } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import { SimRealServer } from '../../harness/sim/sim-server';
-import type { ClusterFiles } from '../../lib/cluster-api';
+import type { ClusterFiles } from '../../lib/records/cluster-api';
 import storeNode = require('../../nodes/p2p-store');
 import realServerNode = require('../../nodes/p2p-real-server');
 import placerNode = require('../../nodes/p2p-placer');

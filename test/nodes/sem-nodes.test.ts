@@ -9,11 +9,11 @@ import helper from 'node-red-node-test-helper';
 import storeNode = require('../../nodes/p2p-store');
 import sendNode = require('../../nodes/p2p-sem-send');
 import receiveNode = require('../../nodes/p2p-sem-receive');
-import { ReplicatedStore } from '../../lib/replicated-store';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
 // The core Catch node: proves errors reach done(err) where a flow can handle them.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem-protocol';
+import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
 import { pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 

@@ -2,9 +2,9 @@
 // key, Del of a different record and Mod with a stale `before` are refused), for the unit tests of
 // the recovery logic. The real store is lib/replicated-store.ts.
 import { EventEmitter } from 'events';
-import type { ClusterFiles, Edit, EditResult, Identity } from '../../lib/cluster-api';
-import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from '../../lib/files';
-import { operationRecords } from '../../lib/ring';
+import type { ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from '../../lib/records/files';
+import { operationRecords } from '../../lib/records/ring';
 
 export class MemoryFiles extends EventEmitter implements ClusterFiles {
   readonly data = new Map<FileName, RecordFields[]>(FILE_NAMES.map((f) => [f, []]));

@@ -4,8 +4,8 @@
 // time; concurrent edits of one record resolve last-writer-wins by (Lamport clock, origin), the
 // same on every peer. The operation file is the ring of DESIGN.md over the group.
 import { EventEmitter } from 'events';
-import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from '../../lib/cluster-api';
-import { FileName, recordKey, RecordFields, splitFields, validateRecord } from '../../lib/files';
+import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import { FileName, recordKey, RecordFields, splitFields, validateRecord } from '../../lib/records/files';
 import type { Clock } from '../../lib/monitor/clock';
 
 interface Version {

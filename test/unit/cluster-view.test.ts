@@ -2,8 +2,8 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildView } from '../../lib/cluster-view';
-import { ReplicatedStore } from '../../lib/replicated-store';
+import { buildView } from '../../lib/view/cluster-view';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { ClusterRegistry } from '../../nodes/common/cluster-registry';
 
 describe('cluster sidebar view', () => {

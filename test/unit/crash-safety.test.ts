@@ -6,9 +6,9 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FILE_NAMES, parseFile } from '../../lib/files';
-import { DurableFiles, STATE_FILE, WAL_FILE, readJournal } from '../../lib/durable-files';
-import { Replica } from '../../lib/replica';
+import { FILE_NAMES, parseFile } from '../../lib/records/files';
+import { DurableFiles, STATE_FILE, WAL_FILE, readJournal } from '../../lib/sem/durable-files';
+import { Replica } from '../../lib/sem/replica';
 
 const TOTAL = 500;
 const writer = path.join(__dirname, '..', 'fixtures', 'crash-writer.js');

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
-import { FILE_NAMES, formatFile, parseFile, validateRecord, RecordError } from '../../lib/files';
-import { parseDiffLine, formatDiffLine, normalizeEdit, DiffLineError } from '../../lib/diff-line';
+import { FILE_NAMES, formatFile, parseFile, validateRecord, RecordError } from '../../lib/records/files';
+import { parseDiffLine, formatDiffLine, normalizeEdit, DiffLineError } from '../../lib/records/diff-line';
 
 const samples: Record<string, string[][]> = {
   group: [

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { ReplayGuard } from '../../lib/replay-guard';
+import { ReplayGuard } from '../../lib/sem/replay-guard';
 
 describe('replay guard', () => {
   it('accepts new numbers in any order, refuses repeats', () => {

@@ -2,8 +2,8 @@
 // with identical files.
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
-import { Diff, Replica } from '../../lib/replica';
-import { FILE_NAMES } from '../../lib/files';
+import { Diff, Replica } from '../../lib/sem/replica';
+import { FILE_NAMES } from '../../lib/records/files';
 
 const hosts = ['S1', 'S2', 'S3'];
 const rsRecord = (k: string, load: number) => [k, String(load), String(load % 4), load % 2 ? 'up' : 'down'];

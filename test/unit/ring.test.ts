@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
-import { deriveOperation, operationRecords, ringOrder } from '../../lib/ring';
-import { naturalCompare } from '../../lib/natural-sort';
+import { deriveOperation, operationRecords, ringOrder } from '../../lib/records/ring';
+import { naturalCompare } from '../../lib/records/natural-sort';
 
 const group = (n: number) => Array.from({ length: n }, (_, i) => [`S${i + 1}`, `127.0.1.${i + 1}`, 'RS1', '-']);
 

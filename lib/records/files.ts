@@ -29,6 +29,10 @@ export const PROBLEM_STATUSES = [
   'failed',
 ] as const;
 export const REALSERVER_STATES = ['up', 'down'] as const;
+/** A group member's state: serving member, fenced (replaced; must stay out), or in maintenance. */
+export const MEMBER_STATES = ['member', 'fenced', 'maintenance'] as const;
+/** A public key in a record: base64 of a raw Ed25519 key (32 bytes -> 43-44 chars), or -. */
+const PUBLIC_KEY_RE = /^(?:-|[A-Za-z0-9+/]{43}=?)$/;
 
 type FieldCheck = (value: string) => boolean;
 const re = (r: RegExp): FieldCheck => (v) => r.test(v);
@@ -47,6 +51,11 @@ export interface FieldSpec {
 export interface FileSchema {
   name: FileName;
   fields: FieldSpec[];
+  /**
+   * Trailing fields a record may carry after `fields`, in order (a record may stop after any of
+   * them). Older records without them stay valid: the codecs in records.ts give their defaults.
+   */
+  optional?: FieldSpec[];
   /** Derived from another file on every change; never edited or replicated by itself. */
   derived?: boolean;
   /** The key of a record: the fields that identify it. */
@@ -64,6 +73,10 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       address('address'),
       name('realServer'),
       { name: 'services', check: servicesCheck, expect: 'space-separated tcp:PORT or http:PORT/PATH checks, or -' },
+    ],
+    optional: [
+      { name: 'state', check: oneOf(MEMBER_STATES), expect: MEMBER_STATES.join('|') },
+      { name: 'publicKey', check: re(PUBLIC_KEY_RE), expect: 'a base64 Ed25519 public key or -' },
     ],
     key: (r) => r[0],
   },
@@ -87,6 +100,7 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'backup', check: (v) => v === '-' || NAME_RE.test(v), expect: 'a name or -' },
       { name: 'since', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
     ],
+    optional: [{ name: 'note', check: textCheck, expect: 'text without commas' }],
     key: (r) => r[0],
   },
   realserver: {
@@ -111,9 +125,6 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
   },
 };
 
-/** Extra fields a file may carry after its schema's (kept as free text, e.g. a failure reason). */
-export const EXTRA_FIELD = { name: 'note', check: textCheck, expect: 'text without commas' };
-
 export function isFileName(v: unknown): v is FileName {
   return typeof v === 'string' && (FILE_NAMES as readonly string[]).includes(v);
 }
@@ -122,21 +133,22 @@ export class RecordError extends Error {}
 
 /**
  * Check a record against its file's schema. Throws RecordError naming the bad field and value.
- * The problem file may carry one extra free-text field (the reason of a failure).
+ * A record may carry its schema's optional trailing fields (e.g. the problem's free-text note).
  */
 export function validateRecord(file: FileName, record: unknown): RecordFields {
   const schema = SCHEMAS[file];
   if (!Array.isArray(record) || !record.every((f) => typeof f === 'string')) {
     throw new RecordError(`${file}: a record must be a list of text fields`);
   }
-  const maxFields = schema.fields.length + (file === 'problem' ? 1 : 0);
-  if (record.length < schema.fields.length || record.length > maxFields) {
+  const all = [...schema.fields, ...(schema.optional ?? [])];
+  if (record.length < schema.fields.length || record.length > all.length) {
+    const opt = schema.optional?.length ? ` [, ${schema.optional.map((f) => f.name).join(', ')}]` : '';
     throw new RecordError(
-      `${file}: expected ${schema.fields.length} fields (${schema.fields.map((f) => f.name).join(', ')}), got ${record.length}`,
+      `${file}: expected ${schema.fields.length} fields (${schema.fields.map((f) => f.name).join(', ')}${opt}), got ${record.length}`,
     );
   }
   record.forEach((value, i) => {
-    const spec = schema.fields[i] ?? EXTRA_FIELD;
+    const spec = all[i];
     if (!spec.check(value)) {
       throw new RecordError(`${file}: field ${spec.name} is ${JSON.stringify(truncate(value))}, expected ${spec.expect}`);
     }

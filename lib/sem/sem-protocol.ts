@@ -2,8 +2,8 @@
 // HMAC-SHA256 over the whole body and what it answers to, keyed by the cluster secret. A message
 // that fails any check is refused with a reason and nothing of it is applied.
 import { createHmac, timingSafeEqual } from 'crypto';
-import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, truncate } from './files';
-import { normalizeEdit } from './diff-line';
+import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, truncate } from '../records/files';
+import { normalizeEdit } from '../records/diff-line';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
 
 export const PROTOCOL_VERSION = 1;

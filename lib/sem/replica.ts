@@ -4,9 +4,9 @@
 // diffs and merging snapshots commutative, associative and idempotent: any order and any
 // duplication of the same diffs gives identical files on every peer (DESIGN.md, SEM).
 import { createHash } from 'crypto';
-import { FILE_NAMES, FileName, RecordFields, SCHEMAS, recordKey } from './files';
-import type { Edit } from './cluster-api';
-import { naturalCompare } from './natural-sort';
+import { FILE_NAMES, FileName, RecordFields, SCHEMAS, recordKey } from '../records/files';
+import type { Edit } from '../records/cluster-api';
+import { naturalCompare } from '../records/natural-sort';
 
 export interface Version {
   lamport: number;

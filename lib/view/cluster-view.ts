@@ -1,8 +1,8 @@
 // What the editor's cluster sidebar shows, computed from the replicated files of one VM plus the
 // steps and countdowns that nodes report: the ring, each VM's state, open problems, real servers
 // with their load, VM count and OD count, and a timeline of the last failovers. Pure.
-import type { ClusterFiles } from './cluster-api';
-import { naturalCompare } from './natural-sort';
+import type { ClusterFiles } from '../records/cluster-api';
+import { naturalCompare } from '../records/natural-sort';
 
 export interface TimelineEntry {
   target: string;

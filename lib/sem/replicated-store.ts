@@ -2,13 +2,13 @@
 // edited locally and sent to every peer of the group file as small diffs (SEM), kept convergent by
 // periodic digest exchange. Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
-import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from './files';
-import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from './cluster-api';
-import { formatDiffLine, normalizeEdit } from './diff-line';
+import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
+import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
+import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
-import { operationRecords } from './ring';
+import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
 import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';

@@ -14,9 +14,9 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { FILE_NAMES, FileName, formatFile } from './files';
+import { FILE_NAMES, FileName, formatFile } from '../records/files';
 import { Replica, Snapshot } from './replica';
-import { operationRecords } from './ring';
+import { operationRecords } from '../records/ring';
 import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
 
 export const STATE_FILE = '.sem-state.json';

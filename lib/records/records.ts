@@ -1,0 +1,133 @@
+// Typed records of the management files and their codecs: the one place that knows which field
+// sits at which position. Everything outside lib/records reads `member.address`, never `r[1]`.
+// `fromX` takes fields already checked by validateRecord (files.ts); `toX` gives the fields back
+// in file order, dropping optional trailing fields that hold their default so that files written
+// by older versions and by this one stay byte-identical where nothing new is said.
+import type { RecordFields } from './files';
+import { MEMBER_STATES, PROBLEM_KINDS, PROBLEM_STATUSES, REALSERVER_STATES } from './files';
+
+export type MemberState = (typeof MEMBER_STATES)[number];
+export type ProblemKind = (typeof PROBLEM_KINDS)[number];
+export type ProblemStatus = (typeof PROBLEM_STATUSES)[number];
+export type RealServerState = (typeof REALSERVER_STATES)[number];
+
+/** group: `hostname, address, realServer, services[, state[, publicKey]]` */
+export interface Member {
+  hostname: string;
+  address: string;
+  realServer: string;
+  /** Space-separated checks (`tcp:80 http:8080/health`), or '-' for none. */
+  services: string;
+  /** Default 'member'. */
+  state: MemberState;
+  /** Base64 raw Ed25519 public key, or '-' when the VM has not published one. */
+  publicKey: string;
+}
+
+/** problem: `target, detectedBy, kind, status, backup, since[, note]` */
+export interface Problem {
+  target: string;
+  detectedBy: string;
+  kind: ProblemKind;
+  status: ProblemStatus;
+  /** The backup's hostname, or '-'. */
+  backup: string;
+  /** ISO time (UTC) of the detection, or '-'. */
+  since: string;
+  /** Free text without commas (a failure's reason), or '' when none. */
+  note: string;
+}
+
+/** realserver: `realServer, load, vmCount, state` */
+export interface RealServer {
+  realServer: string;
+  load: number;
+  vmCount: number;
+  state: RealServerState;
+}
+
+/** available-od and reservation: `od, address, realServer` */
+export interface Od {
+  od: string;
+  address: string;
+  realServer: string;
+}
+
+/** operation: `priority, manager, target` */
+export interface Assignment {
+  priority: 'P1' | 'P2';
+  manager: string;
+  target: string;
+}
+
+/** Drop trailing optional fields that hold their default, so old-format records round-trip. */
+function trimDefaults(fields: string[], defaults: string[], required: number): RecordFields {
+  let end = fields.length;
+  while (end > required && fields[end - 1] === defaults[end - 1 - required]) end--;
+  return fields.slice(0, end);
+}
+
+export function fromMember(r: RecordFields): Member {
+  return {
+    hostname: r[0],
+    address: r[1],
+    realServer: r[2],
+    services: r[3],
+    state: (r[4] as MemberState | undefined) ?? 'member',
+    publicKey: r[5] ?? '-',
+  };
+}
+
+export function toMember(m: Pick<Member, 'hostname' | 'address' | 'realServer' | 'services'> & Partial<Member>): RecordFields {
+  return trimDefaults(
+    [m.hostname, m.address, m.realServer, m.services === '' ? '-' : m.services, m.state ?? 'member', m.publicKey ?? '-'],
+    ['member', '-'],
+    4,
+  );
+}
+
+export function fromProblem(r: RecordFields): Problem {
+  return {
+    target: r[0],
+    detectedBy: r[1],
+    kind: r[2] as ProblemKind,
+    status: r[3] as ProblemStatus,
+    backup: r[4],
+    since: r[5],
+    note: r[6] ?? '',
+  };
+}
+
+export function toProblem(p: Omit<Problem, 'note'> & { note?: string }): RecordFields {
+  return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, p.note ?? ''], [''], 6);
+}
+
+export function fromRealServer(r: RecordFields): RealServer {
+  return { realServer: r[0], load: Number(r[1]), vmCount: Number(r[2]), state: r[3] as RealServerState };
+}
+
+/** load with two decimals (as the load collector writes it), so a tiny change makes no new record. */
+export function toRealServer(rs: RealServer): RecordFields {
+  return [rs.realServer, (Number.isFinite(rs.load) && rs.load > 0 ? rs.load : 0).toFixed(2), String(Math.max(0, Math.floor(rs.vmCount))), rs.state];
+}
+
+export function fromOd(r: RecordFields): Od {
+  return { od: r[0], address: r[1], realServer: r[2] };
+}
+
+export function toOd(o: Od): RecordFields {
+  return [o.od, o.address, o.realServer];
+}
+
+export function fromAssignment(r: RecordFields): Assignment {
+  return { priority: r[0] as 'P1' | 'P2', manager: r[1], target: r[2] };
+}
+
+export function toAssignment(a: Assignment): RecordFields {
+  return [a.priority, a.manager, a.target];
+}
+
+/** Members that count: in the group and not fenced (maintenance members still count as voters). */
+export function isServing(m: Member): boolean {
+  return m.state !== 'fenced';
+}
