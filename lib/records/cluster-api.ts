@@ -84,3 +84,19 @@ export interface ClusterFiles extends EventEmitter {
   /** The port every peer's SEM endpoint listens on (also answers GET /p2p/ping). */
   readonly port: number;
 }
+
+/**
+ * Isolation safety (DESIGN.md "Recovery" 1): when the fence of a target cannot reach its real
+ * server, a recovery may go ahead only if this side reaches a strict majority of the group AND the
+ * target has been unseen longer than the time after which an isolated VM stops serving by itself
+ * (T_iso plus a margin). Implemented by the monitor layer (it knows who was seen when), injected
+ * into the recovery layer by the nodes; recovery never decides this by itself.
+ */
+export interface IsolationGate {
+  check(target: string, now: number): IsolationVerdict;
+}
+
+export type IsolationVerdict =
+  | { ok: true; detail: string }
+  /** `retryAfterMs`: when asking again may give another answer (e.g. T_iso not yet elapsed). */
+  | { ok: false; why: string; retryAfterMs?: number };
