@@ -1,12 +1,16 @@
-// The flow every VM of the recovery cluster runs: its p2p-store, the three real servers, the
-// heartbeat feeding the backup starter (failures only), optionally the OD replicator, an edit
-// endpoint (for the test to seed files), and the VM's "service": GET /svc answers the name of the
-// server this VM serves (the tab's SERVES variable for an original VM, or what the installation
-// procedure set by POST /svc-config on a backup), 503 when nothing is installed (an OD).
+// The flow every VM of the recovery cluster runs. Its production part, on the tab PRODUCT_TAB: the
+// p2p-store, the three real servers, the heartbeat feeding the backup starter (failures only),
+// optionally the OD replicator (examples/05-whole-vm.json is made from this part). The demo's
+// scaffolding, on its own tab SCAFFOLD_TAB marked by a comment: an edit endpoint (for the test to
+// seed files) and the VM's stand-in "service": GET /svc answers the name of the server this VM
+// serves (the tab's SERVES variable for an original VM, or what the installation procedure set
+// by POST /svc-config on a backup), 503 when nothing is installed (an OD).
 import type { FlowNode } from '../cluster/launcher';
 
 export const EDIT_PATH = '/p2p-test/edit';
 export const SERVICE_PATH = '/svc';
+export const PRODUCT_TAB = 'rec-tab';
+export const SCAFFOLD_TAB = 'rec-demo';
 
 export interface RealServerRef {
   name: string;
@@ -41,22 +45,24 @@ const LAYOUT: Record<string, [number, number]> = {
   'log-errors': [760, 140],
   replicator: [520, 200],
   collector: [520, 260],
-  'edit-in': [150, 340],
-  send: [360, 340],
-  'edit-out': [580, 340],
-  'edit-catch': [150, 400],
-  'edit-error': [360, 400],
-  'svc-in': [140, 480],
-  svc: [360, 480],
-  'svc-out': [580, 480],
-  'svc-config-in': [160, 540],
-  'svc-config': [360, 540],
-  'svc-stop-in': [150, 600],
-  'svc-stop': [360, 600],
+  'demo-comment': [330, 40],
+  'edit-in': [150, 100],
+  send: [360, 100],
+  'edit-out': [580, 100],
+  'edit-catch': [150, 160],
+  'edit-error': [360, 160],
+  'svc-in': [140, 240],
+  svc: [360, 240],
+  'svc-out': [580, 240],
+  'svc-config-in': [160, 300],
+  'svc-config': [360, 300],
+  'svc-stop-in': [150, 360],
+  'svc-stop': [360, 360],
 };
 
 export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
-  const z = 'rec-tab';
+  const z = PRODUCT_TAB;
+  const demo = SCAFFOLD_TAB;
   const rsNodes: FlowNode[] = o.realServers.map((r, i) => ({
     id: `rs${i + 1}`,
     type: 'p2p-real-server',
@@ -70,7 +76,17 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
     credentials: { privateKey: o.privateKey },
   }));
   const flow: FlowNode[] = [
-    { id: z, type: 'tab', label: `recovery ${o.hostname}`, env: o.member ? [{ name: 'SERVES', value: o.hostname, type: 'str' }] : [] },
+    { id: z, type: 'tab', label: `recovery ${o.hostname}` },
+    // Demo scaffolding, not part of the product: the test's edit endpoint and the stand-in service.
+    { id: demo, type: 'tab', label: `demo scaffolding ${o.hostname}`, env: o.member ? [{ name: 'SERVES', value: o.hostname, type: 'str' }] : [] },
+    {
+      id: 'demo-comment',
+      z: demo,
+      type: 'comment',
+      name: 'Demo scaffolding (not for production): the test edit endpoint and the stand-in service',
+      info: 'POST /p2p-test/edit feeds p2p-sem-send so the demo and the tests can seed the replicated files with curl: it bypasses every check the SEM protocol makes, never expose it. GET /svc is the stand-in service the heartbeat checks; a backup\'s installation procedure sets it with POST /svc-config; POST /svc-stop makes it fail. A real VM runs its real services instead (see examples/05-whole-vm.json).',
+      wires: [],
+    },
     {
       id: 'store',
       type: 'p2p-store',
@@ -129,29 +145,29 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
     { id: 'starter-catch', z, type: 'catch', scope: ['starter'], wires: [['log-errors']] },
     { id: 'log-errors', z, type: 'debug', name: 'recovery error', active: true, console: true, complete: 'error', wires: [] },
     // Edit endpoint for the test (seeding realserver, available-od, reservation).
-    { id: 'edit-in', z, type: 'http in', url: EDIT_PATH, method: 'post', wires: [['send']] },
-    { id: 'send', z, type: 'p2p-sem-send', store: 'store', wires: [['edit-out']] },
-    { id: 'edit-out', z, type: 'http response', statusCode: '', wires: [] },
-    { id: 'edit-catch', z, type: 'catch', scope: ['send'], wires: [['edit-error']] },
-    { id: 'edit-error', z, type: 'function', func: 'msg.statusCode = 400; msg.payload = { error: msg.error.message }; return msg;', outputs: 1, wires: [['edit-out']] },
+    { id: 'edit-in', z: demo, type: 'http in', url: EDIT_PATH, method: 'post', wires: [['send']] },
+    { id: 'send', z: demo, type: 'p2p-sem-send', store: 'store', wires: [['edit-out']] },
+    { id: 'edit-out', z: demo, type: 'http response', statusCode: '', wires: [] },
+    { id: 'edit-catch', z: demo, type: 'catch', scope: ['send'], wires: [['edit-error']] },
+    { id: 'edit-error', z: demo, type: 'function', func: 'msg.statusCode = 400; msg.payload = { error: msg.error.message }; return msg;', outputs: 1, wires: [['edit-out']] },
     // The service.
-    { id: 'svc-in', z, type: 'http in', url: SERVICE_PATH, method: 'get', wires: [['svc']] },
+    { id: 'svc-in', z: demo, type: 'http in', url: SERVICE_PATH, method: 'get', wires: [['svc']] },
     {
       id: 'svc',
-      z,
+      z: demo,
       type: 'function',
       func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
       outputs: 1,
       wires: [['svc-out']],
     },
-    { id: 'svc-out', z, type: 'http response', statusCode: '', wires: [] },
+    { id: 'svc-out', z: demo, type: 'http response', statusCode: '', wires: [] },
     // The demo's "stop a service": the service answers 503 from now on (a service fault).
-    { id: 'svc-stop-in', z, type: 'http in', url: `${SERVICE_PATH}-stop`, method: 'post', wires: [['svc-stop']] },
-    { id: 'svc-stop', z, type: 'function', func: "global.set('stopped', true); msg.payload = 'stopped'; return msg;", outputs: 1, wires: [['svc-out']] },
-    { id: 'svc-config-in', z, type: 'http in', url: `${SERVICE_PATH}-config`, method: 'post', wires: [['svc-config']] },
+    { id: 'svc-stop-in', z: demo, type: 'http in', url: `${SERVICE_PATH}-stop`, method: 'post', wires: [['svc-stop']] },
+    { id: 'svc-stop', z: demo, type: 'function', func: "global.set('stopped', true); msg.payload = 'stopped'; return msg;", outputs: 1, wires: [['svc-out']] },
+    { id: 'svc-config-in', z: demo, type: 'http in', url: `${SERVICE_PATH}-config`, method: 'post', wires: [['svc-config']] },
     {
       id: 'svc-config',
-      z,
+      z: demo,
       type: 'function',
       func: "const s = String(msg.payload || '').trim(); if (!/^[A-Za-z0-9._-]{1,63}$/.test(s)) { msg.statusCode = 400; msg.payload = 'bad name'; return msg; } global.set('serves', s); msg.payload = 'ok'; return msg;",
       outputs: 1,
