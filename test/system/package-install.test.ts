@@ -82,6 +82,12 @@ describe('package install: clean clone, npm pack, npm install into a fresh user 
     }
   });
 
+  it('runs on the Node-RED major the suite asks for (5 in the nr5 suite, else the checkout\'s)', async function () {
+    const settings = JSON.parse((await httpRequest(`${url}/settings`, { headers: { Accept: 'application/json' } })).body) as { version: string };
+    const want = process.env.P2P_HA_NODE_RED_DIR ? '5' : String(JSON.parse(fs.readFileSync(require.resolve('node-red/package.json', { paths: [root] }), 'utf8')).version).split('.')[0];
+    assert.strictEqual(settings.version.split('.')[0], want, `Node-RED ${settings.version} answered`);
+  });
+
   it('package.json registers at least one node set', function () {
     assert.ok(sets.length > 0, 'package.json has no "node-red".nodes');
   });
