@@ -67,6 +67,19 @@ describe('the whole-VM example flow', () => {
     assert.ok(notify, 'the heartbeat does not feed a notification');
     assert.ok((notify.wires as string[][])[0].some((id) => example.find((n) => n.id === id)?.type === 'http request'));
   });
+
+  it('the notification function turns failures, recoveries and failed starts into one message, and drops recovery steps', () => {
+    const fn = example.find((n) => n.type === 'function' && n.id === EXAMPLE_PREFIX + 'notify-format')!;
+    // As Node-RED's function node runs it: the body of a function of msg.
+    const run = new Function('msg', String(fn.func)) as (msg: Record<string, unknown>) => { topic: string; payload: { event: string; target: string; text: string } } | null;
+    const failure = { topic: 'failure', payload: { target: 'S2', kind: 'network', detectedBy: 'S1', reason: 'host unreachable' } };
+    assert.equal(run(failure)!.topic, 'p2p-ha/failure/S2');
+    assert.match(run(failure)!.payload.text, /S2 failed \(network\), detected by S1/);
+    assert.equal(run({ topic: 'recovered', payload: { target: 'S2', backup: 'S2b', realServer: 'RS1', address: '10.0.0.5' } })!.payload.text, 'S2 runs again as S2b on RS1 (10.0.0.5)');
+    assert.equal(run({ topic: 'recovered-by-itself', payload: { target: 'S4', kind: 'service' } })!.payload.event, 'recovered-by-itself');
+    assert.equal(run({ ...failure, error: { message: 'no OD left' } })!.topic, 'p2p-ha/recovery-failed/S2');
+    assert.equal(run({ topic: 'recovery/fence', payload: { step: 'fence', target: 'S2' } }), null);
+  });
 });
 
 describe('examples/ are products, not test rigs', () => {
