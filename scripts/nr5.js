@@ -30,6 +30,7 @@ function recentEnough(version) {
 function prepare() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-nr5-'));
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.on('exit', cleanup);
   try {
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'p2p-ha-nr5', private: true }));
     const nodePkg = `node-${process.platform}-${process.arch}`;
