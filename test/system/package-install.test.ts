@@ -61,13 +61,13 @@ describe('package install: clean clone, npm pack, npm install into a fresh user 
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('the tarball holds exactly what users need: compiled nodes, plugin, lib, examples, README, LICENSE', function () {
+  it('the tarball holds exactly what users need: compiled nodes, plugin, lib, examples, docs, README, LICENSE', function () {
     const files = packed.files;
-    for (const f of ['package.json', 'README.md', 'LICENSE']) assert.ok(files.includes(f), `${f} not in the tarball`);
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'docs/recovery.md']) assert.ok(files.includes(f), `${f} not in the tarball`);
     for (const [, file] of [...sets, ...pluginSets]) assert.ok(files.includes(file), `${file} not in the tarball`);
     assert.ok(files.some((f) => f.startsWith('dist/lib/')), 'no dist/lib in the tarball');
     assert.ok(files.some((f) => f.startsWith('examples/') && f.endsWith('.json')), 'no example in the tarball');
-    const unwanted = files.filter((f) => /^(dist\/(test|harness|bench|scripts)\/|test\/|harness\/|bench\/|lib\/|nodes\/|plugins\/|scripts\/|docs\/|\.ci\/)|\.map$|\.ts$|tsconfig/.test(f));
+    const unwanted = files.filter((f) => /^(dist\/(test|harness|bench|scripts)\/|test\/|harness\/|bench\/|lib\/|nodes\/|plugins\/|scripts\/|docs\/images\/|\.ci\/)|\.map$|\.ts$|tsconfig/.test(f));
     assert.deepStrictEqual(unwanted, [], 'files users do not need are in the tarball');
     assert.ok(fs.readFileSync(path.join(installed, 'LICENSE'), 'utf8').includes('Apache License'), `LICENSE is not the ${pkg.license} text`);
   });
