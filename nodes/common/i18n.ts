@@ -1,5 +1,5 @@
 // Runtime messages (status lines, warnings, errors) through Node-RED's i18n, as the core nodes do:
-// `t('p2p-xyz.status.foo', { target })` is `RED._` of the node's own catalogue
+// t of a key such as p2p-xyz.status.foo with { target } is RED._ of the node's own catalogue
 // (nodes/locales/<lang>/p2p-xyz.json, interpolation `__name__`). Messages every node shares (no
 // store, store failed, ...) live once in p2p-store's catalogue and are reached through its
 // namespace (`common('...')`). Where RED._ knows no catalogue (node-red-node-test-helper's RED._
