@@ -26,6 +26,24 @@ const COMMENT: FlowNode = {
   wires: [],
 };
 
+/** A p2p-load-collector for each p2p-real-server of the flow (the first keeps the id `collector`). */
+export function loadCollectors(flow: FlowNode[], o: { interval: number; threshold: number }): FlowNode[] {
+  return flow
+    .filter((n) => n.type === 'p2p-real-server')
+    .map((rs, i) => ({
+      id: i === 0 ? 'collector' : `collector-${rs.id}`,
+      z: 'rec-tab',
+      type: 'p2p-load-collector',
+      store: 'store',
+      realServer: rs.id,
+      interval: o.interval,
+      threshold: o.threshold,
+      x: 520,
+      y: 260 + 40 * i,
+      wires: [],
+    }));
+}
+
 export function clusterExample(): FlowNode[] {
   const flow = recoveryFlow({
     hostname: 'S1',
@@ -46,7 +64,8 @@ export function clusterExample(): FlowNode[] {
   for (const n of flow) delete n.credentials;
   const tab = flow.findIndex((n) => n.type === 'tab');
   flow.splice(tab + 1, 0, COMMENT);
-  flow.push({ id: 'collector', z: 'rec-tab', type: 'p2p-load-collector', store: 'store', interval: 10, threshold: 0.1, x: 520, y: 260, wires: [] });
+  // One load collector per real server: each references its p2p-real-server (counted as used).
+  flow.push(...loadCollectors(flow, { interval: 10, threshold: 0.1 }));
   return flow;
 }
 
