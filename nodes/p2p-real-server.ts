@@ -80,6 +80,7 @@ export = function (RED: any) {
           return refuse(t('p2p-real-server.errors.noKey'), 'warn');
         }
         if (e instanceof EnvValueError) return refuse(t('p2p-real-server.errors.envUnset', { field: e.field, variable: e.variable }), 'error');
+        if (e instanceof KeyError) return refuse(t(`p2p-real-server.errors.${e.kind}`, e.values), 'error');
         return refuse(t('p2p-real-server.errors.key', { reason: (e as Error).message }), 'error');
       }
       try {

@@ -30,6 +30,8 @@ export class KeyError extends Error {
   constructor(
     readonly kind: 'none' | 'file-unreadable' | 'env-unset' | 'not-a-key',
     message: string,
+    /** What the message names (file, code, variable, where), for a translated message. */
+    readonly values: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'KeyError';
@@ -49,7 +51,7 @@ export function privateKeyFrom(
   readFile: (path: string) => string,
 ): { key: string; source: KeySource } {
   const check = (key: string, source: KeySource, where: string) => {
-    if (!key.includes('PRIVATE KEY')) throw new KeyError('not-a-key', `${where} holds no OpenSSH/PEM private key`);
+    if (!key.includes('PRIVATE KEY')) throw new KeyError('not-a-key', `${where} holds no OpenSSH/PEM private key`, { where });
     return { key, source };
   };
   if (credentials.privateKey) return check(credentials.privateKey, 'credential', 'the private key credential');
@@ -60,15 +62,15 @@ export function privateKeyFrom(
       key = readFile(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      throw new KeyError('file-unreadable', `key file ${JSON.stringify(file)} cannot be read (${code})`);
+      throw new KeyError('file-unreadable', `key file ${JSON.stringify(file)} cannot be read (${code})`, { file, code });
     }
     return check(key, 'file', `key file ${JSON.stringify(file)}`);
   }
   const name = (config.keyEnv ?? '').trim();
   if (name) {
-    if (!ENV_NAME_RE.test(name)) throw new KeyError('env-unset', `key variable ${JSON.stringify(name)} is not a variable name`);
+    if (!ENV_NAME_RE.test(name)) throw new KeyError('env-unset', `key variable ${JSON.stringify(name)} is not a variable name`, { variable: JSON.stringify(name) });
     const key = env[name];
-    if (!key) throw new KeyError('env-unset', `environment variable ${name} (private key) is not set`);
+    if (!key) throw new KeyError('env-unset', `environment variable ${name} (private key) is not set`, { variable: name });
     // A key given in one line with literal \n (as many service managers pass it) is accepted.
     return check(key.includes('\n') ? key : key.replace(/\\n/g, '\n'), 'env', `environment variable ${name}`);
   }

@@ -149,6 +149,7 @@ describe('editor settings: message catalogues', () => {
     assert.deepEqual(missing, []);
     // The ids that are built at run time.
     for (const id of ['starting', 'stopped', 'alone', 'inSync', 'unreachable', 'cannotListen']) assert.ok(englishText(`p2p-store.common.store.${id}`), id);
+    for (const kind of ['file-unreadable', 'env-unset', 'not-a-key']) assert.ok(englishText(`p2p-real-server.errors.${kind}`), kind);
     for (const id of ['watchingNobody', 'failedHere', 'failedElsewhere', 'failedP2', 'suspect', 'reexamining', 'starved', 'watching']) {
       assert.ok(englishText(`p2p-heartbeat.status.${id}`), id);
     }
