@@ -20,6 +20,9 @@
 // grace is bounded and counts from the first start() only: a target that never answers is
 // suspected by the first failed check after it, so a real failure is detected at most
 // startGraceMs later, never hidden. Once the target has answered, the grace no longer applies.
+// Residual: a monitor created when the ring changes (a new watch) grants the grace too, so a
+// target that fails at the very moment it is handed to a new manager is suspected by that
+// manager up to startGraceMs later (its other manager, whose monitor already saw it, is not delayed).
 import { EventEmitter } from 'events';
 import { Clock, realClock, TimerHandle } from './clock';
 import type { ProbeResult } from './probes';
