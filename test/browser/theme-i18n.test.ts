@@ -142,7 +142,7 @@ describe('editor: dark theme and Japanese (Chromium)', function () {
     const plugin = JSON.parse((await httpRequest(`${url}/locales/${PKG}/p2p-cluster-sidebar?lng=ja`)).body);
     assert.equal(plugin['p2p-cluster'].section.ring, 'リング');
     const html = (await httpRequest(`${url}/nodes`, { headers: { Accept: 'text/html', 'Accept-Language': 'ja' }, timeoutMs: 15_000 })).body;
-    for (const t of ['p2p-store', 'p2p-heartbeat', 'p2p-load-collector', 'p2p-real-server']) {
+    for (const t of ['p2p-store', 'p2p-sem-send', 'p2p-sem-receive', 'p2p-real-server', 'p2p-load-collector', 'p2p-heartbeat', 'p2p-placer', 'p2p-backup-starter', 'p2p-od-replicator']) {
       const help = html.split(`data-help-name="${t}"`)[1]?.split('</script>')[0] ?? '';
       assert.match(help, /[\u3040-\u30ff]/, `ja help of ${t}`);
     }
