@@ -34,6 +34,11 @@ describe('editor: a failover seen in the cluster sidebar', function () {
     await page.waitForSelector('#p2p-ha-cluster-content g[data-vm="S6"]', { timeout: 30_000 });
     const vms = await page.$$eval('#p2p-ha-cluster-content g[data-vm]', (els) => els.map((e) => e.getAttribute('data-vm')));
     assert.deepEqual(vms, ['S1', 'S2', 'S3', 'S4', 'S5', 'S6']);
+    // No false event on a fresh cluster (peers deployed after their managers were booting, not
+    // failed: the heartbeat's start-up grace): no problem record, an empty failover timeline.
+    const problems = rc!.fileOf('S1', 'problem').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    assert.deepEqual(problems, [], 'problem records on a fresh cluster');
+    assert.deepEqual(await page.$$eval('#p2p-ha-cluster-content tr[data-timeline-target]', (rows) => rows.map((r) => r.getAttribute('data-timeline-target'))), []);
     await page.screenshot({ path: path.join(artifactsDir(), 'failover-0-ring.png') });
   });
 
