@@ -31,7 +31,6 @@ interface StoreConfig {
 
 const CLOSE_DEADLINE_MS = 10_000;
 
-
 export = function (RED: RED) {
   function P2pStoreNode(this: StoreNode, config: StoreConfig) {
     RED.nodes.createNode(this, config);
