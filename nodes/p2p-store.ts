@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/sem/replicated-store';
 import { EnvValueError } from '../lib/records/env-value';
-import { storeIdentity } from './common/store-identity';
+import { MissingIdentityError, storeIdentity } from './common/store-identity';
 import type { RED } from './common/node-red';
 import type { StoreListener, StoreNode } from './common/store-user';
 import { translator } from './common/i18n';
@@ -82,7 +82,9 @@ export = function (RED: RED) {
         });
       } catch (e) {
         // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
-        fail(e instanceof EnvValueError ? t('p2p-store.errors.envUnset', { field: e.field, variable: e.variable }) : (e as Error).message);
+        if (e instanceof EnvValueError) fail(t('p2p-store.errors.envUnset', { field: e.field, variable: e.variable }));
+        else if (e instanceof MissingIdentityError) fail(t('p2p-store.errors.emptyField', { field: e.field, variable: e.variable }));
+        else fail((e as Error).message);
         return undefined;
       }
     };

@@ -14,11 +14,25 @@ export interface IdentityFields {
 
 export const IDENTITY_ENV = { hostname: 'P2P_HOSTNAME', address: 'P2P_ADDRESS', realServer: 'P2P_REAL_SERVER', services: 'P2P_SERVICES' } as const;
 
+/** A required identity field left empty, with its variable not set either. */
+export class MissingIdentityError extends Error {
+  constructor(
+    readonly field: string,
+    readonly variable: string,
+  ) {
+    super(`${field} is empty and ${variable} is not set`);
+    this.name = 'MissingIdentityError';
+  }
+}
+
 export function storeIdentity(config: IdentityFields, env: Env, hostname = os.hostname()) {
-  return {
+  const id = {
     hostname: fieldOrEnv(config.hostname, 'hostname', env, IDENTITY_ENV.hostname) || hostname,
     address: fieldOrEnv(config.address, 'address', env, IDENTITY_ENV.address),
     realServer: fieldOrEnv(config.realServer, 'real server', env, IDENTITY_ENV.realServer),
     services: fieldOrEnv(config.services, 'services', env, IDENTITY_ENV.services),
   };
+  if (!id.address) throw new MissingIdentityError('address', IDENTITY_ENV.address);
+  if (!id.realServer) throw new MissingIdentityError('real server', IDENTITY_ENV.realServer);
+  return id;
 }

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { EnvValueError, fieldOrEnv, hasEnvRef, resolveEnv } from '../../lib/records/env-value';
 import { KeyError, privateKeyFrom, readRealServerSettings } from '../../lib/hv/real-server-settings';
-import { storeIdentity } from '../../nodes/common/store-identity';
+import { MissingIdentityError, storeIdentity } from '../../nodes/common/store-identity';
 import { combineStatus } from '../../nodes/common/store-user';
 import { COMMON_NS, englishText, interpolate, translator } from '../../nodes/common/i18n';
 import type { StoreStatus } from '../../lib/sem/replicated-store';
@@ -38,9 +38,10 @@ describe('editor settings: ${NAME} values', () => {
       realServer: 'RS2',
       services: 'tcp:80',
     });
-    assert.equal(storeIdentity({}, {}, 'vm-host').hostname, 'vm-host');
-    assert.equal(storeIdentity({ hostname: '${ME}' }, { ME: 'S4' }, 'vm-host').hostname, 'S4');
+    assert.equal(storeIdentity({ address: '10.0.0.3', realServer: 'RS1' }, {}, 'vm-host').hostname, 'vm-host');
+    assert.equal(storeIdentity({ hostname: '${ME}', address: 'a', realServer: 'RS1' }, { ME: 'S4' }, 'vm-host').hostname, 'S4');
     assert.throws(() => storeIdentity({ address: '${NOPE}' }, {}, 'h'), EnvValueError);
+    assert.throws(() => storeIdentity({ realServer: 'RS1' }, {}, 'h'), (e: unknown) => e instanceof MissingIdentityError && e.variable === 'P2P_ADDRESS');
   });
 
   it('real server: ${NAME} in host and port resolved then validated; a bad substituted value is refused', () => {
