@@ -38,8 +38,8 @@ export function loadCollectors(flow: FlowNode[], o: { interval: number; threshol
       realServer: rs.id,
       interval: o.interval,
       threshold: o.threshold,
-      x: 520,
-      y: 260 + 40 * i,
+      x: 900,
+      y: 260 + 50 * i,
       wires: [],
     }));
 }
