@@ -11,19 +11,20 @@ import type { Placement } from '../lib/recovery/placement';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
-import { useStore } from './common/store-user';
+import { short, useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
 
-/** How each step of the plan reads in the sidebar's failover timeline (what has just happened). */
+/** Each step of the plan as the sidebar's failover timeline names it (what has just happened; the sidebar translates it). */
 const TIMELINE_STEP: Record<string, string> = {
   fence: 'fenced',
-  confirm: 'confirmed by peers',
+  confirm: 'peers-confirmed',
   place: 'placed',
   resume: 'resumed',
   install: 'installed',
-  role: 'role given',
-  edits: 'files edited',
+  role: 'role-given',
+  edits: 'files-edited',
   recovered: 'recovered',
   failed: 'failed',
 };
@@ -44,7 +45,8 @@ export = function (RED: RED) {
   function P2pBackupStarterNode(this: any, config: StarterConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
     const running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
     let settingsError: string | undefined;
     let procedureDir = DEFAULT_PROCEDURE_DIR;
@@ -54,14 +56,14 @@ export = function (RED: RED) {
       settingsError = (e as Error).message;
     }
     const adminPort = Number(config.adminPort || 1880);
-    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
     const roleMode = config.roleMode === 'none' ? 'none' : 'admin-api';
     const settings = {
       procedureDir,
       confirmWaitMs: seconds(config.confirmWait, 6, 0, 120),
       maxOdAttempts: Math.min(10, Math.max(1, Number(config.maxOdAttempts) || 3)),
     };
-    if (settingsError) node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+    if (settingsError) status({ fill: 'red', shape: 'ring', text: short(settingsError) });
 
     const assignRole =
       roleMode === 'none'
@@ -79,21 +81,23 @@ export = function (RED: RED) {
             });
 
     const statusFor = (e: StepEvent) => {
-      if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text: e.text.slice(0, 60) };
-      if (e.step === 'failed') return { fill: 'red', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
-      if (e.step === 'fence' && /unreachable/.test(e.text)) return { fill: 'yellow', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
-      return { fill: 'blue', shape: 'ring', text: `${e.target}: ${e.step} ${e.text}`.slice(0, 60) };
+      const step = t(`p2p-backup-starter.steps.${e.step}`);
+      const text = short(t('p2p-backup-starter.status.step', { target: e.target, step, text: e.text }));
+      if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text } as const;
+      if (e.step === 'failed') return { fill: 'red', shape: 'ring', text } as const;
+      if (e.step === 'fence' && /unreachable/.test(e.text)) return { fill: 'yellow', shape: 'ring', text } as const;
+      return { fill: 'blue', shape: 'ring', text } as const;
     };
 
     node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
       try {
         if (settingsError) throw new Error(settingsError);
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         const p = (msg.payload ?? {}) as Record<string, unknown>;
         const target = p.target;
-        if (typeof target !== 'string' || target === '') throw new Error('payload.target (the failed server) is missing');
+        if (typeof target !== 'string' || target === '') throw new Error(common(t, 'noTarget'));
         if (running.has(target)) {
-          node.warn(`${target}: a recovery is already running here; this msg is dropped`);
+          node.warn(t('p2p-backup-starter.warn.alreadyRunning', { target }));
           return done();
         }
         const placement = msg.placement && !(msg.placement as { error?: string }).error ? (msg.placement as Placement) : undefined;
@@ -116,7 +120,7 @@ export = function (RED: RED) {
             signal: abort.signal,
             onStep: (e) => {
               if (abort.signal.aborted) return;
-              node.status(statusFor(e));
+              status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
               registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
@@ -137,13 +141,13 @@ export = function (RED: RED) {
           },
           (e: Error) => {
             running.delete(target);
-            if (!abort.signal.aborted) node.status({ fill: 'red', shape: 'ring', text: `${target}: ${e.message}`.slice(0, 60) });
+            if (!abort.signal.aborted) status({ fill: 'red', shape: 'ring', text: short(t('p2p-backup-starter.status.failed', { target, message: e.message })) });
             done(e);
           },
         );
         running.set(target, { abort, done: finished });
       } catch (e) {
-        node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 60) });
+        status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         done(e as Error);
       }
     });

@@ -6,7 +6,8 @@ import { FailureReport, Heartbeat, HEARTBEAT_DEFAULTS, RecoveredReport } from '.
 import { HeartbeatConfig, NodeSettings, parseSettings, statusOf } from '../lib/monitor/node-settings';
 import { StarvationMeter } from '../lib/monitor/starvation';
 import type { Node, RED } from './common/node-red';
-import { short, storeStatusToNode, useStore } from './common/store-user';
+import { short, useStore } from './common/store-user';
+import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 
 
@@ -14,6 +15,7 @@ export = function (RED: RED) {
   function P2pHeartbeatNode(this: Node, config: HeartbeatConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const t = translator(RED);
     let parsed: NodeSettings;
     try {
       parsed = parseSettings(config);
@@ -22,11 +24,9 @@ export = function (RED: RED) {
       node.status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
       return;
     }
-    const { store, files } = useStore(RED, node, config.store);
+    // Its own status through `status` (the store's shows only by the rule of common/store-user.ts).
+    const { store, files, status } = useStore(RED, node, config.store);
     if (!store || !files) return;
-    // This node shows its own status (the store's while it starts or fails, see render): stop the
-    // store's status fan-out, which would overwrite it.
-    store.deregister(node);
 
     const settings = parsed.heartbeat;
     const timeout = settings.timeoutMs ?? HEARTBEAT_DEFAULTS.timeoutMs;
@@ -53,7 +53,7 @@ export = function (RED: RED) {
         const until = now + w.remainingMs;
         if (Math.abs((countdowns.get(w.target) ?? 0) - until) > 200) {
           countdowns.set(w.target, until);
-          registry.countdown({ target: w.target, what: `${w.kind ?? 'failure'} confirmed`, until });
+          registry.countdown({ target: w.target, what: 'confirm', until });
         }
       }
       for (const t of countdowns.keys()) {
@@ -63,23 +63,16 @@ export = function (RED: RED) {
       }
     };
 
-    let lastStatus = '';
+    const say = (id: string, values: Record<string, string>) => t(`p2p-heartbeat.status.${id}`, values);
     const render = () => {
       reportCountdowns();
-      const s = store.storeStatus();
-      // Until the store runs, its own state is what matters.
-      const st = s.state === 'starting' || s.state === 'error' ? storeStatusToNode(s) : statusOf(hb.summary(), files.identity.hostname, meter.starvedAt());
-      const key = JSON.stringify(st);
-      if (key !== lastStatus) {
-        lastStatus = key;
-        node.status(st);
-      }
+      status(statusOf(hb.summary(), files.identity.hostname, meter.starvedAt(), say));
     };
-    // The store's status fan-out writes over ours; re-render often enough for the countdown.
+    // Re-render often enough for the re-examination countdown.
     const ticker = setInterval(render, 250);
 
     hb.on('failure', (r: FailureReport) => {
-      node.log(`${r.target} failed (${r.kind}, ${r.reason}); handled here as ${r.priority}: ${r.decision}`);
+      node.log(t('p2p-heartbeat.log.failure', { target: r.target, kind: r.kind, reason: r.reason, priority: r.priority, decision: r.decision }));
       node.send({ topic: 'failure', payload: r });
       render();
     });
@@ -87,8 +80,8 @@ export = function (RED: RED) {
       node.send({ topic: 'recovered-by-itself', payload: r });
       render();
     });
-    hb.on('stood-down', (x: { target: string; winner: string; reason: string }) => node.log(`${x.target}: standing down, ${x.reason}`));
-    hb.on('warn', (w: string) => node.warn(w));
+    hb.on('stood-down', (x: { target: string; winner: string; reason: string }) => node.log(t('p2p-heartbeat.log.stoodDown', { target: x.target, reason: x.reason })));
+    hb.on('warn', (w: string) => node.warn(t('p2p-heartbeat.warn.monitor', { message: w })));
     hb.on('status', render);
 
     node.on('input', (msg, send, done) => {

@@ -15,6 +15,7 @@ import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 import { finishWithin } from './common/close';
 
 interface ReplicatorConfig {
@@ -35,7 +36,8 @@ export = function (RED: RED) {
   function P2pOdReplicatorNode(this: any, config: ReplicatorConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
     const odsTemplate = (config.ods || 'ODS').trim();
     const mode = config.reidentify === 'procedure' || config.reidentify === 'none' ? config.reidentify : 'admin-api';
     const adminPort = Number(config.adminPort || 1880);
@@ -48,8 +50,8 @@ export = function (RED: RED) {
     } catch (e) {
       settingsError = (e as Error).message;
     }
-    if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = `ODS name ${JSON.stringify(odsTemplate)} is not a domain name (use {rs} for the real server)`;
-    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+    if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = t('p2p-od-replicator.errors.badOds', { ods: JSON.stringify(odsTemplate) });
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
 
     const inFlight = new Set<string>();
     const workers = new Map<string, Promise<void>>();
@@ -59,8 +61,8 @@ export = function (RED: RED) {
     let ticker: NodeJS.Timeout | undefined;
     let closed = false;
 
-    const say = (fill: string, shape: string, text: string) => {
-      if (!closed) node.status({ fill, shape, text: text.slice(0, 60) });
+    const say = (fill: 'red' | 'green' | 'blue' | 'grey', shape: 'ring' | 'dot', text: string) => {
+      if (!closed) status({ fill, shape, text: text.slice(0, 60) });
     };
 
     const poolFiles = () => ({
@@ -80,7 +82,7 @@ export = function (RED: RED) {
         return;
       }
       const d = realServerDrivers(RED).get(rs);
-      if (!d) throw new Error(`no driver for ${rs}`);
+      if (!d) throw new Error(t('p2p-od-replicator.errors.noRealServer', { rs }));
       const v = procedureVariables({ target: id.od, targetAddress: id.address, backup: id.od, backupAddress: id.address, od: id.od, realServer: rs, services: '-' });
       await d.runFile(`${procedureDir}/od-setup.sh`, { ...v, MAC: id.mac });
     };
@@ -93,17 +95,17 @@ export = function (RED: RED) {
         const need = planPool(poolFiles(), inFlight).needs.find((n) => n.realServer === rs);
         const id = need?.identities[0];
         if (!need || !id) {
-          if (need && need.missingIdentities > 0) lastError.set(rs, `${rs}: ${need.missingIdentities} OD(s) missing but no reservation left`);
+          if (need && need.missingIdentities > 0) lastError.set(rs, t('p2p-od-replicator.errors.noReservation', { rs, missing: need.missingIdentities }));
           return;
         }
         const driver = realServerDrivers(RED).get(rs);
         if (!driver) {
-          lastError.set(rs, `no p2p-real-server configured for ${rs}`);
+          lastError.set(rs, t('p2p-od-replicator.errors.noRealServer', { rs }));
           return;
         }
         inFlight.add(id.od);
         try {
-          say('blue', 'ring', `${id.od} on ${rs}: cloning`);
+          say('blue', 'ring', t('p2p-od-replicator.status.cloning', { od: id.od, rs }));
           const r = await replicateOne(id, {
             files,
             driver,
@@ -112,14 +114,14 @@ export = function (RED: RED) {
             signal: abort.signal,
             onStep: (e: ReplicationEvent) => {
               if (closed) return;
-              say(e.step === 'failed' ? 'red' : 'blue', 'ring', `${e.od}: ${e.step}`);
+              say(e.step === 'failed' ? 'red' : 'blue', 'ring', t('p2p-od-replicator.status.step', { od: e.od, step: t(`p2p-od-replicator.steps.${e.step}`) }));
               node.send({ topic: `replication/${e.step}`, payload: e });
             },
           });
           lastError.delete(rs);
           if (r.outcome === 'stood-down') return;
         } catch (e) {
-          lastError.set(rs, `${id.od} on ${rs}: ${(e as Error).message}`);
+          lastError.set(rs, t('p2p-od-replicator.errors.failed', { od: id.od, rs, message: (e as Error).message }));
           if (!closed) node.warn(lastError.get(rs));
           return;
         } finally {
@@ -150,8 +152,8 @@ export = function (RED: RED) {
       const errs = [...lastError.values()];
       if (errs.length) return say('red', 'ring', errs[0]);
       const mine = replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') });
-      if (workers.size) return say('blue', 'ring', `cloning on ${[...workers.keys()].join(' ')}`);
-      if (!mine.length) return say('grey', 'ring', 'standing by');
+      if (workers.size) return say('blue', 'ring', t('p2p-od-replicator.status.cloningOn', { rs: [...workers.keys()].join(' ') }));
+      if (!mine.length) return say('grey', 'ring', t('p2p-od-replicator.status.standingBy'));
       const plan = planPool(poolFiles(), inFlight);
       const have = plan.needs.filter((n) => mine.includes(n.realServer)).map((n) => `${n.realServer} ${n.have}/${n.target}`);
       say('green', 'dot', have.join(', '));
@@ -180,7 +182,7 @@ export = function (RED: RED) {
     node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
       try {
         if (settingsError) throw new Error(settingsError);
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         evaluate();
         msg.topic = 'od-pool';
         msg.payload = {

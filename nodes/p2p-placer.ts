@@ -5,7 +5,8 @@
 // payload.targets = [{target, realServer}, ...] places several at once, spread (Fig. 3).
 import { odRows, place, placeMany, PlacementError, realServerRows } from '../lib/recovery/placement';
 import type { NodeMessage, RED } from './common/node-red';
-import { useStore } from './common/store-user';
+import { short, useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 
 interface PlacerConfig {
   name?: string;
@@ -16,31 +17,32 @@ export = function (RED: RED) {
   function P2pPlacerNode(this: any, config: PlacerConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
 
     node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
       try {
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         const p = (msg.payload ?? {}) as { target?: unknown; realServer?: unknown; targets?: unknown };
         const rs = realServerRows(files.records('realserver'));
         const ods = odRows(files.records('available-od'));
         if (Array.isArray(p.targets)) {
-          const targets = p.targets.map((t: { target?: unknown; realServer?: unknown }) => {
-            if (typeof t?.target !== 'string') throw new Error('payload.targets must be a list of {target, realServer}');
-            return { target: t.target, realServer: typeof t.realServer === 'string' ? t.realServer : '' };
+          const targets = p.targets.map((x: { target?: unknown; realServer?: unknown }) => {
+            if (typeof x?.target !== 'string') throw new Error(t('p2p-placer.errors.badTargets'));
+            return { target: x.target, realServer: typeof x.realServer === 'string' ? x.realServer : '' };
           });
           const r = placeMany(targets, rs, ods);
           msg.placements = r.placements;
           const ok = r.placements.filter((x) => x.placement).length;
-          node.status({ fill: ok === targets.length ? 'green' : 'yellow', shape: 'dot', text: `${ok}/${targets.length} placed` });
+          status({ fill: ok === targets.length ? 'green' : 'yellow', shape: 'dot', text: t('p2p-placer.status.placedMany', { ok, all: targets.length }) });
           send(msg);
           return done();
         }
-        if (typeof p.target !== 'string' || p.target === '') throw new Error('payload.target (the failed server) is missing');
+        if (typeof p.target !== 'string' || p.target === '') throw new Error(common(t, 'noTarget'));
         try {
           const choice = place(rs, ods);
           msg.placement = choice;
-          node.status({ fill: 'green', shape: 'dot', text: `${p.target}: ${choice.od} on ${choice.realServer}` });
+          status({ fill: 'green', shape: 'dot', text: short(t('p2p-placer.status.placed', { target: p.target, od: choice.od, rs: choice.realServer })) });
           send(msg);
           done();
         } catch (e) {
@@ -48,7 +50,7 @@ export = function (RED: RED) {
           throw e;
         }
       } catch (e) {
-        node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 60) });
+        status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         done(e as Error);
       }
     });

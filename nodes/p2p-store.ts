@@ -1,11 +1,17 @@
 // p2p-store: the config node that owns this runtime's replicated management file store
 // (lib/replicated-store.ts): this VM's identity, the files' folder, the cluster secret, the SEM
 // settings. Every other node of the package reads and edits the files through it.
+// Identity fields accept `${NAME}` and, left empty, come from P2P_HOSTNAME, P2P_ADDRESS,
+// P2P_REAL_SERVER, P2P_SERVICES (hostname defaults to os.hostname()), so one exported flow serves
+// every VM and every OD clone (common/store-identity.ts).
 import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/sem/replicated-store';
-import type { Node, RED } from './common/node-red';
-import { storeStatusToNode, StoreNode } from './common/store-user';
+import { EnvValueError } from '../lib/records/env-value';
+import { MissingIdentityError, storeIdentity } from './common/store-identity';
+import type { RED } from './common/node-red';
+import type { StoreListener, StoreNode } from './common/store-user';
+import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
 
@@ -29,21 +35,22 @@ export = function (RED: RED) {
   function P2pStoreNode(this: StoreNode, config: StoreConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const users = new Set<Node>();
-    let status: StoreStatus = { state: 'starting', text: 'starting' };
+    const t = translator(RED);
+    const users = new Set<StoreListener>();
+    let status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
     let store: ReplicatedStore | undefined;
 
     node.storeStatus = () => status;
-    node.register = (user: Node) => {
+    node.register = (user: StoreListener) => {
       users.add(user);
-      user.status(storeStatusToNode(status));
+      user.storeChanged(status);
     };
-    node.deregister = (user: Node) => {
+    node.deregister = (user: StoreListener) => {
       users.delete(user);
     };
     const setStatus = (s: StoreStatus) => {
       status = s;
-      for (const u of users) u.status(storeStatusToNode(s));
+      for (const u of users) u.storeChanged(s);
     };
 
     const fail = (why: string) => {
@@ -56,7 +63,7 @@ export = function (RED: RED) {
       if (!node.credentials?.secret) {
         // The normal state of a freshly imported flow (credentials are never exported): say what
         // to do, without an error in the log.
-        node.failure = 'set the cluster secret in this p2p-store';
+        node.failure = t('p2p-store.errors.noSecret');
         node.warn(`p2p-store: ${node.failure}`);
         setStatus({ state: 'error', text: node.failure });
         return undefined;
@@ -64,12 +71,7 @@ export = function (RED: RED) {
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
         return new ReplicatedStore({
-          identity: {
-            hostname: (config.hostname || os.hostname()).trim(),
-            address: (config.address ?? '').trim(),
-            realServer: (config.realServer ?? '').trim(),
-            services: config.services ?? '',
-          },
+          identity: storeIdentity(config, process.env),
           folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
           port: Number(config.port) || DEFAULT_SEM_PORT,
           secret: node.credentials.secret,
@@ -79,7 +81,10 @@ export = function (RED: RED) {
           autoJoin: config.autoJoin !== false,
         });
       } catch (e) {
-        fail((e as Error).message);
+        // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
+        if (e instanceof EnvValueError) fail(t('p2p-store.errors.envUnset', { field: e.field, variable: e.variable }));
+        else if (e instanceof MissingIdentityError) fail(t('p2p-store.errors.emptyField', { field: e.field, variable: e.variable }));
+        else fail((e as Error).message);
         return undefined;
       }
     };
@@ -92,7 +97,7 @@ export = function (RED: RED) {
       s.on('status', setStatus);
       s.on('warning', (w: string) => node.warn(w));
       s.start().then(
-        () => node.log(`SEM listening on ${s.identity.address}:${s.port}, files in ${s.folder}`),
+        () => node.log(t('p2p-store.log.listening', { address: s.identity.address, port: s.port, folder: s.folder })),
         (e: Error) => fail(e.message),
       );
     }

@@ -4,6 +4,8 @@
 import { buildView } from '../lib/view/cluster-view';
 import { registry } from '../nodes/common/cluster-registry';
 import type { RED as RuntimeRED } from '../nodes/common/node-red';
+import * as path from 'path';
+import { translator } from '../nodes/common/i18n';
 
 type PluginRED = RuntimeRED & { plugins: { registerPlugin(id: string, def: object): void } };
 
@@ -11,6 +13,8 @@ const TOPIC = 'p2p-ha/cluster';
 const THROTTLE_MS = 250;
 
 export = function (RED: PluginRED) {
+  // This plugin's catalogue: plugins/locales/<lang>/p2p-cluster.json beside this file.
+  const t = translator(RED, path.join(__dirname, 'locales', 'en-US'));
   const view = () => {
     const files = registry.primary();
     return files ? buildView(files, registry.timeline, registry.activeCountdowns()) : null;
@@ -24,7 +28,7 @@ export = function (RED: PluginRED) {
       try {
         RED.comms?.publish(TOPIC, view(), true);
       } catch (e) {
-        RED.log.warn(`p2p-ha sidebar: ${(e as Error).message}`);
+        RED.log.warn(t('p2p-cluster.warn.publish', { message: (e as Error).message }));
       }
     }, THROTTLE_MS);
     timer.unref?.();

@@ -182,7 +182,7 @@ export function clusterExample(): FlowNode[] {
     const n = out.find((x) => x.id === PREFIX + id)!;
     (n.wires as string[][])[0].push(PREFIX + 'notify-format');
   }
-  out.push({ id: PREFIX + 'collector', z: TAB, type: 'p2p-load-collector', store: PREFIX + 'store', interval: 10, threshold: 0.1, wires: [] });
+  out.push(...loadCollectors(out, { interval: 10, threshold: 0.1 }).map((c, i) => ({ ...c, id: PREFIX + c.id, z: TAB, store: PREFIX + 'store', x: 540, y: 360 + 50 * i })));
   out.push(...NOTIFY);
   for (const n of out) {
     const xy = LAYOUT[n.id.slice(PREFIX.length)];
@@ -192,6 +192,24 @@ export function clusterExample(): FlowNode[] {
 }
 
 export const EXAMPLE_PREFIX = PREFIX;
+
+/** One load collector per real server of the flow: each names its p2p-real-server, so Node-RED counts it as used. */
+export function loadCollectors(flow: FlowNode[], o: { interval: number; threshold: number }): FlowNode[] {
+  return flow
+    .filter((n) => n.type === 'p2p-real-server')
+    .map((rs, i) => ({
+      id: i === 0 ? 'collector' : `collector-${rs.id}`,
+      z: 'rec-tab',
+      type: 'p2p-load-collector',
+      store: 'store',
+      realServer: rs.id,
+      interval: o.interval,
+      threshold: o.threshold,
+      x: 900,
+      y: 260 + 50 * i,
+      wires: [],
+    }));
+}
 
 if (require.main === module) {
   fs.writeFileSync(EXAMPLE_FILE, JSON.stringify(clusterExample(), null, 2) + '\n');

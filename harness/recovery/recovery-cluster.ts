@@ -19,6 +19,7 @@ import type { VmBackend } from '../sim/vm-backend';
 import { waitFor } from '../wait';
 import { FILE_NAMES } from '../../lib/records/files';
 import { EDIT_PATH, recoveryFlow, testProcedure, type RealServerRef } from './recovery-flow';
+import { loadCollectors } from './cluster-example';
 import { parseDiffLine } from '../../lib/records/diff-line';
 
 export const PROCEDURE_DIR = '/var/lib/p2p-ha/install';
@@ -133,7 +134,7 @@ export class RecoveryCluster {
           replicator: o.replicator && member ? { ods: 'ODS-{rs}', intervalS: 5 } : undefined,
         });
         if (vm.name === 'S1') {
-          f.push({ id: 'collector', z: 'rec-tab', type: 'p2p-load-collector', store: 'store', interval: 1, threshold: 0.05, x: 520, y: 260, wires: [] });
+          f.push(...loadCollectors(f, { interval: 1, threshold: 0.05 }));
         }
         return f;
       };

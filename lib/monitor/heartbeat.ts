@@ -36,6 +36,8 @@ export interface HeartbeatSettings extends ClaimSettings {
   reexamNetworkMs: number;
   reexamServiceMs: number;
   recheckMs: number;
+  /** A target never seen since start is not suspected before this (target-monitor.ts). */
+  startGraceMs: number;
 }
 
 export const HEARTBEAT_DEFAULTS: HeartbeatSettings = { ...MONITOR_DEFAULTS, ...CLAIM_DEFAULTS };
@@ -238,6 +240,7 @@ export class Heartbeat extends EventEmitter {
       reexamNetworkMs: this.settings.reexamNetworkMs,
       reexamServiceMs: this.settings.reexamServiceMs,
       recheckMs: this.settings.recheckMs,
+      startGraceMs: this.settings.startGraceMs,
       starvation: this.starvation,
     });
     entry.monitor.on('transition', (t: Transition) => this.transition(entry, t));

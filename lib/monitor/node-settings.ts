@@ -65,31 +65,35 @@ export function parseSettings(config: HeartbeatConfig): NodeSettings {
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+/** A status text by message id (the node translates it; the default is the English given). */
+export type SayStatus = (id: string, values: Record<string, string>, english: string) => string;
+const english: SayStatus = (_id, _v, text) => text;
+
 /** One status line: the worst target first; green while all is well. */
-export function statusOf(watches: WatchSummary[], me: string, starved: string | undefined): StatusLine {
-  if (watches.length === 0) return { fill: 'grey', shape: 'ring', text: `${me}: watching nobody` };
+export function statusOf(watches: WatchSummary[], me: string, starved: string | undefined, say: SayStatus = english): StatusLine {
+  if (watches.length === 0) return { fill: 'grey', shape: 'ring', text: say('watchingNobody', { me }, `${me}: watching nobody`) };
   const failed = watches.find((w) => w.state === 'confirmed');
   if (failed) {
-    const t = failed.target;
+    const v = { target: failed.target, kind: failed.kind ?? '', winner: failed.winner ?? '', phase: failed.phase ?? '' };
     switch (failed.phase) {
       case 'acted':
-        return { fill: 'red', shape: 'dot', text: short(`${t} failed (${failed.kind}): handled here`) };
+        return { fill: 'red', shape: 'dot', text: short(say('failedHere', v, `${v.target} failed (${v.kind}): handled here`)) };
       case 'stood-down':
-        return { fill: 'red', shape: 'ring', text: short(`${t} failed (${failed.kind}): ${failed.winner} handles it`) };
+        return { fill: 'red', shape: 'ring', text: short(say('failedElsewhere', v, `${v.target} failed (${v.kind}): ${v.winner} handles it`)) };
       default:
-        return { fill: 'red', shape: 'ring', text: short(`${t} failed (${failed.kind}): ${failed.phase} (P2)`) };
+        return { fill: 'red', shape: 'ring', text: short(say('failedP2', v, `${v.target} failed (${v.kind}): ${v.phase} (P2)`)) };
     }
   }
   const suspect = watches.find((w) => w.state === 'suspect' || w.state === 'reexamining');
   if (suspect) {
+    const v = { target: suspect.target, state: suspect.state, kind: suspect.kind ?? '', left: secs(suspect.remainingMs ?? 0) };
     return {
       fill: 'yellow',
       shape: 'ring',
-      text: short(`${suspect.target} ${suspect.state} (${suspect.kind}): ${secs(suspect.remainingMs ?? 0)} left`),
+      text: short(say(suspect.state === 'suspect' ? 'suspect' : 'reexamining', v, `${v.target} ${v.state} (${v.kind}): ${v.left} left`)),
     };
   }
   const list = watches.map((w) => `${w.priority} ${w.target}`).join(', ');
-  if (starved) return { fill: 'yellow', shape: 'dot', text: short(`${list}; verdicts suspended: ${starved}`) };
-  return { fill: 'green', shape: 'dot', text: short(`watching ${list}`) };
+  if (starved) return { fill: 'yellow', shape: 'dot', text: short(say('starved', { list, why: starved }, `${list}; verdicts suspended: ${starved}`)) };
+  return { fill: 'green', shape: 'dot', text: short(say('watching', { list }, `watching ${list}`)) };
 }
-

@@ -38,7 +38,10 @@ export class ConfigError extends Error {}
 
 export interface StoreStatus {
   state: 'starting' | 'ok' | 'degraded' | 'error' | 'stopped';
+  /** English text (logs, tests). */
   text: string;
+  /** The same as a message id and its values, for a translated status line (nodes/common/i18n.ts). */
+  message?: { id: 'starting' | 'stopped' | 'alone' | 'inSync' | 'unreachable' | 'cannotListen'; values?: Record<string, string | number> };
 }
 
 interface PeerState {
@@ -95,7 +98,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
-  private _status: StoreStatus = { state: 'starting', text: 'starting' };
+  private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
 
   constructor(opts: StoreOptions) {
     super();
@@ -145,7 +148,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       await this.server.listen();
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      this.setStatus('error', `cannot listen on ${this.identity.address}:${this.port}: ${err.code ?? err.message}`);
+      const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
+      this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
       throw new ConfigError(this._status.text);
     }
     await this.syncAll();
@@ -167,7 +171,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     await this.disk.save([]).catch(() => undefined);
     await this.disk.close().catch(() => undefined);
     await this.log.close();
-    this.setStatus('stopped', 'stopped');
+    this.setStatus('stopped', 'stopped', { id: 'stopped' });
   }
 
   records(file: FileName): RecordFields[] {
@@ -470,14 +474,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.stopped) return;
     const health = this.peerHealth();
     const down = health.filter((h) => !h.ok);
-    if (health.length === 0) this.setStatus('ok', `${this.identity.hostname}: alone in the group`);
-    else if (down.length === 0) this.setStatus('ok', `${this.identity.hostname}: ${health.length} peers in sync`);
-    else this.setStatus('degraded', `${this.identity.hostname}: ${down.length}/${health.length} peers unreachable (${down.map((d) => d.peer).join(' ')})`);
+    const me = this.identity.hostname;
+    if (health.length === 0) this.setStatus('ok', `${me}: alone in the group`, { id: 'alone', values: { me } });
+    else if (down.length === 0) this.setStatus('ok', `${me}: ${health.length} peers in sync`, { id: 'inSync', values: { me, peers: health.length } });
+    else {
+      const values = { me, down: down.length, peers: health.length, names: down.map((d) => d.peer).join(' ') };
+      this.setStatus('degraded', `${me}: ${values.down}/${values.peers} peers unreachable (${values.names})`, { id: 'unreachable', values });
+    }
   }
 
-  private setStatus(state: StoreStatus['state'], text: string): void {
+  private setStatus(state: StoreStatus['state'], text: string, message?: StoreStatus['message']): void {
     if (this._status.state === state && this._status.text === text) return;
-    this._status = { state, text };
+    this._status = { state, text, message };
     this.safeEmit('status', this._status);
   }
 }
