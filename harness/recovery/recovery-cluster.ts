@@ -200,8 +200,11 @@ export class RecoveryCluster {
       .map((l) => l.split(',').map((x) => x.trim()));
   }
 
+  /** The group's members on a VM: a fenced record (a replaced server, kept so it stays out) is no member. */
   members(name: string): string[] {
-    return this.recordsOf(name, 'group').map((r) => r[0]);
+    return this.recordsOf(name, 'group')
+      .filter((r) => r[4] !== 'fenced')
+      .map((r) => r[0]);
   }
 
   /** The six files of every named VM are byte-identical. */

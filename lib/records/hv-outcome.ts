@@ -49,3 +49,13 @@ export function hvExitCode(e: unknown): number | undefined {
   const c = (e as { exitCode?: unknown } | null | undefined)?.exitCode;
   return typeof c === 'number' ? c : undefined;
 }
+
+/**
+ * The words of an error, for people (step texts, the problem record's note): reported, never
+ * decided on. Code in lib/recovery calls this instead of reading `.message`, so a grep for
+ * `.message` there finds no decision made on words.
+ */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return typeof e === 'string' ? e : String(e);
+}

@@ -41,7 +41,7 @@
 //          `fenced` (written at fence time): it is out of the ring, and it stays out if it boots.
 import type { ClusterFiles, Edit, EditResult, IsolationGate } from '../records/cluster-api';
 import { recordKey, type RecordFields } from '../records/files';
-import { HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
+import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
 import { naturalCompare } from '../records/natural-sort';
 import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem';
 import { fromMember, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
@@ -371,7 +371,7 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
       const kind = hvKind(e);
       if (isUnreachable(e)) {
         st.badHosts.add(p.realServer);
-        emit(st, 'resume', now() - t1, `${p.realServer} unreachable: another real server`, { realServer: p.realServer, kind, error: (e as Error).message }, parallel);
+        emit(st, 'resume', now() - t1, `${p.realServer} unreachable: another real server`, { realServer: p.realServer, kind, error: errorText(e) }, parallel);
         if (attempt >= s.maxOdAttempts) throw e;
         continue;
       }
@@ -379,8 +379,8 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
       st.tried.add(p.od);
       const lost = state === 'running';
       if (lost) st.lostRaces.push(p.od);
-      emit(st, 'resume', now() - t1, lost ? `${p.od} taken by another manager: next OD` : `${p.od} cannot resume (${state}): next OD`, { od: p.od, state, kind, error: (e as Error).message }, parallel);
-      if (attempt >= s.maxOdAttempts) throw new StepError('no-od', `no OD could be resumed after ${attempt} attempts (${[...st.tried].join(', ')}): ${kind ?? 'error'}: ${(e as Error).message}`);
+      emit(st, 'resume', now() - t1, lost ? `${p.od} taken by another manager: next OD` : `${p.od} cannot resume (${state}): next OD`, { od: p.od, state, kind, error: errorText(e) }, parallel);
+      if (attempt >= s.maxOdAttempts) throw new StepError('no-od', `no OD could be resumed after ${attempt} attempts (${[...st.tried].join(', ')}): ${kind ?? 'error'}: ${errorText(e)}`);
     }
   }
 }
@@ -388,7 +388,7 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
 /** A fence that did not happen, with the driver's kind. */
 function fenceFailure(st: Plan, e: unknown, extra = ''): StepError {
   const kind = hvKind(e) ?? 'failed';
-  return new StepError(kind, `cannot fence ${st.target} on ${st.realServer}: ${kind}: ${(e as Error).message}${extra}`);
+  return new StepError(kind, `cannot fence ${st.target} on ${st.realServer}: ${kind}: ${errorText(e)}${extra}`);
 }
 
 /**
@@ -430,7 +430,7 @@ async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { 
   } catch (e) {
     const kind = hvKind(e);
     if (kind === 'domain-absent') return done('domain-absent', await autostart);
-    if (isUnreachable(e)) return notReached(`${kind}: ${(e as Error).message}`);
+    if (isUnreachable(e)) return notReached(`${kind}: ${errorText(e)}`);
     if (kind !== 'failed') throw fenceFailure(st, e);
     // The destroy ran and was refused: fenced only if the domain is shut off (or absent).
     let state: string;
@@ -438,7 +438,7 @@ async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { 
       state = await d.domstate(st.target);
     } catch (e2) {
       if (hvKind(e2) === 'domain-absent') return done('domain-absent', await autostart);
-      if (isUnreachable(e2)) return notReached(`${hvKind(e2)}: ${(e2 as Error).message}`);
+      if (isUnreachable(e2)) return notReached(`${hvKind(e2)}: ${errorText(e2)}`);
       throw fenceFailure(st, e2);
     }
     if (state === 'shut off') return done('already-off', await autostart);
@@ -549,7 +549,7 @@ async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void>
         return path;
       } catch (e) {
         const kind = hvKind(e) ?? 'failed';
-        if (kind !== 'procedure-absent') throw new StepError(kind, `installation procedure ${path} failed: ${kind}: ${(e as Error).message}`);
+        if (kind !== 'procedure-absent') throw new StepError(kind, `installation procedure ${path} failed: ${kind}: ${errorText(e)}`);
       }
     }
     throw new StepError('procedure-absent', `no installation procedure for ${target} in ${s.procedureDir} on ${placement.realServer}`);
@@ -560,7 +560,7 @@ async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void>
     try {
       if (st.deps.assignRole) await st.deps.assignRole(role);
     } catch (e) {
-      throw new StepError('role', (e as Error).message);
+      throw new StepError('role', errorText(e));
     }
     st.timings.role = now() - t1;
     emit(st, 'role', st.timings.role, st.deps.assignRole ? `${placement.od} is now ${st.backup}` : 'no role step configured', { role }, 'install');
@@ -657,7 +657,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
 /** The end of a failed plan: the problem record `failed` with step, kind and reason. */
 async function fail(st: Plan, e: unknown): Promise<RecoveryError> {
   const kind = kindOf(e);
-  const msg = (e as Error)?.message ?? String(e);
+  const msg = errorText(e);
   const reason = `${st.current}: ${msg}`;
   emit(st, 'failed', 0, reason, { step: st.current, kind });
   // A resumed OD is running now, half installed: it must not be offered as a suspended OD again.
