@@ -47,7 +47,7 @@ import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem
 import { fromMember, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
 import { backupName, DEFAULT_PROCEDURE_DIR, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
 import { Placement, PlacementError } from './placement';
-import { decidePlacement } from './placement-decider';
+import { decidePlacement, jointOds } from './placement-decider';
 
 export type StepName = 'fence' | 'confirm' | 'place' | 'resume' | 'install' | 'role' | 'edits' | 'recovered' | 'failed';
 
@@ -492,25 +492,30 @@ async function stepConfirm(st: Plan, why: string): Promise<void> {
   }
 }
 
-/** Step 3, place and resume: the early resume, or (whole host down) the placement redone with every failure in hand. */
+/**
+ * Step 3, place and resume: the early resume, or (host not reached: a whole host may be down) the
+ * placement checked against every failure in hand. An early OD that the joint placement uses for
+ * one of those failures is kept (no swapping of ODs between managers: that race made Fig. 3
+ * flaky); one it does not use is suspended again and this failure placed anew.
+ */
 async function stepPlaceAndResume(st: Plan): Promise<Placement> {
   if (st.fence === 'confirmed-unreachable') {
-    // The early placement saw the files before the other managers' confirmations, so it may not be
-    // the spread one every manager computes now. Place again; if the answer is another OD, put the
-    // early one back to sleep.
     st.badHosts.add(st.realServer);
+    const opts = { excludeOds: st.tried, excludeRealServers: st.badHosts };
     const early = await st.resumeTask?.catch(() => undefined);
-    let want: Placement | undefined;
-    try {
-      want = decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts });
-    } catch {
-      want = undefined;
-    }
-    if (st.resumeTask && (!early || (want && want.od !== early.od))) {
+    if (early && jointOds(st.files, st.target, st.realServer, opts).has(early.od)) {
+      emit(st, 'place', 0, `${early.od} on ${early.realServer} kept: placed together with the failures of ${st.realServer}`, { placement: early });
+    } else if (st.resumeTask) {
       if (early) {
         await st.deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
         st.resumedOd = undefined;
         emit(st, 'resume', 0, `${early.od} suspended again: the failures of ${st.realServer} are placed together`, { od: early.od });
+      }
+      let want: Placement | undefined;
+      try {
+        want = decidePlacement(st.files, st.target, st.realServer, opts);
+      } catch {
+        want = undefined; // placeAndResume decides again and reports why nothing fits
       }
       st.resumeTask = placeAndResume(st, want);
     }

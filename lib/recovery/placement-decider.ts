@@ -38,3 +38,14 @@ export function decidePlacement(files: PlacementFiles, target: string, realServe
   // Not enough ODs for everyone: this failure still gets one if any is left for it alone.
   return place(rs, ods, opts);
 }
+
+/**
+ * The ODs the failures in hand (this one included) get when placed together: an OD resumed early
+ * (beside the fence, before the other failures of a dead host were confirmed) that is one of
+ * these is kept, whichever of those failures it was meant for, so two managers never swap ODs
+ * (suspend mine, resume yours) in a race (docs/recovery.md "Placement").
+ */
+export function jointOds(files: PlacementFiles, target: string, realServer: string, opts: PlaceOptions = {}): Set<string> {
+  const many = placeMany([{ target, realServer }, ...failuresInHand(files, target)], realServerRows(files.records('realserver')), odRows(files.records('available-od')), opts);
+  return new Set(many.placements.filter((p) => p.placement).map((p) => p.placement!.od));
+}

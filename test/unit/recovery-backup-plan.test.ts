@@ -390,7 +390,7 @@ describe('recovery backup plan', () => {
     assert.ok(w2.files.get('available-od', 'OD3'), 'still an available OD');
   });
 
-  it('a whole host failed: the early placement is redone with every confirmed failure, the early OD suspended again', async () => {
+  it('a whole host failed: an early OD the joint placement uses is kept (no swapping between managers); one it does not use is suspended again', async () => {
     const w = world();
     const f = w.files;
     await f.edit({ file: 'problem', op: 'Del', record: f.get('problem', 'S2')! });
@@ -403,11 +403,33 @@ describe('recovery backup plan', () => {
     await new Promise((r) => setImmediate(r));
     await f.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
     const r = await run;
-    // Alone, S6 went to RS1 (name); with S3 placed first (natural order), S6 goes to RS2.
-    assert.deepEqual([r.realServer, r.od], ['RS2', 'OD2']);
-    assert.ok(w.hosts.get('RS1')!.calls.includes('resume OD1') && w.hosts.get('RS1')!.calls.includes('suspend OD1'));
-    assert.equal(w.hosts.get('RS1')!.domains.get('OD1'), 'paused');
-    assert.ok(f.get('available-od', 'OD1'), 'OD1 is left for S3');
+    // Alone, S6 went to RS1 (name); placed together, S3 would take OD1 and S6 OD2: OD1 is one of
+    // the joint placement's, so S6 keeps it (S3's manager loses the race for OD1 and takes OD2).
+    assert.deepEqual([r.realServer, r.od], ['RS1', 'OD1']);
+    assert.ok(!w.hosts.get('RS1')!.calls.includes('suspend OD1'), 'no swap');
+    assert.ok(r.steps.some((s) => s.step === 'place' && /OD1 on RS1 kept/.test(s.text)));
+    assert.ok(f.get('available-od', 'OD2'), 'OD2 is left for S3');
+
+    // The loads changed before the joint placement: the early OD is none of its ODs: suspended again.
+    const w3 = world();
+    const f3 = w3.files;
+    await f3.edit({ file: 'problem', op: 'Del', record: f3.get('problem', 'S2')! });
+    await f3.edit({ file: 'realserver', op: 'Mod', before: f3.get('realserver', 'RS1')!, record: ['RS1', '0.30', '2', 'up'] });
+    await f3.edit({ file: 'realserver', op: 'Mod', before: f3.get('realserver', 'RS2')!, record: ['RS2', '0.30', '2', 'up'] });
+    await f3.edit({ file: 'available-od', op: 'Add', record: ['OD2b', '127.0.2.5', 'RS2'] });
+    w3.hosts.get('RS2')!.domains.set('OD2b', 'paused');
+    w3.hosts.get('RS3')!.unreachable = true;
+    const run3 = runBackupPlan({ target: 'S6', detectedBy: 'S5' }, w3.deps, { confirmWaitMs: 5000, confirmPollMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(w3.hosts.get('RS1')!.domains.get('OD1'), 'running', 'resumed early');
+    await f3.edit({ file: 'realserver', op: 'Mod', before: f3.get('realserver', 'RS1')!, record: ['RS1', '0.90', '2', 'up'] });
+    await f3.edit({ file: 'problem', op: 'Add', record: ['S3', 'S2', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r3 = await run3;
+    // Together: S3 -> RS2/OD2, S6 -> RS2/OD2b; OD1 is not theirs: back to sleep, still available.
+    assert.deepEqual([r3.realServer, r3.od], ['RS2', 'OD2b']);
+    assert.ok(w3.hosts.get('RS1')!.calls.includes('suspend OD1'));
+    assert.equal(w3.hosts.get('RS1')!.domains.get('OD1'), 'paused');
+    assert.ok(f3.get('available-od', 'OD1'));
 
     // Once the file says RS3 is down, nothing is resumed before the confirmations.
     const w2 = world();
