@@ -93,7 +93,10 @@ export function recoveryWiring(o: RecoveryFlowOptions, z: string): FlowNode[] {
         Object.assign(n, { interval: 500, timeout: 300, reexamNetwork: o.reexamNetworkMs, reexamService: o.reexamNetworkMs + 1000, takeoverGrace: 1500, settle: 500, cpuPressure: 95 });
         break;
       case 'p2p-backup-starter':
-        Object.assign(n, { procedureDir: o.procedureDir, confirmWait: 8, maxOdAttempts: 3, roleMode: 'admin-api', adminPort: o.uiPort });
+        // Confirm wait 30 s: on this shared 2-core machine the two P1 managers of a dead host's VMs
+        // were seen to confirm up to ~30 s apart (a starved monitor defers its verdict); 8 s made
+        // Fig. 3 fail about one run in three (S6 refused as "confirmed only by S5").
+        Object.assign(n, { procedureDir: o.procedureDir, confirmWait: 30, maxOdAttempts: 3, roleMode: 'admin-api', adminPort: o.uiPort });
         break;
       case 'p2p-od-replicator':
         Object.assign(n, { ods: o.replicator!.ods, reidentify: 'admin-api', adminPort: o.uiPort, procedureDir: o.procedureDir, interval: o.replicator!.intervalS, debounce: 0.5 });

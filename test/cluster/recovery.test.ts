@@ -91,7 +91,8 @@ describe('recovery on the loopback cluster', function () {
     // kept, like a VM behind a partition). Only S1 (P1 of S2) sees S2 fail; fencing is impossible.
     await c.partitionRealServer('RS2');
     await c.cluster.freeze('S2');
-    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery refused (failed)', timeoutMs: 30_000, intervalMs: 200 });
+    // Refused after the starter's Confirm wait (30 s in this flow) without a second confirmer.
+    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery refused (failed)', timeoutMs: 60_000, intervalMs: 200 });
     const p = c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')!;
     assert.match(p.slice(6).join(','), /confirmed only by S1/);
     for (const od of ['OD1', 'OD2', 'OD3']) assert.equal(c.vm(od).state, 'frozen', `${od} still suspended`);
