@@ -120,7 +120,8 @@ export = function (RED: RED) {
               node.status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
-              registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
+              const step = e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step];
+              registry.step({ target: e.target, step, at: Date.now(), by: files.identity.hostname, detail: e.text });
               if (e.step !== 'recovered' && e.step !== 'failed') send([{ topic: `recovery/${e.step}`, payload: e, failure: msg.payload }, null]);
             },
           },
