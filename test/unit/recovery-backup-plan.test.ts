@@ -263,6 +263,23 @@ describe('recovery backup plan', () => {
     assert.equal(w.files.get('group', 'S2')![4], 'fenced');
   });
 
+  it('a destroy that times out is a host not reached: the confirm step decides (not a fence)', async () => {
+    const w = world();
+    const rs2 = w.hosts.get('RS2')!;
+    rs2.destroy = async () => {
+      throw new HvLikeError('timeout', 'no result within 5000 ms');
+    };
+    rs2.domstate = async () => {
+      throw new HvLikeError('timeout', 'no result within 5000 ms');
+    };
+    await assert.rejects(runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps, { confirmWaitMs: 300, confirmPollMs: 100 }), (e: unknown) => e instanceof RecoveryError && e.kind === 'unconfirmed');
+    const w2 = world();
+    w2.hosts.get('RS2')!.destroy = rs2.destroy;
+    await w2.files.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w2.deps);
+    assert.equal(r.fence, 'confirmed-unreachable');
+  });
+
   it('host unreachable and confirmed, but no isolation gate: never proceeds unfenced', async () => {
     const w = world();
     w.deps.isolation = undefined;
