@@ -144,6 +144,9 @@ export class RecoveryCluster {
         ips: [...memberIps, ...odIps],
         uiPorts: names.map(() => uiPort),
         keepDirs: o.keepDirs,
+        // Nine runtimes boot here; on the shared 2-core machine under load (load average 25-77
+        // seen) one took more than the launcher's default 30 s to answer: a longer deadline.
+        startTimeoutMs: 120_000,
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);
