@@ -9,7 +9,8 @@
 //   confirm     (host not reached: >1 confirmer off that host |
 //                AND the isolation gate; else wait, then fail)|
 //                                                 mark fenced: group state fenced, host down
-//   place+resume  (await the early resume, or redo it with every failure in hand, or start now)
+//   place+resume  (await the early resume; host not reached: keep it if the joint placement of
+//                 every failure in hand uses its OD, else suspend it and place anew; or start now)
 //   install+role  ==install procedure==>|                         (parallel: 'role' / 'install')
 //                 ==role (admin API)===>|
 //   commit        available-od Del, group Add backup, problem recovered (sent in parallel)
@@ -30,7 +31,7 @@
 //          (confirmers()), AND the injected IsolationGate must say ok (this side holds a strict
 //          majority and the target has been unseen longer than T_iso + margin; the monitor layer
 //          decides, see docs/recovery.md). Without a gate: never.
-// place    placement-decider.ts, with the failures in hand.
+// place    placement-decider.ts, with the failures in hand (the one decider; p2p-placer shows it).
 // resume   `virsh resume` the OD. Its state on its host is the lock: if the resume fails and the
 //          OD is running, another manager won it: exclude it and place again (up to maxOdAttempts).
 // install  the target's installation procedure (install-procedure.ts); the next path is tried only
