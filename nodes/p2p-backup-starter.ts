@@ -1,13 +1,15 @@
-// p2p-backup-starter: for a confirmed failure (msg from p2p-heartbeat, optionally placed by
+// p2p-backup-starter: for a confirmed failure (msg from p2p-heartbeat, optionally shown placed by
 // p2p-placer), fences the failed server, resumes an OD, runs the installation procedure, gives the
-// OD the failed server's role and edits the files (lib/recovery/backup-plan.ts). Every step shows
-// on the status and leaves as a msg (topic `recovery/<step>`); the end is a msg with topic
-// `recovered` and the whole result, or done(err) with the problem record left `failed`.
+// OD the failed server's role and edits the files (lib/recovery/backup-plan.ts; it places with the
+// failures in hand itself). Every step shows on the status and leaves as a msg on output 1 (topic
+// `recovery/<step>`); the end is a msg with topic `recovered` and the whole result, or a msg on
+// output 2 (topic `failed`: target, step, kind, reason) and done(err), the problem record left
+// `failed`. The isolation gate (for a fence that cannot reach the host) is the heartbeat's of the
+// same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
-import { runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
+import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
-import type { Placement } from '../lib/recovery/placement';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
@@ -85,11 +87,11 @@ export = function (RED: RED) {
       const text = short(t('p2p-backup-starter.status.step', { target: e.target, step, text: e.text }));
       if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text } as const;
       if (e.step === 'failed') return { fill: 'red', shape: 'ring', text } as const;
-      if (e.step === 'fence' && /unreachable/.test(e.text)) return { fill: 'yellow', shape: 'ring', text } as const;
+      if (e.step === 'fence' && e.detail?.fence === 'host-not-reached') return { fill: 'yellow', shape: 'ring', text } as const;
       return { fill: 'blue', shape: 'ring', text } as const;
     };
 
-    node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
+    node.on('input', (msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, done: (e?: Error) => void) => {
       try {
         if (settingsError) throw new Error(settingsError);
         if (!files) throw new Error(common(t, 'noWorkingStore'));
@@ -100,7 +102,6 @@ export = function (RED: RED) {
           node.warn(t('p2p-backup-starter.warn.alreadyRunning', { target }));
           return done();
         }
-        const placement = msg.placement && !(msg.placement as { error?: string }).error ? (msg.placement as Placement) : undefined;
         const abort = new AbortController();
         const drivers = realServerDrivers(RED);
         const run = runBackupPlan(
@@ -111,20 +112,21 @@ export = function (RED: RED) {
             kind: typeof p.kind === 'string' ? p.kind : undefined,
             detectedBy: typeof p.detectedBy === 'string' ? p.detectedBy : files.identity.hostname,
             confirmations: Array.isArray(p.confirmations) ? p.confirmations.filter((c): c is string => typeof c === 'string') : undefined,
-            placement,
           },
           {
             files,
             driver: (rs) => drivers.get(rs),
             assignRole,
+            isolation: registry.isolationGate(files),
             signal: abort.signal,
             onStep: (e) => {
               if (abort.signal.aborted) return;
               status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
-              registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
-              if (e.step !== 'recovered' && e.step !== 'failed') send({ topic: `recovery/${e.step}`, payload: e, failure: msg.payload });
+              const step = e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step];
+              registry.step({ target: e.target, step, at: Date.now(), by: files.identity.hostname, detail: e.text });
+              if (e.step !== 'recovered' && e.step !== 'failed') send([{ topic: `recovery/${e.step}`, payload: e, failure: msg.payload }, null]);
             },
           },
           settings,
@@ -136,12 +138,16 @@ export = function (RED: RED) {
             msg.topic = 'recovered';
             msg.failure = msg.payload;
             msg.payload = r;
-            send(msg);
+            send([msg, null]);
             done();
           },
           (e: Error) => {
             running.delete(target);
-            if (!abort.signal.aborted) status({ fill: 'red', shape: 'ring', text: short(t('p2p-backup-starter.status.failed', { target, message: e.message })) });
+            if (!abort.signal.aborted) {
+              status({ fill: 'red', shape: 'ring', text: short(t('p2p-backup-starter.status.failed', { target, message: e.message })) });
+              const re = e instanceof RecoveryError ? e : undefined;
+              send([null, { topic: 'failed', payload: { target, step: re?.step, kind: re?.kind, reason: e.message }, failure: msg.payload }]);
+            }
             done(e);
           },
         );

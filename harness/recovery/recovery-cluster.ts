@@ -145,6 +145,9 @@ export class RecoveryCluster {
         ips: [...memberIps, ...odIps],
         uiPorts: names.map(() => uiPort),
         keepDirs: o.keepDirs,
+        // Nine runtimes boot here; on the shared 2-core machine under load (load average 25-77
+        // seen) one took more than the launcher's default 30 s to answer: a longer deadline.
+        startTimeoutMs: 120_000,
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);
@@ -201,8 +204,11 @@ export class RecoveryCluster {
       .map((l) => l.split(',').map((x) => x.trim()));
   }
 
+  /** The group's members on a VM: a fenced record (a replaced server, kept so it stays out) is no member. */
   members(name: string): string[] {
-    return this.recordsOf(name, 'group').map((r) => r[0]);
+    return this.recordsOf(name, 'group')
+      .filter((r) => r[4] !== 'fenced')
+      .map((r) => r[0]);
   }
 
   /** The six files of every named VM are byte-identical. */

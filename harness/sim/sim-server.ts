@@ -46,7 +46,13 @@ export interface SimDomain {
   xml: string;
   /** A managed save image exists: the next start resumes it. */
   managedSave: boolean;
+  /** `virsh autostart` flag (start with the host). */
+  autostart?: boolean;
 }
+
+/** Programs the simulated host knows (shell builtins `test` and `command` aside). */
+const PROGRAMS = ['virsh', 'virt-clone', 'cat', 'nproc', 'mkdir', 'env'];
+
 
 export interface SimOptions {
   /** Loopback address to listen on (each simulated real server its own 127.0.x.y). */
@@ -82,6 +88,12 @@ export class SimRealServer {
   delays: Partial<Record<SimOp, number>>;
   /** Every exec request received, in order (also ones refused): tests count them. */
   readonly execLog: string[] = [];
+  /**
+   * Programs taken off this host's PATH, as dash reports them: `sh: 1: virsh: not found`, exit
+   * 127, and `command -v virsh` fails (dash says the same with exit 127 for a file on PATH that
+   * is not executable, so that case is this one too).
+   */
+  readonly missingPrograms = new Set<string>();
   /** Host load reported by `cat /proc/loadavg` (1, 5, 15 minutes). */
   load: [number, number, number] = [0.1, 0.1, 0.1];
   cpus: number;
@@ -237,6 +249,7 @@ export class SimRealServer {
 
   private async simple(c: SimpleCommand, stdin: Buffer, ch: ServerChannel): Promise<Reply> {
     const [prog, ...args] = c.argv;
+    if (this.missingPrograms.has(prog)) return reply('', `sh: 1: ${prog}: not found\n`, 127);
     if (c.redirect !== undefined) {
       if (prog === 'cat' && args.length === 0) {
         const p = this.sandboxPath(c.redirect);
@@ -272,6 +285,22 @@ export class SimRealServer {
         return unsupported(c);
       case 'env':
         return this.runFile(args, ch);
+      case 'command':
+        // `command -v PROG`: dash prints the path and exits 0, or exits 127 for an unknown one.
+        if (args.length === 2 && args[0] === '-v') {
+          const known = PROGRAMS.includes(args[1]) && !this.missingPrograms.has(args[1]);
+          return known ? reply(`/usr/bin/${args[1]}\n`) : reply('', '', 127);
+        }
+        return unsupported(c);
+      case 'test':
+        // `test -f FILE` / `test -r FILE` in the sandbox. The sim runs as root, which reads any
+        // file: readability is taken from the mode bits, as for the unprivileged SSH user.
+        if (args.length === 2 && (args[0] === '-f' || args[0] === '-r')) {
+          const st = fs.statSync(this.sandboxPath(args[1]), { throwIfNoEntry: false });
+          const yes = args[0] === '-f' ? !!st?.isFile() : !!st && (st.mode & 0o444) !== 0;
+          return reply('', '', yes ? 0 : 1);
+        }
+        return unsupported(c);
       default:
         return unsupported(c);
     }
@@ -296,6 +325,7 @@ export class SimRealServer {
     if (args[i] !== '/bin/sh' || args.length !== i + 2) return reply('', 'sim: env: only `env VAR=value... /bin/sh FILE` is supported\n', 127);
     const file = this.sandboxPath(args[i + 1]);
     if (!fs.existsSync(file)) return reply('', `/bin/sh: 0: cannot open ${args[i + 1]}: No such file\n`, 2);
+    if ((fs.statSync(file).mode & 0o444) === 0) return reply('', `/bin/sh: 0: cannot open ${args[i + 1]}: Permission denied\n`, 2);
     return new Promise((resolve) => {
       const child = spawn('/bin/sh', [file], { cwd: this.sandboxDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
       this.children.add(child);
@@ -387,6 +417,9 @@ export class SimRealServer {
         d.id = null;
         d.managedSave = true;
         return reply(ok.managedsave(name));
+      case 'autostart':
+        d.autostart = !flags.includes('--disable');
+        return reply(d.autostart ? ok.autostartOn(name) : ok.autostartOff(name));
       case 'undefine':
         await sleep(this.delays.undefine ?? 0);
         if (d.state !== 'shut off') return virshFail(fail.undefineActive(name));

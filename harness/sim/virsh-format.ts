@@ -31,6 +31,8 @@ export const ok = {
   define: (n: string, file: string) => `Domain '${n}' defined from ${file}\n\n`,
   undefine: (n: string) => `Domain '${n}' has been undefined\n\n`,
   domstate: (s: string) => `${s}\n\n`,
+  autostartOn: (n: string) => `Domain '${n}' marked as autostarted\n\n`,
+  autostartOff: (n: string) => `Domain '${n}' unmarked as autostarted\n\n`,
   clone: (n: string) => `\nClone '${n}' created successfully.\n`,
 };
 

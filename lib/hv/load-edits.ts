@@ -4,6 +4,7 @@
 // by at least the threshold), so the SEM diff stream stays quiet on a steady cluster. Pure.
 import type { Edit } from '../records/cluster-api';
 import type { RecordFields } from '../records/files';
+import { fromRealServer, toRealServer } from '../records/records';
 import type { VirshDriver } from './virsh-driver';
 
 export type Reading =
@@ -18,18 +19,21 @@ export function formatLoad(load: number): string {
 export function loadEdits(readings: Reading[], current: RecordFields[], threshold: number): Edit[] {
   const edits: Edit[] = [];
   for (const r of readings) {
-    const before = current.find((rec) => rec[0] === r.realServer);
+    const beforeFields = current.find((rec) => fromRealServer(rec).realServer === r.realServer);
+    const before = beforeFields ? fromRealServer(beforeFields) : undefined;
     // An unreachable host keeps its last figures: they are the best guess of what runs there.
-    const record: RecordFields = r.ok
-      ? [r.realServer, formatLoad(r.load), String(Math.max(0, Math.floor(r.vmCount))), 'up']
-      : [r.realServer, before?.[1] ?? formatLoad(0), before?.[2] ?? '0', 'down'];
-    if (!before) {
+    const record = toRealServer(
+      r.ok
+        ? { realServer: r.realServer, load: r.load, vmCount: r.vmCount, state: 'up' }
+        : { realServer: r.realServer, load: before?.load ?? 0, vmCount: before?.vmCount ?? 0, state: 'down' },
+    );
+    if (!beforeFields || !before) {
       edits.push({ file: 'realserver', op: 'Add', record });
       continue;
     }
-    const changed =
-      before[3] !== record[3] || before[2] !== record[2] || Math.abs(Number(before[1]) - Number(record[1])) >= threshold;
-    if (changed) edits.push({ file: 'realserver', op: 'Mod', record, before: before.slice(0, 4) });
+    const next = fromRealServer(record);
+    const changed = before.state !== next.state || before.vmCount !== next.vmCount || Math.abs(before.load - next.load) >= threshold;
+    if (changed) edits.push({ file: 'realserver', op: 'Mod', record, before: beforeFields.slice(0, 4) });
   }
   return edits;
 }

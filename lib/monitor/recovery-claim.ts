@@ -33,8 +33,9 @@
 //  from ever running two copies of one server.
 import type { RecordFields } from '../records/files';
 
-export const HANDLING_STATUSES = ['confirmed', 'fencing', 'recovering', 'recovered', 'failed'] as const;
-export const ACTIVE_FAILURE_STATUSES = ['confirmed', 'fencing', 'recovering', 'failed'] as const;
+// The problem statuses and their groups are the lifecycle's (lib/records/problem.ts).
+export { ACTIVE_FAILURE_STATUSES, HANDLING_STATUSES } from '../records/problem';
+import { ACTIVE_FAILURE_STATUSES, HANDLING_STATUSES } from '../records/problem';
 
 export interface Problem {
   target: string;

@@ -9,7 +9,7 @@ import { createHash } from 'crypto';
 import type { Edit } from '../records/cluster-api';
 import type { PlanFiles } from './backup-plan';
 import type { Identity } from './od-pool';
-import { isNameInUse } from './replicator-lock';
+import { errorText, hvKind } from '../records/hv-outcome';
 
 export interface CloneDriver {
   clone(original: string, name: string, macAddress?: string): Promise<void>;
@@ -75,7 +75,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     try {
       await timed('clone', `${id.od} cloned from ${deps.ods}`, () => deps.driver.clone(deps.ods, id.od, mac));
     } catch (e) {
-      if (isNameInUse((e as Error).message)) {
+      if (hvKind(e) === 'name-in-use') {
         emit('stood-down', 0, `${id.od} already exists on ${id.realServer}: another replicator has it`);
         return { od: id.od, realServer: id.realServer, outcome: 'stood-down', mac, timings };
       }
@@ -98,7 +98,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     emit('done', timings.total, `${id.od} ready on ${id.realServer} in ${Math.round(timings.total)} ms`);
     return { od: id.od, realServer: id.realServer, outcome: 'made', mac, timings };
   } catch (e) {
-    emit('failed', 0, `${id.od}: ${(e as Error).message}`);
+    emit('failed', 0, `${id.od}: ${errorText(e)}`);
     throw e;
   }
 }

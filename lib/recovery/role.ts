@@ -14,6 +14,7 @@
 // in the VM a member.
 import * as http from 'http';
 import { ADDRESS_RE, NAME_RE } from '../records/files';
+import { errorText } from '../records/hv-outcome';
 import type { Role } from './backup-plan';
 
 export interface FlowNodeLike {
@@ -118,7 +119,7 @@ export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { s
       if (hostname === role.backup) return;
       last = `answers as ${hostname ?? `HTTP ${r.status}`}`;
     } catch (e) {
-      last = (e as Error).message;
+      last = errorText(e);
     }
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -9,6 +9,7 @@ import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
+import { fromMember, isServing } from '../records/records';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
 import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';
@@ -184,10 +185,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   peers(): { hostname: string; address: string }[] {
+    // A fenced member (destroyed and replaced) is no peer: edits are not sent to it.
     return this.replica
       .records('group')
-      .filter((r) => r[0] !== this.identity.hostname)
-      .map((r) => ({ hostname: r[0], address: r[1] }));
+      .map(fromMember)
+      .filter((m) => m.hostname !== this.identity.hostname && isServing(m))
+      .map((m) => ({ hostname: m.hostname, address: m.address }));
   }
 
   /** The digest of this replica: equal on two peers means identical files. */

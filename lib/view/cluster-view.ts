@@ -3,6 +3,7 @@
 // with their load, VM count and OD count, and a timeline of the last failovers. Pure.
 import type { ClusterFiles } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
+import { OPEN_STATUSES } from '../records/problem';
 
 export interface TimelineEntry {
   target: string;
@@ -29,7 +30,7 @@ export interface ClusterView {
   timeline: TimelineEntry[];
 }
 
-const OPEN = new Set(['detected', 'reexamining', 'confirmed', 'fencing', 'recovering']);
+const OPEN = new Set<string>(OPEN_STATUSES);
 
 export function buildView(files: ClusterFiles, timeline: TimelineEntry[], countdowns: Countdown[], now = Date.now()): ClusterView {
   const group = files.records('group');

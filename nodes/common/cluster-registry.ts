@@ -3,7 +3,7 @@
 // (re-examination) that the files alone do not show. One instance per Node-RED runtime (this
 // module is loaded once from the package folder, by the nodes and the sidebar plugin alike).
 import { EventEmitter } from 'events';
-import type { ChangeEvent, ClusterFiles } from '../../lib/records/cluster-api';
+import type { ChangeEvent, ClusterFiles, IsolationGate } from '../../lib/records/cluster-api';
 import type { Countdown, TimelineEntry } from '../../lib/view/cluster-view';
 
 const MAX_TIMELINE = 300;
@@ -12,6 +12,8 @@ export class ClusterRegistry extends EventEmitter {
   private readonly stores = new Map<string, { files: ClusterFiles; off: () => void }>();
   readonly timeline: TimelineEntry[] = [];
   private readonly countdowns = new Map<string, Countdown>();
+  /** Keyed by the store's ClusterFiles object (one heartbeat per store publishes it). */
+  private readonly gates = new Map<ClusterFiles, IsolationGate>();
 
   addStore(id: string, files: ClusterFiles): void {
     this.removeStore(id);
@@ -39,6 +41,24 @@ export class ClusterRegistry extends EventEmitter {
   /** The first store of this runtime (one per VM in every deployment we know). */
   primary(): ClusterFiles | undefined {
     return this.stores.values().next().value?.files;
+  }
+
+  /**
+   * The isolation gate of a store (issue 12): the heartbeat node of that store sets it on start and
+   * clears it on close (pass the same gate as owner so a newer node's is not removed by an older one).
+   */
+  setIsolationGate(files: ClusterFiles, gate: IsolationGate | undefined, owner?: IsolationGate): void {
+    if (gate) this.gates.set(files, gate);
+    else if (!owner || this.gates.get(files) === owner) this.gates.delete(files);
+    this.emit('changed');
+  }
+
+  /**
+   * The IsolationGate for a store, or undefined when no heartbeat node runs on it. A recovery
+   * whose fence could not reach the host must treat undefined as "not allowed".
+   */
+  isolationGate(files: ClusterFiles): IsolationGate | undefined {
+    return this.gates.get(files);
   }
 
   step(e: TimelineEntry): void {

@@ -1,6 +1,7 @@
 // ONE set of driver cases, run against two targets (real sshd + libvirtd, and the simulated real
 // server), so the simulation cannot drift from the real command lines and output.
 import * as assert from 'assert';
+import * as fs from 'fs';
 import { HvError, type SshConnection } from '../../lib/hv/ssh-connection';
 import type { VirshDriver } from '../../lib/hv/virsh-driver';
 
@@ -11,6 +12,10 @@ export interface DriverTarget {
   fileDir: string;
   /** The domain XML type the target accepts ('test' for libvirt's test driver). */
   domainType: string;
+  /** Where a host path (under fileDir) is on this machine, to change its mode. */
+  localPath(hostPath: string): string;
+  /** A driver for the same host as seen by an SSH session whose PATH has no `virsh`. */
+  withoutVirsh(): VirshDriver;
 }
 
 export function templateXml(type: string, name: string, mac: string): string {
@@ -104,17 +109,45 @@ export function driverCases(target: () => DriverTarget): void {
     assert.strictEqual(await driver.domstate(OD1), 'shut off');
   });
 
-  it('reports a failing virsh command as command-failed with exit code and stderr', async () => {
+  it('failed: a virsh command refused for a domain that exists, with exit code and last stderr line', async () => {
     const { driver } = target();
-    const e = await rejectsKind(driver.suspend(OD1), 'command-failed', /Failed to suspend domain 'hv-od1'/);
+    const e = await rejectsKind(driver.suspend(OD1), 'failed', /Failed to suspend domain 'hv-od1'/);
     assert.strictEqual(e.exitCode, 1);
-    await rejectsKind(driver.domstate('hv-nosuch'), 'command-failed', /failed to get domain 'hv-nosuch'/);
-    await rejectsKind(driver.destroy(OD1), 'command-failed', /domain is not running/);
-    await rejectsKind(driver.clone(ODS, OD1), 'command-failed', /already in use/);
+    assert.ok(e.lastLine && e.lastLine.startsWith('error:'), e.lastLine);
+    await rejectsKind(driver.destroy(OD1), 'failed', /domain is not running/);
     await driver.start(OD2);
-    await rejectsKind(driver.start(OD2), 'command-failed', /already active/);
-    await rejectsKind(driver.clone(OD2, 'hv-od3'), 'command-failed', /must be shutoff/);
+    await rejectsKind(driver.start(OD2), 'failed', /already active/);
+    await rejectsKind(driver.clone(OD2, 'hv-od3'), 'failed', /must be shutoff/);
     await driver.destroy(OD2);
+  });
+
+  it('domain-absent: only when virsh lists no such domain', async () => {
+    const { driver } = target();
+    for (const op of [() => driver.domstate('hv-nosuch'), () => driver.destroy('hv-nosuch'), () => driver.autostartOff('hv-nosuch'), () => driver.resume('hv-nosuch')]) {
+      const e = await rejectsKind(op(), 'domain-absent', /hv-nosuch does not exist/);
+      assert.strictEqual(e.exitCode, 1);
+    }
+    assert.ok(!(await driver.domainNames()).includes('hv-nosuch'));
+    assert.ok((await driver.domainNames()).includes(ODS));
+  });
+
+  it('name-in-use: virt-clone to a name a domain already has', async () => {
+    await rejectsKind(target().driver.clone(ODS, OD1), 'name-in-use', /hv-od1 is in use/);
+  });
+
+  it('turns a domain\'s autostart off (virsh autostart --disable)', async () => {
+    const { driver } = target();
+    await driver.autostartOff(OD1);
+    await driver.autostartOff(OD1);
+  });
+
+  it('program-missing: a session whose PATH has no virsh (exit 127 and `command -v` fails)', async () => {
+    const d = target().withoutVirsh();
+    assert.strictEqual(await d.hasProgram('virsh'), false);
+    const e = await rejectsKind(d.destroy(OD1), 'program-missing', /virsh is not installed/);
+    assert.strictEqual(e.exitCode, 127);
+    await rejectsKind(d.listDomains(), 'program-missing');
+    assert.strictEqual(await target().driver.hasProgram('virsh'), true);
   });
 
   it('undefines domains', async () => {
@@ -148,8 +181,35 @@ export function driverCases(target: () => DriverTarget): void {
     const r = await driver.runFile(file, { HOSTNAME_NEW: 'S2b', NOTE: `it's $(id) ; "a b" \`x\`` });
     assert.strictEqual(r.stdout, `host=S2b note=it's $(id) ; "a b" \`x\`\n`);
     assert.strictEqual(r.stderr.trim().split('\n').slice(-1)[0], 'warn');
-    await driver.copyFile(file, 'echo partial\nexit 3\n');
-    const e = await rejectsKind(driver.runFile(file), 'command-failed', /exited 3/);
+    await driver.copyFile(file, 'echo partial\necho "cannot write /etc/x" >&2\nexit 3\n');
+    const e = await rejectsKind(driver.runFile(file), 'procedure-failed', /exited 3/);
     assert.strictEqual(e.exitCode, 3);
+    assert.strictEqual(e.lastLine, 'cannot write /etc/x');
+  });
+
+  it('procedure-absent: an explicit test -f, whatever the shell says', async () => {
+    const { driver, fileDir } = target();
+    const e = await rejectsKind(driver.runFile(`${fileDir}/no-such-procedure.sh`), 'procedure-absent', /no such file \(test -f\)/);
+    assert.strictEqual(e.exitCode, 2);
+  });
+
+  it('procedure-failed with exit 127 when the procedure calls a missing program (not program-missing)', async () => {
+    const { driver, fileDir } = target();
+    const file = `${fileDir}/calls-missing.sh`;
+    await driver.copyFile(file, 'no-such-program-here\n');
+    const e = await rejectsKind(driver.runFile(file), 'procedure-failed');
+    assert.strictEqual(e.exitCode, 127);
+  });
+
+  it('permission-denied: a procedure the SSH user cannot read (test -r)', async () => {
+    const { driver, fileDir, localPath } = target();
+    const file = `${fileDir}/unreadable.sh`;
+    await driver.copyFile(file, 'echo hi\n');
+    fs.chmodSync(localPath(file), 0o000);
+    try {
+      await rejectsKind(driver.runFile(file), 'permission-denied', /not readable/);
+    } finally {
+      fs.chmodSync(localPath(file), 0o644);
+    }
   });
 }

@@ -3,7 +3,10 @@
 // errors, and injection refused before any SSH exec. A tiny KVM guest through the QEMU driver is
 // not run here (see the report: too costly for the shared 2-core machine in this suite).
 import * as assert from 'assert';
+import * as fs from 'fs';
 import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
 import { startLibvirtd, type Libvirtd } from '../../harness/real/libvirtd';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { startSshd, type Sshd, connectionTo } from '../../harness/real/sshd';
@@ -131,18 +134,37 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
   let sshd: Sshd | undefined;
   let conn: SshConnection | undefined;
   let target: DriverTarget;
+  // A second sshd for the same user whose sessions get a PATH without virsh (an empty folder):
+  // the host where virsh is "not installed", as the real shell and the real sshd report it.
+  let bareSshd: Sshd | undefined;
+  let bareConn: SshConnection | undefined;
+  let bareDir: string | undefined;
 
   before(async function () {
     requireRealPrograms(this);
     libvirtd = await startLibvirtd();
     sshd = await startSshd({ env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
     conn = connectionTo(sshd);
+    bareDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-nopath-'));
+    fs.chmodSync(bareDir, 0o755);
+    bareSshd = await startSshd({ env: { PATH: bareDir } });
+    bareConn = connectionTo(bareSshd);
     // The explicit URI goes through the real shell quoted (it holds ? and =).
-    target = { driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }), conn, fileDir: sshd.userDir, domainType: 'test' };
+    target = {
+      driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }),
+      conn,
+      fileDir: sshd.userDir,
+      domainType: 'test',
+      localPath: (p) => p,
+      withoutVirsh: () => new VirshDriver(bareConn!, { uri: libvirtd!.uri, label: 'RS-bare' }),
+    };
   });
   after(async () => {
     await conn?.close();
+    await bareConn?.close();
     await sshd?.stop();
+    await bareSshd?.stop();
+    if (bareDir) fs.rmSync(bareDir, { recursive: true, force: true });
     await libvirtd?.stop();
   });
 
@@ -179,16 +201,33 @@ describe('hv: driver over SSH against the simulated real server', function () {
   // Own loopback addresses, claimed so that parallel suites never collide.
   let range: LoopbackRange;
 
+  // A second simulated host without virsh on its PATH.
+  let bare: SimRealServer;
+  let bareConn: SshConnection;
+
   before(async () => {
     range = allocLoopbackRange();
     sim = new SimRealServer({ address: range.ip(1), authorizedKeys: [pair.public], backend });
     await sim.start();
+    bare = new SimRealServer({ address: range.ip(3), authorizedKeys: [pair.public] });
+    bare.missingPrograms.add('virsh');
+    await bare.start();
     conn = new SshConnection({ host: sim.address, port: sim.port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint });
-    target = { driver: new VirshDriver(conn, { label: 'RS-sim' }), conn, fileDir: '/var/lib/p2p', domainType: 'test' };
+    bareConn = new SshConnection({ host: bare.address, port: bare.port, username: 'root', privateKey: pair.private, hostFingerprint: bare.fingerprint });
+    target = {
+      driver: new VirshDriver(conn, { label: 'RS-sim' }),
+      conn,
+      fileDir: '/var/lib/p2p',
+      domainType: 'test',
+      localPath: (p) => path.join(sim.sandboxDir, p),
+      withoutVirsh: () => new VirshDriver(bareConn, { label: 'RS-bare' }),
+    };
   });
   after(async () => {
     await conn?.close();
+    await bareConn?.close();
     await sim?.stop();
+    await bare?.stop();
     range?.release();
   });
 

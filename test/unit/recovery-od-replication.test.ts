@@ -8,12 +8,13 @@ class FakeHost {
   failStart = false;
   async clone(original: string, name: string, mac?: string) {
     this.calls.push(`clone ${original} ${name} ${mac}`);
-    if (this.domains.has(name)) throw new Error(`ERROR    Invalid name for new guest: Guest name '${name}' is already in use.`);
+    // The driver's typed outcome (VirshDriver decides it by asking virsh for the name).
+    if (this.domains.has(name)) throw Object.assign(new Error(`the name ${name} is in use`), { kind: 'name-in-use' });
     this.domains.set(name, 'shut off');
   }
   async start(name: string) {
     this.calls.push(`start ${name}`);
-    if (this.failStart) throw new Error('error: Failed to start domain');
+    if (this.failStart) throw Object.assign(new Error('error: Failed to start domain'), { kind: 'failed', exitCode: 1 });
     this.domains.set(name, 'running');
   }
   async suspend(name: string) {
@@ -48,6 +49,16 @@ describe('recovery OD replication', () => {
     const r = await replicateOne(id, { files: f, driver: host, ods: 'ODS1' });
     assert.equal(r.outcome, 'stood-down');
     assert.ok(f.get('reservation', 'OD11'));
+    assert.equal(f.lines.length, 0);
+  });
+
+  it('decides on the kind, not the words: a clone failure that only reads like "in use" is a failure', async () => {
+    const host = new FakeHost();
+    host.clone = async () => {
+      throw Object.assign(new Error("ERROR    Guest name 'OD11' is already in use."), { kind: 'failed', exitCode: 1 });
+    };
+    const f = files();
+    await assert.rejects(replicateOne(id, { files: f, driver: host, ods: 'ODS1' }), /already in use/);
     assert.equal(f.lines.length, 0);
   });
 
