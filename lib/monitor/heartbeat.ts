@@ -1,7 +1,8 @@
 // The heartbeat of one manager: watches the targets the operation file gives it (ring-view.ts),
 // one TargetMonitor each, follows every change of the group file at once, records each step of a
 // suspicion in the replicated problem file, and applies the claim rule of recovery-claim.ts so
-// that exactly one manager acts on each failure. No Node-RED here: the p2p-heartbeat node wires
+// that exactly one manager acts on each failure, and only on the majority side of a cut (rule 6,
+// with the isolation monitor as its `quorum`). No Node-RED here: the p2p-heartbeat node wires
 // this to a flow (events 'failure' and 'recovered-by-itself').
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles, Edit } from '../records/cluster-api';
@@ -23,6 +24,7 @@ import {
   p2KeepsClaim,
   parseProblem,
   problemRecord,
+  Quorum,
 } from './recovery-claim';
 import { Member, membersByName, ringView, Watch } from './ring-view';
 import { parseServiceCheck } from './probes';
@@ -54,6 +56,11 @@ export interface HeartbeatDeps {
    * Default: on with the real probes, off with an injected check.
    */
   sentinels?: boolean;
+  /**
+   * Rule 6 of recovery-claim.ts: does this VM's side hold a strict majority now? (the isolation
+   * monitor). Absent: every confirmation may claim, as before the isolation rule.
+   */
+  quorum?: { majority(now: number): Quorum };
 }
 
 /** What both reports say of the target and the suspicion. */
@@ -87,7 +94,7 @@ export interface RecoveredReport extends ReportHead {
   timings: { detectedAt: string; clearedAt: string; elapsedMs: number; checks: number };
 }
 
-type Phase = 'suspect' | 'confirmed' | 'waiting' | 'probing' | 'settling' | 'acted' | 'stood-down';
+type Phase = 'suspect' | 'confirmed' | 'waiting' | 'probing' | 'settling' | 'acted' | 'stood-down' | 'no-quorum';
 
 interface Episode {
   detectedAt: number;
@@ -125,6 +132,7 @@ export class Heartbeat extends EventEmitter {
   private readonly files: ClusterFiles;
   private readonly clock: Clock;
   private readonly starvation?: StarvationView;
+  private readonly quorum?: { majority(now: number): Quorum };
   private readonly checkFn: (member: Member, timeoutMs: number) => Promise<CheckResult>;
   private readonly pingFn: (member: Member, timeoutMs: number) => Promise<boolean>;
   private readonly entries = new Map<string, Entry>();
@@ -137,6 +145,7 @@ export class Heartbeat extends EventEmitter {
     this.files = deps.files;
     this.clock = deps.clock ?? realClock;
     this.starvation = deps.starvation;
+    this.quorum = deps.quorum;
     this.settings = { ...HEARTBEAT_DEFAULTS, ...(deps.settings ?? {}) };
     for (const [k, v] of Object.entries(this.settings)) {
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`heartbeat setting ${k} must be a number of ms >= 0, got ${v}`);
@@ -370,9 +379,43 @@ export class Heartbeat extends EventEmitter {
 
   private confirmP1(e: Entry): void {
     const ep = e.episode!;
-    const d = decideP1(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings, e.claims);
+    const d = decideP1(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings, e.claims, this.quorumNow());
     if (d.action === 'stand-down') return this.standDown(e, d);
+    if (d.action === 'no-quorum') return this.waitForQuorum(e, d.reason);
     this.claimAndAct(e, d.reason);
+  }
+
+  private quorumNow(): Quorum | undefined {
+    return this.quorum?.majority(this.clock.now());
+  }
+
+  /** Rule 6: on the minority side, start nothing; quorumChanged() watches afresh later. */
+  private waitForQuorum(e: Entry, reason: string): void {
+    const ep = e.episode!;
+    if (ep.timer !== undefined) this.clock.clearTimeout(ep.timer);
+    ep.timer = undefined;
+    if (ep.phase !== 'no-quorum') this.emit('no-quorum', { target: e.watch.target.hostname, priority: e.watch.priority, reason });
+    ep.phase = 'no-quorum';
+    ep.decision = reason;
+    this.emit('status');
+  }
+
+  /**
+   * The isolation monitor says the majority is heard again (true) or lost (false). Episodes that
+   * waited for it are watched afresh: after a cut heals, a target that is fine is not recovered,
+   * and one that is still failing is confirmed again, now with a majority. A suspicion this VM
+   * recorded meanwhile is written `cleared` (the new episode records its own steps).
+   */
+  quorumChanged(majority: boolean): void {
+    if (!majority || !this.running) return;
+    for (const e of this.entries.values()) {
+      const ep = e.episode;
+      if (ep?.phase !== 'no-quorum') continue;
+      this.emit('log', `${e.watch.target.hostname}: majority heard again, watching afresh`);
+      if (ep.recorded && ep.confirmed) this.record(e, 'cleared', ep.confirmed.kind, ep.detectedAt);
+      this.restart(e);
+    }
+    this.emit('status');
   }
 
   /** P1: write the claim (local at once, see record()) and act. */
@@ -416,6 +459,7 @@ export class Heartbeat extends EventEmitter {
         now: this.clock.now(),
         p1Answered,
         notBefore: ep.notBefore,
+        quorum: this.quorumNow(),
       },
       this.settings,
     );
@@ -423,6 +467,8 @@ export class Heartbeat extends EventEmitter {
     switch (d.action) {
       case 'stand-down':
         return this.standDown(e, d);
+      case 'no-quorum':
+        return this.waitForQuorum(e, d.reason);
       case 'wait':
         if (p1Answered) {
           // P1 is alive and has not claimed it: P1 sees the target otherwise (or is still
@@ -464,6 +510,8 @@ export class Heartbeat extends EventEmitter {
     ep.timer = this.clock.setTimeout(() => {
       ep.timer = undefined;
       if (e.episode !== ep || !this.running) return;
+      const q = this.quorumNow();
+      if (q && !q.ok) return this.waitForQuorum(e, `majority lost while the claim settled: ${q.why}`);
       if (p2KeepsClaim(this.me, e.watch.p1, e.claims, ep.detectedAt, this.settings)) {
         ep.phase = 'acted';
         ep.winner = this.me;

@@ -9,6 +9,7 @@ import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
+import { fromMember } from '../records/records';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
 import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';
@@ -392,6 +393,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
     if (sameRecord(have, want)) return;
+    // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
+    // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
+    if (have && fromMember(have).state === 'fenced') {
+      this.emit('warning', `${id.hostname} is fenced in the group file (replaced): not rejoining until an operator re-admits it`);
+      return;
+    }
     try {
       await this.edit(have ? { file: 'group', op: 'Mod', before: have, record: want } : { file: 'group', op: 'Add', record: want });
     } catch (e) {
