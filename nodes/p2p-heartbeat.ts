@@ -18,9 +18,12 @@ import type { Node, NodeMessage, RED } from './common/node-red';
 import { short, storeStatusToNode, useStore } from './common/store-user';
 import { IsolationSource, registry } from './common/cluster-registry';
 
-/** The second output's message: stop (self-fence) or serve again (rejoined). */
+/**
+ * The second output's message: the state once the flows have started ("serving" or "self-fence"),
+ * then every change: stop ("self-fence") or serve again ("rejoined").
+ */
 interface IsolationMessage extends NodeMessage {
-  topic: 'self-fence' | 'rejoined';
+  topic: 'serving' | 'self-fence' | 'rejoined';
   payload: {
     /** false: stop serving now; true: serve again. */
     serve: boolean;
@@ -127,7 +130,7 @@ export = function (RED: RED) {
     const isolationMsg = (topic: IsolationMessage['topic'], st: IsolationState): IsolationMessage => ({
       topic,
       payload: {
-        serve: topic === 'rejoined',
+        serve: topic !== 'self-fence',
         me: files.identity.hostname,
         state: st.state,
         reason: st.why,
@@ -137,16 +140,34 @@ export = function (RED: RED) {
         at: new Date().toISOString(),
       },
     });
+    // A message sent before the flows have started may find no node downstream: the state is
+    // sent once they have (or after 1 s at the latest), then every change.
+    let flowsStarted = false;
+    let closed = false;
     iso.on('self-fence', (st: IsolationState) => {
       node.warn(`self-fence: ${st.why}`);
-      node.send([null, isolationMsg('self-fence', st)]);
+      if (flowsStarted) node.send([null, isolationMsg('self-fence', st)]);
       render();
     });
     iso.on('rejoined', (st: IsolationState) => {
       node.log(`rejoined: ${st.why}`);
-      node.send([null, isolationMsg('rejoined', st)]);
+      if (flowsStarted) node.send([null, isolationMsg('rejoined', st)]);
       render();
     });
+    const onFlowsStarted = () => {
+      if (flowsStarted || closed) return;
+      flowsStarted = true;
+      clearTimeout(startFallback);
+      RED.events?.removeListener('flows:started', onFlowsStarted);
+      try {
+        const st = iso.state();
+        node.send([null, isolationMsg(iso.stopAsserted || st.stop ? 'self-fence' : 'serving', st)]);
+      } catch (e) {
+        node.warn(`isolation state: ${(e as Error).message}`);
+      }
+    };
+    RED.events?.on('flows:started', onFlowsStarted);
+    const startFallback = setTimeout(onFlowsStarted, 1000);
     iso.on('majority', (has: boolean) => {
       hb.quorumChanged(has);
       // Catch up at once after a cut heals rather than at the next periodic digest exchange.
@@ -190,6 +211,9 @@ export = function (RED: RED) {
     node.on('close', (_removed, done) => {
       clearInterval(ticker);
       for (const t of countdowns.keys()) registry.countdown({ target: t, what: 'confirm', until: 0 });
+      closed = true;
+      clearTimeout(startFallback);
+      RED.events?.removeListener('flows:started', onFlowsStarted);
       registry.setIsolationGate(files, undefined, source);
       iso.stop();
       iso.removeAllListeners();

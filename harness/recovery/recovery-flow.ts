@@ -2,7 +2,9 @@
 // heartbeat feeding the backup starter (failures only), optionally the OD replicator, an edit
 // endpoint (for the test to seed files), and the VM's "service": GET /svc answers the name of the
 // server this VM serves (the tab's SERVES variable for an original VM, or what the installation
-// procedure set by POST /svc-config on a backup), 503 when nothing is installed (an OD).
+// procedure set by POST /svc-config on a backup), 503 when nothing is installed (an OD). The
+// heartbeat's isolation output switches it: it answers only after "serving"/"rejoined", 503 after
+// "self-fence" (isolated, or fenced: docs/recovery.md).
 import type { FlowNode } from '../cluster/launcher';
 
 export const EDIT_PATH = '/p2p-test/edit';
@@ -53,6 +55,7 @@ const LAYOUT: Record<string, [number, number]> = {
   'svc-config': [360, 540],
   'svc-stop-in': [150, 600],
   'svc-stop': [360, 600],
+  'serve-switch': [320, 20],
 };
 
 export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
@@ -100,7 +103,15 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       takeoverGrace: 1500,
       settle: 500,
       cpuPressure: 95,
-      wires: [['only-failures']],
+      wires: [['only-failures'], ['serve-switch']],
+    },
+    {
+      id: 'serve-switch',
+      z,
+      type: 'function',
+      func: "global.set('p2pServe', msg.payload.serve === true); node.status({ fill: msg.payload.serve ? 'green' : 'red', shape: 'dot', text: msg.topic }); return null;",
+      outputs: 1,
+      wires: [[]],
     },
     {
       id: 'only-failures',
@@ -140,7 +151,7 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       id: 'svc',
       z,
       type: 'function',
-      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
+      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('p2pServe') !== true) { msg.statusCode = 503; msg.payload = 'self-fenced'; } else if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
       outputs: 1,
       wires: [['svc-out']],
     },

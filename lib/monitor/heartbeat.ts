@@ -27,7 +27,7 @@ import {
   Quorum,
 } from './recovery-claim';
 import { Member, membersByName, ringView, Watch } from './ring-view';
-import { parseServiceCheck } from './probes';
+import { parseServiceCheck, sourceAddress } from './probes';
 import { Sentinel } from './sentinel';
 import type { StarvationView } from './starvation';
 import { CheckResult, MONITOR_DEFAULTS, TargetMonitor, Transition } from './target-monitor';
@@ -139,6 +139,7 @@ export class Heartbeat extends EventEmitter {
   private readonly onChange = (ev: ChangeEvent) => this.changed(ev);
   private running = false;
   private readonly useSentinels: boolean;
+  private readonly localAddress?: string;
 
   constructor(deps: HeartbeatDeps) {
     super();
@@ -154,9 +155,11 @@ export class Heartbeat extends EventEmitter {
       throw new Error(`timeout (${this.settings.timeoutMs} ms) must be shorter than the interval (${this.settings.intervalMs} ms)`);
     }
     const port = this.files.port;
+    const from = sourceAddress(this.files.identity.address);
+    this.localAddress = from;
     this.useSentinels = deps.sentinels ?? !deps.check;
-    this.checkFn = deps.check ?? ((m, t) => checkMember(m, port, t));
-    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname)).outcome === 'ok');
+    this.checkFn = deps.check ?? ((m, t) => checkMember(m, port, t, from));
+    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname, from)).outcome === 'ok');
   }
 
   get me(): string {
@@ -272,6 +275,7 @@ export class Heartbeat extends EventEmitter {
     for (const port of ports) {
       const s = new Sentinel({
         host: e.watch.target.address,
+        localAddress: this.localAddress,
         port,
         retryMs: this.settings.intervalMs,
         onLost: () => {

@@ -19,7 +19,7 @@ import type { ChangeEvent, ClusterFiles, IsolationGate, IsolationVerdict } from 
 import { fromMember, type Member } from '../records/records';
 import { Clock, realClock, TimerHandle } from './clock';
 import { IsolationSettings, IsolationState, IsolationTracker } from './isolation';
-import { pingManager } from './probes';
+import { pingManager, sourceAddress } from './probes';
 import type { StarvationView } from './starvation';
 
 export interface IsolationMonitorDeps {
@@ -56,7 +56,8 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
     this.starvation = deps.starvation;
     this.tracker = new IsolationTracker(this.files.identity.hostname, this.clock.now(), deps.settings);
     const port = this.files.port;
-    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname)).outcome === 'ok');
+    const from = sourceAddress(this.files.identity.address);
+    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname, from)).outcome === 'ok');
   }
 
   get settings(): IsolationSettings {
