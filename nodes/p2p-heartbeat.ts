@@ -66,7 +66,10 @@ export = function (RED: RED) {
     // Half the probe timeout: past that, a timeout may be this VM's lateness, not the peer's. A
     // check started one timeout after the lateness ended is clean: that is the hold-off.
     const meter = new StarvationMeter({ lagThresholdMs: timeout / 2, holdOffMs: timeout, cpuThreshold: parsed.cpuThreshold });
-    const iso = new IsolationMonitor({ files, settings: parsed.isolation, starvation: meter });
+    // A self-fenced VM catches up with the majority (the store's digest exchange) before it serves again.
+    const sync = (files as { syncAll?: () => Promise<void> }).syncAll;
+    const catchUp = typeof sync === 'function' ? () => sync.call(files) : undefined;
+    const iso = new IsolationMonitor({ files, settings: parsed.isolation, starvation: meter, catchUp });
     let hb: Heartbeat;
     try {
       hb = new Heartbeat({ files, settings, starvation: meter, quorum: iso });
@@ -168,12 +171,7 @@ export = function (RED: RED) {
     };
     RED.events?.on('flows:started', onFlowsStarted);
     const startFallback = setTimeout(onFlowsStarted, 1000);
-    iso.on('majority', (has: boolean) => {
-      hb.quorumChanged(has);
-      // Catch up at once after a cut heals rather than at the next periodic digest exchange.
-      const sync = (files as { syncAll?: () => Promise<void> }).syncAll;
-      if (has && typeof sync === 'function') sync.call(files).catch((e: Error) => node.warn(`catch-up after the majority came back: ${e.message}`));
-    });
+    iso.on('majority', (has: boolean) => hb.quorumChanged(has));
     iso.on('state', () => render());
     iso.on('warn', (w: string) => node.warn(w));
     const source: IsolationSource = {

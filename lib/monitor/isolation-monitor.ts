@@ -11,6 +11,10 @@
 // the recovering side's margin covers it). A VM frozen longer than T_iso (SIGSTOP, a stall of
 // seconds) therefore stops serving only if, once it runs again, it still hears no majority.
 //
+// Rejoining: a self-fenced VM that hears the majority again first catches up with it (`catchUp`,
+// the store's digest exchange) and decides on the files it then holds, so that a VM replaced
+// while it was cut off learns it is fenced (or removed) before it could serve again.
+//
 // Events: 'self-fence' (IsolationState: stop serving), 'rejoined' (IsolationState: serve again,
 // after a self-fence), 'state' (every change of state name), 'majority' (boolean: majority now
 // gained or lost, for the heartbeat's claims), 'warn' (string).
@@ -29,6 +33,11 @@ export interface IsolationMonitorDeps {
   starvation?: StarvationView;
   /** One ping of a member's manager (default: GET /p2p/ping on the store port, probes.ts). */
   ping?: (member: Member, timeoutMs: number) => Promise<boolean>;
+  /**
+   * Bring this VM's files up to date with its peers (the store's digest exchange) before a
+   * self-fenced VM serves again. Absent: rejoin on the files as they are.
+   */
+  catchUp?: () => Promise<void>;
 }
 
 export class IsolationMonitor extends EventEmitter implements IsolationGate {
@@ -48,12 +57,15 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
   private stopped?: boolean;
   private deferring = false;
   private deferredOnce = false;
+  private catchingUp = false;
+  private readonly catchUp?: () => Promise<void>;
 
   constructor(deps: IsolationMonitorDeps) {
     super();
     this.files = deps.files;
     this.clock = deps.clock ?? realClock;
     this.starvation = deps.starvation;
+    this.catchUp = deps.catchUp;
     this.tracker = new IsolationTracker(this.files.identity.hostname, this.clock.now(), deps.settings);
     const port = this.files.port;
     const from = sourceAddress(this.files.identity.address);
@@ -173,10 +185,38 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
     if (st.stop && this.stopped !== true) {
       this.stopped = true;
       this.emit('self-fence', st);
-    } else if (this.stopped === true && st.state === 'majority') {
-      // Only a majority takes a self-fence back (a VM that left the group stays stopped).
-      this.stopped = false;
-      this.emit('rejoined', st);
+    } else if (this.stopped === true && st.state === 'majority' && !this.catchingUp) {
+      // Only a majority takes a self-fence back (a VM that left the group stays stopped), and only
+      // on files caught up with it (it may have been fenced or removed meanwhile).
+      if (!this.catchUp) return this.rejoin(st);
+      this.catchingUp = true;
+      const done = (caughtUp: boolean) => {
+        this.catchingUp = false;
+        // Not caught up: still stopped; the next tick tries again.
+        if (!this.running || !caughtUp) return;
+        const now = this.tracker.evaluate(this.clock.now());
+        this.last = now;
+        if (now.state === 'majority' && this.stopped === true) this.rejoin(now);
+        else this.evaluate();
+      };
+      let p: Promise<void>;
+      try {
+        p = this.catchUp();
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then(
+        () => done(true),
+        (e: Error) => {
+          this.emit('warn', `isolation: catching up before rejoining: ${e?.message ?? e}`);
+          done(false);
+        },
+      );
     }
+  }
+
+  private rejoin(st: IsolationState): void {
+    this.stopped = false;
+    this.emit('rejoined', st);
   }
 }

@@ -21,6 +21,8 @@
 //     stays stopped until the majority is heard again (rejoined).
 //  4. Fenced: this VM's own group record says `fenced` (it was replaced): it stops serving and
 //     stays stopped whatever it hears, until an operator re-admits it (state back to member).
+//     Removed: a VM that was in the group since it started and is no longer (its record deleted)
+//     stops too, and stays stopped.
 //  5. Gate (IsolationGate, for a fence that could not reach the host): go ahead only when
 //     (a) this VM holds a majority now (rule 1) and is neither isolated nor fenced, and
 //     (b) now - lastSeen(target) > tIsoMs + marginMs, lastSeen being the last answer of the target
@@ -88,6 +90,8 @@ export type IsolationStateName =
   | 'not-member'
   /** Replaced (group state fenced): stays out until re-admitted. */
   | 'fenced'
+  /** Was a member since this VM started, and its record is gone: stays out. */
+  | 'removed'
   /** A voter that has not yet heard a majority since it started, for less than T_iso. */
   | 'starting'
   /** A voter with a majority now. */
@@ -120,6 +124,7 @@ interface Contact {
 export class IsolationTracker {
   readonly settings: IsolationSettings;
   private members: Member[] = [];
+  private wasMember = false;
   private readonly contacts = new Map<string, Contact>();
 
   constructor(
@@ -134,6 +139,7 @@ export class IsolationTracker {
   /** The group as the files say it now (typed members). */
   setGroup(members: Member[]): void {
     this.members = members.slice();
+    if (this.members.some((m) => m.hostname === this.self)) this.wasMember = true;
   }
 
   /** Members other than this VM, fenced ones included (the gate still needs when they were seen). */
@@ -157,6 +163,9 @@ export class IsolationTracker {
     const voters = this.members.filter((m) => m.state !== 'fenced').map((m) => m.hostname);
     const needed = Math.floor(voters.length / 2) + 1;
     const base = { voters, needed };
+    if (!me && this.wasMember) {
+      return { ...base, state: 'removed', reachable: [], stop: true, why: `${this.self} was removed from the group file (replaced): it stays out` };
+    }
     if (!me) return { ...base, state: 'not-member', reachable: [], stop: false, why: `${this.self} is not in the group file` };
     const others = voters.filter((v) => v !== this.self);
     const fresh = others.filter((v) => (this.contacts.get(v)?.startedAt ?? -Infinity) >= now - s.freshMs);
@@ -184,7 +193,7 @@ export class IsolationTracker {
   gate(target: string, now: number): IsolationVerdict {
     const s = this.settings;
     const st = this.evaluate(now);
-    if (st.state === 'not-member' || st.state === 'fenced' || st.state === 'isolated') {
+    if (st.state === 'not-member' || st.state === 'removed' || st.state === 'fenced' || st.state === 'isolated') {
       return { ok: false, why: `this VM cannot decide for the group: ${st.why}`, retryAfterMs: s.probeIntervalMs };
     }
     if (st.reachable.length < st.needed) {

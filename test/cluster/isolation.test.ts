@@ -54,6 +54,16 @@ function report(r: ScenarioResult): string {
 }
 
 function judge(r: ScenarioResult): void {
+  try {
+    check(r);
+  } catch (e) {
+    const { rounds: _r, ...rest } = r;
+    (e as Error).message += `\n${report(r)}\n${JSON.stringify({ ...rest, doubles: r.doubles.slice(0, 20) }, null, 1).slice(0, 6000)}`;
+    throw e;
+  }
+}
+
+function check(r: ScenarioResult): void {
   assert.ok(r.rounds.length > (r.cutMs + 10_000) / 100 / 2, `sampled every 100 ms (${r.rounds.length} rounds)`);
   assert.deepEqual(r.doubles.slice(0, 10), [], `two VMs answered one service (${r.doubles.length} times): ${JSON.stringify(r.doubles.slice(0, 10))}`);
   assert.deepEqual(r.minorityClaims, [], 'no recovery claimed on the minority side');

@@ -72,6 +72,14 @@ describe('monitor: isolation rule (pure)', () => {
     assert.deepStrictEqual([od.evaluate(T0 + 60_000).state, od.evaluate(T0 + 60_000).stop], ['not-member', false]);
   });
 
+  it('a VM removed from the group after it was a member stops and stays stopped', () => {
+    const t = tracker();
+    t.setGroup(groupOf().filter((r) => r[0] !== 'S1').map(fromMember));
+    const st = t.evaluate(T0 + 10);
+    assert.deepStrictEqual([st.state, st.stop], ['removed', true]);
+    assert.strictEqual(t.gate('S2', T0 + 60_000).ok, false);
+  });
+
   it('a group of one is its own majority', () => {
     const t = new IsolationTracker('S1', T0);
     t.setGroup([fromMember(['S1', '127.0.1.1', 'RS1', '-'])]);
@@ -137,7 +145,7 @@ describe('monitor: isolation gate (fence could not reach the host)', () => {
 });
 
 describe('monitor: isolation monitor (fake time, pings)', () => {
-  function setup(opts: { fenced?: string[] } = {}) {
+  function setup(opts: { fenced?: string[]; catchUp?: () => Promise<void> } = {}) {
     const clock = new FakeClock(T0);
     const files = new MemoryFiles({ hostname: 'S2', address: '127.0.1.2', realServer: 'RS2', services: 'tcp:80' }, { group: groupOf(opts.fenced) });
     let cut = new Set<string>();
@@ -155,6 +163,7 @@ describe('monitor: isolation monitor (fake time, pings)', () => {
         });
       },
       starvation: { inconclusive: (from, to) => !!starved && from <= starved[1] && starved[0] <= to },
+      catchUp: opts.catchUp,
     });
     const events = [] as { ev: string; at: number; st: IsolationState }[];
     for (const ev of ['self-fence', 'rejoined'] as const) mon.on(ev, (st: IsolationState) => events.push({ ev, at: clock.now(), st }));
@@ -201,6 +210,50 @@ describe('monitor: isolation monitor (fake time, pings)', () => {
     assert.strictEqual(x.mon.stopAsserted, false);
     x.mon.stop();
     assert.strictEqual(x.clock.pending, 0, 'stop clears every timer');
+  });
+
+  it('a self-fenced VM catches up before it serves again: fenced meanwhile, it stays out', async () => {
+    let files: MemoryFiles | undefined;
+    let caughtUp = 0;
+    const x = setup({
+      // The majority's files say S2 was fenced while it was cut off.
+      catchUp: async () => {
+        caughtUp++;
+        const before = files!.get('group', 'S2')!;
+        files!.data.set('group', files!.records('group').map((r) => (r[0] === 'S2' ? [...before, 'fenced'] : r)));
+        files!.emit('change', { file: 'group' });
+      },
+    });
+    files = x.files;
+    x.mon.start();
+    await x.clock.advance(1000);
+    x.setCut(['S1', 'S3', 'S4', 'S6']);
+    await x.clock.advance(6000);
+    assert.deepStrictEqual(x.events.map((e) => e.ev), ['self-fence']);
+    x.setCut([]);
+    await x.clock.advance(3000);
+    assert.strictEqual(caughtUp, 1);
+    assert.deepStrictEqual(x.events.map((e) => e.ev), ['self-fence'], 'no rejoined: it learned it was fenced first');
+    assert.strictEqual(x.mon.state().state, 'fenced');
+    x.mon.stop();
+  });
+
+  it('a catch-up that fails keeps the VM stopped and is tried again', async () => {
+    let calls = 0;
+    const x = setup({ catchUp: async () => {
+      calls++;
+      if (calls === 1) throw new Error('peer refused');
+    } });
+    x.mon.start();
+    await x.clock.advance(1000);
+    x.setCut(['S1', 'S3', 'S4', 'S6']);
+    await x.clock.advance(6000);
+    x.setCut([]);
+    await x.clock.advance(2000);
+    assert.strictEqual(calls, 2);
+    assert.deepStrictEqual(x.events.map((e) => e.ev), ['self-fence', 'rejoined']);
+    assert.ok(x.warnings.some((w) => /catching up before rejoining: peer refused/.test(w)));
+    x.mon.stop();
   });
 
   it('losing two of five peers keeps the majority (4 of 6): no self-fence', async () => {
