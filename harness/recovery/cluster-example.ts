@@ -20,6 +20,8 @@ const COMMENT: FlowNode = {
     '/p2p-test/edit feeds p2p-sem-send (to seed the available-od and reservation files with curl).',
     '/svc is the demo\'s stand-in service: it answers the name of the server this VM serves; the installation',
     'procedure of a backup sets it with POST /svc-config. Replace it with your real services.',
+    'The heartbeat\'s second output (serving / self-fence / rejoined) feeds serve-switch: /svc answers only while this VM',
+    'may serve (it is not cut off from the majority of the group, and not fenced). Wire it to whatever stops your services.',
   ].join('\n'),
   x: 470,
   y: 30,
