@@ -45,6 +45,8 @@ export interface ScenarioResult {
   answersAfterHeal: Record<string, boolean>;
   /** After the heal: each isolated member's group record as the majority sees it ('absent', 'fenced', 'member'). */
   groupStateAfterHeal: Record<string, string>;
+  /** The problem file of a majority member after the heal (why a recovery did not happen). */
+  problemsAfterHeal: string;
   error?: string;
 }
 
@@ -102,6 +104,7 @@ export async function runScenario(scenario: 'a' | 'b', cutMs = 20_000): Promise<
     selfFences: {},
     answersAfterHeal: {},
     groupStateAfterHeal: {},
+    problemsAfterHeal: '',
   };
   const sampler = rc.range.ip(251);
   let t0 = Date.now();
@@ -158,6 +161,7 @@ export async function runScenario(scenario: 'a' | 'b', cutMs = 20_000): Promise<
       const rec = rc.recordsOf(majority.find((n) => n.startsWith('S'))!, 'group').find((r) => r[0] === t);
       result.groupStateAfterHeal[t] = rec ? fromMember(rec).state : 'absent';
     }
+    result.problemsAfterHeal = rc.fileOf(majority.find((n) => n.startsWith('S'))!, 'problem');
     for (const r of result.rounds) {
       const by = new Map<string, string[]>();
       for (const [vm, svc] of Object.entries(r.answers)) by.set(svc, [...(by.get(svc) ?? []), vm]);
