@@ -60,7 +60,7 @@ export interface HeartbeatDeps {
    * Rule 6 of recovery-claim.ts: does this VM's side hold a strict majority now? (the isolation
    * monitor). Absent: every confirmation may claim, as before the isolation rule.
    */
-  quorum?: { majority(now: number): Quorum };
+  quorum?: { majority(now: number, withinMs?: number): Quorum };
 }
 
 /** What both reports say of the target and the suspicion. */
@@ -105,7 +105,12 @@ interface Episode {
   notBefore?: number;
   decision?: string;
   winner?: string;
+  /** When this episode began to wait for a majority (rule 6). */
+  noQuorumSince?: number;
 }
+
+/** A majority back within this time after a confirmation waited for it: decide again at once. */
+const QUORUM_BLIP_MS = 1000;
 
 interface Entry {
   watch: Watch;
@@ -132,7 +137,7 @@ export class Heartbeat extends EventEmitter {
   private readonly files: ClusterFiles;
   private readonly clock: Clock;
   private readonly starvation?: StarvationView;
-  private readonly quorum?: { majority(now: number): Quorum };
+  private readonly quorum?: { majority(now: number, withinMs?: number): Quorum };
   private readonly checkFn: (member: Member, timeoutMs: number) => Promise<CheckResult>;
   private readonly pingFn: (member: Member, timeoutMs: number) => Promise<boolean>;
   private readonly entries = new Map<string, Entry>();
@@ -389,8 +394,14 @@ export class Heartbeat extends EventEmitter {
     this.claimAndAct(e, d.reason);
   }
 
+  /**
+   * Rule 6's question. Contacts count only when they started within re-examination - timeout: a
+   * minority side's last contact across a cut started before the cut, and the earliest confirmation
+   * there comes re-examination after a check that started at most one timeout before the cut.
+   */
   private quorumNow(): Quorum | undefined {
-    return this.quorum?.majority(this.clock.now());
+    const window = Math.min(this.settings.reexamNetworkMs, this.settings.reexamServiceMs) - this.settings.timeoutMs;
+    return this.quorum?.majority(this.clock.now(), Math.max(1, window));
   }
 
   /** Rule 6: on the minority side, start nothing; quorumChanged() watches afresh later. */
@@ -398,7 +409,10 @@ export class Heartbeat extends EventEmitter {
     const ep = e.episode!;
     if (ep.timer !== undefined) this.clock.clearTimeout(ep.timer);
     ep.timer = undefined;
-    if (ep.phase !== 'no-quorum') this.emit('no-quorum', { target: e.watch.target.hostname, priority: e.watch.priority, reason });
+    if (ep.phase !== 'no-quorum') {
+      this.emit('no-quorum', { target: e.watch.target.hostname, priority: e.watch.priority, reason });
+      ep.noQuorumSince = this.clock.now();
+    }
     ep.phase = 'no-quorum';
     ep.decision = reason;
     this.emit('status');
@@ -415,6 +429,14 @@ export class Heartbeat extends EventEmitter {
     for (const e of this.entries.values()) {
       const ep = e.episode;
       if (ep?.phase !== 'no-quorum') continue;
+      if (this.clock.now() - (ep.noQuorumSince ?? 0) <= QUORUM_BLIP_MS && ep.confirmed) {
+        // A blip (a late answer on a loaded machine), not a cut that healed: decide again now.
+        this.emit('log', `${e.watch.target.hostname}: majority back after ${this.clock.now() - ep.noQuorumSince!} ms, deciding again`);
+        ep.phase = 'confirmed';
+        if (e.watch.priority === 'P1') this.confirmP1(e);
+        else this.evaluateP2(e);
+        continue;
+      }
       this.emit('log', `${e.watch.target.hostname}: majority heard again, watching afresh`);
       if (ep.recorded && ep.confirmed) this.record(e, 'cleared', ep.confirmed.kind, ep.detectedAt);
       this.restart(e);

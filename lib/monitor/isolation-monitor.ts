@@ -103,9 +103,12 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
     return this.stopped === true;
   }
 
-  /** Majority now (rule 1), for the heartbeat's one-recovery claims. */
-  majority(now = this.clock.now()): { ok: boolean; why: string } {
-    const st = this.tracker.evaluate(now);
+  /**
+   * Majority now (rule 1), for the heartbeat's one-recovery claims; `withinMs` narrows the
+   * freshness window (recovery-claim.ts rule 6: below re-examination - probe timeout).
+   */
+  majority(now = this.clock.now(), withinMs?: number): { ok: boolean; why: string } {
+    const st = this.tracker.evaluate(now, withinMs === undefined ? undefined : Math.min(withinMs, this.settings.freshMs));
     // A VM outside the group (an OD) or fenced decides nothing for the group.
     return { ok: st.state === 'majority', why: st.why };
   }
@@ -158,7 +161,18 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
     try {
       const now = this.clock.now();
       const st = this.tracker.evaluate(now);
-      if (st.state === 'isolated' && this.stopped !== true && !this.deferredOnce && this.starvation?.inconclusive(st.majorityAt ?? this.tracker.startedAt, now)) {
+      const silentMs = now - (st.majorityAt ?? this.tracker.startedAt);
+      // Unseen this long, this VM may have been replaced through the gate (T_iso + margin after the
+      // others last saw it, less one ping interval): then it stops first and rejoins only after
+      // catching up, even when its own stall (a freeze) is why it heard nobody.
+      const replaceable = silentMs > this.settings.tIsoMs + this.settings.marginMs - this.settings.probeIntervalMs;
+      if (
+        st.state === 'isolated' &&
+        this.stopped !== true &&
+        !this.deferredOnce &&
+        !replaceable &&
+        this.starvation?.inconclusive(st.majorityAt ?? this.tracker.startedAt, now)
+      ) {
         // Our own lateness may be why we heard nobody: ask everyone now and decide on that.
         this.deferring = true;
         this.deferredOnce = true;

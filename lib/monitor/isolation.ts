@@ -157,7 +157,8 @@ export class IsolationTracker {
     return this.contacts.get(peer)?.answeredAt;
   }
 
-  evaluate(now: number): IsolationState {
+  /** The rule's state at `now`; `freshMs` overrides the window of rule 1 (a claim asks for a stricter one). */
+  evaluate(now: number, freshMs = this.settings.freshMs): IsolationState {
     const s = this.settings;
     const me = this.members.find((m) => m.hostname === this.self);
     const voters = this.members.filter((m) => m.state !== 'fenced').map((m) => m.hostname);
@@ -168,7 +169,7 @@ export class IsolationTracker {
     }
     if (!me) return { ...base, state: 'not-member', reachable: [], stop: false, why: `${this.self} is not in the group file` };
     const others = voters.filter((v) => v !== this.self);
-    const fresh = others.filter((v) => (this.contacts.get(v)?.startedAt ?? -Infinity) >= now - s.freshMs);
+    const fresh = others.filter((v) => (this.contacts.get(v)?.startedAt ?? -Infinity) >= now - freshMs);
     if (me.state === 'fenced') {
       return { ...base, state: 'fenced', reachable: fresh, stop: true, why: `${this.self} is fenced in the group file (replaced): it stays out until an operator re-admits it` };
     }

@@ -24,9 +24,12 @@
 //     holds a strict majority of the group now (`quorum`). A manager on the minority side of a
 //     cut sees every VM of the other side fail; it must start no recovery there (a P2 across the
 //     cut would otherwise take over as soon as P1 does not answer). It waits ('no-quorum') and
-//     watches afresh once the majority is heard again. A minority side keeps a "majority now" at
-//     most freshMs (1.5 s) after the cut, less than a re-examination (2 s), so its confirmations
-//     come after it lost it.
+//     watches afresh once the majority is heard again (decides again at once when the majority
+//     was missing for under a second: a late answer on a loaded machine, not a cut). For this
+//     question a contact counts only if it started within re-examination - probe timeout: the
+//     minority's last contact across a cut started before the cut, and its earliest confirmation
+//     comes a re-examination after a failed check that started at most one timeout before the
+//     cut, so it never holds a "majority now" when it confirms.
 //  Never downgrade: a manager does not write detected/reexamining/cleared over a claim of the same
 //  episode (a late P1 must not erase P2's claim).
 //  5. Winner of an episode, as every peer computes it from the claims it has seen (claimWinner):

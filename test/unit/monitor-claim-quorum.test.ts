@@ -134,3 +134,32 @@ describe('monitor: no recovery from the minority side of a cut (fake time, heart
     assert.strictEqual(c.selfFences.length, 6);
   });
 });
+
+describe('monitor: a majority missing for a moment (a late answer), not a cut', () => {
+  it('P1 confirms during the blip, waits, and claims as soon as the majority is back (under a second)', async () => {
+    const clock = new FakeClock(T0);
+    const net = new SimNet(clock, 50);
+    const names = ['S1', 'S2', 'S3'];
+    const group = names.map((h, i) => [h, `127.0.1.${i + 1}`, 'RS1', 'tcp:8080']);
+    const files = names.map((h, i) => net.add({ hostname: h, address: `127.0.1.${i + 1}`, realServer: 'RS1', services: 'tcp:8080' }, group));
+    let ok = true;
+    const quorum = { majority: () => ({ ok, why: ok ? 'reaches 3 of 3' : 'reaches 1 of 3, a majority needs 2' }) };
+    const check = async (m: { hostname: string }): Promise<CheckResult> => (m.hostname === 'S2' ? { ok: false, kind: 'network', reason: 'dead' } : { ok: true });
+    const hb = new Heartbeat({ files: files[0], clock, check, ping: async () => true, quorum, settings: { intervalMs: 1000, timeoutMs: 500 } });
+    const failures: FailureReport[] = [];
+    const waits: string[] = [];
+    hb.on('failure', (r: FailureReport) => failures.push(r));
+    hb.on('no-quorum', (x: { target: string }) => waits.push(x.target));
+    hb.start();
+    ok = false; // the blip covers the confirmation
+    await clock.advance(2600);
+    assert.deepStrictEqual(waits, ['S2']);
+    assert.strictEqual(failures.length, 0);
+    await clock.advance(300);
+    ok = true;
+    hb.quorumChanged(true);
+    await clock.advance(100);
+    assert.deepStrictEqual(failures.map((f) => `${f.target} ${f.priority}`), ['S2 P1']);
+    hb.stop();
+  });
+});

@@ -292,13 +292,31 @@ describe('monitor: isolation monitor (fake time, pings)', () => {
     const x = setup();
     x.mon.start();
     await x.clock.advance(1000);
-    // The process is frozen for 6 s (longer than T_iso): its timers fire late, all at once.
+    // The process is frozen for 4.5 s (longer than T_iso, shorter than T_iso + margin - one ping
+    // interval: nobody may have replaced it yet): its timers fire late, all at once.
     const frozenAt = x.clock.now();
-    x.setStarved([frozenAt, frozenAt + 6000]);
-    x.clock.jump(6000);
+    x.setStarved([frozenAt, frozenAt + 4500]);
+    x.clock.jump(4500);
     await x.clock.advance(1000);
     assert.deepStrictEqual(x.events, [], 'no self-fence: the members answered once asked again');
     assert.ok(x.warnings.some((w) => /starved meanwhile; asking every member again/.test(w)));
+    x.mon.stop();
+  });
+
+  it('frozen longer than T_iso + margin: it may have been replaced, so it stops first and serves again only after catching up', async () => {
+    let caughtUp = 0;
+    const x = setup({ catchUp: async () => void caughtUp++ });
+    x.mon.start();
+    await x.clock.advance(1000);
+    const frozenAt = x.clock.now();
+    x.setStarved([frozenAt, frozenAt + 8000]);
+    x.clock.jump(8000);
+    await x.clock.advance(1000);
+    assert.deepStrictEqual(
+      x.events.map((e) => e.ev),
+      ['self-fence', 'rejoined'],
+    );
+    assert.strictEqual(caughtUp, 1);
     x.mon.stop();
   });
 
