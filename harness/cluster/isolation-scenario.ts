@@ -83,7 +83,8 @@ function ask(ip: string, port: number, from: string, timeoutMs: number): Promise
 export async function runScenario(scenario: 'a' | 'b', cutMs = 20_000): Promise<ScenarioResult> {
   const vms = scenario === 'a' ? 6 : 5;
   const cutRs = scenario === 'a' ? 'RS2' : 'RS1';
-  const rc = await RecoveryCluster.start({ vms, loads: [0.4, 0.4, 0.4] });
+  // Starts are slow when the machine is shared: a longer deadline than the launcher's default.
+  const rc = await RecoveryCluster.start({ vms, loads: [0.4, 0.4, 0.4], startTimeoutMs: 90_000 });
   const cut = new Cut();
   const members = rc.memberNames;
   const all = rc.cluster.vms.filter((v) => /^(S|OD)\d+$/.test(v.name)).map((v) => v.name);

@@ -37,6 +37,8 @@ export interface RecoveryClusterOptions {
   vms?: number;
   /** Number of real servers RS1..RSm (default 3, at most 9); VM i runs on RS((i-1) mod m + 1). */
   realServers?: number;
+  /** Deadline of one VM's start (launcher default 30 s). */
+  startTimeoutMs?: number;
 }
 
 const SECRET = 'recovery-cluster-secret';
@@ -144,6 +146,7 @@ export class RecoveryCluster {
         ips: [...memberIps, ...odIps],
         uiPorts: names.map(() => uiPort),
         keepDirs: o.keepDirs,
+        startTimeoutMs: o.startTimeoutMs,
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);
