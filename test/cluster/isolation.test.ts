@@ -29,7 +29,7 @@ async function inNamespace(scenario: 'a' | 'b'): Promise<ScenarioResult> {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         resolve(null);
-      }, 200_000);
+      }, 420_000);
       child.once('exit', (c) => {
         clearTimeout(timer);
         resolve(c);
@@ -88,7 +88,7 @@ function check(r: ScenarioResult, o: { backups: 'all' | 'or-original' }): void {
 }
 
 describe('isolation: at most one serving copy across a cut (network namespace, iptables)', function () {
-  this.timeout(240_000);
+  this.timeout(480_000);
 
   it('(a) RS2 with S2, S5, OD2 and its SSH endpoint cut off for 20 s: one copy at every sample, the originals stay out after the heal', async function () {
     requireNetns(this);
