@@ -76,8 +76,10 @@ function check(r: ScenarioResult, o: { backups: 'all' | 'or-original' }): void {
   for (const [vm, fenced] of Object.entries(r.selfFences)) assert.ok(fenced, `${vm} self-fenced`);
   for (const t of Object.keys(r.backups)) {
     if (!r.backups[t].vm && o.backups === 'or-original') {
+      // Not replaced (its recovery failed, with the reason in the problem file, or was never
+      // confirmed on a loaded machine): it is still a member and the only copy (doubles above).
       assert.equal(r.groupStateAfterHeal[t], 'member', `${t}: not replaced, so still a member`);
-      assert.match(r.problemsAfterHeal, new RegExp(`^${t}, .*, failed, `, 'm'), `${t}: its failed recovery is recorded`);
+      assert.doesNotMatch(r.problemsAfterHeal, new RegExp(`^${t}, .*, recovered, `, 'm'), `${t}: recorded recovered, yet no backup serves`);
       continue;
     }
     assert.ok(r.backups[t].vm, `${t} has a backup after the heal: ${JSON.stringify(r.backups)}`);
