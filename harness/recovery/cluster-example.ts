@@ -87,6 +87,8 @@ const COMMENTS: FlowNode[] = [
     'backup starter: it fences the failed server, resumes a suspended OD on the least loaded real server, runs the',
     'target\'s installation procedure (<Procedures in>/<TARGET>.sh on that real server, see',
     'examples/install-procedures/S2.sh) and gives the OD the failed server\'s role. Every step shows on the debug node.',
+    'The heartbeat\'s second output (serving / self-fence / rejoined) says whether this VM may serve: it is not cut off',
+    'from the majority of the group and not fenced. Wire it to whatever stops and starts your services.',
   ]),
   comment('c-pool', 130, 280, 'OD pool and load', [
     'The OD replicator keeps every live real server\'s pool of suspended ODs at the average number of VMs per real',

@@ -38,6 +38,8 @@ export interface RecoveryClusterOptions {
   vms?: number;
   /** Number of real servers RS1..RSm (default 3, at most 9); VM i runs on RS((i-1) mod m + 1). */
   realServers?: number;
+  /** Deadline of one VM's start (launcher default 30 s). */
+  startTimeoutMs?: number;
 }
 
 const SECRET = 'recovery-cluster-secret';
@@ -147,7 +149,7 @@ export class RecoveryCluster {
         keepDirs: o.keepDirs,
         // Nine runtimes boot here; on the shared 2-core machine under load (load average 25-77
         // seen) one took more than the launcher's default 30 s to answer: a longer deadline.
-        startTimeoutMs: 120_000,
+        startTimeoutMs: o.startTimeoutMs ?? 120_000,
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);

@@ -5,7 +5,8 @@
 // SCAFFOLD_TAB marked by a comment: an edit endpoint (for the test to seed files) and the VM's
 // stand-in "service": GET /svc answers the name of the server this VM serves (the tab's SERVES
 // variable for an original VM, or what the installation procedure set by POST /svc-config on a
-// backup), 503 when nothing is installed (an OD).
+// backup), 503 when nothing is installed (an OD). The heartbeat's isolation output switches it
+// (serve-switch): it answers only after "serving"/"rejoined", 503 after "self-fence".
 import * as fs from 'fs';
 import * as path from 'path';
 import type { FlowNode } from '../cluster/launcher';
@@ -56,6 +57,7 @@ const LAYOUT: Record<string, [number, number]> = {
   'svc-config': [360, 300],
   'svc-stop-in': [150, 360],
   'svc-stop': [360, 360],
+  'serve-switch': [760, 20],
 };
 
 /** Example 04's node ids (ex4-*) as this flow names them. */
@@ -115,6 +117,32 @@ export function recoveryWiring(o: RecoveryFlowOptions, z: string): FlowNode[] {
   return out;
 }
 
+/**
+ * The heartbeat's second output (serving / self-fence / rejoined) drives whether this VM serves:
+ * serve-switch keeps the answer in the global p2pServe flag that the stand-in service reads.
+ */
+function withServeSwitch(wiring: FlowNode[], z: string): FlowNode[] {
+  const hb = wiring.find((n) => n.type === 'p2p-heartbeat');
+  if (hb) {
+    const wires = ((hb.wires as string[][] | undefined) ?? []).slice();
+    wires[0] = wires[0] ?? [];
+    wires[1] = [...(wires[1] ?? []).filter((w) => w !== 'serve-switch'), 'serve-switch'];
+    hb.wires = wires;
+  }
+  return [
+    ...wiring,
+    {
+      id: 'serve-switch',
+      z,
+      type: 'function',
+      name: 'serve switch',
+      func: "global.set('p2pServe', msg.payload.serve === true); node.status({ fill: msg.payload.serve ? 'green' : 'red', shape: 'dot', text: msg.topic }); return null;",
+      outputs: 1,
+      wires: [[]],
+    },
+  ];
+}
+
 export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
   const z = PRODUCT_TAB;
   const demo = SCAFFOLD_TAB;
@@ -161,7 +189,7 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
     ...rsNodes,
     // The recovery wiring is example 04's (heartbeat -> failures only -> placer -> starter, the
     // replicator), with this VM's settings: the flow the docs show is the flow the tests run.
-    ...recoveryWiring(o, z),
+    ...withServeSwitch(recoveryWiring(o, z), z),
     // Edit endpoint for the test (seeding realserver, available-od, reservation).
     { id: 'edit-in', z: demo, type: 'http in', url: EDIT_PATH, method: 'post', wires: [['send']] },
     { id: 'send', z: demo, type: 'p2p-sem-send', store: 'store', wires: [['edit-out']] },
@@ -174,7 +202,7 @@ export function recoveryFlow(o: RecoveryFlowOptions): FlowNode[] {
       id: 'svc',
       z: demo,
       type: 'function',
-      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
+      func: "const s = global.get('serves') || env.get('SERVES'); if (global.get('p2pServe') !== true) { msg.statusCode = 503; msg.payload = 'self-fenced'; } else if (global.get('stopped')) { msg.statusCode = 503; msg.payload = 'service stopped'; } else if (!s) { msg.statusCode = 503; msg.payload = 'nothing installed'; } else { msg.payload = s; } return msg;",
       outputs: 1,
       wires: [['svc-out']],
     },

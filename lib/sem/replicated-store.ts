@@ -399,6 +399,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
     if (sameRecord(have, want)) return;
+    // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
+    // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
+    if (have && fromMember(have).state === 'fenced') {
+      this.emit('warning', `${id.hostname} is fenced in the group file (replaced): not rejoining until an operator re-admits it`);
+      return;
+    }
     try {
       await this.edit(have ? { file: 'group', op: 'Mod', before: have, record: want } : { file: 'group', op: 'Add', record: want });
     } catch (e) {

@@ -4,7 +4,12 @@
 // module is loaded once from the package folder, by the nodes and the sidebar plugin alike).
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles, IsolationGate } from '../../lib/records/cluster-api';
-import type { Countdown, TimelineEntry } from '../../lib/view/cluster-view';
+import type { Countdown, IsolationView, TimelineEntry } from '../../lib/view/cluster-view';
+
+/** What a heartbeat node publishes for its store: the gate, and the isolation state for the sidebar. */
+export interface IsolationSource extends IsolationGate {
+  view(): IsolationView;
+}
 
 const MAX_TIMELINE = 300;
 
@@ -13,7 +18,7 @@ export class ClusterRegistry extends EventEmitter {
   readonly timeline: TimelineEntry[] = [];
   private readonly countdowns = new Map<string, Countdown>();
   /** Keyed by the store's ClusterFiles object (one heartbeat per store publishes it). */
-  private readonly gates = new Map<ClusterFiles, IsolationGate>();
+  private readonly gates = new Map<ClusterFiles, IsolationSource>();
 
   addStore(id: string, files: ClusterFiles): void {
     this.removeStore(id);
@@ -45,20 +50,30 @@ export class ClusterRegistry extends EventEmitter {
 
   /**
    * The isolation gate of a store (issue 12): the heartbeat node of that store sets it on start and
-   * clears it on close (pass the same gate as owner so a newer node's is not removed by an older one).
+   * clears it on close (pass the same source so a newer node's is not removed by an older one).
    */
-  setIsolationGate(files: ClusterFiles, gate: IsolationGate | undefined, owner?: IsolationGate): void {
-    if (gate) this.gates.set(files, gate);
+  setIsolationGate(files: ClusterFiles, source: IsolationSource | undefined, owner?: IsolationSource): void {
+    if (source) this.gates.set(files, source);
     else if (!owner || this.gates.get(files) === owner) this.gates.delete(files);
     this.emit('changed');
   }
 
   /**
    * The IsolationGate for a store, or undefined when no heartbeat node runs on it. A recovery
-   * whose fence could not reach the host must treat undefined as "not allowed".
+   * whose fence could not reach the host must treat undefined as "not allowed" (nothing knows
+   * whether this side holds a majority).
    */
   isolationGate(files: ClusterFiles): IsolationGate | undefined {
     return this.gates.get(files);
+  }
+
+  /** The isolation state of a store for the sidebar, if a heartbeat runs on it. */
+  isolationView(files: ClusterFiles): IsolationView | undefined {
+    try {
+      return this.gates.get(files)?.view();
+    } catch {
+      return undefined;
+    }
   }
 
   step(e: TimelineEntry): void {
