@@ -20,9 +20,12 @@ export function loadEdits(readings: Reading[], current: RecordFields[], threshol
   for (const r of readings) {
     const before = current.find((rec) => rec[0] === r.realServer);
     // An unreachable host keeps its last figures: they are the best guess of what runs there.
+    // A host in maintenance stays so (an operator's decision, lib/ops/maintenance.ts) whatever
+    // the reading says; its figures are still kept current.
+    const resting = before?.[3] === 'maintenance';
     const record: RecordFields = r.ok
-      ? [r.realServer, formatLoad(r.load), String(Math.max(0, Math.floor(r.vmCount))), 'up']
-      : [r.realServer, before?.[1] ?? formatLoad(0), before?.[2] ?? '0', 'down'];
+      ? [r.realServer, formatLoad(r.load), String(Math.max(0, Math.floor(r.vmCount))), resting ? 'maintenance' : 'up']
+      : [r.realServer, before?.[1] ?? formatLoad(0), before?.[2] ?? '0', resting ? 'maintenance' : 'down'];
     if (!before) {
       edits.push({ file: 'realserver', op: 'Add', record });
       continue;

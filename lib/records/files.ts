@@ -28,7 +28,8 @@ export const PROBLEM_STATUSES = [
   'recovered',
   'failed',
 ] as const;
-export const REALSERVER_STATES = ['up', 'down'] as const;
+/** A real server's state; `maintenance`: taken out of placement on purpose (lib/ops/maintenance.ts). */
+export const REALSERVER_STATES = ['up', 'down', 'maintenance'] as const;
 /** A group member's state: serving member, fenced (replaced; must stay out), or in maintenance. */
 export const MEMBER_STATES = ['member', 'fenced', 'maintenance'] as const;
 /** A public key in a record: base64 of a raw Ed25519 key (32 bytes -> 43-44 chars), or -. */

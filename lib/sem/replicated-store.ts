@@ -389,8 +389,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Make the group file hold this VM's record as configured. */
   private async joinGroup(): Promise<void> {
     const id = this.identity;
-    const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
+    // Keep the record's optional trailing fields (state, publicKey): a VM restarted while in
+    // maintenance (or fenced) stays so until someone changes it (lib/ops/maintenance.ts).
+    const want = [id.hostname, id.address, id.realServer, id.services, ...(have?.slice(4) ?? [])];
     if (sameRecord(have, want)) return;
     try {
       await this.edit(have ? { file: 'group', op: 'Mod', before: have, record: want } : { file: 'group', op: 'Add', record: want });

@@ -1,0 +1,91 @@
+// Maintenance mode on the loopback cluster (issue 15): six Node-RED VMs on three simulated real
+// servers. A VM put into maintenance through the admin endpoint (POST /p2p-ha/maintenance) and
+// then stopped is not fenced and no backup starts; it restarts still in maintenance; once out of
+// maintenance it is watched again (stopping it now is a failure, recovered as Fig. 1).
+import { strict as assert } from 'assert';
+import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
+import { httpRequest } from '../../harness/http';
+import { waitFor } from '../../harness/wait';
+
+describe('maintenance mode on the loopback cluster', function () {
+  this.timeout(240_000);
+  let rc: RecoveryCluster | undefined;
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && rc) {
+      for (const n of ['S1', 'S3']) console.log(`--- ${n} ---\n` + rc.logs(n).split('\n').slice(-40).join('\n'));
+    }
+    await rc?.stop();
+    rc = undefined;
+  });
+
+  const maintenance = async (c: RecoveryCluster, on: string, body: object) => {
+    const r = await httpRequest(c.vm(on).url + '/p2p-ha/maintenance', {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json' },
+      timeoutMs: 10_000,
+    });
+    return { status: r.status, body: JSON.parse(r.body) };
+  };
+  const stateOf = (c: RecoveryCluster, vm: string, target: string) => c.recordsOf(vm, 'group').find((r) => r[0] === target)?.[4] ?? 'member';
+
+  it('S2 in maintenance and stopped: not fenced, no backup; restarted still in maintenance; out of it, a stop is a failure again', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    const others = ['S1', 'S3', 'S4', 'S5', 'S6'];
+    // A bad request changes nothing.
+    const bad = await maintenance(c, 'S4', { vm: 'S2; reboot', on: true });
+    assert.equal(bad.status, 400);
+    const on = await maintenance(c, 'S4', { vm: 'S2', on: true });
+    assert.equal(on.status, 200, JSON.stringify(on.body));
+    assert.equal(on.body.changed, true);
+    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'maintenance'), { what: 'S2 in maintenance everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    const listed = await httpRequest(c.vm('S5').url + '/p2p-ha/maintenance', { timeoutMs: 5000 });
+    assert.deepEqual(JSON.parse(listed.body), { vms: ['S2'], realServers: [] });
+
+    // The planned reboot: S2's process is gone for longer than re-examination + claim + fence.
+    await c.cluster.kill('S2');
+    await new Promise((r) => setTimeout(r, 10_000));
+    for (const n of ['S1', 'S3']) assert.equal(c.recordsOf(n, 'problem').find((r) => r[0] === 'S2'), undefined, `no problem record for S2 on ${n}`);
+    assert.equal(c.sim('RS2').domains.get('S2')!.state, 'running', 'S2 not destroyed on RS2');
+    for (const od of ['OD1', 'OD2', 'OD3']) assert.equal(c.vm(od).state, 'frozen', `${od} still suspended`);
+    assert.ok(!c.members('S1').some((m) => m.startsWith('S2b')), 'no backup of S2');
+
+    // S2 boots again: still in maintenance (its store keeps the state when it rejoins).
+    await c.cluster.start('S2');
+    await waitFor(() => c.identical(['S1', 'S2', 'S3', 'S4', 'S5', 'S6']), { what: 'S2 caught up', timeoutMs: 30_000, intervalMs: 200 });
+    assert.equal(stateOf(c, 'S1', 'S2'), 'maintenance');
+
+    // Out of maintenance: watched again. Stopped now, it is a failure: fenced, S2b takes over.
+    const off = await maintenance(c, 'S1', { vm: 'S2', on: false });
+    assert.equal(off.status, 200, JSON.stringify(off.body));
+    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'member'), { what: 'S2 a member again everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    // One heartbeat interval for the managers to watch it again before the stop.
+    await new Promise((r) => setTimeout(r, 2000));
+    await c.cluster.kill('S2');
+    await waitFor(() => c.members('S1').includes('S2b') && !c.members('S1').includes('S2'), { what: "S2b in S1's group file", timeoutMs: 40_000, intervalMs: 200 });
+    assert.equal(c.sim('RS2').domains.get('S2')!.state, 'shut off', 'S2 fenced this time');
+  });
+
+  it('a real server in maintenance takes no backup, even the least loaded', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    const r = await maintenance(c, 'S1', { realServer: 'RS3', on: true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const live = ['S1', 'S3', 'S4', 'S5', 'S6'];
+    await waitFor(() => live.every((n) => c.recordsOf(n, 'realserver').find((x) => x[0] === 'RS3')?.[3] === 'maintenance'), {
+      what: 'RS3 in maintenance everywhere',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    // The load collector (S1, every second) keeps the state.
+    await new Promise((res) => setTimeout(res, 2500));
+    assert.equal(c.recordsOf('S1', 'realserver').find((x) => x[0] === 'RS3')?.[3], 'maintenance');
+    await c.cluster.kill('S2');
+    await waitFor(() => c.members('S1').includes('S2b'), { what: "S2b in S1's group file", timeoutMs: 40_000, intervalMs: 200 });
+    const b = c.recordsOf('S1', 'group').find((x) => x[0] === 'S2b')!;
+    assert.notEqual(b[2], 'RS3', 'the backup is not on the host in maintenance');
+    assert.equal(c.vm('OD3').state, 'frozen', 'OD3 (on RS3) still suspended');
+  });
+});
