@@ -112,6 +112,13 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'vmCount', check: re(INT_RE), expect: 'a non-negative integer' },
       { name: 'state', check: oneOf(REALSERVER_STATES), expect: REALSERVER_STATES.join('|') },
     ],
+    // Capacity figures of the load collector (placement fits a backup only where it fits) and
+    // when they were read (placement ranks stale figures last). '-' when unknown.
+    optional: [
+      { name: 'freeMemMiB', check: (v) => v === '-' || INT_RE.test(v), expect: 'a non-negative integer (MiB) or -' },
+      { name: 'freeVcpus', check: (v) => v === '-' || /^-?\d{1,6}$/.test(v), expect: 'an integer or -' },
+      { name: 'measuredAt', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
+    ],
     key: (r) => r[0],
   },
   'available-od': {

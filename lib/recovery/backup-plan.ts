@@ -22,7 +22,7 @@
 import type { ClusterFiles, Edit, EditResult } from '../records/cluster-api';
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
-import { odRows, place, placeMany, Placement, PlacementError, realServerRows } from './placement';
+import { odRows, place, placeMany, Placement, PlacementError, realServerRows, type VmSize } from './placement';
 import { backupName, DEFAULT_PROCEDURE_DIR, isMissingProcedure, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
 
 export type StepName = 'fence' | 'confirm' | 'place' | 'resume' | 'install' | 'role' | 'edits' | 'recovered' | 'failed';
@@ -82,6 +82,8 @@ export interface FailureInput {
   confirmations?: string[];
   /** A placement chosen before (p2p-placer); used for the first attempt. */
   placement?: Placement;
+  /** The failed VM's size: a backup goes only where it fits (placement.ts). */
+  need?: VmSize;
 }
 
 export interface PlanSettings {
@@ -518,9 +520,11 @@ function choose(failure: FailureInput, realServer: string, files: PlanFiles, exc
     .filter((p) => p[0] !== failure.target && IN_HAND.includes(p[3]))
     .map((p) => ({ target: p[0], realServer: group.find((g) => g[0] === p[0])?.[2] ?? '' }))
     .filter((x) => x.realServer !== '');
-  const opts = { excludeOds, excludeRealServers };
+  // Capacity: the failed VM's size, when given (anti-affinity is an option of placement.ts that
+  // needs a service group key: the services field is a health check, shared by unrelated VMs).
+  const opts = { excludeOds, excludeRealServers, need: failure.need };
   if (others.length === 0) return place(rs, ods, opts);
-  const many = placeMany([{ target: failure.target, realServer }, ...others], rs, ods, opts);
+  const many = placeMany([{ target: failure.target, realServer, need: failure.need }, ...others], rs, ods, opts);
   const mine = many.placements.find((p) => p.target === failure.target)!;
   if (mine.placement) return mine.placement;
   // Not enough ODs for everyone: this failure still gets one if any is left for it alone.
