@@ -5,6 +5,7 @@
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles } from '../../lib/records/cluster-api';
 import type { Countdown, TimelineEntry } from '../../lib/view/cluster-view';
+import { eventsFromChange } from '../../lib/ops/events';
 
 const MAX_TIMELINE = 300;
 
@@ -12,6 +13,21 @@ export class ClusterRegistry extends EventEmitter {
   private readonly stores = new Map<string, { files: ClusterFiles; off: () => void }>();
   readonly timeline: TimelineEntry[] = [];
   private readonly countdowns = new Map<string, Countdown>();
+  /** Where each new timeline step is also kept (the lasting history, history-hook.ts). */
+  private recorder?: (e: TimelineEntry) => void;
+
+  setRecorder(fn: ((e: TimelineEntry) => void) | undefined): void {
+    this.recorder = fn;
+  }
+
+  /** Put steps read back from the lasting history before the ones of this run (not recorded again). */
+  restore(entries: TimelineEntry[]): void {
+    const have = new Set(this.timeline.map((e) => `${e.at}|${e.target}|${e.step}`));
+    const older = entries.filter((e) => !have.has(`${e.at}|${e.target}|${e.step}`));
+    this.timeline.unshift(...older);
+    if (this.timeline.length > MAX_TIMELINE) this.timeline.splice(0, this.timeline.length - MAX_TIMELINE);
+    this.emit('changed');
+  }
 
   addStore(id: string, files: ClusterFiles): void {
     this.removeStore(id);
@@ -20,6 +36,9 @@ export class ClusterRegistry extends EventEmitter {
       if (c.file === 'problem' && c.op !== 'Del') {
         const [target, detectedBy, kind, status] = c.record;
         this.step({ target, step: status, at: Date.now(), by: detectedBy, detail: kind });
+      } else if (c.file !== 'problem') {
+        // Host down/up, maintenance on/off, OD pool empty: steps of the timeline too (lib/ops/events).
+        for (const e of eventsFromChange(c, files, Date.now())) this.step({ target: e.subject, step: e.kind, at: e.at, by: e.by, detail: e.text });
       }
       this.emit('changed');
     };
@@ -45,6 +64,11 @@ export class ClusterRegistry extends EventEmitter {
     const last = this.timeline[this.timeline.length - 1];
     if (last && last.target === e.target && last.step === e.step && last.by === e.by) return;
     this.timeline.push(e);
+    try {
+      this.recorder?.(e);
+    } catch {
+      /* the history's own errors are reported by its hook; the timeline goes on */
+    }
     if (this.timeline.length > MAX_TIMELINE) this.timeline.splice(0, this.timeline.length - MAX_TIMELINE);
     this.emit('changed');
   }
