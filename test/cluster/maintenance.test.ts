@@ -6,6 +6,7 @@ import { strict as assert } from 'assert';
 import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
 import { httpRequest } from '../../harness/http';
 import { waitFor } from '../../harness/wait';
+import { main } from '../../lib/ops/cli';
 
 describe('maintenance mode on the loopback cluster', function () {
   this.timeout(240_000);
@@ -87,5 +88,27 @@ describe('maintenance mode on the loopback cluster', function () {
     const b = c.recordsOf('S1', 'group').find((x) => x[0] === 'S2b')!;
     assert.notEqual(b[2], 'RS3', 'the backup is not on the host in maintenance');
     assert.equal(c.vm('OD3').state, 'frozen', 'OD3 (on RS3) still suspended');
+
+    // A planned reboot of S1 (the acting manager): maintenance on, stop, start. Its history (the
+    // failover it ran, the maintenance) is still there and back in its sidebar timeline.
+    const on = await maintenance(c, 'S3', { vm: 'S1', on: true });
+    assert.equal(on.status, 200, JSON.stringify(on.body));
+    await waitFor(() => ['S3', 'S4', 'S5', 'S6'].every((n) => stateOf(c, n, 'S1') === 'maintenance'), { what: 'S1 in maintenance everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    await c.cluster.stop('S1');
+    await c.cluster.start('S1');
+    const timeline = async () => JSON.parse((await httpRequest(c.vm('S1').url + '/p2p-ha/cluster', { timeoutMs: 5000 })).body).timeline as { target: string; step: string }[];
+    const tl = await timeline();
+    for (const [target, step] of [['S2', 'recovered'], ['S2', 'placed'], ['RS3', 'maintenance-on']]) {
+      assert.ok(tl.some((e) => e.target === target && e.step === step), `${target} ${step} in S1's timeline after its restart: ${JSON.stringify(tl.slice(-12))}`);
+    }
+    let out = '';
+    const code = await main(['history', '--since', '10m', '--user-dir', c.vm('S1').userDir], { out: (x) => (out += x), err: (x) => (out += x), env: {} });
+    assert.equal(code, 0, out);
+    assert.match(out, /S2 +recovered +by S1/);
+    const viaApi = JSON.parse((await httpRequest(c.vm('S1').url + '/p2p-ha/history?target=RS3', { timeoutMs: 5000 })).body);
+    assert.deepEqual([...new Set(viaApi.map((e: { step: string }) => e.step))], ['maintenance-on']);
+    // S1 came back still in maintenance, and nobody fenced it while it was down.
+    assert.equal(stateOf(c, 'S3', 'S1'), 'maintenance');
+    assert.equal(c.sim('RS1').domains.get('S1')!.state, 'running');
   });
 });
