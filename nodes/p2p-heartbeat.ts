@@ -41,6 +41,8 @@ export = function (RED: RED) {
       node.status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
       return;
     }
+    // For the metrics endpoint (nodes/common/metrics-hook.ts).
+    registry.addHeartbeat(node.id, { heartbeat: hb, starvedEvents: () => meter.starvedEvents });
 
     // Re-examination countdowns for the editor's cluster sidebar (only when one starts, moves or ends).
     const countdowns = new Map<string, number>();
@@ -113,6 +115,7 @@ export = function (RED: RED) {
     node.on('close', (_removed, done) => {
       clearInterval(ticker);
       for (const t of countdowns.keys()) registry.countdown({ target: t, what: 'confirm', until: 0 });
+      registry.removeHeartbeat(node.id);
       hb.stop();
       meter.stop();
       hb.removeAllListeners();

@@ -276,6 +276,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       acked: acked.map((a) => `${a.peer}:${a.ms.toFixed(1)}ms`).join(','),
       failed: failed.map((f) => f.peer).join(','),
     });
+    // For the metrics (SEM ack latency per peer): one event per fanned-out diff.
+    this.safeEmit('sent', { line, acked, failed });
     this.updateStatus();
     return { acked, failed };
   }

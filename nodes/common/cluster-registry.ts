@@ -9,10 +9,33 @@ import { eventsFromChange } from '../../lib/ops/events';
 
 const MAX_TIMELINE = 300;
 
+/** What the metrics read of a heartbeat: its events and summary, and its starvation meter's count. */
+export interface HeartbeatSource {
+  heartbeat: EventEmitter & { summary(): { state: string; priority: string }[] };
+  starvedEvents(): number;
+}
+
 export class ClusterRegistry extends EventEmitter {
   private readonly stores = new Map<string, { files: ClusterFiles; off: () => void }>();
   readonly timeline: TimelineEntry[] = [];
   private readonly countdowns = new Map<string, Countdown>();
+  /** The heartbeats of this runtime, for the metrics (metrics-hook.ts): id -> source. */
+  readonly heartbeats = new Map<string, HeartbeatSource>();
+
+  addHeartbeat(id: string, source: HeartbeatSource): void {
+    this.heartbeats.set(id, source);
+    this.emit('heartbeat', id, source);
+  }
+
+  removeHeartbeat(id: string): void {
+    this.heartbeats.delete(id);
+  }
+
+  /** The stores of this runtime (metrics-hook.ts follows their events). */
+  storeList(): ClusterFiles[] {
+    return [...this.stores.values()].map((s) => s.files);
+  }
+
   /** Where each new timeline step is also kept (the lasting history, history-hook.ts). */
   private recorder?: (e: TimelineEntry) => void;
 
@@ -44,6 +67,7 @@ export class ClusterRegistry extends EventEmitter {
     };
     files.on('change', onChange);
     this.stores.set(id, { files, off: () => files.off('change', onChange) });
+    this.emit('store', files);
     this.emit('changed');
   }
 

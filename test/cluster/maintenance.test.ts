@@ -7,6 +7,7 @@ import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
 import { httpRequest } from '../../harness/http';
 import { waitFor } from '../../harness/wait';
 import { main } from '../../lib/ops/cli';
+import { parsePrometheusText, sampleValue } from '../support/prom-text';
 
 describe('maintenance mode on the loopback cluster', function () {
   this.timeout(240_000);
@@ -83,8 +84,29 @@ describe('maintenance mode on the loopback cluster', function () {
     // The load collector (S1, every second) keeps the state.
     await new Promise((res) => setTimeout(res, 2500));
     assert.equal(c.recordsOf('S1', 'realserver').find((x) => x[0] === 'RS3')?.[3], 'maintenance');
+    const scrape = async (vm: string) => {
+      const r = await httpRequest(c.vm(vm).url + '/p2p-ha/metrics', { timeoutMs: 5000 });
+      assert.equal(r.status, 200);
+      return parsePrometheusText(r.body);
+    };
+    const before = { s1: await scrape('S1'), s5: await scrape('S5') };
+    assert.equal(sampleValue(before.s5, 'p2p_ha_failovers_total', { outcome: 'recovered' }), undefined);
     await c.cluster.kill('S2');
     await waitFor(() => c.members('S1').includes('S2b'), { what: "S2b in S1's group file", timeoutMs: 40_000, intervalMs: 200 });
+    // The counters moved: a failover on a VM that took no part (S5), the re-examination and the
+    // step durations on the one that ran it (S1), SEM acknowledgements from S5 to S1.
+    const after = await waitFor(
+      async () => {
+        const s5 = await scrape('S5');
+        return sampleValue(s5, 'p2p_ha_failovers_total', { outcome: 'recovered' }) === 1 ? { s5, s1: await scrape('S1') } : undefined;
+      },
+      { what: 'the failover counted on S5', timeoutMs: 10_000, intervalMs: 200 },
+    );
+    assert.ok((sampleValue(after.s1, 'p2p_ha_heartbeat_transitions_total', { to: 'reexamining' }) ?? 0) > (sampleValue(before.s1, 'p2p_ha_heartbeat_transitions_total', { to: 'reexamining' }) ?? 0));
+    assert.ok((sampleValue(after.s1, 'p2p_ha_recovery_step_seconds_count', { step: 'fencing' }) ?? 0) >= 1);
+    assert.ok((sampleValue(after.s5, 'p2p_ha_recovery_seconds_count') ?? 0) >= 1);
+    assert.ok((sampleValue(after.s1, 'p2p_ha_sem_ack_seconds_count', { peer: 'S5' }) ?? 0) > (sampleValue(before.s1, 'p2p_ha_sem_ack_seconds_count', { peer: 'S5' }) ?? 0));
+    assert.equal(sampleValue(after.s5, 'p2p_ha_real_server_up', { real_server: 'RS3', state: 'maintenance' }), 0);
     const b = c.recordsOf('S1', 'group').find((x) => x[0] === 'S2b')!;
     assert.notEqual(b[2], 'RS3', 'the backup is not on the host in maintenance');
     assert.equal(c.vm('OD3').state, 'frozen', 'OD3 (on RS3) still suspended');
