@@ -8,6 +8,9 @@ import { ClusterMetrics } from '../../nodes/common/metrics-hook';
 import type { ChangeEvent } from '../../lib/records/cluster-api';
 import { MemoryFiles } from '../support/memory-files';
 import { parsePrometheusText, sampleValue } from '../support/prom-text';
+import * as fs from 'fs';
+import * as path from 'path';
+import { packageRoot } from '../../harness/cluster/launcher';
 
 const T = Date.parse('2026-01-01T03:12:00.000Z');
 
@@ -61,6 +64,13 @@ describe('ops: metrics', () => {
     assert.strictEqual(sampleValue(f, 'p2p_ha_ods', { real_server: 'RS1' }), 1);
     assert.strictEqual(sampleValue(f, 'p2p_ha_real_server_free_memory_mib', { real_server: 'RS1' }), 2048);
     assert.strictEqual(sampleValue(f, 'p2p_ha_members', { state: 'maintenance' }), 1);
+    // Every metric the example Grafana dashboard queries is one the endpoint writes.
+    const dash = fs.readFileSync(path.join(packageRoot(), 'docs', 'grafana-dashboard.json'), 'utf8');
+    JSON.parse(dash);
+    const used = new Set([...dash.matchAll(/p2p_ha_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+    cm.metrics.declare('p2p_ha_heartbeat_targets', 'declared for the check', 'gauge');
+    const written = new Set(parsePrometheusText(cm.scrape(files, [])).keys());
+    for (const name of used) assert.ok(written.has(name), `the dashboard queries ${name}, which the endpoint does not write`);
   });
 
   it('refusal reasons become short kinds, not records', () => {
