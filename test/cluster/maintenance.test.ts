@@ -70,6 +70,43 @@ describe('maintenance mode on the loopback cluster', function () {
     assert.equal(c.sim('RS2').domains.get('S2')!.state, 'shut off', 'S2 fenced this time');
   });
 
+  it('evacuating RS2 from S1: S2 and S5 shut down cleanly, their roles on ODs of other hosts, nothing left on RS2', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    // A p2p-maintenance node on S1 (its admin port gives the backups their role).
+    const flows = JSON.parse((await httpRequest(c.vm('S1').url + '/flows', { timeoutMs: 5000 })).body);
+    flows.push({ id: 'maint', z: 'rec-tab', type: 'p2p-maintenance', store: 'store', adminPort: c.uiPort, procedureDir: '/var/lib/p2p-ha/install', x: 700, y: 400, wires: [[]] });
+    const dep = await httpRequest(c.vm('S1').url + '/flows', {
+      method: 'POST',
+      body: JSON.stringify(flows),
+      headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'nodes' },
+      timeoutMs: 10_000,
+    });
+    assert.equal(dep.status, 200, dep.body);
+    const t0 = Date.now();
+    const r = await httpRequest(c.vm('S1').url + '/p2p-ha/evacuate', {
+      method: 'POST',
+      body: JSON.stringify({ realServer: 'RS2' }),
+      headers: { 'Content-Type': 'application/json' },
+      timeoutMs: 120_000,
+    });
+    const body = JSON.parse(r.body);
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(body.moved.map((m: { vm: string; backup: string; stop: string }) => `${m.vm}->${m.backup} ${m.stop}`), ['S2->S2b shut down', 'S5->S5b shut down']);
+    assert.deepEqual(body.moved.map((m: { realServer: string }) => m.realServer).sort(), ['RS1', 'RS3']);
+    for (const vm of ['S2', 'S5']) assert.equal(c.sim('RS2').domains.get(vm)!.state, 'shut off', `${vm} shut down on RS2`);
+    const live = ['S1', 'S3', 'S4', 'S6'];
+    await waitFor(() => live.every((n) => ['S2b', 'S5b'].every((b) => c.members(n).includes(b)) && !c.members(n).includes('S2') && !c.members(n).includes('S5')), {
+      what: 'S2b and S5b, not S2 and S5, everywhere',
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+    assert.ok(!c.recordsOf('S1', 'group').some((g) => g[2] === 'RS2'), 'nothing on RS2');
+    assert.equal(c.recordsOf('S3', 'realserver').find((x) => x[0] === 'RS2')?.[3], 'maintenance');
+    assert.equal(await c.service(c.recordsOf('S1', 'group').find((g) => g[0] === 'S2b')![1]), 'S2', "S2b answers S2's service");
+    console.log(`      evacuation of RS2 (2 VMs) in ${Date.now() - t0} ms`);
+  });
+
   it('a real server in maintenance takes no backup, even the least loaded', async () => {
     rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
     const c = rc;
