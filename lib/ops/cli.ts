@@ -2,6 +2,7 @@
 //   p2p-ha status      [--user-dir D | --dir FILES]          the cluster as this VM's files say it
 //   p2p-ha history     [--since 03:00] [--until T] [--target S2] [--json] [--user-dir D | --dir H | --url U]
 //   p2p-ha maintenance on|off (--vm S2 | --real-server RS1) [--url http://VM:1880] [--token T]
+//   p2p-ha evacuate    --real-server RS1 [--url http://VM:1880] [--token T]
 //   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
 //                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
 //   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
@@ -29,6 +30,7 @@ const USAGE = `usage: p2p-ha <command> [options]
   status       [--user-dir DIR | --dir FILES]
   history      [--since 03:00|2h|ISO] [--until T] [--target NAME] [--json] [--user-dir DIR | --dir HISTORY | --url URL [--token T]]
   maintenance  on|off (--vm NAME | --real-server NAME) [--url http://VM:1880] [--token T]
+  evacuate     --real-server NAME [--url http://VM-on-another-host:1880] [--token T]
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
                [--ui-port 1880] [--admin-token T] [--user-dir DIR] [--force]
@@ -126,6 +128,17 @@ async function run(argv: string[], io: Io): Promise<void> {
       const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
       const r = (await adminRequest(`${url}/p2p-ha/maintenance`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', req)) as { changed: boolean; line?: string };
       io.out(r.changed ? `${req.name}: maintenance ${onOff} (${r.line})\n` : `${req.name}: already ${onOff === 'on' ? 'in' : 'out of'} maintenance\n`);
+      return;
+    }
+    case 'evacuate': {
+      const { opt } = parseArgs(rest, []);
+      const rs = need(opt, 'real-server');
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs })) as {
+        moved: { vm: string; backup: string; realServer: string; stop: string }[];
+      };
+      for (const m of r.moved) io.out(`${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})\n`);
+      io.out(`${rs}: evacuated, in maintenance\n`);
       return;
     }
     case 'init': {
