@@ -39,7 +39,11 @@ export = function (red: RED) {
     red.nodes.createNode(this, config);
     const node = this;
     const { files } = useStore(red, node, config.store);
-    if (!files) return;
+    if (!files) {
+      // The status says why; a msg still gets its answer.
+      node.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(new Error('no p2p-store configured (or it failed to start)')));
+      return;
+    }
 
     const show = () => {
       const m = inMaintenance(files);

@@ -56,7 +56,8 @@ describe('ops nodes in Node-RED (events, maintenance)', function () {
       { id: 'ev1', z: 'f1', type: 'p2p-events', store: 'st1', stall: 10, wires: [['all1'], ['alert1']] },
       { id: 'ev2', z: 'f1', type: 'p2p-events', store: 'st2', stall: 10, wires: [['all2'], ['alert2']] },
       { id: 'mt', z: 'f1', type: 'p2p-maintenance', store: 'st1', wires: [['mtout']] },
-      { id: 'c', z: 'f1', type: 'catch', scope: ['mt'], wires: [['caught']] },
+      { id: 'mt-nostore', z: 'f1', type: 'p2p-maintenance', store: '', wires: [['mtout']] },
+      { id: 'c', z: 'f1', type: 'catch', scope: ['mt', 'mt-nostore'], wires: [['caught']] },
       ...['all1', 'alert1', 'all2', 'alert2', 'mtout', 'caught'].map((id) => ({ id, z: 'f1', type: 'helper' })),
     ];
     await helper.load([storeNode, eventsNode, maintenanceNode, catchNode], flow, { st1: { secret: 'ops-secret' }, st2: { secret: 'ops-secret' } });
@@ -98,6 +99,10 @@ describe('ops nodes in Node-RED (events, maintenance)', function () {
     helper.getNode('mt').receive({ payload: { vm: 'S2', on: 'maybe' } });
     await waitFor(() => got.caught.length === 1, { what: 'the bad msg caught', timeoutMs: 5000 });
     assert.match(got.caught[0].error.message, /on must be true or false/);
+    helper.getNode('mt-nostore').receive({ payload: { vm: 'S2', on: false } });
+    await waitFor(() => got.caught.length === 2, { what: 'the store-less node answers with an error', timeoutMs: 5000 });
+    assert.match(got.caught[1].error.message, /no p2p-store configured/);
+    assert.equal(st2.files.get('group', 'S2')?.[4], 'maintenance', 'nothing changed');
   });
 
   it('a recovery that stays `recovering` past the stall bound is alerted once', async () => {
