@@ -82,14 +82,21 @@ describe('maintenance mode on the loopback cluster', function () {
       headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'nodes' },
       timeoutMs: 10_000,
     });
-    assert.equal(dep.status, 200, dep.body);
+    assert.ok(dep.status === 200 || dep.status === 204, `deploy: ${dep.status} ${dep.body}`);
     const t0 = Date.now();
-    const r = await httpRequest(c.vm('S1').url + '/p2p-ha/evacuate', {
-      method: 'POST',
-      body: JSON.stringify({ realServer: 'RS2' }),
-      headers: { 'Content-Type': 'application/json' },
-      timeoutMs: 120_000,
-    });
+    // The deploy answers before the new node runs: ask until it is there.
+    const r = await waitFor(
+      async () => {
+        const x = await httpRequest(c.vm('S1').url + '/p2p-ha/evacuate', {
+          method: 'POST',
+          body: JSON.stringify({ realServer: 'RS2' }),
+          headers: { 'Content-Type': 'application/json' },
+          timeoutMs: 120_000,
+        });
+        return x.status === 409 && /deploy a p2p-maintenance node/.test(x.body) ? undefined : x;
+      },
+      { what: 'the p2p-maintenance node running on S1', timeoutMs: 15_000, intervalMs: 500 },
+    );
     const body = JSON.parse(r.body);
     assert.equal(r.status, 200, r.body);
     assert.deepEqual(body.moved.map((m: { vm: string; backup: string; stop: string }) => `${m.vm}->${m.backup} ${m.stop}`), ['S2->S2b shut down', 'S5->S5b shut down']);
