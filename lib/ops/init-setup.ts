@@ -31,6 +31,8 @@ export interface InitOptions {
   privateKey: string;
   semPort: number;
   uiPort: number;
+  /** The address the editor and admin API listen on (default all: 0.0.0.0). */
+  uiHost?: string;
   procedureDir: string;
   /** Reuse an admin token (e.g. the cluster's, so every VM's starter can reach every backup). */
   adminToken?: string;
@@ -68,6 +70,7 @@ function check(o: InitOptions): void {
   if (o.clusterSecret.length < 16) throw new InitError('the cluster secret must be at least 16 characters');
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(o.privateKey)) throw new InitError('the SSH private key is not an OpenSSH/PEM private key');
   if (!o.realServers.some((r) => r.name === o.realServer)) throw new InitError(`this VM's real server ${o.realServer} is not among --real-server`);
+  if (o.uiHost !== undefined && !ADDRESS_RE.test(o.uiHost)) throw new InitError(`ui host ${JSON.stringify(o.uiHost)} is not an address`);
   for (const p of [o.semPort, o.uiPort]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InitError(`port ${p} is not 1-65535`);
 }
 
@@ -126,7 +129,7 @@ export function buildInit(o: InitOptions): InitOutput {
   const flows: object[] = [
     { id: z, type: 'tab', label: `p2p-ha ${o.hostname}`, info: 'Written by p2p-ha init: this VM as a member of the cluster.' },
     {
-      id: 'p2p-store',
+      id: 'store',
       type: 'p2p-store',
       name: o.hostname,
       hostname: o.hostname,
@@ -141,20 +144,20 @@ export function buildInit(o: InitOptions): InitOutput {
       autoJoin: true,
     },
     ...o.realServers.map((r) => ({ id: rsId(r.name), type: 'p2p-real-server', name: r.name, host: r.host, port: r.port, user: r.user, fingerprint: r.fingerprint, connectTimeout: 3000, commandTimeout: 15000 })),
-    { id: 'hb', z, type: 'p2p-heartbeat', store: 'p2p-store', interval: 1000, timeout: 500, reexamNetwork: 2000, reexamService: 3000, takeoverGrace: 1500, settle: 500, x: 140, y: 80, wires: [['only-failures']] },
+    { id: 'hb', z, type: 'p2p-heartbeat', store: 'store', interval: 1000, timeout: 500, reexamNetwork: 2000, reexamService: 3000, takeoverGrace: 1500, settle: 500, x: 140, y: 80, wires: [['only-failures']] },
     { id: 'only-failures', z, type: 'switch', name: 'failures', property: 'topic', propertyType: 'msg', rules: [{ t: 'eq', v: 'failure', vt: 'str' }], checkall: 'true', outputs: 1, x: 320, y: 80, wires: [['starter']] },
-    { id: 'starter', z, type: 'p2p-backup-starter', store: 'p2p-store', procedureDir: o.procedureDir, confirmWait: 8, maxOdAttempts: 3, roleMode: 'admin-api', adminPort: o.uiPort, x: 520, y: 80, wires: [['steps']] },
+    { id: 'starter', z, type: 'p2p-backup-starter', store: 'store', procedureDir: o.procedureDir, confirmWait: 8, maxOdAttempts: 3, roleMode: 'admin-api', adminPort: o.uiPort, x: 520, y: 80, wires: [['steps']] },
     { id: 'steps', z, type: 'debug', name: 'recovery steps', active: true, console: true, complete: 'payload', x: 760, y: 80, wires: [] },
     { id: 'starter-catch', z, type: 'catch', scope: ['starter'], x: 520, y: 140, wires: [['errors']] },
     { id: 'errors', z, type: 'debug', name: 'recovery errors', active: true, console: true, complete: 'error', x: 760, y: 140, wires: [] },
-    { id: 'collector', z, type: 'p2p-load-collector', store: 'p2p-store', interval: 10, threshold: 0.1, capacity: true, x: 140, y: 220, wires: [] },
-    { id: 'replicator', z, type: 'p2p-od-replicator', store: 'p2p-store', ods: 'ODS-{rs}', reidentify: 'admin-api', adminPort: o.uiPort, procedureDir: o.procedureDir, interval: 30, debounce: 0.5, x: 160, y: 280, wires: [['steps']] },
-    { id: 'events', z, type: 'p2p-events', store: 'p2p-store', stall: 120, x: 130, y: 360, wires: [[], ['alerts']] },
+    { id: 'collector', z, type: 'p2p-load-collector', store: 'store', interval: 10, threshold: 0.1, capacity: true, x: 140, y: 220, wires: [] },
+    { id: 'replicator', z, type: 'p2p-od-replicator', store: 'store', ods: 'ODS-{rs}', reidentify: 'admin-api', adminPort: o.uiPort, procedureDir: o.procedureDir, interval: 30, debounce: 0.5, x: 160, y: 280, wires: [['steps']] },
+    { id: 'events', z, type: 'p2p-events', store: 'store', stall: 120, x: 130, y: 360, wires: [[], ['alerts']] },
     { id: 'alerts', z, type: 'debug', name: 'alerts (wire mail / MQTT / a webhook here: examples/06)', active: true, console: true, complete: 'payload.text', x: 420, y: 360, wires: [] },
-    { id: 'maintenance', z, type: 'p2p-maintenance', store: 'p2p-store', x: 150, y: 440, wires: [[]] },
+    { id: 'maintenance', z, type: 'p2p-maintenance', store: 'store', x: 150, y: 440, wires: [[]] },
   ];
   const plain: Record<string, Record<string, string>> = {
-    'p2p-store': { secret: o.clusterSecret },
+    store: { secret: o.clusterSecret },
     starter: { adminToken },
     replicator: { adminToken },
   };
@@ -169,7 +172,7 @@ export function buildInit(o: InitOptions): InitOutput {
     `On this VM: npm install @p2p-ha/node-red-server-manager in the user directory, then start node-red -u <user dir>.`,
     `Give every VM the same admin token (init --admin-token) so that any manager can hand a backup its role.`,
   ];
-  return { settingsJs: settingsJs({ credentialSecret, uiPort: o.uiPort, uiHost: '0.0.0.0' }), flows, credentials, credentialSecret, adminToken, hostSteps };
+  return { settingsJs: settingsJs({ credentialSecret, uiPort: o.uiPort, uiHost: o.uiHost ?? '0.0.0.0' }), flows, credentials, credentialSecret, adminToken, hostSteps };
 }
 
 /** `p2p-ha host-setup`: the least-privilege SSH user on a KVM host, as shell lines to run as root. */

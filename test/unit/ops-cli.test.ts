@@ -104,7 +104,7 @@ describe('ops: history and the p2p-ha command line', () => {
     assert.deepStrictEqual([store.hostname, store.address, store.realServer, store.services, store.seeds], ['S4', '10.0.0.4', 'RS1', 'tcp:80', '10.0.0.1 10.0.0.2']);
     assert.deepStrictEqual(flows.filter((n: { type: string }) => n.type === 'p2p-real-server').map((n: { host: string; port: number; user: string }) => `${n.host}:${n.port}@${n.user}`), ['10.0.1.1:22@p2pha', '10.0.1.2:2222@kvm']);
     const creds = decryptCredentials(secret, JSON.parse(fs.readFileSync(path.join(ud, 'flows_cred.json'), 'utf8')));
-    assert.deepStrictEqual((creds['p2p-store'] as { secret: string }).secret, 'a-cluster-secret-of-some-length');
+    assert.deepStrictEqual((creds.store as { secret: string }).secret, 'a-cluster-secret-of-some-length');
     assert.strictEqual((creds['rs-RS2'] as { privateKey: string }).privateKey, key.private);
     const token = fs.readFileSync(path.join(ud, 'p2p-ha-admin-token'), 'utf8').trim();
     assert.strictEqual((creds.starter as { adminToken: string }).adminToken, token);
