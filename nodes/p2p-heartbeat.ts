@@ -80,6 +80,8 @@ export = function (RED: RED) {
       node.status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
       return;
     }
+    // For the metrics endpoint (nodes/common/metrics-hook.ts).
+    registry.addHeartbeat(node.id, { heartbeat: hb, starvedEvents: () => meter.starvedEvents });
 
     // Re-examination countdowns for the editor's cluster sidebar (only when one starts, moves or ends).
     const countdowns = new Map<string, number>();
@@ -208,6 +210,7 @@ export = function (RED: RED) {
       registry.setIsolationGate(files, undefined, source);
       iso.stop();
       iso.removeAllListeners();
+      registry.removeHeartbeat(node.id);
       hb.stop();
       meter.stop();
       hb.removeAllListeners();

@@ -19,6 +19,8 @@ interface CollectorConfig {
   realServer?: string;
   interval?: string | number;
   threshold?: string | number;
+  /** Read free memory and vCPUs too (default on; off for hosts without /proc/meminfo access). */
+  capacity?: boolean;
 }
 
 /** Node-RED's RED with the one call this node needs beyond the shared shape. */
@@ -31,6 +33,7 @@ export = function (RED: RED) {
     const intervalMs = Math.max(1000, Number(config.interval ?? 10) * 1000 || 10000);
     const threshold = Math.max(0, Number(config.threshold ?? 0.1) || 0);
     const t = translator(RED);
+    const capacity = config.capacity !== false;
     // The store's state shows here until a round has something to say (red when there is no store).
     const { files, status } = useStore(RED, node, config.store);
     let timer: NodeJS.Timeout | undefined;
@@ -56,7 +59,7 @@ export = function (RED: RED) {
     const round = async (): Promise<RoundResult> => {
       if (!files) throw new Error(common(t, 'noWorkingStore'));
       if (config.realServer && !own) throw new Error(t('p2p-load-collector.status.noRealServer'));
-      const readings = await Promise.all(realServers().map((rs) => readRealServer(rs.rsName, rs.driver, rs.failure)));
+      const readings = await Promise.all(realServers().map((rs) => readRealServer(rs.rsName, rs.driver, rs.failure, capacity)));
       const edits = loadEdits(readings, files.records('realserver'), threshold);
       const errors: string[] = [];
       for (const e of edits) {

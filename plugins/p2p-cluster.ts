@@ -3,6 +3,8 @@
 // step change (at most every 250 ms).
 import { buildView } from '../lib/view/cluster-view';
 import { registry } from '../nodes/common/cluster-registry';
+import { installHistory } from '../nodes/common/history-hook';
+import { installMetrics } from '../nodes/common/metrics-hook';
 import type { RED as RuntimeRED } from '../nodes/common/node-red';
 import * as path from 'path';
 import { translator } from '../nodes/common/i18n';
@@ -36,6 +38,10 @@ export = function (RED: PluginRED) {
   registry.on('changed', publish);
 
   RED.plugins.registerPlugin('p2p-cluster-sidebar', { type: 'p2p-ha-sidebar' });
+  // The lasting history: the timeline is kept on disk and loaded back at start (issue 15).
+  installHistory(RED);
+  // The Prometheus metrics endpoint GET /p2p-ha/metrics (issue 15).
+  installMetrics(RED);
 
   RED.httpAdmin.get('/p2p-ha/cluster', RED.auth.needsPermission('p2p-ha.read'), (_req: unknown, res: { json(v: unknown): void }) => {
     res.json(view());

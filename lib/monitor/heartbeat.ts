@@ -6,6 +6,7 @@
 // this to a flow (events 'failure' and 'recovered-by-itself').
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles, Edit } from '../records/cluster-api';
+import { fromMember } from '../records/records';
 import { Clock, realClock, TimerHandle } from './clock';
 import { checkMember } from './checks';
 import { pingManager } from './probes';
@@ -213,13 +214,17 @@ export class Heartbeat extends EventEmitter {
   /** Re-read group + operation: watch new targets, forget old ones, follow priority changes. */
   refresh(): void {
     if (!this.running) return;
-    const view = ringView(this.me, this.files.records('group'), this.files.records('operation'));
+    const group = this.files.records('group');
+    // A target in maintenance (lib/ops/maintenance.ts) gets no verdict: it is not watched at all
+    // until it leaves maintenance, then watched afresh (a new episode).
+    const resting = new Set(group.map(fromMember).filter((m) => m.state === 'maintenance').map((m) => m.hostname));
+    const view = ringView(this.me, group, this.files.records('operation')).filter((w) => !resting.has(w.target.hostname));
     const wanted = new Map(view.map((w) => [w.target.hostname, w]));
     for (const [name, e] of this.entries) {
       if (!wanted.has(name)) {
         this.drop(e);
         this.entries.delete(name);
-        this.emit('log', `stopped watching ${name}`);
+        this.emit('log', resting.has(name) ? `stopped watching ${name}: in maintenance` : `stopped watching ${name}`);
       }
     }
     for (const [name, w] of wanted) {

@@ -47,7 +47,7 @@ import { naturalCompare } from '../records/natural-sort';
 import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem';
 import { fromMember, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
 import { backupName, DEFAULT_PROCEDURE_DIR, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
-import { Placement, PlacementError } from './placement';
+import { Placement, PlacementError, type VmSize } from './placement';
 import { decidePlacement, jointOds } from './placement-decider';
 
 export type StepName = 'fence' | 'confirm' | 'place' | 'resume' | 'install' | 'role' | 'edits' | 'recovered' | 'failed';
@@ -111,6 +111,8 @@ export interface FailureInput {
   detectedBy?: string;
   /** Managers known to have confirmed this failure besides the problem file (e.g. from a msg). */
   confirmations?: string[];
+  /** The failed VM's size: a backup goes only where it fits (placement.ts). */
+  need?: VmSize;
 }
 
 export interface PlanSettings {
@@ -353,7 +355,7 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
   for (let attempt = 1; ; attempt++) {
     st.resumeStep = 'place';
     let t1 = now();
-    const p = attempt === 1 && first && !st.badHosts.has(first.realServer) ? first : decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts });
+    const p = attempt === 1 && first && !st.badHosts.has(first.realServer) ? first : decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need });
     st.timings.place += now() - t1;
     emit(st, 'place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p }, parallel);
     checkAbort(st);
@@ -502,7 +504,7 @@ async function stepConfirm(st: Plan, why: string): Promise<void> {
 async function stepPlaceAndResume(st: Plan): Promise<Placement> {
   if (st.fence === 'confirmed-unreachable') {
     st.badHosts.add(st.realServer);
-    const opts = { excludeOds: st.tried, excludeRealServers: st.badHosts };
+    const opts = { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need };
     const early = await st.resumeTask?.catch(() => undefined);
     if (early && jointOds(st.files, st.target, st.realServer, opts).has(early.od)) {
       emit(st, 'place', 0, `${early.od} on ${early.realServer} kept: placed together with the failures of ${st.realServer}`, { placement: early });

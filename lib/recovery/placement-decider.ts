@@ -32,7 +32,7 @@ export function decidePlacement(files: PlacementFiles, target: string, realServe
   const ods = odRows(files.records('available-od'));
   const others = failuresInHand(files, target);
   if (others.length === 0) return place(rs, ods, opts);
-  const many = placeMany([{ target, realServer }, ...others], rs, ods, opts);
+  const many = placeMany([{ target, realServer, need: opts.need }, ...others], rs, ods, opts);
   const mine = many.placements.find((p) => p.target === target)!;
   if (mine.placement) return mine.placement;
   // Not enough ODs for everyone: this failure still gets one if any is left for it alone.

@@ -283,6 +283,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       acked: acked.map((a) => `${a.peer}:${a.ms.toFixed(1)}ms`).join(','),
       failed: failed.map((f) => f.peer).join(','),
     });
+    // For the metrics (SEM ack latency per peer): one event per fanned-out diff.
+    this.safeEmit('sent', { line, acked, failed });
     this.updateStatus();
     return { acked, failed };
   }
@@ -396,8 +398,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Make the group file hold this VM's record as configured. */
   private async joinGroup(): Promise<void> {
     const id = this.identity;
-    const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
+    // Keep the record's optional trailing fields (state, publicKey): a VM restarted while in
+    // maintenance (or fenced) stays so until someone changes it (lib/ops/maintenance.ts).
+    const want = [id.hostname, id.address, id.realServer, id.services, ...(have?.slice(4) ?? [])];
     if (sameRecord(have, want)) return;
     // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
     // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
