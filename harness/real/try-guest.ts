@@ -37,6 +37,12 @@ async function main() {
     }
     console.log(execFileSync('ssh', ['-i', path.join(lv.guestDir, 'k'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-p', '22990', 'root@127.0.0.1', 'hostname; ip -4 addr show eth0; cat /etc/machine-id; wget -qO- http://127.0.0.1/']).toString());
     console.log('http from host:', execFileSync('curl', ['-s', 'http://127.0.0.1:22991/']).toString());
+    await lv.virsh(['destroy', 'ods']);
+    t = Date.now();
+    const c = await lv.virsh(['dumpxml', 'ods']).then(() => require('util').promisify(require('child_process').execFile)('virt-clone', ['--connect', lv.uri, '--original', 'ods', '--name', 'od1', '--mac', '52:54:00:00:00:11', '--auto-clone']));
+    console.log('clone', Date.now() - t, c.stdout, c.stderr);
+    console.log((await lv.virsh(['dumpxml', 'od1'])).stdout);
+    console.log((await lv.virsh(['domiflist', 'od1'])).stdout);
   } finally {
     console.log(fs.existsSync(path.join(lv.guestDir, 'ods.log')) ? fs.readFileSync(path.join(lv.guestDir, 'ods.log'), 'utf8').slice(-1500) : 'no log');
     await lv.stop();

@@ -233,6 +233,16 @@ export class VirshDriver {
     await this.run(parts.join(' '), { timeoutMs: this.options.slowTimeoutMs });
   }
 
+  /** The domain's XML (`virsh dumpxml`): for the post-clone XML hook and the guest's SSH endpoint. */
+  async dumpxml(name: string): Promise<string> {
+    return (await this.run(this.domainCommand('dumpxml', name))).stdout;
+  }
+
+  /** Hard reset of a running domain (`virsh reset`): the restart after re-identification. */
+  async reset(name: string): Promise<void> {
+    await this.run(this.domainCommand('reset', name));
+  }
+
   async hostLoad(): Promise<HostLoad> {
     return parseLoad((await this.run(LOAD_COMMAND)).stdout);
   }
