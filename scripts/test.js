@@ -17,6 +17,7 @@ const SUITES = [
   { name: 'system', dir: 'dist/test/system' },
   { name: 'cluster', dir: 'dist/test/cluster' },
   { name: 'browser', dir: 'dist/test/browser' },
+  { name: 'realvm', dir: 'dist/test/realvm' },
 ];
 
 const only = process.argv.slice(2);
