@@ -7,8 +7,8 @@
 // key. Then each is resumed and its SSH readiness timed (measured and printed, never asserted).
 import * as assert from 'assert';
 import { openGuestSession } from '../../lib/hv/guest-session';
-import { tunnelOpener, waitDomainSshReady, waitSshReady, sshEndpoint } from '../../lib/hv/readiness';
-import { defaultPostCloneXml, reidentifyGuest } from '../../lib/recovery/od-reidentify';
+import { tunnelOpener, waitSshReady, sshEndpoint } from '../../lib/hv/readiness';
+import { guestReplicationHooks } from '../../lib/hv/guest-reidentify';
 import { replicateOne, type ReplicationResult } from '../../lib/recovery/od-replication';
 import { fromOd } from '../../lib/records/records';
 import { pickFreePort } from '../../harness/net';
@@ -50,8 +50,6 @@ describe('real guests: OD replication from a real ODS (QEMU driver, software emu
     await bed?.stop();
   });
 
-  const opener = () => (ep: { host: string; port: number }) => tunnelOpener(bed!.conn, ep);
-
   it('clones two ODs, re-identifies them inside the guest, restarts them, and suspends them only once ready', async () => {
     const b = bed!;
     for (const id of ODS) {
@@ -59,20 +57,12 @@ describe('real guests: OD replication from a real ODS (QEMU driver, software emu
         files,
         driver: b.driver,
         ods: b.ods.name,
-        postCloneXml: (xml, c) => defaultPostCloneXml(xml, c, (gp, x) => ports.get(`${x.od}:${gp}`)!),
-        reidentify: async (c) => {
-          const g = await reidentifyGuest(c, {
-            driver: b.driver,
-            opener: opener(),
-            username: 'root',
-            privateKey: b.guestKey,
-            odsFingerprint: b.ods.hostFingerprint,
-          });
-          return { hostKey: g.hostKey, timings: g.timings };
-        },
-        ready: async (c) => {
-          await waitDomainSshReady(b.driver, opener(), c.od, c.address, { deadlineMs: 60000 });
-        },
+        ...guestReplicationHooks(b.driver, {
+          username: 'root',
+          privateKey: b.guestKey,
+          odsFingerprint: b.ods.hostFingerprint,
+          portFor: (gp, x) => ports.get(`${x.od}:${gp}`)!,
+        }),
       });
       assert.strictEqual(r.outcome, 'made');
       made.push(r);

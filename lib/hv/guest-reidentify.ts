@@ -1,4 +1,5 @@
-// Re-identification of a freshly cloned OD, the default (docs/recovery.md "OD re-identification"):
+// Re-identification of a freshly cloned OD (lib/hv: it talks to the guest; lib/recovery/od-replication.ts
+// gets it injected by the node), the default (docs/recovery.md "OD re-identification"):
 // a clone is its template (hostname, network identity, SSH host keys, machine-id), so whatever
 // gives it its own must run inside it. After the clone's first boot this module:
 //   boot     waits for the clone's SSH banner (readiness, not launch),
@@ -11,11 +12,17 @@
 // Also the default post-clone XML hook: virt-clone copies per-VM paths and port forwards verbatim.
 import * as fs from 'fs';
 import * as path from 'path';
-import { openGuestSession } from '../hv/guest-session';
-import { sshEndpoint, waitSshReady, type GuestEndpoint, type StreamOpener } from '../hv/readiness';
-import { sshFingerprint } from '../hv/ssh-connection';
-import * as v from '../hv/validate';
-import type { Identity } from './od-pool';
+import { openGuestSession } from './guest-session';
+import { sshEndpoint, tcpOpener, tunnelOpener, waitDomainSshReady, waitSshReady, type GuestEndpoint, type StreamOpener } from './readiness';
+import { SshConnection, sshFingerprint, type CommandRunner } from './ssh-connection';
+import * as v from './validate';
+
+/** An OD's identity (as in the reservation file): its name (= hostname), address, real server. */
+export interface Identity {
+  od: string;
+  address: string;
+  realServer: string;
+}
 
 /** The package's default OD setup procedure (resources/od-setup.sh, shipped in `files`). */
 export const DEFAULT_OD_SETUP = path.resolve(__dirname, '../../../resources/od-setup.sh');
@@ -158,4 +165,43 @@ export function defaultPostCloneXml(xml: string, c: PostCloneContext, portFor: (
     out = out.replace(/\bhostfwd=tcp:([0-9.]*):\d{1,5}-[0-9.]*:(\d{1,5})/g, (_m, h: string, gp: string) => `hostfwd=tcp:${h}:${portFor(Number(gp), c)}-${c.address}:${gp}`);
   }
   return out;
+}
+
+/** How the real server reaches its guests: an SSH tunnel through its connection, or local TCP. */
+export function guestOpener(runner: CommandRunner): (endpoint: GuestEndpoint) => StreamOpener {
+  return runner instanceof SshConnection ? (ep) => tunnelOpener(runner, ep) : (ep) => tcpOpener(ep);
+}
+
+export interface GuestHooksOptions {
+  username: string;
+  privateKey: string | Buffer;
+  odsFingerprint?: string;
+  script?: string;
+  variables?: Record<string, string>;
+  readyDeadlineMs?: number;
+  /** Host ports of the OD's loopback forwards (default: defaultForwardPort). */
+  portFor?: (guestPort: number, c: PostCloneContext) => number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The three replication hooks of the default real-guest path, for lib/recovery/od-replication.ts:
+ * the post-clone XML fix, the re-identification (with restart), and the readiness check before
+ * the OD is suspended.
+ */
+export function guestReplicationHooks(
+  driver: { runner: CommandRunner; reset(name: string): Promise<void>; dumpxml(name: string): Promise<string> },
+  o: GuestHooksOptions,
+) {
+  const opener = guestOpener(driver.runner);
+  return {
+    postCloneXml: (xml: string, c: PostCloneContext) => defaultPostCloneXml(xml, c, o.portFor),
+    reidentify: async (c: Identity & { mac: string }) => {
+      const g = await reidentifyGuest(c, { driver, opener, ...o });
+      return { hostKey: g.hostKey, timings: g.timings };
+    },
+    ready: async (c: Identity & { mac: string }) => {
+      await waitDomainSshReady(driver, opener, c.od, c.address, { deadlineMs: o.readyDeadlineMs ?? 90000, signal: o.signal });
+    },
+  };
 }
