@@ -9,6 +9,9 @@ import { runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import type { Placement } from '../lib/recovery/placement';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { waitDomainSshReady } from '../lib/hv/readiness';
+import { guestOpener } from '../lib/hv/guest-reidentify';
+import type { VirshDriver } from '../lib/hv/virsh-driver';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
@@ -36,6 +39,8 @@ interface StarterConfig {
   maxOdAttempts?: string | number;
   roleMode?: 'admin-api' | 'none';
   adminPort?: string | number;
+  /** ssh: after the resume, wait for the OD's SSH banner before the install (a flow without it: none). */
+  readiness?: 'ssh' | 'none';
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -113,6 +118,14 @@ export = function (RED: RED) {
             files,
             driver: (rs) => drivers.get(rs),
             assignRole,
+            odReady:
+              config.readiness === 'ssh'
+                ? async (pl: Placement) => {
+                    const d = drivers.get(pl.realServer) as Partial<VirshDriver> | undefined;
+                    if (!d?.runner || !d.dumpxml) throw new Error(`${pl.realServer}: its driver cannot reach guests for the readiness check`);
+                    await waitDomainSshReady(d as VirshDriver, guestOpener(d.runner), pl.od, pl.address, { deadlineMs: 60000, signal: abort.signal });
+                  }
+                : undefined,
             signal: abort.signal,
             onStep: (e) => {
               if (abort.signal.aborted) return;

@@ -65,6 +65,8 @@ export interface PlanDeps {
   driver(realServer: string): PlanDriver | undefined;
   /** Make the resumed OD take the role (e.g. role.ts over the OD's admin API). Optional. */
   assignRole?(role: Role): Promise<void>;
+  /** Readiness of the resumed OD (e.g. its SSH banner, lib/hv/readiness.ts) before the install runs. */
+  odReady?(p: Placement): Promise<void>;
   now?(): number;
   sleep?(ms: number): Promise<void>;
   onStep?(e: StepEvent): void;
@@ -413,6 +415,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     const d = deps.driver(placement.realServer)!;
     const install = async (): Promise<string> => {
       const t1 = now();
+      if (deps.odReady) await deps.odReady(placement);
       for (const path of procedurePaths(s.procedureDir, target)) {
         try {
           await d.runFile(path, vars);
