@@ -25,6 +25,7 @@ export const GUEST_PROGRAMS: { path: string; pkg: string }[] = [
   { path: '/usr/bin/xz', pkg: 'xz-utils' },
   { path: '/usr/sbin/sshd', pkg: 'openssh-server' },
   { path: '/usr/bin/ssh-keygen', pkg: 'openssh-client' },
+  { path: '/usr/bin/ssh', pkg: 'openssh-client' },
   { path: '/usr/bin/unshare', pkg: 'util-linux' },
 ];
 
@@ -70,7 +71,8 @@ export async function startGuestBed(): Promise<GuestBed> {
     await libvirtd.stop();
   };
   try {
-    sshd = await startSshd({ user: 'root' });
+    // virsh in the real server's sessions (the installation procedures) reaches the private daemon.
+    sshd = await startSshd({ user: 'root', env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
     conn = connectionTo(sshd);
     const driver = new VirshDriver(conn, { uri: libvirtd.uri, label: 'rs-real', slowTimeoutMs: 180000 });
     const guestDir = libvirtd.guestDir;
