@@ -14,7 +14,7 @@ import { deployIdentityViaAdminApi } from '../lib/recovery/role';
 import { guestReplicationHooks } from '../lib/hv/guest-reidentify';
 import type { CommandRunner } from '../lib/hv/ssh-connection';
 
-type GuestDriver = { runner: CommandRunner; reset(name: string): Promise<void>; dumpxml(name: string): Promise<string> };
+type GuestDriver = { runner: CommandRunner; reset(name: string): Promise<void>; destroy(name: string): Promise<void>; start(name: string): Promise<void>; dumpxml(name: string): Promise<string> };
 import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';

@@ -176,7 +176,7 @@ export async function startQemuLibvirtd(): Promise<QemuLibvirtd> {
     if (!fs.existsSync(d)) return [];
     return fs
       .readdirSync(d)
-      .filter((f) => f.endsWith('.pid'))
+      .filter((f) => f.endsWith('.pid') && f !== 'driver.pid')
       .map((f) => Number(fs.readFileSync(path.join(d, f), 'utf8').trim()))
       .filter((pid) => Number.isInteger(pid) && pid > 1 && fs.existsSync(`/proc/${pid}`));
   };

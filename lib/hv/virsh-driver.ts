@@ -215,8 +215,17 @@ export class VirshDriver {
     return m ? m[1] : name;
   }
 
-  /** Undefine a shut-off domain, with its managed save image; storage too when asked. */
+  /**
+   * Undefine a shut-off domain, with its managed save image; storage too when asked. An active
+   * domain is refused here: libvirt (QEMU and test drivers alike) would undefine it and leave it
+   * running as a transient domain that vanishes at its next stop.
+   */
   async undefine(name: string, opts: { removeAllStorage?: boolean } = {}): Promise<void> {
+    const state = await this.domstate(name);
+    if (state !== 'shut off') {
+      const label = this.options.label ? `${this.options.label}: ` : '';
+      throw new HvError('command-failed', `${label}refused to undefine ${name}: it is ${state} (it would stay running as a transient domain)`);
+    }
     const extra = opts.removeAllStorage ? ' --remove-all-storage' : '';
     await this.run(`${this.domainCommand('undefine', name)} --managed-save${extra}`);
   }

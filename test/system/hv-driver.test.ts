@@ -138,7 +138,7 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
     sshd = await startSshd({ env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
     conn = connectionTo(sshd);
     // The explicit URI goes through the real shell quoted (it holds ? and =).
-    target = { driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }), conn, fileDir: sshd.userDir, domainType: 'test' };
+    target = { driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }), conn, fileDir: sshd.userDir, domainType: 'test', flavor: 'test' };
   });
   after(async () => {
     await conn?.close();
@@ -184,7 +184,7 @@ describe('hv: driver over SSH against the simulated real server', function () {
     sim = new SimRealServer({ address: range.ip(1), authorizedKeys: [pair.public], backend });
     await sim.start();
     conn = new SshConnection({ host: sim.address, port: sim.port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint });
-    target = { driver: new VirshDriver(conn, { label: 'RS-sim' }), conn, fileDir: '/var/lib/p2p', domainType: 'test' };
+    target = { driver: new VirshDriver(conn, { label: 'RS-sim' }), conn, fileDir: '/var/lib/p2p', domainType: 'test', flavor: sim.flavor };
   });
   after(async () => {
     await conn?.close();
