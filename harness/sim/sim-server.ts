@@ -3,7 +3,7 @@
 // libvirt's own output format (virsh-format.ts), keeping a libvirt-like domain table. What a
 // command does to a "VM" is delegated to a VmBackend (in memory for tests, Node-RED processes in
 // the loopback cluster). Operation delays are settings, so the demo can look like real hardware.
-import { randomBytes, randomUUID, timingSafeEqual } from 'crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'crypto';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -283,6 +283,20 @@ export class SimRealServer {
     switch (prog) {
       case 'virsh':
         return this.virsh(args, stdin);
+      case 'sha256sum': {
+        // As coreutils: one `<hash>  <path>` line per readable file, exit 1 if any is missing.
+        let out = '';
+        let err = '';
+        for (const a of args.filter((x) => x !== '--')) {
+          const p = this.sandboxPath(a);
+          if (!fs.existsSync(p)) {
+            err += `sha256sum: ${a}: No such file or directory\n`;
+            continue;
+          }
+          out += `${createHash('sha256').update(fs.readFileSync(p)).digest('hex')}  ${a}\n`;
+        }
+        return reply(out, err, err ? 1 : 0);
+      }
       case 'virt-clone':
         return this.virtClone(args);
       case 'cat':

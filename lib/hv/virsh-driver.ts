@@ -268,6 +268,25 @@ export class VirshDriver {
     await this.run(`mkdir -p ${v.shellQuote(dir)} && cat > ${v.shellQuote(p)}`, { stdin: content });
   }
 
+  /**
+   * SHA-256 of files on the real server (`sha256sum`), by path; a missing file is absent from the
+   * map (sha256sum exits 1 for it but still hashes the others).
+   */
+  async fileHashes(paths: string[]): Promise<Map<string, string>> {
+    const ps = paths.map((p) => v.absolutePath(p));
+    const out = new Map<string, string>();
+    if (ps.length === 0) return out;
+    const r = await this.runner.exec(['sha256sum', '--', ...ps.map((p) => v.shellQuote(p))].join(' '));
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+      if (m && ps.includes(m[2])) out.set(m[2], m[1]);
+    }
+    if (r.code !== 0 && r.code !== 1) {
+      throw new HvError('command-failed', `sha256sum exited ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`, { exitCode: r.code, stderr: r.stderr });
+    }
+    return out;
+  }
+
   /** The command line that runs a file with /bin/sh and the given variables in its environment. */
   runFileCommand(path: string, vars?: Record<string, string | number>): string {
     const p = v.absolutePath(path);

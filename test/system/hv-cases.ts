@@ -5,6 +5,10 @@
 import * as assert from 'assert';
 import { HvError, type SshConnection } from '../../lib/hv/ssh-connection';
 import type { VirshDriver } from '../../lib/hv/virsh-driver';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readProcedureFolder, syncProcedures } from '../../lib/hv/procedure-sync';
 
 export interface DriverTarget {
   driver: VirshDriver;
@@ -196,5 +200,29 @@ export function driverCases(target: () => DriverTarget): void {
     await driver.copyFile(file, 'echo partial\nexit 3\n');
     const e = await rejectsKind(driver.runFile(file), 'command-failed', /exited 3/);
     assert.strictEqual(e.exitCode, 3);
+  });
+
+  it('copies validated procedures to the host and keeps them in step by hash', async () => {
+    const { driver, fileDir } = target();
+    const local = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-procs-'));
+    try {
+      fs.writeFileSync(path.join(local, 'S7.sh'), 'echo "installing $TARGET"\n');
+      fs.writeFileSync(path.join(local, 'Broken.sh'), 'if then fi (\n');
+      fs.writeFileSync(path.join(local, 'notes.txt'), 'not a procedure');
+      let folder = readProcedureFolder(local);
+      assert.deepStrictEqual(folder.files.map((f) => f.name), ['S7.sh']);
+      assert.deepStrictEqual(folder.problems.map((p) => p.name), ['Broken.sh']);
+      assert.match(folder.problems[0].why, /sh -n/);
+      const dir = `${fileDir}/procs`;
+      assert.deepStrictEqual(await syncProcedures(driver, dir, folder.files), { copied: ['S7.sh'], unchanged: [] });
+      assert.deepStrictEqual(await syncProcedures(driver, dir, folder.files), { copied: [], unchanged: ['S7.sh'] });
+      fs.writeFileSync(path.join(local, 'S7.sh'), 'echo "installing $TARGET, v2"\n');
+      folder = readProcedureFolder(local);
+      assert.deepStrictEqual(await syncProcedures(driver, dir, folder.files), { copied: ['S7.sh'], unchanged: [] });
+      const r = await driver.runFile(`${dir}/S7.sh`, { TARGET: 'S7' });
+      assert.strictEqual(r.stdout, 'installing S7, v2\n');
+    } finally {
+      fs.rmSync(local, { recursive: true, force: true });
+    }
   });
 }
