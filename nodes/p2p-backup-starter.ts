@@ -10,6 +10,7 @@ import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedu
 import type { Placement } from '../lib/recovery/placement';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
 import { waitDomainSshReady } from '../lib/hv/readiness';
+import { readProcedureFolder, syncProcedures, type ProcedureHost } from '../lib/hv/procedure-sync';
 import { guestOpener } from '../lib/hv/guest-reidentify';
 import type { VirshDriver } from '../lib/hv/virsh-driver';
 import type { NodeMessage, RED } from './common/node-red';
@@ -41,7 +42,12 @@ interface StarterConfig {
   adminPort?: string | number;
   /** ssh: after the resume, wait for the OD's SSH banner before the install (a flow without it: none). */
   readiness?: 'ssh' | 'none';
+  /** A folder on this VM whose procedures are copied to every real server (empty: copied by hand). */
+  procedureSource?: string;
 }
+
+/** How often the procedure folder is brought in step on every real server. */
+const PROCEDURE_SYNC_MS = 60_000;
 
 const CLOSE_DEADLINE_MS = 10_000;
 
@@ -67,6 +73,42 @@ export = function (RED: RED) {
       maxOdAttempts: Math.min(10, Math.max(1, Number(config.maxOdAttempts) || 3)),
     };
     if (settingsError) node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+
+    // Procedures reach the real servers by themselves: validated, copied where the hash differs.
+    const procedureSource = (config.procedureSource || '').trim();
+    let syncTimer: NodeJS.Timeout | undefined;
+    let syncing: Promise<void> | undefined;
+    let closing = false;
+    const syncAll = async () => {
+      const { files: procs, problems } = readProcedureFolder(procedureSource);
+      for (const pr of problems) node.warn(`procedure ${pr.name} not copied: ${pr.why}`);
+      for (const [rs, d] of realServerDrivers(RED)) {
+        const host = d as Partial<ProcedureHost>;
+        if (!host.fileHashes || !host.copyFile) continue;
+        try {
+          const r = await syncProcedures(host as ProcedureHost, procedureDir, procs);
+          if (r.copied.length) node.log(`procedures copied to ${rs}:${procedureDir}: ${r.copied.join(' ')}`);
+        } catch (e) {
+          node.warn(`procedures not in step on ${rs}: ${(e as Error).message}`);
+        }
+      }
+    };
+    const scheduleSync = (ms: number) => {
+      syncTimer = setTimeout(() => {
+        syncing = syncAll()
+          .catch((e) => node.warn(`procedure folder ${procedureSource}: ${(e as Error).message}`))
+          .finally(() => {
+            syncing = undefined;
+            if (!closing) scheduleSync(PROCEDURE_SYNC_MS);
+          });
+      }, ms);
+    };
+    if (procedureSource && !settingsError) {
+      if (!/^\/[A-Za-z0-9._\/-]{0,200}$/.test(procedureSource) || procedureSource.split('/').includes('..')) {
+        settingsError = `procedure folder ${JSON.stringify(procedureSource)} is not an absolute path`;
+        node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+      } else scheduleSync(1000);
+    }
 
     const assignRole =
       roleMode === 'none'
@@ -162,9 +204,11 @@ export = function (RED: RED) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      clearTimeout(syncTimer);
       // Stop between steps; an SSH command under way ends with its own deadline.
       for (const r of running.values()) r.abort.abort();
-      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)));
+      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)).concat(syncing ? [syncing] : []));
       finishWithin(all, CLOSE_DEADLINE_MS, () => {
         running.clear();
         done();
