@@ -6,7 +6,7 @@
 // the method (lib/recovery/backup-plan.ts on the real driver) and the two baselines of the note:
 // a cold start of a shut-off backup, and the conventional central-file-server method.
 import * as http from 'http';
-import { guestOpener, guestReplicationHooks } from '../../lib/hv/guest-reidentify';
+import { guestOpener, guestReplicationHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
 import { sshEndpoint, waitDomainSshReady } from '../../lib/hv/readiness';
 import { probeService } from '../../lib/monitor/probes';
 import { runBackupPlan, type RecoveryResult } from '../../lib/recovery/backup-plan';
@@ -58,22 +58,36 @@ export function scenarioFiles(servers: GuestVm[], ods: GuestVm[]): MemoryFiles {
   );
 }
 
-/** Make a VM with the package's replication: clone, fix XML, boot, re-identify, restart, ready, suspend. */
-export async function makeVm(bed: GuestBed, name: string, address: string, files: MemoryFiles): Promise<GuestVm> {
+/**
+ * Make a VM with the package's replication: clone, fix XML, boot, re-identify, restart, ready,
+ * suspend. `serviceOn`: bind the HTTP forward to this loopback address, port 80 (the VM's own
+ * address, where p2p-heartbeat checks `http:80/`), the guest taking 10.0.2.<100 + last octet mod 100>.
+ */
+export async function makeVm(bed: GuestBed, name: string, address: string, files: MemoryFiles, serviceOn?: string): Promise<GuestVm> {
   const sshPort = await pickFreePort('127.0.0.1');
-  const servicePort = await pickFreePort('127.0.0.1');
+  const servicePort = serviceOn ? 80 : await pickFreePort('127.0.0.1');
+  const hooks = guestReplicationHooks(bed.driver, {
+    username: 'root',
+    privateKey: bed.guestKey,
+    odsFingerprint: bed.ods.hostFingerprint,
+    portFor: (gp) => (gp === 22 ? sshPort : servicePort),
+  });
+  const postCloneXml = !serviceOn
+    ? hooks.postCloneXml
+    : (xml: string, c: PostCloneContext) =>
+        // An operator's own hook: the guest's address is slirp's 10.0.2.x, the VM's address a
+        // loopback address of this host where its service forward listens.
+        hooks
+          .postCloneXml(xml, { ...c, address: `10.0.2.${100 + (Number(c.address.split('.')[3]) % 100)}` })
+          .replace(`hostfwd=tcp:127.0.0.1:${servicePort}-`, `hostfwd=tcp:${serviceOn}:${servicePort}-`);
   const made = await replicateOne(
     { od: name, address, realServer: RS },
     {
       files,
       driver: bed.driver,
       ods: bed.ods.name,
-      ...guestReplicationHooks(bed.driver, {
-        username: 'root',
-        privateKey: bed.guestKey,
-        odsFingerprint: bed.ods.hostFingerprint,
-        portFor: (gp) => (gp === 22 ? sshPort : servicePort),
-      }),
+      ...hooks,
+      postCloneXml,
     },
   );
   return { name, address, sshPort, servicePort, hostKey: made.hostKey ?? '-', made };
