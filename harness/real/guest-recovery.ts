@@ -7,7 +7,7 @@
 // a cold start of a shut-off backup, and the conventional central-file-server method.
 import * as http from 'http';
 import { guestOpener, guestReplicationHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
-import { sshEndpoint, waitDomainSshReady } from '../../lib/hv/readiness';
+import { waitDomainSshReady } from '../../lib/hv/readiness';
 import { probeService } from '../../lib/monitor/probes';
 import { runBackupPlan, type RecoveryResult } from '../../lib/recovery/backup-plan';
 import { replicateOne, type ReplicationResult } from '../../lib/recovery/od-replication';
@@ -279,4 +279,3 @@ export async function recoverColdStart(bed: GuestBed, failed: GuestVm, backup: G
   return { toServiceMs: performance.now() - t0, fenceMs, startMs, installMs };
 }
 
-export { sshEndpoint };
