@@ -1,13 +1,15 @@
-// Issue 13, check (a) with real Node-RED processes: three managers (Node-RED with this package's
-// nodes, each on its own 127.x address) watch each other; the server rv-s1's service runs in a real
-// guest under libvirt's QEMU driver, its HTTP forward listening on rv-s1's own address, port 80
-// (the `http:80/` check of its group record). The guest hangs (`virsh suspend`); p2p-heartbeat
+// Issue 13, checks (a) and (c) with real Node-RED processes: four managers (Node-RED with this
+// package's nodes, each on its own 127.x address) watch each other; the servers rv-s1 and rv-s2
+// run their service in real guests under libvirt's QEMU driver, each HTTP forward listening on the
+// server's own address, port 80 (the `http:80/` check of its group record). Both guests hang at
+// once (`virsh suspend`, two failures together as in Fig. 3; four guests is what 2 cores allow
+// booting two at a time); for each, p2p-heartbeat
 // detects the service fault and re-examines it; the backup starter fences rv-s1 with `virsh
 // destroy` over the real sshd, resumes the suspended real OD, waits for its SSH banner, runs the
 // installation procedure on the real server (which gives the OD rv-s1's function); the service
-// then answers from the OD's address. rv-s1's manager process stands for the Node-RED inside the
-// VM (the busybox guest cannot run Node-RED); the backup has none (role: none), so the test ends
-// when the OD serves.
+// then answers from the OD's address, both recoveries in parallel. The rv-sN manager processes
+// stand for the Node-RED inside the VMs (the busybox guests cannot run Node-RED); the backups have
+// none (role: none), so the test ends when the ODs serve.
 import * as assert from 'assert';
 import { startCluster, type Cluster, type FlowNode } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
@@ -28,14 +30,14 @@ async function serviceAt(address: string): Promise<string | undefined> {
   }
 }
 
-describe('real guests + real Node-RED: p2p-heartbeat detects a hung guest, the backup starter recovers it from a suspended real OD', function () {
+describe('real guests + real Node-RED: p2p-heartbeat detects hung guests, the backup starter recovers them from suspended real ODs', function () {
   this.timeout(600000);
   let bed: GuestBed | undefined;
   let range: LoopbackRange | undefined;
   let cluster: Cluster | undefined;
-  let server: GuestVm;
-  let od: GuestVm;
-  const NAMES = ['m1', 'm2', 'rv-s1'];
+  const servers: GuestVm[] = [];
+  const ods: GuestVm[] = [];
+  const NAMES = ['m1', 'm2', 'rv-s1', 'rv-s2'];
 
   before(async function () {
     this.timeout(900000);
@@ -44,11 +46,13 @@ describe('real guests + real Node-RED: p2p-heartbeat detects a hung guest, the b
     const ip = (i: number) => range!.ip(i);
     bed = await startGuestBed();
     const scratch = new MemoryFiles({ hostname: 'm1', address: ip(1), realServer: RS, services: '-' });
-    server = await makeVm(bed, 'rv-s1', ip(3), scratch, ip(3));
-    od = await makeVm(bed, 'rv-od9', ip(9), scratch, ip(9));
-    await resetServer(bed, server);
-    await waitFor(() => serviceAt(ip(3)), { what: 'rv-s1 serving on its address', timeoutMs: 30000, intervalMs: 250 });
-    await installProcedureOnHost(bed, [server.name]);
+    for (const i of [3, 4]) servers.push(await makeVm(bed, `rv-s${i - 2}`, ip(i), scratch, ip(i)));
+    for (const i of [9, 8]) ods.push(await makeVm(bed, `rv-od${i}`, ip(i), scratch, ip(i)));
+    for (const s of servers) {
+      await resetServer(bed, s);
+      await waitFor(() => serviceAt(s.address), { what: `${s.name} serving on its address`, timeoutMs: 30000, intervalMs: 250 });
+    }
+    await installProcedureOnHost(bed, servers.map((s) => s.name));
     const ips = NAMES.map((_n, i) => ip(i + 1));
     const semPort = await pickPortFreeOnAll(ips);
     const uiPort = await pickPortFreeOnAll(ips);
@@ -73,7 +77,7 @@ describe('real guests + real Node-RED: p2p-heartbeat detects a hung guest, the b
           reexamNetworkMs: 2000,
         }).map((n): FlowNode => {
           // rv-s1's service is the guest's (http:80/ on its address); the OD has no Node-RED to give a role to.
-          if (n.id === 'store' && vm.name === 'rv-s1') return { ...n, services: 'http:80/' };
+          if (n.id === 'store' && vm.name.startsWith('rv-s')) return { ...n, services: 'http:80/' };
           if (n.id === 'starter') return { ...n, roleMode: 'none', readiness: 'ssh', confirmWait: 2 };
           if (n.id === 'rs1') return { ...n, connectTimeout: 5000, commandTimeout: 60000 };
           return n;
@@ -90,8 +94,8 @@ describe('real guests + real Node-RED: p2p-heartbeat detects a hung guest, the b
       },
       { what: 'three members in every group file', timeoutMs: 60000, intervalMs: 250 },
     );
-    await edit(`realserver, Add, ${RS}, 0.10, 1, up`);
-    await edit(`available-od, Add, ${od.name}, ${od.address}, ${RS}, ${od.hostKey}`);
+    await edit(`realserver, Add, ${RS}, 0.10, 2, up`);
+    for (const od of ods) await edit(`available-od, Add, ${od.name}, ${od.address}, ${RS}, ${od.hostKey}`);
   });
 
   after(async function () {
@@ -101,28 +105,36 @@ describe('real guests + real Node-RED: p2p-heartbeat detects a hung guest, the b
     range?.release();
   });
 
-  it('detects the hang, fences the guest, and the service answers from the resumed OD', async () => {
+  it('two guests hang at once: each is detected, fenced, and its service answers from its own resumed OD', async () => {
     const b = bed!;
     const fileOf = (vm: string, f: string) => {
       const p = `${cluster!.vms.find((v) => v.name === vm)!.userDir}/p2p-ha/${f}`;
       return require('fs').existsSync(p) ? (require('fs').readFileSync(p, 'utf8') as string) : '';
     };
-    await waitFor(() => fileOf('m2', 'available-od').includes(od.name), { what: 'available-od replicated', timeoutMs: 20000 });
+    await waitFor(() => ods.every((o) => fileOf('m2', 'available-od').includes(o.name)), { what: 'available-od replicated', timeoutMs: 20000 });
     const t0 = performance.now();
-    await b.driver.suspend(server.name);
-    const body = await waitFor(async () => {
-      const s = await serviceAt(od.address);
-      return s && s.includes('serving rv-s1') ? s : undefined;
-    }, { what: 'rv-s1 served from the OD', timeoutMs: 120000, intervalMs: 100 });
+    await Promise.all(servers.map((s) => b.driver.suspend(s.name)));
+    // Each failed server's function answers from one of the ODs, the two from different ODs.
+    const served = await waitFor(
+      async () => {
+        const bodies = await Promise.all(ods.map((o) => serviceAt(o.address)));
+        const ok = servers.every((s) => bodies.some((x) => x === `${s.name}b serving ${s.name}`));
+        return ok ? bodies : undefined;
+      },
+      { what: 'rv-s1 and rv-s2 served from the ODs', timeoutMs: 180000, intervalMs: 100 },
+    );
     const ms = performance.now() - t0;
-    assert.strictEqual(body, 'rv-s1b serving rv-s1');
-    assert.strictEqual(await b.driver.domstate(server.name), 'shut off', 'fenced by virsh destroy');
-    assert.strictEqual(await b.driver.domstate(od.name), 'running');
-    await waitFor(() => /^rv-s1b, /m.test(fileOf('m1', 'group')) && !fileOf('m1', 'available-od').includes(od.name), {
-      what: 'group Add rv-s1b and available-od Del in m1 files',
-      timeoutMs: 20000,
-    });
-    assert.match(fileOf('m1', 'problem'), /^rv-s1, .*recovered/m);
-    console.log(`      hang to service from the OD (detection, re-examination, fence, resume, readiness, install): ${Math.round(ms)} ms`);
+    assert.deepStrictEqual([...served].sort(), ['rv-s1b serving rv-s1', 'rv-s2b serving rv-s2']);
+    for (const s of servers) assert.strictEqual(await b.driver.domstate(s.name), 'shut off', `${s.name} fenced by virsh destroy`);
+    for (const o of ods) assert.strictEqual(await b.driver.domstate(o.name), 'running');
+    await waitFor(
+      () => {
+        const g = fileOf('m1', 'group');
+        return /^rv-s1b, /m.test(g) && /^rv-s2b, /m.test(g) && ods.every((o) => !fileOf('m1', 'available-od').includes(o.name));
+      },
+      { what: 'group Add rv-s1b, rv-s2b and available-od Del in m1 files', timeoutMs: 30000 },
+    );
+    for (const s of servers) assert.match(fileOf('m1', 'problem'), new RegExp(`^${s.name}, .*recovered`, 'm'));
+    console.log(`      two hangs to both services from the ODs (detection, re-examination, fence, resume, readiness, install): ${Math.round(ms)} ms`);
   });
 });
