@@ -11,6 +11,7 @@
 // stand for the Node-RED inside the VMs (the busybox guests cannot run Node-RED); the backups have
 // none (role: none), so the test ends when the ODs serve.
 import * as assert from 'assert';
+import * as fs from 'fs';
 import { startCluster, type Cluster, type FlowNode } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
 import { allocLoopbackRange, pickPortFreeOnAll, type LoopbackRange } from '../../harness/net';
@@ -89,8 +90,8 @@ describe('real guests + real Node-RED: p2p-heartbeat detects hung guests, the ba
     };
     await waitFor(
       () => {
-        const g = cluster!.vms.map((v) => require('fs').existsSync(`${v.userDir}/p2p-ha/group`) ? require('fs').readFileSync(`${v.userDir}/p2p-ha/group`, 'utf8') : '');
-        return g.every((t: string) => NAMES.every((n) => t.includes(`${n}, `)));
+        const g = cluster!.vms.map((v) => (fs.existsSync(`${v.userDir}/p2p-ha/group`) ? fs.readFileSync(`${v.userDir}/p2p-ha/group`, 'utf8') : ''));
+        return g.every((t) => NAMES.every((n) => t.includes(`${n}, `)));
       },
       { what: 'three members in every group file', timeoutMs: 60000, intervalMs: 250 },
     );
@@ -109,7 +110,7 @@ describe('real guests + real Node-RED: p2p-heartbeat detects hung guests, the ba
     const b = bed!;
     const fileOf = (vm: string, f: string) => {
       const p = `${cluster!.vms.find((v) => v.name === vm)!.userDir}/p2p-ha/${f}`;
-      return require('fs').existsSync(p) ? (require('fs').readFileSync(p, 'utf8') as string) : '';
+      return fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '';
     };
     await waitFor(() => ods.every((o) => fileOf('m2', 'available-od').includes(o.name)), { what: 'available-od replicated', timeoutMs: 20000 });
     const t0 = performance.now();
