@@ -9,8 +9,13 @@
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
 import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
+import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { waitDomainSshReady } from '../lib/hv/readiness';
+import { readProcedureFolder, syncProcedures, type ProcedureHost } from '../lib/hv/procedure-sync';
+import { guestOpener } from '../lib/hv/guest-reidentify';
+import type { VirshDriver } from '../lib/hv/virsh-driver';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { short, useStore } from './common/store-user';
@@ -39,7 +44,14 @@ interface StarterConfig {
   maxOdAttempts?: string | number;
   roleMode?: 'admin-api' | 'none';
   adminPort?: string | number;
+  /** ssh: after the resume, wait for the OD's SSH banner before the install (a flow without it: none). */
+  readiness?: 'ssh' | 'none';
+  /** A folder on this VM whose procedures are copied to every real server (empty: copied by hand). */
+  procedureSource?: string;
 }
+
+/** How often the procedure folder is brought in step on every real server. */
+const PROCEDURE_SYNC_MS = 60_000;
 
 const CLOSE_DEADLINE_MS = 10_000;
 
@@ -66,6 +78,42 @@ export = function (RED: RED) {
       maxOdAttempts: Math.min(10, Math.max(1, Number(config.maxOdAttempts) || 3)),
     };
     if (settingsError) status({ fill: 'red', shape: 'ring', text: short(settingsError) });
+
+    // Procedures reach the real servers by themselves: validated, copied where the hash differs.
+    const procedureSource = (config.procedureSource || '').trim();
+    let syncTimer: NodeJS.Timeout | undefined;
+    let syncing: Promise<void> | undefined;
+    let closing = false;
+    const syncAll = async () => {
+      const { files: procs, problems } = readProcedureFolder(procedureSource);
+      for (const pr of problems) node.warn(`procedure ${pr.name} not copied: ${pr.why}`);
+      for (const [rs, d] of realServerDrivers(RED)) {
+        const host = d as Partial<ProcedureHost>;
+        if (!host.fileHashes || !host.copyFile) continue;
+        try {
+          const r = await syncProcedures(host as ProcedureHost, procedureDir, procs);
+          if (r.copied.length) node.log(`procedures copied to ${rs}:${procedureDir}: ${r.copied.join(' ')}`);
+        } catch (e) {
+          node.warn(`procedures not in step on ${rs}: ${(e as Error).message}`);
+        }
+      }
+    };
+    const scheduleSync = (ms: number) => {
+      syncTimer = setTimeout(() => {
+        syncing = syncAll()
+          .catch((e) => node.warn(`procedure folder ${procedureSource}: ${(e as Error).message}`))
+          .finally(() => {
+            syncing = undefined;
+            if (!closing) scheduleSync(PROCEDURE_SYNC_MS);
+          });
+      }, ms);
+    };
+    if (procedureSource && !settingsError) {
+      if (!/^\/[A-Za-z0-9._\/-]{0,200}$/.test(procedureSource) || procedureSource.split('/').includes('..')) {
+        settingsError = `procedure folder ${JSON.stringify(procedureSource)} is not an absolute path`;
+        node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+      } else scheduleSync(1000);
+    }
 
     const assignRole =
       roleMode === 'none'
@@ -118,6 +166,14 @@ export = function (RED: RED) {
             driver: (rs) => drivers.get(rs),
             assignRole,
             isolation: registry.isolationGate(files),
+            odReady:
+              config.readiness === 'ssh'
+                ? async (pl: Placement) => {
+                    const d = drivers.get(pl.realServer) as Partial<VirshDriver> | undefined;
+                    if (!d?.runner || !d.dumpxml) throw new Error(`${pl.realServer}: its driver cannot reach guests for the readiness check`);
+                    await waitDomainSshReady(d as VirshDriver, guestOpener(d.runner), pl.od, pl.address, { deadlineMs: 60000, signal: abort.signal });
+                  }
+                : undefined,
             signal: abort.signal,
             onStep: (e) => {
               if (abort.signal.aborted) return;
@@ -159,9 +215,11 @@ export = function (RED: RED) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      clearTimeout(syncTimer);
       // Stop between steps; an SSH command under way ends with its own deadline.
       for (const r of running.values()) r.abort.abort();
-      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)));
+      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)).concat(syncing ? [syncing] : []));
       finishWithin(all, CLOSE_DEADLINE_MS, () => {
         running.clear();
         done();

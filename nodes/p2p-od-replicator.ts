@@ -11,6 +11,10 @@ import { planPool, type Identity } from '../lib/recovery/od-pool';
 import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
 import { replicatesFor } from '../lib/recovery/replicator-lock';
 import { deployIdentityViaAdminApi } from '../lib/recovery/role';
+import { guestReplicationHooks } from '../lib/hv/guest-reidentify';
+import type { CommandRunner } from '../lib/hv/ssh-connection';
+
+type GuestDriver = { runner: CommandRunner; reset(name: string): Promise<void>; destroy(name: string): Promise<void>; start(name: string): Promise<void>; dumpxml(name: string): Promise<string> };
 import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
@@ -22,7 +26,12 @@ interface ReplicatorConfig {
   name?: string;
   store?: string;
   ods?: string;
-  reidentify?: 'admin-api' | 'procedure' | 'none';
+  /** guest (default): the shipped od-setup.sh inside the clone over SSH, restart, readiness. */
+  reidentify?: 'guest' | 'admin-api' | 'procedure' | 'none';
+  /** Login user inside the ODS image (guest mode), default root. */
+  guestUser?: string;
+  /** The ODS's SSH host key fingerprint (guest mode), pinned for the first login into a clone. */
+  odsHostKey?: string;
   adminPort?: string | number;
   procedureDir?: string;
   interval?: string | number;
@@ -39,7 +48,9 @@ export = function (RED: RED) {
     const t = translator(RED);
     const { files, status } = useStore(RED, node, config.store);
     const odsTemplate = (config.ods || 'ODS').trim();
-    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' ? config.reidentify : 'admin-api';
+    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' || config.reidentify === 'admin-api' ? config.reidentify : 'guest';
+    const guestUser = (config.guestUser || 'root').trim();
+    const odsHostKey = (config.odsHostKey || '').trim() || undefined;
     const adminPort = Number(config.adminPort || 1880);
     const intervalMs = seconds(config.interval, 30, 1, 3600);
     const debounceMs = seconds(config.debounce, 0.5, 0, 60);
@@ -52,6 +63,11 @@ export = function (RED: RED) {
     }
     if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = t('p2p-od-replicator.errors.badOds', { ods: JSON.stringify(odsTemplate) });
     if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
+    if (mode === 'guest') {
+      if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(guestUser)) settingsError = `guest user ${JSON.stringify(guestUser)} is not a user name`;
+      if (odsHostKey && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(odsHostKey)) settingsError = 'ODS host key must be SHA256:... as ssh-keygen -lf prints it';
+      if (!node.credentials?.guestKey) settingsError = 'guest re-identification needs the guest login key (credential)';
+    }
 
     const inFlight = new Set<string>();
     const workers = new Map<string, Promise<void>>();
@@ -106,11 +122,20 @@ export = function (RED: RED) {
         inFlight.add(id.od);
         try {
           say('blue', 'ring', t('p2p-od-replicator.status.cloning', { od: id.od, rs }));
+          const guestDriver = driver as Partial<GuestDriver>;
+          if (mode === 'guest' && !(guestDriver.runner && guestDriver.reset && guestDriver.dumpxml)) {
+            lastError.set(rs, `${rs}: its driver cannot reach guests (no runner/reset/dumpxml)`);
+            return;
+          }
+          const guest =
+            mode === 'guest'
+              ? guestReplicationHooks(guestDriver as GuestDriver, { username: guestUser, privateKey: node.credentials.guestKey, odsFingerprint: odsHostKey, signal: abort.signal })
+              : undefined;
           const r = await replicateOne(id, {
             files,
             driver,
             ods: odsTemplate.replace('{rs}', rs),
-            reidentify: reidentify(rs),
+            ...(guest ?? { reidentify: reidentify(rs) }),
             signal: abort.signal,
             onStep: (e: ReplicationEvent) => {
               if (closed) return;
@@ -208,6 +233,6 @@ export = function (RED: RED) {
     });
   }
   RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {
-    credentials: { adminToken: { type: 'password' } },
+    credentials: { adminToken: { type: 'password' }, guestKey: { type: 'password' } },
   });
 };

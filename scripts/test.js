@@ -24,6 +24,7 @@ const SUITES = [
     dir: ['dist/test/nodes', 'dist/test/system/package-install.test.js', 'dist/test/system/examples.test.js', 'dist/test/cluster/sem.test.js'],
     prepare: () => require('./nr5').prepare(),
   },
+  { name: 'realvm', dir: 'dist/test/realvm' },
 ];
 
 const only = process.argv.slice(2);

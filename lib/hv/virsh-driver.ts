@@ -287,8 +287,17 @@ export class VirshDriver {
     return m ? m[1] : name;
   }
 
-  /** Undefine a shut-off domain, with its managed save image; storage too when asked. */
+  /**
+   * Undefine a shut-off domain, with its managed save image; storage too when asked. An active
+   * domain is refused here: libvirt (QEMU and test drivers alike) would undefine it and leave it
+   * running as a transient domain that vanishes at its next stop.
+   */
   async undefine(name: string, opts: { removeAllStorage?: boolean } = {}): Promise<void> {
+    const state = await this.domstate(name);
+    if (state !== 'shut off') {
+      const label = this.options.label ? `${this.options.label}: ` : '';
+      throw new HvError('failed', `${label}refused to undefine ${name}: it is ${state} (it would stay running as a transient domain)`);
+    }
     const extra = opts.removeAllStorage ? ' --remove-all-storage' : '';
     try {
       await this.run(`${this.domainCommand('undefine', name)} --managed-save${extra}`);
@@ -314,6 +323,16 @@ export class VirshDriver {
     }
   }
 
+  /** The domain's XML (`virsh dumpxml`): for the post-clone XML hook and the guest's SSH endpoint. */
+  async dumpxml(name: string): Promise<string> {
+    return (await this.run(this.domainCommand('dumpxml', name))).stdout;
+  }
+
+  /** Hard reset of a running domain (`virsh reset`): the restart after re-identification. */
+  async reset(name: string): Promise<void> {
+    await this.run(this.domainCommand('reset', name));
+  }
+
   async hostLoad(): Promise<HostLoad> {
     return parseLoad((await this.run(LOAD_COMMAND)).stdout);
   }
@@ -328,6 +347,25 @@ export class VirshDriver {
     if (content.length > MAX_FILE) throw new v.ValidationError('file content', `${content.length} bytes`, 'at most 4 MiB');
     const dir = p.slice(0, p.lastIndexOf('/')) || '/';
     await this.run(`mkdir -p ${v.shellQuote(dir)} && cat > ${v.shellQuote(p)}`, { stdin: content });
+  }
+
+  /**
+   * SHA-256 of files on the real server (`sha256sum`), by path; a missing file is absent from the
+   * map (sha256sum exits 1 for it but still hashes the others).
+   */
+  async fileHashes(paths: string[]): Promise<Map<string, string>> {
+    const ps = paths.map((p) => v.absolutePath(p));
+    const out = new Map<string, string>();
+    if (ps.length === 0) return out;
+    const r = await this.runner.exec(['sha256sum', '--', ...ps.map((p) => v.shellQuote(p))].join(' '));
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+      if (m && ps.includes(m[2])) out.set(m[2], m[1]);
+    }
+    if (r.code !== 0 && r.code !== 1) {
+      throw new HvError('failed', `sha256sum exited ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`, { exitCode: r.code, stderr: r.stderr });
+    }
+    return out;
   }
 
   /** The command line that runs a file with /bin/sh and the given variables in its environment. */

@@ -34,6 +34,8 @@ export const REALSERVER_STATES = ['up', 'down', 'maintenance'] as const;
 export const MEMBER_STATES = ['member', 'fenced', 'maintenance'] as const;
 /** A public key in a record: base64 of a raw Ed25519 key (32 bytes -> 43-44 chars), or -. */
 const PUBLIC_KEY_RE = /^(?:-|[A-Za-z0-9+/]{43}=?)$/;
+/** An SSH host key fingerprint as ssh-keygen -lf prints it (SHA256 + unpadded base64), or '-'. */
+const HOST_KEY_RE = /^(?:-|SHA256:[A-Za-z0-9+/]{43})$/;
 
 type FieldCheck = (value: string) => boolean;
 const re = (r: RegExp): FieldCheck => (v) => r.test(v);
@@ -124,6 +126,8 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
   'available-od': {
     name: 'available-od',
     fields: [name('od'), address('address'), name('realServer')],
+    // The OD's SSH host key after re-identification, so later steps can pin it (issue 13).
+    optional: [{ name: 'hostKey', check: re(HOST_KEY_RE), expect: 'an SSH host key fingerprint SHA256:... or -' }],
     key: (r) => r[0],
   },
   reservation: {

@@ -52,11 +52,13 @@ export interface RealServer {
   measuredAt?: number;
 }
 
-/** available-od and reservation: `od, address, realServer` */
+/** available-od and reservation: `od, address, realServer` (available-od: `[, hostKey]`) */
 export interface Od {
   od: string;
   address: string;
   realServer: string;
+  /** available-od only: the OD's SSH host key fingerprint (`SHA256:...`) once re-identified, or '-'. */
+  hostKey?: string;
 }
 
 /** operation: `priority, manager, target` */
@@ -140,11 +142,11 @@ export function toRealServer(rs: RealServer): RecordFields {
 }
 
 export function fromOd(r: RecordFields): Od {
-  return { od: r[0], address: r[1], realServer: r[2] };
+  return { od: r[0], address: r[1], realServer: r[2], hostKey: r[3] ?? '-' };
 }
 
 export function toOd(o: Od): RecordFields {
-  return [o.od, o.address, o.realServer];
+  return trimDefaults([o.od, o.address, o.realServer, o.hostKey ?? '-'], ['-'], 3);
 }
 
 export function fromAssignment(r: RecordFields): Assignment {

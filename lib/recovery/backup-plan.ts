@@ -96,6 +96,8 @@ export interface PlanDeps {
   assignRole?(role: Role): Promise<void>;
   /** The isolation rule of the monitor layer; without it a host that cannot be reached is never fenced by confirmation. */
   isolation?: IsolationGate;
+  /** Readiness of the resumed OD (e.g. its SSH banner, lib/hv/readiness.ts) before the install runs. */
+  odReady?(p: Placement): Promise<void>;
   now?(): number;
   sleep?(ms: number): Promise<void>;
   onStep?(e: StepEvent): void;
@@ -549,6 +551,8 @@ async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void>
   const d = st.deps.driver(placement.realServer)!;
   const install = async (): Promise<string> => {
     const t1 = now();
+    // Readiness, not launch: the resumed OD answers (e.g. its SSH banner) before its procedure runs.
+    if (st.deps.odReady) await st.deps.odReady(placement);
     for (const path of procedurePaths(s.procedureDir, target)) {
       try {
         await d.runFile(path, vars);

@@ -269,6 +269,21 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     assert.equal(plan.plan.target, 2);
   });
 
+  it('backup starter: copies the valid procedures of its folder to every real server (hash compare: the shared hv case)', async () => {
+    const src = path.join(dir, 'procedures');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'S7.sh'), 'echo "install S7"\n');
+    fs.writeFileSync(path.join(src, 'Bad.sh'), 'if then (\n');
+    await load([{ id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', roleMode: 'none', procedureSource: src, wires: [['out']] }], [starterNode]);
+    const copy = (i: number, name: string) => path.join(sims[i].sandboxDir, 'var/lib/p2p-ha/install', name);
+    await waitFor(() => sims.every((_s, i) => fs.existsSync(copy(i, 'S7.sh'))), { what: 'S7.sh on every real server', timeoutMs: 10000 });
+    for (const i of [0, 1, 2]) {
+      assert.equal(fs.readFileSync(copy(i, 'S7.sh'), 'utf8'), 'echo "install S7"\n');
+      assert.equal(fs.existsSync(copy(i, 'Bad.sh')), false, 'a procedure /bin/sh cannot parse is not copied');
+      assert.equal(fs.readFileSync(copy(i, 'S2.sh'), 'utf8'), PROCEDURE, 'files not in the folder are left alone');
+    }
+  });
+
   it('close during a recovery waiting for a confirmation ends it within the deadline', async () => {
     await load([{ id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', roleMode: 'none', confirmWait: 60, wires: [['out']] }], [starterNode]);
     await sims[1].stop();

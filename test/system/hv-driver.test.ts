@@ -155,6 +155,7 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
       conn,
       fileDir: sshd.userDir,
       domainType: 'test',
+      flavor: 'test',
       localPath: (p) => p,
       withoutVirsh: () => new VirshDriver(bareConn!, { uri: libvirtd!.uri, label: 'RS-bare' }),
     };
@@ -219,6 +220,7 @@ describe('hv: driver over SSH against the simulated real server', function () {
       conn,
       fileDir: '/var/lib/p2p',
       domainType: 'test',
+      flavor: sim.flavor,
       localPath: (p) => path.join(sim.sandboxDir, p),
       withoutVirsh: () => new VirshDriver(bareConn, { label: 'RS-bare' }),
     };
@@ -250,6 +252,26 @@ describe('hv: driver over SSH against the simulated real server', function () {
     const ops = backend.calls.map((c) => c.split(' ')[0]);
     for (const op of ['clone', 'start', 'suspend', 'resume', 'shutdown', 'destroy', 'remove']) assert.ok(ops.includes(op), `${op} in ${ops}`);
     assert.ok(backend.calls.includes('clone hv-ods hv-od1 52:54:00:aa:00:02'), backend.calls.join('\n'));
+  });
+  it("like a real guest: `virsh start` returns before the VM is usable (boot delay), and a destroy during the boot cancels it", async () => {
+    sim.addDomain('hv-boot', 'shut off');
+    sim.delays.boot = 400;
+    try {
+      const started = (n: string) => backend.calls.filter((c) => c === `start ${n}`).length;
+      await target.driver.start('hv-boot');
+      assert.strictEqual(await target.driver.domstate('hv-boot'), 'running');
+      assert.strictEqual(started('hv-boot'), 0, 'the VM itself is not up yet');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.strictEqual(started('hv-boot'), 1, 'up after the boot delay');
+      await target.driver.destroy('hv-boot');
+      await target.driver.start('hv-boot');
+      await target.driver.destroy('hv-boot');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.strictEqual(started('hv-boot'), 1, 'a boot cut short by destroy never comes up');
+    } finally {
+      sim.delays.boot = 0;
+      await target.driver.undefine('hv-boot').catch(() => undefined);
+    }
   });
   it('refuses shell syntax it does not know instead of guessing', async () => {
     const r = await conn.exec('virsh list --all; id');
