@@ -10,8 +10,9 @@ import { DurableFiles } from './durable-files';
 import { ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
-import { SemClient, SemClientError, SemServer, Target } from './sem-http';
+import { SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { SemLog } from './sem-log';
+import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
 export const DEFAULT_SEM_PORT = 18801;
 
@@ -31,6 +32,10 @@ export interface StoreOptions {
   requestTimeoutMs?: number;
   /** Add or update this VM's own group record at start. */
   autoJoin?: boolean;
+  /** Cap of a snapshot (whole files) sent to or answered by a peer, bytes (default LIMITS.syncBytes). */
+  maxSnapshotBytes?: number;
+  /** Connection, deadline and pre-authentication memory bounds of the SEM endpoint. */
+  serverLimits?: Partial<ServerLimits>;
 }
 
 export class EditError extends Error {}
@@ -91,7 +96,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly seeds: Target[];
   private readonly syncIntervalMs: number;
   private readonly autoJoin: boolean;
+  private readonly snapshotBytes: number;
   private readonly peerState = new Map<string, PeerState>();
+  private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -107,6 +114,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
     this.autoJoin = opts.autoJoin ?? true;
+    this.snapshotBytes = Math.max(LIMITS.diffBytes, opts.maxSnapshotBytes ?? LIMITS.syncBytes);
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
     this.disk.loadSync();
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
@@ -122,10 +130,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
+      limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
-        '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
-        '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: ({ body }) => this.onDigest(body) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: ({ body }) => this.onSnapshot(body) },
       },
     });
   }
@@ -164,6 +173,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pendingSync.clear();
     this.client.close();
     await this.server.close();
+    this.refusals.close();
     await this.disk.save([]).catch(() => undefined);
     await this.disk.close().catch(() => undefined);
     await this.log.close();
@@ -335,7 +345,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   async syncWith(target: Target, name = target.address): Promise<void> {
     const digest = this.replica.digest();
     const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest };
-    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg))) as {
+    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), this.snapshotBytes)) as {
       digest?: string;
       snapshot?: unknown;
     };
@@ -435,8 +445,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private refused(remote: string, reason: string): void {
-    this.log.write('refused', reason, { from: remote });
-    const ev: RefusalEvent = { from: remote, reason, at: Date.now() };
+    this.refusals.refused(remote, reason);
+  }
+
+  /** A refusal (or a summary of many) that passed the rate limit: logged and emitted. */
+  private reportRefusal(r: RefusalReport): void {
+    this.log.write('refused', r.reason, { from: r.from, count: r.count });
+    const ev: RefusalEvent = { from: r.from, reason: r.reason, at: Date.now(), ...(r.count !== undefined ? { count: r.count } : {}) };
     this.safeEmit('refused', ev);
   }
 
