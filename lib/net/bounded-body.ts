@@ -83,25 +83,36 @@ export function readBounded(stream: Readable, o: BoundedReadOptions): Promise<Bu
         reject(err);
       } else resolve(body!);
     };
+    const budgets = o.budgets ?? [];
+    // With a declared length, its bytes are reserved from every budget before the first one is
+    // read: a request that cannot have them is refused without reading anything.
+    let reserved = false;
+    const take = (n: number): boolean => {
+      for (let i = 0; i < budgets.length; i++) {
+        if (!budgets[i].take(n)) {
+          for (let j = 0; j < i; j++) budgets[j].give(n);
+          return false;
+        }
+      }
+      held += n;
+      return true;
+    };
     const onData = (c: Buffer) => {
       size += c.length;
       if (size > o.limit) return finish(new BodyError(`message too large (over ${o.limit} bytes)`, 'too-large'));
-      const budgets = o.budgets ?? [];
-      for (let i = 0; i < budgets.length; i++) {
-        if (!budgets[i].take(c.length)) {
-          for (let j = 0; j < i; j++) budgets[j].give(c.length);
-          return finish(new BodyError('too many bytes in flight from unauthenticated senders', 'over-budget'));
-        }
-      }
-      held += c.length;
+      if (!reserved && !take(c.length)) return finish(new BodyError('too many bytes in flight from unauthenticated senders', 'over-budget'));
       chunks.push(c);
     };
     const onEnd = () => finish(null);
     const onError = (e: Error) => finish(new BodyError(`body not read: ${e.message}`, 'aborted'));
     const onClose = () => finish(new BodyError('connection closed before the body ended', 'aborted'));
     const timer = setTimeout(() => finish(new BodyError(`body not complete within ${o.timeoutMs} ms`, 'timeout')), o.timeoutMs);
-    if (o.declared !== undefined && Number.isFinite(o.declared) && o.declared > o.limit) {
+    if (o.declared !== undefined && (!Number.isSafeInteger(o.declared) || o.declared < 0 || o.declared > o.limit)) {
       return finish(new BodyError(`message too large (${o.declared} bytes > ${o.limit})`, 'too-large'));
+    }
+    if (o.declared !== undefined && Number.isSafeInteger(o.declared) && o.declared >= 0 && budgets.length) {
+      if (!take(o.declared)) return finish(new BodyError('too many bytes in flight from unauthenticated senders', 'over-budget'));
+      reserved = true;
     }
     stream.on('data', onData);
     stream.on('end', onEnd);

@@ -7,9 +7,9 @@ import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, Pe
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
-import { ReplayGuard } from './replay-guard';
+import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
+import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
 import { SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { SemLog } from './sem-log';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
@@ -91,6 +91,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly replica = new Replica();
   private readonly disk: DurableFiles;
   private readonly guard = new ReplayGuard();
+  private readonly nonces = new NonceCache(2 * LIMITS.syncFreshMs);
+  /** What loading the state repaired (logged at start, when the log and listeners exist). */
+  private readonly repairs: string[] = [];
   private readonly client: SemClient;
   private readonly server: SemServer;
   private readonly seeds: Target[];
@@ -117,6 +120,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.snapshotBytes = Math.max(LIMITS.diffBytes, opts.maxSnapshotBytes ?? LIMITS.syncBytes);
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
     this.disk.loadSync();
+    this.repairLoadedState();
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
     this.client = new SemClient(
@@ -139,6 +143,19 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     });
   }
 
+  /** A Lamport time on disk beyond the bound (a clock poisoned before bounds existed) is brought
+   * down to it; the repaired state is written by start()'s checkpoint. */
+  private repairLoadedState(): void {
+    const ceiling = lamportCeiling();
+    const fixed = this.replica.clampVersions(ceiling);
+    if (fixed.highest > ceiling) {
+      this.repairs.push(
+        `repaired a poisoned Lamport clock at load: ${fixed.highest} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min); ` +
+          `the clock and ${fixed.entries} record version(s) brought down to ${ceiling}`,
+      );
+    }
+  }
+
   get folder(): string {
     return this.disk.folder;
   }
@@ -150,6 +167,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
     await this.disk.init();
+    for (const r of this.repairs.splice(0)) {
+      this.log.write('repaired', r);
+      this.safeEmit('warning', r);
+    }
     try {
       await this.server.listen();
     } catch (e) {
@@ -294,6 +315,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const diff = decodeDiff(body);
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
+    const floor = this.guard.max(diff.origin);
+    if (floor - diff.seq > LIMITS.maxSeqJump) {
+      // An origin never steps back this far: what this VM holds for it was poisoned (a forged
+      // sequence number accepted before the bound existed). Its own diff repairs it.
+      const r = `repaired the sequence numbers of ${diff.origin}: ${floor} is more than ${LIMITS.maxSeqJump} above its diff #${diff.seq}`;
+      this.guard.reset(diff.origin, diff.seq - 1);
+      this.replica.seqs[diff.origin] = diff.seq - 1;
+      this.log.write('repaired', r, { from: remote });
+      this.safeEmit('warning', r);
+    }
     const replay = this.guard.check(diff.origin, diff.seq);
     if (replay) {
       // Refused either way, but say whether this VM already holds the diff's effect: a diff that
@@ -303,7 +334,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       if (contained) await this.disk.save([]);
       throw new ProtocolError(replay, 409, { contained });
     }
-    const gap = this.guard.max(diff.origin) > 0 && diff.seq > this.guard.max(diff.origin) + 1;
+    const known = this.guard.max(diff.origin);
+    if (known > 0 && diff.seq > known + LIMITS.maxSeqJump) {
+      throw new ProtocolError(`refused ${line}: sequence number ${diff.seq} jumps more than ${LIMITS.maxSeqJump} above ${known}, the highest known from ${diff.origin}`, 422);
+    }
+    const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
     const changes = this.replica.apply(diff);
@@ -319,8 +354,15 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { ok: true, applied: changes.length > 0 } };
   }
 
+  /** A sync request seen before (same nonce) is refused. */
+  private checkNonce(msg: { nonce: string; ts: number }): void {
+    const why = this.nonces.admit(msg.nonce, msg.ts);
+    if (why) throw new ProtocolError(why, 409);
+  }
+
   private onDigest(body: string) {
     const msg = decodeDigest(body);
+    this.checkNonce(msg);
     const mine = this.replica.digest();
     this.peerOk(msg.from);
     if (msg.digest === mine) return { status: 200, body: { digest: mine } };
@@ -329,12 +371,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   private async onSnapshot(body: string) {
     const msg = decodeSnapshot(body);
+    this.checkNonce(msg);
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
   }
 
   private async mergeSnapshot(snapshot: ReturnType<typeof validateSnapshot>, from: string): Promise<void> {
+    // Sequence numbers that jump further than the bound above what this VM knows of their origin
+    // are not taken (they would make the origin's next diffs look like replays); the records are.
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      const known = origin === this.identity.hostname ? Math.max(this.disk.ownSeq, this.guard.max(origin)) : this.guard.max(origin);
+      if (known > 0 && seq > known + LIMITS.maxSeqJump) {
+        delete snapshot.seqs[origin];
+        this.refused(from, `snapshot from ${from}: sequence number ${seq} of ${origin} jumps more than ${LIMITS.maxSeqJump} above ${known}; not taken`);
+      }
+    }
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
@@ -344,14 +396,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks. */
   async syncWith(target: Target, name = target.address): Promise<void> {
     const digest = this.replica.digest();
-    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest };
+    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest, ...freshness() };
     const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), this.snapshotBytes)) as {
       digest?: string;
       snapshot?: unknown;
     };
     if (reply?.snapshot) await this.mergeSnapshot(validateSnapshot(reply.snapshot), name);
     if (reply?.digest !== this.replica.digest()) {
-      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot() };
+      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot(), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }

@@ -161,13 +161,17 @@ export class SemServer {
       this.opts.onRefused(remote, reason);
       send(status, { error: reason }, undefined, close);
     };
+    if (req.headers['content-length'] === undefined) {
+      // Every SEM client declares its body's length: a body of unknown length is not read.
+      return refuse(411, 'refused: a request body without Content-Length', true);
+    }
     const budgets = [this.budget];
     const slot = this.peers.get(remote);
     if (slot) budgets.push(slot.budget);
     readBounded(req, {
       limit: route.limit,
       timeoutMs: this.limits.bodyTimeoutMs,
-      declared: req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined,
+      declared: Number(req.headers['content-length']),
       budgets,
       keepOpen: true,
     }).then(

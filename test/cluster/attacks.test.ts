@@ -11,6 +11,22 @@ import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harn
 import { httpRequest } from '../../harness/http';
 import { sleep, waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
+import { encodeDiff, freshness, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+
+/** POST a body to a SEM route, MAC'd with `secret` (the insider's attacks hold it). */
+function post(ip: string, port: number, route: string, body: string, secret: string | null, localAddress?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (secret) headers[MAC_HEADER] = mac(secret, `POST ${route}`, body);
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request({ host: ip, port, path: route, method: 'POST', agent: false, headers, localAddress }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 const SECRET = 'attack-suite-secret-0123456789abcdef';
 const MiB = 1024 * 1024;
@@ -183,5 +199,99 @@ describe('attacks on the wire (real Node-RED processes)', function () {
       await new Promise((r) => fake.close(r));
       await cluster.remove(s3);
     }
+  });
+
+  const groupCount = (vm: Vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length;
+  const has = (vm: Vm, file: string, re: RegExp) => re.test(fs.readFileSync(path.join(filesOf(vm), file), 'utf8'));
+
+  it('attack 4: a Lamport time of MAX_SAFE_INTEGER and a forged seq of 1e9 are refused; later edits still apply everywhere', async () => {
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
+    const diff = (seq: number, lamport: number, od: string) =>
+      encodeDiff({ file: 'available-od', op: 'Add', record: [od, '127.0.2.20', 'RS1'], origin: 'S1', seq, lamport });
+    const poison = diff(5000, Number.MAX_SAFE_INTEGER, 'ODX1');
+    const r1 = await post(s2.ip, semPort, '/p2p/sem/diff', poison, SECRET);
+    assert.equal(r1.status, 422, r1.body);
+    assert.match(r1.body, /Lamport time 9007199254740991 is beyond the bound/);
+    const forgedSeq = diff(1e9, 10, 'ODX2');
+    const r2 = await post(s2.ip, semPort, '/p2p/sem/diff', forgedSeq, SECRET);
+    assert.equal(r2.status, 422, r2.body);
+    assert.match(r2.body, /sequence number 1000000000 jumps more than 1000000 above/);
+    // S1's next edits are applied on S2, and S2's on S1.
+    const e1 = await edit(s1, 'available-od, Add, ODB1, 127.0.2.21, RS1');
+    assert.deepEqual(e1.body.acked.map((a: { peer: string }) => a.peer), ['S2'], JSON.stringify(e1.body));
+    const e2 = await edit(s2, 'available-od, Add, ODB2, 127.0.2.22, RS1');
+    assert.deepEqual(e2.body.acked.map((a: { peer: string }) => a.peer), ['S1'], JSON.stringify(e2.body));
+    assert.ok(has(s2, 'available-od', /^ODB1, /m) && has(s1, 'available-od', /^ODB2, /m));
+    assert.ok(!has(s2, 'available-od', /^ODX/m), 'a refused diff was applied');
+  });
+
+  it('attack 4 (on disk): a state already poisoned by a MAX_SAFE_INTEGER Lamport time is repaired at load with a log line', async () => {
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
+    await cluster.stop(s2);
+    const stateFile = path.join(filesOf(s2), '.sem-state.json');
+    const state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+    state.clock = Number.MAX_SAFE_INTEGER;
+    state.entries.push(['available-od', 'ODP1', ['ODP1', '127.0.2.26', 'RS1'], Number.MAX_SAFE_INTEGER, 'S1']);
+    fs.writeFileSync(stateFile, JSON.stringify(state));
+    await cluster.start(s2);
+    await waitFor(() => /repaired a poisoned Lamport clock at load: 9007199254740991 is beyond the bound/.test(semLog(s2)), {
+      what: 'the repair line in S2\'s SEM log',
+      timeoutMs: 20_000,
+    });
+    await waitFor(() => groupCount(s2) === 2, { what: 'S2 running with both members', timeoutMs: 20_000 });
+    const e2 = await edit(s2, 'available-od, Add, ODC2, 127.0.2.23, RS1');
+    assert.equal(e2.status, 200, JSON.stringify(e2.body));
+    assert.ok(e2.body.lamport < Number.MAX_SAFE_INTEGER && Number.isSafeInteger(e2.body.lamport + 1), `S2 ticks on (${e2.body.lamport})`);
+    await waitFor(() => has(s1, 'available-od', /^ODC2, /m), { what: 'S2\'s edit on S1', timeoutMs: 10_000 });
+    const e1 = await edit(s1, 'available-od, Add, ODC1, 127.0.2.24, RS1');
+    assert.equal(e1.status, 200, JSON.stringify(e1.body));
+    await waitFor(() => has(s2, 'available-od', /^ODC1, /m), { what: 'S1\'s edit on S2', timeoutMs: 10_000 });
+    // The repaired record itself converges (S1 learns it by anti-entropy), and can be edited.
+    await waitFor(() => has(s1, 'available-od', /^ODP1, /m), { what: 'the repaired record on S1', timeoutMs: 10_000 });
+    const del = await edit(s1, 'available-od, Del, ODP1, 127.0.2.26, RS1');
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    await waitFor(() => !has(s2, 'available-od', /^ODP1, /m), { what: 'the Del of the repaired record on S2', timeoutMs: 10_000 });
+  });
+
+  it('attack 6: a digest or snapshot request replayed, or stale, is refused', async () => {
+    const s2 = cluster.vm('S2');
+    const digest = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64), ...freshness() });
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET)).status, 200);
+    const again = await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET);
+    assert.equal(again.status, 409, again.body);
+    assert.match(again.body, /replayed request/);
+    const stale = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64), ...freshness(Date.now() - 5 * 60_000) });
+    const old = await post(s2.ip, semPort, '/p2p/sem/digest', stale, SECRET);
+    assert.equal(old.status, 409, old.body);
+    assert.match(old.body, /stale digest request/);
+    const snap = JSON.stringify({ v: 1, type: 'snapshot', from: 'S1', snapshot: { clock: 1, seqs: {}, entries: [] }, ...freshness() });
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET)).status, 200);
+    const snapAgain = await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET);
+    assert.equal(snapAgain.status, 409, snapAgain.body);
+    const noNonce = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64) });
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', noNonce, SECRET)).status, 400);
+  });
+
+  it('attack 3: a flood of 3000 unauthenticated requests is summarised in the SEM log, which keeps its useful lines', async () => {
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
+    const useful = await edit(s1, 'available-od, Add, ODD1, 127.0.2.25, RS1');
+    assert.equal(useful.status, 200);
+    await waitFor(() => /applied available-od, Add, ODD1/.test(semLog(s2)), { what: 'the useful line', timeoutMs: 5000 });
+    const sizeBefore = semLog(s2).length;
+    const flooder = attackers[7];
+    const body = encodeDiff({ file: 'group', op: 'Del', record: ['S1', s1.ip, 'RS1', '-'], origin: 'S1', seq: 99, lamport: 99 });
+    let sent = 0;
+    for (let round = 0; round < 60; round++) {
+      // 50 at once: over the per-address connection cap, so some are refused at connection time.
+      await Promise.all(Array.from({ length: 50 }, () => post(s2.ip, semPort, '/p2p/sem/diff', body, 'wrong-secret-wrong-secret', flooder).then(() => sent++, () => undefined)));
+    }
+    assert.ok(sent > 1000, `only ${sent} requests were answered`);
+    const re = new RegExp(`refused (\\d+) refused from ${flooder.replace(/\./g, '\\.')} in the last 10 s \\(\\d+ not logged one by one; last: forged`);
+    await waitFor(() => re.test(semLog(s2)), { what: 'the summary line', timeoutMs: 20_000 });
+    const log = semLog(s2);
+    assert.ok(Number(re.exec(log)![1]) >= 1000, re.exec(log)![0]);
+    assert.match(log, /applied available-od, Add, ODD1/, 'the useful line was rotated away');
+    assert.ok(log.length - sizeBefore < 20_000, `the flood added ${log.length - sizeBefore} bytes to the log`);
+    assert.ok(!has(s2, 'group', /^$/) && groupCount(s2) === 2);
   });
 });

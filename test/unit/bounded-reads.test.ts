@@ -63,6 +63,18 @@ describe('bounded body reads', () => {
     assert.equal(all.inUse, 0);
   });
 
+  it('reserves a declared length from the budgets before reading: a request without room is refused unread', async () => {
+    const all = new ByteBudget(100);
+    const a = new PassThrough();
+    const pa = readBounded(a, { limit: 1000, timeoutMs: 1000, declared: 80, budgets: [all] });
+    assert.equal(all.inUse, 80);
+    const b = new PassThrough();
+    assert.equal(await kindOf(readBounded(b, { limit: 1000, timeoutMs: 1000, declared: 30, budgets: [all] })), 'over-budget');
+    a.end(Buffer.alloc(80));
+    assert.equal((await pa).length, 80);
+    assert.equal(all.inUse, 0);
+  });
+
   it('the admin API client cuts an endless answer at its cap', async () => {
     let written = 0;
     const server = http.createServer((_req, res) => {
