@@ -10,7 +10,9 @@ import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
-import { SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
+import { fromMember, toMember } from '../records/records';
 import { SemLog } from './sem-log';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
@@ -100,6 +102,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly syncIntervalMs: number;
   private readonly autoJoin: boolean;
   private readonly snapshotBytes: number;
+  /** This VM's signing key (its public half is published in its group record). */
+  private key: VmKey;
+  private publishing = false;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
@@ -119,6 +124,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.autoJoin = opts.autoJoin ?? true;
     this.snapshotBytes = Math.max(LIMITS.diffBytes, opts.maxSnapshotBytes ?? LIMITS.syncBytes);
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
+    try {
+      this.key = loadOrCreateVmKey(opts.folder, this.identity.hostname);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     this.disk.loadSync();
     this.repairLoadedState();
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
@@ -127,6 +137,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
+      (label, body) => signMessage(this.key, label, body),
+      (target, label, text, signature) => this.checkAnswer(target, label, text, signature),
     );
     this.server = new SemServer({
       host: this.identity.address,
@@ -134,11 +146,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
+      sign: (label, text) => signMessage(this.key, label, text),
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
-        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
-        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: ({ body }) => this.onDigest(body) },
-        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: ({ body }) => this.onSnapshot(body) },
+        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
       },
     });
   }
@@ -183,6 +196,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // never reuse one (peers would refuse the new diffs as replays).
     this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
     if (this.autoJoin && !this.stopped) await this.joinGroup();
+    else this.publishKey();
     this.updateStatus();
     this.scheduleSync();
   }
@@ -311,10 +325,88 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { acked, failed };
   }
 
-  private async onDiff(body: string, remote: string) {
-    const diff = decodeDiff(body);
+  /**
+   * Rotate this VM's key without downtime: a new key is made beside the old one, the group record
+   * is changed to publish it in a diff signed by the old key (which every peer holds), and only
+   * then is the new key used and the old file removed. Resolves with the new public key.
+   */
+  async rotateKey(): Promise<string> {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have) throw new EditError(`${this.identity.hostname} has no group record to publish a key in`);
+    const next = prepareRotation(this.folder, this.identity.hostname);
+    const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
+    await this.edit({ file: 'group', op: 'Mod', before: have, record });
+    this.key = commitRotation(this.folder, this.identity.hostname);
+    this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
+    return next.publicKey;
+  }
+
+  /**
+   * Revoke a member (a compromised VM cut out): its group record is deleted, so no receiver knows
+   * its key any more and everything it signs is refused. Its own diffs cannot bring it back without
+   * the cluster secret: rotate the secret too (docs/security.md).
+   */
+  async revoke(hostname: string): Promise<EditResult> {
+    if (hostname === this.identity.hostname) throw new EditError('a VM does not revoke itself');
+    const have = this.replica.get('group', hostname);
+    if (!have) throw new EditError(`${JSON.stringify(hostname)} is not in the group file`);
+    return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** This VM's public key, as published in its group record. */
+  get publicKey(): string {
+    return this.key.publicKey;
+  }
+
+  /** The key a member's group record publishes, or undefined (no record, or none published). */
+  private publishedKey(hostname: string): string | undefined {
+    const r = this.replica.get('group', hostname);
+    const k = r ? fromMember(r).publicKey : '-';
+    return k === '-' ? undefined : k;
+  }
+
+  /**
+   * Check that a message claiming to come from `claimed` was signed by the key its group record
+   * publishes. A VM without a published key may only publish its own: a diff that adds (or
+   * completes) its own group record with a key, signed by that key (the cluster secret admits the
+   * key), and, while it joins, digest requests.
+   */
+  private authenticate(claimed: string, ctx: RouteContext, opts: { join?: Diff; readOnly?: boolean } = {}): void {
+    const sig = parseSignature(ctx.signature);
+    if (!sig) throw new ProtocolError(`refused: a message from ${claimed} without a VM signature`, 401);
+    if (sig.signer !== claimed) throw new ProtocolError(`refused: signed by ${sig.signer} but claims to come from ${claimed}`, 401);
+    const key = this.publishedKey(claimed);
+    if (key) {
+      if (!verifyMessage(key, ctx.label, ctx.body, sig.sig)) throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
+      return;
+    }
+    const j = opts.join;
+    if (j && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+      const offered = fromMember(j.record).publicKey;
+      if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
+    }
+    if (opts.readOnly) return;
+    throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
+  }
+
+  /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */
+  private checkAnswer(target: Target, label: string, text: string, signature: string | undefined): string | null {
+    const sig = parseSignature(signature);
+    if (!sig) return 'the answer carries no VM signature';
+    const r = this.replica.get('group', sig.signer);
+    if (!r) return null;
+    const m = fromMember(r);
+    if (m.address !== target.address) return `signed by ${sig.signer}, whose address is ${m.address}, not ${target.address}`;
+    if (m.publicKey === '-') return null;
+    return verifyMessage(m.publicKey, label, text, sig.sig) ? null : `not signed by the key ${sig.signer} publishes`;
+  }
+
+  private async onDiff(ctx: RouteContext) {
+    const remote = ctx.remote;
+    const diff = decodeDiff(ctx.body);
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
+    this.authenticate(diff.origin, ctx, { join: diff });
     const floor = this.guard.max(diff.origin);
     if (floor - diff.seq > LIMITS.maxSeqJump) {
       // An origin never steps back this far: what this VM holds for it was poisoned (a forged
@@ -360,8 +452,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (why) throw new ProtocolError(why, 409);
   }
 
-  private onDigest(body: string) {
-    const msg = decodeDigest(body);
+  private onDigest(ctx: RouteContext) {
+    const msg = decodeDigest(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
     this.checkNonce(msg);
     const mine = this.replica.digest();
     this.peerOk(msg.from);
@@ -369,8 +462,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
   }
 
-  private async onSnapshot(body: string) {
-    const msg = decodeSnapshot(body);
+  private async onSnapshot(ctx: RouteContext) {
+    const msg = decodeSnapshot(ctx.body);
+    this.authenticate(msg.from, ctx);
     this.checkNonce(msg);
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
@@ -448,11 +542,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pendingSync.set(hostname, t);
   }
 
-  /** Make the group file hold this VM's record as configured. */
+  /** Make the group file hold this VM's record as configured, with its public key (its state kept). */
   private async joinGroup(): Promise<void> {
     const id = this.identity;
-    const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
+    const want = toMember({ ...id, state: have ? fromMember(have).state : 'member', publicKey: this.key.publicKey });
     if (sameRecord(have, want)) return;
     try {
       await this.edit(have ? { file: 'group', op: 'Mod', before: have, record: want } : { file: 'group', op: 'Add', record: want });
@@ -461,7 +555,28 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * A VM made a member by another (a backup added by the manager that recovered it) publishes its
+   * key in the record it was given. A record that publishes another key is not overwritten: this
+   * VM's messages are then refused everywhere, and it says so.
+   */
+  private publishKey(): void {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have || this.publishing || this.stopped) return;
+    const published = fromMember(have).publicKey;
+    if (published === this.key.publicKey) return;
+    if (published !== '-') {
+      this.safeEmit('warning', `the group record of ${this.identity.hostname} publishes another key than this VM's (${this.key.file}): peers refuse this VM's messages; rotate or revoke (docs/security.md)`);
+      return;
+    }
+    this.publishing = true;
+    this.edit({ file: 'group', op: 'Mod', before: have, record: toMember({ ...fromMember(have), publicKey: this.key.publicKey }) })
+      .catch((e: Error) => this.safeEmit('warning', `could not publish this VM's key: ${e.message}`))
+      .finally(() => (this.publishing = false));
+  }
+
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+    if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
@@ -478,6 +593,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private emitKeyChange(c: KeyChange, from: string): void {
+    if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
     const line = formatDiffLine(edit);

@@ -9,6 +9,7 @@ import * as http from 'http';
 import { AddressInfo, Socket } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
 import { truncate } from '../records/files';
+import { SIG_HEADER } from './vm-key';
 import { MAC_HEADER, ProtocolError, mac, responseLabel, verifyMac } from './sem-protocol';
 
 export interface Reply {
@@ -19,6 +20,10 @@ export interface Reply {
 export interface RouteContext {
   body: string;
   remote: string;
+  /** What the request's MAC and signature cover besides the body. */
+  label: string;
+  /** The sender's VM signature header (checked by the handler against the group file). */
+  signature?: string;
 }
 
 export type Route = (ctx: RouteContext) => Promise<Reply> | Reply;
@@ -60,6 +65,8 @@ export interface ServerOptions {
   /** Called for each request or connection refused before its handler ran (bad MAC, too big, ...). */
   onRefused: (remote: string, reason: string) => void;
   limits?: Partial<ServerLimits>;
+  /** This VM's signature of an answer (header value), when it signs. */
+  sign?: (label: string, body: string) => string;
 }
 
 interface PeerSlot {
@@ -144,7 +151,11 @@ export class SemServer {
       if (res.headersSent || res.destroyed) return;
       const text = JSON.stringify(body);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
-      if (requestMac) headers[MAC_HEADER] = mac(this.opts.secret, responseLabel(requestMac, status), text);
+      if (requestMac) {
+        const label = responseLabel(requestMac, status);
+        headers[MAC_HEADER] = mac(this.opts.secret, label, text);
+        if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
+      }
       if (close) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(text);
@@ -198,7 +209,7 @@ export class SemServer {
     }
     const requestMac = given as string;
     Promise.resolve()
-      .then(() => handler({ body, remote }))
+      .then(() => handler({ body, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
       .then(
         (reply) => send(reply.status, reply.body, requestMac),
         (err: unknown) => {
@@ -244,6 +255,10 @@ export class SemClient {
     /** Source address of requests: this VM's cluster address, so that per-address firewall rules
      * (and the peer's log) see who is talking. */
     private readonly localAddress?: string,
+    /** Signs a request (header value) with this VM's key. */
+    private readonly sign?: (label: string, body: string) => string,
+    /** Why an answer's signature is not acceptable from this target, or null. */
+    private readonly checkAnswer?: (target: Target, label: string, text: string, signature: string | undefined) => string | null,
   ) {}
 
   /** POST a signed body; the answer is read up to `maxAnswerBytes` (default: a small answer). */
@@ -276,6 +291,7 @@ export class SemClient {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             [MAC_HEADER]: requestMac,
+            ...(this.sign ? { [SIG_HEADER]: this.sign(`POST ${path}`, body) } : {}),
           },
         },
         (res) => {
@@ -296,6 +312,8 @@ export class SemClient {
                 const why = parsed?.error ? `: ${truncate(String(parsed.error))}` : '';
                 return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
               }
+              const unsigned = this.checkAnswer?.(target, responseLabel(requestMac, status), text, res.headers[SIG_HEADER] as string | undefined);
+              if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
               if (status < 200 || status >= 300) {
                 return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
               }

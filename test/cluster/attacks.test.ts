@@ -11,24 +11,15 @@ import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harn
 import { httpRequest } from '../../harness/http';
 import { sleep, waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
-import { encodeDiff, freshness, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
-
-/** POST a body to a SEM route, MAC'd with `secret` (the insider's attacks hold it). */
-function post(ip: string, port: number, route: string, body: string, secret: string | null, localAddress?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (secret) headers[MAC_HEADER] = mac(secret, `POST ${route}`, body);
-  return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request({ host: ip, port, path: route, method: 'POST', agent: false, headers, localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { encodeDiff, freshness } from '../../lib/sem/sem-protocol';
+import { semPost, signerOf } from '../support/sem-wire';
+import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
 
 const SECRET = 'attack-suite-secret-0123456789abcdef';
+
+/** POST as an insider holding the secret and `signer`'s key, or as an outsider (secret null). */
+const post = (ip: string, port: number, route: string, body: string, secret: string | null, localAddress?: string, signer?: Vm) =>
+  semPost(ip, port, route, body, { secret, localAddress, signer: signer ? signerOf(signer.userDir, signer.name) : undefined });
 const MiB = 1024 * 1024;
 
 const filesOf = (vm: Vm) => path.join(vm.userDir, 'p2p-ha');
@@ -209,11 +200,11 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const diff = (seq: number, lamport: number, od: string) =>
       encodeDiff({ file: 'available-od', op: 'Add', record: [od, '127.0.2.20', 'RS1'], origin: 'S1', seq, lamport });
     const poison = diff(5000, Number.MAX_SAFE_INTEGER, 'ODX1');
-    const r1 = await post(s2.ip, semPort, '/p2p/sem/diff', poison, SECRET);
+    const r1 = await post(s2.ip, semPort, '/p2p/sem/diff', poison, SECRET, undefined, s1);
     assert.equal(r1.status, 422, r1.body);
     assert.match(r1.body, /Lamport time 9007199254740991 is beyond the bound/);
     const forgedSeq = diff(1e9, 10, 'ODX2');
-    const r2 = await post(s2.ip, semPort, '/p2p/sem/diff', forgedSeq, SECRET);
+    const r2 = await post(s2.ip, semPort, '/p2p/sem/diff', forgedSeq, SECRET, undefined, s1);
     assert.equal(r2.status, 422, r2.body);
     assert.match(r2.body, /sequence number 1000000000 jumps more than 1000000 above/);
     // S1's next edits are applied on S2, and S2's on S1.
@@ -254,22 +245,22 @@ describe('attacks on the wire (real Node-RED processes)', function () {
   });
 
   it('attack 6: a digest or snapshot request replayed, or stale, is refused', async () => {
-    const s2 = cluster.vm('S2');
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
     const digest = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64), ...freshness() });
-    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET)).status, 200);
-    const again = await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET);
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET, undefined, s1)).status, 200);
+    const again = await post(s2.ip, semPort, '/p2p/sem/digest', digest, SECRET, undefined, s1);
     assert.equal(again.status, 409, again.body);
     assert.match(again.body, /replayed request/);
     const stale = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64), ...freshness(Date.now() - 5 * 60_000) });
-    const old = await post(s2.ip, semPort, '/p2p/sem/digest', stale, SECRET);
+    const old = await post(s2.ip, semPort, '/p2p/sem/digest', stale, SECRET, undefined, s1);
     assert.equal(old.status, 409, old.body);
     assert.match(old.body, /stale digest request/);
     const snap = JSON.stringify({ v: 1, type: 'snapshot', from: 'S1', snapshot: { clock: 1, seqs: {}, entries: [] }, ...freshness() });
-    assert.equal((await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET)).status, 200);
-    const snapAgain = await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET);
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET, undefined, s1)).status, 200);
+    const snapAgain = await post(s2.ip, semPort, '/p2p/sem/snapshot', snap, SECRET, undefined, s1);
     assert.equal(snapAgain.status, 409, snapAgain.body);
     const noNonce = JSON.stringify({ v: 1, type: 'digest', from: 'S1', digest: '0'.repeat(64) });
-    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', noNonce, SECRET)).status, 400);
+    assert.equal((await post(s2.ip, semPort, '/p2p/sem/digest', noNonce, SECRET, undefined, s1)).status, 400);
   });
 
   it('attack 3: a flood of 3000 unauthenticated requests is summarised in the SEM log, which keeps its useful lines', async () => {
@@ -293,5 +284,49 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     assert.match(log, /applied available-od, Add, ODD1/, 'the useful line was rotated away');
     assert.ok(log.length - sizeBefore < 20_000, `the flood added ${log.length - sizeBefore} bytes to the log`);
     assert.ok(!has(s2, 'group', /^$/) && groupCount(s2) === 2);
+  });
+
+  it('attack 5 (identity): the secret alone, or another VM\'s key, does not speak for S1; keys are 0600 and published; rotation keeps the cluster working', async () => {
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
+    for (const vm of [s1, s2]) {
+      const keyFile = path.join(filesOf(vm), '.keys', `${vm.name}.pem`);
+      assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, `${vm.name}'s key file mode`);
+      assert.equal(fs.statSync(path.dirname(keyFile)).mode & 0o777, 0o700);
+      for (const other of [s1, s2]) {
+        assert.match(fs.readFileSync(path.join(filesOf(other), 'group'), 'utf8'), new RegExp(`^${vm.name}, .*, member, [A-Za-z0-9+/]{43}=$`, 'm'), `${vm.name}'s key in ${other.name}'s group file`);
+      }
+    }
+    const before = fs.readFileSync(path.join(filesOf(s1), 'group'), 'utf8');
+    // The insider holds S2 (its key and the secret) and rewrites S1's own group record as S1.
+    const forge = (seq: number) =>
+      encodeDiff({ file: 'group', op: 'Mod', before: before.split('\n').find((l) => l.startsWith('S1, '))!.split(', '), record: ['S1', '127.0.0.66', 'RS9', '-'], origin: 'S1', seq, lamport: 10 });
+    const unsigned = await semPost(s2.ip, semPort, '/p2p/sem/diff', forge(900_001), { secret: SECRET });
+    assert.equal(unsigned.status, 401, unsigned.body);
+    assert.match(unsigned.body, /without a VM signature/);
+    const asS2 = await semPost(s2.ip, semPort, '/p2p/sem/diff', forge(900_002), { secret: SECRET, signer: signerOf(s2.userDir, 'S2') });
+    assert.equal(asS2.status, 401, asS2.body);
+    assert.match(asS2.body, /signed by S2 but claims to come from S1/);
+    // A signature header that names S1 but is made with S2's key.
+    const s2Key = loadOrCreateVmKey(filesOf(s2), 'S2');
+    const claimed = await semPost(s2.ip, semPort, '/p2p/sem/diff', forge(900_003), { secret: SECRET, key: { ...s2Key, hostname: 'S1' } });
+    assert.equal(claimed.status, 401, claimed.body);
+    assert.match(claimed.body, /forged message: not signed by the key S1 publishes/);
+    for (const vm of [s1, s2]) assert.doesNotMatch(fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8'), /127\.0\.0\.66/);
+
+    // Rotation from the admin endpoint: the new key is published, edits keep flowing, the old key is refused.
+    const oldKey = { ...loadOrCreateVmKey(filesOf(s1), 'S1') };
+    const rot = await httpRequest(s1.url + '/p2p-ha/store/store/rotate-key', { method: 'POST', body: {}, timeoutMs: 10_000 });
+    assert.equal(rot.status, 200, rot.body);
+    const { publicKey } = JSON.parse(rot.body) as { publicKey: string };
+    await waitFor(() => fs.readFileSync(path.join(filesOf(s2), 'group'), 'utf8').includes(publicKey), { what: 'S1\'s new key on S2', timeoutMs: 10_000 });
+    const e1 = await edit(s1, 'available-od, Add, ODE1, 127.0.2.27, RS1');
+    assert.deepEqual(e1.body.acked.map((a: { peer: string }) => a.peer), ['S2'], JSON.stringify(e1.body));
+    const withOld = await semPost(s2.ip, semPort, '/p2p/sem/diff', encodeDiff({ file: 'available-od', op: 'Add', record: ['ODE9', '127.0.2.28', 'RS1'], origin: 'S1', seq: 950_000, lamport: 10 }), {
+      secret: SECRET,
+      key: oldKey,
+    });
+    assert.equal(withOld.status, 401, withOld.body);
+    assert.match(withOld.body, /not signed by the key S1 publishes/);
+    assert.ok(!fs.readFileSync(path.join(filesOf(s2), 'available-od'), 'utf8').includes('ODE9'));
   });
 });

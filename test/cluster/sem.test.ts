@@ -11,6 +11,7 @@ import { waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
 import { FILE_NAMES } from '../../lib/records/files';
 import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+import { loadOrCreateVmKey, signMessage, SIG_HEADER } from '../../lib/sem/vm-key';
 
 const SECRET = 'cluster-secret-for-tests';
 
@@ -119,7 +120,11 @@ describe('SEM between six Node-RED processes', function () {
     assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', forged, sign(forged, 'not-the-cluster-secret')), 401, 'forged');
     // S1's diff number 1 was applied long ago: the same number again is a replay.
     const replayed = del('S1', 1);
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', replayed, sign(replayed)), 409, 'replayed');
+    // Signed with S1's own key (read from its user directory): the replay guard is what refuses it.
+    const s1Key = { [SIG_HEADER]: signMessage(loadOrCreateVmKey(filesOf(cluster.vm('S1')), 'S1'), 'POST /p2p/sem/diff', replayed) };
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', replayed, { ...sign(replayed), ...s1Key }), 409, 'replayed');
+    // The cluster secret alone does not speak for S1.
+    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', replayed, sign(replayed)), 401, 'not signed by S1');
     const malformed = '{"v":1,"type":"diff","origin":"S1","seq":';
     assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', malformed, sign(malformed)), 400, 'not JSON');
     const badRecord = JSON.stringify({ ...JSON.parse(del('S1', 100_001)), record: ['S3; rm -rf /', '127.0.0.1', 'RS1', '-'] });

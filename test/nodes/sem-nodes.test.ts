@@ -14,6 +14,7 @@ import { ReplicatedStore } from '../../lib/sem/replicated-store';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+import { loadOrCreateVmKey, signMessage, SIG_HEADER } from '../../lib/sem/vm-key';
 import { pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
@@ -154,9 +155,13 @@ describe('SEM nodes in Node-RED', function () {
     const refusedMsg = new Promise<any>((resolve) => refused.on('input', resolve));
     assert.equal(await post(port, '/p2p/sem/diff', body, { [MAC_HEADER]: mac('wrong-secret', 'POST /p2p/sem/diff', body) }), 401);
     assert.match((await refusedMsg).payload.reason, /HMAC/);
-    // The genuine diff from S2 (seq 2, already applied) sent again: a replay.
+    // The genuine diff from S2 (seq 2, already applied) sent again, signed with S2's key: a replay.
     const replay = encodeDiff({ file: 'realserver', op: 'Add', record: ['RS2', '0.25', '1', 'up'], origin: 'S2', seq: 2, lamport: 50 });
-    assert.equal(await post(port, '/p2p/sem/diff', replay, { [MAC_HEADER]: mac(SECRET, 'POST /p2p/sem/diff', replay) }), 409);
+    const s2Key = loadOrCreateVmKey(peer!.folder, 'S2');
+    const signed = { [MAC_HEADER]: mac(SECRET, 'POST /p2p/sem/diff', replay), [SIG_HEADER]: signMessage(s2Key, 'POST /p2p/sem/diff', replay) };
+    assert.equal(await post(port, '/p2p/sem/diff', replay, signed), 409);
+    // The same diff with the MAC of the cluster secret but not signed by S2: refused as well.
+    assert.equal(await post(port, '/p2p/sem/diff', replay, { [MAC_HEADER]: mac(SECRET, 'POST /p2p/sem/diff', replay) }), 401);
     assert.equal(files.digest(), before);
   });
 });

@@ -1,0 +1,36 @@
+// Raw SEM requests as an attacker or an insider sends them: MAC'd with a secret (or not), signed
+// with a VM's key read from that VM's user directory (an insider holding that VM), or not.
+import * as http from 'http';
+import * as path from 'path';
+import { mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+import { loadOrCreateVmKey, signMessage, SIG_HEADER, VmKey } from '../../lib/sem/vm-key';
+
+export interface WireSigner {
+  /** The VM's files folder (userDir/p2p-ha). */
+  folder: string;
+  hostname: string;
+}
+
+export const signerOf = (userDir: string, hostname: string): WireSigner => ({ folder: path.join(userDir, 'p2p-ha'), hostname });
+
+export function semPost(
+  ip: string,
+  port: number,
+  route: string,
+  body: string,
+  o: { secret?: string | null; signer?: WireSigner; key?: VmKey; localAddress?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (o.secret) headers[MAC_HEADER] = mac(o.secret, `POST ${route}`, body);
+  if (o.key) headers[SIG_HEADER] = signMessage(o.key, `POST ${route}`, body);
+  else if (o.signer) headers[SIG_HEADER] = signMessage(loadOrCreateVmKey(o.signer.folder, o.signer.hostname), `POST ${route}`, body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: ip, port, path: route, method: 'POST', agent: false, headers, localAddress: o.localAddress }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
