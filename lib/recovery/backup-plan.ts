@@ -164,8 +164,9 @@ export function confirmers(
   for (const c of failure.confirmations ?? []) who.add(c);
   for (const p of problem) {
     if (!onHost.has(p[0]) || !CLAIMED.includes(p[3])) continue;
+    // A confirmation expires: one without a date counts for nothing (it used to count for ever).
     const since = p[5] === '-' ? NaN : Date.parse(p[5]);
-    if (Number.isFinite(since) && nowMs - since > windowMs) continue;
+    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
     who.add(p[1]);
   }
   return [...who].sort(naturalCompare);

@@ -12,11 +12,14 @@ import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
 import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
-import { fromMember, toMember } from '../records/records';
+import { fromMember, toMember, toProblem } from '../records/records';
+import { authorityRefusal, managersOf } from './edit-authority';
 import { SemLog } from './sem-log';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
 export const DEFAULT_SEM_PORT = 18801;
+/** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
+export const STRONG_SECRET_CHARS = 22;
 
 export interface StoreOptions {
   identity: Identity;
@@ -105,6 +108,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
   private publishing = false;
+  private readonly weakSecret: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
@@ -118,6 +122,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
+    this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
@@ -180,6 +185,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
     await this.disk.init();
+    if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
     for (const r of this.repairs.splice(0)) {
       this.log.write('repaired', r);
       this.safeEmit('warning', r);
@@ -347,9 +353,17 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * the cluster secret: rotate the secret too (docs/security.md).
    */
   async revoke(hostname: string): Promise<EditResult> {
-    if (hostname === this.identity.hostname) throw new EditError('a VM does not revoke itself');
+    const me = this.identity.hostname;
+    if (hostname === me) throw new EditError('a VM does not revoke itself');
     const have = this.replica.get('group', hostname);
     if (!have) throw new EditError(`${JSON.stringify(hostname)} is not in the group file`);
+    // The edit authority rules (G2) let only a manager of a VM delete its record, with a dated
+    // problem record of its own: revocation is a failure declared by the operator.
+    const managers = managersOf(this.replica.records('group'), hostname);
+    if (!managers.includes(me)) throw new EditError(`revoke ${hostname} from one of its managers (${managers.join(' ')}), not from ${me}`);
+    const before = this.replica.get('problem', hostname);
+    const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
+    await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
     return this.edit({ file: 'group', op: 'Del', record: have });
   }
 
@@ -430,6 +444,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (known > 0 && diff.seq > known + LIMITS.maxSeqJump) {
       throw new ProtocolError(`refused ${line}: sequence number ${diff.seq} jumps more than ${LIMITS.maxSeqJump} above ${known}, the highest known from ${diff.origin}`, 422);
     }
+    const denied = authorityRefusal(diff.origin, diff, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new ProtocolError(`refused ${line}: ${denied}`, 403);
     const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });

@@ -329,4 +329,27 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     assert.match(withOld.body, /not signed by the key S1 publishes/);
     assert.ok(!fs.readFileSync(path.join(filesOf(s2), 'available-od'), 'utf8').includes('ODE9'));
   });
+
+  it('attack 5 (authority): an insider holding S2 cannot delete S1\'s group record, confirm in another manager\'s name, or use an undated confirmation', async () => {
+    const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
+    const asS2 = (e: Parameters<typeof encodeDiff>[0]) => semPost(s1.ip, semPort, '/p2p/sem/diff', encodeDiff(e), { secret: SECRET, signer: signerOf(s2.userDir, 'S2') });
+    const groupS1 = fs.readFileSync(path.join(filesOf(s1), 'group'), 'utf8').split('\n').find((l) => l.startsWith('S1, '))!.split(', ');
+    const del = await asS2({ file: 'group', op: 'Del', record: groupS1, origin: 'S2', seq: 500_001, lamport: 10 });
+    assert.equal(del.status, 403, del.body);
+    assert.match(del.body, /S2 may not change the group record of S1 \(G2\): no problem record/);
+    const forged = await asS2({ file: 'problem', op: 'Add', record: ['S1', 'S9', 'realserver', 'confirmed', '-', new Date().toISOString()], origin: 'S2', seq: 500_002, lamport: 10 });
+    assert.equal(forged.status, 403, forged.body);
+    assert.match(forged.body, /may not write a problem record of S1 in the name of S9 \(P1\)/);
+    // A confirmation in its own name but without a date, then the Del: the Del is refused.
+    const undated = await asS2({ file: 'problem', op: 'Add', record: ['S1', 'S2', 'network', 'confirmed', '-', '-'], origin: 'S2', seq: 500_003, lamport: 10 });
+    assert.equal(undated.status, 200, undated.body);
+    const del2 = await asS2({ file: 'group', op: 'Del', record: groupS1, origin: 'S2', seq: 500_004, lamport: 11 });
+    assert.equal(del2.status, 403, del2.body);
+    assert.match(del2.body, /carries no date/);
+    assert.match(fs.readFileSync(path.join(filesOf(s1), 'group'), 'utf8'), /^S1, /m, 'S1 is still a member');
+    await waitFor(() => /refused group, Del, S1, .* S2 may not change the group record of S1/.test(semLog(s1)), { what: 'the refusal with its reason in S1\'s log', timeoutMs: 5000 });
+    // Clean up: the problem record is deleted by its detector.
+    const cleanup = await asS2({ file: 'problem', op: 'Del', record: ['S1', 'S2', 'network', 'confirmed', '-', '-'], origin: 'S2', seq: 500_005, lamport: 12 });
+    assert.equal(cleanup.status, 200, cleanup.body);
+  });
 });
