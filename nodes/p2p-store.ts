@@ -21,6 +21,8 @@ interface StoreConfig {
   syncInterval?: string | number;
   requestTimeout?: string | number;
   autoJoin?: boolean;
+  /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
+  insecureWire?: boolean;
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -77,6 +79,7 @@ export = function (RED: RED) {
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
+          wireSecurity: config.insecureWire !== true,
         });
       } catch (e) {
         fail((e as Error).message);

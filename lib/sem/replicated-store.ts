@@ -41,6 +41,11 @@ export interface StoreOptions {
   maxSnapshotBytes?: number;
   /** Connection, deadline and pre-authentication memory bounds of the SEM endpoint. */
   serverLimits?: Partial<ServerLimits>;
+  /**
+   * Sign with the VM key and seal bodies with AES-256-GCM (default true). Off only to measure
+   * what they cost (bench:sem): a cluster with it off trusts the cluster secret alone.
+   */
+  wireSecurity?: boolean;
 }
 
 export class EditError extends Error {}
@@ -109,6 +114,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private key: VmKey;
   private publishing = false;
   private readonly weakSecret: boolean;
+  private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
@@ -123,6 +129,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
     this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
@@ -142,8 +149,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
-      (label, body) => signMessage(this.key, label, body),
-      (target, label, text, signature) => this.checkAnswer(target, label, text, signature),
+      this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
+      this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
+      this.secure,
     );
     this.server = new SemServer({
       host: this.identity.address,
@@ -151,7 +159,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
-      sign: (label, text) => signMessage(this.key, label, text),
+      sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
+      encrypt: this.secure,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
@@ -185,6 +194,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
     await this.disk.init();
+    if (!this.secure) this.safeEmit('warning', 'wire security is off: messages are neither signed nor encrypted (for measurements only)');
     if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
     for (const r of this.repairs.splice(0)) {
       this.log.write('repaired', r);
@@ -386,6 +396,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * key), and, while it joins, digest requests.
    */
   private authenticate(claimed: string, ctx: RouteContext, opts: { join?: Diff; readOnly?: boolean } = {}): void {
+    if (!this.secure) return;
     const sig = parseSignature(ctx.signature);
     if (!sig) throw new ProtocolError(`refused: a message from ${claimed} without a VM signature`, 401);
     if (sig.signer !== claimed) throw new ProtocolError(`refused: signed by ${sig.signer} but claims to come from ${claimed}`, 401);

@@ -10,6 +10,7 @@ import { AddressInfo, Socket } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
 import { truncate } from '../records/files';
 import { SIG_HEADER } from './vm-key';
+import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
 import { MAC_HEADER, ProtocolError, mac, responseLabel, verifyMac } from './sem-protocol';
 
 export interface Reply {
@@ -67,6 +68,9 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** This VM's signature of an answer (header value), when it signs. */
   sign?: (label: string, body: string) => string;
+  /** Bodies sealed with AES-256-GCM under a key derived from the secret (wire-crypto); a plain
+   * request is then refused. */
+  encrypt?: boolean;
 }
 
 interface PeerSlot {
@@ -81,8 +85,11 @@ export class SemServer {
   private readonly peers = new Map<string, PeerSlot>();
   private connections = 0;
 
+  private readonly key?: Buffer;
+
   constructor(private readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...(opts.limits ?? {}) };
+    if (opts.encrypt) this.key = bodyKey(opts.secret);
     this.budget = new ByteBudget(this.limits.preAuthBytes);
   }
 
@@ -149,12 +156,16 @@ export class SemServer {
     const path = (req.url ?? '').split('?')[0];
     const send = (status: number, body: unknown, requestMac?: string, close = false) => {
       if (res.headersSent || res.destroyed) return;
-      const text = JSON.stringify(body);
+      let text = JSON.stringify(body);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
       if (requestMac) {
         const label = responseLabel(requestMac, status);
-        headers[MAC_HEADER] = mac(this.opts.secret, label, text);
         if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
+        if (this.key) {
+          text = seal(this.key, label, text);
+          headers[ENC_HEADER] = '1';
+        }
+        headers[MAC_HEADER] = mac(this.opts.secret, label, text);
       }
       if (close) headers.connection = 'close';
       res.writeHead(status, headers);
@@ -208,8 +219,18 @@ export class SemServer {
       return refuse(401, 'forged or unauthenticated message: HMAC does not match the cluster secret');
     }
     const requestMac = given as string;
+    const sealed = req.headers[ENC_HEADER] === '1';
+    if (sealed !== !!this.key) return refuse(400, sealed ? 'refused: an encrypted message, this VM does not encrypt' : 'refused: a plain-text message, this cluster encrypts');
+    let plain = body;
+    if (this.key) {
+      try {
+        plain = open(this.key, `POST ${path}`, body);
+      } catch (e) {
+        return refuse(400, `refused: ${(e as SealError).message}`);
+      }
+    }
     Promise.resolve()
-      .then(() => handler({ body, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
+      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
       .then(
         (reply) => send(reply.status, reply.body, requestMac),
         (err: unknown) => {
@@ -259,7 +280,13 @@ export class SemClient {
     private readonly sign?: (label: string, body: string) => string,
     /** Why an answer's signature is not acceptable from this target, or null. */
     private readonly checkAnswer?: (target: Target, label: string, text: string, signature: string | undefined) => string | null,
-  ) {}
+    /** Seal bodies (wire-crypto) and require sealed answers. */
+    encrypt = false,
+  ) {
+    if (encrypt) this.key = bodyKey(secret);
+  }
+
+  private readonly key?: Buffer;
 
   /** POST a signed body; the answer is read up to `maxAnswerBytes` (default: a small answer). */
   async post(target: Target, path: string, body: string, maxAnswerBytes = SMALL_ANSWER_BYTES): Promise<unknown> {
@@ -276,7 +303,9 @@ export class SemClient {
     this.agent.destroy();
   }
 
-  private once(target: Target, path: string, body: string, maxAnswerBytes: number): Promise<unknown> {
+  private once(target: Target, path: string, plain: string, maxAnswerBytes: number): Promise<unknown> {
+    const signature = this.sign ? this.sign(`POST ${path}`, plain) : undefined;
+    const body = this.key ? seal(this.key, `POST ${path}`, plain) : plain;
     const requestMac = mac(this.secret, `POST ${path}`, body);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -291,7 +320,8 @@ export class SemClient {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             [MAC_HEADER]: requestMac,
-            ...(this.sign ? { [SIG_HEADER]: this.sign(`POST ${path}`, body) } : {}),
+            ...(signature ? { [SIG_HEADER]: signature } : {}),
+            ...(this.key ? { [ENC_HEADER]: '1' } : {}),
           },
         },
         (res) => {
@@ -301,18 +331,32 @@ export class SemClient {
           readBounded(res, { limit: maxAnswerBytes, timeoutMs: this.timeoutMs, declared: declaredLength(res.headers) }).then(
             (buf) => {
               clearTimeout(timer);
-              const text = buf.toString('utf8');
-              let parsed: { error?: string; [k: string]: unknown } | undefined;
-              try {
-                parsed = JSON.parse(text);
-              } catch {
-                parsed = undefined;
-              }
-              if (!verifyMac(this.secret, responseLabel(requestMac, status), text, res.headers[MAC_HEADER])) {
-                const why = parsed?.error ? `: ${truncate(String(parsed.error))}` : '';
+              const wire = buf.toString('utf8');
+              const label = responseLabel(requestMac, status);
+              const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
+                try {
+                  return JSON.parse(t);
+                } catch {
+                  return undefined;
+                }
+              };
+              if (!verifyMac(this.secret, label, wire, res.headers[MAC_HEADER])) {
+                // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
+                const hint = parse(wire)?.error;
+                const why = hint ? `: ${truncate(String(hint))}` : '';
                 return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
               }
-              const unsigned = this.checkAnswer?.(target, responseLabel(requestMac, status), text, res.headers[SIG_HEADER] as string | undefined);
+              let text = wire;
+              if (this.key) {
+                if (res.headers[ENC_HEADER] !== '1') return reject(new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status));
+                try {
+                  text = open(this.key, label, wire);
+                } catch (e) {
+                  return reject(new SemClientError(`answer refused (HTTP ${status}): ${(e as Error).message}`, status));
+                }
+              }
+              const parsed = parse(text);
+              const unsigned = this.checkAnswer?.(target, label, text, res.headers[SIG_HEADER] as string | undefined);
               if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
               if (status < 200 || status >= 300) {
                 return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));

@@ -138,7 +138,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     assert.ok(grew < 50, `RSS grew by ${grew.toFixed(1)} MB (base ${(base / MiB).toFixed(1)} MB, peak ${(peak / MiB).toFixed(1)} MB)`);
     await waitFor(() => rss(pid) - base < 10 * MiB, {
       what: `S1's RSS back within 10 MB of ${(base / MiB).toFixed(1)} MB`,
-      timeoutMs: 60_000,
+      timeoutMs: 120_000,
       intervalMs: 500,
     });
     console.log(`      S1 RSS ${(rss(pid) / MiB).toFixed(1)} MB after; ${refusedEarly} slow senders refused before their body ended`);
@@ -153,8 +153,11 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     // with an endless body; a new VM is given it as its only seed.
     let written = 0;
     let closedAt = -1;
+    const captured: string[] = [];
     const fake = http.createServer((req, res) => {
-      req.resume();
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.length < 65536 ? c.toString() : ''));
+      req.on('end', () => captured.push(body));
       res.writeHead(200, { 'content-type': 'application/json' });
       const block = Buffer.alloc(MiB, 0x20);
       const pump = () => {
@@ -185,6 +188,12 @@ describe('attacks on the wire (real Node-RED processes)', function () {
       assert.ok(peak - base < 50 * MiB, `RSS grew by ${((peak - base) / MiB).toFixed(1)} MB`);
       const admin = await httpRequest(s3.url + '/settings', { timeoutMs: 5000 });
       assert.equal(admin.status, 200);
+      // Attack 8 (confidentiality): what S3 sent to the "peer" is sealed: no JSON, no names.
+      assert.ok(captured.length > 0, 'the fake peer received nothing');
+      for (const b of captured) {
+        assert.match(b, /^[A-Za-z0-9+/]{16}\.[A-Za-z0-9+/=]+$/, `not a sealed body: ${b.slice(0, 80)}`);
+        assert.doesNotMatch(b, /digest|S3|snapshot/);
+      }
     } finally {
       fake.closeAllConnections();
       await new Promise((r) => fake.close(r));

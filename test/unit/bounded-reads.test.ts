@@ -1,5 +1,6 @@
 // Reading before authentication (issue 14): a body within a byte cap, a deadline and shared
-// budgets; the admin API's answers read the same way; refusals reported at a bounded rate.
+// budgets; the admin API's answers read the same way; refusals reported at a bounded rate; bodies
+// sealed on the wire.
 import { strict as assert } from 'assert';
 import * as http from 'http';
 import { PassThrough } from 'stream';
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../../lib/net/bounded-body';
 import { deployIdentityViaAdminApi, RoleError } from '../../lib/recovery/role';
 import { RefusalLimiter, RefusalReport } from '../../lib/sem/refusal-limiter';
+import { bodyKey, open, seal, SealError } from '../../lib/sem/wire-crypto';
 
 const kindOf = async (p: Promise<unknown>) => {
   try {
@@ -131,5 +133,19 @@ describe('refusal limiter', () => {
     const others = out.find((r) => r.from === 'other addresses');
     assert.equal(others?.count, 96);
     l.close();
+  });
+});
+
+describe('wire encryption (AES-256-GCM, key by HKDF from the cluster secret)', () => {
+  it('opens what it sealed, only with the same key and label', () => {
+    const k = bodyKey('a-cluster-secret-of-128-bits');
+    const sealed = seal(k, 'POST /p2p/sem/diff', '{"file":"group"}');
+    assert.doesNotMatch(sealed, /group/);
+    assert.equal(open(k, 'POST /p2p/sem/diff', sealed), '{"file":"group"}');
+    assert.throws(() => open(k, 'POST /p2p/sem/snapshot', sealed), SealError);
+    assert.throws(() => open(bodyKey('another-secret-entirely-x'), 'POST /p2p/sem/diff', sealed), SealError);
+    const flipped = sealed.slice(0, -3) + (sealed.at(-3) === 'A' ? 'B' : 'A') + sealed.slice(-2);
+    assert.throws(() => open(k, 'POST /p2p/sem/diff', flipped), SealError);
+    assert.notEqual(seal(k, 'x', 'same'), seal(k, 'x', 'same'), 'a fresh IV each time');
   });
 });
