@@ -113,6 +113,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
   private publishing = false;
+  /** Resolved once start() has published this VM's key (or will not): peers refuse what a VM
+   * without a published key signs, so edits made before wait for it to be sent. */
+  private keyGate?: Promise<void>;
+  private releaseKeyGate: () => void = () => undefined;
   private readonly weakSecret: boolean;
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
@@ -200,25 +204,31 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.log.write('repaired', r);
       this.safeEmit('warning', r);
     }
+    this.keyGate = new Promise<void>((r) => (this.releaseKeyGate = r));
     try {
-      await this.server.listen();
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      this.setStatus('error', `cannot listen on ${this.identity.address}:${this.port}: ${err.code ?? err.message}`);
-      throw new ConfigError(this._status.text);
+      try {
+        await this.server.listen();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        this.setStatus('error', `cannot listen on ${this.identity.address}:${this.port}: ${err.code ?? err.message}`);
+        throw new ConfigError(this._status.text);
+      }
+      await this.syncAll();
+      // If this VM's own state was lost or rolled back, peers still know its last sequence number:
+      // never reuse one (peers would refuse the new diffs as replays).
+      this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
+      if (this.autoJoin && !this.stopped) await this.joinGroup();
+      else this.publishKey();
+    } finally {
+      this.releaseKeyGate();
     }
-    await this.syncAll();
-    // If this VM's own state was lost or rolled back, peers still know its last sequence number:
-    // never reuse one (peers would refuse the new diffs as replays).
-    this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
-    if (this.autoJoin && !this.stopped) await this.joinGroup();
-    else this.publishKey();
     this.updateStatus();
     this.scheduleSync();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.releaseKeyGate();
     clearTimeout(this.syncTimer);
     for (const t of this.pendingSync.values()) clearTimeout(t);
     this.pendingSync.clear();
@@ -295,6 +305,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private async broadcast(diff: Diff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
+    const me = this.identity.hostname;
+    if (this.keyGate && this.secure && !(diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
+      await this.keyGate;
+    }
     const body = encodeDiff(diff);
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
