@@ -286,10 +286,11 @@ describe('attacks on the wire (real Node-RED processes)', function () {
       await Promise.all(Array.from({ length: 50 }, () => post(s2.ip, semPort, '/p2p/sem/diff', body, 'wrong-secret-wrong-secret', flooder).then(() => sent++, () => undefined)));
     }
     assert.ok(sent > 1000, `only ${sent} requests were answered`);
-    const re = new RegExp(`refused (\\d+) refused from ${flooder.replace(/\./g, '\\.')} in the last 10 s \\(\\d+ not logged one by one; last: forged`);
-    await waitFor(() => re.test(semLog(s2)), { what: 'the summary line', timeoutMs: 20_000 });
+    // One summary per 10 s window (a slow machine spreads the flood over more than one).
+    const re = new RegExp(`refused (\\d+) refused from ${flooder.replace(/\./g, '\\.')} in the last 10 s \\(\\d+ not logged one by one; last: (?:forged|connection refused)`, 'g');
+    const summarised = () => Array.from(semLog(s2).matchAll(re), (m) => Number(m[1])).reduce((a, b) => a + b, 0);
+    await waitFor(() => summarised() >= 1000, { what: 'summary lines standing for 1000 refusals', timeoutMs: 40_000 });
     const log = semLog(s2);
-    assert.ok(Number(re.exec(log)![1]) >= 1000, re.exec(log)![0]);
     assert.match(log, /applied available-od, Add, ODD1/, 'the useful line was rotated away');
     assert.ok(log.length - sizeBefore < 20_000, `the flood added ${log.length - sizeBefore} bytes to the log`);
     assert.ok(!has(s2, 'group', /^$/) && groupCount(s2) === 2);
