@@ -20,6 +20,8 @@ import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 export const DEFAULT_SEM_PORT = 18801;
 /** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
 export const STRONG_SECRET_CHARS = 22;
+/** How long a rotated-out VM key is still accepted (docs/security.md, key rotation). */
+const ROTATION_GRACE_MS = 10_000;
 
 export interface StoreOptions {
   identity: Identity;
@@ -113,6 +115,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
   private publishing = false;
+  /** A member's previous key, still accepted for a short while after it rotated (messages it
+   * signed before it saw its own new record published may be in flight). */
+  private readonly previousKeys = new Map<string, { key: string; until: number }>();
   /** Resolved once start() has published this VM's key (or will not): peers refuse what a VM
    * without a published key signs, so edits made before wait for it to be sent. */
   private keyGate?: Promise<void>;
@@ -416,8 +421,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (sig.signer !== claimed) throw new ProtocolError(`refused: signed by ${sig.signer} but claims to come from ${claimed}`, 401);
     const key = this.publishedKey(claimed);
     if (key) {
-      if (!verifyMessage(key, ctx.label, ctx.body, sig.sig)) throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
-      return;
+      if (verifyMessage(key, ctx.label, ctx.body, sig.sig)) return;
+      const prev = this.previousKeys.get(claimed);
+      if (prev && prev.until > Date.now() && verifyMessage(prev.key, ctx.label, ctx.body, sig.sig)) return;
+      throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
     }
     const j = opts.join;
     if (j && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
@@ -616,7 +623,15 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       .finally(() => (this.publishing = false));
   }
 
+  /** A group record whose key changed: the old key stays acceptable for ROTATION_GRACE_MS. */
+  private noteKeyChange(before: RecordFields | null | undefined, after: RecordFields | null | undefined): void {
+    if (!before || !after) return;
+    const was = fromMember(before).publicKey;
+    if (was !== '-' && was !== fromMember(after).publicKey) this.previousKeys.set(before[0], { key: was, until: Date.now() + ROTATION_GRACE_MS });
+  }
+
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+    if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
     if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     const ev: ChangeEvent = {
       file: diff.file,
@@ -634,6 +649,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private emitKeyChange(c: KeyChange, from: string): void {
+    if (c.file === 'group') this.noteKeyChange(c.before, c.after);
     if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };

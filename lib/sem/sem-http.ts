@@ -303,10 +303,20 @@ export class SemClient {
     this.agent.destroy();
   }
 
-  private once(target: Target, path: string, plain: string, maxAnswerBytes: number): Promise<unknown> {
+  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once. */
+  private prepared?: { path: string; plain: string; signature?: string; body: string; requestMac: string };
+
+  private prepare(path: string, plain: string): { signature?: string; body: string; requestMac: string } {
+    const p = this.prepared;
+    if (p && p.path === path && p.plain === plain) return p;
     const signature = this.sign ? this.sign(`POST ${path}`, plain) : undefined;
     const body = this.key ? seal(this.key, `POST ${path}`, plain) : plain;
-    const requestMac = mac(this.secret, `POST ${path}`, body);
+    this.prepared = { path, plain, signature, body, requestMac: mac(this.secret, `POST ${path}`, body) };
+    return this.prepared;
+  }
+
+  private once(target: Target, path: string, plain: string, maxAnswerBytes: number): Promise<unknown> {
+    const { signature, body, requestMac } = this.prepare(path, plain);
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
