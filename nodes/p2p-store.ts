@@ -27,6 +27,8 @@ interface StoreConfig {
   syncInterval?: string | number;
   requestTimeout?: string | number;
   autoJoin?: boolean;
+  /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
+  insecureWire?: boolean;
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -79,6 +81,7 @@ export = function (RED: RED) {
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
+          wireSecurity: config.insecureWire !== true,
         });
       } catch (e) {
         // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
@@ -108,6 +111,37 @@ export = function (RED: RED) {
       finishWithin(store.stop(), CLOSE_DEADLINE_MS, done);
     });
   }
+
+  // Key rotation and revocation (docs/security.md): admin calls on one VM's store, behind the
+  // editor's authentication with the package's write permission.
+  type Res = { status(n: number): Res; json(v: unknown): void };
+  const withStore = (id: string, res: Res): ReplicatedStore | undefined => {
+    const n = RED.nodes.getNode(id) as StoreNode | null;
+    const files = n?.files;
+    if (!(files instanceof ReplicatedStore)) {
+      res.status(404).json({ error: `no running p2p-store ${JSON.stringify(String(id))}` });
+      return undefined;
+    }
+    return files;
+  };
+  RED.httpAdmin.post('/p2p-ha/store/:id/rotate-key', RED.auth.needsPermission('p2p-ha.write'), (req: { params: { id: string } }, res: Res) => {
+    const s = withStore(req.params.id, res);
+    if (!s) return;
+    s.rotateKey().then(
+      (publicKey) => res.json({ hostname: s.identity.hostname, publicKey }),
+      (e: Error) => res.status(409).json({ error: e.message }),
+    );
+  });
+  RED.httpAdmin.post('/p2p-ha/store/:id/revoke', RED.auth.needsPermission('p2p-ha.write'), (req: { params: { id: string }; body?: { hostname?: unknown } }, res: Res) => {
+    const s = withStore(req.params.id, res);
+    if (!s) return;
+    const hostname = req.body?.hostname;
+    if (typeof hostname !== 'string') return void res.status(400).json({ error: 'body must be {"hostname": "..."}' });
+    s.revoke(hostname).then(
+      (r) => res.json({ revoked: hostname, line: r.line, acked: r.acked.map((a) => a.peer), failed: r.failed.map((f) => f.peer) }),
+      (e: Error) => res.status(409).json({ error: e.message }),
+    );
+  });
 
   RED.nodes.registerType('p2p-store', P2pStoreNode, {
     credentials: { secret: { type: 'password' } },

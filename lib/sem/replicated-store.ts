@@ -7,14 +7,21 @@ import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, Pe
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
-import { ReplayGuard } from './replay-guard';
+import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { fromMember, isServing } from '../records/records';
-import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
-import { SemClient, SemClientError, SemServer, Target } from './sem-http';
+import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
+import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
+import { fromMember, isServing, toMember, toProblem } from '../records/records';
+import { authorityRefusal, managersOf } from './edit-authority';
 import { SemLog } from './sem-log';
+import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
 export const DEFAULT_SEM_PORT = 18801;
+/** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
+export const STRONG_SECRET_CHARS = 22;
+/** How long a rotated-out VM key is still accepted (docs/security.md, key rotation). */
+const ROTATION_GRACE_MS = 10_000;
 
 export interface StoreOptions {
   identity: Identity;
@@ -32,6 +39,15 @@ export interface StoreOptions {
   requestTimeoutMs?: number;
   /** Add or update this VM's own group record at start. */
   autoJoin?: boolean;
+  /** Cap of a snapshot (whole files) sent to or answered by a peer, bytes (default LIMITS.syncBytes). */
+  maxSnapshotBytes?: number;
+  /** Connection, deadline and pre-authentication memory bounds of the SEM endpoint. */
+  serverLimits?: Partial<ServerLimits>;
+  /**
+   * Sign with the VM key and seal bodies with AES-256-GCM (default true). Off only to measure
+   * what they cost (bench:sem): a cluster with it off trusts the cluster secret alone.
+   */
+  wireSecurity?: boolean;
 }
 
 export class EditError extends Error {}
@@ -90,12 +106,29 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly replica = new Replica();
   private readonly disk: DurableFiles;
   private readonly guard = new ReplayGuard();
+  private readonly nonces = new NonceCache(2 * LIMITS.syncFreshMs);
+  /** What loading the state repaired (logged at start, when the log and listeners exist). */
+  private readonly repairs: string[] = [];
   private readonly client: SemClient;
   private readonly server: SemServer;
   private readonly seeds: Target[];
   private readonly syncIntervalMs: number;
   private readonly autoJoin: boolean;
+  private readonly snapshotBytes: number;
+  /** This VM's signing key (its public half is published in its group record). */
+  private key: VmKey;
+  private publishing = false;
+  /** A member's previous key, still accepted for a short while after it rotated (messages it
+   * signed before it saw its own new record published may be in flight). */
+  private readonly previousKeys = new Map<string, { key: string; until: number }>();
+  /** Resolved once start() has published this VM's key (or will not): peers refuse what a VM
+   * without a published key signs, so edits made before wait for it to be sent. */
+  private keyGate?: Promise<void>;
+  private releaseKeyGate: () => void = () => undefined;
+  private readonly weakSecret: boolean;
+  private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
+  private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -107,18 +140,30 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
+    this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
     this.autoJoin = opts.autoJoin ?? true;
+    this.snapshotBytes = Math.max(LIMITS.diffBytes, opts.maxSnapshotBytes ?? LIMITS.syncBytes);
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
+    try {
+      this.key = loadOrCreateVmKey(opts.folder, this.identity.hostname);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     this.disk.loadSync();
+    this.repairLoadedState();
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
     this.client = new SemClient(
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
+      this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
+      this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
+      this.secure,
     );
     this.server = new SemServer({
       host: this.identity.address,
@@ -126,12 +171,28 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
+      sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
+      encrypt: this.secure,
+      limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
-        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
-        '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
-        '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
+        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
       },
     });
+  }
+
+  /** A Lamport time on disk beyond the bound (a clock poisoned before bounds existed) is brought
+   * down to it; the repaired state is written by start()'s checkpoint. */
+  private repairLoadedState(): void {
+    const ceiling = lamportCeiling();
+    const fixed = this.replica.clampVersions(ceiling);
+    if (fixed.highest > ceiling) {
+      this.repairs.push(
+        `repaired a poisoned Lamport clock at load: ${fixed.highest} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min); ` +
+          `the clock and ${fixed.entries} record version(s) brought down to ${ceiling}`,
+      );
+    }
   }
 
   get folder(): string {
@@ -145,30 +206,44 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
     await this.disk.init();
-    try {
-      await this.server.listen();
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
-      this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
-      throw new ConfigError(this._status.text);
+    if (!this.secure) this.safeEmit('warning', 'wire security is off: messages are neither signed nor encrypted (for measurements only)');
+    if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
+    for (const r of this.repairs.splice(0)) {
+      this.log.write('repaired', r);
+      this.safeEmit('warning', r);
     }
-    await this.syncAll();
-    // If this VM's own state was lost or rolled back, peers still know its last sequence number:
-    // never reuse one (peers would refuse the new diffs as replays).
-    this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
-    if (this.autoJoin && !this.stopped) await this.joinGroup();
+    this.keyGate = new Promise<void>((r) => (this.releaseKeyGate = r));
+    try {
+      try {
+        await this.server.listen();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
+        this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
+        throw new ConfigError(this._status.text);
+      }
+      await this.syncAll();
+      // If this VM's own state was lost or rolled back, peers still know its last sequence number:
+      // never reuse one (peers would refuse the new diffs as replays).
+      this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
+      if (this.autoJoin && !this.stopped) await this.joinGroup();
+      else this.publishKey();
+    } finally {
+      this.releaseKeyGate();
+    }
     this.updateStatus();
     this.scheduleSync();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.releaseKeyGate();
     clearTimeout(this.syncTimer);
     for (const t of this.pendingSync.values()) clearTimeout(t);
     this.pendingSync.clear();
     this.client.close();
     await this.server.close();
+    this.refusals.close();
     await this.disk.save([]).catch(() => undefined);
     await this.disk.close().catch(() => undefined);
     await this.log.close();
@@ -241,6 +316,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private async broadcast(diff: Diff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
+    const me = this.identity.hostname;
+    if (this.keyGate && this.secure && !(diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
+      await this.keyGate;
+    }
     const body = encodeDiff(diff);
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
@@ -289,10 +368,109 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { acked, failed };
   }
 
-  private async onDiff(body: string, remote: string) {
-    const diff = decodeDiff(body);
+  /**
+   * Rotate this VM's key without downtime: a new key is made beside the old one, the group record
+   * is changed to publish it in a diff signed by the old key (which every peer holds), and only
+   * then is the new key used and the old file removed. Resolves with the new public key.
+   */
+  async rotateKey(): Promise<string> {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have) throw new EditError(`${this.identity.hostname} has no group record to publish a key in`);
+    const next = prepareRotation(this.folder, this.identity.hostname);
+    const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
+    await this.edit({ file: 'group', op: 'Mod', before: have, record });
+    this.key = commitRotation(this.folder, this.identity.hostname);
+    this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
+    return next.publicKey;
+  }
+
+  /**
+   * Revoke a member (a compromised VM cut out): its group record is deleted, so no receiver knows
+   * its key any more and everything it signs is refused. Its own diffs cannot bring it back without
+   * the cluster secret: rotate the secret too (docs/security.md).
+   */
+  async revoke(hostname: string): Promise<EditResult> {
+    const me = this.identity.hostname;
+    if (hostname === me) throw new EditError('a VM does not revoke itself');
+    const have = this.replica.get('group', hostname);
+    if (!have) throw new EditError(`${JSON.stringify(hostname)} is not in the group file`);
+    // The edit authority rules (G2) let only a manager of a VM delete its record, with a dated
+    // problem record of its own: revocation is a failure declared by the operator.
+    const managers = managersOf(this.replica.records('group'), hostname);
+    if (!managers.includes(me)) throw new EditError(`revoke ${hostname} from one of its managers (${managers.join(' ')}), not from ${me}`);
+    const before = this.replica.get('problem', hostname);
+    const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
+    await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
+    return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** This VM's public key, as published in its group record. */
+  get publicKey(): string {
+    return this.key.publicKey;
+  }
+
+  /** The key a member's group record publishes, or undefined (no record, or none published). */
+  private publishedKey(hostname: string): string | undefined {
+    const r = this.replica.get('group', hostname);
+    const k = r ? fromMember(r).publicKey : '-';
+    return k === '-' ? undefined : k;
+  }
+
+  /**
+   * Check that a message claiming to come from `claimed` was signed by the key its group record
+   * publishes. A VM without a published key may only publish its own: a diff that adds (or
+   * completes) its own group record with a key, signed by that key (the cluster secret admits the
+   * key), and, while it joins, digest requests.
+   */
+  private authenticate(claimed: string, ctx: RouteContext, opts: { join?: Diff; readOnly?: boolean } = {}): void {
+    if (!this.secure) return;
+    const sig = parseSignature(ctx.signature);
+    if (!sig) throw new ProtocolError(`refused: a message from ${claimed} without a VM signature`, 401);
+    if (sig.signer !== claimed) throw new ProtocolError(`refused: signed by ${sig.signer} but claims to come from ${claimed}`, 401);
+    const key = this.publishedKey(claimed);
+    if (key) {
+      if (verifyMessage(key, ctx.label, ctx.body, sig.sig)) return;
+      const prev = this.previousKeys.get(claimed);
+      if (prev && prev.until > Date.now() && verifyMessage(prev.key, ctx.label, ctx.body, sig.sig)) return;
+      throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
+    }
+    const j = opts.join;
+    if (j && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+      const offered = fromMember(j.record).publicKey;
+      if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
+    }
+    if (opts.readOnly) return;
+    throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
+  }
+
+  /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */
+  private checkAnswer(target: Target, label: string, text: string, signature: string | undefined): string | null {
+    const sig = parseSignature(signature);
+    if (!sig) return 'the answer carries no VM signature';
+    const r = this.replica.get('group', sig.signer);
+    if (!r) return null;
+    const m = fromMember(r);
+    if (m.address !== target.address) return `signed by ${sig.signer}, whose address is ${m.address}, not ${target.address}`;
+    if (m.publicKey === '-') return null;
+    return verifyMessage(m.publicKey, label, text, sig.sig) ? null : `not signed by the key ${sig.signer} publishes`;
+  }
+
+  private async onDiff(ctx: RouteContext) {
+    const remote = ctx.remote;
+    const diff = decodeDiff(ctx.body);
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
+    this.authenticate(diff.origin, ctx, { join: diff });
+    const floor = this.guard.max(diff.origin);
+    if (floor - diff.seq > LIMITS.maxSeqJump) {
+      // An origin never steps back this far: what this VM holds for it was poisoned (a forged
+      // sequence number accepted before the bound existed). Its own diff repairs it.
+      const r = `repaired the sequence numbers of ${diff.origin}: ${floor} is more than ${LIMITS.maxSeqJump} above its diff #${diff.seq}`;
+      this.guard.reset(diff.origin, diff.seq - 1);
+      this.replica.seqs[diff.origin] = diff.seq - 1;
+      this.log.write('repaired', r, { from: remote });
+      this.safeEmit('warning', r);
+    }
     const replay = this.guard.check(diff.origin, diff.seq);
     if (replay) {
       // Refused either way, but say whether this VM already holds the diff's effect: a diff that
@@ -302,7 +480,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       if (contained) await this.disk.save([]);
       throw new ProtocolError(replay, 409, { contained });
     }
-    const gap = this.guard.max(diff.origin) > 0 && diff.seq > this.guard.max(diff.origin) + 1;
+    const known = this.guard.max(diff.origin);
+    if (known > 0 && diff.seq > known + LIMITS.maxSeqJump) {
+      throw new ProtocolError(`refused ${line}: sequence number ${diff.seq} jumps more than ${LIMITS.maxSeqJump} above ${known}, the highest known from ${diff.origin}`, 422);
+    }
+    const denied = authorityRefusal(diff.origin, diff, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new ProtocolError(`refused ${line}: ${denied}`, 403);
+    const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
     const changes = this.replica.apply(diff);
@@ -318,22 +502,41 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { ok: true, applied: changes.length > 0 } };
   }
 
-  private onDigest(body: string) {
-    const msg = decodeDigest(body);
+  /** A sync request seen before (same nonce) is refused. */
+  private checkNonce(msg: { nonce: string; ts: number }): void {
+    const why = this.nonces.admit(msg.nonce, msg.ts);
+    if (why) throw new ProtocolError(why, 409);
+  }
+
+  private onDigest(ctx: RouteContext) {
+    const msg = decodeDigest(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
     const mine = this.replica.digest();
     this.peerOk(msg.from);
     if (msg.digest === mine) return { status: 200, body: { digest: mine } };
     return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
   }
 
-  private async onSnapshot(body: string) {
-    const msg = decodeSnapshot(body);
+  private async onSnapshot(ctx: RouteContext) {
+    const msg = decodeSnapshot(ctx.body);
+    this.authenticate(msg.from, ctx);
+    this.checkNonce(msg);
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
   }
 
   private async mergeSnapshot(snapshot: ReturnType<typeof validateSnapshot>, from: string): Promise<void> {
+    // Sequence numbers that jump further than the bound above what this VM knows of their origin
+    // are not taken (they would make the origin's next diffs look like replays); the records are.
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      const known = origin === this.identity.hostname ? Math.max(this.disk.ownSeq, this.guard.max(origin)) : this.guard.max(origin);
+      if (known > 0 && seq > known + LIMITS.maxSeqJump) {
+        delete snapshot.seqs[origin];
+        this.refused(from, `snapshot from ${from}: sequence number ${seq} of ${origin} jumps more than ${LIMITS.maxSeqJump} above ${known}; not taken`);
+      }
+    }
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
@@ -343,14 +546,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks. */
   async syncWith(target: Target, name = target.address): Promise<void> {
     const digest = this.replica.digest();
-    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest };
-    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg))) as {
+    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest, ...freshness() };
+    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), this.snapshotBytes)) as {
       digest?: string;
       snapshot?: unknown;
     };
     if (reply?.snapshot) await this.mergeSnapshot(validateSnapshot(reply.snapshot), name);
     if (reply?.digest !== this.replica.digest()) {
-      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot() };
+      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot(), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }
@@ -395,13 +598,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pendingSync.set(hostname, t);
   }
 
-  /** Make the group file hold this VM's record as configured. */
+  /** Make the group file hold this VM's record as configured, with its public key (its state kept). */
   private async joinGroup(): Promise<void> {
     const id = this.identity;
     const have = this.replica.get('group', id.hostname);
-    // Keep the record's optional trailing fields (state, publicKey): a VM restarted while in
-    // maintenance (or fenced) stays so until someone changes it (lib/ops/maintenance.ts).
-    const want = [id.hostname, id.address, id.realServer, id.services, ...(have?.slice(4) ?? [])];
+    // Keep the record's state (maintenance, fenced): a VM restarted while in maintenance stays so
+    // until someone changes it (lib/ops/maintenance.ts); the public key is this VM's own.
+    const want = toMember({ ...id, state: have ? fromMember(have).state : 'member', publicKey: this.key.publicKey });
     if (sameRecord(have, want)) return;
     // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
     // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
@@ -416,7 +619,36 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * A VM made a member by another (a backup added by the manager that recovered it) publishes its
+   * key in the record it was given. A record that publishes another key is not overwritten: this
+   * VM's messages are then refused everywhere, and it says so.
+   */
+  private publishKey(): void {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have || this.publishing || this.stopped) return;
+    const published = fromMember(have).publicKey;
+    if (published === this.key.publicKey) return;
+    if (published !== '-') {
+      this.safeEmit('warning', `the group record of ${this.identity.hostname} publishes another key than this VM's (${this.key.file}): peers refuse this VM's messages; rotate or revoke (docs/security.md)`);
+      return;
+    }
+    this.publishing = true;
+    this.edit({ file: 'group', op: 'Mod', before: have, record: toMember({ ...fromMember(have), publicKey: this.key.publicKey }) })
+      .catch((e: Error) => this.safeEmit('warning', `could not publish this VM's key: ${e.message}`))
+      .finally(() => (this.publishing = false));
+  }
+
+  /** A group record whose key changed: the old key stays acceptable for ROTATION_GRACE_MS. */
+  private noteKeyChange(before: RecordFields | null | undefined, after: RecordFields | null | undefined): void {
+    if (!before || !after) return;
+    const was = fromMember(before).publicKey;
+    if (was !== '-' && was !== fromMember(after).publicKey) this.previousKeys.set(before[0], { key: was, until: Date.now() + ROTATION_GRACE_MS });
+  }
+
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+    if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
+    if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
@@ -433,6 +665,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private emitKeyChange(c: KeyChange, from: string): void {
+    if (c.file === 'group') this.noteKeyChange(c.before, c.after);
+    if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
     const line = formatDiffLine(edit);
@@ -452,8 +686,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private refused(remote: string, reason: string): void {
-    this.log.write('refused', reason, { from: remote });
-    const ev: RefusalEvent = { from: remote, reason, at: Date.now() };
+    this.refusals.refused(remote, reason);
+  }
+
+  /** A refusal (or a summary of many) that passed the rate limit: logged and emitted. */
+  private reportRefusal(r: RefusalReport): void {
+    this.log.write('refused', r.reason, { from: r.from, count: r.count });
+    const ev: RefusalEvent = { from: r.from, reason: r.reason, at: Date.now(), ...(r.count !== undefined ? { count: r.count } : {}) };
     this.safeEmit('refused', ev);
   }
 
