@@ -16,7 +16,7 @@
 //   commit        available-od Del, group Add backup, problem recovered (sent in parallel)
 //
 //   any error -> problem `failed` with the step, the outcome kind and the reason; a resumed OD
-//   is suspended again if the fence failed, else it is taken off available-od (half made).
+//   is suspended again, and taken off available-od if the fence had succeeded (half made).
 //
 // Steps report as they happen (StepEvent, in time order); an event of a step that runs beside
 // another carries `parallel` = that step. Decisions are made on outcome kinds
@@ -45,7 +45,7 @@ import { recordKey, type RecordFields } from '../records/files';
 import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
 import { naturalCompare } from '../records/natural-sort';
 import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem';
-import { fromMember, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
+import { fromMember, fromOd, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
 import { backupName, DEFAULT_PROCEDURE_DIR, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
 import { Placement, PlacementError, type VmSize } from './placement';
 import { decidePlacement, jointOds } from './placement-decider';
@@ -672,10 +672,16 @@ async function fail(st: Plan, e: unknown): Promise<RecoveryError> {
   const msg = errorText(e);
   const reason = `${st.current}: ${msg}`;
   emit(st, 'failed', 0, reason, { step: st.current, kind });
-  // A resumed OD is running now, half installed: it must not be offered as a suspended OD again.
-  // It stays running for the operator to look at (the reason is in the problem record).
+  // A resumed OD is half installed: it may already answer as the target (its procedure ran), and
+  // the original may serve again once it is not replaced (isolation rule): never two copies, so the
+  // OD is suspended again (frozen, it serves nothing; kept for the operator to look at, the reason
+  // is in the problem record) and is not offered as a suspended OD again.
   const used = st.resumedOd ? st.files.get('available-od', st.resumedOd) : undefined;
-  if (used) st.pending.push(st.files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
+  if (used) {
+    const od = fromOd(used);
+    await st.deps.driver(od.realServer)?.suspend(od.od).catch(() => undefined);
+    st.pending.push(st.files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
+  }
   await writeProblem(st, 'failed', kind && !msg.includes(kind) ? `${st.current}: ${kind}: ${msg}` : reason);
   await Promise.all(st.pending);
   const err = new RecoveryError(reason, st.current, st.steps, kind);

@@ -528,6 +528,8 @@ describe('recovery backup plan', () => {
     assert.ok(w.files.get('group', 'S2'), 'the group is not edited by a failed recovery');
     assert.equal(w.files.get('available-od', 'OD3'), undefined, 'the resumed OD is no longer offered');
     assert.ok(w.files.get('available-od', 'OD3x'), 'the others stay');
+    // Half installed, it might answer as S2: frozen again, so never a second copy beside S2.
+    assert.equal(w.hosts.get('RS3')!.domains.get('OD3'), 'paused', 'the half-installed OD is suspended again');
   });
 
   it('a missing procedure for a backup falls back to the original server\'s, and none at all is an error', async () => {
