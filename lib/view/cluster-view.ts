@@ -4,7 +4,7 @@
 import type { ClusterFiles } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
 import { OPEN_STATUSES } from '../records/problem';
-import { fromMember } from '../records/records';
+import { fromMember, isServing } from '../records/records';
 
 export interface TimelineEntry {
   target: string;
@@ -63,7 +63,8 @@ export function buildView(
   const operation = files.records('operation');
   const problems = files.records('problem');
   const problemOf = new Map(problems.map((p) => [p[0], p]));
-  const ring = group.map((g) => ({
+  // The ring is the operation file's: fenced members are out of it (they stay in the VM table).
+  const ring = group.filter((g) => isServing(fromMember(g))).map((g) => ({
     target: g[0],
     p1: operation.find((o) => o[0] === 'P1' && o[2] === g[0])?.[1],
     p2: operation.find((o) => o[0] === 'P2' && o[2] === g[0])?.[1],

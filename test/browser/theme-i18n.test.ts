@@ -116,7 +116,7 @@ describe('editor: dark theme and Japanese (Chromium)', function () {
     url = cluster.vms[0].url;
     // The store took its identity from the environment: S1 at its address is in the group file.
     const group = path.join(cluster.vms[0].userDir, 'p2p-ha', 'group');
-    await waitFor(() => fs.existsSync(group) && new RegExp(`^S1, ${ip.replace(/\./g, '\\.')}, RS1, -$`, 'm').test(fs.readFileSync(group, 'utf8')), {
+    await waitFor(() => fs.existsSync(group) && new RegExp(`^S1, ${ip.replace(/\./g, '\\.')}, RS1, -(?:, member, \\S+)?$`, 'm').test(fs.readFileSync(group, 'utf8')), {
       what: 'S1 in its group file from P2P_* variables',
       timeoutMs: 30_000,
     });
