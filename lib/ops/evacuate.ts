@@ -68,6 +68,7 @@ export function plannedShutdownDriver(
       await d.destroy(name);
       outcome.set(name, 'destroyed');
     },
+    autostartOff: (n) => d.autostartOff(n),
     suspend: (n) => d.suspend(n),
     domstate: (n) => d.domstate(n),
     resume: (n) => d.resume(n),

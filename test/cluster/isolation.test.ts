@@ -121,9 +121,17 @@ describe('isolation: a fenced server does not rejoin (loopback)', function () {
     const c = rc;
     const s2 = c.vm('S2');
     await waitFor(async () => (await c.service(s2.ip)) === 'S2', { what: 'S2 serves', timeoutMs: 20_000, intervalMs: 200 });
-    // What the fence step writes: S2's group record state fenced.
+    // What a recovery of S2 writes: S1 (its P1) records the failure, then S2's group record state
+    // fenced. Peers accept the group edit only with that dated claim (edit authority G2).
+    const claim = await httpRequest(c.vm('S1').url + EDIT_PATH, {
+      method: 'POST',
+      body: { file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'failed', '-', new Date().toISOString(), 'test: fenced by hand'] },
+      timeoutMs: 10_000,
+    });
+    assert.equal(claim.status, 200, claim.body);
     const rec = c.recordsOf('S1', 'group').find((r) => r[0] === 'S2')!;
-    const r = await httpRequest(c.vm('S1').url + EDIT_PATH, { method: 'POST', body: { file: 'group', op: 'Mod', before: rec, record: [...rec, 'fenced'] }, timeoutMs: 10_000 });
+    const fencedRec = [...rec.slice(0, 4), 'fenced', rec[5] ?? '-'];
+    const r = await httpRequest(c.vm('S1').url + EDIT_PATH, { method: 'POST', body: { file: 'group', op: 'Mod', before: rec, record: fencedRec }, timeoutMs: 10_000 });
     assert.equal(r.status, 200, r.body);
     await waitFor(async () => (await c.service(s2.ip)) === null, { what: 'S2 stops serving once it learns it is fenced', timeoutMs: 10_000, intervalMs: 100 });
     // The operator (or the host's autostart) restarts S2's server.
@@ -144,14 +152,14 @@ describe('isolation: a fenced server does not rejoin (loopback)', function () {
     await loop;
     assert.equal(answered, 0, `the restarted fenced S2 answered its service ${answered} times in ${samples} samples`);
     for (const n of ['S1', 'S2', 'S3']) {
-      assert.deepEqual(c.recordsOf(n, 'group').find((x) => x[0] === 'S2')?.slice(4), ['fenced'], `S2 stays fenced in ${n}'s group file`);
+      assert.deepEqual(c.recordsOf(n, 'group').find((x) => x[0] === 'S2')?.slice(4, 5), ['fenced'], `S2 stays fenced in ${n}'s group file`);
     }
     assert.match(c.logs('S2'), /fenced in the group file \(replaced\): not rejoining|self-fence: S2 is fenced/);
     // Re-admitted by the operator (the sidebar's button posts this): it serves again.
     const res = await httpRequest(`${c.vm('S1').url}/p2p-ha/readmit`, { method: 'POST', body: { hostname: 'S2' }, timeoutMs: 10_000 });
     assert.equal(res.status, 200, res.body);
     await waitFor(async () => (await c.service(s2.ip)) === 'S2', { what: 'S2 serves again after re-admission', timeoutMs: 15_000, intervalMs: 200 });
-    assert.deepEqual(c.recordsOf('S2', 'group').find((x) => x[0] === 'S2')?.slice(4), []);
+    assert.notEqual(c.recordsOf('S2', 'group').find((x) => x[0] === 'S2')?.[4], 'fenced', 'S2 a member again');
     const again = await httpRequest(`${c.vm('S1').url}/p2p-ha/readmit`, { method: 'POST', body: { hostname: 'S2' }, timeoutMs: 10_000 });
     assert.equal(again.status, 409, 'a member cannot be re-admitted');
   });
