@@ -92,7 +92,15 @@ function extractVmlinux(bzImage: string, out: string): void {
   const buf = fs.readFileSync(bzImage);
   const at = buf.indexOf(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
   if (at < 0) throw new Error(`${bzImage}: no xz payload`);
-  fs.writeFileSync(out, execFileSync('xz', ['-dc', '--single-stream'], { input: buf.subarray(at), maxBuffer: 512 * 1024 * 1024 }));
+  // From a file, not a pipe: xz stops reading after the first stream (--single-stream) and a pipe
+  // still holding the bzImage's tail then fails the write with EPIPE (seen in CI).
+  const payload = `${out}.xz-payload`;
+  fs.writeFileSync(payload, buf.subarray(at));
+  try {
+    fs.writeFileSync(out, execFileSync('xz', ['-dc', '--single-stream', payload], { maxBuffer: 512 * 1024 * 1024 }));
+  } finally {
+    fs.rmSync(payload, { force: true });
+  }
 }
 
 const INIT = `#!/bin/busybox sh

@@ -46,7 +46,9 @@ describe('real guests: a failed server recovered from a suspended real OD', func
     assert.strictEqual(await b.driver.domstate(server.name), 'shut off');
     assert.strictEqual(await b.driver.domstate(od.name), 'running');
     assert.deepStrictEqual(files.records('available-od'), []);
-    assert.deepStrictEqual(files.records('group').map((r) => fromMember(r).hostname), ['rv-s1b']);
+    // The failed server stays in the group as fenced (out of the ring, until re-admitted).
+    assert.deepStrictEqual(files.records('group').map(fromMember).filter((m) => m.state !== 'fenced').map((m) => m.hostname), ['rv-s1b']);
+    assert.strictEqual(fromMember(files.get('group', 'rv-s1')!).state, 'fenced');
     assert.strictEqual(fromProblem(files.get('problem', server.name)!).status, 'recovered');
     const t = run.result.timings;
     console.log(
