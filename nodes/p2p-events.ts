@@ -4,9 +4,9 @@
 // webhook). A recovery under way longer than the stall bound is alerted as recovery-stalled.
 import { alerterFor, ClusterEvent, EventDeduper, eventsFromChange, stalledRecoveries } from '../lib/ops/events';
 import type { ChangeEvent } from '../lib/records/cluster-api';
-import type { DoneFn, Node, NodeMessage, RED, SendFn } from './common/node-red';
+import type { Node, NodeMessage, RED } from './common/node-red';
 import { seconds } from './common/real-servers';
-import { short, useStore } from './common/store-user';
+import { answerWithoutStore, short, useStore } from './common/store-user';
 
 interface EventsConfig {
   name?: string;
@@ -21,8 +21,7 @@ export = function (red: RED) {
     const node = this;
     const { files } = useStore(red, node, config.store);
     if (!files) {
-      // The status says why; a msg still gets its answer.
-      node.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(new Error('no p2p-store configured (or it failed to start)')));
+      answerWithoutStore(node);
       return;
     }
     const stallMs = seconds(config.stall, 120, 10, 86_400);

@@ -15,7 +15,7 @@ import { realServerDrivers } from './common/real-servers';
 import type { ChangeEvent } from '../lib/records/cluster-api';
 import type { DoneFn, Node, NodeMessage, RED, SendFn } from './common/node-red';
 import { registry } from './common/cluster-registry';
-import { short, useStore } from './common/store-user';
+import { answerWithoutStore, short, useStore } from './common/store-user';
 import { finishWithin } from './common/close';
 
 interface MaintenanceConfig {
@@ -40,8 +40,7 @@ export = function (red: RED) {
     const node = this;
     const { files } = useStore(red, node, config.store);
     if (!files) {
-      // The status says why; a msg still gets its answer.
-      node.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(new Error('no p2p-store configured (or it failed to start)')));
+      answerWithoutStore(node);
       return;
     }
 

@@ -13,7 +13,7 @@
 // through `status()` returned by useStore. The node is forgotten by the store when it closes.
 import type { ClusterFiles } from '../../lib/records/cluster-api';
 import type { StoreStatus } from '../../lib/sem/replicated-store';
-import type { Node, NodeStatus, RED } from './node-red';
+import type { DoneFn, Node, NodeMessage, NodeStatus, RED, SendFn } from './node-red';
 import { common, translator, type Translate } from './i18n';
 
 /** What a store calls on every change of its status. */
@@ -107,4 +107,12 @@ export function useStore(RED: RED, node: Node, storeId: string | undefined): Sto
 /** A short text for a status line (Node-RED shows about 40 characters well). */
 export function short(text: string, n = 60): string {
   return text.length > n ? text.slice(0, n - 1) + '…' : text;
+}
+
+/**
+ * For a node whose store is missing or failed: its status already says why (useStore), and every
+ * msg still gets an answer, an error that a Catch node sees, instead of being dropped.
+ */
+export function answerWithoutStore(node: Node): void {
+  node.on('input', (_msg: NodeMessage, _send: SendFn, done: DoneFn) => done(new Error('no p2p-store configured (or it failed to start)')));
 }
