@@ -38,6 +38,27 @@ function hvDelay(commands: string[]): number {
   return ms;
 }
 
+/**
+ * TIMELINE=1: what every member's SEM log says happened after the kill, ms since the kill (the
+ * edits of the recovery as applied and sent by the manager that made them, with the peers' acks).
+ */
+function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number): void {
+  const lines: [number, string][] = [];
+  for (const n of rc.memberNames) {
+    for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
+      const m = /^(\S+) (applied|sent|refused) (.*)$/.exec(l);
+      if (!m) continue;
+      const at = Date.parse(m[1]) - t0Epoch;
+      if (at < 0) continue;
+      if (m[2] === 'applied' && !/local=1/.test(m[3])) continue;
+      if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
+      lines.push([at, `${n} ${m[2]} ${m[3].slice(0, 200)}`]);
+    }
+  }
+  lines.sort((a, b) => a[0] - b[0]);
+  for (const [at, l] of lines) console.log(`  +${String(Math.round(at)).padStart(6)} ${l}`);
+}
+
 async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[]> {
   const before = new Set(rc.members('S1'));
   const odNames = rc.recordsOf('S1', 'available-od').map((r) => r[0]);
@@ -86,6 +107,7 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   }
   stop = true;
   await Promise.all(pollers);
+  if (process.env.TIMELINE) printTimeline(rc, targets, Date.now() - (performance.now() - t0));
   const commands = rc.sims.flatMap((s, i) => s.execLog.slice(execBefore[i]));
   return targets.map((t) => {
     const f = found.get(t)!;

@@ -46,6 +46,8 @@ const SECRET = 'recovery-cluster-secret';
 /** With three real servers: S1, S4 on RS1; S2, S5 on RS2; S3, S6 on RS3 (the note's Fig. 3 layout). */
 export const rsOf = (name: string, realServers = 3) => `RS${((Number(name.replace(/\D/g, '')) - 1) % realServers) + 1}`;
 const SPARE_BASE = 161;
+/** After a re-armed target serves again: several heartbeat intervals (the flow's is 500 ms), so every monitor saw it. */
+const REARM_SEEN_MS = 2500;
 const SPARE_COUNT = 90;
 
 export class RecoveryCluster {
@@ -274,10 +276,16 @@ export class RecoveryCluster {
    */
   async rearm(target: string, backup: string, od: string): Promise<void> {
     const rs = this.recordsOf('S1', 'group').find((r) => r[0] === backup)?.[2];
-    const rec = this.recordsOf('S1', 'group').find((r) => r[0] === backup);
-    if (!rs || !rec) throw new Error(`rearm: ${backup} is not in S1's group file`);
-    const del = await this.edit('S1', `group, Del, ${rec.join(', ')}`);
-    if (del.status !== 200) throw new Error(`rearm: ${JSON.stringify(del.body)}`);
+    if (!rs) throw new Error(`rearm: ${backup} is not in S1's group file`);
+    // The backup may be publishing its key right now (its record changes under us): read again.
+    let del: { status: number; body: unknown } | undefined;
+    for (let i = 0; i < 20 && del?.status !== 200; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 200));
+      const rec = this.recordsOf('S1', 'group').find((r) => r[0] === backup);
+      if (!rec) throw new Error(`rearm: ${backup} is not in S1's group file`);
+      del = await this.edit('S1', `group, Del, ${rec.join(', ')}`);
+    }
+    if (del?.status !== 200) throw new Error(`rearm: ${JSON.stringify(del?.body)}`);
     const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
     await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
     const vm = this.vm(od);
@@ -294,15 +302,25 @@ export class RecoveryCluster {
     Object.assign(this.sim(rs).domains.get(od)!, { state: 'paused' });
     const add = await this.edit('S1', `available-od, Add, ${od}, ${vm.ip}, ${rs}`);
     if (add.status !== 200) throw new Error(`rearm: ${JSON.stringify(add.body)}`);
-    // The failed server boots again on its host and rejoins (its flow is a member's).
+    // The failed server boots again on its host; it was fenced (replaced), so it stays out until
+    // the operator re-admits it (lib/monitor/readmit.ts): done here once its replacement is gone.
     const t = this.vm(target);
     await this.cluster.start(t);
     Object.assign(this.sim(rsOf(target, this.sims.length)).domains.get(target)!, { state: 'running', id: 1000 + Math.floor(Math.random() * 1000) });
+    if (this.recordsOf('S1', 'group').find((r) => r[0] === target)?.[4] === 'fenced') {
+      const re = await httpRequest(`${this.vm('S1').url}/p2p-ha/readmit`, { method: 'POST', body: { hostname: target }, timeoutMs: 10_000 });
+      if (re.status !== 200) throw new Error(`rearm: readmit ${target}: ${re.status} ${re.body}`);
+    }
     await waitFor(() => others().every((n) => this.members(n).includes(target)) && this.identical(others()), {
       what: `${target} back and files identical`,
       timeoutMs: 30_000,
       intervalMs: 200,
     });
+    // Its service answers again, and its managers' monitors have seen it answer: a monitor made
+    // when the ring changed grants a target never seen a start-up grace (target-monitor.ts), so a
+    // kill right now would be detected up to that grace later, which is not what a run measures.
+    await waitFor(async () => (await this.service(t.ip)) === target, { what: `${target} serves again`, timeoutMs: 30_000, intervalMs: 100 });
+    await new Promise((r) => setTimeout(r, REARM_SEEN_MS));
   }
 
   /** The managers lose a real server's SSH endpoint; its VMs live on. */
