@@ -42,8 +42,15 @@ function hvDelay(commands: string[]): number {
  * TIMELINE=1: what every member's SEM log says happened after the kill, ms since the kill (the
  * edits of the recovery as applied and sent by the manager that made them, with the peers' acks).
  */
-function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number): void {
+function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, logStart: Map<string, number>): void {
   const lines: [number, string][] = [];
+  // The backup starter's own account: one log line per step, with its time and its time since the plan began.
+  for (const n of rc.memberNames) {
+    for (const l of rc.logs(n).slice(logStart.get(n) ?? 0).split('\n')) {
+      const m = /\[p2p-backup-starter[^\]]*\] (\S+): (\w+) (\d+) ms \(at (\d+) ms\): (.*)$/.exec(l);
+      if (m) console.log(`  ${n} starter ${m[1]}: ${m[2]} ${m[3]} ms, at ${m[4]} ms of the plan: ${m[5].slice(0, 120)}`);
+    }
+  }
   for (const n of rc.memberNames) {
     for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
       const m = /^(\S+) (applied|sent|refused) (.*)$/.exec(l);
@@ -65,6 +72,7 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   const execBefore = rc.sims.map((s) => s.execLog.length);
   const found = new Map<string, { serviceMs?: number; groupMs?: number; backup?: string; od?: string }>(targets.map((t) => [t, {}]));
   let stop = false;
+  const logStart = new Map(rc.memberNames.map((n) => [n, rc.logs(n).length]));
   const t0 = performance.now();
   await Promise.all(targets.map((t) => rc.cluster.kill(t)));
   // One poller per OD: a frozen one holds the request until it is resumed (as a real suspended VM's
@@ -107,7 +115,7 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   }
   stop = true;
   await Promise.all(pollers);
-  if (process.env.TIMELINE) printTimeline(rc, targets, Date.now() - (performance.now() - t0));
+  if (process.env.TIMELINE) printTimeline(rc, targets, Date.now() - (performance.now() - t0), logStart);
   const commands = rc.sims.flatMap((s, i) => s.execLog.slice(execBefore[i]));
   return targets.map((t) => {
     const f = found.get(t)!;

@@ -20,7 +20,7 @@ export interface ShutdownDriver extends PlanDriver {
 }
 
 export interface EvacuateDeps {
-  files: Pick<ClusterFiles, 'records' | 'get' | 'edit' | 'identity'>;
+  files: Pick<ClusterFiles, 'records' | 'get' | 'edit' | 'editBatch' | 'identity'>;
   driver(realServer: string): PlanDriver | undefined;
   assignRole?: PlanDeps['assignRole'];
   onStep?: (vm: string, e: StepEvent) => void;

@@ -73,6 +73,14 @@ export interface RefusalEvent {
   count?: number;
 }
 
+/** The result of several edits made as one (ClusterFiles.editBatch): one diff, one sequence number. */
+export interface BatchResult extends Omit<EditResult, 'line'> {
+  /** Each edit's diff line, in order. */
+  lines: string[];
+  /** The Lamport time of the first record; the next ones follow it by one each. */
+  lamport: number;
+}
+
 export interface ClusterFiles extends EventEmitter {
   readonly identity: Identity;
   /** The records of one file, in file order (operation: derived from group). */
@@ -81,6 +89,11 @@ export interface ClusterFiles extends EventEmitter {
   get(file: FileName, key: string): RecordFields | undefined;
   /** Apply an edit locally (durably) and send it to every peer of the group file. */
   edit(edit: Edit | string): Promise<EditResult>;
+  /**
+   * Apply several edits as one: refused whole if one is (nothing changed), applied locally and by
+   * every peer all or nothing, sent as one diff. Each record at most once per batch.
+   */
+  editBatch(edits: (Edit | string)[]): Promise<BatchResult>;
   /** Group members other than this VM. */
   peers(): { hostname: string; address: string }[];
   /** The port every peer's SEM endpoint listens on (also answers GET /p2p/ping). */

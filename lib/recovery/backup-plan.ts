@@ -13,7 +13,7 @@
 //                 every failure in hand uses its OD, else suspend it and place anew; or start now)
 //   install+role  ==install procedure==>|                         (parallel: 'role' / 'install')
 //                 ==role (admin API)===>|
-//   commit        available-od Del, group Add backup, problem recovered (sent in parallel)
+//   commit        problem recovered, available-od Del, group Add backup (one batch)
 //
 //   any error -> problem `failed` with the step, the outcome kind and the reason; a resumed OD
 //   is suspended again, and taken off available-od if the fence had succeeded (half made).
@@ -37,10 +37,10 @@
 // install  the target's installation procedure (install-procedure.ts); the next path is tried only
 //          on `procedure-absent`.
 // role     give the backup the failed server's role (an injected function; see role.ts).
-// commit   available-od Del OD, group Add backup, problem recovered; all applied locally in one
-//          turn, then sent to the peers in parallel. The failed server stays in the group as
+// commit   problem recovered, available-od Del OD, group Add backup; applied locally in one turn and
+//          sent to the peers as one batch (one diff, applied all or nothing by each receiver). The failed server stays in the group as
 //          `fenced` (written at fence time): it is out of the ring, and it stays out if it boots.
-import type { ClusterFiles, Edit, EditResult, IsolationGate } from '../records/cluster-api';
+import type { ClusterFiles, Edit, IsolationGate } from '../records/cluster-api';
 import { recordKey, type RecordFields } from '../records/files';
 import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
 import { naturalCompare } from '../records/natural-sort';
@@ -86,7 +86,7 @@ export interface Role {
   od: string;
 }
 
-export type PlanFiles = Pick<ClusterFiles, 'records' | 'get' | 'edit' | 'identity'>;
+export type PlanFiles = Pick<ClusterFiles, 'records' | 'get' | 'edit' | 'editBatch' | 'identity'>;
 
 export interface PlanDeps {
   files: PlanFiles;
@@ -285,11 +285,29 @@ function checkAbort(st: Plan): void {
  * before its first await, so `before` is current); the fan-out goes on in the background. A move
  * the lifecycle does not allow (problem.ts) is not written.
  */
-function writeProblem(st: Plan, status: ProblemStatus, note?: string): Promise<EditResult | undefined> {
+function writeProblem(st: Plan, status: ProblemStatus, note?: string): Promise<unknown> {
+  const e = problemEdit(st, status, note);
+  return e ? sendEdits(st, [e]) : Promise.resolve(undefined);
+}
+
+/**
+ * Edits made together go as one batch (ClusterFiles.editBatch: one diff, one request per peer, one
+ * fdatasync per receiver, applied all or nothing everywhere, each record's authority checked in
+ * order), applied locally in this turn; the fan-out goes on in the background, awaited at the end.
+ */
+function sendEdits(st: Plan, edits: Edit[]): Promise<unknown> {
+  if (edits.length === 0) return Promise.resolve(undefined);
+  const p = (edits.length === 1 ? st.files.edit(edits[0]) : st.files.editBatch(edits)).catch(() => undefined);
+  st.pending.push(p);
+  return p;
+}
+
+/** The problem record's next status as an edit; undefined when the lifecycle forbids it or nothing changes. */
+function problemEdit(st: Plan, status: ProblemStatus, note?: string): Edit | undefined {
   const { files, target, failure } = st;
   const before = files.get('problem', target);
   const old = before ? fromProblem(before) : undefined;
-  if (!canTransition(old?.status, status)) return Promise.resolve(undefined);
+  if (!canTransition(old?.status, status)) return undefined;
   const record = toProblem({
     target,
     detectedBy: old?.detectedBy ?? failure.detectedBy ?? files.identity.hostname,
@@ -299,26 +317,25 @@ function writeProblem(st: Plan, status: ProblemStatus, note?: string): Promise<E
     since: old?.since ?? new Date(st.t0).toISOString(),
     note: note === undefined ? undefined : reasonField(note),
   });
-  if (before && before.join('|') === record.join('|')) return Promise.resolve(undefined);
-  const edit: Edit = before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
-  const p = files.edit(edit).catch(() => undefined);
-  st.pending.push(p);
-  return p;
+  if (before && before.join('|') === record.join('|')) return undefined;
+  return before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
 }
 
-/** After the fence: the target is `fenced` in the group (out of the ring); a host not reached is `down`. */
+/** After the fence: the target is `fenced` in the group (out of the ring); a host not reached is `down`. One batch. */
 function markFenced(st: Plan, hostDown: boolean): void {
   const { files } = st;
+  const edits: Edit[] = [];
   const g = files.get('group', st.target);
   if (g && fromMember(g).state !== 'fenced') {
     const record = toMember({ ...fromMember(g), state: 'fenced' });
-    st.pending.push(files.edit({ file: 'group', op: 'Mod', before: g, record }).catch(() => undefined));
+    edits.push({ file: 'group', op: 'Mod', before: g, record });
   }
   const r = hostDown ? files.get('realserver', st.realServer) : undefined;
   if (r && fromRealServer(r).state !== 'down') {
     const record = toRealServer({ ...fromRealServer(r), state: 'down' });
-    st.pending.push(files.edit({ file: 'realserver', op: 'Mod', before: r, record }).catch(() => undefined));
+    edits.push({ file: 'realserver', op: 'Mod', before: r, record });
   }
+  sendEdits(st, edits);
 }
 
 function begin(failure: FailureInput, deps: PlanDeps, settings: Partial<PlanSettings>): Plan {
@@ -585,25 +602,25 @@ async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void>
   }
 }
 
-/** Step 5, commit: all edits applied locally in this turn, sent to the peers in parallel. */
+/** Step 5, commit: all edits applied locally in this turn and sent to the peers as one batch. */
 async function stepCommit(st: Plan, placement: Placement): Promise<string[]> {
   st.current = 'edits';
   const { files, now } = st;
   const t = now();
   const edits: Edit[] = [];
+  // The problem record first: receivers judge the batch's records in order (edit-authority.ts).
+  const prob = problemEdit(st, 'recovered');
+  if (prob) edits.push(prob);
   const od = files.get('available-od', placement.od);
   if (od) edits.push({ file: 'available-od', op: 'Del', record: od });
   const newMember = toMember({ hostname: st.backup, address: placement.address, realServer: placement.realServer, services: st.services });
   const existing = files.get('group', st.backup);
   if (!existing) edits.push({ file: 'group', op: 'Add', record: newMember });
   else if (existing.join('|') !== newMember.join('|')) edits.push({ file: 'group', op: 'Mod', before: existing, record: newMember });
-  const results = edits.map((e) => files.edit(e).then((r) => r.line, (err: Error) => settled(files, e, err)));
-  const prob = writeProblem(st, 'recovered');
-  const lines = await Promise.all(results);
-  await prob;
+  const lines = await commitEdits(files, edits);
   await Promise.all(st.pending);
   st.timings.edits = now() - t;
-  emit(st, 'edits', st.timings.edits, `${lines.length + 1} edits sent`, { lines });
+  emit(st, 'edits', st.timings.edits, `${lines.length} edits sent as one batch`, { lines });
   return lines;
 }
 
@@ -690,17 +707,28 @@ async function fail(st: Plan, e: unknown): Promise<RecoveryError> {
 }
 
 /**
- * An edit refused because the files already say what it wanted (the backup's own store joined the
- * group with the same record an instant before; a peer deleted the used OD too) is done, not an
- * error. Anything else is.
+ * The commit's batch. Refused whole (nothing changed) because the files already say what some of
+ * its edits wanted (the backup's own store joined the group with the same record an instant
+ * before; a peer deleted the used OD too): those are done, not an error, and the rest is sent
+ * again as one batch. A refusal for any other reason is an error.
  */
-function settled(files: PlanFiles, e: Edit, err: Error): string {
-  const key = recordKey(e.file, e.record);
-  const now = files.get(e.file, key);
-  const want = e.op === 'Del' ? undefined : e.record.join('|');
-  if (now === undefined && want === undefined) return `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)`;
-  if (now !== undefined && now.join('|') === want) return `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)`;
-  throw err;
+async function commitEdits(files: PlanFiles, edits: Edit[]): Promise<string[]> {
+  if (edits.length === 0) return [];
+  try {
+    return (await files.editBatch(edits)).lines;
+  } catch (err) {
+    const done = edits.map((e) => alreadySo(files, e));
+    if (!done.some(Boolean)) throw err;
+    const rest = edits.filter((_, i) => !done[i]);
+    const sent = rest.length ? (await files.editBatch(rest)).lines : [];
+    return edits.map((e, i) => (done[i] ? `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)` : sent.shift()!));
+  }
+}
+
+/** The files already hold what this edit wants (its record, or no record for a Del). */
+function alreadySo(files: PlanFiles, e: Edit): boolean {
+  const now = files.get(e.file, recordKey(e.file, e.record));
+  return e.op === 'Del' ? now === undefined : now !== undefined && now.join('|') === e.record.join('|');
 }
 
 export { ProcedureError };

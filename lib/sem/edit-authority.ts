@@ -112,3 +112,31 @@ function operatorStateChange(edit: Edit): boolean {
 function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): boolean {
   return view.records('problem').some((p) => p[4] === k && freshClaim(p, now, ttlMs) === null);
 }
+
+/**
+ * A batch (several records in one diff, sem-protocol.ts) is judged record by record, in its order,
+ * exactly as if its records had come as separate diffs one after another: each is checked against
+ * the receiver's files with the batch's earlier records already applied (a problem record and the
+ * group change it supports may travel together). One refused record refuses the whole batch.
+ * Returns the first refusal with its record's index, or null.
+ */
+export function batchAuthorityRefusal(origin: string, edits: Edit[], view: AuthorityView, now = Date.now(), ttlMs = CONFIRMATION_TTL_MS): { index: number; reason: string } | null {
+  const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
+  const seen: AuthorityView = {
+    get: (f, k) => (overlay[f].has(k) ? (overlay[f].get(k) ?? undefined) : view.get(f, k)),
+    records: (f) => {
+      const out = view.records(f).filter((r) => !overlay[f].has(r[0]));
+      for (const r of overlay[f].values()) if (r) out.push(r);
+      return out;
+    },
+  };
+  for (let i = 0; i < edits.length; i++) {
+    const e = edits[i];
+    const reason = authorityRefusal(origin, e, seen, now, ttlMs);
+    if (reason) return { index: i, reason };
+    if (e.file !== 'group' && e.file !== 'problem') continue;
+    if (e.op === 'Mod' && e.before && e.before[0] !== e.record[0]) overlay[e.file].set(e.before[0], null);
+    overlay[e.file].set(e.record[0], e.op === 'Del' ? null : e.record);
+  }
+  return null;
+}

@@ -3,17 +3,17 @@
 // periodic digest exchange. Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
 import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
-import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
+import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
+import { LIMITS, ProtocolError, WireDiff, batchProblem, decodeDiff, decodeDigest, decodeSnapshot, diffsOf, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
 import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
-import { authorityRefusal, managersOf } from './edit-authority';
+import { batchAuthorityRefusal, managersOf } from './edit-authority';
 import { SemLog } from './sem-log';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
@@ -274,20 +274,45 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   async edit(input: Edit | string): Promise<EditResult> {
+    const { lines, ...r } = await this.commit([input]);
+    return { line: lines[0], ...r };
+  }
+
+  /**
+   * Several edits as one: all checked first (nothing is applied if one is refused), applied locally
+   * in one turn with one journal line, and sent as one diff (one sequence number, one signature,
+   * one request per peer) that every receiver applies all or nothing, checking each record's
+   * authority as if they had come one after another (sem-protocol.ts WireDiff). Each record is
+   * written once per batch.
+   */
+  editBatch(inputs: (Edit | string)[]): Promise<BatchResult> {
+    return this.commit(inputs);
+  }
+
+  private async commit(inputs: (Edit | string)[]): Promise<BatchResult> {
     const t0 = performance.now();
     if (this.stopped) throw new EditError('the store is stopped');
-    const edit = normalizeEdit(input);
-    this.checkPreconditions(edit);
+    if (!Array.isArray(inputs)) throw new EditError('a batch is a list of edits');
+    const edits = inputs.map((i) => normalizeEdit(i));
+    const why = batchProblem(edits);
+    if (why) throw new EditError(`refused batch: ${why}`);
+    // Distinct keys: each edit's precondition reads what no other edit of the batch writes.
+    for (const e of edits) this.checkPreconditions(e);
     this.disk.ownSeq += 1;
-    const diff: Diff = { ...edit, origin: this.identity.hostname, seq: this.disk.ownSeq, lamport: this.replica.tick() };
-    this.guard.accept(diff.origin, diff.seq);
-    const changes = this.replica.apply(diff);
-    const line = formatDiffLine(edit);
-    await this.disk.save([edit.file]);
-    this.log.write('applied', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, local: 1 });
-    if (changes.length) this.emitChange(diff, true, 'edit');
-    const { acked, failed } = await this.broadcast(diff, line);
-    return { line, origin: diff.origin, seq: diff.seq, lamport: diff.lamport, acked, failed, ms: performance.now() - t0 };
+    const origin = this.identity.hostname;
+    const seq = this.disk.ownSeq;
+    const diffs: Diff[] = edits.map((e) => ({ ...e, origin, seq, lamport: this.replica.tick() }));
+    this.guard.accept(origin, seq);
+    const changed = diffs.map((d) => this.replica.apply(d).length > 0);
+    const lines = edits.map((e) => formatDiffLine(e));
+    await this.disk.save(new Set(edits.map((e) => e.file)));
+    diffs.forEach((d, i) => {
+      this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
+      if (changed[i]) this.emitChange(d, true, 'edit');
+    });
+    const [first, ...more] = diffs;
+    const { acked, failed } = await this.broadcast(more.length ? { ...first, more } : first, lines.join(' + '));
+    return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
   }
 
   /** A Mod whose `before` does not match is refused here, at the sender (DESIGN.md). */
@@ -315,9 +340,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
-  private async broadcast(diff: Diff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
+  private async broadcast(diff: WireDiff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
     const me = this.identity.hostname;
-    if (this.keyGate && this.secure && !(diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
+    if (this.keyGate && this.secure && !(!diff.more && diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
     const body = encodeDiff(diff);
@@ -458,7 +483,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private async onDiff(ctx: RouteContext) {
     const remote = ctx.remote;
     const diff = decodeDiff(ctx.body);
-    const line = formatDiffLine(diff);
+    const all = diffsOf(diff);
+    const line = all.map((d) => formatDiffLine(d)).join(' + ');
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     this.authenticate(diff.origin, ctx, { join: diff });
     const floor = this.guard.max(diff.origin);
@@ -476,7 +502,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       // Refused either way, but say whether this VM already holds the diff's effect: a diff that
       // raced with a digest exchange carrying the same edit is not lost, and its sender may count
       // this answer as an acknowledgement (after the state is on disk).
-      const contained = this.replica.contains(diff);
+      const contained = all.every((d) => this.replica.contains(d));
       if (contained) await this.disk.save([]);
       throw new ProtocolError(replay, 409, { contained });
     }
@@ -484,22 +510,26 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (known > 0 && diff.seq > known + LIMITS.maxSeqJump) {
       throw new ProtocolError(`refused ${line}: sequence number ${diff.seq} jumps more than ${LIMITS.maxSeqJump} above ${known}, the highest known from ${diff.origin}`, 422);
     }
-    const denied = authorityRefusal(diff.origin, diff, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
-    if (denied) throw new ProtocolError(`refused ${line}: ${denied}`, 403);
+    // Every record of a batch is judged as if the earlier ones had arrived before it; one refused
+    // record refuses the batch (nothing of it is applied).
+    const denied = batchAuthorityRefusal(diff.origin, all, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new ProtocolError(`refused ${line}: ${all.length > 1 ? `record ${denied.index + 1} of ${all.length}: ` : ''}${denied.reason}`, 403);
     const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
-    this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
-    const changes = this.replica.apply(diff);
-    await this.disk.save(changes.length ? [diff.file] : []);
-    if (changes.length) {
-      this.log.write('applied', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport });
-      this.emitChange(diff, false, 'diff');
-    }
+    for (const d of all) this.log.write('received', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote });
+    // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
+    const changed = all.map((d) => this.replica.apply(d).length > 0);
+    await this.disk.save(new Set(all.filter((_, i) => changed[i]).map((d) => d.file)));
+    all.forEach((d, i) => {
+      if (!changed[i]) return;
+      this.log.write('applied', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport });
+      this.emitChange(d, false, 'diff');
+    });
     this.peerOk(diff.origin);
     // Diffs from this origin were missed (this VM was down or cut off): catch up now, not at the
     // next periodic exchange.
     if (gap) this.syncSoon(diff.origin);
-    return { status: 200, body: { ok: true, applied: changes.length > 0 } };
+    return { status: 200, body: { ok: true, applied: changed.some(Boolean) } };
   }
 
   /** A sync request seen before (same nonce) is refused. */

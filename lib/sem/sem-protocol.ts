@@ -2,14 +2,15 @@
 // HMAC-SHA256 over the whole body and what it answers to, keyed by the cluster secret. A message
 // that fails any check is refused with a reason and nothing of it is applied.
 import { createHmac, randomBytes, timingSafeEqual } from 'crypto';
-import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, truncate } from '../records/files';
+import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, recordKey, truncate } from '../records/files';
+import type { Edit } from '../records/cluster-api';
 import { normalizeEdit } from '../records/diff-line';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
 
 export const PROTOCOL_VERSION = 1;
 export const MAC_HEADER = 'x-p2p-mac';
 export const LIMITS = {
-  /** A diff is one record or two: a few hundred bytes. */
+  /** A diff is one record or two, a batch a few more: a few hundred bytes to a few KB. */
   diffBytes: 16 * 1024,
   /** Digest and snapshot messages carry whole files (a few KB for hundreds of VMs). */
   syncBytes: 8 * 1024 * 1024,
@@ -69,7 +70,50 @@ export interface DiffMessage {
   before?: RecordFields;
 }
 
-export function encodeDiff(d: Diff, now = Date.now()): string {
+/**
+ * A diff as it travels: one record, or a batch (`more`: the records after the first). A batch is
+ * the edits one VM makes together (e.g. the commit of a recovery): one message, one sequence
+ * number, one signature, applied by each receiver all or nothing. Its records have the Lamport
+ * times `lamport`, `lamport + 1`, ... in order and touch distinct keys. On the wire a batch lists
+ * every record in `edits` and has no top-level `file`, so a receiver that does not know batches
+ * refuses it whole (unknown file) rather than applying its first record alone.
+ */
+export interface WireDiff extends Diff {
+  more?: Diff[];
+}
+
+/** Records in one batch at most (a recovery commits three to five). */
+export const MAX_BATCH = 32;
+
+/** Every record of a diff or batch, in order. */
+export const diffsOf = (d: WireDiff): Diff[] => [d, ...(d.more ?? [])];
+
+/** The keys an edit writes (a Mod that changes the key writes the old one too). */
+function keysOf(e: Edit): string[] {
+  const key = `${e.file}\0${recordKey(e.file, e.record)}`;
+  return e.op === 'Mod' && e.before ? [key, `${e.file}\0${recordKey(e.file, e.before)}`] : [key];
+}
+
+/** Why these edits cannot go as one batch, or null: 1..MAX_BATCH records, each key written once. */
+export function batchProblem(edits: Edit[]): string | null {
+  if (edits.length === 0) return 'a batch holds at least one edit';
+  if (edits.length > MAX_BATCH) return `a batch holds at most ${MAX_BATCH} edits, not ${edits.length}`;
+  const seen = new Set<string>();
+  for (const e of edits) {
+    for (const k of new Set(keysOf(e))) {
+      if (seen.has(k)) return `a batch writes each record once: ${k.replace('\0', ' ')} appears twice`;
+      seen.add(k);
+    }
+  }
+  return null;
+}
+
+const wireEdit = (e: Edit): Edit => (e.before ? { file: e.file, op: e.op, record: e.record, before: e.before } : { file: e.file, op: e.op, record: e.record });
+
+export function encodeDiff(d: WireDiff, now = Date.now()): string {
+  if (d.more?.length) {
+    return JSON.stringify({ v: PROTOCOL_VERSION, type: 'diff', origin: d.origin, seq: d.seq, lamport: d.lamport, ts: now, edits: diffsOf(d).map(wireEdit) });
+  }
   const m: DiffMessage = {
     v: PROTOCOL_VERSION,
     type: 'diff',
@@ -98,16 +142,8 @@ function parseJson(body: string): Record<string, unknown> {
   return o as Record<string, unknown>;
 }
 
-/** Decode and validate a diff message (its MAC already checked). */
-export function decodeDiff(body: string, now = Date.now()): Diff {
-  const o = parseJson(body);
-  if (o.v !== PROTOCOL_VERSION || o.type !== 'diff') throw new ProtocolError(`unsupported message (v=${String(o.v)}, type=${String(o.type)})`);
-  if (typeof o.origin !== 'string' || !NAME_RE.test(o.origin)) throw new ProtocolError('malformed diff: bad origin');
-  if (!isPosInt(o.seq) || !isPosInt(o.lamport)) throw new ProtocolError('malformed diff: seq and lamport must be positive integers');
-  if (o.lamport > lamportCeiling(now)) throw new ProtocolError(`refused diff: Lamport time ${o.lamport} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min)`, 422);
-  if (typeof o.ts !== 'number' || Math.abs(now - o.ts) > LIMITS.maxSkewMs) {
-    throw new ProtocolError('stale diff: its timestamp is too far from this peer\'s clock (replay?)', 409);
-  }
+/** One record of a diff message, validated. */
+function decodeEdit(o: Record<string, unknown>): Edit {
   if (typeof o.file !== 'string' || !(FILE_NAMES as readonly string[]).includes(o.file)) {
     throw new ProtocolError(`unknown file ${JSON.stringify(truncate(String(o.file)))}`, 422);
   }
@@ -119,7 +155,31 @@ export function decodeDiff(body: string, now = Date.now()): Diff {
     throw new ProtocolError(`invalid record: ${(e as Error).message}`, 422);
   }
   if (!Array.isArray(o.record)) throw new ProtocolError('malformed diff: record must be a list');
-  return { ...edit, origin: o.origin, seq: o.seq, lamport: o.lamport };
+  return edit;
+}
+
+/** Decode and validate a diff message, one record or a batch (its MAC already checked). */
+export function decodeDiff(body: string, now = Date.now()): WireDiff {
+  const o = parseJson(body);
+  if (o.v !== PROTOCOL_VERSION || o.type !== 'diff') throw new ProtocolError(`unsupported message (v=${String(o.v)}, type=${String(o.type)})`);
+  if (typeof o.origin !== 'string' || !NAME_RE.test(o.origin)) throw new ProtocolError('malformed diff: bad origin');
+  if (!isPosInt(o.seq) || !isPosInt(o.lamport)) throw new ProtocolError('malformed diff: seq and lamport must be positive integers');
+  const n = Array.isArray(o.edits) ? o.edits.length : 1;
+  if (o.lamport + n - 1 > lamportCeiling(now)) throw new ProtocolError(`refused diff: Lamport time ${o.lamport} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min)`, 422);
+  if (typeof o.ts !== 'number' || Math.abs(now - o.ts) > LIMITS.maxSkewMs) {
+    throw new ProtocolError('stale diff: its timestamp is too far from this peer\'s clock (replay?)', 409);
+  }
+  const { origin, seq, lamport } = o as { origin: string; seq: number; lamport: number };
+  if (o.edits === undefined) return { ...decodeEdit(o), origin, seq, lamport };
+  if (!Array.isArray(o.edits) || o.file !== undefined) throw new ProtocolError('malformed diff: a batch lists its records in edits only');
+  const edits = o.edits.map((e: unknown) => {
+    if (!e || typeof e !== 'object' || Array.isArray(e)) throw new ProtocolError('malformed diff: a batch record is not an object');
+    return decodeEdit(e as Record<string, unknown>);
+  });
+  const why = batchProblem(edits);
+  if (why) throw new ProtocolError(`malformed batch: ${why}`, 422);
+  const [first, ...more] = edits.map((e, i) => ({ ...e, origin, seq, lamport: lamport + i }));
+  return more.length ? { ...first, more } : first;
 }
 
 /** What makes a sync request fresh: its time and a random nonce, refused when seen again. */

@@ -2,7 +2,7 @@
 // key, Del of a different record and Mod with a stale `before` are refused), for the unit tests of
 // the recovery logic. The real store is lib/replicated-store.ts.
 import { EventEmitter } from 'events';
-import type { ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import type { BatchResult, ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
 import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from '../../lib/records/files';
 import { operationRecords } from '../../lib/records/ring';
 
@@ -32,6 +32,20 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
 
   peers() {
     return this.records('group').filter((g) => g[0] !== this.identity.hostname).map((g) => ({ hostname: g[0], address: g[1] }));
+  }
+
+  /** All or nothing: on a refusal the files are put back as they were. */
+  async editBatch(inputs: (Edit | string)[]): Promise<BatchResult> {
+    const saved = new Map([...this.data].map(([f, rs]) => [f, rs.slice()]));
+    const lines: string[] = [];
+    try {
+      for (const i of inputs) lines.push((await this.edit(i)).line);
+    } catch (e) {
+      for (const [f, rs] of saved) this.data.set(f, rs);
+      this.lines.splice(this.lines.length - lines.length, lines.length);
+      throw e;
+    }
+    return { lines, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, acked: [], failed: [], ms: 0 };
   }
 
   edit(input: Edit | string): Promise<EditResult> {

@@ -4,7 +4,7 @@
 // time; concurrent edits of one record resolve last-writer-wins by (Lamport clock, origin), the
 // same on every peer. The operation file is the ring of DESIGN.md over the group.
 import { EventEmitter } from 'events';
-import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
 import { FileName, recordKey, RecordFields, splitFields, validateRecord } from '../../lib/records/files';
 import type { Clock } from '../../lib/monitor/clock';
 
@@ -126,6 +126,18 @@ export class SimFiles extends EventEmitter implements ClusterFiles {
     this.apply(diff, true);
     this.net.deliver(this.identity.hostname, diff);
     return { line: `${edit.file}, ${edit.op}, ${record.join(', ')}`, origin: diff.origin, seq: diff.seq, lamport: diff.lamport, acked: [], failed: [], ms: 0 };
+  }
+
+  /** Each edit in turn (this simulation has no refusal but a stale Mod, checked before any is applied). */
+  async editBatch(inputs: (Edit | string)[]): Promise<BatchResult> {
+    for (const i of inputs) {
+      if (typeof i === 'string' || i.op !== 'Mod') continue;
+      const cur = this.get(i.file, recordKey(i.file, i.record));
+      if (!cur || !i.before || cur.join(', ') !== i.before.join(', ')) throw new Error('Mod: before does not match');
+    }
+    const rs: EditResult[] = [];
+    for (const i of inputs) rs.push(await this.edit(i));
+    return { lines: rs.map((r) => r.line), origin: this.identity.hostname, seq: rs[0]?.seq ?? this.seq, lamport: rs[0]?.lamport ?? this.lamport, acked: [], failed: [], ms: 0 };
   }
 
   receive(diff: Diff): void {

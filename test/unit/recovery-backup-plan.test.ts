@@ -155,20 +155,43 @@ describe('recovery backup plan', () => {
       await w.files.edit({ file: 'group', op: 'Add', record: ['S2b', '127.0.2.3', 'RS3', 'tcp:80'] });
     };
     const files = w.files;
-    const orig = files.edit.bind(files);
-    // A peer deleted the used OD first, too.
+    const orig = files.editBatch.bind(files);
+    // A peer deleted the used OD first, too: the commit's batch is refused whole, then sent again
+    // without what is already so.
     let once = true;
-    files.edit = (e) => {
-      if (once && typeof e !== 'string' && e.file === 'available-od' && e.op === 'Del') {
+    const batches: number[] = [];
+    files.editBatch = async (edits) => {
+      const del = edits.find((e) => typeof e !== 'string' && e.file === 'available-od' && e.op === 'Del');
+      if (once && del) {
         once = false;
-        void orig(e);
-        return orig(e);
+        await files.edit(del);
       }
-      return orig(e);
+      batches.push(edits.length);
+      return orig(edits);
     };
     const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
     assert.ok(r.edits.some((l) => /already so/.test(l)));
     assert.equal(w.files.get('problem', 'S2')![3], 'recovered');
+    assert.deepEqual(batches, [2, 1], 'problem + OD refused whole, then the problem alone');
+  });
+
+  it('the edits made together go as one batch each: the fence marks, and the commit (problem first, for the receivers\' authority check)', async () => {
+    const w = world();
+    // Host not reached: the fence marks are the group record and the host's state together.
+    w.hosts.get('RS2')!.unreachable = true;
+    await w.files.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'confirmed', '-', new Date().toISOString()] });
+    const batches: string[][] = [];
+    const orig = w.files.editBatch.bind(w.files);
+    w.files.editBatch = (edits) => {
+      batches.push(edits.map((e) => (typeof e === 'string' ? e : `${e.file} ${e.op} ${e.record[0]}`)));
+      return orig(edits);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1', kind: 'network' }, w.deps);
+    assert.equal(r.fence, 'confirmed-unreachable');
+    assert.deepEqual(batches, [
+      ['group Mod S2', 'realserver Mod RS2'],
+      ['problem Mod S2', `available-od Del ${r.od}`, 'group Add S2b'],
+    ]);
   });
 
   it('a target already off counts as fenced', async () => {
