@@ -122,6 +122,11 @@ export class DurableFiles {
     this.wal = undefined;
   }
 
+  /** Files waiting for the next save (at most the six), and whether a save is queued. */
+  retained(): { dirtyFiles: number; queued: boolean } {
+    return { dirtyFiles: this.dirty.size, queued: this.queued !== null };
+  }
+
   textPath(file: FileName): string {
     return path.join(this.folder, file);
   }

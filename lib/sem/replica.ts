@@ -139,6 +139,15 @@ export class Replica {
     return out;
   }
 
+  /** What this replica holds: live records, tombstones (one per deleted key, bounded by the key
+   * space, not by the number of edits), entries awaiting the journal, origins counted. */
+  retained(): { records: number; tombstones: number; unjournaled: number; origins: number } {
+    let records = 0;
+    let tombstones = 0;
+    for (const map of this.files.values()) for (const e of map.values()) e.value ? records++ : tombstones++;
+    return { records, tombstones, unjournaled: this.changed.size, origins: Object.keys(this.seqs).length };
+  }
+
   /** A hash of every entry (tombstones included): equal digests mean identical replicas. */
   digest(): string {
     const h = createHash('sha256');

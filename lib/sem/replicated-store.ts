@@ -458,6 +458,31 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return Date.now() - s.lastErrorAt < KNOWN_DOWN_MS ? s.lastError : undefined;
   }
 
+  /** Counts of everything this store keeps between edits (memory check, issue 16): each must be
+   * bounded by the cluster's size and key space, never grow with the number of edits. */
+  retained(): Record<string, number> {
+    const r = this.replica.retained();
+    const g = this.guard.retained();
+    const l = this.log.retained();
+    const d = this.disk.retained();
+    const c = this.client.retained();
+    return {
+      records: r.records,
+      tombstones: r.tombstones,
+      unjournaled: r.unjournaled,
+      seqOrigins: r.origins,
+      guardOrigins: g.origins,
+      guardWindow: g.window,
+      logBufferedBytes: l.bufferedBytes,
+      dirtyFiles: d.dirtyFiles,
+      peerStates: this.peerState.size,
+      pendingSyncs: this.pendingSync.size,
+      sockets: c.sockets,
+      queuedRequests: c.queued,
+      listeners: this.eventNames().reduce((n, e) => n + this.listenerCount(e), 0),
+    };
+  }
+
   /** Which peers answered at the last contact: the store's status. */
   peerHealth(): { peer: string; ok: boolean; error?: string }[] {
     return this.peers().map((p) => {

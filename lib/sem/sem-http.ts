@@ -164,6 +164,12 @@ export class SemClient {
     this.agent.destroy();
   }
 
+  /** Open sockets (in use and idle) and requests queued for one: bounded by maxSockets per peer. */
+  retained(): { sockets: number; queued: number } {
+    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
+    return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
+  }
+
   private once(target: Target, path: string, body: string): Promise<unknown> {
     const requestMac = mac(this.secret, `POST ${path}`, body);
     return new Promise((resolve, reject) => {
