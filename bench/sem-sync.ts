@@ -8,7 +8,7 @@ import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { EDIT_PATH, semFlow } from '../harness/flows/sem-flow';
-import { summarize } from './stats';
+import { loadAverage, rssMb, summarize } from './stats';
 
 const EDITS = Number(process.env.EDITS ?? 200);
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
@@ -32,6 +32,8 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
       { what: 'six members everywhere', timeoutMs: 30_000 },
     );
     const s1 = cluster.vms[0];
+    const load0 = loadAverage();
+    const rssIdle = rssMb(s1.pid);
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let prev: string[] | null = null;
@@ -47,6 +49,8 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
+    const rssAfter = rssMb(s1.pid);
+    const load1 = loadAverage();
     const peers = Object.keys(perPeer).sort();
     const all = peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p]);
     const overall = summarize(all);
@@ -74,6 +78,8 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
         edit_p50_ms: whole.p50,
         edit_p99_ms: whole.p99,
         per_peer: per,
+        load_average: { start: load0, end: load1 },
+        sender_rss_mb: { idle: rssIdle, after_edits: rssAfter },
         note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
       }),
     );

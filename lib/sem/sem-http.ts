@@ -141,6 +141,8 @@ export class SemClientError extends Error {
 /** Signed requests to peers over keep-alive connections (a diff costs one round trip). */
 export class SemClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8, keepAliveMsecs: 10_000 });
+  /** The last request's MAC: one diff is posted to every peer with the same body, MACed once. */
+  private lastMac = { path: '', body: '', mac: '' };
 
   constructor(
     private readonly secret: string,
@@ -171,7 +173,9 @@ export class SemClient {
   }
 
   private once(target: Target, path: string, body: string): Promise<unknown> {
-    const requestMac = mac(this.secret, `POST ${path}`, body);
+    const last = this.lastMac;
+    const requestMac = last.body === body && last.path === path ? last.mac : mac(this.secret, `POST ${path}`, body);
+    this.lastMac = { path, body, mac: requestMac };
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
