@@ -1,6 +1,7 @@
 // The replicated management file store: this VM's replica of the six files, kept durable on disk,
 // edited locally and sent to every peer of the group file as small diffs (SEM), kept convergent by
-// periodic digest exchange. Implements ClusterFiles, the API every node uses.
+// anti-entropy (./anti-entropy.ts: two partners a round, only what differs is shipped).
+// Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
 import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
@@ -12,6 +13,20 @@ import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
 import { SemClient, SemClientError, SemServer, Target } from './sem-http';
 import { SemLog } from './sem-log';
+import {
+  PULL_PATH,
+  SUMMARY_PATH,
+  answerPull,
+  answerSummary,
+  decodePull,
+  decodeSummary,
+  encodePull,
+  encodeSummary,
+  partialSnapshot,
+  partners,
+  plan,
+  validateSummaryReply,
+} from './anti-entropy';
 
 export const DEFAULT_SEM_PORT = 18801;
 
@@ -50,6 +65,11 @@ interface PeerState {
 /** How long a failed contact makes a peer "known down" (its acks are then not awaited). The
  * digest exchange retries every sync interval, so a peer that is back is known up again soon. */
 const KNOWN_DOWN_MS = 10_000;
+
+/** Up to this many peers and seeds, a joining VM exchanges its full state with each of them at
+ * start (as before issue 16); in a larger cluster it joins through its seeds and two partners, and
+ * the rounds of anti-entropy bring the rest. */
+const JOIN_ALL_MAX = 12;
 
 /** Check an identity before anything listens or is written. */
 export function validateIdentity(id: Identity): Identity {
@@ -126,6 +146,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
         '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
         '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
+        [SUMMARY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSummary(body) },
+        [PULL_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onPull(body) },
       },
     });
   }
@@ -148,7 +170,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.setStatus('error', `cannot listen on ${this.identity.address}:${this.port}: ${err.code ?? err.message}`);
       throw new ConfigError(this._status.text);
     }
-    await this.syncAll();
+    await this.join();
     // If this VM's own state was lost or rolled back, peers still know its last sequence number:
     // never reuse one (peers would refuse the new diffs as replays).
     this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
@@ -346,11 +368,67 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
-  /** Sync with every peer of the group and every seed; failures only mark the peer. */
-  async syncAll(): Promise<void> {
+  private onSummary(body: string) {
+    const msg = decodeSummary(body);
+    this.peerOk(msg.from);
+    return { status: 200, body: answerSummary(this.replica, msg) };
+  }
+
+  private onPull(body: string) {
+    const msg = decodePull(body);
+    this.peerOk(msg.from);
+    return { status: 200, body: { snapshot: answerPull(this.replica, msg) } };
+  }
+
+  /** One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). */
+  async exchange(target: Target, name = target.address): Promise<void> {
+    const me = this.identity.hostname;
+    const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica)));
+    if (reply.digest === this.replica.digest() || !reply.versions) return;
+    const { pull, push } = plan(this.replica, reply.versions);
+    if (pull.length) {
+      const r = (await this.client.post(target, PULL_PATH, encodePull(me, pull))) as { snapshot?: unknown };
+      await this.mergeSnapshot(validateSnapshot(r?.snapshot), name);
+    }
+    if (push.length) {
+      const snap = { v: 1, type: 'snapshot', from: me, snapshot: partialSnapshot(this.replica, push) };
+      await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
+    }
+  }
+
+  /** One round of anti-entropy: an exchange with the ring successor and one random member; with
+   * the seeds instead while the group file knows no peer (a VM joining). */
+  async round(): Promise<void> {
+    const byName = new Map(this.peers().map((p) => [p.hostname, p.address]));
+    const chosen = partners(this.identity.hostname, Array.from(byName.keys()));
+    if (chosen.length === 0) return this.syncAll();
+    await Promise.all(
+      chosen.map(async (name) => {
+        try {
+          await this.exchange({ address: byName.get(name)!, port: this.port }, name);
+          this.peerOk(name);
+        } catch (e) {
+          this.peerFailed(name, (e as Error).message);
+        }
+      }),
+    );
+    this.updateStatus();
+  }
+
+  /** At start: a full exchange with every seed and peer in a small cluster, with the seeds and
+   * this round's partners in a large one. */
+  private async join(): Promise<void> {
+    if (this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
+    if (this.seeds.length) await this.syncAll([]);
+    await this.round();
+  }
+
+  /** Full exchange with every seed and every peer of the group (or only the seeds and the given
+   * peers); failures only mark the peer. */
+  async syncAll(only?: { hostname: string; address: string }[]): Promise<void> {
     const targets = new Map<string, { target: Target; name: string }>();
     for (const s of this.seeds) targets.set(`${s.address}:${s.port}`, { target: s, name: s.address });
-    for (const p of this.peers()) targets.set(`${p.address}:${this.port}`, { target: { address: p.address, port: this.port }, name: p.hostname });
+    for (const p of only ?? this.peers()) targets.set(`${p.address}:${this.port}`, { target: { address: p.address, port: this.port }, name: p.hostname });
     targets.delete(`${this.identity.address}:${this.port}`);
     await Promise.all(
       Array.from(targets.values()).map(async ({ target, name }) => {
@@ -368,7 +446,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private scheduleSync(): void {
     if (this.stopped) return;
     this.syncTimer = setTimeout(() => {
-      this.syncAll()
+      this.round()
         .catch(() => undefined)
         .finally(() => this.scheduleSync());
     }, this.syncIntervalMs);
@@ -381,7 +459,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.pendingSync.delete(hostname);
       const peer = this.peers().find((p) => p.hostname === hostname);
       if (!peer) return;
-      this.syncWith({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
+      this.exchange({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
     }, 50);
     this.pendingSync.set(hostname, t);
   }

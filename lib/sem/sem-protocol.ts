@@ -72,7 +72,7 @@ export function encodeDiff(d: Diff, now = Date.now()): string {
 
 const isPosInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
-function parseJson(body: string): Record<string, unknown> {
+export function parseJson(body: string): Record<string, unknown> {
   let o: unknown;
   try {
     o = JSON.parse(body);
