@@ -27,6 +27,7 @@ import {
   plan,
   validateSummaryReply,
 } from './anti-entropy';
+import { Fanout, RELAY_PATH, decodeRelay } from './fanout';
 
 export const DEFAULT_SEM_PORT = 18801;
 
@@ -113,6 +114,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly autoJoin: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
+  private readonly fanout: Fanout;
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
   private _status: StoreStatus = { state: 'starting', text: 'starting' };
@@ -136,6 +138,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
     );
+    this.fanout = new Fanout({
+      self: this.identity.hostname,
+      port: this.port,
+      timeoutMs: opts.requestTimeoutMs ?? 2000,
+      post: (target, path, body, timeoutMs) => this.client.post(target, path, body, timeoutMs),
+      isContained: (e) => e instanceof SemClientError && e.status === 409 && e.body?.contained === true,
+      peerOk: (name) => this.peerOk(name),
+      peerFailed: (name, error) => this.peerFailed(name, error),
+      knownDown: (name) => this.knownDown(name),
+    });
     this.server = new SemServer({
       host: this.identity.address,
       port: this.port,
@@ -144,6 +156,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       onRefused: (remote, reason) => this.refused(remote, reason),
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
+        [RELAY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body, remote }) => this.onRelay(body, remote) },
         '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
         '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
         [SUMMARY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSummary(body) },
@@ -256,42 +269,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private async broadcast(diff: Diff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
-    const body = encodeDiff(diff);
-    const acked: PeerAck[] = [];
-    const failed: PeerFailure[] = [];
-    const sendTo = async (p: { hostname: string; address: string }) => {
-      const t = performance.now();
-      try {
-        await this.client.post({ address: p.address, port: this.port }, '/p2p/sem/diff', body);
-        this.peerOk(p.hostname);
-        return { ok: true as const, ms: performance.now() - t };
-      } catch (e) {
-        if (e instanceof SemClientError && e.status === 409 && e.body?.contained === true) {
-          // The peer already had this diff (it came with a digest exchange): it is applied there.
-          this.peerOk(p.hostname);
-          return { ok: true as const, ms: performance.now() - t };
-        }
-        const error = (e as Error).message;
-        this.peerFailed(p.hostname, error);
-        return { ok: false as const, error };
-      }
-    };
-    await Promise.all(
-      this.peers().map(async (p) => {
-        const down = this.knownDown(p.hostname);
-        if (down) {
-          // A peer that failed at its last contact is still sent the diff, but not waited for: a dead
-          // VM still in the group (until its failure is handled) must not slow every edit down to
-          // the request timeout. It catches up through the digest exchange when it comes back.
-          void sendTo(p);
-          failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
-          return;
-        }
-        const r = await sendTo(p);
-        if (r.ok) acked.push({ peer: p.hostname, address: p.address, ms: r.ms });
-        else failed.push({ peer: p.hostname, address: p.address, error: r.error });
-      }),
-    );
+    const { acked, failed } = await this.fanout.send(encodeDiff(diff), this.peers());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
@@ -329,6 +307,29 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // next periodic exchange.
     if (gap) this.syncSoon(diff.origin);
     return { status: 200, body: { ok: true, applied: changes.length > 0 } };
+  }
+
+  /** A diff to apply here and pass on to a subtree (./fanout.ts): answers with the subtree's
+   * acknowledgements. Subtree members are reached at the addresses of this VM's group file. */
+  private async onRelay(body: string, remote: string) {
+    const msg = decodeRelay(body);
+    try {
+      await this.onDiff(msg.diff, remote);
+    } catch (e) {
+      // Already here (raced with anti-entropy): still acknowledged, still passed on.
+      if (!(e instanceof ProtocolError && e.details.contained === true)) throw e;
+    }
+    const known = new Map(this.peers().map((p) => [p.hostname, p]));
+    const subtree = msg.subtree.filter((h) => known.has(h)).map((h) => known.get(h)!);
+    const r = await this.fanout.send(msg.diff, subtree);
+    const unknown = msg.subtree.filter((h) => !known.has(h) && h !== this.identity.hostname);
+    return {
+      status: 200,
+      body: {
+        acked: r.acked.map((a) => ({ peer: a.peer })),
+        failed: [...r.failed.map((f) => ({ peer: f.peer, error: f.error })), ...unknown.map((peer) => ({ peer, error: `not in the group file of relay ${this.identity.hostname}` }))],
+      },
+    };
   }
 
   private onDigest(body: string) {

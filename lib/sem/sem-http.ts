@@ -152,12 +152,14 @@ export class SemClient {
     private readonly localAddress?: string,
   ) {}
 
-  async post(target: Target, path: string, body: string): Promise<unknown> {
+  /** POST a signed body; `timeoutMs` overrides the client's deadline for this request (a relayed
+   * diff waits for its relay's whole subtree). */
+  async post(target: Target, path: string, body: string, timeoutMs = this.timeoutMs): Promise<unknown> {
     try {
-      return await this.once(target, path, body);
+      return await this.once(target, path, body, timeoutMs);
     } catch (e) {
       // A kept-alive socket closed by the peer between two requests: try once on a fresh one.
-      if ((e as { reused?: boolean }).reused) return this.once(target, path, body);
+      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, timeoutMs);
       throw e;
     }
   }
@@ -172,7 +174,7 @@ export class SemClient {
     return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
   }
 
-  private once(target: Target, path: string, body: string): Promise<unknown> {
+  private once(target: Target, path: string, body: string, timeoutMs: number): Promise<unknown> {
     const last = this.lastMac;
     const requestMac = last.body === body && last.path === path ? last.mac : mac(this.secret, `POST ${path}`, body);
     this.lastMac = { path, body, mac: requestMac };
@@ -216,7 +218,7 @@ export class SemClient {
           });
         },
       );
-      const timer = setTimeout(() => req.destroy(new SemClientError(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => req.destroy(new SemClientError(`no answer within ${timeoutMs} ms`)), timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         const e = err instanceof SemClientError ? err : new SemClientError(err.code ? `${err.code} ${err.message}` : err.message);
