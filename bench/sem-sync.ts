@@ -20,7 +20,12 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
   // BENCH_DIR=/dev/shm/... puts the VMs' files on tmpfs: fsync becomes free, which isolates the
   // protocol's own cost from the shared disk's (all six "VMs" share one disk on this machine).
   const baseDir = process.env.BENCH_DIR ? fs.mkdtempSync(path.join(process.env.BENCH_DIR, 'sem-bench-')) : undefined;
+  // SEMI_SPACE_MB=2 runs the VMs with node --max-semi-space-size=2: the sender's RSS growth under
+  // a stream of edits is V8's young generation growing to its default maximum (2 x 16 MB), not
+  // retained state (test/unit/sem-retained.test.ts); this caps it.
+  const semi = process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '';
   const cluster = await startCluster({
+    env: semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : undefined,
     count: 6,
     ips,
     baseDir,
@@ -79,7 +84,7 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
         edit_p99_ms: whole.p99,
         per_peer: per,
         load_average: { start: load0, end: load1 },
-        sender_rss_mb: { idle: rssIdle, after_edits: rssAfter },
+        sender_rss_mb: { idle: rssIdle, after_edits: rssAfter, node_options: semi || 'default' },
         note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
       }),
     );

@@ -313,15 +313,21 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * acknowledgements. Subtree members are reached at the addresses of this VM's group file. */
   private async onRelay(body: string, remote: string) {
     const msg = decodeRelay(body);
+    const known = new Map(this.peers().map((p) => [p.hostname, p]));
+    const subtree = msg.subtree.filter((h) => known.has(h)).map((h) => known.get(h)!);
+    // Passed on at once, applied here meanwhile: each receiver validates the diff for itself.
+    const passed = this.fanout.send(msg.diff, subtree);
     try {
       await this.onDiff(msg.diff, remote);
     } catch (e) {
-      // Already here (raced with anti-entropy): still acknowledged, still passed on.
-      if (!(e instanceof ProtocolError && e.details.contained === true)) throw e;
+      // Already here (raced with anti-entropy): still acknowledged. Anything else: this relay
+      // failed, and its sender reaches the subtree again directly (they answer "contained").
+      if (!(e instanceof ProtocolError && e.details.contained === true)) {
+        await passed;
+        throw e;
+      }
     }
-    const known = new Map(this.peers().map((p) => [p.hostname, p]));
-    const subtree = msg.subtree.filter((h) => known.has(h)).map((h) => known.get(h)!);
-    const r = await this.fanout.send(msg.diff, subtree);
+    const r = await passed;
     const unknown = msg.subtree.filter((h) => !known.has(h) && h !== this.identity.hostname);
     return {
       status: 200,

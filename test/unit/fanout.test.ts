@@ -59,7 +59,7 @@ describe('edit fan-out', () => {
     assert.deepEqual(ringAfter('S3', ps).map((p) => p.hostname), ['S10', 'S1', 'S2']);
   });
 
-  for (const n of [6, DIRECT_MAX + 1, 25, 50, 100]) {
+  for (const n of [6, DIRECT_MAX + 2, 25, 50, 100, 200]) {
     it(`${n} VMs: every peer acknowledged once, the sender makes at most max(${DIRECT_MAX}, ${BRANCH}) requests`, async () => {
       const c = simCluster(n);
       const r = await c.send();
