@@ -1,10 +1,11 @@
 // One light "VM" of bench:scale: a bare Node.js process running this package's ReplicatedStore
 // (the same lib/sem code, the same HTTP routes, keep-alive client, journal and text files as the
 // p2p-store node) without a Node-RED runtime around it, so that 100 of them fit on a 2-core machine.
-// It is driven by its parent over the IPC channel: edit, digest, member count. Configuration comes
+// It is driven by its parent over the IPC channel: edit, digest, member count, missing keys. Configuration comes
 // in the SCALE_VM environment variable (JSON).
 import { ReplicatedStore } from '../lib/sem/replicated-store';
 import type { Edit } from '../lib/records/cluster-api';
+import type { FileName } from '../lib/records/files';
 
 interface VmConfig {
   hostname: string;
@@ -16,7 +17,12 @@ interface VmConfig {
   requestTimeoutMs: number;
 }
 
-export type VmCommand = { cmd: 'edit'; edit: Edit } | { cmd: 'digest' } | { cmd: 'members' } | { cmd: 'stop' };
+export type VmCommand =
+  | { cmd: 'edit'; edit: Edit }
+  | { cmd: 'digest' }
+  | { cmd: 'members' }
+  | { cmd: 'missing'; file: FileName; keys: string[] }
+  | { cmd: 'stop' };
 export type VmRequest = VmCommand & { id: number };
 
 const cfg = JSON.parse(process.env.SCALE_VM ?? '{}') as VmConfig;
@@ -46,6 +52,8 @@ process.on('message', (m: VmRequest) => {
       }
       case 'digest':
         return { digest: store.digest() };
+      case 'missing':
+        return { missing: m.keys.filter((k) => !store.get(m.file, k)) };
       case 'members':
         return { members: store.records('group').length };
       case 'stop':

@@ -11,57 +11,15 @@
 // Files live on tmpfs by default (SCALE_DIR overrides): 100 VMs sharing one disk would measure
 // the disk's fsync queue, not the protocol; bench:sem measures the disk path with real Node-RED.
 // Needs root (network namespace, iptables); SIZES=6,25 EDITS=100 SYNC_MS=500 tune a run.
-import { ChildProcess, execFileSync, fork, spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { loadAverage, rssMb, summarize } from './stats';
-import type { VmCommand } from './scale-vm';
+import { Vm, allEqual, call, inNetns, ipt, partition, runDir, sleep, specs, startVm, stopVms, until } from './scale-cluster';
 
 const SIZES = (process.env.SIZES ?? '6,25,50,100').split(',').map(Number);
 const EDITS = Number(process.env.EDITS ?? 100);
 const SYNC_MS = Number(process.env.SYNC_MS ?? 500);
 const IDLE_S = Number(process.env.IDLE_S ?? 10);
 const PARTITION_S = 10;
-const PORT = 18801;
-const HALF_A = '127.20.1.';
-const HALF_B = '127.20.2.';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ipt = (...args: string[]) => execFileSync('iptables', args, { encoding: 'utf8' });
-
-interface Vm {
-  name: string;
-  address: string;
-  proc: ChildProcess;
-  pending: Map<number, (m: Record<string, unknown>) => void>;
-  nextId: number;
-}
-
-function call(vm: Vm, req: VmCommand, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-  const id = ++vm.nextId;
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      vm.pending.delete(id);
-      reject(new Error(`${vm.name}: no answer to ${req.cmd} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    vm.pending.set(id, (m) => {
-      clearTimeout(t);
-      if (m.error) reject(new Error(`${vm.name}: ${String(m.error)}`));
-      else resolve(m);
-    });
-    vm.proc.send({ ...req, id });
-  });
-}
-
-async function until(what: string, deadlineMs: number, test: () => Promise<boolean>, everyMs = 100): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await test()) return Date.now() - t0;
-    if (Date.now() - t0 > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number | undefined): number {
@@ -79,34 +37,12 @@ function loBytes(): number {
   return line ? Number(line.trim().split(/\s+/)[1]) : 0;
 }
 
-const allEqual = async (vms: Vm[]) => new Set(await Promise.all(vms.map(async (v) => (await call(v, { cmd: 'digest' })).digest))).size === 1;
-
 async function runSize(n: number, base: string) {
-  const nA = Math.ceil(n / 2);
-  const vms: Vm[] = [];
-  const dir = fs.mkdtempSync(path.join(base, `n${n}-`));
-  const started: Promise<void>[] = [];
+  const dir = fs.mkdtempSync(`${base}/n${n}-`);
   const t0 = Date.now();
-  for (let i = 1; i <= n; i++) {
-    const address = i <= nA ? `${HALF_A}${i}` : `${HALF_B}${i - nA}`;
-    const seeds = [`${HALF_A}1`, `${HALF_A}2`].filter((s) => s !== address);
-    const cfg = { hostname: `S${i}`, address, port: PORT, folder: path.join(dir, `S${i}`), seeds, syncIntervalMs: SYNC_MS, requestTimeoutMs: 1000 };
-    const proc = fork(path.join(__dirname, 'scale-vm.js'), [], { env: { ...process.env, SCALE_VM: JSON.stringify(cfg) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const vm: Vm = { name: cfg.hostname, address, proc, pending: new Map(), nextId: 0 };
-    started.push(
-      new Promise((resolve, reject) => {
-        proc.on('message', (m: Record<string, unknown>) => {
-          if (m.id === 0) return m.error ? reject(new Error(`${vm.name}: ${String(m.error)}`)) : resolve();
-          vm.pending.get(m.id as number)?.(m);
-          vm.pending.delete(m.id as number);
-        });
-        proc.once('exit', (code) => reject(new Error(`${vm.name} exited (${code})`)));
-      }),
-    );
-    vms.push(vm);
-  }
+  const vms: Vm[] = specs(n, dir, SYNC_MS).map(startVm);
   try {
-    await Promise.all(started);
+    await Promise.all(vms.map((v) => v.started));
     await until('every VM to list every member', 300_000, async () => (await Promise.all(vms.map((v) => call(v, { cmd: 'members' })))).every((m) => m.members === n), 250);
     const formMs = Date.now() - t0;
     await until('identical files after forming', 120_000, () => allEqual(vms), 250);
@@ -138,8 +74,7 @@ async function runSize(n: number, base: string) {
     const loadEdits = loadAverage();
 
     // Partition: the two halves cannot reach each other for PARTITION_S; each side edits.
-    ipt('-I', 'INPUT', '-s', `${HALF_A}0/24`, '-d', `${HALF_B}0/24`, '-j', 'DROP');
-    ipt('-I', 'INPUT', '-s', `${HALF_B}0/24`, '-d', `${HALF_A}0/24`, '-j', 'DROP');
+    partition(true);
     const p0 = Date.now();
     const last = vms[n - 1];
     for (let i = 0; i < 3; i++) {
@@ -149,8 +84,7 @@ async function runSize(n: number, base: string) {
       await call(last, { cmd: 'edit', edit: { file: 'available-od', op: 'Add', record: [`OD${i}`, `127.0.3.${i + 1}`, 'RS2'] } });
     }
     await sleep(Math.max(0, PARTITION_S * 1000 - (Date.now() - p0)));
-    ipt('-D', 'INPUT', '-s', `${HALF_A}0/24`, '-d', `${HALF_B}0/24`, '-j', 'DROP');
-    ipt('-D', 'INPUT', '-s', `${HALF_B}0/24`, '-d', `${HALF_A}0/24`, '-j', 'DROP');
+    partition(false);
     const convergeMs = await until('identical files after the heal', 120_000, () => allEqual(vms), 100);
 
     const rss = vms.map((v) => rssMb(v.proc.pid) ?? 0);
@@ -169,27 +103,14 @@ async function runSize(n: number, base: string) {
       sync_interval_ms: SYNC_MS,
     };
   } finally {
-    await Promise.all(
-      vms.map(
-        (v) =>
-          new Promise<void>((resolve) => {
-            if (v.proc.exitCode !== null || v.proc.signalCode !== null) return resolve();
-            const kill = setTimeout(() => v.proc.kill('SIGKILL'), 5000);
-            v.proc.once('exit', () => {
-              clearTimeout(kill);
-              resolve();
-            });
-            call(v, { cmd: 'stop' }, 5000).catch(() => v.proc.kill('SIGKILL'));
-          }),
-      ),
-    );
+    await stopVms(vms);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function inNamespace(): Promise<void> {
   ipt('-A', 'OUTPUT', '-o', 'lo');
-  const base = fs.mkdtempSync(path.join(process.env.SCALE_DIR ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()), 'p2p-scale-'));
+  const base = runDir();
   const results: Awaited<ReturnType<typeof runSize>>[] = [];
   try {
     for (const n of SIZES) {
@@ -224,27 +145,4 @@ async function inNamespace(): Promise<void> {
   );
 }
 
-function main(): void {
-  if (process.env.SCALE_NETNS) {
-    inNamespace().catch((e) => {
-      console.error(e);
-      process.exit(1);
-    });
-    return;
-  }
-  if (process.getuid?.() !== 0) {
-    console.log(JSON.stringify({ bench: 'scale', skipped: 'needs root for its network namespace and iptables rules' }));
-    return;
-  }
-  const ns = `p2pscale${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  try {
-    execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, __filename], { stdio: 'inherit', env: { ...process.env, SCALE_NETNS: ns } });
-    process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
-  }
-}
-
-main();
+inNetns('scale', inNamespace);

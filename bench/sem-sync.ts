@@ -23,8 +23,12 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
   // SEMI_SPACE_MB=2 runs the VMs with node --max-semi-space-size=2: the sender's RSS growth under
   // a stream of edits is V8's young generation growing to its default maximum (2 x 16 MB), not
   // retained state (test/unit/sem-retained.test.ts); this caps it.
-  const semi = process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '';
+  const semi = [
+    process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
+    process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
+  ].join(' ').trim();
   const cluster = await startCluster({
+    keepDirs: !!process.env.HEAP_SNAPSHOTS,
     env: semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : undefined,
     count: 6,
     ips,
@@ -39,6 +43,17 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
     const s1 = cluster.vms[0];
     const load0 = loadAverage();
     const rssIdle = rssMb(s1.pid);
+    // HEAP_SNAPSHOTS=1: S1 writes a heap snapshot (after a full GC) after the warm-up edits and after all of them, into
+    // its user directory, to see what the RSS growth holds (needs SEM VMs started with
+    // NODE_OPTIONS=--heapsnapshot-signal=SIGURG, which this option adds).
+    const snapshot = async () => {
+      if (!process.env.HEAP_SNAPSHOTS || !s1.pid) return;
+      const count = () => fs.readdirSync(s1.userDir).filter((f) => f.endsWith('.heapsnapshot')).length;
+      const before = count();
+      process.kill(s1.pid, 'SIGURG');
+      await waitFor(() => count() > before, { what: 'a heap snapshot', timeoutMs: 60_000 });
+      await new Promise((r) => setTimeout(r, 3000));
+    };
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let prev: string[] | null = null;
@@ -50,11 +65,13 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
       prev = record;
       const result = JSON.parse(r.body) as { acked: { peer: string; ms: number }[]; failed: unknown[]; ms: number };
       if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
+      if (i === 9) await snapshot();
       if (i < 10) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
     const rssAfter = rssMb(s1.pid);
+    await snapshot();
     const load1 = loadAverage();
     const peers = Object.keys(perPeer).sort();
     const all = peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p]);
@@ -89,6 +106,7 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
       }),
     );
   } finally {
+    if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
     await cluster.stopAll();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }

@@ -23,7 +23,7 @@
 import type { PeerAck, PeerFailure } from '../records/cluster-api';
 import { NAME_RE } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
-import { PROTOCOL_VERSION, ProtocolError, parseJson } from './sem-protocol';
+import { LIMITS, PROTOCOL_VERSION, ProtocolError, parseJson } from './sem-protocol';
 
 export const DIFF_PATH = '/p2p/sem/diff';
 export const RELAY_PATH = '/p2p/sem/relay';
@@ -31,6 +31,8 @@ export const RELAY_PATH = '/p2p/sem/relay';
 export const DIRECT_MAX = 24;
 /** Children per relay level. */
 export const BRANCH = 7;
+/** A relay message: one diff and a list of hostnames. */
+export const RELAY_LIMIT_BYTES = LIMITS.diffBytes + 256 * 1024;
 
 export interface Peer {
   hostname: string;
@@ -100,7 +102,7 @@ export function decodeRelay(body: string): RelayMessage {
   const o = parseJson(body);
   if (o.v !== PROTOCOL_VERSION || o.type !== 'relay') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed relay: bad from');
-  if (typeof o.diff !== 'string') throw new ProtocolError('malformed relay: diff');
+  if (typeof o.diff !== 'string' || Buffer.byteLength(o.diff) > LIMITS.diffBytes) throw new ProtocolError('malformed relay: diff');
   if (!Array.isArray(o.subtree) || o.subtree.length > 10_000) throw new ProtocolError('malformed relay: subtree');
   for (const p of o.subtree) if (typeof p !== 'string' || !NAME_RE.test(p)) throw new ProtocolError('malformed relay: subtree member');
   return o as unknown as RelayMessage;

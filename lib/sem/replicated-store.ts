@@ -27,7 +27,7 @@ import {
   plan,
   validateSummaryReply,
 } from './anti-entropy';
-import { Fanout, RELAY_PATH, decodeRelay } from './fanout';
+import { Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 
 export const DEFAULT_SEM_PORT = 18801;
 
@@ -156,7 +156,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       onRefused: (remote, reason) => this.refused(remote, reason),
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
-        [RELAY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body, remote }) => this.onRelay(body, remote) },
+        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: ({ body, remote }) => this.onRelay(body, remote) },
         '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
         '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
         [SUMMARY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSummary(body) },
