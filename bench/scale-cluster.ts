@@ -3,7 +3,7 @@
 // first half of the cluster) and 127.20.2.x (the second), inside a network namespace that
 // `inNetns` creates for the run and deletes after it. Partitions are iptables DROP rules between
 // the two halves, inside that namespace only.
-import { ChildProcess, execFileSync, fork, spawnSync } from 'child_process';
+import { ChildProcess, execFileSync, fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { VmCommand } from './scale-vm';
@@ -141,14 +141,31 @@ export function inNetns(bench: string, body: () => Promise<void>): void {
   }
   const ns = `p2pscale${process.pid}`;
   execFileSync('ip', ['netns', 'add', ns]);
+  const cleanup = () => {
+    try {
+      execFileSync('ip', ['netns', 'del', ns]);
+    } catch {
+      /* already gone */
+    }
+  };
   try {
     execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-    const script = require.main?.filename ?? process.argv[1];
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, script], { stdio: 'inherit', env: { ...process.env, SCALE_NETNS: ns } });
-    process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
+  } catch (e) {
+    cleanup();
+    throw e;
   }
+  const script = require.main?.filename ?? process.argv[1];
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, script], { stdio: 'inherit', env: { ...process.env, SCALE_NETNS: ns } });
+  // A stopped bench stops its VMs (they exit with their parent) and removes the namespace.
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+  child.on('exit', (code, signal) => {
+    cleanup();
+    process.exitCode = code ?? (signal ? 1 : 0);
+    process.off('SIGTERM', forward);
+    process.off('SIGINT', forward);
+  });
 }
 
 /** A fresh folder for a run's VMs: tmpfs unless SCALE_DIR says otherwise. */

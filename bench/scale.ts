@@ -20,6 +20,7 @@ const EDITS = Number(process.env.EDITS ?? 100);
 const SYNC_MS = Number(process.env.SYNC_MS ?? 500);
 const IDLE_S = Number(process.env.IDLE_S ?? 10);
 const PARTITION_S = 10;
+const FORM_DEADLINE_MS = Number(process.env.FORM_DEADLINE_S ?? 600) * 1000;
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number | undefined): number {
@@ -43,7 +44,19 @@ async function runSize(n: number, base: string) {
   const vms: Vm[] = specs(n, dir, SYNC_MS).map(startVm);
   try {
     await Promise.all(vms.map((v) => v.started));
-    await until('every VM to list every member', 300_000, async () => (await Promise.all(vms.map((v) => call(v, { cmd: 'members' })))).every((m) => m.members === n), 250);
+    let fewest = 0;
+    await until(
+      'every VM to list every member',
+      FORM_DEADLINE_MS,
+      async () => {
+        const counts = (await Promise.all(vms.map((v) => call(v, { cmd: 'members' })))).map((m) => Number(m.members));
+        fewest = Math.min(...counts);
+        return fewest === n;
+      },
+      500,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: fewest members listed by a VM ${fewest} of ${n}`);
+    });
     const formMs = Date.now() - t0;
     await until('identical files after forming', 120_000, () => allEqual(vms), 250);
     await sleep(2000);
