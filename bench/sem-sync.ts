@@ -1,6 +1,8 @@
 // npm run bench:sem — the top of the note's Table 1: six Node-RED processes on loopback, S1 edits
 // its files 200 times, and for each edit the time until each peer has it durably in its file
 // (a peer acknowledges only after its fsync), as S1 measures it. The note: 0.278 - 0.327 s.
+// Run twice in one go: with the wire's VM signatures and encryption (the default) and without,
+// so the JSON shows what they cost (issue 14).
 import * as fs from 'fs';
 import * as path from 'path';
 import { startCluster } from '../harness/cluster/launcher';
@@ -13,7 +15,16 @@ import { loadAverage, rssMb, summarize } from './stats';
 const EDITS = Number(process.env.EDITS ?? 200);
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
 
-(async () => {
+interface Run {
+  per: Record<string, ReturnType<typeof summarize>>;
+  overall: ReturnType<typeof summarize>;
+  whole: ReturnType<typeof summarize>;
+  load: { start: number; end: number };
+  senderRss: { idle?: number; afterEdits?: number; nodeOptions: string };
+}
+
+/** One cluster of six, S1 editing; `secure` = VM signatures and AES-256-GCM on (the default). */
+async function measure(secure: boolean): Promise<Run> {
   const range = allocLoopbackRange();
   const ips = Array.from({ length: 6 }, (_, i) => range.ip(i + 1));
   const semPort = await pickPortFreeOnAll(ips);
@@ -33,7 +44,7 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
     count: 6,
     ips,
     baseDir,
-    flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: 'bench-secret-123', seeds: ips, syncIntervalMs: 5000 }),
+    flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: 'bench-secret-123', seeds: ips, syncIntervalMs: 5000, insecureWire: !secure }),
   });
   try {
     await waitFor(
@@ -74,42 +85,67 @@ const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, 
     await snapshot();
     const load1 = loadAverage();
     const peers = Object.keys(perPeer).sort();
-    const all = peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p]);
-    const overall = summarize(all);
-    console.log(`SEM sync time, S1 edit durably applied on each peer, ${EDITS} edits (ms):`);
-    console.log('peer   mean     p50      p99      cv       note (s)');
-    const per: Record<string, unknown> = {};
-    for (const p of peers) {
-      const s = summarize(perPeer[p]);
-      per[p] = s;
-      console.log(`${p.padEnd(6)} ${String(s.mean).padEnd(8)} ${String(s.p50).padEnd(8)} ${String(s.p99).padEnd(8)} ${String(s.cv).padEnd(8)} ${NOTE_S[p] ?? '-'}`);
-    }
-    const whole = summarize(total);
-    console.log(`whole edit at S1 (local durable write + fan-out to 5 peers): p50 ${whole.p50} ms, p99 ${whole.p99} ms`);
-    console.log(`S3..S6: p50 ${overall.p50} ms, p99 ${overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / overall.p50).toFixed(0)}x faster at p50`);
-    console.log(
-      JSON.stringify({
-        bench: 'sem-sync',
-        disk: process.env.BENCH_DIR ? 'tmpfs' : 'ext4 (shared by the six VMs)',
-        peers: 6,
-        edits: EDITS,
-        p50_ms: overall.p50,
-        p99_ms: overall.p99,
-        mean_ms: overall.mean,
-        cv: overall.cv,
-        edit_p50_ms: whole.p50,
-        edit_p99_ms: whole.p99,
-        per_peer: per,
-        load_average: { start: load0, end: load1 },
-        sender_rss_mb: { idle: rssIdle, after_edits: rssAfter, node_options: semi || 'default' },
-        note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
-      }),
-    );
+    const per: Record<string, ReturnType<typeof summarize>> = {};
+    for (const p of peers) per[p] = summarize(perPeer[p]);
+    return {
+      per,
+      overall: summarize(peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p])),
+      whole: summarize(total),
+      load: { start: load0, end: load1 },
+      senderRss: { idle: rssIdle, afterEdits: rssAfter, nodeOptions: semi || 'default' },
+    };
   } finally {
     if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
     await cluster.stopAll();
+    range.release();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+function report(title: string, r: Run): void {
+  console.log(`${title}: SEM sync time, S1 edit durably applied on each peer, ${EDITS} edits (ms):`);
+  console.log('peer   mean     p50      p99      cv       note (s)');
+  for (const [p, s] of Object.entries(r.per)) {
+    console.log(`${p.padEnd(6)} ${String(s.mean).padEnd(8)} ${String(s.p50).padEnd(8)} ${String(s.p99).padEnd(8)} ${String(s.cv).padEnd(8)} ${NOTE_S[p] ?? '-'}`);
+  }
+  console.log(`whole edit at S1 (local durable write + fan-out to 5 peers): p50 ${r.whole.p50} ms, p99 ${r.whole.p99} ms`);
+  console.log(`S3..S6: p50 ${r.overall.p50} ms, p99 ${r.overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / r.overall.p50).toFixed(0)}x faster at p50`);
+  console.log(`load average ${r.load.start} -> ${r.load.end}; S1 RSS ${r.senderRss.idle} -> ${r.senderRss.afterEdits} MB`);
+}
+
+(async () => {
+  // Both in one run, on the same machine state: signatures + encryption on (the product), then off.
+  const on = await measure(true);
+  report('signing + encryption ON', on);
+  const off = await measure(false);
+  report('signing + encryption OFF', off);
+  console.log(
+    JSON.stringify({
+      bench: 'sem-sync',
+      disk: process.env.BENCH_DIR ? 'tmpfs' : 'ext4 (shared by the six VMs)',
+      peers: 6,
+      edits: EDITS,
+      wire_security: 'on (Ed25519 signatures + AES-256-GCM)',
+      p50_ms: on.overall.p50,
+      p99_ms: on.overall.p99,
+      mean_ms: on.overall.mean,
+      cv: on.overall.cv,
+      edit_p50_ms: on.whole.p50,
+      edit_p99_ms: on.whole.p99,
+      per_peer: on.per,
+      load_average: on.load,
+      sender_rss_mb: on.senderRss,
+      without_wire_security: {
+        p50_ms: off.overall.p50,
+        p99_ms: off.overall.p99,
+        mean_ms: off.overall.mean,
+        edit_p50_ms: off.whole.p50,
+        edit_p99_ms: off.whole.p99,
+        load_average: off.load,
+      },
+      note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
+    }),
+  );
 })().catch((e) => {
   console.error(e);
   process.exit(1);

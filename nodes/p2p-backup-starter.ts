@@ -1,29 +1,37 @@
-// p2p-backup-starter: for a confirmed failure (msg from p2p-heartbeat, optionally placed by
+// p2p-backup-starter: for a confirmed failure (msg from p2p-heartbeat, optionally shown placed by
 // p2p-placer), fences the failed server, resumes an OD, runs the installation procedure, gives the
-// OD the failed server's role and edits the files (lib/recovery/backup-plan.ts). Every step shows
-// on the status and leaves as a msg (topic `recovery/<step>`); the end is a msg with topic
-// `recovered` and the whole result, or done(err) with the problem record left `failed`.
+// OD the failed server's role and edits the files (lib/recovery/backup-plan.ts; it places with the
+// failures in hand itself). Every step shows on the status and leaves as a msg on output 1 (topic
+// `recovery/<step>`); the end is a msg with topic `recovered` and the whole result, or a msg on
+// output 2 (topic `failed`: target, step, kind, reason) and done(err), the problem record left
+// `failed`. The isolation gate (for a fence that cannot reach the host) is the heartbeat's of the
+// same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
-import { runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
-import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
+import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
 import type { Placement } from '../lib/recovery/placement';
+import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { waitDomainSshReady } from '../lib/hv/readiness';
+import { readProcedureFolder, syncProcedures, type ProcedureHost } from '../lib/hv/procedure-sync';
+import { guestOpener } from '../lib/hv/guest-reidentify';
+import type { VirshDriver } from '../lib/hv/virsh-driver';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
-import { useStore } from './common/store-user';
+import { short, useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
 
-/** How each step of the plan reads in the sidebar's failover timeline (what has just happened). */
+/** Each step of the plan as the sidebar's failover timeline names it (what has just happened; the sidebar translates it). */
 const TIMELINE_STEP: Record<string, string> = {
   fence: 'fenced',
-  confirm: 'confirmed by peers',
+  confirm: 'peers-confirmed',
   place: 'placed',
   resume: 'resumed',
   install: 'installed',
-  role: 'role given',
-  edits: 'files edited',
+  role: 'role-given',
+  edits: 'files-edited',
   recovered: 'recovered',
   failed: 'failed',
 };
@@ -36,7 +44,14 @@ interface StarterConfig {
   maxOdAttempts?: string | number;
   roleMode?: 'admin-api' | 'none';
   adminPort?: string | number;
+  /** ssh: after the resume, wait for the OD's SSH banner before the install (a flow without it: none). */
+  readiness?: 'ssh' | 'none';
+  /** A folder on this VM whose procedures are copied to every real server (empty: copied by hand). */
+  procedureSource?: string;
 }
+
+/** How often the procedure folder is brought in step on every real server. */
+const PROCEDURE_SYNC_MS = 60_000;
 
 const CLOSE_DEADLINE_MS = 10_000;
 
@@ -44,7 +59,8 @@ export = function (RED: RED) {
   function P2pBackupStarterNode(this: any, config: StarterConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
     const running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
     let settingsError: string | undefined;
     let procedureDir = DEFAULT_PROCEDURE_DIR;
@@ -54,14 +70,50 @@ export = function (RED: RED) {
       settingsError = (e as Error).message;
     }
     const adminPort = Number(config.adminPort || 1880);
-    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
     const roleMode = config.roleMode === 'none' ? 'none' : 'admin-api';
     const settings = {
       procedureDir,
       confirmWaitMs: seconds(config.confirmWait, 6, 0, 120),
       maxOdAttempts: Math.min(10, Math.max(1, Number(config.maxOdAttempts) || 3)),
     };
-    if (settingsError) node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+    if (settingsError) status({ fill: 'red', shape: 'ring', text: short(settingsError) });
+
+    // Procedures reach the real servers by themselves: validated, copied where the hash differs.
+    const procedureSource = (config.procedureSource || '').trim();
+    let syncTimer: NodeJS.Timeout | undefined;
+    let syncing: Promise<void> | undefined;
+    let closing = false;
+    const syncAll = async () => {
+      const { files: procs, problems } = readProcedureFolder(procedureSource);
+      for (const pr of problems) node.warn(`procedure ${pr.name} not copied: ${pr.why}`);
+      for (const [rs, d] of realServerDrivers(RED)) {
+        const host = d as Partial<ProcedureHost>;
+        if (!host.fileHashes || !host.copyFile) continue;
+        try {
+          const r = await syncProcedures(host as ProcedureHost, procedureDir, procs);
+          if (r.copied.length) node.log(`procedures copied to ${rs}:${procedureDir}: ${r.copied.join(' ')}`);
+        } catch (e) {
+          node.warn(`procedures not in step on ${rs}: ${(e as Error).message}`);
+        }
+      }
+    };
+    const scheduleSync = (ms: number) => {
+      syncTimer = setTimeout(() => {
+        syncing = syncAll()
+          .catch((e) => node.warn(`procedure folder ${procedureSource}: ${(e as Error).message}`))
+          .finally(() => {
+            syncing = undefined;
+            if (!closing) scheduleSync(PROCEDURE_SYNC_MS);
+          });
+      }, ms);
+    };
+    if (procedureSource && !settingsError) {
+      if (!/^\/[A-Za-z0-9._\/-]{0,200}$/.test(procedureSource) || procedureSource.split('/').includes('..')) {
+        settingsError = `procedure folder ${JSON.stringify(procedureSource)} is not an absolute path`;
+        node.status({ fill: 'red', shape: 'ring', text: settingsError.slice(0, 60) });
+      } else scheduleSync(1000);
+    }
 
     const assignRole =
       roleMode === 'none'
@@ -79,24 +131,25 @@ export = function (RED: RED) {
             });
 
     const statusFor = (e: StepEvent) => {
-      if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text: e.text.slice(0, 60) };
-      if (e.step === 'failed') return { fill: 'red', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
-      if (e.step === 'fence' && /unreachable/.test(e.text)) return { fill: 'yellow', shape: 'ring', text: `${e.target}: ${e.text}`.slice(0, 60) };
-      return { fill: 'blue', shape: 'ring', text: `${e.target}: ${e.step} ${e.text}`.slice(0, 60) };
+      const step = t(`p2p-backup-starter.steps.${e.step}`);
+      const text = short(t('p2p-backup-starter.status.step', { target: e.target, step, text: e.text }));
+      if (e.step === 'recovered') return { fill: 'green', shape: 'dot', text } as const;
+      if (e.step === 'failed') return { fill: 'red', shape: 'ring', text } as const;
+      if (e.step === 'fence' && e.detail?.fence === 'host-not-reached') return { fill: 'yellow', shape: 'ring', text } as const;
+      return { fill: 'blue', shape: 'ring', text } as const;
     };
 
-    node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
+    node.on('input', (msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, done: (e?: Error) => void) => {
       try {
         if (settingsError) throw new Error(settingsError);
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         const p = (msg.payload ?? {}) as Record<string, unknown>;
         const target = p.target;
-        if (typeof target !== 'string' || target === '') throw new Error('payload.target (the failed server) is missing');
+        if (typeof target !== 'string' || target === '') throw new Error(common(t, 'noTarget'));
         if (running.has(target)) {
-          node.warn(`${target}: a recovery is already running here; this msg is dropped`);
+          node.warn(t('p2p-backup-starter.warn.alreadyRunning', { target }));
           return done();
         }
-        const placement = msg.placement && !(msg.placement as { error?: string }).error ? (msg.placement as Placement) : undefined;
         const abort = new AbortController();
         const drivers = realServerDrivers(RED);
         const run = runBackupPlan(
@@ -107,20 +160,29 @@ export = function (RED: RED) {
             kind: typeof p.kind === 'string' ? p.kind : undefined,
             detectedBy: typeof p.detectedBy === 'string' ? p.detectedBy : files.identity.hostname,
             confirmations: Array.isArray(p.confirmations) ? p.confirmations.filter((c): c is string => typeof c === 'string') : undefined,
-            placement,
           },
           {
             files,
             driver: (rs) => drivers.get(rs),
             assignRole,
+            isolation: registry.isolationGate(files),
+            odReady:
+              config.readiness === 'ssh'
+                ? async (pl: Placement) => {
+                    const d = drivers.get(pl.realServer) as Partial<VirshDriver> | undefined;
+                    if (!d?.runner || !d.dumpxml) throw new Error(`${pl.realServer}: its driver cannot reach guests for the readiness check`);
+                    await waitDomainSshReady(d as VirshDriver, guestOpener(d.runner), pl.od, pl.address, { deadlineMs: 60000, signal: abort.signal });
+                  }
+                : undefined,
             signal: abort.signal,
             onStep: (e) => {
               if (abort.signal.aborted) return;
-              node.status(statusFor(e));
+              status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
-              registry.step({ target: e.target, step: TIMELINE_STEP[e.step], at: Date.now(), by: files.identity.hostname, detail: e.text });
-              if (e.step !== 'recovered' && e.step !== 'failed') send({ topic: `recovery/${e.step}`, payload: e, failure: msg.payload });
+              const step = e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step];
+              registry.step({ target: e.target, step, at: Date.now(), by: files.identity.hostname, detail: e.text });
+              if (e.step !== 'recovered' && e.step !== 'failed') send([{ topic: `recovery/${e.step}`, payload: e, failure: msg.payload }, null]);
             },
           },
           settings,
@@ -132,26 +194,32 @@ export = function (RED: RED) {
             msg.topic = 'recovered';
             msg.failure = msg.payload;
             msg.payload = r;
-            send(msg);
+            send([msg, null]);
             done();
           },
           (e: Error) => {
             running.delete(target);
-            if (!abort.signal.aborted) node.status({ fill: 'red', shape: 'ring', text: `${target}: ${e.message}`.slice(0, 60) });
+            if (!abort.signal.aborted) {
+              status({ fill: 'red', shape: 'ring', text: short(t('p2p-backup-starter.status.failed', { target, message: e.message })) });
+              const re = e instanceof RecoveryError ? e : undefined;
+              send([null, { topic: 'failed', payload: { target, step: re?.step, kind: re?.kind, reason: e.message }, failure: msg.payload }]);
+            }
             done(e);
           },
         );
         running.set(target, { abort, done: finished });
       } catch (e) {
-        node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 60) });
+        status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         done(e as Error);
       }
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      clearTimeout(syncTimer);
       // Stop between steps; an SSH command under way ends with its own deadline.
       for (const r of running.values()) r.abort.abort();
-      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)));
+      const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)).concat(syncing ? [syncing] : []));
       finishWithin(all, CLOSE_DEADLINE_MS, () => {
         running.clear();
         done();

@@ -11,17 +11,27 @@ import { planPool, type Identity } from '../lib/recovery/od-pool';
 import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
 import { replicatesFor } from '../lib/recovery/replicator-lock';
 import { deployIdentityViaAdminApi } from '../lib/recovery/role';
+import { guestReplicationHooks } from '../lib/hv/guest-reidentify';
+import type { CommandRunner } from '../lib/hv/ssh-connection';
+
+type GuestDriver = { runner: CommandRunner; reset(name: string): Promise<void>; destroy(name: string): Promise<void>; start(name: string): Promise<void>; dumpxml(name: string): Promise<string> };
 import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
 import { useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 import { finishWithin } from './common/close';
 
 interface ReplicatorConfig {
   name?: string;
   store?: string;
   ods?: string;
-  reidentify?: 'admin-api' | 'procedure' | 'none';
+  /** guest (default): the shipped od-setup.sh inside the clone over SSH, restart, readiness. */
+  reidentify?: 'guest' | 'admin-api' | 'procedure' | 'none';
+  /** Login user inside the ODS image (guest mode), default root. */
+  guestUser?: string;
+  /** The ODS's SSH host key fingerprint (guest mode), pinned for the first login into a clone. */
+  odsHostKey?: string;
   adminPort?: string | number;
   procedureDir?: string;
   interval?: string | number;
@@ -35,9 +45,12 @@ export = function (RED: RED) {
   function P2pOdReplicatorNode(this: any, config: ReplicatorConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
     const odsTemplate = (config.ods || 'ODS').trim();
-    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' ? config.reidentify : 'admin-api';
+    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' || config.reidentify === 'admin-api' ? config.reidentify : 'guest';
+    const guestUser = (config.guestUser || 'root').trim();
+    const odsHostKey = (config.odsHostKey || '').trim() || undefined;
     const adminPort = Number(config.adminPort || 1880);
     const intervalMs = seconds(config.interval, 30, 1, 3600);
     const debounceMs = seconds(config.debounce, 0.5, 0, 60);
@@ -48,8 +61,13 @@ export = function (RED: RED) {
     } catch (e) {
       settingsError = (e as Error).message;
     }
-    if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = `ODS name ${JSON.stringify(odsTemplate)} is not a domain name (use {rs} for the real server)`;
-    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = `admin port ${config.adminPort} is not 1-65535`;
+    if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = t('p2p-od-replicator.errors.badOds', { ods: JSON.stringify(odsTemplate) });
+    if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
+    if (mode === 'guest') {
+      if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(guestUser)) settingsError = `guest user ${JSON.stringify(guestUser)} is not a user name`;
+      if (odsHostKey && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(odsHostKey)) settingsError = 'ODS host key must be SHA256:... as ssh-keygen -lf prints it';
+      if (!node.credentials?.guestKey) settingsError = 'guest re-identification needs the guest login key (credential)';
+    }
 
     const inFlight = new Set<string>();
     const workers = new Map<string, Promise<void>>();
@@ -59,8 +77,8 @@ export = function (RED: RED) {
     let ticker: NodeJS.Timeout | undefined;
     let closed = false;
 
-    const say = (fill: string, shape: string, text: string) => {
-      if (!closed) node.status({ fill, shape, text: text.slice(0, 60) });
+    const say = (fill: 'red' | 'green' | 'blue' | 'grey', shape: 'ring' | 'dot', text: string) => {
+      if (!closed) status({ fill, shape, text: text.slice(0, 60) });
     };
 
     const poolFiles = () => ({
@@ -80,7 +98,7 @@ export = function (RED: RED) {
         return;
       }
       const d = realServerDrivers(RED).get(rs);
-      if (!d) throw new Error(`no driver for ${rs}`);
+      if (!d) throw new Error(t('p2p-od-replicator.errors.noRealServer', { rs }));
       const v = procedureVariables({ target: id.od, targetAddress: id.address, backup: id.od, backupAddress: id.address, od: id.od, realServer: rs, services: '-' });
       await d.runFile(`${procedureDir}/od-setup.sh`, { ...v, MAC: id.mac });
     };
@@ -93,33 +111,42 @@ export = function (RED: RED) {
         const need = planPool(poolFiles(), inFlight).needs.find((n) => n.realServer === rs);
         const id = need?.identities[0];
         if (!need || !id) {
-          if (need && need.missingIdentities > 0) lastError.set(rs, `${rs}: ${need.missingIdentities} OD(s) missing but no reservation left`);
+          if (need && need.missingIdentities > 0) lastError.set(rs, t('p2p-od-replicator.errors.noReservation', { rs, missing: need.missingIdentities }));
           return;
         }
         const driver = realServerDrivers(RED).get(rs);
         if (!driver) {
-          lastError.set(rs, `no p2p-real-server configured for ${rs}`);
+          lastError.set(rs, t('p2p-od-replicator.errors.noRealServer', { rs }));
           return;
         }
         inFlight.add(id.od);
         try {
-          say('blue', 'ring', `${id.od} on ${rs}: cloning`);
+          say('blue', 'ring', t('p2p-od-replicator.status.cloning', { od: id.od, rs }));
+          const guestDriver = driver as Partial<GuestDriver>;
+          if (mode === 'guest' && !(guestDriver.runner && guestDriver.reset && guestDriver.dumpxml)) {
+            lastError.set(rs, `${rs}: its driver cannot reach guests (no runner/reset/dumpxml)`);
+            return;
+          }
+          const guest =
+            mode === 'guest'
+              ? guestReplicationHooks(guestDriver as GuestDriver, { username: guestUser, privateKey: node.credentials.guestKey, odsFingerprint: odsHostKey, signal: abort.signal })
+              : undefined;
           const r = await replicateOne(id, {
             files,
             driver,
             ods: odsTemplate.replace('{rs}', rs),
-            reidentify: reidentify(rs),
+            ...(guest ?? { reidentify: reidentify(rs) }),
             signal: abort.signal,
             onStep: (e: ReplicationEvent) => {
               if (closed) return;
-              say(e.step === 'failed' ? 'red' : 'blue', 'ring', `${e.od}: ${e.step}`);
+              say(e.step === 'failed' ? 'red' : 'blue', 'ring', t('p2p-od-replicator.status.step', { od: e.od, step: t(`p2p-od-replicator.steps.${e.step}`) }));
               node.send({ topic: `replication/${e.step}`, payload: e });
             },
           });
           lastError.delete(rs);
           if (r.outcome === 'stood-down') return;
         } catch (e) {
-          lastError.set(rs, `${id.od} on ${rs}: ${(e as Error).message}`);
+          lastError.set(rs, t('p2p-od-replicator.errors.failed', { od: id.od, rs, message: (e as Error).message }));
           if (!closed) node.warn(lastError.get(rs));
           return;
         } finally {
@@ -150,8 +177,8 @@ export = function (RED: RED) {
       const errs = [...lastError.values()];
       if (errs.length) return say('red', 'ring', errs[0]);
       const mine = replicatesFor(files.identity.hostname, { group: files.records('group'), problem: files.records('problem'), realserver: files.records('realserver') });
-      if (workers.size) return say('blue', 'ring', `cloning on ${[...workers.keys()].join(' ')}`);
-      if (!mine.length) return say('grey', 'ring', 'standing by');
+      if (workers.size) return say('blue', 'ring', t('p2p-od-replicator.status.cloningOn', { rs: [...workers.keys()].join(' ') }));
+      if (!mine.length) return say('grey', 'ring', t('p2p-od-replicator.status.standingBy'));
       const plan = planPool(poolFiles(), inFlight);
       const have = plan.needs.filter((n) => mine.includes(n.realServer)).map((n) => `${n.realServer} ${n.have}/${n.target}`);
       say('green', 'dot', have.join(', '));
@@ -180,7 +207,7 @@ export = function (RED: RED) {
     node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
       try {
         if (settingsError) throw new Error(settingsError);
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         evaluate();
         msg.topic = 'od-pool';
         msg.payload = {
@@ -206,6 +233,6 @@ export = function (RED: RED) {
     });
   }
   RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {
-    credentials: { adminToken: { type: 'password' } },
+    credentials: { adminToken: { type: 'password' }, guestKey: { type: 'password' } },
   });
 };

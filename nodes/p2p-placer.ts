@@ -1,11 +1,16 @@
-// p2p-placer: takes a failure msg (from p2p-heartbeat) and picks the real server and the OD for its
-// backup from the realserver and available-od files (lib/recovery/placement.ts). The msg goes on
-// with msg.placement (the choice and every candidate with its score); when no real server can
-// take it, done(err) with the reason and the candidates on msg.placement.candidates.
+// p2p-placer: shows and explains where the backup of a failed server goes, computed with THE
+// decider the backup starter uses (lib/recovery/placement-decider.ts: the failures in hand placed
+// together), so what it shows is what the starter will do. Output 1: the msg with msg.placement
+// (the choice and every candidate with its score), ALWAYS passed on, also when nothing fits
+// (msg.placement = {error, candidates}): the starter must still fence the failed server and
+// record the failure. Output 2: only the msgs where nothing fits, with the reason.
 // payload.targets = [{target, realServer}, ...] places several at once, spread (Fig. 3).
-import { odRows, place, placeMany, PlacementError, realServerRows } from '../lib/recovery/placement';
+import { placeMany, PlacementError, odRows, realServerRows } from '../lib/recovery/placement';
+import { decidePlacement } from '../lib/recovery/placement-decider';
+import { fromMember } from '../lib/records/records';
 import type { NodeMessage, RED } from './common/node-red';
-import { useStore } from './common/store-user';
+import { short, useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 
 interface PlacerConfig {
   name?: string;
@@ -16,39 +21,45 @@ export = function (RED: RED) {
   function P2pPlacerNode(this: any, config: PlacerConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
 
-    node.on('input', (msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void) => {
+    node.on('input', (msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, done: (e?: Error) => void) => {
       try {
-        if (!files) throw new Error('no p2p-store configured (or it failed to start)');
+        if (!files) throw new Error(common(t, 'noWorkingStore'));
         const p = (msg.payload ?? {}) as { target?: unknown; realServer?: unknown; targets?: unknown };
-        const rs = realServerRows(files.records('realserver'));
-        const ods = odRows(files.records('available-od'));
         if (Array.isArray(p.targets)) {
-          const targets = p.targets.map((t: { target?: unknown; realServer?: unknown }) => {
-            if (typeof t?.target !== 'string') throw new Error('payload.targets must be a list of {target, realServer}');
-            return { target: t.target, realServer: typeof t.realServer === 'string' ? t.realServer : '' };
+          const targets = p.targets.map((x: { target?: unknown; realServer?: unknown }) => {
+            if (typeof x?.target !== 'string') throw new Error(t('p2p-placer.errors.badTargets'));
+            return { target: x.target, realServer: typeof x.realServer === 'string' ? x.realServer : '' };
           });
-          const r = placeMany(targets, rs, ods);
+          const r = placeMany(targets, realServerRows(files.records('realserver')), odRows(files.records('available-od')));
           msg.placements = r.placements;
           const ok = r.placements.filter((x) => x.placement).length;
-          node.status({ fill: ok === targets.length ? 'green' : 'yellow', shape: 'dot', text: `${ok}/${targets.length} placed` });
-          send(msg);
+          status({ fill: ok === targets.length ? 'green' : 'yellow', shape: 'dot', text: t('p2p-placer.status.placedMany', { ok, all: targets.length }) });
+          send([msg, null]);
           return done();
         }
-        if (typeof p.target !== 'string' || p.target === '') throw new Error('payload.target (the failed server) is missing');
+        if (typeof p.target !== 'string' || p.target === '') throw new Error(common(t, 'noTarget'));
+        const g = files.get('group', p.target);
+        const realServer = typeof p.realServer === 'string' ? p.realServer : g ? fromMember(g).realServer : '';
         try {
-          const choice = place(rs, ods);
+          const choice = decidePlacement(files, p.target, realServer);
           msg.placement = choice;
-          node.status({ fill: 'green', shape: 'dot', text: `${p.target}: ${choice.od} on ${choice.realServer}` });
-          send(msg);
-          done();
+          status({ fill: 'green', shape: 'dot', text: short(t('p2p-placer.status.placed', { target: p.target, od: choice.od, rs: choice.realServer })) });
+          send([msg, null]);
         } catch (e) {
-          if (e instanceof PlacementError) msg.placement = { error: e.message, candidates: e.candidates };
-          throw e;
+          if (!(e instanceof PlacementError)) throw e;
+          // Nothing fits: the failure goes on (output 1) so it is still fenced and recorded failed,
+          // and the reason leaves on output 2.
+          msg.placement = { error: e.message, candidates: e.candidates };
+          node.status({ fill: 'red', shape: 'ring', text: `${p.target}: no fit`.slice(0, 60) });
+          const why: NodeMessage = { topic: 'no-placement', payload: { target: p.target, reason: e.message, candidates: e.candidates } };
+          send([msg, why]);
         }
+        done();
       } catch (e) {
-        node.status({ fill: 'red', shape: 'ring', text: (e as Error).message.slice(0, 60) });
+        status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         done(e as Error);
       }
     });

@@ -4,6 +4,7 @@
 import type { ChangeEvent, RefusalEvent } from '../lib/records/cluster-api';
 import type { Node, RED } from './common/node-red';
 import { short, useStore } from './common/store-user';
+import { translator } from './common/i18n';
 
 interface ReceiveConfig {
   name?: string;
@@ -18,7 +19,8 @@ export = function (RED: RED) {
   function P2pSemReceiveNode(this: Node, config: ReceiveConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
     if (!files) return;
     const only = new Set((config.files ?? '').split(/[\s,]+/).filter(Boolean));
     let count = 0;
@@ -27,12 +29,12 @@ export = function (RED: RED) {
       if (c.local && !config.includeLocal) return;
       if (only.size && !only.has(c.file)) return;
       count++;
-      node.status({ fill: 'green', shape: 'dot', text: short(`${count}: ${c.line}`) });
+      status({ fill: 'green', shape: 'dot', text: short(t('p2p-sem-receive.status.applied', { count, line: c.line })) });
       node.send([{ topic: c.file, payload: c }, null]);
     };
     const onRefused = (r: RefusalEvent) => {
-      node.warn(`refused a message from ${r.from}: ${r.reason}`);
-      node.status({ fill: 'yellow', shape: 'ring', text: short(`refused: ${r.reason}`) });
+      node.warn(t('p2p-sem-receive.warn.refused', { from: r.from, reason: r.reason }));
+      status({ fill: 'yellow', shape: 'ring', text: short(t('p2p-sem-receive.status.refused', { reason: r.reason })) });
       node.send([null, { topic: 'refused', payload: r }]);
     };
     files.on('change', onChange);

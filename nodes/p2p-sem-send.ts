@@ -3,6 +3,7 @@
 import type { EditResult } from '../lib/records/cluster-api';
 import type { Node, NodeMessage, RED, SendFn, DoneFn } from './common/node-red';
 import { short, useStore } from './common/store-user';
+import { common, translator } from './common/i18n';
 
 interface SendConfig {
   name?: string;
@@ -13,31 +14,29 @@ export = function (RED: RED) {
   function P2pSemSendNode(this: Node, config: SendConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const { files } = useStore(RED, node, config.store);
+    const t = translator(RED);
+    const { files, status } = useStore(RED, node, config.store);
 
     node.on('input', (msg: NodeMessage, send: SendFn, done: DoneFn) => {
-      if (!files) return done(new Error('p2p-sem-send: no working p2p-store'));
-      node.status({ fill: 'blue', shape: 'dot', text: 'sending…' });
+      if (!files) return done(new Error(common(t, 'noWorkingStore')));
+      status({ fill: 'blue', shape: 'dot', text: t('p2p-sem-send.status.sending') });
       let pending: Promise<EditResult>;
       try {
         pending = files.edit(msg.payload as never);
       } catch (e) {
         // A malformed edit is refused before anything is applied or sent.
-        node.status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
+        status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         return done(e as Error);
       }
       pending.then(
         (result) => {
           const peers = result.acked.length + result.failed.length;
           const slowest = result.acked.reduce((m, a) => Math.max(m, a.ms), 0);
-          node.status(
+          const v = { acked: result.acked.length, peers, ms: slowest.toFixed(1), missing: result.failed.map((f) => f.peer).join(' ') };
+          status(
             result.failed.length === 0
-              ? { fill: 'green', shape: 'dot', text: `${result.acked.length}/${peers} peers in ${slowest.toFixed(1)} ms` }
-              : {
-                  fill: 'yellow',
-                  shape: 'ring',
-                  text: short(`${result.acked.length}/${peers} acked; no ack from ${result.failed.map((f) => f.peer).join(' ')}`),
-                },
+              ? { fill: 'green', shape: 'dot', text: t('p2p-sem-send.status.acked', v) }
+              : { fill: 'yellow', shape: 'ring', text: short(t('p2p-sem-send.status.partial', v)) },
           );
           msg.edit = msg.payload;
           msg.payload = result;
@@ -45,7 +44,7 @@ export = function (RED: RED) {
           done();
         },
         (e: Error) => {
-          node.status({ fill: 'red', shape: 'ring', text: short(e.message) });
+          status({ fill: 'red', shape: 'ring', text: short(e.message) });
           done(e);
         },
       );

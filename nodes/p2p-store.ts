@@ -1,11 +1,17 @@
 // p2p-store: the config node that owns this runtime's replicated management file store
 // (lib/replicated-store.ts): this VM's identity, the files' folder, the cluster secret, the SEM
 // settings. Every other node of the package reads and edits the files through it.
+// Identity fields accept `${NAME}` and, left empty, come from P2P_HOSTNAME, P2P_ADDRESS,
+// P2P_REAL_SERVER, P2P_SERVICES (hostname defaults to os.hostname()), so one exported flow serves
+// every VM and every OD clone (common/store-identity.ts).
 import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/sem/replicated-store';
-import type { Node, RED } from './common/node-red';
-import { storeStatusToNode, StoreNode } from './common/store-user';
+import { EnvValueError } from '../lib/records/env-value';
+import { MissingIdentityError, storeIdentity } from './common/store-identity';
+import type { RED } from './common/node-red';
+import type { StoreListener, StoreNode } from './common/store-user';
+import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
 
@@ -21,6 +27,8 @@ interface StoreConfig {
   syncInterval?: string | number;
   requestTimeout?: string | number;
   autoJoin?: boolean;
+  /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
+  insecureWire?: boolean;
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -29,21 +37,22 @@ export = function (RED: RED) {
   function P2pStoreNode(this: StoreNode, config: StoreConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const users = new Set<Node>();
-    let status: StoreStatus = { state: 'starting', text: 'starting' };
+    const t = translator(RED);
+    const users = new Set<StoreListener>();
+    let status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
     let store: ReplicatedStore | undefined;
 
     node.storeStatus = () => status;
-    node.register = (user: Node) => {
+    node.register = (user: StoreListener) => {
       users.add(user);
-      user.status(storeStatusToNode(status));
+      user.storeChanged(status);
     };
-    node.deregister = (user: Node) => {
+    node.deregister = (user: StoreListener) => {
       users.delete(user);
     };
     const setStatus = (s: StoreStatus) => {
       status = s;
-      for (const u of users) u.status(storeStatusToNode(s));
+      for (const u of users) u.storeChanged(s);
     };
 
     const fail = (why: string) => {
@@ -56,7 +65,7 @@ export = function (RED: RED) {
       if (!node.credentials?.secret) {
         // The normal state of a freshly imported flow (credentials are never exported): say what
         // to do, without an error in the log.
-        node.failure = 'set the cluster secret in this p2p-store';
+        node.failure = t('p2p-store.errors.noSecret');
         node.warn(`p2p-store: ${node.failure}`);
         setStatus({ state: 'error', text: node.failure });
         return undefined;
@@ -64,12 +73,7 @@ export = function (RED: RED) {
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
         return new ReplicatedStore({
-          identity: {
-            hostname: (config.hostname || os.hostname()).trim(),
-            address: (config.address ?? '').trim(),
-            realServer: (config.realServer ?? '').trim(),
-            services: config.services ?? '',
-          },
+          identity: storeIdentity(config, process.env),
           folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
           port: Number(config.port) || DEFAULT_SEM_PORT,
           secret: node.credentials.secret,
@@ -77,9 +81,13 @@ export = function (RED: RED) {
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
+          wireSecurity: config.insecureWire !== true,
         });
       } catch (e) {
-        fail((e as Error).message);
+        // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
+        if (e instanceof EnvValueError) fail(t('p2p-store.errors.envUnset', { field: e.field, variable: e.variable }));
+        else if (e instanceof MissingIdentityError) fail(t('p2p-store.errors.emptyField', { field: e.field, variable: e.variable }));
+        else fail((e as Error).message);
         return undefined;
       }
     };
@@ -92,7 +100,7 @@ export = function (RED: RED) {
       s.on('status', setStatus);
       s.on('warning', (w: string) => node.warn(w));
       s.start().then(
-        () => node.log(`SEM listening on ${s.identity.address}:${s.port}, files in ${s.folder}`),
+        () => node.log(t('p2p-store.log.listening', { address: s.identity.address, port: s.port, folder: s.folder })),
         (e: Error) => fail(e.message),
       );
     }
@@ -103,6 +111,37 @@ export = function (RED: RED) {
       finishWithin(store.stop(), CLOSE_DEADLINE_MS, done);
     });
   }
+
+  // Key rotation and revocation (docs/security.md): admin calls on one VM's store, behind the
+  // editor's authentication with the package's write permission.
+  type Res = { status(n: number): Res; json(v: unknown): void };
+  const withStore = (id: string, res: Res): ReplicatedStore | undefined => {
+    const n = RED.nodes.getNode(id) as StoreNode | null;
+    const files = n?.files;
+    if (!(files instanceof ReplicatedStore)) {
+      res.status(404).json({ error: `no running p2p-store ${JSON.stringify(String(id))}` });
+      return undefined;
+    }
+    return files;
+  };
+  RED.httpAdmin.post('/p2p-ha/store/:id/rotate-key', RED.auth.needsPermission('p2p-ha.write'), (req: { params: { id: string } }, res: Res) => {
+    const s = withStore(req.params.id, res);
+    if (!s) return;
+    s.rotateKey().then(
+      (publicKey) => res.json({ hostname: s.identity.hostname, publicKey }),
+      (e: Error) => res.status(409).json({ error: e.message }),
+    );
+  });
+  RED.httpAdmin.post('/p2p-ha/store/:id/revoke', RED.auth.needsPermission('p2p-ha.write'), (req: { params: { id: string }; body?: { hostname?: unknown } }, res: Res) => {
+    const s = withStore(req.params.id, res);
+    if (!s) return;
+    const hostname = req.body?.hostname;
+    if (typeof hostname !== 'string') return void res.status(400).json({ error: 'body must be {"hostname": "..."}' });
+    s.revoke(hostname).then(
+      (r) => res.json({ revoked: hostname, line: r.line, acked: r.acked.map((a) => a.peer), failed: r.failed.map((f) => f.peer) }),
+      (e: Error) => res.status(409).json({ error: e.message }),
+    );
+  });
 
   RED.nodes.registerType('p2p-store', P2pStoreNode, {
     credentials: { secret: { type: 'password' } },

@@ -17,13 +17,23 @@ const SUITES = [
   { name: 'system', dir: 'dist/test/system' },
   { name: 'cluster', dir: 'dist/test/cluster' },
   { name: 'browser', dir: 'dist/test/browser' },
+  // The node suite, the packed tarball with every example and one cluster scenario on Node-RED 5
+  // (on Node 22 from the npm registry; scripts/nr5.js).
+  {
+    name: 'nr5',
+    dir: ['dist/test/nodes', 'dist/test/system/package-install.test.js', 'dist/test/system/examples.test.js', 'dist/test/cluster/sem.test.js'],
+    prepare: () => require('./nr5').prepare(),
+  },
+  { name: 'realvm', dir: 'dist/test/realvm' },
 ];
 
 const only = process.argv.slice(2);
 
 function listTests(dir) {
+  if (Array.isArray(dir)) return dir.flatMap(listTests);
   const abs = path.join(root, dir);
   if (!fs.existsSync(abs)) return [];
+  if (abs.endsWith('.test.js')) return [abs];
   const out = [];
   for (const entry of fs.readdirSync(abs, { withFileTypes: true })) {
     const p = path.join(abs, entry.name);
@@ -38,10 +48,21 @@ function runSuite(suite) {
     const files = listTests(suite.dir);
     if (files.length === 0) return resolve({ passed: 0, failed: 0, skipped: 0, code: 0 });
     console.log(`\n=== suite ${suite.name}: ${files.length} file(s) ===`);
-    const child = spawn(process.execPath, [mocha, '--config', path.join(root, '.mocharc.json'), ...files], {
+    // A suite may run on another Node with other mocha options (nr5): prepare() says how.
+    let run = { execPath: process.execPath, args: [], env: {}, cleanup: () => {} };
+    if (suite.prepare) {
+      try {
+        run = suite.prepare();
+        console.log(`suite ${suite.name}: ${run.describe}`);
+      } catch (e) {
+        console.log(`suite ${suite.name} could not be prepared: ${e.message}`);
+        return resolve({ passed: 0, failed: 1, skipped: 0, code: 1 });
+      }
+    }
+    const child = spawn(run.execPath, [mocha, '--config', path.join(root, '.mocharc.json'), ...run.args, ...files], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: process.env,
+      env: { ...process.env, ...run.env },
     });
     let text = '';
     child.stdout.on('data', (d) => {
@@ -49,6 +70,7 @@ function runSuite(suite) {
       text += d.toString();
     });
     child.on('close', (code, signal) => {
+      run.cleanup();
       const count = (word) => {
         const m = text.match(new RegExp(`^\\s*(\\d+) ${word}`, 'm'));
         return m ? Number(m[1]) : 0;

@@ -485,7 +485,8 @@ export class Cluster {
         const size = fs.fstatSync(fd).size;
         const buf = Buffer.alloc(Math.max(0, size - offset));
         fs.readSync(fd, buf, 0, buf.length, offset);
-        return /\[info\] Started flows$/m.test(buf.toString('utf8'));
+        // English, or Japanese when a test runs the runtime with lang: 'ja'.
+        return /\[info\] (?:Started flows|フローを開始しました)$/m.test(buf.toString('utf8'));
       } finally {
         fs.closeSync(fd);
       }

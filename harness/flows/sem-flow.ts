@@ -12,6 +12,8 @@ export interface SemFlowOptions {
   /** Seed addresses; default: every other VM of the cluster. */
   seeds: string[];
   syncIntervalMs?: number;
+  /** Turn the store's signing and encryption off (bench:sem measures their cost). */
+  insecureWire?: boolean;
 }
 
 export const EDIT_PATH = '/p2p-test/edit';
@@ -34,6 +36,7 @@ export function semFlow(vm: Vm, index: number, o: SemFlowOptions): FlowNode[] {
       syncInterval: o.syncIntervalMs ?? 1000,
       requestTimeout: 2000,
       autoJoin: true,
+      ...(o.insecureWire ? { insecureWire: true } : {}),
       credentials: { secret: o.secret },
     },
     { id: 'edit-in', z, type: 'http in', url: EDIT_PATH, method: 'post', x: 120, y: 60, wires: [['send']] },

@@ -25,6 +25,16 @@ export interface Libvirtd {
   stop(): Promise<void>;
 }
 
+function waitSocket(daemon: ChildProcess, sockFile: string, logFile: string, timeoutMs: number): Promise<unknown> {
+  return waitFor(
+    () => {
+      if (daemon.exitCode !== null) throw new Error('libvirtd exited: ' + fs.readFileSync(logFile, 'utf8'));
+      return fs.existsSync(sockFile);
+    },
+    { what: 'the libvirtd socket', timeoutMs, intervalMs: 50 },
+  );
+}
+
 export async function startLibvirtd(): Promise<Libvirtd> {
   const dir = trackDir(fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-libvirtd-')));
   fs.chmodSync(dir, 0o755);
@@ -61,13 +71,7 @@ export async function startLibvirtd(): Promise<Libvirtd> {
       stdio: ['ignore', log, log],
     }));
     fs.closeSync(log);
-    await waitFor(
-      () => {
-        if (daemon!.exitCode !== null) throw new Error('libvirtd exited: ' + fs.readFileSync(path.join(dir, 'libvirtd.log'), 'utf8'));
-        return fs.existsSync(path.join(sock, 'libvirt-sock'));
-      },
-      { what: 'the libvirtd socket', timeoutMs: 10000, intervalMs: 50 },
-    );
+    await waitSocket(daemon, path.join(sock, 'libvirt-sock'), path.join(dir, 'libvirtd.log'), 10000);
     holder = track(spawn('/usr/bin/virsh', ['-c', uri, 'event', '--all', '--loop'], { stdio: 'ignore' }));
     const virsh = async (args: string[], stdin?: string) => {
       const p = run('/usr/bin/virsh', ['-c', uri, ...args], { timeout: 30000 });
@@ -81,6 +85,137 @@ export async function startLibvirtd(): Promise<Libvirtd> {
       timeoutMs: 10000,
     });
     return { uri, dir, virsh, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** A libvirtd with the QEMU driver (real guests under software emulation). */
+export interface QemuLibvirtd extends Libvirtd {
+  /** Where the guests' disks, logs and kernels may live (visible to the daemon and QEMU). */
+  guestDir: string;
+  /** QEMU processes of the domains still running (pid files of the private /run/libvirt/qemu). */
+  qemuPids(): number[];
+}
+
+const QEMU_CONF = [
+  'user = "root"',
+  'group = "root"',
+  'security_driver = "none"',
+  'cgroup_controllers = [ ]',
+  'namespaces = [ ]',
+  'stdio_handler = "file"',
+  'dynamic_ownership = 0',
+  'remember_owner = 0',
+  '',
+].join('\n');
+
+/**
+ * libvirtd with the QEMU driver, inside its own mount namespace (`unshare -m --propagation
+ * private`) with private copies of /etc/libvirt (qemu.conf: root, no security driver, no cgroups,
+ * no namespaces), /etc/passwd and /etc/group (with a libvirt-qemu user), and private
+ * /run/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt: nothing of the host's
+ * libvirt is touched. Its socket is outside the namespace so virsh (local or over SSH) reaches it.
+ * stop() destroys every domain still running, stops the daemon, and kills any QEMU left by id.
+ */
+export async function startQemuLibvirtd(): Promise<QemuLibvirtd> {
+  const dir = trackDir(fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-qemu-libvirtd-')));
+  fs.chmodSync(dir, 0o755);
+  const sock = path.join(dir, 'sock');
+  const guestDir = path.join(dir, 'guests');
+  const etc = path.join(dir, 'etc-libvirt');
+  for (const d of [sock, guestDir, etc, 'run', 'lib', 'log', 'cache'].map((x) => path.resolve(dir, x))) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  const conf = path.join(etc, 'libvirtd.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      `unix_sock_dir = "${sock}"`,
+      'unix_sock_rw_perms = "0777"',
+      'unix_sock_ro_perms = "0777"',
+      'auth_unix_rw = "none"',
+      'auth_unix_ro = "none"',
+      'listen_tcp = 0',
+      'listen_tls = 0',
+      '',
+    ].join('\n'),
+  );
+  fs.writeFileSync(path.join(etc, 'qemu.conf'), QEMU_CONF);
+  fs.writeFileSync(path.join(etc, 'libvirt.conf'), '');
+  const passwd = fs.readFileSync('/etc/passwd', 'utf8');
+  const group = fs.readFileSync('/etc/group', 'utf8');
+  fs.writeFileSync(path.join(dir, 'passwd'), passwd + (/^libvirt-qemu:/m.test(passwd) ? '' : 'libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin\n'));
+  fs.writeFileSync(path.join(dir, 'group'), group + (/^libvirt-qemu:/m.test(group) ? '' : 'libvirt-qemu:x:64055:\n') + (/^kvm:/m.test(group) ? '' : 'kvm:x:64056:\n'));
+  const binds: [string, string][] = [
+    [etc, '/etc/libvirt'],
+    [path.join(dir, 'passwd'), '/etc/passwd'],
+    [path.join(dir, 'group'), '/etc/group'],
+    [path.join(dir, 'run'), '/run/libvirt'],
+    [path.join(dir, 'lib'), '/var/lib/libvirt'],
+    [path.join(dir, 'log'), '/var/log/libvirt'],
+    [path.join(dir, 'cache'), '/var/cache/libvirt'],
+  ];
+  // Bind targets must exist; creating an empty folder on the host is the only trace left.
+  for (const [, to] of binds) if (!fs.existsSync(to)) fs.mkdirSync(to, { recursive: true });
+  const script = [
+    'set -e',
+    ...binds.map(([from, to]) => `mount --bind '${from}' '${to}'`),
+    `exec /usr/sbin/libvirtd -f '${conf}' -p '${path.join(dir, 'libvirtd.pid')}'`,
+  ].join('\n');
+  const uri = `qemu+unix:///system?socket=${sock}/libvirt-sock`;
+  const logFile = path.join(dir, 'libvirtd.log');
+  const log = fs.openSync(logFile, 'a');
+  let daemon: ChildProcess | undefined;
+  const virsh = async (args: string[], stdin?: string) => {
+    const p = run('/usr/bin/virsh', ['-c', uri, ...args], { timeout: 60000 });
+    if (stdin !== undefined) p.child.stdin!.end(stdin);
+    return p;
+  };
+  const qemuPids = (): number[] => {
+    const d = path.join(dir, 'run', 'qemu');
+    if (!fs.existsSync(d)) return [];
+    return fs
+      .readdirSync(d)
+      .filter((f) => f.endsWith('.pid') && f !== 'driver.pid')
+      .map((f) => Number(fs.readFileSync(path.join(d, f), 'utf8').trim()))
+      .filter((pid) => Number.isInteger(pid) && pid > 1 && fs.existsSync(`/proc/${pid}`));
+  };
+  const stop = async () => {
+    if (daemon && daemon.exitCode === null) {
+      try {
+        const names = (await virsh(['list', '--name'])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+        await Promise.all(names.map((n) => virsh(['destroy', n]).catch(() => undefined)));
+      } catch {
+        /* the daemon may already be gone: the pids below are the fallback */
+      }
+    }
+    const left = qemuPids();
+    await stopProcess(daemon, 5000);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    removeDir(dir);
+  };
+  try {
+    daemon = track(
+      spawn('/usr/bin/unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', script], {
+        env: { ...process.env, LIBVIRT_LOG_OUTPUTS: `3:file:${logFile}` },
+        stdio: ['ignore', log, log],
+      }),
+    );
+    fs.closeSync(log);
+    await waitSocket(daemon, path.join(sock, 'libvirt-sock'), logFile, 20000);
+    // The first connection probes QEMU's capabilities (~8 s here, more on a busy machine).
+    await waitFor(async () => (await virsh(['list', '--all'])).stdout.includes('Name'), {
+      what: 'libvirtd (QEMU driver) answering virsh list',
+      timeoutMs: 90000,
+      intervalMs: 500,
+    });
+    return { uri, dir, guestDir, virsh, stop, qemuPids };
   } catch (e) {
     await stop();
     throw e;

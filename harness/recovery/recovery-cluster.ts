@@ -19,6 +19,7 @@ import type { VmBackend } from '../sim/vm-backend';
 import { waitFor } from '../wait';
 import { FILE_NAMES } from '../../lib/records/files';
 import { EDIT_PATH, recoveryFlow, testProcedure, type RealServerRef } from './recovery-flow';
+import { loadCollectors } from './cluster-example';
 import { parseDiffLine } from '../../lib/records/diff-line';
 
 export const PROCEDURE_DIR = '/var/lib/p2p-ha/install';
@@ -37,6 +38,8 @@ export interface RecoveryClusterOptions {
   vms?: number;
   /** Number of real servers RS1..RSm (default 3, at most 9); VM i runs on RS((i-1) mod m + 1). */
   realServers?: number;
+  /** Deadline of one VM's start (launcher default 30 s). */
+  startTimeoutMs?: number;
 }
 
 const SECRET = 'recovery-cluster-secret';
@@ -133,7 +136,7 @@ export class RecoveryCluster {
           replicator: o.replicator && member ? { ods: 'ODS-{rs}', intervalS: 5 } : undefined,
         });
         if (vm.name === 'S1') {
-          f.push({ id: 'collector', z: 'rec-tab', type: 'p2p-load-collector', store: 'store', interval: 1, threshold: 0.05, x: 520, y: 260, wires: [] });
+          f.push(...loadCollectors(f, { interval: 1, threshold: 0.05 }));
         }
         return f;
       };
@@ -144,6 +147,9 @@ export class RecoveryCluster {
         ips: [...memberIps, ...odIps],
         uiPorts: names.map(() => uiPort),
         keepDirs: o.keepDirs,
+        // Nine runtimes boot here; on the shared 2-core machine under load (load average 25-77
+        // seen) one took more than the launcher's default 30 s to answer: a longer deadline.
+        startTimeoutMs: o.startTimeoutMs ?? 120_000,
         flows: (vm) => (vm.name.startsWith('OD') ? flowOf(vm, false, `RS${vm.name.slice(2)}`) : flowOf(vm, true, rsOf(vm.name, m))),
       });
       backend = new ProcessBackend(cluster);
@@ -200,8 +206,11 @@ export class RecoveryCluster {
       .map((l) => l.split(',').map((x) => x.trim()));
   }
 
+  /** The group's members on a VM: a fenced record (a replaced server, kept so it stays out) is no member. */
   members(name: string): string[] {
-    return this.recordsOf(name, 'group').map((r) => r[0]);
+    return this.recordsOf(name, 'group')
+      .filter((r) => r[4] !== 'fenced')
+      .map((r) => r[0]);
   }
 
   /** The six files of every named VM are byte-identical. */

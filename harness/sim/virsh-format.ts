@@ -31,6 +31,8 @@ export const ok = {
   define: (n: string, file: string) => `Domain '${n}' defined from ${file}\n\n`,
   undefine: (n: string) => `Domain '${n}' has been undefined\n\n`,
   domstate: (s: string) => `${s}\n\n`,
+  autostartOn: (n: string) => `Domain '${n}' marked as autostarted\n\n`,
+  autostartOff: (n: string) => `Domain '${n}' unmarked as autostarted\n\n`,
   clone: (n: string) => `\nClone '${n}' created successfully.\n`,
 };
 
@@ -39,6 +41,8 @@ export const fail = {
   noDomain: (n: string) => `error: failed to get domain '${n}'\n`,
   notRunning: (verb: string, n: string) => `error: Failed to ${verb} domain '${n}'\nerror: internal error: domain '${n}' not running\n`,
   notPaused: (n: string) => `error: Failed to resume domain '${n}'\nerror: internal error: domain '${n}' not paused\n`,
+  /** The QEMU driver's answer to a resume of a running domain (the test driver says notPaused). */
+  alreadyRunning: (n: string) => `error: Failed to resume domain '${n}'\nerror: Requested operation is not valid: domain is already running\n`,
   destroyInactive: (n: string) =>
     `error: Failed to destroy domain '${n}'\nerror: Requested operation is not valid: domain is not running\n`,
   saveInactive: (n: string) =>

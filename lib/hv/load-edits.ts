@@ -1,35 +1,76 @@
 // What the load collector writes to the realserver file: from one round of readings (one per real
 // server) and the file's current records, the edits to make. Only a change that matters becomes
-// an edit (a new real server, a state change up/down, a different VM count, or a load that moved
-// by at least the threshold), so the SEM diff stream stays quiet on a steady cluster. Pure.
+// an edit (a new real server, a state change up/down, a different VM count, a load that moved by
+// at least the threshold, free memory that moved by at least memThresholdMiB, a different free
+// vCPU count), so the SEM diff stream stays quiet on a steady cluster. A reading with capacity
+// figures also carries the time it was read; the record is rewritten when its figures are older
+// than refreshMs even if nothing moved, so placement can tell fresh figures from stale ones
+// (lib/recovery/placement.ts). Pure.
 import type { Edit } from '../records/cluster-api';
 import type { RecordFields } from '../records/files';
+import { fromRealServer, toRealServer, type RealServer } from '../records/records';
 import type { VirshDriver } from './virsh-driver';
 
+export interface Capacity {
+  /** MemAvailable of the host, MiB. */
+  freeMemMiB: number;
+  /** Host CPUs (nproc) minus the vCPUs of its active VMs (counted as one each: see readRealServer). */
+  freeVcpus: number;
+  /** When read, epoch ms. */
+  at: number;
+}
+
 export type Reading =
-  | { realServer: string; ok: true; load: number; vmCount: number }
+  | { realServer: string; ok: true; load: number; vmCount: number; capacity?: Capacity }
   | { realServer: string; ok: false; error: string };
+
+export interface LoadEditOptions {
+  /** Rewrite a record whose capacity figures are older than this even if nothing moved (ms). */
+  refreshMs?: number;
+  /** Free memory must move by this much to make an edit (MiB). */
+  memThresholdMiB?: number;
+}
+
+export const LOAD_EDIT_DEFAULTS: Required<LoadEditOptions> = { refreshMs: 60_000, memThresholdMiB: 256 };
 
 /** The load as the realserver file holds it: a non-negative number with two decimals. */
 export function formatLoad(load: number): string {
   return (Number.isFinite(load) && load > 0 ? load : 0).toFixed(2);
 }
 
-export function loadEdits(readings: Reading[], current: RecordFields[], threshold: number): Edit[] {
+export function loadEdits(readings: Reading[], current: RecordFields[], threshold: number, options: LoadEditOptions = {}): Edit[] {
+  const o = { ...LOAD_EDIT_DEFAULTS, ...options };
   const edits: Edit[] = [];
   for (const r of readings) {
     const before = current.find((rec) => rec[0] === r.realServer);
-    // An unreachable host keeps its last figures: they are the best guess of what runs there.
-    const record: RecordFields = r.ok
-      ? [r.realServer, formatLoad(r.load), String(Math.max(0, Math.floor(r.vmCount))), 'up']
-      : [r.realServer, before?.[1] ?? formatLoad(0), before?.[2] ?? '0', 'down'];
-    if (!before) {
+    const was = before ? fromRealServer(before) : undefined;
+    // A host in maintenance stays so (an operator's decision, lib/ops/maintenance.ts) whatever
+    // the reading says; its figures are still kept current.
+    const resting = was?.state === 'maintenance';
+    let next: RealServer;
+    if (r.ok) {
+      next = { realServer: r.realServer, load: r.load, vmCount: r.vmCount, state: resting ? 'maintenance' : 'up' };
+      if (r.capacity) Object.assign(next, { freeMemMiB: r.capacity.freeMemMiB, freeVcpus: r.capacity.freeVcpus, measuredAt: r.capacity.at });
+    } else {
+      // An unreachable host keeps its last figures: they are the best guess of what runs there
+      // (their time says how old they are).
+      next = { ...(was ?? { realServer: r.realServer, load: 0, vmCount: 0 }), state: resting ? 'maintenance' : 'down' } as RealServer;
+    }
+    const record = toRealServer(next);
+    if (!before || !was) {
       edits.push({ file: 'realserver', op: 'Add', record });
       continue;
     }
+    const now = next.measuredAt;
     const changed =
-      before[3] !== record[3] || before[2] !== record[2] || Math.abs(Number(before[1]) - Number(record[1])) >= threshold;
-    if (changed) edits.push({ file: 'realserver', op: 'Mod', record, before: before.slice(0, 4) });
+      was.state !== next.state ||
+      before[2] !== record[2] ||
+      Math.abs(Number(before[1]) - Number(record[1])) >= threshold ||
+      (next.freeMemMiB !== undefined) !== (was.freeMemMiB !== undefined) ||
+      Math.abs((next.freeMemMiB ?? 0) - (was.freeMemMiB ?? 0)) >= o.memThresholdMiB ||
+      next.freeVcpus !== was.freeVcpus ||
+      (now !== undefined && (was.measuredAt === undefined || now - was.measuredAt >= o.refreshMs));
+    if (changed) edits.push({ file: 'realserver', op: 'Mod', record, before });
   }
   return edits;
 }
@@ -40,14 +81,31 @@ export interface RoundResult {
   errors: string[];
 }
 
-/** Read one real server: load per CPU and active VM count; any failure is a `down` reading. */
-export async function readRealServer(rsName: string, driver: VirshDriver | undefined, failure?: string): Promise<Reading> {
+/**
+ * Read one real server: load per CPU and active VM count; any failure of those is a `down`
+ * reading. With `capacity`, also free memory (/proc/meminfo MemAvailable) and free vCPUs: nproc
+ * minus the active VMs, each counted as one vCPU (the per-domain vCPU count of `virsh dominfo` is
+ * not read yet). A host that answers the load but not /proc/meminfo gives a reading without
+ * capacity rather than none.
+ */
+export async function readRealServer(
+  rsName: string,
+  driver: VirshDriver | undefined,
+  failure?: string,
+  capacity = false,
+  now: () => number = Date.now,
+): Promise<Reading> {
   if (!driver) return { realServer: rsName, ok: false, error: failure ?? 'not configured' };
   try {
-    const [load, vmCount] = await Promise.all([driver.hostLoad(), driver.activeCount()]);
-    return { realServer: rsName, ok: true, load: load.perCpu, vmCount };
+    const [load, vmCount, mem] = await Promise.all([
+      driver.hostLoad(),
+      driver.activeCount(),
+      capacity ? driver.hostMemory().catch(() => undefined) : Promise.resolve(undefined),
+    ]);
+    const reading: Reading = { realServer: rsName, ok: true, load: load.perCpu, vmCount };
+    if (mem) reading.capacity = { freeMemMiB: Math.floor(mem.availableKiB / 1024), freeVcpus: load.cpus - vmCount, at: now() };
+    return reading;
   } catch (e) {
     return { realServer: rsName, ok: false, error: (e as Error).message };
   }
 }
-

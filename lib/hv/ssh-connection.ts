@@ -6,20 +6,25 @@
 import { createHash } from 'crypto';
 import { EventEmitter } from 'events';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { HvOutcomeKind } from '../records/hv-outcome';
 
-export type HvErrorKind = 'host-key-mismatch' | 'auth-refused' | 'unreachable' | 'timeout' | 'command-failed' | 'closed';
+/** The outcome kinds (lib/records/hv-outcome.ts); the SSH layer gives the connection ones, the driver the rest. */
+export type HvErrorKind = HvOutcomeKind;
 
 export class HvError extends Error {
   readonly kind: HvErrorKind;
   /** Exit code of a failed command. */
   readonly exitCode?: number;
   readonly stderr?: string;
-  constructor(kind: HvErrorKind, message: string, extra: { exitCode?: number; stderr?: string } = {}) {
+  /** The last non-empty line of the command's stderr (a procedure's reason), if it failed. */
+  readonly lastLine?: string;
+  constructor(kind: HvErrorKind, message: string, extra: { exitCode?: number; stderr?: string; lastLine?: string } = {}) {
     super(message);
     this.name = 'HvError';
     this.kind = kind;
     this.exitCode = extra.exitCode;
     this.stderr = extra.stderr;
+    this.lastLine = extra.lastLine;
   }
 }
 

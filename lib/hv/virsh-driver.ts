@@ -138,6 +138,12 @@ export function xmlDomainName(xml: unknown): string {
   return v.domainName(m[1]);
 }
 
+/** The last non-empty line of a failed command's stderr (else stdout): virsh's cause, a script's reason. */
+function lastLineOf(r: ExecResult): string {
+  const lines = (r.stderr.trim() || r.stdout.trim()).split('\n').filter((l) => l.trim() !== '');
+  return (lines.slice(-1)[0] ?? '').trim();
+}
+
 export class VirshDriver {
   readonly runner: CommandRunner;
   readonly options: DriverOptions;
@@ -152,20 +158,84 @@ export class VirshDriver {
     this.virtClone = uri ? `virt-clone --connect ${uri}` : 'virt-clone';
   }
 
-  /** Run a command line built from checked, quoted parts; a non-zero exit is a command-failed HvError. */
+  private label(): string {
+    return this.options.label ? `${this.options.label}: ` : '';
+  }
+
+  /**
+   * Run a command line built from checked, quoted parts; a non-zero exit is an HvError of a kind
+   * decided here from the exit code (see classify), never left to the caller to read from words.
+   */
   private async run(command: string, options?: ExecOptions): Promise<ExecResult> {
     const r = await this.runner.exec(command, options);
-    if (r.code !== 0) {
-      const lines = (r.stderr.trim() || r.stdout.trim()).split('\n').filter((l) => l.trim() !== '');
-      // virsh's last error line is the cause ("error: internal error: domain 'x' not running").
-      const cause = lines.slice(-1)[0] ?? '';
-      const label = this.options.label ? `${this.options.label}: ` : '';
-      throw new HvError('command-failed', `${label}\`${command.slice(0, 160)}\` exited ${r.code}: ${cause}`, {
-        exitCode: r.code,
-        stderr: r.stderr,
-      });
-    }
+    if (r.code !== 0) throw await this.classify(command, r);
     return r;
+  }
+
+  /**
+   * The kind of a failed command, from its exit code: 126 is the shell's "found but cannot be
+   * executed" (permission-denied), 127 its "command not found", confirmed by an explicit
+   * `command -v` of the program (a program may exit 127 by itself). Anything else is `failed`
+   * with the exit code and the last stderr line.
+   */
+  private async classify(command: string, r: ExecResult): Promise<HvError> {
+    const lastLine = lastLineOf(r);
+    const extra = { exitCode: r.code, stderr: r.stderr, lastLine };
+    const what = `${this.label()}\`${command.slice(0, 160)}\``;
+    if (r.code === 126) return new HvError('permission-denied', `${what} exited 126 (cannot execute): ${lastLine}`, extra);
+    const program = command.split(' ')[0];
+    if (r.code === 127 && !(await this.hasProgram(program))) {
+      return new HvError('program-missing', `${this.label()}${program} is not installed (or not on the SSH session's PATH): \`command -v ${program}\` failed`, extra);
+    }
+    return new HvError('failed', `${what} exited ${r.code}: ${lastLine}`, extra);
+  }
+
+  /** Is the program on the host's PATH for this SSH session (`command -v`, a shell builtin)? */
+  async hasProgram(program: string): Promise<boolean> {
+    return (await this.runner.exec(`command -v ${v.shellQuote(v.domainName(program))}`)).code === 0;
+  }
+
+  /**
+   * The names of every domain the host defines, as `virsh list --all --name` prints them (one a
+   * line; this driver owns that command line and its format).
+   */
+  async domainNames(): Promise<string[]> {
+    return (await this.run(`${this.virsh} list --all --name`)).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
+  }
+
+  /**
+   * THE one place that decides `domain-absent` (and, for virt-clone, `name-in-use`): a domain
+   * command that failed (`failed`, not a connection or program problem) is asked about by name in
+   * virsh's own list of every defined domain. Not in it: the domain does not exist. If the list
+   * itself cannot be had, its own kind (e.g. unreachable) is the answer: nothing is known then.
+   */
+  private async withDomainKind(e: unknown, name: string, newName?: string): Promise<unknown> {
+    if (!(e instanceof HvError) || e.kind !== 'failed') return e;
+    let names: string[];
+    try {
+      names = await this.domainNames();
+    } catch (e2) {
+      return e2 instanceof HvError && e2.kind !== 'failed' ? e2 : e;
+    }
+    const extra = { exitCode: e.exitCode, stderr: e.stderr, lastLine: e.lastLine };
+    if (newName !== undefined && names.includes(newName)) {
+      return new HvError('name-in-use', `${this.label()}the name ${newName} is in use by a defined domain: ${e.lastLine ?? ''}`, extra);
+    }
+    if (!names.includes(name)) return new HvError('domain-absent', `${this.label()}domain ${name} does not exist (not in \`virsh list --all\`)`, extra);
+    return e;
+  }
+
+  /** A one-domain virsh action; a failure for a domain that does not exist is `domain-absent`. */
+  private async domainRun(action: string, name: string, options?: ExecOptions): Promise<ExecResult> {
+    const cmd = this.domainCommand(action, name);
+    try {
+      return await this.run(cmd, options);
+    } catch (e) {
+      throw await this.withDomainKind(e, name);
+    }
   }
 
   /** The command line of a one-domain virsh action (exported for the injection tests and the sim). */
@@ -183,28 +253,30 @@ export class VirshDriver {
   }
 
   async domstate(name: string): Promise<DomainState | string> {
-    return (await this.run(this.domainCommand('domstate', name))).stdout.trim();
+    return (await this.domainRun('domstate', name)).stdout.trim();
   }
 
   async suspend(name: string): Promise<void> {
-    await this.run(this.domainCommand('suspend', name));
+    await this.domainRun('suspend', name);
   }
   async resume(name: string): Promise<void> {
-    await this.run(this.domainCommand('resume', name));
+    await this.domainRun('resume', name);
   }
   async managedsave(name: string): Promise<void> {
-    const cmd = this.domainCommand('managedsave', name);
-    await this.run(cmd, { timeoutMs: this.options.slowTimeoutMs });
+    await this.domainRun('managedsave', name, { timeoutMs: this.options.slowTimeoutMs });
   }
   async start(name: string): Promise<void> {
-    const cmd = this.domainCommand('start', name);
-    await this.run(cmd, { timeoutMs: this.options.slowTimeoutMs });
+    await this.domainRun('start', name, { timeoutMs: this.options.slowTimeoutMs });
   }
   async shutdown(name: string): Promise<void> {
-    await this.run(this.domainCommand('shutdown', name));
+    await this.domainRun('shutdown', name);
   }
   async destroy(name: string): Promise<void> {
-    await this.run(this.domainCommand('destroy', name));
+    await this.domainRun('destroy', name);
+  }
+  /** Turn the domain's autostart off (`virsh autostart --disable`): a fenced VM must not come back with its host. */
+  async autostartOff(name: string): Promise<void> {
+    await this.domainRun('autostart --disable', name);
   }
 
   /** Define (or redefine) a domain from its XML, sent on stdin. Returns the domain's name. */
@@ -215,14 +287,27 @@ export class VirshDriver {
     return m ? m[1] : name;
   }
 
-  /** Undefine a shut-off domain, with its managed save image; storage too when asked. */
+  /**
+   * Undefine a shut-off domain, with its managed save image; storage too when asked. An active
+   * domain is refused here: libvirt (QEMU and test drivers alike) would undefine it and leave it
+   * running as a transient domain that vanishes at its next stop.
+   */
   async undefine(name: string, opts: { removeAllStorage?: boolean } = {}): Promise<void> {
+    const state = await this.domstate(name);
+    if (state !== 'shut off') {
+      const label = this.options.label ? `${this.options.label}: ` : '';
+      throw new HvError('failed', `${label}refused to undefine ${name}: it is ${state} (it would stay running as a transient domain)`);
+    }
     const extra = opts.removeAllStorage ? ' --remove-all-storage' : '';
-    await this.run(`${this.domainCommand('undefine', name)} --managed-save${extra}`);
+    try {
+      await this.run(`${this.domainCommand('undefine', name)} --managed-save${extra}`);
+    } catch (e) {
+      throw await this.withDomainKind(e, name);
+    }
   }
 
   async domiflist(name: string): Promise<InterfaceInfo[]> {
-    return parseIfList((await this.run(this.domainCommand('domiflist', name))).stdout);
+    return parseIfList((await this.domainRun('domiflist', name)).stdout);
   }
 
   /** virt-clone a shut-off original to a new name, with a chosen MAC (else libvirt picks one). */
@@ -230,7 +315,22 @@ export class VirshDriver {
     const parts = [this.virtClone, '--original', v.shellQuote(v.domainName(original)), '--name', v.shellQuote(v.domainName(name))];
     if (macAddress !== undefined) parts.push('--mac', v.shellQuote(v.mac(macAddress)));
     parts.push('--auto-clone');
-    await this.run(parts.join(' '), { timeoutMs: this.options.slowTimeoutMs });
+    try {
+      await this.run(parts.join(' '), { timeoutMs: this.options.slowTimeoutMs });
+    } catch (e) {
+      // virt-clone's own refusal of a taken name, told apart by asking virsh for the name.
+      throw await this.withDomainKind(e, original, name);
+    }
+  }
+
+  /** The domain's XML (`virsh dumpxml`): for the post-clone XML hook and the guest's SSH endpoint. */
+  async dumpxml(name: string): Promise<string> {
+    return (await this.run(this.domainCommand('dumpxml', name))).stdout;
+  }
+
+  /** Hard reset of a running domain (`virsh reset`): the restart after re-identification. */
+  async reset(name: string): Promise<void> {
+    await this.run(this.domainCommand('reset', name));
   }
 
   async hostLoad(): Promise<HostLoad> {
@@ -249,6 +349,25 @@ export class VirshDriver {
     await this.run(`mkdir -p ${v.shellQuote(dir)} && cat > ${v.shellQuote(p)}`, { stdin: content });
   }
 
+  /**
+   * SHA-256 of files on the real server (`sha256sum`), by path; a missing file is absent from the
+   * map (sha256sum exits 1 for it but still hashes the others).
+   */
+  async fileHashes(paths: string[]): Promise<Map<string, string>> {
+    const ps = paths.map((p) => v.absolutePath(p));
+    const out = new Map<string, string>();
+    if (ps.length === 0) return out;
+    const r = await this.runner.exec(['sha256sum', '--', ...ps.map((p) => v.shellQuote(p))].join(' '));
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+      if (m && ps.includes(m[2])) out.set(m[2], m[1]);
+    }
+    if (r.code !== 0 && r.code !== 1) {
+      throw new HvError('failed', `sha256sum exited ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`, { exitCode: r.code, stderr: r.stderr });
+    }
+    return out;
+  }
+
   /** The command line that runs a file with /bin/sh and the given variables in its environment. */
   runFileCommand(path: string, vars?: Record<string, string | number>): string {
     const p = v.absolutePath(path);
@@ -256,8 +375,20 @@ export class VirshDriver {
     return ['env', ...env, '/bin/sh', v.shellQuote(p)].join(' ');
   }
 
-  /** Run a file with /bin/sh (the installation procedure); its output is returned, a failure thrown. */
+  /**
+   * Run a file with /bin/sh (the installation procedure); its output is returned. A failure is
+   * `procedure-absent` when an explicit `test -f` finds no file, `permission-denied` when
+   * `test -r` finds it unreadable, else `procedure-failed` with its exit code and last stderr line.
+   */
   async runFile(path: string, vars?: Record<string, string | number>): Promise<ExecResult> {
-    return this.run(this.runFileCommand(path, vars), { timeoutMs: this.options.slowTimeoutMs });
+    const cmd = this.runFileCommand(path, vars);
+    const r = await this.runner.exec(cmd, { timeoutMs: this.options.slowTimeoutMs });
+    if (r.code === 0) return r;
+    const p = v.shellQuote(v.absolutePath(path));
+    const lastLine = lastLineOf(r);
+    const extra = { exitCode: r.code, stderr: r.stderr, lastLine };
+    if ((await this.runner.exec(`test -f ${p}`)).code !== 0) throw new HvError('procedure-absent', `${this.label()}${path}: no such file (test -f)`, extra);
+    if ((await this.runner.exec(`test -r ${p}`)).code !== 0) throw new HvError('permission-denied', `${this.label()}${path}: not readable (test -r)`, extra);
+    throw new HvError('procedure-failed', `${this.label()}${path} exited ${r.code}: ${lastLine}`, extra);
   }
 }

@@ -21,9 +21,9 @@ export function verdict(results: ProbeResult[]): CheckResult {
   };
 }
 
-/** One check of `member`: its manager's ping and each of its services, in parallel. */
-export async function checkMember(member: Member, managerPort: number, timeoutMs: number): Promise<CheckResult> {
-  const probes: Promise<ProbeResult>[] = [pingManager(member.address, managerPort, timeoutMs, member.hostname)];
+/** One check of `member`: its manager's ping and each of its services, in parallel, sent from `localAddress`. */
+export async function checkMember(member: Member, managerPort: number, timeoutMs: number, localAddress?: string): Promise<CheckResult> {
+  const probes: Promise<ProbeResult>[] = [pingManager(member.address, managerPort, timeoutMs, member.hostname, localAddress)];
   for (const text of member.services) {
     let parsed;
     try {
@@ -32,7 +32,7 @@ export async function checkMember(member: Member, managerPort: number, timeoutMs
       // The group file validates services; a bad one here says nothing about the target's health.
       continue;
     }
-    probes.push(probeService(member.address, parsed, timeoutMs));
+    probes.push(probeService(member.address, parsed, timeoutMs, localAddress));
   }
   return verdict(await Promise.all(probes));
 }

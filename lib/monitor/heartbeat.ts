@@ -1,10 +1,12 @@
 // The heartbeat of one manager: watches the targets the operation file gives it (ring-view.ts),
 // one TargetMonitor each, follows every change of the group file at once, records each step of a
 // suspicion in the replicated problem file, and applies the claim rule of recovery-claim.ts so
-// that exactly one manager acts on each failure. No Node-RED here: the p2p-heartbeat node wires
+// that exactly one manager acts on each failure, and only on the majority side of a cut (rule 6,
+// with the isolation monitor as its `quorum`). No Node-RED here: the p2p-heartbeat node wires
 // this to a flow (events 'failure' and 'recovered-by-itself').
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles, Edit } from '../records/cluster-api';
+import { fromMember } from '../records/records';
 import { Clock, realClock, TimerHandle } from './clock';
 import { checkMember } from './checks';
 import { pingManager } from './probes';
@@ -23,9 +25,10 @@ import {
   p2KeepsClaim,
   parseProblem,
   problemRecord,
+  Quorum,
 } from './recovery-claim';
 import { Member, membersByName, ringView, Watch } from './ring-view';
-import { parseServiceCheck } from './probes';
+import { parseServiceCheck, sourceAddress } from './probes';
 import { Sentinel } from './sentinel';
 import type { StarvationView } from './starvation';
 import { CheckResult, MONITOR_DEFAULTS, TargetMonitor, Transition } from './target-monitor';
@@ -36,6 +39,8 @@ export interface HeartbeatSettings extends ClaimSettings {
   reexamNetworkMs: number;
   reexamServiceMs: number;
   recheckMs: number;
+  /** A target never seen since start is not suspected before this (target-monitor.ts). */
+  startGraceMs: number;
 }
 
 export const HEARTBEAT_DEFAULTS: HeartbeatSettings = { ...MONITOR_DEFAULTS, ...CLAIM_DEFAULTS };
@@ -54,6 +59,11 @@ export interface HeartbeatDeps {
    * Default: on with the real probes, off with an injected check.
    */
   sentinels?: boolean;
+  /**
+   * Rule 6 of recovery-claim.ts: does this VM's side hold a strict majority now? (the isolation
+   * monitor). Absent: every confirmation may claim, as before the isolation rule.
+   */
+  quorum?: { majority(now: number, withinMs?: number): Quorum };
 }
 
 /** What both reports say of the target and the suspicion. */
@@ -87,7 +97,7 @@ export interface RecoveredReport extends ReportHead {
   timings: { detectedAt: string; clearedAt: string; elapsedMs: number; checks: number };
 }
 
-type Phase = 'suspect' | 'confirmed' | 'waiting' | 'probing' | 'settling' | 'acted' | 'stood-down';
+type Phase = 'suspect' | 'confirmed' | 'waiting' | 'probing' | 'settling' | 'acted' | 'stood-down' | 'no-quorum';
 
 interface Episode {
   detectedAt: number;
@@ -98,7 +108,12 @@ interface Episode {
   notBefore?: number;
   decision?: string;
   winner?: string;
+  /** When this episode began to wait for a majority (rule 6). */
+  noQuorumSince?: number;
 }
+
+/** A majority back within this time after a confirmation waited for it: decide again at once. */
+const QUORUM_BLIP_MS = 1000;
 
 interface Entry {
   watch: Watch;
@@ -125,18 +140,21 @@ export class Heartbeat extends EventEmitter {
   private readonly files: ClusterFiles;
   private readonly clock: Clock;
   private readonly starvation?: StarvationView;
+  private readonly quorum?: { majority(now: number, withinMs?: number): Quorum };
   private readonly checkFn: (member: Member, timeoutMs: number) => Promise<CheckResult>;
   private readonly pingFn: (member: Member, timeoutMs: number) => Promise<boolean>;
   private readonly entries = new Map<string, Entry>();
   private readonly onChange = (ev: ChangeEvent) => this.changed(ev);
   private running = false;
   private readonly useSentinels: boolean;
+  private readonly localAddress?: string;
 
   constructor(deps: HeartbeatDeps) {
     super();
     this.files = deps.files;
     this.clock = deps.clock ?? realClock;
     this.starvation = deps.starvation;
+    this.quorum = deps.quorum;
     this.settings = { ...HEARTBEAT_DEFAULTS, ...(deps.settings ?? {}) };
     for (const [k, v] of Object.entries(this.settings)) {
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`heartbeat setting ${k} must be a number of ms >= 0, got ${v}`);
@@ -145,9 +163,11 @@ export class Heartbeat extends EventEmitter {
       throw new Error(`timeout (${this.settings.timeoutMs} ms) must be shorter than the interval (${this.settings.intervalMs} ms)`);
     }
     const port = this.files.port;
+    const from = sourceAddress(this.files.identity.address);
+    this.localAddress = from;
     this.useSentinels = deps.sentinels ?? !deps.check;
-    this.checkFn = deps.check ?? ((m, t) => checkMember(m, port, t));
-    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname)).outcome === 'ok');
+    this.checkFn = deps.check ?? ((m, t) => checkMember(m, port, t, from));
+    this.pingFn = deps.ping ?? (async (m, t) => (await pingManager(m.address, port, t, m.hostname, from)).outcome === 'ok');
   }
 
   get me(): string {
@@ -194,13 +214,17 @@ export class Heartbeat extends EventEmitter {
   /** Re-read group + operation: watch new targets, forget old ones, follow priority changes. */
   refresh(): void {
     if (!this.running) return;
-    const view = ringView(this.me, this.files.records('group'), this.files.records('operation'));
+    const group = this.files.records('group');
+    // A target in maintenance (lib/ops/maintenance.ts) gets no verdict: it is not watched at all
+    // until it leaves maintenance, then watched afresh (a new episode).
+    const resting = new Set(group.map(fromMember).filter((m) => m.state === 'maintenance').map((m) => m.hostname));
+    const view = ringView(this.me, group, this.files.records('operation')).filter((w) => !resting.has(w.target.hostname));
     const wanted = new Map(view.map((w) => [w.target.hostname, w]));
     for (const [name, e] of this.entries) {
       if (!wanted.has(name)) {
         this.drop(e);
         this.entries.delete(name);
-        this.emit('log', `stopped watching ${name}`);
+        this.emit('log', resting.has(name) ? `stopped watching ${name}: in maintenance` : `stopped watching ${name}`);
       }
     }
     for (const [name, w] of wanted) {
@@ -238,6 +262,7 @@ export class Heartbeat extends EventEmitter {
       reexamNetworkMs: this.settings.reexamNetworkMs,
       reexamServiceMs: this.settings.reexamServiceMs,
       recheckMs: this.settings.recheckMs,
+      startGraceMs: this.settings.startGraceMs,
       starvation: this.starvation,
     });
     entry.monitor.on('transition', (t: Transition) => this.transition(entry, t));
@@ -263,6 +288,7 @@ export class Heartbeat extends EventEmitter {
     for (const port of ports) {
       const s = new Sentinel({
         host: e.watch.target.address,
+        localAddress: this.localAddress,
         port,
         retryMs: this.settings.intervalMs,
         onLost: () => {
@@ -370,9 +396,60 @@ export class Heartbeat extends EventEmitter {
 
   private confirmP1(e: Entry): void {
     const ep = e.episode!;
-    const d = decideP1(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings, e.claims);
+    const d = decideP1(this.me, this.problem(e.watch.target.hostname), ep.detectedAt, this.settings, e.claims, this.quorumNow());
     if (d.action === 'stand-down') return this.standDown(e, d);
+    if (d.action === 'no-quorum') return this.waitForQuorum(e, d.reason);
     this.claimAndAct(e, d.reason);
+  }
+
+  /**
+   * Rule 6's question. Contacts count only when they started within re-examination - timeout: a
+   * minority side's last contact across a cut started before the cut, and the earliest confirmation
+   * there comes re-examination after a check that started at most one timeout before the cut.
+   */
+  private quorumNow(): Quorum | undefined {
+    const window = Math.min(this.settings.reexamNetworkMs, this.settings.reexamServiceMs) - this.settings.timeoutMs;
+    return this.quorum?.majority(this.clock.now(), Math.max(1, window));
+  }
+
+  /** Rule 6: on the minority side, start nothing; quorumChanged() watches afresh later. */
+  private waitForQuorum(e: Entry, reason: string): void {
+    const ep = e.episode!;
+    if (ep.timer !== undefined) this.clock.clearTimeout(ep.timer);
+    ep.timer = undefined;
+    if (ep.phase !== 'no-quorum') {
+      this.emit('no-quorum', { target: e.watch.target.hostname, priority: e.watch.priority, reason });
+      ep.noQuorumSince = this.clock.now();
+    }
+    ep.phase = 'no-quorum';
+    ep.decision = reason;
+    this.emit('status');
+  }
+
+  /**
+   * The isolation monitor says the majority is heard again (true) or lost (false). Episodes that
+   * waited for it are watched afresh: after a cut heals, a target that is fine is not recovered,
+   * and one that is still failing is confirmed again, now with a majority. A suspicion this VM
+   * recorded meanwhile is written `cleared` (the new episode records its own steps).
+   */
+  quorumChanged(majority: boolean): void {
+    if (!majority || !this.running) return;
+    for (const e of this.entries.values()) {
+      const ep = e.episode;
+      if (ep?.phase !== 'no-quorum') continue;
+      if (this.clock.now() - (ep.noQuorumSince ?? 0) <= QUORUM_BLIP_MS && ep.confirmed) {
+        // A blip (a late answer on a loaded machine), not a cut that healed: decide again now.
+        this.emit('log', `${e.watch.target.hostname}: majority back after ${this.clock.now() - ep.noQuorumSince!} ms, deciding again`);
+        ep.phase = 'confirmed';
+        if (e.watch.priority === 'P1') this.confirmP1(e);
+        else this.evaluateP2(e);
+        continue;
+      }
+      this.emit('log', `${e.watch.target.hostname}: majority heard again, watching afresh`);
+      if (ep.recorded && ep.confirmed) this.record(e, 'cleared', ep.confirmed.kind, ep.detectedAt);
+      this.restart(e);
+    }
+    this.emit('status');
   }
 
   /** P1: write the claim (local at once, see record()) and act. */
@@ -416,6 +493,7 @@ export class Heartbeat extends EventEmitter {
         now: this.clock.now(),
         p1Answered,
         notBefore: ep.notBefore,
+        quorum: this.quorumNow(),
       },
       this.settings,
     );
@@ -423,6 +501,8 @@ export class Heartbeat extends EventEmitter {
     switch (d.action) {
       case 'stand-down':
         return this.standDown(e, d);
+      case 'no-quorum':
+        return this.waitForQuorum(e, d.reason);
       case 'wait':
         if (p1Answered) {
           // P1 is alive and has not claimed it: P1 sees the target otherwise (or is still
@@ -464,6 +544,8 @@ export class Heartbeat extends EventEmitter {
     ep.timer = this.clock.setTimeout(() => {
       ep.timer = undefined;
       if (e.episode !== ep || !this.running) return;
+      const q = this.quorumNow();
+      if (q && !q.ok) return this.waitForQuorum(e, `majority lost while the claim settled: ${q.why}`);
       if (p2KeepsClaim(this.me, e.watch.p1, e.claims, ep.detectedAt, this.settings)) {
         ep.phase = 'acted';
         ep.winner = this.me;

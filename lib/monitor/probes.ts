@@ -10,6 +10,9 @@
 // Service probes, from the group record's services field:
 //   - tcp:PORT         ok when a TCP connection opens;
 //   - http:PORT/PATH   ok when GET answers 2xx.
+// `localAddress`: the watcher's own address as the source of every probe (as the SEM client does),
+// so a cut between two VMs' addresses cuts their probes too, never a probe that left from another
+// address of the machine.
 import * as http from 'http';
 import * as net from 'net';
 import { SERVICE_RE } from '../records/files';
@@ -93,10 +96,12 @@ function httpGet(
   cleanups: (() => void)[],
   onAnswer: (status: number, body: string) => void,
   onError: (code: string) => void,
+  localAddress?: string,
 ): void {
   const req = http.request({
     host,
     port,
+    localAddress,
     path,
     method: 'GET',
     agent: false,
@@ -122,7 +127,7 @@ function httpGet(
  * The network probe of a target's manager. With `expectHostname`, a 2xx answer naming another host
  * is 'manager-not-answering' (something else lives at that address).
  */
-export function pingManager(address: string, port: number, timeoutMs: number, expectHostname?: string): Promise<ProbeResult> {
+export function pingManager(address: string, port: number, timeoutMs: number, expectHostname?: string, localAddress?: string): Promise<ProbeResult> {
   return bounded(
     timeoutMs,
     (finish, cleanups) => {
@@ -146,6 +151,7 @@ export function pingManager(address: string, port: number, timeoutMs: number, ex
           finish('ok', '');
         },
         (code) => finish(UNREACHABLE_CODES.has(code) ? 'host-unreachable' : 'manager-not-answering', code),
+        localAddress,
       );
     },
     'host-unreachable',
@@ -153,13 +159,18 @@ export function pingManager(address: string, port: number, timeoutMs: number, ex
   );
 }
 
+/** The address to send probes from: this VM's own when it is an IPv4 address, else the system's choice. */
+export function sourceAddress(address: string): string | undefined {
+  return /^\d+\.\d+\.\d+\.\d+$/.test(address) ? address : undefined;
+}
+
 /** One service check of a target. Any failure is 'service-down', with the reason as detail. */
-export function probeService(address: string, check: ServiceCheck, timeoutMs: number): Promise<ProbeResult> {
+export function probeService(address: string, check: ServiceCheck, timeoutMs: number, localAddress?: string): Promise<ProbeResult> {
   if (check.type === 'tcp') {
     return bounded(
       timeoutMs,
       (finish, cleanups) => {
-        const socket = net.connect({ host: address, port: check.port });
+        const socket = net.connect({ host: address, port: check.port, localAddress });
         cleanups.push(() => socket.destroy());
         socket.on('connect', () => finish('ok', ''));
         socket.on('error', (e) => finish('service-down', errorCode(e)));
@@ -179,6 +190,7 @@ export function probeService(address: string, check: ServiceCheck, timeoutMs: nu
         cleanups,
         (status) => finish(status >= 200 && status <= 299 ? 'ok' : 'service-down', status >= 200 && status <= 299 ? '' : `HTTP ${status}`),
         (code) => finish('service-down', code),
+        localAddress,
       );
     },
     'service-down',

@@ -20,6 +20,16 @@
 //  4. A P2 claim is written, then P2 waits `settleMs` (default 0.5 s, above the SEM sync time) and
 //     acts only if it is the winner (rule 5) of the claims it has seen by then; otherwise it stands
 //     down.
+//  6. Majority (isolation.ts rule 1): neither P1 nor P2 claims unless this VM's side of any cut
+//     holds a strict majority of the group now (`quorum`). A manager on the minority side of a
+//     cut sees every VM of the other side fail; it must start no recovery there (a P2 across the
+//     cut would otherwise take over as soon as P1 does not answer). It waits ('no-quorum') and
+//     watches afresh once the majority is heard again (decides again at once when the majority
+//     was missing for under a second: a late answer on a loaded machine, not a cut). For this
+//     question a contact counts only if it started within re-examination - probe timeout: the
+//     minority's last contact across a cut started before the cut, and its earliest confirmation
+//     comes a re-examination after a failed check that started at most one timeout before the
+//     cut, so it never holds a "majority now" when it confirms.
 //  Never downgrade: a manager does not write detected/reexamining/cleared over a claim of the same
 //  episode (a late P1 must not erase P2's claim).
 //  5. Winner of an episode, as every peer computes it from the claims it has seen (claimWinner):
@@ -33,8 +43,9 @@
 //  from ever running two copies of one server.
 import type { RecordFields } from '../records/files';
 
-export const HANDLING_STATUSES = ['confirmed', 'fencing', 'recovering', 'recovered', 'failed'] as const;
-export const ACTIVE_FAILURE_STATUSES = ['confirmed', 'fencing', 'recovering', 'failed'] as const;
+// The problem statuses and their groups are the lifecycle's (lib/records/problem.ts).
+export { ACTIVE_FAILURE_STATUSES, HANDLING_STATUSES } from '../records/problem';
+import { ACTIVE_FAILURE_STATUSES, HANDLING_STATUSES } from '../records/problem';
 
 export interface Problem {
   target: string;
@@ -82,7 +93,18 @@ export type Decision =
   | { action: 'claim'; reason: string }
   | { action: 'stand-down'; winner: string; reason: string }
   | { action: 'wait'; until: number; reason: string }
-  | { action: 'probe-p1'; reason: string };
+  | { action: 'probe-p1'; reason: string }
+  | { action: 'no-quorum'; reason: string };
+
+/** Rule 6: does this VM's side hold a strict majority now? Absent: no isolation rule in use. */
+export interface Quorum {
+  ok: boolean;
+  why: string;
+}
+
+function noQuorum(q: Quorum | undefined): Decision | undefined {
+  return q && !q.ok ? { action: 'no-quorum', reason: `no recovery from a minority: ${q.why}` } : undefined;
+}
 
 /** Rule 2: P1 on its own confirmation. `claims`: the claim edits of this target seen so far. */
 export function decideP1(
@@ -91,13 +113,14 @@ export function decideP1(
   episodeStart: number,
   s: ClaimSettings = CLAIM_DEFAULTS,
   claims: ClaimEdit[] = [],
+  quorum?: Quorum,
 ): Decision {
   if (inEpisode(record, episodeStart, s.episodeSlackMs) && isClaim(record) && record.detectedBy !== me) {
     return { action: 'stand-down', winner: record.detectedBy, reason: `${record.detectedBy} already handles it (${record.status})` };
   }
   const other = claims.find((c) => c.manager !== me && c.sinceMs >= episodeStart - s.episodeSlackMs);
   if (other) return { action: 'stand-down', winner: other.manager, reason: `${other.manager} claimed it first` };
-  return { action: 'claim', reason: 'P1 confirms' };
+  return noQuorum(quorum) ?? { action: 'claim', reason: 'P1 confirms' };
 }
 
 export interface P2Situation {
@@ -116,6 +139,8 @@ export interface P2Situation {
   p1Answered?: boolean;
   /** A previous decision asked to wait past this time before probing P1 again. */
   notBefore?: number;
+  /** Rule 6: this side's majority now (absent: no isolation rule in use). */
+  quorum?: Quorum;
 }
 
 /** Rule 3: P2 on its own confirmation (re-evaluated on every change of the problem file and at the wait time). */
@@ -124,6 +149,8 @@ export function decideP2(x: P2Situation, s: ClaimSettings = CLAIM_DEFAULTS): Dec
   if (rec && isClaim(rec) && rec.detectedBy !== x.me) {
     return { action: 'stand-down', winner: rec.detectedBy, reason: `${rec.detectedBy} handles it (${rec.status})` };
   }
+  const nq = noQuorum(x.quorum);
+  if (nq) return nq;
   if (!x.p1InGroup) return { action: 'claim', reason: `P1 ${x.p1} is not in the group` };
   if (isFailed(x.p1Problem)) return { action: 'claim', reason: `P1 ${x.p1} has failed (${x.p1Problem!.status})` };
   const deadline = Math.max(x.episodeStart + x.reexaminationMs + s.takeoverGraceMs, x.notBefore ?? 0);

@@ -9,6 +9,8 @@ import * as net from 'net';
 
 export interface SentinelOptions {
   host: string;
+  /** This VM's own address as the source (probes.ts sourceAddress). */
+  localAddress?: string;
   port: number;
   /** Called when an established connection closes. */
   onLost: () => void;
@@ -46,7 +48,7 @@ export class Sentinel {
   private connect(): void {
     if (this.stopped) return;
     let established = false;
-    const s = net.connect({ host: this.opts.host, port: this.opts.port });
+    const s = net.connect({ host: this.opts.host, port: this.opts.port, localAddress: this.opts.localAddress });
     this.socket = s;
     s.setNoDelay(true);
     s.on('connect', () => {

@@ -13,6 +13,16 @@
 // inconclusive: it does not start a suspicion, and in a re-examination it restarts the count from
 // the next conclusive failure (no gap of blindness may count as evidence). `confirmed` is final
 // until reset(): the recovery flow takes over from there.
+//
+// Start-up grace: a target that has not answered once since this monitor started is not suspected
+// during the first `startGraceMs` (a peer deployed a few seconds after this one is booting, not
+// failed: without this rule the first event of every fresh cluster was a false detection). The
+// grace is bounded and counts from the first start() only: a target that never answers is
+// suspected by the first failed check after it, so a real failure is detected at most
+// startGraceMs later, never hidden. Once the target has answered, the grace no longer applies.
+// Residual: a monitor created when the ring changes (a new watch) grants the grace too, so a
+// target that fails at the very moment it is handed to a new manager is suspected by that
+// manager up to startGraceMs later (its other manager, whose monitor already saw it, is not delayed).
 import { EventEmitter } from 'events';
 import { Clock, realClock, TimerHandle } from './clock';
 import type { ProbeResult } from './probes';
@@ -66,6 +76,8 @@ export interface MonitorOptions {
   reexamNetworkMs?: number;
   reexamServiceMs?: number;
   recheckMs?: number;
+  /** A target never seen since start is not suspected before this (ms; 0 = off). */
+  startGraceMs?: number;
   starvation?: StarvationView;
 }
 
@@ -75,6 +87,7 @@ export const MONITOR_DEFAULTS = {
   reexamNetworkMs: 2000,
   reexamServiceMs: 3000,
   recheckMs: 250,
+  startGraceMs: 15_000,
 };
 
 interface Suspicion {
@@ -97,12 +110,15 @@ export class TargetMonitor extends EventEmitter {
   readonly reexamNetworkMs: number;
   readonly reexamServiceMs: number;
   readonly recheckMs: number;
+  readonly startGraceMs: number;
   private readonly clock: Clock;
   private readonly check: () => Promise<CheckResult>;
   private readonly starvation?: StarvationView;
   private _state: MonitorState = 'ok';
   private suspicion: Suspicion | undefined;
   private lastOkAt: number | null = null;
+  /** When start() was first called (the start-up grace counts from here). */
+  private startedAt: number | undefined;
   private timer: TimerHandle | undefined;
   private inFlight = false;
   private running = false;
@@ -119,6 +135,8 @@ export class TargetMonitor extends EventEmitter {
     this.reexamNetworkMs = opts.reexamNetworkMs ?? MONITOR_DEFAULTS.reexamNetworkMs;
     this.reexamServiceMs = opts.reexamServiceMs ?? MONITOR_DEFAULTS.reexamServiceMs;
     this.recheckMs = Math.min(opts.recheckMs ?? MONITOR_DEFAULTS.recheckMs, this.intervalMs);
+    this.startGraceMs = opts.startGraceMs ?? MONITOR_DEFAULTS.startGraceMs;
+    if (!Number.isFinite(this.startGraceMs) || this.startGraceMs < 0) throw new Error(`startGraceMs must be a number of ms >= 0, got ${this.startGraceMs}`);
     this.starvation = opts.starvation;
     for (const [k, v] of Object.entries({
       intervalMs: this.intervalMs,
@@ -149,6 +167,7 @@ export class TargetMonitor extends EventEmitter {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.startedAt ??= this.clock.now();
     this.schedule(0);
   }
 
@@ -259,6 +278,12 @@ export class TargetMonitor extends EventEmitter {
         this.schedule(start + this.intervalMs - end);
       }
       this.emit('inconclusive', { target: this.target, start, end, reason });
+      return;
+    }
+    if (!s && this.lastOkAt === null && this.startedAt !== undefined && start < this.startedAt + this.startGraceMs) {
+      // Never seen since start and still in the start-up grace: booting, not failed (see header).
+      this.emit('unseen', { target: this.target, start, end, reason, graceEndsAt: this.startedAt + this.startGraceMs });
+      this.schedule(start + this.intervalMs - end);
       return;
     }
     if (!s) {

@@ -69,6 +69,8 @@ export interface RefusalEvent {
   from: string;
   reason: string;
   at: number;
+  /** Set on a summary of refusals not reported one by one (a flood): how many it stands for. */
+  count?: number;
 }
 
 export interface ClusterFiles extends EventEmitter {

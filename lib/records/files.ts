@@ -28,11 +28,14 @@ export const PROBLEM_STATUSES = [
   'recovered',
   'failed',
 ] as const;
-export const REALSERVER_STATES = ['up', 'down'] as const;
+/** A real server's state; `maintenance`: taken out of placement on purpose (lib/ops/maintenance.ts). */
+export const REALSERVER_STATES = ['up', 'down', 'maintenance'] as const;
 /** A group member's state: serving member, fenced (replaced; must stay out), or in maintenance. */
 export const MEMBER_STATES = ['member', 'fenced', 'maintenance'] as const;
 /** A public key in a record: base64 of a raw Ed25519 key (32 bytes -> 43-44 chars), or -. */
 const PUBLIC_KEY_RE = /^(?:-|[A-Za-z0-9+/]{43}=?)$/;
+/** An SSH host key fingerprint as ssh-keygen -lf prints it (SHA256 + unpadded base64), or '-'. */
+const HOST_KEY_RE = /^(?:-|SHA256:[A-Za-z0-9+/]{43})$/;
 
 type FieldCheck = (value: string) => boolean;
 const re = (r: RegExp): FieldCheck => (v) => r.test(v);
@@ -111,11 +114,20 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'vmCount', check: re(INT_RE), expect: 'a non-negative integer' },
       { name: 'state', check: oneOf(REALSERVER_STATES), expect: REALSERVER_STATES.join('|') },
     ],
+    // Capacity figures of the load collector (placement fits a backup only where it fits) and
+    // when they were read (placement ranks stale figures last). '-' when unknown.
+    optional: [
+      { name: 'freeMemMiB', check: (v) => v === '-' || INT_RE.test(v), expect: 'a non-negative integer (MiB) or -' },
+      { name: 'freeVcpus', check: (v) => v === '-' || /^-?\d{1,6}$/.test(v), expect: 'an integer or -' },
+      { name: 'measuredAt', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
+    ],
     key: (r) => r[0],
   },
   'available-od': {
     name: 'available-od',
     fields: [name('od'), address('address'), name('realServer')],
+    // The OD's SSH host key after re-identification, so later steps can pin it (issue 13).
+    optional: [{ name: 'hostKey', check: re(HOST_KEY_RE), expect: 'an SSH host key fingerprint SHA256:... or -' }],
     key: (r) => r[0],
   },
   reservation: {

@@ -38,19 +38,27 @@ export interface Problem {
   note: string;
 }
 
-/** realserver: `realServer, load, vmCount, state` */
+/** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt]]]` */
 export interface RealServer {
   realServer: string;
   load: number;
   vmCount: number;
   state: RealServerState;
+  /** Free memory (MemAvailable), MiB; undefined when not measured. */
+  freeMemMiB?: number;
+  /** Host CPUs minus the vCPUs of its active VMs (may be negative: overcommitted); undefined when not measured. */
+  freeVcpus?: number;
+  /** When the collector read these figures (epoch ms); undefined when not said. */
+  measuredAt?: number;
 }
 
-/** available-od and reservation: `od, address, realServer` */
+/** available-od and reservation: `od, address, realServer` (available-od: `[, hostKey]`) */
 export interface Od {
   od: string;
   address: string;
   realServer: string;
+  /** available-od only: the OD's SSH host key fingerprint (`SHA256:...`) once re-identified, or '-'. */
+  hostKey?: string;
 }
 
 /** operation: `priority, manager, target` */
@@ -102,21 +110,43 @@ export function toProblem(p: Omit<Problem, 'note'> & { note?: string }): RecordF
   return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, p.note ?? ''], [''], 6);
 }
 
+const optNumber = (v: string | undefined): number | undefined => (v === undefined || v === '-' ? undefined : Number(v));
+
 export function fromRealServer(r: RecordFields): RealServer {
-  return { realServer: r[0], load: Number(r[1]), vmCount: Number(r[2]), state: r[3] as RealServerState };
+  const out: RealServer = { realServer: r[0], load: Number(r[1]), vmCount: Number(r[2]), state: r[3] as RealServerState };
+  const mem = optNumber(r[4]);
+  const cpu = optNumber(r[5]);
+  const at = r[6] === undefined || r[6] === '-' ? undefined : Date.parse(r[6]);
+  if (mem !== undefined) out.freeMemMiB = mem;
+  if (cpu !== undefined) out.freeVcpus = cpu;
+  if (at !== undefined && Number.isFinite(at)) out.measuredAt = at;
+  return out;
 }
 
 /** load with two decimals (as the load collector writes it), so a tiny change makes no new record. */
 export function toRealServer(rs: RealServer): RecordFields {
-  return [rs.realServer, (Number.isFinite(rs.load) && rs.load > 0 ? rs.load : 0).toFixed(2), String(Math.max(0, Math.floor(rs.vmCount))), rs.state];
+  const opt = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : String(Math.floor(n)));
+  return trimDefaults(
+    [
+      rs.realServer,
+      (Number.isFinite(rs.load) && rs.load > 0 ? rs.load : 0).toFixed(2),
+      String(Math.max(0, Math.floor(rs.vmCount))),
+      rs.state,
+      opt(rs.freeMemMiB === undefined ? undefined : Math.max(0, rs.freeMemMiB)),
+      opt(rs.freeVcpus),
+      rs.measuredAt === undefined || !Number.isFinite(rs.measuredAt) ? '-' : new Date(rs.measuredAt).toISOString(),
+    ],
+    ['-', '-', '-'],
+    4,
+  );
 }
 
 export function fromOd(r: RecordFields): Od {
-  return { od: r[0], address: r[1], realServer: r[2] };
+  return { od: r[0], address: r[1], realServer: r[2], hostKey: r[3] ?? '-' };
 }
 
 export function toOd(o: Od): RecordFields {
-  return [o.od, o.address, o.realServer];
+  return trimDefaults([o.od, o.address, o.realServer, o.hostKey ?? '-'], ['-'], 3);
 }
 
 export function fromAssignment(r: RecordFields): Assignment {

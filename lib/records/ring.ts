@@ -1,8 +1,10 @@
 // The operation file is derived from the group file on every change (DESIGN.md): members in
 // natural hostname order form a ring; target i is watched by i-1 as P1 and by i+1 as P2. Two
-// members watch each other as P1; one member watches nobody.
+// members watch each other as P1; one member watches nobody. A fenced member (replaced after a
+// failure, see the group record's state) is out of the ring: it neither watches nor is watched.
 import type { RecordFields } from './files';
 import { naturalCompare } from './natural-sort';
+import { fromMember, isServing } from './records';
 
 export type Priority = 'P1' | 'P2';
 export interface Watch {
@@ -16,7 +18,7 @@ export function ringOrder(hostnames: string[]): string[] {
 }
 
 export function deriveOperation(group: RecordFields[]): Watch[] {
-  const hosts = ringOrder(group.map((r) => r[0]));
+  const hosts = ringOrder(group.map(fromMember).filter(isServing).map((m) => m.hostname));
   const n = hosts.length;
   if (n < 2) return [];
   if (n === 2) {

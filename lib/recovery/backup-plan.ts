@@ -1,29 +1,54 @@
-// Starting a backup for a failed server (DESIGN.md "Recovery" 1-3), as a small state machine over
-// injected parts (the files, a hypervisor driver per real server, a clock), so every branch is
-// unit-tested without a network:
+// Starting a backup for a failed server (DESIGN.md "Recovery" 1-3): five named steps over one
+// small state object (Plan), over injected parts (the files, a hypervisor driver per real server,
+// the isolation gate, a clock), so every step and every outcome kind is unit-tested without a
+// network. What runs at the same time, as it really runs:
 //
-//   fence -> [confirm] -> place -> resume -> install -> role -> edits -> recovered
-//                                    ^--------' (OD race lost: the next OD)
-//   any error -> problem record `failed` with the reason (and the error thrown to the caller)
+//   time ->
+//   fence   ==destroy + autostart off (host of the target)==>|
+//             `-- place + resume an OD (host up only) ------>|   (parallel: 'fence')
+//   confirm     (host not reached: >1 confirmer off that host |
+//                AND the isolation gate; else wait, then fail)|
+//                                                 mark fenced: group state fenced, host down
+//   place+resume  (await the early resume; host not reached: keep it if the joint placement of
+//                 every failure in hand uses its OD, else suspend it and place anew; or start now)
+//   install+role  ==install procedure==>|                         (parallel: 'role' / 'install')
+//                 ==role (admin API)===>|
+//   commit        available-od Del, group Add backup, problem recovered (sent in parallel)
 //
-// fence    destroy the failed server on its real server, so two copies never run. A domain that
-//          is already off (or gone) counts as fenced. If the real server cannot be reached (any
-//          error but a command's own failure), the plan waits for the failure to be confirmed by
-//          more than one manager (see confirmers()) and fails after a deadline otherwise.
-// place    the real server and OD (placement.ts). Failures being handled at the same time (the
-//          problem file's confirmed/fencing/recovering records) are placed together (placeMany),
-//          so the managers of a failed real server's VMs spread their backups the same way.
+//   any error -> problem `failed` with the step, the outcome kind and the reason; a resumed OD
+//   is suspended again, and taken off available-od if the fence had succeeded (half made).
+//
+// Steps report as they happen (StepEvent, in time order); an event of a step that runs beside
+// another carries `parallel` = that step. Decisions are made on outcome kinds
+// (lib/records/hv-outcome.ts), never on the words of an error.
+//
+// fence    a fence counts only when the hypervisor said so: a destroy that succeeded, a domain
+//          state of `shut off`, or `domain-absent`. Autostart is turned off with it, so the host's
+//          reboot does not bring the fenced server back. Any other kind (program-missing,
+//          permission-denied, failed...) fails the recovery: no second copy is started.
+// confirm  only when the host was not reached (unreachable, timeout, no driver): the failure must
+//          be confirmed by more than one manager not on the failed host, within confirmWindowMs
+//          (confirmers()), AND the injected IsolationGate must say ok (this side holds a strict
+//          majority and the target has been unseen longer than T_iso + margin; the monitor layer
+//          decides, see docs/recovery.md). Without a gate: never.
+// place    placement-decider.ts, with the failures in hand (the one decider; p2p-placer shows it).
 // resume   `virsh resume` the OD. Its state on its host is the lock: if the resume fails and the
 //          OD is running, another manager won it: exclude it and place again (up to maxOdAttempts).
-// install  run the target's installation procedure on the OD's real server (install-procedure.ts).
+// install  the target's installation procedure (install-procedure.ts); the next path is tried only
+//          on `procedure-absent`.
 // role     give the backup the failed server's role (an injected function; see role.ts).
-// edits    group Del target, available-od Del OD, group Add backup, problem recovered; all applied
-//          locally in one turn, then sent to the peers in parallel.
-import type { ClusterFiles, Edit, EditResult } from '../records/cluster-api';
-import type { RecordFields } from '../records/files';
+// commit   available-od Del OD, group Add backup, problem recovered; all applied locally in one
+//          turn, then sent to the peers in parallel. The failed server stays in the group as
+//          `fenced` (written at fence time): it is out of the ring, and it stays out if it boots.
+import type { ClusterFiles, Edit, EditResult, IsolationGate } from '../records/cluster-api';
+import { recordKey, type RecordFields } from '../records/files';
+import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
 import { naturalCompare } from '../records/natural-sort';
-import { odRows, place, placeMany, Placement, PlacementError, realServerRows } from './placement';
-import { backupName, DEFAULT_PROCEDURE_DIR, isMissingProcedure, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
+import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem';
+import { fromMember, fromOd, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
+import { backupName, DEFAULT_PROCEDURE_DIR, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
+import { Placement, PlacementError, type VmSize } from './placement';
+import { decidePlacement, jointOds } from './placement-decider';
 
 export type StepName = 'fence' | 'confirm' | 'place' | 'resume' | 'install' | 'role' | 'edits' | 'recovered' | 'failed';
 
@@ -36,11 +61,15 @@ export interface StepEvent {
   atMs: number;
   text: string;
   detail?: Record<string, unknown>;
+  /** This step ran at the same time as that one (place/resume beside the fence, install beside role). */
+  parallel?: StepName;
 }
 
-/** What the plan needs of a hypervisor driver (VirshDriver has all of it). */
+/** What the plan needs of a hypervisor driver (VirshDriver has all of it); failures carry an outcome kind. */
 export interface PlanDriver {
   destroy(name: string): Promise<void>;
+  /** `virsh autostart --disable`: a fenced server must not start again with its host. */
+  autostartOff(name: string): Promise<void>;
   /** Put a resumed OD back to sleep when the fence failed. */
   suspend(name: string): Promise<void>;
   domstate(name: string): Promise<string>;
@@ -65,6 +94,10 @@ export interface PlanDeps {
   driver(realServer: string): PlanDriver | undefined;
   /** Make the resumed OD take the role (e.g. role.ts over the OD's admin API). Optional. */
   assignRole?(role: Role): Promise<void>;
+  /** The isolation rule of the monitor layer; without it a host that cannot be reached is never fenced by confirmation. */
+  isolation?: IsolationGate;
+  /** Readiness of the resumed OD (e.g. its SSH banner, lib/hv/readiness.ts) before the install runs. */
+  odReady?(p: Placement): Promise<void>;
   now?(): number;
   sleep?(ms: number): Promise<void>;
   onStep?(e: StepEvent): void;
@@ -80,8 +113,8 @@ export interface FailureInput {
   detectedBy?: string;
   /** Managers known to have confirmed this failure besides the problem file (e.g. from a msg). */
   confirmations?: string[];
-  /** A placement chosen before (p2p-placer); used for the first attempt. */
-  placement?: Placement;
+  /** The failed VM's size: a backup goes only where it fits (placement.ts). */
+  need?: VmSize;
 }
 
 export interface PlanSettings {
@@ -89,8 +122,10 @@ export interface PlanSettings {
   /** How long to wait for a second manager's confirmation when the host is unreachable. */
   confirmWaitMs: number;
   confirmPollMs: number;
-  /** Problem records older than this do not count as confirmations. */
+  /** Problem records older than this (or without a time) do not count as confirmations. */
   confirmWindowMs: number;
+  /** How long to keep asking the isolation gate when it says "not yet" (retryAfterMs). */
+  isolationWaitMs: number;
   maxOdAttempts: number;
 }
 
@@ -99,8 +134,12 @@ export const PLAN_DEFAULTS: PlanSettings = {
   confirmWaitMs: 6000,
   confirmPollMs: 200,
   confirmWindowMs: 60000,
+  isolationWaitMs: 30000,
   maxOdAttempts: 3,
 };
+
+/** How the fence was done. */
+export type FenceOutcome = 'destroyed' | 'already-off' | 'domain-absent' | 'confirmed-unreachable';
 
 export interface RecoveryResult {
   target: string;
@@ -109,7 +148,7 @@ export interface RecoveryResult {
   address: string;
   realServer: string;
   services: string;
-  fence: 'destroyed' | 'already-off' | 'confirmed-unreachable';
+  fence: FenceOutcome;
   placement: Placement;
   lostRaces: string[];
   timings: Record<'fence' | 'confirm' | 'place' | 'resume' | 'install' | 'role' | 'edits' | 'total', number>;
@@ -117,56 +156,73 @@ export interface RecoveryResult {
   steps: StepEvent[];
 }
 
+/**
+ * Why a step stopped, as a kind a program can act on: a hypervisor outcome kind, or one of the
+ * plan's own (`unconfirmed`: too few confirmers; `isolation`: the gate said no or there is none;
+ * `no-placement`: nothing fits; `no-od`: every OD tried was lost).
+ */
+export type FailureKind = HvOutcomeKind | 'unconfirmed' | 'isolation' | 'no-placement' | 'no-od' | 'role' | 'aborted' | 'input';
+
+/** An error raised inside a step, with its kind. */
+class StepError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class RecoveryError extends Error {
+  candidates?: unknown;
   constructor(
     message: string,
     readonly step: StepName,
     readonly steps: StepEvent[],
+    readonly kind?: FailureKind,
   ) {
     super(message);
     this.name = 'RecoveryError';
   }
 }
 
-/** Problem statuses that mean "a manager confirmed this failure". */
-const CLAIMED = ['confirmed', 'fencing', 'recovering', 'recovered', 'failed'];
-/** Problem statuses of failures being handled right now (placed together). */
-const IN_HAND = ['confirmed', 'fencing', 'recovering'];
+/** The kind of any error that stopped a step. */
+function kindOf(e: unknown): FailureKind | undefined {
+  if (e instanceof StepError) return e.kind;
+  if (e instanceof PlacementError) return 'no-placement';
+  return hvKind(e);
+}
 
-/** An error from reaching the host (not from the command run there). */
+/** A driver outcome that says the host was not reached at all. */
 export function isUnreachable(e: unknown): boolean {
-  const kind = (e as { kind?: string })?.kind;
-  if (kind !== undefined) return kind !== 'command-failed';
-  // An unclassified error from the SSH layer (ssh2 throws "Not connected" synchronously when a
-  // connection dropped an instant before the command): the host was not reached either.
-  const msg = (e as Error)?.message ?? '';
-  return /^Not connected$|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|No response from server|handshake/i.test(msg);
+  const k = hvKind(e);
+  return k !== undefined && HOST_NOT_REACHED.includes(k);
 }
 
 /**
  * The managers that confirmed the failure of `target` or of another VM on the same real server
- * within the window: the detectedBy of their problem records, the failure's own detectedBy and
- * any confirmations passed in. A real server failure kills all its VMs, each watched by its own
- * P1 manager, so two VMs of one host confirmed by two managers is "more than one manager".
+ * within the window: the detectedBy of their problem records (a record without a time does not
+ * count), the failure's own detectedBy and any confirmations passed in. A real server failure
+ * kills all its VMs, each watched by its own P1 manager, so two VMs of one host confirmed by two
+ * managers is "more than one manager". A manager that runs on the failed host itself does not
+ * count: it is on the isolated side of the cut, not a witness from outside it.
  */
-export function confirmers(
-  failure: FailureInput,
-  group: RecordFields[],
-  problem: RecordFields[],
-  nowMs: number,
-  windowMs: number,
-): string[] {
-  const rs = failure.realServer ?? group.find((g) => g[0] === failure.target)?.[2];
-  const onHost = new Set(group.filter((g) => g[2] === rs).map((g) => g[0]));
+export function confirmers(failure: FailureInput, group: RecordFields[], problem: RecordFields[], nowMs: number, windowMs: number): string[] {
+  const members = group.map(fromMember);
+  const rs = failure.realServer ?? members.find((m) => m.hostname === failure.target)?.realServer;
+  const onHost = new Set(members.filter((m) => m.realServer === rs).map((m) => m.hostname));
   onHost.add(failure.target);
   const who = new Set<string>();
-  if (failure.detectedBy) who.add(failure.detectedBy);
-  for (const c of failure.confirmations ?? []) who.add(c);
-  for (const p of problem) {
-    if (!onHost.has(p[0]) || !CLAIMED.includes(p[3])) continue;
-    const since = p[5] === '-' ? NaN : Date.parse(p[5]);
-    if (Number.isFinite(since) && nowMs - since > windowMs) continue;
-    who.add(p[1]);
+  const add = (manager: string) => {
+    if (!onHost.has(manager)) who.add(manager);
+  };
+  if (failure.detectedBy) add(failure.detectedBy);
+  for (const c of failure.confirmations ?? []) add(c);
+  for (const p of problem.map(fromProblem)) {
+    if (!onHost.has(p.target) || !isStatusIn(p.status, HANDLING_STATUSES)) continue;
+    const since = Date.parse(p.since);
+    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
+    add(p.detectedBy);
   }
   return [...who].sort(naturalCompare);
 }
@@ -176,322 +232,461 @@ export function reasonField(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/,/g, ';').trim().slice(0, 200) || 'unknown error';
 }
 
-export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, settings: Partial<PlanSettings> = {}): Promise<RecoveryResult> {
-  const s = { ...PLAN_DEFAULTS, ...settings };
-  const now = deps.now ?? (() => Date.now());
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const files = deps.files;
-  const t0 = now();
-  const steps: StepEvent[] = [];
-  const timings: RecoveryResult['timings'] = { fence: 0, confirm: 0, place: 0, resume: 0, install: 0, role: 0, edits: 0, total: 0 };
-  const target = failure.target;
-  let current: StepName = 'fence';
-  let backup = '-';
-  /** The OD this plan resumed, if any: no longer a suspended OD, whatever happens next. */
-  let resumedOd: string | undefined;
+/** The state every step reads and writes. */
+interface Plan {
+  readonly failure: FailureInput;
+  readonly deps: PlanDeps;
+  readonly s: PlanSettings;
+  readonly files: PlanFiles;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly t0: number;
+  readonly target: string;
+  realServer: string;
+  address: string;
+  services: string;
+  backup: string;
+  /** The group when the failure was handed over (a recovered VM of the same host still counts). */
+  groupAtStart: RecordFields[];
+  steps: StepEvent[];
+  timings: RecoveryResult['timings'];
+  /** The step that is running (named in a failure). */
+  current: StepName;
+  fence?: FenceOutcome;
+  /** The early place + resume started beside the fence, or the one started after it. */
+  resumeTask?: Promise<Placement>;
+  /** Which step the resume task is in (a failure there is reported as that step). */
+  resumeStep: StepName;
+  resumedOd?: string;
+  lostRaces: string[];
+  tried: Set<string>;
+  badHosts: Set<string>;
+  /** Edits sent in the background (problem record steps, fence marks); awaited at the end. */
+  pending: Promise<unknown>[];
+}
 
-  const emit = (step: StepName, ms: number, text: string, detail?: Record<string, unknown>) => {
-    const e: StepEvent = { step, target, ms, atMs: now() - t0, text, detail };
-    steps.push(e);
-    try {
-      deps.onStep?.(e);
-    } catch {
-      /* an observer's bug must not change the recovery */
-    }
-  };
-  const checkAbort = () => {
-    if (deps.signal?.aborted) throw new Error('recovery stopped (node closed)');
-  };
-  // Problem record steps: get and edit in one turn (the store applies locally before its first
-  // await), so `before` is always current; the fan-out goes on in the background.
-  const pending: Promise<unknown>[] = [];
-  const writeProblem = (status: string, note?: string): Promise<EditResult | undefined> => {
-    const before = files.get('problem', target);
-    const sinceIso = new Date(t0).toISOString();
-    const base = before ?? [target, failure.detectedBy ?? files.identity.hostname, failure.kind ?? 'network', 'confirmed', '-', sinceIso];
-    const record = [base[0], base[1], base[2], status, backup, base[5]];
-    if (note !== undefined) record.push(reasonField(note));
-    if (before && before.join('|') === record.join('|')) return Promise.resolve(undefined);
-    const edit: Edit = before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
-    const p = files.edit(edit).catch(() => undefined);
-    pending.push(p);
-    return p;
-  };
-
+function emit(st: Plan, step: StepName, ms: number, text: string, detail?: Record<string, unknown>, parallel?: StepName): void {
+  const e: StepEvent = { step, target: st.target, ms, atMs: st.now() - st.t0, text, detail };
+  if (parallel) e.parallel = parallel;
+  st.steps.push(e);
   try {
-    // The group as it was when this failure was handed over: a VM of the same real server whose own
-    // recovery finishes first leaves the group, but its confirmation still counts for this one.
-    const groupAtStart = files.records('group');
-    const groupNow = () => [...groupAtStart, ...files.records('group')];
-    const groupRec = files.get('group', target);
-    const realServer = failure.realServer ?? groupRec?.[2];
-    const address = failure.address ?? groupRec?.[1];
-    const services = groupRec?.[3] ?? '-';
-    if (!realServer) throw new Error(`${target} has no real server (not in the group file and none given)`);
-    if (!address) throw new Error(`${target} has no address (not in the group file and none given)`);
-    const taken = new Set(files.records('group').map((g) => g[0]));
-    for (const p of files.records('problem')) if (p[4] !== '-') taken.add(p[4]);
-    backup = backupName(target, taken);
+    st.deps.onStep?.(e);
+  } catch {
+    /* an observer's bug must not change the recovery */
+  }
+}
 
-    // fence, and at the same time place + resume: a resumed OD is a generic server, it takes
-    // nothing's place until install and role, which wait for the fence. If the fence fails, the OD
-    // is suspended again (it stays an available OD). The place/resume steps are reported after
-    // the fence, in the order of the story.
-    current = 'fence';
-    writeProblem('fencing');
-    const held: (() => void)[] = [];
-    let fenceDone = false;
-    const emitLater = (step: StepName, ms: number, text: string, detail?: Record<string, unknown>) => {
-      if (fenceDone) emit(step, ms, text, detail);
-      else held.push(() => emit(step, ms, text, detail));
-    };
-    const lostRaces: string[] = [];
-    const tried = new Set<string>();
-    const badHosts = new Set<string>();
-    let resumeStep: StepName = 'place';
-    const placeAndResume = async (first?: Placement): Promise<Placement> => {
-      for (let attempt = 1; ; attempt++) {
-        resumeStep = 'place';
-        let t1 = now();
-        const given = first ?? failure.placement;
-        const p = attempt === 1 && given && !badHosts.has(given.realServer) ? given : choose(failure, realServer, files, tried, badHosts);
-        timings.place += now() - t1;
-        emitLater('place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p });
-        checkAbort();
-        resumeStep = 'resume';
-        t1 = now();
-        const d = deps.driver(p.realServer);
-        if (!d) throw new Error(`no driver configured for real server ${p.realServer}`);
-        try {
-          await d.resume(p.od);
-          resumedOd = p.od;
-          timings.resume += now() - t1;
-          emitLater('resume', now() - t1, `${p.od} resumed`, { od: p.od, realServer: p.realServer });
-          return p;
-        } catch (e) {
-          timings.resume += now() - t1;
-          if (isUnreachable(e)) {
-            badHosts.add(p.realServer);
-            emitLater('resume', now() - t1, `${p.realServer} unreachable: another real server`, { realServer: p.realServer, error: (e as Error).message });
-            if (attempt >= s.maxOdAttempts) throw e;
-            continue;
-          }
-          const state = await d.domstate(p.od).catch(() => 'unknown');
-          tried.add(p.od);
-          const lost = state === 'running';
-          if (lost) lostRaces.push(p.od);
-          emitLater('resume', now() - t1, lost ? `${p.od} taken by another manager: next OD` : `${p.od} cannot resume (${state}): next OD`, {
-            od: p.od,
-            state,
-            error: (e as Error).message,
-          });
-          if (attempt >= s.maxOdAttempts) throw new Error(`no OD could be resumed after ${attempt} attempts (${[...tried].join(', ')}): ${(e as Error).message}`);
-        }
-      }
-    };
-    // Only when the failed server's host is `up` in the realserver file: a host already known down
-    // is a whole-host failure, whose backups must be placed together once every manager's
-    // confirmation is in (an early placement would race the other managers for the same OD).
-    const hostUp = files.get('realserver', realServer)?.[3] === 'up';
-    let resumeTask: Promise<Placement> | undefined = hostUp ? placeAndResume() : undefined;
-    // Observed below on every path; never an unhandled rejection.
-    resumeTask?.catch(() => undefined);
+function checkAbort(st: Plan): void {
+  if (st.deps.signal?.aborted) throw new StepError('aborted', 'recovery stopped (node closed)');
+}
 
-    let fence: RecoveryResult['fence'] | undefined;
+/**
+ * Write the problem record's next status (get and edit in one turn: the store applies locally
+ * before its first await, so `before` is current); the fan-out goes on in the background. A move
+ * the lifecycle does not allow (problem.ts) is not written.
+ */
+function writeProblem(st: Plan, status: ProblemStatus, note?: string): Promise<EditResult | undefined> {
+  const { files, target, failure } = st;
+  const before = files.get('problem', target);
+  const old = before ? fromProblem(before) : undefined;
+  if (!canTransition(old?.status, status)) return Promise.resolve(undefined);
+  const record = toProblem({
+    target,
+    detectedBy: old?.detectedBy ?? failure.detectedBy ?? files.identity.hostname,
+    kind: old?.kind ?? ((failure.kind ?? 'network') as ProblemKind),
+    status,
+    backup: st.backup,
+    since: old?.since ?? new Date(st.t0).toISOString(),
+    note: note === undefined ? undefined : reasonField(note),
+  });
+  if (before && before.join('|') === record.join('|')) return Promise.resolve(undefined);
+  const edit: Edit = before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
+  const p = files.edit(edit).catch(() => undefined);
+  st.pending.push(p);
+  return p;
+}
+
+/** After the fence: the target is `fenced` in the group (out of the ring); a host not reached is `down`. */
+function markFenced(st: Plan, hostDown: boolean): void {
+  const { files } = st;
+  const g = files.get('group', st.target);
+  if (g && fromMember(g).state !== 'fenced') {
+    const record = toMember({ ...fromMember(g), state: 'fenced' });
+    st.pending.push(files.edit({ file: 'group', op: 'Mod', before: g, record }).catch(() => undefined));
+  }
+  const r = hostDown ? files.get('realserver', st.realServer) : undefined;
+  if (r && fromRealServer(r).state !== 'down') {
+    const record = toRealServer({ ...fromRealServer(r), state: 'down' });
+    st.pending.push(files.edit({ file: 'realserver', op: 'Mod', before: r, record }).catch(() => undefined));
+  }
+}
+
+function begin(failure: FailureInput, deps: PlanDeps, settings: Partial<PlanSettings>): Plan {
+  const now = deps.now ?? (() => Date.now());
+  const files = deps.files;
+  const g = files.get('group', failure.target);
+  const member = g ? fromMember(g) : undefined;
+  return {
+    failure,
+    deps,
+    s: { ...PLAN_DEFAULTS, ...settings },
+    files,
+    now,
+    sleep: deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))),
+    t0: now(),
+    target: failure.target,
+    realServer: failure.realServer ?? member?.realServer ?? '',
+    address: failure.address ?? member?.address ?? '',
+    services: member?.services ?? '-',
+    backup: '-',
+    groupAtStart: files.records('group'),
+    steps: [],
+    timings: { fence: 0, confirm: 0, place: 0, resume: 0, install: 0, role: 0, edits: 0, total: 0 },
+    current: 'fence',
+    resumeStep: 'place',
+    lostRaces: [],
+    tried: new Set(),
+    badHosts: new Set(),
+    pending: [],
+  };
+}
+
+/** Place (with the failures in hand) and resume an OD; the next OD when a resume race is lost. */
+async function placeAndResume(st: Plan, first: Placement | undefined, parallel?: StepName): Promise<Placement> {
+  const { s, now } = st;
+  for (let attempt = 1; ; attempt++) {
+    st.resumeStep = 'place';
+    let t1 = now();
+    const p = attempt === 1 && first && !st.badHosts.has(first.realServer) ? first : decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need });
+    st.timings.place += now() - t1;
+    emit(st, 'place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p }, parallel);
+    checkAbort(st);
+    st.resumeStep = 'resume';
+    t1 = now();
+    const d = st.deps.driver(p.realServer);
+    if (!d) throw new StepError('input', `no driver configured for real server ${p.realServer}`);
     try {
-      let t = now();
-      const hostDriver = deps.driver(realServer);
-      let unreachable: string | undefined;
-      if (!hostDriver) {
-        unreachable = `no driver configured for real server ${realServer}`;
-      } else {
-        try {
-          await hostDriver.destroy(target);
-          fence = 'destroyed';
-        } catch (e) {
-          if (isUnreachable(e)) unreachable = (e as Error).message;
-          else {
-            // The command ran: the domain may already be off (or not defined there): that is fenced.
-            const state = await hostDriver.domstate(target).catch((e2: Error) => {
-              if (/failed to get domain|not found/i.test(e2.message)) return 'undefined';
-              if (isUnreachable(e2)) {
-                unreachable = e2.message;
-                return 'unknown';
-              }
-              throw e2;
-            });
-            if (state === 'shut off' || state === 'undefined') fence = 'already-off';
-            else if (!unreachable) throw new Error(`cannot fence ${target} on ${realServer}: ${(e as Error).message} (it is ${state})`);
-          }
-        }
-      }
-      timings.fence = now() - t;
-      if (unreachable) {
-        emit('fence', timings.fence, `${realServer} unreachable: waiting for a second manager`, { realServer, error: unreachable });
-        current = 'confirm';
-        t = now();
-        const deadline = t + s.confirmWaitMs;
-        let who = confirmers(failure, groupNow(), files.records('problem'), now(), s.confirmWindowMs);
-        while (who.length < 2 && now() < deadline) {
-          checkAbort();
-          await sleep(s.confirmPollMs);
-          who = confirmers(failure, groupNow(), files.records('problem'), now(), s.confirmWindowMs);
-        }
-        timings.confirm = now() - t;
-        if (who.length < 2) {
-          throw new Error(
-            `cannot fence ${target}: ${realServer} unreachable (${unreachable}) and the failure is confirmed only by ${who.join(' ') || 'nobody'}; not starting a second copy`,
-          );
-        }
-        fence = 'confirmed-unreachable';
-        emit('confirm', timings.confirm, `confirmed by ${who.join(', ')}`, { confirmedBy: who });
-      } else {
-        emit('fence', timings.fence, fence === 'destroyed' ? `${target} destroyed on ${realServer}` : `${target} already off`, { realServer, fence });
-      }
-      checkAbort();
+      await d.resume(p.od);
+      st.resumedOd = p.od;
+      st.timings.resume += now() - t1;
+      emit(st, 'resume', now() - t1, `${p.od} resumed`, { od: p.od, realServer: p.realServer }, parallel);
+      return p;
     } catch (e) {
-      // No fence, no backup: put a resumed OD back to sleep, still available.
-      const p = await resumeTask?.catch(() => undefined);
-      if (p) {
-        await deps.driver(p.realServer)?.suspend(p.od).catch(() => undefined);
-        resumedOd = undefined;
+      st.timings.resume += now() - t1;
+      const kind = hvKind(e);
+      if (isUnreachable(e)) {
+        st.badHosts.add(p.realServer);
+        emit(st, 'resume', now() - t1, `${p.realServer} unreachable: another real server`, { realServer: p.realServer, kind, error: errorText(e) }, parallel);
+        if (attempt >= s.maxOdAttempts) throw e;
+        continue;
       }
-      throw e;
+      const state = await d.domstate(p.od).catch(() => 'unknown');
+      st.tried.add(p.od);
+      const lost = state === 'running';
+      if (lost) st.lostRaces.push(p.od);
+      emit(st, 'resume', now() - t1, lost ? `${p.od} taken by another manager: next OD` : `${p.od} cannot resume (${state}): next OD`, { od: p.od, state, kind, error: errorText(e) }, parallel);
+      if (attempt >= s.maxOdAttempts) throw new StepError('no-od', `no OD could be resumed after ${attempt} attempts (${[...st.tried].join(', ')}): ${kind ?? 'error'}: ${errorText(e)}`);
     }
-    fenceDone = true;
-    for (const f of held.splice(0)) f();
-    if (fence === 'confirmed-unreachable') {
-      // A whole host failed: the early placement saw the files before the other managers'
-      // confirmations, so it may not be the spread one (placeMany) every manager computes now.
-      // Place again; if the answer is another OD, put the early one back to sleep.
-      badHosts.add(realServer);
-      const early = await resumeTask?.catch(() => undefined);
+  }
+}
+
+/** A fence that did not happen, with the driver's kind. */
+function fenceFailure(st: Plan, e: unknown, extra = ''): StepError {
+  const kind = hvKind(e) ?? 'failed';
+  return new StepError(kind, `cannot fence ${st.target} on ${st.realServer}: ${kind}: ${errorText(e)}${extra}`);
+}
+
+/**
+ * Step 1, fence. Returns 'not-reached' with the reason when the host was not reached (the confirm
+ * step decides then); the fence outcome otherwise; throws on any other outcome.
+ */
+async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { not?: undefined; how: FenceOutcome }> {
+  st.current = 'fence';
+  writeProblem(st, 'fencing');
+  // Only when the failed server's host is `up` in the realserver file: a host already known down
+  // is a whole-host failure, whose backups are placed together once every manager's confirmation
+  // is in (an early placement would race the other managers for the same OD).
+  const rs = st.files.get('realserver', st.realServer);
+  if (rs && fromRealServer(rs).state === 'up') {
+    st.resumeTask = placeAndResume(st, undefined, 'fence');
+    st.resumeTask.catch(() => undefined); // observed on every path below
+  }
+  const t = st.now();
+  const notReached = (why: string) => {
+    st.timings.fence = st.now() - t;
+    return { not: 'reached' as const, why };
+  };
+  const d = st.deps.driver(st.realServer);
+  if (!d) return notReached(`no driver configured for real server ${st.realServer}`);
+  const done = (how: FenceOutcome, autostart: string) => {
+    st.timings.fence = st.now() - t;
+    const text = how === 'destroyed' ? `${st.target} destroyed on ${st.realServer}` : how === 'already-off' ? `${st.target} already off` : `${st.target} is not defined on ${st.realServer}`;
+    emit(st, 'fence', st.timings.fence, text, { realServer: st.realServer, fence: how, autostart });
+    return { how };
+  };
+  // Autostart off beside the destroy: a fenced domain must not start again with its host.
+  const autostart = d.autostartOff(st.target).then(
+    () => 'off',
+    (e: unknown) => hvKind(e) ?? 'failed',
+  );
+  try {
+    await d.destroy(st.target);
+    return done('destroyed', await autostart);
+  } catch (e) {
+    const kind = hvKind(e);
+    if (kind === 'domain-absent') return done('domain-absent', await autostart);
+    if (isUnreachable(e)) return notReached(`${kind}: ${errorText(e)}`);
+    if (kind !== 'failed') throw fenceFailure(st, e);
+    // The destroy ran and was refused: fenced only if the domain is shut off (or absent).
+    let state: string;
+    try {
+      state = await d.domstate(st.target);
+    } catch (e2) {
+      if (hvKind(e2) === 'domain-absent') return done('domain-absent', await autostart);
+      if (isUnreachable(e2)) return notReached(`${hvKind(e2)}: ${errorText(e2)}`);
+      throw fenceFailure(st, e2);
+    }
+    if (state === 'shut off') return done('already-off', await autostart);
+    throw fenceFailure(st, e, ` (it is ${state})`);
+  }
+}
+
+/**
+ * Step 2, confirm (the host was not reached): more than one confirmer off the failed host, then
+ * the isolation gate, asked again while it says when (retryAfterMs), up to isolationWaitMs.
+ */
+async function stepConfirm(st: Plan, why: string): Promise<void> {
+  const { s, now, target } = st;
+  emit(st, 'fence', st.timings.fence, `${st.realServer} unreachable: waiting for a second manager`, { realServer: st.realServer, error: why, fence: 'host-not-reached' });
+  st.current = 'confirm';
+  const t = now();
+  const groupNow = () => [...st.groupAtStart, ...st.files.records('group')];
+  const deadline = t + s.confirmWaitMs;
+  let who = confirmers(st.failure, groupNow(), st.files.records('problem'), now(), s.confirmWindowMs);
+  while (who.length < 2 && now() < deadline) {
+    checkAbort(st);
+    await st.sleep(s.confirmPollMs);
+    who = confirmers(st.failure, groupNow(), st.files.records('problem'), now(), s.confirmWindowMs);
+  }
+  if (who.length < 2) {
+    st.timings.confirm = now() - t;
+    throw new StepError(
+      'unconfirmed',
+      `cannot fence ${target}: ${st.realServer} unreachable (${why}) and the failure is confirmed only by ${who.join(' ') || 'nobody'} off that host; not starting a second copy`,
+    );
+  }
+  const gate = st.deps.isolation;
+  if (!gate) {
+    st.timings.confirm = now() - t;
+    throw new StepError('isolation', `cannot fence ${target}: ${st.realServer} unreachable and no isolation gate (no heartbeat on this store) to say the target stopped serving; not starting a second copy`);
+  }
+  const gateDeadline = now() + s.isolationWaitMs;
+  for (;;) {
+    checkAbort(st);
+    const v = gate.check(target, now());
+    if (v.ok) {
+      st.timings.confirm = now() - t;
+      emit(st, 'confirm', st.timings.confirm, `confirmed by ${who.join(', ')}; ${v.detail}`, { confirmedBy: who, isolation: v.detail });
+      return;
+    }
+    if (v.retryAfterMs === undefined || now() + v.retryAfterMs > gateDeadline) {
+      st.timings.confirm = now() - t;
+      throw new StepError('isolation', `cannot fence ${target}: ${st.realServer} unreachable; isolation rule: ${v.why}; not starting a second copy`);
+    }
+    await st.sleep(Math.max(1, v.retryAfterMs));
+  }
+}
+
+/**
+ * Step 3, place and resume: the early resume, or (host not reached: a whole host may be down) the
+ * placement checked against every failure in hand. An early OD that the joint placement uses for
+ * one of those failures is kept (no swapping of ODs between managers: that race made Fig. 3
+ * flaky); one it does not use is suspended again and this failure placed anew.
+ */
+async function stepPlaceAndResume(st: Plan): Promise<Placement> {
+  if (st.fence === 'confirmed-unreachable') {
+    st.badHosts.add(st.realServer);
+    const opts = { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need };
+    const early = await st.resumeTask?.catch(() => undefined);
+    if (early && jointOds(st.files, st.target, st.realServer, opts).has(early.od)) {
+      emit(st, 'place', 0, `${early.od} on ${early.realServer} kept: placed together with the failures of ${st.realServer}`, { placement: early });
+    } else if (st.resumeTask) {
+      if (early) {
+        await st.deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
+        st.resumedOd = undefined;
+        emit(st, 'resume', 0, `${early.od} suspended again: the failures of ${st.realServer} are placed together`, { od: early.od });
+      }
       let want: Placement | undefined;
       try {
-        want = choose(failure, realServer, files, tried, badHosts);
+        want = decidePlacement(st.files, st.target, st.realServer, opts);
       } catch {
-        want = undefined;
+        want = undefined; // placeAndResume decides again and reports why nothing fits
       }
-      if (resumeTask && (!early || (want && want.od !== early.od))) {
-        if (early) {
-          await deps.driver(early.realServer)?.suspend(early.od).catch(() => undefined);
-          resumedOd = undefined;
-          emit('resume', 0, `${early.od} suspended again: the failures of ${realServer} are placed together`, { od: early.od });
-        }
-        resumeTask = placeAndResume(want);
-        resumeTask.catch(() => undefined);
+      st.resumeTask = placeAndResume(st, want);
+    }
+  }
+  writeProblem(st, 'recovering');
+  if (!st.resumeTask) st.resumeTask = placeAndResume(st, undefined);
+  try {
+    return await st.resumeTask;
+  } catch (e) {
+    st.current = st.resumeStep;
+    throw e;
+  }
+}
+
+/** Step 4, install and role, in parallel (independent; both only after the fence). */
+async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void> {
+  st.current = 'install';
+  const { now, s, target } = st;
+  const vars = procedureVariables({
+    target,
+    targetAddress: st.address,
+    backup: st.backup,
+    backupAddress: placement.address,
+    od: placement.od,
+    realServer: placement.realServer,
+    services: st.services,
+  });
+  const d = st.deps.driver(placement.realServer)!;
+  const install = async (): Promise<string> => {
+    const t1 = now();
+    // Readiness, not launch: the resumed OD answers (e.g. its SSH banner) before its procedure runs.
+    if (st.deps.odReady) await st.deps.odReady(placement);
+    for (const path of procedurePaths(s.procedureDir, target)) {
+      try {
+        await d.runFile(path, vars);
+        st.timings.install = now() - t1;
+        emit(st, 'install', st.timings.install, `${path} done`, { path, variables: vars }, 'role');
+        return path;
+      } catch (e) {
+        const kind = hvKind(e) ?? 'failed';
+        if (kind !== 'procedure-absent') throw new StepError(kind, `installation procedure ${path} failed: ${kind}: ${errorText(e)}`);
       }
     }
-    writeProblem('recovering');
-    if (!resumeTask) resumeTask = placeAndResume();
-
-    let placement: Placement;
+    throw new StepError('procedure-absent', `no installation procedure for ${target} in ${s.procedureDir} on ${placement.realServer}`);
+  };
+  const role: Role = { target, backup: st.backup, address: placement.address, realServer: placement.realServer, services: st.services, od: placement.od };
+  const giveRole = async (): Promise<void> => {
+    const t1 = now();
     try {
-      placement = await resumeTask;
+      if (st.deps.assignRole) await st.deps.assignRole(role);
     } catch (e) {
-      current = resumeStep;
+      throw new StepError('role', errorText(e));
+    }
+    st.timings.role = now() - t1;
+    emit(st, 'role', st.timings.role, st.deps.assignRole ? `${placement.od} is now ${st.backup}` : 'no role step configured', { role }, 'install');
+  };
+  const both = await Promise.allSettled([install(), giveRole()]);
+  if (both[0].status === 'rejected') throw both[0].reason;
+  if (both[1].status === 'rejected') {
+    st.current = 'role';
+    throw both[1].reason;
+  }
+}
+
+/** Step 5, commit: all edits applied locally in this turn, sent to the peers in parallel. */
+async function stepCommit(st: Plan, placement: Placement): Promise<string[]> {
+  st.current = 'edits';
+  const { files, now } = st;
+  const t = now();
+  const edits: Edit[] = [];
+  const od = files.get('available-od', placement.od);
+  if (od) edits.push({ file: 'available-od', op: 'Del', record: od });
+  const newMember = toMember({ hostname: st.backup, address: placement.address, realServer: placement.realServer, services: st.services });
+  const existing = files.get('group', st.backup);
+  if (!existing) edits.push({ file: 'group', op: 'Add', record: newMember });
+  else if (existing.join('|') !== newMember.join('|')) edits.push({ file: 'group', op: 'Mod', before: existing, record: newMember });
+  const results = edits.map((e) => files.edit(e).then((r) => r.line, (err: Error) => settled(files, e, err)));
+  const prob = writeProblem(st, 'recovered');
+  const lines = await Promise.all(results);
+  await prob;
+  await Promise.all(st.pending);
+  st.timings.edits = now() - t;
+  emit(st, 'edits', st.timings.edits, `${lines.length + 1} edits sent`, { lines });
+  return lines;
+}
+
+export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, settings: Partial<PlanSettings> = {}): Promise<RecoveryResult> {
+  const st = begin(failure, deps, settings);
+  const { target } = st;
+  try {
+    if (!st.realServer) throw new StepError('input', `${target} has no real server (not in the group file and none given)`);
+    if (!st.address) throw new StepError('input', `${target} has no address (not in the group file and none given)`);
+    const taken = new Set(st.files.records('group').map((g) => fromMember(g).hostname));
+    for (const p of st.files.records('problem').map(fromProblem)) if (p.backup !== '-') taken.add(p.backup);
+    st.backup = backupName(target, taken);
+
+    // 1-2: fence (and confirm when the host was not reached). No fence, no backup: a resumed OD
+    // goes back to sleep, still available.
+    try {
+      const f = await stepFence(st);
+      if (f.not === 'reached') {
+        await stepConfirm(st, f.why);
+        st.fence = 'confirmed-unreachable';
+      } else {
+        st.fence = f.how;
+      }
+      markFenced(st, st.fence === 'confirmed-unreachable');
+      checkAbort(st);
+    } catch (e) {
+      const p = await st.resumeTask?.catch(() => undefined);
+      if (p) {
+        await deps.driver(p.realServer)?.suspend(p.od).catch(() => undefined);
+        st.resumedOd = undefined;
+      }
       throw e;
     }
-    // The resume task may have used the failed server's own host before the fence said it was
-    // unreachable; a host that answered a resume is reachable, so this only matters for logs.
-    checkAbort();
-
-    // install and role, in parallel: both only after the fence, and independent of each other
-    // (the procedure configures the services, the role makes the manager inside a member). The
-    // role does not join the group by itself: the edits below do, so a failed install leaves no
-    // half-made member behind.
-    current = 'install';
-    const vars = procedureVariables({
-      target,
-      targetAddress: address,
-      backup,
-      backupAddress: placement.address,
-      od: placement.od,
-      realServer: placement.realServer,
-      services,
-    });
-    const d = deps.driver(placement.realServer)!;
-    const install = async (): Promise<string> => {
-      const t1 = now();
-      for (const path of procedurePaths(s.procedureDir, target)) {
-        try {
-          await d.runFile(path, vars);
-          timings.install = now() - t1;
-          return path;
-        } catch (e) {
-          if (!isMissingProcedure((e as Error).message)) throw new Error(`installation procedure ${path} failed: ${(e as Error).message}`);
-        }
-      }
-      throw new ProcedureError(`no installation procedure for ${target} in ${s.procedureDir} on ${placement.realServer}`);
-    };
-    const role: Role = { target, backup, address: placement.address, realServer: placement.realServer, services, od: placement.od };
-    const giveRole = async (): Promise<void> => {
-      const t1 = now();
-      try {
-        if (deps.assignRole) await deps.assignRole(role);
-      } catch (e) {
-        throw Object.assign(new Error((e as Error).message), { step: 'role' as StepName });
-      }
-      timings.role = now() - t1;
-    };
-    const both = await Promise.allSettled([install(), giveRole()]);
-    if (both[0].status === 'rejected') throw both[0].reason;
-    if (both[1].status === 'rejected') {
-      current = 'role';
-      throw both[1].reason;
-    }
-    const ran = both[0].value;
-    emit('install', timings.install, `${ran} done`, { path: ran, variables: vars });
-    emit('role', timings.role, deps.assignRole ? `${placement.od} is now ${backup}` : 'no role step configured', { role });
-    checkAbort();
-
-    // edits: all applied locally in this turn, sent to the peers in parallel
-    current = 'edits';
-    const t = now();
-    const edits: Edit[] = [];
-    const g = files.get('group', target);
-    if (g) edits.push({ file: 'group', op: 'Del', record: g });
-    const od = files.get('available-od', placement.od);
-    if (od) edits.push({ file: 'available-od', op: 'Del', record: od });
-    const newMember = [backup, placement.address, placement.realServer, services];
-    const existing = files.get('group', backup);
-    if (!existing) edits.push({ file: 'group', op: 'Add', record: newMember });
-    else if (existing.join('|') !== newMember.join('|')) edits.push({ file: 'group', op: 'Mod', before: existing, record: newMember });
-    const results = edits.map((e) => files.edit(e).then((r) => r.line, (err: Error) => settled(files, e, err)));
-    const prob = writeProblem('recovered');
-    const lines = await Promise.all(results);
-    await prob;
-    timings.edits = now() - t;
-    timings.total = now() - t0;
-    emit('edits', timings.edits, `${lines.length + 1} edits sent`, { lines });
-    emit('recovered', 0, `${target} -> ${backup} on ${placement.realServer} in ${Math.round(timings.total)} ms`, { timings });
+    // 3: place and resume
+    const placement = await stepPlaceAndResume(st);
+    checkAbort(st);
+    // 4: install and role
+    await stepInstallAndRole(st, placement);
+    checkAbort(st);
+    // 5: commit
+    const lines = await stepCommit(st, placement);
+    st.timings.total = st.now() - st.t0;
+    emit(st, 'recovered', 0, `${target} -> ${st.backup} on ${placement.realServer} in ${Math.round(st.timings.total)} ms`, { timings: st.timings });
     return {
       target,
-      backup,
+      backup: st.backup,
       od: placement.od,
       address: placement.address,
       realServer: placement.realServer,
-      services,
-      fence: fence!,
+      services: st.services,
+      fence: st.fence!,
       placement,
-      lostRaces,
-      timings,
+      lostRaces: st.lostRaces,
+      timings: st.timings,
       edits: lines,
-      steps,
+      steps: st.steps,
     };
   } catch (e) {
-    const reason = `${current}: ${(e as Error).message}`;
-    emit('failed', 0, reason, { step: current });
-    // A resumed OD is running now, half installed: it must not be offered as a suspended OD again.
-    // It stays running for the operator to look at (the reason is in the problem record).
-    const used = resumedOd ? files.get('available-od', resumedOd) : undefined;
-    if (used) pending.push(files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
-    await writeProblem('failed', reason);
-    await Promise.all(pending);
-    const err = new RecoveryError(reason, current, steps);
-    if (e instanceof PlacementError) (err as RecoveryError & { candidates?: unknown }).candidates = e.candidates;
-    throw err;
+    throw await fail(st, e);
   }
+}
+
+/** The end of a failed plan: the problem record `failed` with step, kind and reason. */
+async function fail(st: Plan, e: unknown): Promise<RecoveryError> {
+  const kind = kindOf(e);
+  const msg = errorText(e);
+  const reason = `${st.current}: ${msg}`;
+  emit(st, 'failed', 0, reason, { step: st.current, kind });
+  // A resumed OD is half installed: it may already answer as the target (its procedure ran), and
+  // the original may serve again once it is not replaced (isolation rule): never two copies, so the
+  // OD is suspended again (frozen, it serves nothing; kept for the operator to look at, the reason
+  // is in the problem record) and is not offered as a suspended OD again.
+  const used = st.resumedOd ? st.files.get('available-od', st.resumedOd) : undefined;
+  if (used) {
+    const od = fromOd(used);
+    await st.deps.driver(od.realServer)?.suspend(od.od).catch(() => undefined);
+    st.pending.push(st.files.edit({ file: 'available-od', op: 'Del', record: used }).catch(() => undefined));
+  }
+  await writeProblem(st, 'failed', kind && !msg.includes(kind) ? `${st.current}: ${kind}: ${msg}` : reason);
+  await Promise.all(st.pending);
+  const err = new RecoveryError(reason, st.current, st.steps, kind);
+  if (e instanceof PlacementError) err.candidates = e.candidates;
+  return err;
 }
 
 /**
@@ -500,7 +695,7 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
  * error. Anything else is.
  */
 function settled(files: PlanFiles, e: Edit, err: Error): string {
-  const key = e.record[0];
+  const key = recordKey(e.file, e.record);
   const now = files.get(e.file, key);
   const want = e.op === 'Del' ? undefined : e.record.join('|');
   if (now === undefined && want === undefined) return `${e.file}, ${e.op}, ${e.record.join(', ')} (already so)`;
@@ -508,21 +703,4 @@ function settled(files: PlanFiles, e: Edit, err: Error): string {
   throw err;
 }
 
-/** The placement of this failure among the failures being handled now (placed together). */
-function choose(failure: FailureInput, realServer: string, files: PlanFiles, excludeOds: Set<string>, excludeRealServers: Set<string>): Placement {
-  const rs = realServerRows(files.records('realserver'));
-  const ods = odRows(files.records('available-od'));
-  const group = files.records('group');
-  const others = files
-    .records('problem')
-    .filter((p) => p[0] !== failure.target && IN_HAND.includes(p[3]))
-    .map((p) => ({ target: p[0], realServer: group.find((g) => g[0] === p[0])?.[2] ?? '' }))
-    .filter((x) => x.realServer !== '');
-  const opts = { excludeOds, excludeRealServers };
-  if (others.length === 0) return place(rs, ods, opts);
-  const many = placeMany([{ target: failure.target, realServer }, ...others], rs, ods, opts);
-  const mine = many.placements.find((p) => p.target === failure.target)!;
-  if (mine.placement) return mine.placement;
-  // Not enough ODs for everyone: this failure still gets one if any is left for it alone.
-  return place(rs, ods, opts);
-}
+export { ProcedureError };

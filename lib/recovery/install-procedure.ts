@@ -6,7 +6,8 @@
 // the procedure of the server it stands for: S2b.sh if the operator wrote one, else S2.sh.
 // Format: a /bin/sh script (`#!/bin/sh` first line recommended), run by the backup starter over
 // SSH as `env VAR=value ... /bin/sh <path>` on the real server that holds the OD; exit 0 = done,
-// anything else = the recovery fails with the script's last stderr line as the reason.
+// anything else = the recovery fails (`procedure-failed`) with the exit code and the script's last
+// stderr line as the reason.
 // Variables (every value checked against a strict pattern before it reaches the command line):
 //   TARGET          the failed server (S2)
 //   TARGET_ADDRESS  its address
@@ -85,8 +86,9 @@ export function functionName(name: string): string {
 
 /**
  * Paths to try, in order: the target's own procedure, then the one of the server it stands for
- * (only when the name looks like a backup's). Trying the next on "no such file" lets a name like
- * `Web` keep its own Web.sh.
+ * (only when the name looks like a backup's). The next is tried only when the driver says
+ * `procedure-absent` (an explicit `test -f` on the host), so a name like `Web` keeps its own Web.sh
+ * and a procedure that fails is never silently replaced by another.
  */
 export function procedurePaths(dir: string, target: string): string[] {
   const d = checkDir(dir);
@@ -94,11 +96,6 @@ export function procedurePaths(dir: string, target: string): string[] {
   const base = functionName(target);
   const names = base !== target ? [target, base] : [target];
   return names.map((n) => `${d === '/' ? '' : d}/${n}.sh`);
-}
-
-/** A "file not found" from running a procedure: try the next path. */
-export function isMissingProcedure(message: string): boolean {
-  return /cannot open|No such file|not found/i.test(message);
 }
 
 /**

@@ -3,6 +3,7 @@
 // real server, rounded up; identities for new ODs come from the reservation file. Pure.
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
+import { fromMember, fromOd, fromRealServer, isServing } from '../records/records';
 
 export interface Identity {
   od: string;
@@ -53,22 +54,25 @@ export interface PoolFiles {
  */
 export function planPool(files: PoolFiles, inFlight: Iterable<string> = []): PoolPlan {
   const busy = new Set(inFlight);
+  const availableOd = files.availableOd.map(fromOd);
+  const reservation = files.reservation.map(fromOd);
   // An identity already in available-od (Add done, reservation Del not yet) is not free.
-  const made = new Set(files.availableOd.map((r) => r[0]));
+  const made = new Set(availableOd.map((o) => o.od));
   const live = files.realserver
-    .filter((r) => r[3] === 'up')
-    .map((r) => r[0])
+    .map(fromRealServer)
+    .filter((r) => r.state === 'up')
+    .map((r) => r.realServer)
     .sort(naturalCompare);
-  const vmCount = files.group.length;
+  // A fenced member was replaced by its backup (also in the group): it is not a VM any more.
+  const vmCount = files.group.map(fromMember).filter(isServing).length;
   const target = targetOdCount(vmCount, live.length);
   const needs = live.map((rs) => {
-    const ods = files.availableOd.filter((r) => r[2] === rs).length;
-    const cloning = files.reservation.filter((r) => r[2] === rs && busy.has(r[0])).length;
+    const ods = availableOd.filter((o) => o.realServer === rs).length;
+    const cloning = reservation.filter((o) => o.realServer === rs && busy.has(o.od)).length;
     const have = ods + cloning;
     const need = Math.max(0, target - have);
-    const free = files.reservation
-      .filter((r) => r[2] === rs && !busy.has(r[0]) && !made.has(r[0]))
-      .map((r) => ({ od: r[0], address: r[1], realServer: r[2] }))
+    const free = reservation
+      .filter((o) => o.realServer === rs && !busy.has(o.od) && !made.has(o.od))
       .sort((a, b) => naturalCompare(a.od, b.od));
     const identities = free.slice(0, need);
     return { realServer: rs, have, target, need, identities, missingIdentities: need - identities.length };

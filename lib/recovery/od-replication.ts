@@ -1,23 +1,35 @@
 // Making one original server (OD) from the ODS of a real server, the note's steps i-vi:
-//   clone (virt-clone from the shut-off ODS, with a MAC derived from the identity) -> start ->
-//   re-identify (address, hostname and the settings that depend on them: an injected step, e.g.
-//   the OD setup procedure on the real server, or the OD's admin API in the loopback cluster) ->
-//   suspend -> files: available-od Add, reservation Del.
+//   clone (virt-clone from the shut-off ODS, with a MAC derived from the identity) -> post-clone
+//   XML hook (per-VM paths and forwards, od-reidentify.ts defaultPostCloneXml) -> start ->
+//   re-identify (hostname, address, host keys, machine-id, Node-RED identity, restart: on a real
+//   guest od-reidentify.ts reidentifyGuest; the OD's admin API in the loopback cluster) ->
+//   ready (a readiness check: no OD is suspended mid-boot or enters available-od unchecked) ->
+//   suspend -> files: available-od Add (with the OD's new SSH host key when known), reservation Del.
 // A clone whose name is already in use means another replicator holds this identity (the host is
 // the lock, replicator-lock.ts): the run stands down without touching the files.
 import { createHash } from 'crypto';
 import type { Edit } from '../records/cluster-api';
+import { toOd } from '../records/records';
 import type { PlanFiles } from './backup-plan';
 import type { Identity } from './od-pool';
-import { isNameInUse } from './replicator-lock';
+import { errorText, hvKind } from '../records/hv-outcome';
 
 export interface CloneDriver {
   clone(original: string, name: string, macAddress?: string): Promise<void>;
   start(name: string): Promise<void>;
   suspend(name: string): Promise<void>;
+  /** Needed by the post-clone XML hook. */
+  dumpxml?(name: string): Promise<string>;
+  define?(xml: string): Promise<string>;
 }
 
-export type ReplicationStep = 'clone' | 'start' | 'reidentify' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed';
+export type ReplicationStep = 'clone' | 'fix-xml' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed';
+
+/** What a re-identification may report: the OD's new SSH host key and its own step times. */
+export interface ReidentifyOutcome {
+  hostKey?: string;
+  timings?: Record<string, number>;
+}
 
 export interface ReplicationEvent {
   step: ReplicationStep;
@@ -32,7 +44,11 @@ export interface ReplicationDeps {
   driver: CloneDriver;
   /** The ODS (template domain) of this real server. */
   ods: string;
-  reidentify?(id: Identity & { mac: string }): Promise<void>;
+  reidentify?(id: Identity & { mac: string }): Promise<void | ReidentifyOutcome>;
+  /** Rewrites the clone's XML before its first start (per-VM paths, port forwards, NIC MAC). */
+  postCloneXml?(xml: string, id: Identity & { mac: string; ods: string }): string;
+  /** The readiness check before suspending (e.g. the SSH banner); a throw keeps the OD out of available-od. */
+  ready?(id: Identity & { mac: string }): Promise<void>;
   now?(): number;
   onStep?(e: ReplicationEvent): void;
   signal?: AbortSignal;
@@ -43,7 +59,11 @@ export interface ReplicationResult {
   realServer: string;
   outcome: 'made' | 'stood-down';
   mac: string;
-  timings: Record<'clone' | 'start' | 'reidentify' | 'suspend' | 'edits' | 'total', number>;
+  /** The OD's SSH host key fingerprint after re-identification, when the re-identification gave one. */
+  hostKey?: string;
+  timings: Record<'clone' | 'fixXml' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'total', number>;
+  /** The re-identification's own steps (boot, setup, restart on a real guest). */
+  reidentifySteps?: Record<string, number>;
 }
 
 /** A stable, locally administered unicast MAC for an OD name (52:54:00 like virt-clone's). */
@@ -56,7 +76,8 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
   const now = deps.now ?? (() => performance.now());
   const t0 = now();
   const mac = macFor(id.od);
-  const timings: ReplicationResult['timings'] = { clone: 0, start: 0, reidentify: 0, suspend: 0, edits: 0, total: 0 };
+  const timings: ReplicationResult['timings'] = { clone: 0, fixXml: 0, start: 0, reidentify: 0, ready: 0, suspend: 0, edits: 0, total: 0 };
+  let outcome: ReidentifyOutcome = {};
   const emit = (step: ReplicationStep, ms: number, text: string) => {
     try {
       deps.onStep?.({ step, od: id.od, realServer: id.realServer, ms, text });
@@ -64,31 +85,45 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
       /* observers cannot change the run */
     }
   };
-  const timed = async (step: 'clone' | 'start' | 'reidentify' | 'suspend', text: string, f: () => Promise<void>) => {
+  const timed = async (step: 'clone' | 'fix-xml' | 'start' | 'reidentify' | 'ready' | 'suspend', text: string, f: () => Promise<void>) => {
     if (deps.signal?.aborted) throw new Error('replication stopped (node closed)');
     const t = now();
     await f();
-    timings[step] = now() - t;
-    emit(step, timings[step], text);
+    const key = step === 'fix-xml' ? 'fixXml' : step;
+    timings[key] = now() - t;
+    emit(step, timings[key], text);
   };
   try {
     try {
       await timed('clone', `${id.od} cloned from ${deps.ods}`, () => deps.driver.clone(deps.ods, id.od, mac));
     } catch (e) {
-      if (isNameInUse((e as Error).message)) {
+      if (hvKind(e) === 'name-in-use') {
         emit('stood-down', 0, `${id.od} already exists on ${id.realServer}: another replicator has it`);
         return { od: id.od, realServer: id.realServer, outcome: 'stood-down', mac, timings };
       }
       throw e;
     }
+    if (deps.postCloneXml) {
+      const hook = deps.postCloneXml;
+      await timed('fix-xml', `${id.od}: per-VM paths and forwards set`, async () => {
+        const d = deps.driver;
+        if (!d.dumpxml || !d.define) throw new Error('the post-clone XML hook needs a driver with dumpxml and define');
+        const before = await d.dumpxml(id.od);
+        const after = hook(before, { ...id, mac, ods: deps.ods });
+        if (after !== before) await d.define(after);
+      });
+    }
     await timed('start', `${id.od} started`, () => deps.driver.start(id.od));
     await timed('reidentify', `${id.od} is ${id.address}`, async () => {
-      if (deps.reidentify) await deps.reidentify({ ...id, mac });
+      if (deps.reidentify) outcome = (await deps.reidentify({ ...id, mac })) ?? {};
     });
+    if (deps.ready) await timed('ready', `${id.od} ready under its identity`, () => deps.ready!({ ...id, mac }));
     await timed('suspend', `${id.od} suspended`, () => deps.driver.suspend(id.od));
     const t = now();
     const edits: Edit[] = [];
-    if (!deps.files.get('available-od', id.od)) edits.push({ file: 'available-od', op: 'Add', record: [id.od, id.address, id.realServer] });
+    if (!deps.files.get('available-od', id.od)) {
+      edits.push({ file: 'available-od', op: 'Add', record: toOd({ od: id.od, address: id.address, realServer: id.realServer, hostKey: outcome.hostKey }) });
+    }
     const res = deps.files.get('reservation', id.od);
     if (res) edits.push({ file: 'reservation', op: 'Del', record: res });
     await Promise.all(edits.map((e) => deps.files.edit(e)));
@@ -96,9 +131,9 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     timings.total = now() - t0;
     emit('edits', timings.edits, `available-od Add ${id.od}, reservation Del`);
     emit('done', timings.total, `${id.od} ready on ${id.realServer} in ${Math.round(timings.total)} ms`);
-    return { od: id.od, realServer: id.realServer, outcome: 'made', mac, timings };
+    return { od: id.od, realServer: id.realServer, outcome: 'made', mac, hostKey: outcome.hostKey, timings, reidentifySteps: outcome.timings };
   } catch (e) {
-    emit('failed', 0, `${id.od}: ${(e as Error).message}`);
+    emit('failed', 0, `${id.od}: ${errorText(e)}`);
     throw e;
   }
 }

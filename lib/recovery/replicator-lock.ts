@@ -12,26 +12,28 @@
 //
 // While the files converge (~0.3 s after a change) two managers may both believe they are the
 // one. The host is the second lock: a clone's name is its reserved identity, and `virt-clone`
-// refuses a name already in use, so the second manager's clone fails and it stands down (the
-// replicator treats "name in use" as "someone else is on it"). A lease record would need a
-// clock agreement between VMs that this design avoids.
+// refuses a name already in use, so the second manager's clone fails with the driver's
+// `name-in-use` outcome and it stands down ("someone else is on it"). A lease record would need a
+// clock agreement between VMs that this design avoids. Fenced members are not live managers.
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
-
-export const ACTIVE_FAILURE = ['confirmed', 'fencing', 'recovering', 'failed'];
+import { ACTIVE_FAILURE_STATUSES, isStatusIn } from '../records/problem';
+import { fromMember, fromProblem, fromRealServer, isServing } from '../records/records';
 
 export function liveManagers(group: RecordFields[], problem: RecordFields[]): string[] {
-  const failed = new Set(problem.filter((p) => ACTIVE_FAILURE.includes(p[3])).map((p) => p[0]));
+  const failed = new Set(problem.map(fromProblem).filter((p) => isStatusIn(p.status, ACTIVE_FAILURE_STATUSES)).map((p) => p.target));
   return group
-    .map((g) => g[0])
-    .filter((h) => !failed.has(h))
+    .map(fromMember)
+    .filter((m) => isServing(m) && !failed.has(m.hostname))
+    .map((m) => m.hostname)
     .sort(naturalCompare);
 }
 
 export function liveRealServers(realserver: RecordFields[]): string[] {
   return realserver
-    .filter((r) => r[3] === 'up')
-    .map((r) => r[0])
+    .map(fromRealServer)
+    .filter((r) => r.state === 'up')
+    .map((r) => r.realServer)
     .sort(naturalCompare);
 }
 
@@ -49,7 +51,3 @@ export function replicatesFor(me: string, files: { group: RecordFields[]; proble
   return [...replicatorAssignment(files)].filter(([, m]) => m === me).map(([rs]) => rs);
 }
 
-/** virt-clone's refusal of an existing name: another replicator made (or is making) this OD. */
-export function isNameInUse(message: string): boolean {
-  return /already in use|already exists|name.*in use/i.test(message);
-}

@@ -13,7 +13,9 @@
 // The installation procedure installs the service configuration; the role step makes the manager
 // in the VM a member.
 import * as http from 'http';
+import { readBounded } from '../net/bounded-body';
 import { ADDRESS_RE, NAME_RE } from '../records/files';
+import { errorText } from '../records/hv-outcome';
 import type { Role } from './backup-plan';
 
 export interface FlowNodeLike {
@@ -78,7 +80,14 @@ export interface AdminApiOptions {
   /** Bearer token for a secured admin API. */
   token?: string;
   timeoutMs?: number;
+  /** Cap of an answer read from the VM (its flows): it is read before anything vouches for it. */
+  maxAnswerBytes?: number;
 }
+
+/** Default cap of an admin API answer: a VM's whole flow list. */
+export const MAX_FLOWS_BYTES = 16 * 1024 * 1024;
+/** Cap of a ping's answer. */
+const MAX_PING_BYTES = 4 * 1024;
 
 function request(method: string, url: string, body: string | undefined, o: AdminApiOptions): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -89,11 +98,16 @@ function request(method: string, url: string, body: string | undefined, o: Admin
       headers['Content-Length'] = String(Buffer.byteLength(body));
       headers['Node-RED-Deployment-Type'] = o.deploymentType ?? 'nodes';
     }
-    const req = http.request(url, { method, headers, timeout: o.timeoutMs ?? 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+    const timeoutMs = o.timeoutMs ?? 5000;
+    const req = http.request(url, { method, headers, timeout: timeoutMs }, (res) => {
+      const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
+      readBounded(res, { limit: o.maxAnswerBytes ?? MAX_FLOWS_BYTES, timeoutMs, declared }).then(
+        (buf) => resolve({ status: res.statusCode ?? 0, body: buf.toString('utf8') }),
+        (e: Error) => {
+          req.destroy();
+          reject(new RoleError(`${method} ${url}: answer refused: ${e.message}`));
+        },
+      );
     });
     req.on('timeout', () => req.destroy(new RoleError(`${method} ${url}: no answer in ${o.timeoutMs ?? 5000} ms`)));
     req.on('error', reject);
@@ -113,12 +127,12 @@ export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { s
   let last = 'no answer';
   while (Date.now() < deadline) {
     try {
-      const r = await request('GET', `http://${role.address}:${o.semPort}/p2p/ping`, undefined, { ...o, timeoutMs: 1000 });
+      const r = await request('GET', `http://${role.address}:${o.semPort}/p2p/ping`, undefined, { ...o, timeoutMs: 1000, maxAnswerBytes: MAX_PING_BYTES });
       const hostname = r.status === 200 ? (JSON.parse(r.body) as { hostname?: string }).hostname : undefined;
       if (hostname === role.backup) return;
       last = `answers as ${hostname ?? `HTTP ${r.status}`}`;
     } catch (e) {
-      last = (e as Error).message;
+      last = errorText(e);
     }
     await new Promise((r) => setTimeout(r, 10));
   }

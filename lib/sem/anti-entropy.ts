@@ -26,7 +26,7 @@
 import { FILE_NAMES, FileName, NAME_RE } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { Replica, Snapshot, SnapshotEntry, compareVersions } from './replica';
-import { PROTOCOL_VERSION, ProtocolError, parseJson } from './sem-protocol';
+import { Freshness, PROTOCOL_VERSION, ProtocolError, checkFreshness, freshness, parseJson } from './sem-protocol';
 
 export const SUMMARY_PATH = '/p2p/sem/summary';
 export const PULL_PATH = '/p2p/sem/pull';
@@ -35,7 +35,9 @@ const MAX_PULL_KEYS = 100_000;
 
 export type KeyVersion = [key: string, lamport: number, origin: string];
 
-export interface SummaryMessage {
+/** Summaries and pulls change nothing at the receiver: like digest requests they carry a time and
+ * a nonce (docs/security.md, freshness), checked by the receiver's NonceCache. */
+export interface SummaryMessage extends Freshness {
   v: number;
   type: 'summary';
   from: string;
@@ -49,7 +51,7 @@ export interface SummaryReply {
   versions?: Partial<Record<FileName, KeyVersion[]>>;
 }
 
-export interface PullMessage {
+export interface PullMessage extends Freshness {
   v: number;
   type: 'pull';
   from: string;
@@ -62,11 +64,11 @@ const isFile = (f: unknown): f is FileName => typeof f === 'string' && (FILE_NAM
 export function encodeSummary(from: string, replica: Replica): string {
   const files = {} as Record<FileName, string>;
   for (const f of FILE_NAMES) files[f] = replica.fileDigest(f);
-  const m: SummaryMessage = { v: PROTOCOL_VERSION, type: 'summary', from, digest: replica.digest(), files };
+  const m: SummaryMessage = { v: PROTOCOL_VERSION, type: 'summary', from, digest: replica.digest(), files, ...freshness() };
   return JSON.stringify(m);
 }
 
-export function decodeSummary(body: string): SummaryMessage {
+export function decodeSummary(body: string, now = Date.now()): SummaryMessage {
   const o = parseJson(body);
   if (o.v !== PROTOCOL_VERSION || o.type !== 'summary') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed summary: bad from');
@@ -76,6 +78,7 @@ export function decodeSummary(body: string): SummaryMessage {
   for (const f of FILE_NAMES) {
     if (typeof files[f] !== 'string' || !HEX64.test(files[f] as string)) throw new ProtocolError(`malformed summary: digest of ${f}`);
   }
+  checkFreshness(o, 'summary', now);
   return o as unknown as SummaryMessage;
 }
 
@@ -131,11 +134,11 @@ export function plan(replica: Replica, theirs: Partial<Record<FileName, KeyVersi
 }
 
 export function encodePull(from: string, keys: [FileName, string][]): string {
-  const m: PullMessage = { v: PROTOCOL_VERSION, type: 'pull', from, keys };
+  const m: PullMessage = { v: PROTOCOL_VERSION, type: 'pull', from, keys, ...freshness() };
   return JSON.stringify(m);
 }
 
-export function decodePull(body: string): PullMessage {
+export function decodePull(body: string, now = Date.now()): PullMessage {
   const o = parseJson(body);
   if (o.v !== PROTOCOL_VERSION || o.type !== 'pull') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed pull: bad from');
@@ -143,6 +146,7 @@ export function decodePull(body: string): PullMessage {
   for (const k of o.keys) {
     if (!Array.isArray(k) || k.length !== 2 || !isFile(k[0]) || typeof k[1] !== 'string') throw new ProtocolError('malformed pull: key');
   }
+  checkFreshness(o, 'pull', now);
   return o as unknown as PullMessage;
 }
 

@@ -11,6 +11,13 @@
 //   itself (both wait only for the message's authentication), so a level costs one hop, not one
 //   hop plus an fdatasync. With 24 and 7: direct up to 25 VMs, one relay level up to ~175 VMs.
 //
+// Signatures (issue 14 with 16): the origin signs the diff's bytes once; a relay message carries
+// those bytes and that signature unchanged inside a message the relay's sender signs, and every
+// receiver, relay or not, checks the origin's signature itself. A relay therefore cannot alter a
+// diff or make one up in another VM's name; what it can do is drop it (the peer is then not
+// acknowledged and anti-entropy repairs it) or claim an acknowledgement, which counts only for
+// members of the subtree it was given, in an answer signed with its own key.
+//
 // Acknowledgement rule (the same at any N): an edit counts as acknowledged by peer P when P has
 // applied it durably (its journal fdatasync returned), or P answered that it already held the
 // diff's effect on disk (409 contained). P says so in its own authenticated answer; a relay lists P
@@ -44,12 +51,21 @@ export interface FanoutResult {
   failed: PeerFailure[];
 }
 
+/** A diff message as its origin encoded it, with the origin's `x-p2p-sig` value (absent when the
+ * wire is insecure). */
+export interface SignedDiff {
+  body: string;
+  signature?: string;
+}
+
 export interface RelayMessage {
   v: number;
   type: 'relay';
   from: string;
   /** The diff message exactly as its origin encoded it. */
   diff: string;
+  /** Its origin's signature of `POST /p2p/sem/diff` + `diff`, passed on unchanged. */
+  signature?: string;
   /** Hostnames only: a relay posts to the addresses of its own group file, never to an address
    * a message names. */
   subtree: string[];
@@ -61,7 +77,8 @@ export interface FanoutDeps {
   port: number;
   /** Deadline of one direct request, ms; a relay request gets one more of these per level below. */
   timeoutMs: number;
-  post(target: { address: string; port: number }, path: string, body: string, timeoutMs: number): Promise<unknown>;
+  /** POST `body`; `signature` given: sent as the request's signature instead of this VM's own. */
+  post(target: { address: string; port: number }, path: string, body: string, opts: { timeoutMs: number; signature?: string }): Promise<unknown>;
   /** True when the error is a peer's authenticated "I already hold this diff's effect". */
   isContained(err: unknown): boolean;
   peerOk(name: string): void;
@@ -93,8 +110,8 @@ export function levels(n: number): number {
   return n <= DIRECT_MAX ? 0 : 1 + levels(Math.ceil((n - BRANCH) / BRANCH));
 }
 
-export function encodeRelay(from: string, diff: string, subtree: Peer[]): string {
-  const m: RelayMessage = { v: PROTOCOL_VERSION, type: 'relay', from, diff, subtree: subtree.map((p) => p.hostname) };
+export function encodeRelay(from: string, diff: SignedDiff, subtree: Peer[]): string {
+  const m: RelayMessage = { v: PROTOCOL_VERSION, type: 'relay', from, diff: diff.body, signature: diff.signature, subtree: subtree.map((p) => p.hostname) };
   return JSON.stringify(m);
 }
 
@@ -103,6 +120,7 @@ export function decodeRelay(body: string): RelayMessage {
   if (o.v !== PROTOCOL_VERSION || o.type !== 'relay') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed relay: bad from');
   if (typeof o.diff !== 'string' || Buffer.byteLength(o.diff) > LIMITS.diffBytes) throw new ProtocolError('malformed relay: diff');
+  if (o.signature !== undefined && (typeof o.signature !== 'string' || o.signature.length > 512)) throw new ProtocolError('malformed relay: signature');
   if (!Array.isArray(o.subtree) || o.subtree.length > 10_000) throw new ProtocolError('malformed relay: subtree');
   for (const p of o.subtree) if (typeof p !== 'string' || !NAME_RE.test(p)) throw new ProtocolError('malformed relay: subtree member');
   return o as unknown as RelayMessage;
@@ -134,13 +152,13 @@ export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}
 
   /** Send one diff (its encoded body) to `peers`, directly or along a tree; see the header. */
-  async send(diffBody: string, peers: Peer[]): Promise<FanoutResult> {
-    if (peers.length <= DIRECT_MAX) return this.direct(diffBody, peers);
-    const results = await Promise.all(chunks(ringAfter(this.deps.self, peers), BRANCH).map((c) => this.viaRelay(diffBody, c)));
+  async send(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
+    if (peers.length <= DIRECT_MAX) return this.direct(diff, peers);
+    const results = await Promise.all(chunks(ringAfter(this.deps.self, peers), BRANCH).map((c) => this.viaRelay(diff, c)));
     return { acked: results.flatMap((r) => r.acked), failed: results.flatMap((r) => r.failed) };
   }
 
-  private async direct(diffBody: string, peers: Peer[]): Promise<FanoutResult> {
+  private async direct(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
     await Promise.all(
@@ -149,11 +167,11 @@ export class Fanout {
         if (down) {
           // Still sent, but not waited for: a dead VM still in the group (until its failure is
           // handled) must not slow every edit down to the request timeout.
-          void this.postDiff(diffBody, p);
+          void this.postDiff(diff, p);
           failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
           return;
         }
-        const r = await this.postDiff(diffBody, p);
+        const r = await this.postDiff(diff, p);
         if ('ms' in r) acked.push({ peer: p.hostname, address: p.address, ms: r.ms });
         else failed.push({ peer: p.hostname, address: p.address, error: r.error });
       }),
@@ -161,10 +179,10 @@ export class Fanout {
     return { acked, failed };
   }
 
-  private async postDiff(diffBody: string, p: Peer): Promise<{ ms: number } | { error: string }> {
+  private async postDiff(diff: SignedDiff, p: Peer): Promise<{ ms: number } | { error: string }> {
     const t = performance.now();
     try {
-      await this.deps.post({ address: p.address, port: this.deps.port }, DIFF_PATH, diffBody, this.deps.timeoutMs);
+      await this.deps.post({ address: p.address, port: this.deps.port }, DIFF_PATH, diff.body, { timeoutMs: this.deps.timeoutMs, signature: diff.signature });
       this.deps.peerOk(p.hostname);
       return { ms: performance.now() - t };
     } catch (e) {
@@ -179,9 +197,9 @@ export class Fanout {
   }
 
   /** One chunk: its first reachable member relays to the rest; if it fails, the rest go one level down from here. */
-  private async viaRelay(diffBody: string, chunk: Peer[]): Promise<FanoutResult> {
+  private async viaRelay(diff: SignedDiff, chunk: Peer[]): Promise<FanoutResult> {
     const i = chunk.findIndex((p) => !this.deps.knownDown(p.hostname));
-    if (i < 0 || chunk.length === 1) return this.direct(diffBody, chunk);
+    if (i < 0 || chunk.length === 1) return this.direct(diff, chunk);
     const relay = chunk[i];
     const subtree = chunk.filter((_, j) => j !== i);
     const t = performance.now();
@@ -189,15 +207,15 @@ export class Fanout {
       const reply = await this.deps.post(
         { address: relay.address, port: this.deps.port },
         RELAY_PATH,
-        encodeRelay(this.deps.self, diffBody, subtree),
-        this.deps.timeoutMs * (2 + levels(subtree.length)),
+        encodeRelay(this.deps.self, diff, subtree),
+        { timeoutMs: this.deps.timeoutMs * (2 + levels(subtree.length)) },
       );
       this.deps.peerOk(relay.hostname);
       return readRelayAnswer(reply, relay, subtree, performance.now() - t);
     } catch (e) {
       const error = (e as Error).message;
       this.deps.peerFailed(relay.hostname, error);
-      const rest = await this.send(diffBody, subtree);
+      const rest = await this.send(diff, subtree);
       return { acked: rest.acked, failed: [{ peer: relay.hostname, address: relay.address, error }, ...rest.failed] };
     }
   }

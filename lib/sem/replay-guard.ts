@@ -57,6 +57,11 @@ export class ReplayGuard {
     while (s.recent.delete(s.floor + 1)) s.floor += 1;
   }
 
+  /** Forget what is known of an origin above `seq` (a poisoned floor repaired by the origin itself). */
+  reset(origin: string, seq: number): void {
+    this.slots.set(origin, { floor: seq, recent: new Set() });
+  }
+
   /** Highest seq known from an origin (0 if none). */
   max(origin: string): number {
     const s = this.slots.get(origin);
@@ -73,5 +78,37 @@ export class ReplayGuard {
       this.slots.set(origin, s);
     }
     return s;
+  }
+}
+
+/**
+ * Freshness of digest and snapshot requests: each carries a time and a random nonce; a request
+ * outside the window is refused by its time (sem-protocol), one inside it by its nonce if seen
+ * before. Nonces are kept for the window only, and at most `capacity` of them: past that, new
+ * requests are refused until old nonces expire (only a holder of the secret can send that many).
+ */
+export class NonceCache {
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly capacity = 65_536,
+  ) {}
+
+  /** Why the request must be refused, or null (and the nonce is then remembered). */
+  admit(nonce: string, ts: number, now = Date.now()): string | null {
+    this.expire(now);
+    if (this.seen.has(nonce)) return `replayed request: nonce ${nonce.slice(0, 8)}... was already used`;
+    if (this.seen.size >= this.capacity) return 'too many sync requests in the freshness window';
+    this.seen.set(nonce, Math.max(ts, now) + this.windowMs);
+    return null;
+  }
+
+  private expire(now: number): void {
+    // Insertion order is close to expiry order; stop at the first one still valid.
+    for (const [n, until] of this.seen) {
+      if (until > now) break;
+      this.seen.delete(n);
+    }
   }
 }

@@ -195,6 +195,28 @@ export class Replica {
     return out;
   }
 
+  /**
+   * Bring every version above `ceiling` down to it, and the clock too: the repair of a state
+   * poisoned by a forged Lamport time (MAX_SAFE_INTEGER stops the clock for ever). Returns how many
+   * entries changed and the highest time found (0 entries and highest <= ceiling: nothing to do).
+   */
+  clampVersions(ceiling: number): { entries: number; highest: number } {
+    let entries = 0;
+    let highest = this.clock;
+    for (const map of this.files.values()) {
+      for (const e of map.values()) {
+        if (e.lamport <= ceiling) continue;
+        highest = Math.max(highest, e.lamport);
+        e.lamport = ceiling;
+        this.changed.set(`${e.file}\0${e.key}`, e);
+        this.fileHashes.delete(e.file);
+        entries++;
+      }
+    }
+    if (this.clock > ceiling) this.clock = ceiling;
+    return { entries, highest };
+  }
+
   private observe(lamport: number): void {
     if (lamport > this.clock) this.clock = lamport;
   }

@@ -6,12 +6,15 @@ import { EventEmitter } from 'events';
 import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
-import { Diff, KeyChange, Replica, sameRecord } from './replica';
+import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
-import { ReplayGuard } from './replay-guard';
+import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, validateSnapshot } from './sem-protocol';
-import { SemClient, SemClientError, SemServer, Target } from './sem-http';
+import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
+import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
+import { fromMember, isServing, toMember, toProblem } from '../records/records';
+import { AuthorityView, authorityRefusal, managersOf, mergeRefusal } from './edit-authority';
 import { SemLog } from './sem-log';
 import {
   PULL_PATH,
@@ -27,9 +30,14 @@ import {
   plan,
   validateSummaryReply,
 } from './anti-entropy';
-import { Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
+import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
+import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
 export const DEFAULT_SEM_PORT = 18801;
+/** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
+export const STRONG_SECRET_CHARS = 22;
+/** How long a rotated-out VM key is still accepted (docs/security.md, key rotation). */
+const ROTATION_GRACE_MS = 10_000;
 
 export interface StoreOptions {
   identity: Identity;
@@ -47,6 +55,15 @@ export interface StoreOptions {
   requestTimeoutMs?: number;
   /** Add or update this VM's own group record at start. */
   autoJoin?: boolean;
+  /** Cap of a snapshot (whole files) sent to or answered by a peer, bytes (default LIMITS.syncBytes). */
+  maxSnapshotBytes?: number;
+  /** Connection, deadline and pre-authentication memory bounds of the SEM endpoint. */
+  serverLimits?: Partial<ServerLimits>;
+  /**
+   * Sign with the VM key and seal bodies with AES-256-GCM (default true). Off only to measure
+   * what they cost (bench:sem): a cluster with it off trusts the cluster secret alone.
+   */
+  wireSecurity?: boolean;
 }
 
 export class EditError extends Error {}
@@ -54,7 +71,10 @@ export class ConfigError extends Error {}
 
 export interface StoreStatus {
   state: 'starting' | 'ok' | 'degraded' | 'error' | 'stopped';
+  /** English text (logs, tests). */
   text: string;
+  /** The same as a message id and its values, for a translated status line (nodes/common/i18n.ts). */
+  message?: { id: 'starting' | 'stopped' | 'alone' | 'inSync' | 'unreachable' | 'cannotListen'; values?: Record<string, string | number> };
 }
 
 interface PeerState {
@@ -107,17 +127,34 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly replica = new Replica();
   private readonly disk: DurableFiles;
   private readonly guard = new ReplayGuard();
+  private readonly nonces = new NonceCache(2 * LIMITS.syncFreshMs);
+  /** What loading the state repaired (logged at start, when the log and listeners exist). */
+  private readonly repairs: string[] = [];
   private readonly client: SemClient;
   private readonly server: SemServer;
   private readonly seeds: Target[];
   private readonly syncIntervalMs: number;
   private readonly autoJoin: boolean;
+  private readonly snapshotBytes: number;
+  /** This VM's signing key (its public half is published in its group record). */
+  private key: VmKey;
+  private publishing = false;
+  /** A member's previous key, still accepted for a short while after it rotated (messages it
+   * signed before it saw its own new record published may be in flight). */
+  private readonly previousKeys = new Map<string, { key: string; until: number }>();
+  /** Resolved once start() has published this VM's key (or will not): peers refuse what a VM
+   * without a published key signs, so edits made before wait for it to be sent. */
+  private keyGate?: Promise<void>;
+  private releaseKeyGate: () => void = () => undefined;
+  private readonly weakSecret: boolean;
+  private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
+  private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private readonly fanout: Fanout;
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
-  private _status: StoreStatus = { state: 'starting', text: 'starting' };
+  private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
 
   constructor(opts: StoreOptions) {
     super();
@@ -125,24 +162,36 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
+    this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
     this.autoJoin = opts.autoJoin ?? true;
+    this.snapshotBytes = Math.max(LIMITS.diffBytes, opts.maxSnapshotBytes ?? LIMITS.syncBytes);
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
+    try {
+      this.key = loadOrCreateVmKey(opts.folder, this.identity.hostname);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     this.disk.loadSync();
+    this.repairLoadedState();
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
     this.client = new SemClient(
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
+      this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
+      this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
+      this.secure,
     );
     this.fanout = new Fanout({
       self: this.identity.hostname,
       port: this.port,
       timeoutMs: opts.requestTimeoutMs ?? 2000,
-      post: (target, path, body, timeoutMs) => this.client.post(target, path, body, timeoutMs),
+      post: (target, path, body, opts) => this.client.post(target, path, body, opts),
       isContained: (e) => e instanceof SemClientError && e.status === 409 && e.body?.contained === true,
       peerOk: (name) => this.peerOk(name),
       peerFailed: (name, error) => this.peerFailed(name, error),
@@ -154,15 +203,32 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
+      sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
+      encrypt: this.secure,
+      limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
-        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: ({ body, remote }) => this.onDiff(body, remote) },
-        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: ({ body, remote }) => this.onRelay(body, remote) },
-        '/p2p/sem/digest': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onDigest(body) },
-        '/p2p/sem/snapshot': { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSnapshot(body) },
-        [SUMMARY_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onSummary(body) },
-        [PULL_PATH]: { limit: LIMITS.syncBytes, handler: ({ body }) => this.onPull(body) },
+        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
+        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: (ctx) => this.onRelay(ctx) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
+        // A summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
+        [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: (ctx) => this.onSummary(ctx) },
+        [PULL_PATH]: { limit: this.snapshotBytes, handler: (ctx) => this.onPull(ctx) },
       },
     });
+  }
+
+  /** A Lamport time on disk beyond the bound (a clock poisoned before bounds existed) is brought
+   * down to it; the repaired state is written by start()'s checkpoint. */
+  private repairLoadedState(): void {
+    const ceiling = lamportCeiling();
+    const fixed = this.replica.clampVersions(ceiling);
+    if (fixed.highest > ceiling) {
+      this.repairs.push(
+        `repaired a poisoned Lamport clock at load: ${fixed.highest} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min); ` +
+          `the clock and ${fixed.entries} record version(s) brought down to ${ceiling}`,
+      );
+    }
   }
 
   get folder(): string {
@@ -176,33 +242,48 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
     await this.disk.init();
-    try {
-      await this.server.listen();
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      this.setStatus('error', `cannot listen on ${this.identity.address}:${this.port}: ${err.code ?? err.message}`);
-      throw new ConfigError(this._status.text);
+    if (!this.secure) this.safeEmit('warning', 'wire security is off: messages are neither signed nor encrypted (for measurements only)');
+    if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
+    for (const r of this.repairs.splice(0)) {
+      this.log.write('repaired', r);
+      this.safeEmit('warning', r);
     }
-    await this.join();
-    // If this VM's own state was lost or rolled back, peers still know its last sequence number:
-    // never reuse one (peers would refuse the new diffs as replays).
-    this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
-    if (this.autoJoin && !this.stopped) await this.joinGroup();
+    this.keyGate = new Promise<void>((r) => (this.releaseKeyGate = r));
+    try {
+      try {
+        await this.server.listen();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
+        this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
+        throw new ConfigError(this._status.text);
+      }
+      await this.join();
+      // If this VM's own state was lost or rolled back, peers still know its last sequence number:
+      // never reuse one (peers would refuse the new diffs as replays).
+      this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
+      if (this.autoJoin && !this.stopped) await this.joinGroup();
+      else this.publishKey();
+    } finally {
+      this.releaseKeyGate();
+    }
     this.updateStatus();
     this.scheduleSync();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.releaseKeyGate();
     clearTimeout(this.syncTimer);
     for (const t of this.pendingSync.values()) clearTimeout(t);
     this.pendingSync.clear();
     this.client.close();
     await this.server.close();
+    this.refusals.close();
     await this.disk.save([]).catch(() => undefined);
     await this.disk.close().catch(() => undefined);
     await this.log.close();
-    this.setStatus('stopped', 'stopped');
+    this.setStatus('stopped', 'stopped', { id: 'stopped' });
   }
 
   records(file: FileName): RecordFields[] {
@@ -215,10 +296,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   peers(): { hostname: string; address: string }[] {
+    // A fenced member (destroyed and replaced) is no peer: edits are not sent to it.
     return this.replica
       .records('group')
-      .filter((r) => r[0] !== this.identity.hostname)
-      .map((r) => ({ hostname: r[0], address: r[1] }));
+      .map(fromMember)
+      .filter((m) => m.hostname !== this.identity.hostname && isServing(m))
+      .map((m) => ({ hostname: m.hostname, address: m.address }));
   }
 
   /** The digest of this replica: equal on two peers means identical files. */
@@ -269,21 +352,130 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private async broadcast(diff: Diff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
-    const { acked, failed } = await this.fanout.send(encodeDiff(diff), this.peers());
+    const me = this.identity.hostname;
+    if (this.keyGate && this.secure && !(diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
+      await this.keyGate;
+    }
+    // Signed once here; the same signature travels with the diff through relays (./fanout.ts).
+    const body = encodeDiff(diff);
+    const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
+    const { acked, failed } = await this.fanout.send({ body, signature }, this.peers());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
       acked: acked.map((a) => `${a.peer}:${a.ms.toFixed(1)}ms`).join(','),
       failed: failed.map((f) => f.peer).join(','),
     });
+    // For the metrics (SEM ack latency per peer): one event per fanned-out diff.
+    this.safeEmit('sent', { line, acked, failed });
     this.updateStatus();
     return { acked, failed };
   }
 
-  private async onDiff(body: string, remote: string) {
-    const diff = decodeDiff(body);
+  /**
+   * Rotate this VM's key without downtime: a new key is made beside the old one, the group record
+   * is changed to publish it in a diff signed by the old key (which every peer holds), and only
+   * then is the new key used and the old file removed. Resolves with the new public key.
+   */
+  async rotateKey(): Promise<string> {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have) throw new EditError(`${this.identity.hostname} has no group record to publish a key in`);
+    const next = prepareRotation(this.folder, this.identity.hostname);
+    const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
+    await this.edit({ file: 'group', op: 'Mod', before: have, record });
+    this.key = commitRotation(this.folder, this.identity.hostname);
+    this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
+    return next.publicKey;
+  }
+
+  /**
+   * Revoke a member (a compromised VM cut out): its group record is deleted, so no receiver knows
+   * its key any more and everything it signs is refused. Its own diffs cannot bring it back without
+   * the cluster secret: rotate the secret too (docs/security.md).
+   */
+  async revoke(hostname: string): Promise<EditResult> {
+    const me = this.identity.hostname;
+    if (hostname === me) throw new EditError('a VM does not revoke itself');
+    const have = this.replica.get('group', hostname);
+    if (!have) throw new EditError(`${JSON.stringify(hostname)} is not in the group file`);
+    // The edit authority rules (G2) let only a manager of a VM delete its record, with a dated
+    // problem record of its own: revocation is a failure declared by the operator.
+    const managers = managersOf(this.replica.records('group'), hostname);
+    if (!managers.includes(me)) throw new EditError(`revoke ${hostname} from one of its managers (${managers.join(' ')}), not from ${me}`);
+    const before = this.replica.get('problem', hostname);
+    const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
+    await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
+    return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** This VM's public key, as published in its group record. */
+  get publicKey(): string {
+    return this.key.publicKey;
+  }
+
+  /** The key a member's group record publishes, or undefined (no record, or none published). */
+  private publishedKey(hostname: string): string | undefined {
+    const r = this.replica.get('group', hostname);
+    const k = r ? fromMember(r).publicKey : '-';
+    return k === '-' ? undefined : k;
+  }
+
+  /**
+   * Check that a message claiming to come from `claimed` was signed by the key its group record
+   * publishes. A VM without a published key may only publish its own: a diff that adds (or
+   * completes) its own group record with a key, signed by that key (the cluster secret admits the
+   * key), and, while it joins, digest requests.
+   */
+  private authenticate(claimed: string, ctx: RouteContext, opts: { join?: Diff; readOnly?: boolean } = {}): void {
+    if (!this.secure) return;
+    const sig = parseSignature(ctx.signature);
+    if (!sig) throw new ProtocolError(`refused: a message from ${claimed} without a VM signature`, 401);
+    if (sig.signer !== claimed) throw new ProtocolError(`refused: signed by ${sig.signer} but claims to come from ${claimed}`, 401);
+    const key = this.publishedKey(claimed);
+    if (key) {
+      if (verifyMessage(key, ctx.label, ctx.body, sig.sig)) return;
+      const prev = this.previousKeys.get(claimed);
+      if (prev && prev.until > Date.now() && verifyMessage(prev.key, ctx.label, ctx.body, sig.sig)) return;
+      throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
+    }
+    const j = opts.join;
+    if (j && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+      const offered = fromMember(j.record).publicKey;
+      if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
+    }
+    if (opts.readOnly) return;
+    throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
+  }
+
+  /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */
+  private checkAnswer(target: Target, label: string, text: string, signature: string | undefined): string | null {
+    const sig = parseSignature(signature);
+    if (!sig) return 'the answer carries no VM signature';
+    const r = this.replica.get('group', sig.signer);
+    if (!r) return null;
+    const m = fromMember(r);
+    if (m.address !== target.address) return `signed by ${sig.signer}, whose address is ${m.address}, not ${target.address}`;
+    if (m.publicKey === '-') return null;
+    return verifyMessage(m.publicKey, label, text, sig.sig) ? null : `not signed by the key ${sig.signer} publishes`;
+  }
+
+  /** A diff posted to this VM, or relayed to it (`checked`: decoded and authenticated by onRelay). */
+  private async onDiff(ctx: RouteContext, checked?: Diff) {
+    const remote = ctx.remote;
+    const diff = checked ?? decodeDiff(ctx.body);
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
+    if (!checked) this.authenticate(diff.origin, ctx, { join: diff });
+    const floor = this.guard.max(diff.origin);
+    if (floor - diff.seq > LIMITS.maxSeqJump) {
+      // An origin never steps back this far: what this VM holds for it was poisoned (a forged
+      // sequence number accepted before the bound existed). Its own diff repairs it.
+      const r = `repaired the sequence numbers of ${diff.origin}: ${floor} is more than ${LIMITS.maxSeqJump} above its diff #${diff.seq}`;
+      this.guard.reset(diff.origin, diff.seq - 1);
+      this.replica.seqs[diff.origin] = diff.seq - 1;
+      this.log.write('repaired', r, { from: remote });
+      this.safeEmit('warning', r);
+    }
     const replay = this.guard.check(diff.origin, diff.seq);
     if (replay) {
       // Refused either way, but say whether this VM already holds the diff's effect: a diff that
@@ -293,7 +485,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       if (contained) await this.disk.save([]);
       throw new ProtocolError(replay, 409, { contained });
     }
-    const gap = this.guard.max(diff.origin) > 0 && diff.seq > this.guard.max(diff.origin) + 1;
+    const known = this.guard.max(diff.origin);
+    if (known > 0 && diff.seq > known + LIMITS.maxSeqJump) {
+      throw new ProtocolError(`refused ${line}: sequence number ${diff.seq} jumps more than ${LIMITS.maxSeqJump} above ${known}, the highest known from ${diff.origin}`, 422);
+    }
+    const denied = authorityRefusal(diff.origin, diff, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new ProtocolError(`refused ${line}: ${denied}`, 403);
+    const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
     this.log.write('received', line, { origin: diff.origin, seq: diff.seq, lamport: diff.lamport, from: remote });
     const changes = this.replica.apply(diff);
@@ -309,16 +507,27 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { ok: true, applied: changes.length > 0 } };
   }
 
-  /** A diff to apply here and pass on to a subtree (./fanout.ts): answers with the subtree's
-   * acknowledgements. Subtree members are reached at the addresses of this VM's group file. */
-  private async onRelay(body: string, remote: string) {
-    const msg = decodeRelay(body);
+  /**
+   * A diff to apply here and pass on to a subtree (./fanout.ts). The relay message is signed by its
+   * sender (`from`: the origin, or the relay above); the diff inside is its origin's bytes with its
+   * origin's signature, checked here exactly as a direct diff and passed on unchanged, so a relay
+   * can never speak for the origin (each receiver checks the origin's signature again). The answer,
+   * the subtree's acknowledgements, is signed by this VM (the server signs every answer). Subtree
+   * members are reached at the addresses of this VM's group file, never at addresses a message names.
+   */
+  private async onRelay(ctx: RouteContext) {
+    const msg = decodeRelay(ctx.body);
+    this.authenticate(msg.from, ctx);
+    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature };
+    const diff = decodeDiff(msg.diff);
+    // The origin's signature before anything is passed on: a forged diff goes nowhere.
+    this.authenticate(diff.origin, inner, { join: diff });
     const known = new Map(this.peers().map((p) => [p.hostname, p]));
-    const subtree = msg.subtree.filter((h) => known.has(h)).map((h) => known.get(h)!);
+    const subtree = msg.subtree.filter((h) => known.has(h) && h !== diff.origin).map((h) => known.get(h)!);
     // Passed on at once, applied here meanwhile: each receiver validates the diff for itself.
-    const passed = this.fanout.send(msg.diff, subtree);
+    const passed = this.fanout.send({ body: msg.diff, signature: msg.signature }, subtree);
     try {
-      await this.onDiff(msg.diff, remote);
+      await this.onDiff(inner, diff);
     } catch (e) {
       // Already here (raced with anti-entropy): still acknowledged. Anything else: this relay
       // failed, and its sender reaches the subtree again directly (they answer "contained").
@@ -338,67 +547,130 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     };
   }
 
-  private onDigest(body: string) {
-    const msg = decodeDigest(body);
+  /** A sync request seen before (same nonce) is refused. */
+  private checkNonce(msg: { nonce: string; ts: number }): void {
+    const why = this.nonces.admit(msg.nonce, msg.ts);
+    if (why) throw new ProtocolError(why, 409);
+  }
+
+  private onDigest(ctx: RouteContext) {
+    const msg = decodeDigest(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
     const mine = this.replica.digest();
     this.peerOk(msg.from);
     if (msg.digest === mine) return { status: 200, body: { digest: mine } };
     return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
   }
 
-  private async onSnapshot(body: string) {
-    const msg = decodeSnapshot(body);
+  private async onSnapshot(ctx: RouteContext) {
+    const msg = decodeSnapshot(ctx.body);
+    this.authenticate(msg.from, ctx);
+    this.checkNonce(msg);
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
   }
 
   private async mergeSnapshot(snapshot: ReturnType<typeof validateSnapshot>, from: string): Promise<void> {
+    // Sequence numbers that jump further than the bound above what this VM knows of their origin
+    // are not taken (they would make the origin's next diffs look like replays); the records are.
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      const known = origin === this.identity.hostname ? Math.max(this.disk.ownSeq, this.guard.max(origin)) : this.guard.max(origin);
+      if (known > 0 && seq > known + LIMITS.maxSeqJump) {
+        delete snapshot.seqs[origin];
+        this.refused(from, `snapshot from ${from}: sequence number ${seq} of ${origin} jumps more than ${LIMITS.maxSeqJump} above ${known}; not taken`);
+      }
+    }
+    snapshot.entries = this.authorisedEntries(snapshot.entries, from);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
   }
 
+  /**
+   * The entries of a snapshot (full, partial or a pull's answer) that may be merged: each entry
+   * newer than what this VM holds is checked against the edit authority rules as they apply at
+   * merge (edit-authority.ts mergeRefusal); a refused one is left out and logged (rate-limited),
+   * the rest are merged. A refused entry keeps the digests apart: the partner is asked again at
+   * later rounds and refused again, which costs a summary, not a divergence.
+   */
+  private authorisedEntries(entries: SnapshotEntry[], from: string): SnapshotEntry[] {
+    const winning = (e: SnapshotEntry) => {
+      const v = this.replica.version(e[0], e[1]);
+      return !v || compareVersions({ lamport: e[3], origin: e[4] }, v) > 0;
+    };
+    // The view the rules read: this VM's group and problem files overlaid with what wins here.
+    const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
+    for (const e of entries) if ((e[0] === 'group' || e[0] === 'problem') && winning(e)) overlay[e[0]].set(e[1], e[2]);
+    const view: AuthorityView = {
+      get: (f, k) => (overlay[f].has(k) ? overlay[f].get(k) ?? undefined : this.replica.get(f, k)),
+      records: (f) => {
+        const out = this.replica.records(f).filter((r) => !overlay[f].has(recordKey(f, r)));
+        for (const r of overlay[f].values()) if (r) out.push(r);
+        return out;
+      },
+    };
+    const ring = this.replica.records('group');
+    return entries.filter((e) => {
+      const [file, key, value, , origin] = e;
+      if ((file !== 'group' && file !== 'problem') || !winning(e)) return true;
+      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring);
+      if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
+      return !denied;
+    });
+  }
+
   /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks. */
   async syncWith(target: Target, name = target.address): Promise<void> {
     const digest = this.replica.digest();
-    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest };
-    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg))) as {
+    const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest, ...freshness() };
+    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), { maxAnswerBytes: this.snapshotBytes })) as {
       digest?: string;
       snapshot?: unknown;
     };
     if (reply?.snapshot) await this.mergeSnapshot(validateSnapshot(reply.snapshot), name);
     if (reply?.digest !== this.replica.digest()) {
-      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot() };
+      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot(), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }
 
-  private onSummary(body: string) {
-    const msg = decodeSummary(body);
+  /** A summary (./anti-entropy.ts): changes nothing here, so it is fresh (time + nonce) and signed. */
+  private onSummary(ctx: RouteContext) {
+    const msg = decodeSummary(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
     this.peerOk(msg.from);
     return { status: 200, body: answerSummary(this.replica, msg) };
   }
 
-  private onPull(body: string) {
-    const msg = decodePull(body);
+  /** A pull: the entries asked for; fresh and signed like a summary. */
+  private onPull(ctx: RouteContext) {
+    const msg = decodePull(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
     this.peerOk(msg.from);
     return { status: 200, body: { snapshot: answerPull(this.replica, msg) } };
   }
 
-  /** One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). */
+  /**
+   * One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). Its
+   * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
+   * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
+   */
   async exchange(target: Target, name = target.address): Promise<void> {
     const me = this.identity.hostname;
-    const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica)));
+    const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica), { maxAnswerBytes: this.snapshotBytes }));
     if (reply.digest === this.replica.digest() || !reply.versions) return;
     const { pull, push } = plan(this.replica, reply.versions);
     if (pull.length) {
-      const r = (await this.client.post(target, PULL_PATH, encodePull(me, pull))) as { snapshot?: unknown };
+      const r = (await this.client.post(target, PULL_PATH, encodePull(me, pull), { maxAnswerBytes: this.snapshotBytes })) as { snapshot?: unknown };
       await this.mergeSnapshot(validateSnapshot(r?.snapshot), name);
     }
     if (push.length) {
-      const snap = { v: 1, type: 'snapshot', from: me, snapshot: partialSnapshot(this.replica, push) };
+      const snap = { v: 1, type: 'snapshot', from: me, snapshot: partialSnapshot(this.replica, push), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }
@@ -471,12 +743,20 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pendingSync.set(hostname, t);
   }
 
-  /** Make the group file hold this VM's record as configured. */
+  /** Make the group file hold this VM's record as configured, with its public key (its state kept). */
   private async joinGroup(): Promise<void> {
     const id = this.identity;
-    const want = [id.hostname, id.address, id.realServer, id.services];
     const have = this.replica.get('group', id.hostname);
+    // Keep the record's state (maintenance, fenced): a VM restarted while in maintenance stays so
+    // until someone changes it (lib/ops/maintenance.ts); the public key is this VM's own.
+    const want = toMember({ ...id, state: have ? fromMember(have).state : 'member', publicKey: this.key.publicKey });
     if (sameRecord(have, want)) return;
+    // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
+    // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
+    if (have && fromMember(have).state === 'fenced') {
+      this.emit('warning', `${id.hostname} is fenced in the group file (replaced): not rejoining until an operator re-admits it`);
+      return;
+    }
     try {
       await this.edit(have ? { file: 'group', op: 'Mod', before: have, record: want } : { file: 'group', op: 'Add', record: want });
     } catch (e) {
@@ -484,7 +764,36 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * A VM made a member by another (a backup added by the manager that recovered it) publishes its
+   * key in the record it was given. A record that publishes another key is not overwritten: this
+   * VM's messages are then refused everywhere, and it says so.
+   */
+  private publishKey(): void {
+    const have = this.replica.get('group', this.identity.hostname);
+    if (!have || this.publishing || this.stopped) return;
+    const published = fromMember(have).publicKey;
+    if (published === this.key.publicKey) return;
+    if (published !== '-') {
+      this.safeEmit('warning', `the group record of ${this.identity.hostname} publishes another key than this VM's (${this.key.file}): peers refuse this VM's messages; rotate or revoke (docs/security.md)`);
+      return;
+    }
+    this.publishing = true;
+    this.edit({ file: 'group', op: 'Mod', before: have, record: toMember({ ...fromMember(have), publicKey: this.key.publicKey }) })
+      .catch((e: Error) => this.safeEmit('warning', `could not publish this VM's key: ${e.message}`))
+      .finally(() => (this.publishing = false));
+  }
+
+  /** A group record whose key changed: the old key stays acceptable for ROTATION_GRACE_MS. */
+  private noteKeyChange(before: RecordFields | null | undefined, after: RecordFields | null | undefined): void {
+    if (!before || !after) return;
+    const was = fromMember(before).publicKey;
+    if (was !== '-' && was !== fromMember(after).publicKey) this.previousKeys.set(before[0], { key: was, until: Date.now() + ROTATION_GRACE_MS });
+  }
+
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+    if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
+    if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
@@ -501,6 +810,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private emitKeyChange(c: KeyChange, from: string): void {
+    if (c.file === 'group') this.noteKeyChange(c.before, c.after);
+    if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
     const line = formatDiffLine(edit);
@@ -520,8 +831,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private refused(remote: string, reason: string): void {
-    this.log.write('refused', reason, { from: remote });
-    const ev: RefusalEvent = { from: remote, reason, at: Date.now() };
+    this.refusals.refused(remote, reason);
+  }
+
+  /** A refusal (or a summary of many) that passed the rate limit: logged and emitted. */
+  private reportRefusal(r: RefusalReport): void {
+    this.log.write('refused', r.reason, { from: r.from, count: r.count });
+    const ev: RefusalEvent = { from: r.from, reason: r.reason, at: Date.now(), ...(r.count !== undefined ? { count: r.count } : {}) };
     this.safeEmit('refused', ev);
   }
 
@@ -580,14 +896,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.stopped) return;
     const health = this.peerHealth();
     const down = health.filter((h) => !h.ok);
-    if (health.length === 0) this.setStatus('ok', `${this.identity.hostname}: alone in the group`);
-    else if (down.length === 0) this.setStatus('ok', `${this.identity.hostname}: ${health.length} peers in sync`);
-    else this.setStatus('degraded', `${this.identity.hostname}: ${down.length}/${health.length} peers unreachable (${down.map((d) => d.peer).join(' ')})`);
+    const me = this.identity.hostname;
+    if (health.length === 0) this.setStatus('ok', `${me}: alone in the group`, { id: 'alone', values: { me } });
+    else if (down.length === 0) this.setStatus('ok', `${me}: ${health.length} peers in sync`, { id: 'inSync', values: { me, peers: health.length } });
+    else {
+      const values = { me, down: down.length, peers: health.length, names: down.map((d) => d.peer).join(' ') };
+      this.setStatus('degraded', `${me}: ${values.down}/${values.peers} peers unreachable (${values.names})`, { id: 'unreachable', values });
+    }
   }
 
-  private setStatus(state: StoreStatus['state'], text: string): void {
+  private setStatus(state: StoreStatus['state'], text: string, message?: StoreStatus['message']): void {
     if (this._status.state === state && this._status.text === text) return;
-    this._status = { state, text };
+    this._status = { state, text, message };
     this.safeEmit('status', this._status);
   }
 }

@@ -2,9 +2,15 @@
 // address (not on Node-RED's HTTP server): it keeps working when httpNodeRoot is disabled, it is
 // not behind the editor's adminAuth (peers authenticate by HMAC instead), and it can be bound to
 // the cluster network only. GET /p2p/ping is open (the heartbeat's network probe); every other
-// route needs a valid MAC.
+// route needs a valid MAC. Nothing is read before that check without a cap: connections (in all
+// and per address), header and body deadlines of seconds, a byte cap per route and a budget of
+// bytes held before authentication (in all and per address). See docs/security.md.
 import * as http from 'http';
-import { AddressInfo } from 'net';
+import { AddressInfo, Socket } from 'net';
+import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
+import { truncate } from '../records/files';
+import { SIG_HEADER } from './vm-key';
+import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
 import { MAC_HEADER, ProtocolError, mac, responseLabel, verifyMac } from './sem-protocol';
 
 export interface Reply {
@@ -15,9 +21,41 @@ export interface Reply {
 export interface RouteContext {
   body: string;
   remote: string;
+  /** What the request's MAC and signature cover besides the body. */
+  label: string;
+  /** The sender's VM signature header (checked by the handler against the group file). */
+  signature?: string;
 }
 
 export type Route = (ctx: RouteContext) => Promise<Reply> | Reply;
+
+/** Bounds on what an unauthenticated sender can make this server hold (docs/security.md). */
+export interface ServerLimits {
+  /** Open connections at once, all senders together. */
+  maxConnections: number;
+  /** Open connections at once from one address. */
+  maxConnectionsPerPeer: number;
+  /** Request line and headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** The whole body must arrive within this, from the request's start. */
+  bodyTimeoutMs: number;
+  /** A connection with nothing to do is closed after this (keep-alive idle). */
+  idleTimeoutMs: number;
+  /** Body bytes held before their MAC is checked, all senders together. */
+  preAuthBytes: number;
+  /** Body bytes held before their MAC is checked, from one address. */
+  preAuthBytesPerPeer: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = {
+  maxConnections: 512,
+  maxConnectionsPerPeer: 16,
+  headersTimeoutMs: 5_000,
+  bodyTimeoutMs: 5_000,
+  idleTimeoutMs: 15_000,
+  preAuthBytes: 16 * 1024 * 1024,
+  preAuthBytesPerPeer: 8 * 1024 * 1024,
+};
 
 export interface ServerOptions {
   host: string;
@@ -25,21 +63,52 @@ export interface ServerOptions {
   secret: string;
   routes: Record<string, { limit: number; handler: Route }>;
   ping: () => unknown;
-  /** Called for each request refused before its handler ran (bad MAC, too big, ...). */
+  /** Called for each request or connection refused before its handler ran (bad MAC, too big, ...). */
   onRefused: (remote: string, reason: string) => void;
+  limits?: Partial<ServerLimits>;
+  /** This VM's signature of an answer (header value), when it signs. */
+  sign?: (label: string, body: string) => string;
+  /** Bodies sealed with AES-256-GCM under a key derived from the secret (wire-crypto); a plain
+   * request is then refused. */
+  encrypt?: boolean;
+}
+
+interface PeerSlot {
+  connections: number;
+  budget: ByteBudget;
 }
 
 export class SemServer {
   private server?: http.Server;
+  readonly limits: ServerLimits;
+  private readonly budget: ByteBudget;
+  private readonly peers = new Map<string, PeerSlot>();
+  private connections = 0;
 
-  constructor(private readonly opts: ServerOptions) {}
+  private readonly key?: Buffer;
+
+  constructor(private readonly opts: ServerOptions) {
+    this.limits = { ...DEFAULT_SERVER_LIMITS, ...(opts.limits ?? {}) };
+    if (opts.encrypt) this.key = bodyKey(opts.secret);
+    this.budget = new ByteBudget(this.limits.preAuthBytes);
+  }
+
+  /** Connections open now, and body bytes held before authentication (for tests and status). */
+  get load(): { connections: number; preAuthBytes: number } {
+    return { connections: this.connections, preAuthBytes: this.budget.inUse };
+  }
 
   listen(): Promise<number> {
-    const server = http.createServer((req, res) => this.handle(req, res));
-    // Longer than the client's idle keep-alive, so a reused socket is rarely closed under it.
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+    const l = this.limits;
+    const server = http.createServer(
+      { headersTimeout: l.headersTimeoutMs, requestTimeout: l.headersTimeoutMs + l.bodyTimeoutMs, connectionsCheckingInterval: 1000 },
+      (req, res) => this.handle(req, res),
+    );
+    server.keepAliveTimeout = l.idleTimeoutMs;
+    server.timeout = l.idleTimeoutMs;
+    server.maxHeadersCount = 32;
+    server.on('connection', (socket: Socket) => this.admit(socket));
+    server.on('clientError', (_err, socket) => socket.destroy());
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -60,71 +129,140 @@ export class SemServer {
     });
   }
 
+  /** Count a new connection against the global and per-address caps; over them it is closed at once. */
+  private admit(socket: Socket): void {
+    const remote = socket.remoteAddress ?? '?';
+    const l = this.limits;
+    const slot = this.peers.get(remote);
+    if (this.connections >= l.maxConnections || (slot && slot.connections >= l.maxConnectionsPerPeer)) {
+      socket.destroy();
+      const which = this.connections >= l.maxConnections ? `${l.maxConnections} open in all` : `${l.maxConnectionsPerPeer} open from this address`;
+      this.opts.onRefused(remote, `connection refused: ${which}`);
+      return;
+    }
+    const s = slot ?? { connections: 0, budget: new ByteBudget(l.preAuthBytesPerPeer) };
+    if (!slot) this.peers.set(remote, s);
+    s.connections += 1;
+    this.connections += 1;
+    socket.once('close', () => {
+      this.connections -= 1;
+      s.connections -= 1;
+      if (s.connections <= 0) this.peers.delete(remote);
+    });
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const remote = req.socket.remoteAddress ?? '?';
     const path = (req.url ?? '').split('?')[0];
-    const send = (status: number, body: unknown, requestMac?: string) => {
-      const text = JSON.stringify(body);
+    const send = (status: number, body: unknown, requestMac?: string, close = false) => {
+      if (res.headersSent || res.destroyed) return;
+      let text = JSON.stringify(body);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
-      if (requestMac) headers[MAC_HEADER] = mac(this.opts.secret, responseLabel(requestMac, status), text);
+      if (requestMac) {
+        const label = responseLabel(requestMac, status);
+        if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
+        if (this.key) {
+          text = seal(this.key, label, text);
+          headers[ENC_HEADER] = '1';
+        }
+        headers[MAC_HEADER] = mac(this.opts.secret, label, text);
+      }
+      if (close) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(text);
+      // A refused body is not read to its end: close the connection instead of draining it.
+      if (close) res.once('finish', () => req.socket.destroy());
     };
     if (req.method === 'GET' && path === '/p2p/ping') return send(200, this.opts.ping());
     const route = req.method === 'POST' ? this.opts.routes[path] : undefined;
     if (!route) {
       req.resume();
-      return send(404, { error: `no route ${req.method} ${path}` });
+      return send(404, { error: `no route ${req.method} ${path}` }, undefined, true);
     }
-    const refuse = (status: number, reason: string) => {
+    const refuse = (status: number, reason: string, close = false) => {
       this.opts.onRefused(remote, reason);
-      send(status, { error: reason });
+      send(status, { error: reason }, undefined, close);
     };
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > route.limit) {
-      req.resume();
-      return refuse(413, `message too large (${declared} bytes > ${route.limit})`);
+    if (req.headers['content-length'] === undefined) {
+      // Every SEM client declares its body's length: a body of unknown length is not read.
+      return refuse(411, 'refused: a request body without Content-Length', true);
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let aborted = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > route.limit && !aborted) {
-        aborted = true;
-        refuse(413, `message too large (over ${route.limit} bytes)`);
-        req.destroy();
-        return;
-      }
-      if (!aborted) chunks.push(c);
-    });
-    req.on('error', () => undefined);
-    req.on('end', () => {
-      if (aborted) return;
-      const body = Buffer.concat(chunks).toString('utf8');
-      const given = req.headers[MAC_HEADER];
-      if (!verifyMac(this.opts.secret, `POST ${path}`, body, given)) {
-        return refuse(401, 'forged or unauthenticated message: HMAC does not match the cluster secret');
-      }
-      const requestMac = given as string;
-      Promise.resolve()
-        .then(() => route.handler({ body, remote }))
-        .then(
-          (reply) => send(reply.status, reply.body, requestMac),
-          (err: unknown) => {
-            const status = err instanceof ProtocolError ? err.status : 500;
-            const reason = err instanceof Error ? err.message : String(err);
-            this.opts.onRefused(remote, reason);
-            send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac);
-          },
-        );
-    });
+    const budgets = [this.budget];
+    const slot = this.peers.get(remote);
+    if (slot) budgets.push(slot.budget);
+    readBounded(req, {
+      limit: route.limit,
+      timeoutMs: this.limits.bodyTimeoutMs,
+      declared: Number(req.headers['content-length']),
+      budgets,
+      keepOpen: true,
+    }).then(
+      (buf) => this.authenticated(req, path, route.handler, buf.toString('utf8'), remote, send, refuse),
+      (e: unknown) => {
+        if (e instanceof BodyError) refuse(e.status, e.message, true);
+        else refuse(400, String(e), true);
+      },
+    );
   }
+
+  private authenticated(
+    req: http.IncomingMessage,
+    path: string,
+    handler: Route,
+    body: string,
+    remote: string,
+    send: (status: number, body: unknown, requestMac?: string) => void,
+    refuse: (status: number, reason: string) => void,
+  ): void {
+    const given = req.headers[MAC_HEADER];
+    if (!verifyMac(this.opts.secret, `POST ${path}`, body, given)) {
+      return refuse(401, 'forged or unauthenticated message: HMAC does not match the cluster secret');
+    }
+    const requestMac = given as string;
+    const sealed = req.headers[ENC_HEADER] === '1';
+    if (sealed !== !!this.key) return refuse(400, sealed ? 'refused: an encrypted message, this VM does not encrypt' : 'refused: a plain-text message, this cluster encrypts');
+    let plain = body;
+    if (this.key) {
+      try {
+        plain = open(this.key, `POST ${path}`, body);
+      } catch (e) {
+        return refuse(400, `refused: ${(e as SealError).message}`);
+      }
+    }
+    Promise.resolve()
+      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
+      .then(
+        (reply) => send(reply.status, reply.body, requestMac),
+        (err: unknown) => {
+          const status = err instanceof ProtocolError ? err.status : 500;
+          const reason = err instanceof Error ? err.message : String(err);
+          this.opts.onRefused(remote, reason);
+          send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac);
+        },
+      );
+  }
+}
+
+/** Cap of an answer that carries no files (a diff's acknowledgement or refusal). */
+export const SMALL_ANSWER_BYTES = 64 * 1024;
+
+function declaredLength(h: http.IncomingHttpHeaders): number | undefined {
+  return h['content-length'] !== undefined ? Number(h['content-length']) : undefined;
 }
 
 export interface Target {
   address: string;
   port: number;
+}
+
+export interface PostOptions {
+  /** Cap of the answer's body (default SMALL_ANSWER_BYTES). */
+  maxAnswerBytes?: number;
+  /** Deadline of this request (default: the client's). */
+  timeoutMs?: number;
+  /** The `x-p2p-sig` value to send instead of this VM's own signature: an origin's signature of
+   * exactly this body, forwarded by a relay. */
+  signature?: string;
 }
 
 export class SemClientError extends Error {
@@ -141,8 +279,6 @@ export class SemClientError extends Error {
 /** Signed requests to peers over keep-alive connections (a diff costs one round trip). */
 export class SemClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8, keepAliveMsecs: 10_000 });
-  /** The last request's MAC: one diff is posted to every peer with the same body, MACed once. */
-  private lastMac = { path: '', body: '', mac: '' };
 
   constructor(
     private readonly secret: string,
@@ -150,16 +286,30 @@ export class SemClient {
     /** Source address of requests: this VM's cluster address, so that per-address firewall rules
      * (and the peer's log) see who is talking. */
     private readonly localAddress?: string,
-  ) {}
+    /** Signs a request (header value) with this VM's key. */
+    private readonly sign?: (label: string, body: string) => string,
+    /** Why an answer's signature is not acceptable from this target, or null. */
+    private readonly checkAnswer?: (target: Target, label: string, text: string, signature: string | undefined) => string | null,
+    /** Seal bodies (wire-crypto) and require sealed answers. */
+    encrypt = false,
+  ) {
+    if (encrypt) this.key = bodyKey(secret);
+  }
 
-  /** POST a signed body; `timeoutMs` overrides the client's deadline for this request (a relayed
-   * diff waits for its relay's whole subtree). */
-  async post(target: Target, path: string, body: string, timeoutMs = this.timeoutMs): Promise<unknown> {
+  private readonly key?: Buffer;
+
+  /**
+   * POST a body, MAC'd, sealed and signed by this VM unless `opts.signature` brings the signature
+   * of the body's origin (a relay passing an origin's diff on unchanged: ./fanout.ts). The answer
+   * is read up to `maxAnswerBytes` (default: a small answer) within `timeoutMs` (default: the
+   * client's deadline; a relayed diff waits for its relay's whole subtree).
+   */
+  async post(target: Target, path: string, body: string, opts: PostOptions = {}): Promise<unknown> {
     try {
-      return await this.once(target, path, body, timeoutMs);
+      return await this.once(target, path, body, opts);
     } catch (e) {
       // A kept-alive socket closed by the peer between two requests: try once on a fresh one.
-      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, timeoutMs);
+      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, opts);
       throw e;
     }
   }
@@ -174,10 +324,22 @@ export class SemClient {
     return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
   }
 
-  private once(target: Target, path: string, body: string, timeoutMs: number): Promise<unknown> {
-    const last = this.lastMac;
-    const requestMac = last.body === body && last.path === path ? last.mac : mac(this.secret, `POST ${path}`, body);
-    this.lastMac = { path, body, mac: requestMac };
+  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once. */
+  private prepared?: { path: string; plain: string; given?: string; signature?: string; body: string; requestMac: string };
+
+  private prepare(path: string, plain: string, given?: string): { signature?: string; body: string; requestMac: string } {
+    const p = this.prepared;
+    if (p && p.path === path && p.plain === plain && p.given === given) return p;
+    const signature = given ?? (this.sign ? this.sign(`POST ${path}`, plain) : undefined);
+    const body = this.key ? seal(this.key, `POST ${path}`, plain) : plain;
+    this.prepared = { path, plain, given, signature, body, requestMac: mac(this.secret, `POST ${path}`, body) };
+    return this.prepared;
+  }
+
+  private once(target: Target, path: string, plain: string, opts: PostOptions): Promise<unknown> {
+    const { signature, body, requestMac } = this.prepare(path, plain, opts.signature);
+    const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -191,31 +353,55 @@ export class SemClient {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             [MAC_HEADER]: requestMac,
+            ...(signature ? { [SIG_HEADER]: signature } : {}),
+            ...(this.key ? { [ENC_HEADER]: '1' } : {}),
           },
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            clearTimeout(timer);
-            const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
-            let parsed: { error?: string; [k: string]: unknown } | undefined;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              parsed = undefined;
-            }
-            if (!verifyMac(this.secret, responseLabel(requestMac, status), text, res.headers[MAC_HEADER])) {
-              const why = parsed?.error ? `: ${parsed.error}` : '';
-              return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
-            }
-            if (status < 200 || status >= 300) {
-              return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
-            }
-            resolve(parsed);
-          });
+          const status = res.statusCode ?? 0;
+          // The answer is not authenticated until its MAC is checked: read it within a cap (a fake
+          // server at a seed's address must not make this runtime buffer without end).
+          readBounded(res, { limit: maxAnswerBytes, timeoutMs, declared: declaredLength(res.headers) }).then(
+            (buf) => {
+              clearTimeout(timer);
+              const wire = buf.toString('utf8');
+              const label = responseLabel(requestMac, status);
+              const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
+                try {
+                  return JSON.parse(t);
+                } catch {
+                  return undefined;
+                }
+              };
+              if (!verifyMac(this.secret, label, wire, res.headers[MAC_HEADER])) {
+                // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
+                const hint = parse(wire)?.error;
+                const why = hint ? `: ${truncate(String(hint))}` : '';
+                return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
+              }
+              let text = wire;
+              if (this.key) {
+                if (res.headers[ENC_HEADER] !== '1') return reject(new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status));
+                try {
+                  text = open(this.key, label, wire);
+                } catch (e) {
+                  return reject(new SemClientError(`answer refused (HTTP ${status}): ${(e as Error).message}`, status));
+                }
+              }
+              const parsed = parse(text);
+              const unsigned = this.checkAnswer?.(target, label, text, res.headers[SIG_HEADER] as string | undefined);
+              if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
+              if (status < 200 || status >= 300) {
+                return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
+              }
+              resolve(parsed);
+            },
+            (e: Error) => {
+              clearTimeout(timer);
+              req.destroy();
+              reject(new SemClientError(`answer refused: ${e.message}`, status));
+            },
+          );
         },
       );
       const timer = setTimeout(() => req.destroy(new SemClientError(`no answer within ${timeoutMs} ms`)), timeoutMs);

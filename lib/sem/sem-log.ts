@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-export type LogEvent = 'sent' | 'received' | 'applied' | 'refused' | 'synced';
+export type LogEvent = 'sent' | 'received' | 'applied' | 'refused' | 'synced' | 'repaired';
 
 export class SemLog {
   private stream: fs.WriteStream | null = null;

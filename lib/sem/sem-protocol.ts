@@ -1,7 +1,7 @@
 // SEM messages on the wire. Every request and response body is JSON, authenticated with an
 // HMAC-SHA256 over the whole body and what it answers to, keyed by the cluster secret. A message
 // that fails any check is refused with a reason and nothing of it is applied.
-import { createHmac, timingSafeEqual } from 'crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'crypto';
 import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, truncate } from '../records/files';
 import { normalizeEdit } from '../records/diff-line';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
@@ -15,7 +15,22 @@ export const LIMITS = {
   syncBytes: 8 * 1024 * 1024,
   /** Diffs whose timestamp is further than this from our clock are refused as stale replays. */
   maxSkewMs: 10 * 60 * 1000,
+  /** Digest and snapshot requests older or newer than this are refused; within it their nonce
+   * must be new (docs/security.md, freshness). */
+  syncFreshMs: 2 * 60 * 1000,
+  /** A diff whose sequence number is this far above the highest known from its origin is refused
+   * (a forged 1e9 would make the origin's later diffs look like replays). */
+  maxSeqJump: 1_000_000,
 };
+
+/**
+ * The Lamport ceiling: no Lamport time from the wire may exceed the receiver's wall clock in ms
+ * plus the allowed skew. Lamport clocks start at 0 and grow by one per edit (or to the highest
+ * seen), so a legitimate one is far below (1.7e12 edits); a forged MAX_SAFE_INTEGER, which would
+ * stop the clock for ever, is refused, and a forged value under the ceiling costs nothing lasting
+ * (later edits simply tick above it).
+ */
+export const lamportCeiling = (now = Date.now()) => now + LIMITS.maxSkewMs;
 
 export class ProtocolError extends Error {
   constructor(
@@ -89,6 +104,7 @@ export function decodeDiff(body: string, now = Date.now()): Diff {
   if (o.v !== PROTOCOL_VERSION || o.type !== 'diff') throw new ProtocolError(`unsupported message (v=${String(o.v)}, type=${String(o.type)})`);
   if (typeof o.origin !== 'string' || !NAME_RE.test(o.origin)) throw new ProtocolError('malformed diff: bad origin');
   if (!isPosInt(o.seq) || !isPosInt(o.lamport)) throw new ProtocolError('malformed diff: seq and lamport must be positive integers');
+  if (o.lamport > lamportCeiling(now)) throw new ProtocolError(`refused diff: Lamport time ${o.lamport} is beyond the bound (wall clock + ${LIMITS.maxSkewMs / 60000} min)`, 422);
   if (typeof o.ts !== 'number' || Math.abs(now - o.ts) > LIMITS.maxSkewMs) {
     throw new ProtocolError('stale diff: its timestamp is too far from this peer\'s clock (replay?)', 409);
   }
@@ -106,33 +122,52 @@ export function decodeDiff(body: string, now = Date.now()): Diff {
   return { ...edit, origin: o.origin, seq: o.seq, lamport: o.lamport };
 }
 
-export interface DigestMessage {
+/** What makes a sync request fresh: its time and a random nonce, refused when seen again. */
+export interface Freshness {
+  ts: number;
+  nonce: string;
+}
+
+export interface DigestMessage extends Freshness {
   v: number;
   type: 'digest';
   from: string;
   digest: string;
 }
 
-export interface SnapshotMessage {
+export interface SnapshotMessage extends Freshness {
   v: number;
   type: 'snapshot';
   from: string;
   snapshot: Snapshot;
 }
 
-export function decodeDigest(body: string): DigestMessage {
+export const freshness = (now = Date.now()): Freshness => ({ ts: now, nonce: randomBytes(16).toString('hex') });
+
+export function checkFreshness(o: Record<string, unknown>, what: string, now: number): Freshness {
+  if (typeof o.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(o.nonce)) throw new ProtocolError(`malformed ${what}: missing nonce`);
+  if (typeof o.ts !== 'number' || Math.abs(now - o.ts) > LIMITS.syncFreshMs) {
+    throw new ProtocolError(`stale ${what}: its timestamp is too far from this peer's clock (replay?)`, 409);
+  }
+  return { ts: o.ts, nonce: o.nonce };
+}
+
+export function decodeDigest(body: string, now = Date.now()): DigestMessage {
   const o = parseJson(body);
   if (o.v !== PROTOCOL_VERSION || o.type !== 'digest') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed digest: bad from');
   if (typeof o.digest !== 'string' || !/^[0-9a-f]{64}$/.test(o.digest)) throw new ProtocolError('malformed digest');
-  return o as unknown as DigestMessage;
+  const f = checkFreshness(o, 'digest request', now);
+  return { v: PROTOCOL_VERSION, type: 'digest', from: o.from, digest: o.digest, ...f };
 }
 
 /** Validate a snapshot fully before any of it is merged. */
-export function validateSnapshot(s: unknown): Snapshot {
+export function validateSnapshot(s: unknown, now = Date.now()): Snapshot {
   if (!s || typeof s !== 'object') throw new ProtocolError('malformed snapshot');
   const o = s as Record<string, unknown>;
+  const ceiling = lamportCeiling(now);
   if (!Number.isSafeInteger(o.clock) || (o.clock as number) < 0) throw new ProtocolError('malformed snapshot: clock');
+  if ((o.clock as number) > ceiling) throw new ProtocolError(`refused snapshot: Lamport clock ${String(o.clock)} is beyond the bound`, 422);
   if (!o.seqs || typeof o.seqs !== 'object' || Array.isArray(o.seqs)) throw new ProtocolError('malformed snapshot: seqs');
   const seqs: Record<string, number> = {};
   for (const [k, v] of Object.entries(o.seqs as Record<string, unknown>)) {
@@ -149,6 +184,7 @@ export function validateSnapshot(s: unknown): Snapshot {
     if (typeof key !== 'string' || !isPosInt(lamport) || typeof origin !== 'string' || !NAME_RE.test(origin)) {
       throw new ProtocolError('malformed snapshot entry');
     }
+    if (lamport > ceiling) throw new ProtocolError(`refused snapshot: entry ${file} ${truncate(key)} has Lamport time ${lamport}, beyond the bound`, 422);
     if (value !== null) {
       try {
         const edit = normalizeEdit({ file, op: 'Add', record: value });
@@ -162,9 +198,10 @@ export function validateSnapshot(s: unknown): Snapshot {
   return { clock: o.clock as number, seqs, entries };
 }
 
-export function decodeSnapshot(body: string): SnapshotMessage {
+export function decodeSnapshot(body: string, now = Date.now()): SnapshotMessage {
   const o = parseJson(body);
   if (o.v !== PROTOCOL_VERSION || o.type !== 'snapshot') throw new ProtocolError('unsupported message');
   if (typeof o.from !== 'string' || !NAME_RE.test(o.from)) throw new ProtocolError('malformed snapshot: bad from');
-  return { v: PROTOCOL_VERSION, type: 'snapshot', from: o.from, snapshot: validateSnapshot(o.snapshot) };
+  const f = checkFreshness(o, 'snapshot request', now);
+  return { v: PROTOCOL_VERSION, type: 'snapshot', from: o.from, snapshot: validateSnapshot(o.snapshot, now), ...f };
 }

@@ -3,6 +3,8 @@
 // with their load, VM count and OD count, and a timeline of the last failovers. Pure.
 import type { ClusterFiles } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
+import { OPEN_STATUSES } from '../records/problem';
+import { fromMember, isServing } from '../records/records';
 
 export interface TimelineEntry {
   target: string;
@@ -19,31 +21,60 @@ export interface Countdown {
   until: number;
 }
 
+/** This VM's isolation state (lib/monitor/isolation.ts), from its heartbeat node. */
+export interface IsolationView {
+  /** not-member, fenced, starting, majority, no-majority, isolated */
+  state: string;
+  /** true when this VM's service is asserted stopped (isolated or fenced): show it red. */
+  stopped: boolean;
+  reachable: string[];
+  voters: string[];
+  needed: number;
+  why: string;
+}
+
 export interface ClusterView {
   self: string;
   at: number;
+  /** This VM's isolation state; absent when no heartbeat node runs here. */
+  isolation?: IsolationView;
   ring: { target: string; p1?: string; p2?: string }[];
-  vms: { hostname: string; address: string; realServer: string; services: string; state: string }[];
+  /**
+   * `state`: an open problem's status, `fenced` (replaced: stays out until re-admitted), or `ok`.
+   * `actions`: what an operator may do from the sidebar: `readmit` = POST /p2p-ha/readmit
+   * `{hostname}` (permission p2p-ha.write).
+   */
+  vms: { hostname: string; address: string; realServer: string; services: string; state: string; actions: string[] }[];
   problems: { target: string; detectedBy: string; kind: string; status: string; backup: string; since: string; note?: string; countdown?: Countdown }[];
   realServers: { name: string; load: string; vmCount: string; state: string; ods: number }[];
   timeline: TimelineEntry[];
 }
 
-const OPEN = new Set(['detected', 'reexamining', 'confirmed', 'fencing', 'recovering']);
+const OPEN = new Set<string>(OPEN_STATUSES);
 
-export function buildView(files: ClusterFiles, timeline: TimelineEntry[], countdowns: Countdown[], now = Date.now()): ClusterView {
+export function buildView(
+  files: ClusterFiles,
+  timeline: TimelineEntry[],
+  countdowns: Countdown[],
+  now = Date.now(),
+  isolation?: IsolationView,
+): ClusterView {
   const group = files.records('group');
   const operation = files.records('operation');
   const problems = files.records('problem');
   const problemOf = new Map(problems.map((p) => [p[0], p]));
-  const ring = group.map((g) => ({
+  // The ring is the operation file's: fenced members are out of it (they stay in the VM table).
+  const ring = group.filter((g) => isServing(fromMember(g))).map((g) => ({
     target: g[0],
     p1: operation.find((o) => o[0] === 'P1' && o[2] === g[0])?.[1],
     p2: operation.find((o) => o[0] === 'P2' && o[2] === g[0])?.[1],
   }));
-  const vms = group.map((g) => {
-    const p = problemOf.get(g[0]);
-    return { hostname: g[0], address: g[1], realServer: g[2], services: g[3], state: p && OPEN.has(p[3]) ? p[3] : 'ok' };
+  const vms = group.map((r) => {
+    const g = fromMember(r);
+    const p = problemOf.get(g.hostname);
+    const fenced = g.state === 'fenced';
+    const state = p && OPEN.has(p[3]) ? p[3] : fenced ? 'fenced' : 'ok';
+    return { hostname: g.hostname, address: g.address, realServer: g.realServer, services: g.services, state, actions: fenced ? ['readmit'] : [] };
   });
   const ods = files.records('available-od');
   const rsNames = new Set([...files.records('realserver').map((r) => r[0]), ...group.map((g) => g[2])]);
@@ -62,6 +93,7 @@ export function buildView(files: ClusterFiles, timeline: TimelineEntry[], countd
   return {
     self: files.identity.hostname,
     at: now,
+    ...(isolation ? { isolation } : {}),
     ring,
     vms,
     problems: problems.map((p) => ({

@@ -43,6 +43,8 @@ export interface RED {
   };
   auth: { needsPermission(permission: string): Function };
   comms?: { publish(topic: string, data: unknown, retain?: boolean): void };
+  /** The runtime's event bus (`flows:started` after every deploy and at start). */
+  events?: { on(event: string, fn: (...args: unknown[]) => void): void; removeListener(event: string, fn: (...args: unknown[]) => void): void };
   _(key: string, subs?: Record<string, unknown>): string;
   log: { info(m: string): void; warn(m: string): void; error(m: string): void };
 }

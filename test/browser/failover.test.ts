@@ -34,6 +34,14 @@ describe('editor: a failover seen in the cluster sidebar', function () {
     await page.waitForSelector('#p2p-ha-cluster-content g[data-vm="S6"]', { timeout: 30_000 });
     const vms = await page.$$eval('#p2p-ha-cluster-content g[data-vm]', (els) => els.map((e) => e.getAttribute('data-vm')));
     assert.deepEqual(vms, ['S1', 'S2', 'S3', 'S4', 'S5', 'S6']);
+    // No false failure on a fresh cluster: peers deployed after their managers were booting, not
+    // failed (the heartbeat's start-up grace). A suspicion of a peer that had answered and then
+    // answered late (a machine shared with other test runs) may be recorded and cleared by itself:
+    // that is the monitor at work, not a false failure; it is reported, not failed on.
+    const problems = rc!.recordsOf('S1', 'problem');
+    const suspicions = problems.filter((p) => p[3] === 'cleared' || p[3] === 'detected' || p[3] === 'reexamining');
+    if (suspicions.length) console.warn(`      note: suspicions at start (load?): ${suspicions.map((p) => p.join(', ')).join(' | ')}`);
+    assert.deepEqual(problems.filter((p) => !suspicions.includes(p)), [], 'a failure recorded on a fresh cluster');
     await page.screenshot({ path: path.join(artifactsDir(), 'failover-0-ring.png') });
   });
 

@@ -91,23 +91,39 @@ describe('recovery on the loopback cluster', function () {
     // kept, like a VM behind a partition). Only S1 (P1 of S2) sees S2 fail; fencing is impossible.
     await c.partitionRealServer('RS2');
     await c.cluster.freeze('S2');
-    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery refused (failed)', timeoutMs: 30_000, intervalMs: 200 });
+    // Refused after the starter's Confirm wait (30 s in this flow) without a second confirmer.
+    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery refused (failed)', timeoutMs: 60_000, intervalMs: 200 });
     const p = c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')!;
     assert.match(p.slice(6).join(','), /confirmed only by S1/);
     for (const od of ['OD1', 'OD2', 'OD3']) assert.equal(c.vm(od).state, 'frozen', `${od} still suspended`);
     assert.ok(!c.members('S1').includes('S2b'));
-    // S2 comes back from the partition: it is the only copy.
+    // S2 comes back from the partition: it is the only copy. Frozen longer than T_iso + margin, it
+    // first stops and serves again once it has caught up with the majority (docs/recovery.md).
     await c.cluster.thaw('S2');
-    assert.equal(await c.service(c.vm('S2').ip), 'S2');
+    await waitFor(async () => (await c.service(c.vm('S2').ip)) === 'S2', { what: 'S2 serves again', timeoutMs: 15_000, intervalMs: 200 });
+  });
+
+  it('(c) a real server without virsh: the fence fails with program-missing, no backup starts, the problem says why', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2] });
+    const c = rc;
+    // RS2's SSH sessions find no virsh (as dash reports it: exit 127, `command -v virsh` fails).
+    c.sim('RS2').missingPrograms.add('virsh');
+    await c.cluster.kill('S2');
+    await waitFor(() => c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')?.[3] === 'failed', { what: 'S2 recovery failed', timeoutMs: 30_000, intervalMs: 200 });
+    const p = c.recordsOf('S1', 'problem').find((r) => r[0] === 'S2')!;
+    assert.match(p.slice(6).join(','), /fence: .*program-missing/);
+    // Nothing was started: every OD is still suspended (the one resumed beside the fence was put
+    // back to sleep), no S2b anywhere, S2 not marked fenced (it was not).
+    await waitFor(() => ['OD1', 'OD2', 'OD3'].every((od) => c.vm(od).state === 'frozen'), { what: 'every OD suspended', timeoutMs: 10_000, intervalMs: 100 });
+    for (const [rs, od] of [['RS1', 'OD1'], ['RS2', 'OD2'], ['RS3', 'OD3']]) assert.equal(c.sim(rs).domains.get(od)!.state, 'paused', `${od} paused on ${rs}`);
+    for (const n of ['S1', 'S3', 'S4', 'S5', 'S6']) assert.ok(!c.members(n).includes('S2b'), `no S2b in ${n}'s group`);
+    assert.notEqual(c.recordsOf('S1', 'group').find((r) => r[0] === 'S2')?.[4], 'fenced', 'S2 not recorded fenced');
+    assert.equal(c.sim('RS2').domains.get('S2')!.state, 'running', 'nothing was destroyed');
   });
 
   it('Fig. 3: a whole real server fails: its VMs come back spread over the other two, then the pool refills to the new average', async function () {
-    // A race seen here (S3's recovery finished and S3 left the group before S6's starter counted
-    // S3's confirmation, so S6 was refused as "confirmed only by S5") is fixed in the backup plan
-    // and covered by a unit test. One retry on a fresh cluster stays as a safety net on this shared
-    // machine; a failure prints the managers' files and recovery log lines.
-    this.retries(1);
-    await rc?.stop();
+    // No retry: a failure prints the managers' files and recovery log lines.
+    this.timeout(480_000);
     rc = await RecoveryCluster.start({ loads: [0.4, 0.4, 0.4], replicator: true });
     const c = rc;
     await c.killRealServer('RS3'); // S3, S6 and OD3 die with RS3's SSH endpoint
@@ -126,11 +142,19 @@ describe('recovery on the loopback cluster', function () {
       throw new Error(`${(e as Error).message}\n${files}${logs}`);
     }
     const g = c.recordsOf('S1', 'group');
-    // Equal loads and VM counts: S3b to RS1 (name), then RS1 has one more VM: S6b to RS2.
-    assert.deepEqual(g.find((r) => r[0] === 'S3b')!.slice(1, 3), [c.vm('OD1').ip, 'RS1']);
-    assert.deepEqual(g.find((r) => r[0] === 'S6b')!.slice(1, 3), [c.vm('OD2').ip, 'RS2']);
-    assert.equal(await c.service(c.vm('OD1').ip), 'S3');
-    assert.equal(await c.service(c.vm('OD2').ip), 'S6');
+    // Equal loads and VM counts: placed together, the two backups take OD1 (RS1) and OD2 (RS2),
+    // one each. Which target gets which depends on which manager resumed which OD beside its
+    // fence (an early OD the joint placement uses is kept: no swapping, docs/recovery.md).
+    const b3 = g.find((r) => r[0] === 'S3b')!;
+    const b6 = g.find((r) => r[0] === 'S6b')!;
+    assert.deepEqual([b3, b6].map((b) => `${b[1]} ${b[2]}`).sort(), [`${c.vm('OD1').ip} RS1`, `${c.vm('OD2').ip} RS2`].sort());
+    // A backup's service may answer a moment after it joined (its flow starts serving when its
+    // heartbeat says so): wait for it, with a deadline.
+    for (const [b, t] of [[b3, 'S3'], [b6, 'S6']] as const) {
+      await waitFor(async () => (await c.service(b[1])) === t, { what: `${t}'s service on ${b[0]}`, timeoutMs: 15_000, intervalMs: 200 });
+    }
+    // The fenced originals stay in the group as fenced; RS3 is down.
+    for (const t of ['S3', 'S6']) assert.equal(g.find((r) => r[0] === t)?.[4], 'fenced', `${t} fenced`);
     assert.equal(c.recordsOf('S1', 'realserver').find((r) => r[0] === 'RS3')?.[3], 'down');
     // Replenish: six VMs on two live real servers: three ODs each. The operator reserves identities.
     const ids: [string, string][] = [];
@@ -150,7 +174,9 @@ describe('recovery on the loopback cluster', function () {
         const ods = c.recordsOf('S1', 'available-od');
         return ['RS1', 'RS2'].every((rs) => ods.filter((r) => r[2] === rs).length === 3);
       },
-      { what: 'three ODs on RS1 and on RS2', timeoutMs: 120_000, intervalMs: 500 },
+      // Six clones, each a Node-RED runtime started, re-identified and suspended, three at a time
+      // per real server: under the shared machine's load (load average 30-110 seen) 120 s was missed once.
+      { what: 'three ODs on RS1 and on RS2', timeoutMs: 240_000, intervalMs: 500 },
     );
     for (const [od, rs] of ids) {
       assert.equal(c.sim(rs).domains.get(od)?.state, 'paused', `${od} suspended on ${rs}`);

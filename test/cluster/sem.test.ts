@@ -3,14 +3,14 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as http from 'http';
 import { Cluster, startCluster, Vm } from '../../harness/cluster/launcher';
 import { pickPortFreeOnAll, allocLoopbackRange } from '../../harness/net';
 import { httpRequest } from '../../harness/http';
 import { waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
 import { FILE_NAMES } from '../../lib/records/files';
-import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+import { encodeDiff } from '../../lib/sem/sem-protocol';
+import { semPost } from '../support/sem-wire';
 
 const SECRET = 'cluster-secret-for-tests';
 
@@ -30,17 +30,6 @@ async function edit(vm: Vm, payload: unknown) {
     timeoutMs: 10_000,
   });
   return { status: r.status, body: JSON.parse(r.body) };
-}
-
-function postRaw(ip: string, port: number, route: string, body: string, headers: Record<string, string>) {
-  return new Promise<number>((resolve, reject) => {
-    const req = http.request({ host: ip, port, path: route, method: 'POST', agent: false, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 describe('SEM between six Node-RED processes', function () {
@@ -111,24 +100,30 @@ describe('SEM between six Node-RED processes', function () {
     await waitFor(allIdentical, { what: 'identical files before the attacks', timeoutMs: 20_000 });
     const before = readFiles(cluster.vms[0]);
     const s2 = cluster.vm('S2');
-    const sign = (body: string, secret = SECRET) => ({ 'content-type': 'application/json', [MAC_HEADER]: mac(secret, 'POST /p2p/sem/diff', body) });
+    const s1 = { folder: filesOf(cluster.vm('S1')), hostname: 'S1' };
+    const wire = (body: string, secret = SECRET, signer?: typeof s1) => semPost(s2.ip, semPort, '/p2p/sem/diff', body, { secret, signer }).then((r) => r.status);
     const del = (origin: string, seq: number) =>
       encodeDiff({ file: 'group', op: 'Del', record: ['S3', cluster.vm('S3').ip, 'RS3', '-'], origin, seq, lamport: 10_000 });
 
     const forged = del('S1', 100_000);
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', forged, sign(forged, 'not-the-cluster-secret')), 401, 'forged');
-    // S1's diff number 1 was applied long ago: the same number again is a replay.
+    assert.equal(await wire(forged, 'not-the-cluster-secret'), 401, 'forged');
+    // S1's diff number 1 was applied long ago: the same number again, signed with S1's own key (read
+    // from its user directory), is a replay.
     const replayed = del('S1', 1);
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', replayed, sign(replayed)), 409, 'replayed');
+    assert.equal(await wire(replayed, SECRET, s1), 409, 'replayed');
+    // The cluster secret alone does not speak for S1.
+    assert.equal(await wire(replayed), 401, 'not signed by S1');
     const malformed = '{"v":1,"type":"diff","origin":"S1","seq":';
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', malformed, sign(malformed)), 400, 'not JSON');
+    assert.equal(await wire(malformed), 400, 'not JSON');
     const badRecord = JSON.stringify({ ...JSON.parse(del('S1', 100_001)), record: ['S3; rm -rf /', '127.0.0.1', 'RS1', '-'] });
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', badRecord, sign(badRecord)), 422, 'malformed record');
+    assert.equal(await wire(badRecord), 422, 'malformed record');
     const unknown = JSON.stringify({ ...JSON.parse(del('S1', 100_002)), file: 'passwd', record: ['root'] });
-    assert.equal(await postRaw(s2.ip, semPort, '/p2p/sem/diff', unknown, sign(unknown)), 422, 'unknown file');
+    assert.equal(await wire(unknown), 422, 'unknown file');
     const huge = JSON.stringify({ ...JSON.parse(del('S1', 100_003)), pad: 'x'.repeat(200_000) });
-    const status = await postRaw(s2.ip, semPort, '/p2p/sem/diff', huge, sign(huge)).catch(() => 413);
+    const status = await wire(huge).catch(() => 413);
     assert.equal(status, 413, 'oversized');
+    // Plain text where the cluster encrypts: refused.
+    assert.equal((await semPost(s2.ip, semPort, '/p2p/sem/diff', forged, { secret: SECRET, plain: true })).status, 400, 'plain text');
     // A malformed Diff.dat line through the node is refused at the sender.
     const r = await edit(cluster.vms[0], 'group, Del, S3');
     assert.equal(r.status, 400);

@@ -121,6 +121,81 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     assert.strictEqual(sim.execCount, 0);
   });
 
+  it('reads the private key from a key file or an environment variable; a missing file is a clear error', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-key-'));
+    folders.push(dir);
+    const keyFile = path.join(dir, 'rs1_key');
+    fs.writeFileSync(keyFile, key.private, { mode: 0o600 });
+    await helper.load([realServerNode], [rsConfig({ keyFile })], {});
+    let rs = helper.getNode('rs1');
+    await waitFor('connected with the key file', () => rs.connection?.state === 'connected', 5000);
+    assert.strictEqual(rs.keySource, 'file');
+    await helper.unload();
+
+    process.env.P2P_TEST_RS1_KEY = key.private.replace(/\n/g, '\\n');
+    try {
+      await helper.load([realServerNode], [rsConfig({ keyEnv: 'P2P_TEST_RS1_KEY', host: '${P2P_TEST_RS1_HOST}' })], {});
+      rs = helper.getNode('rs1');
+      assert.match(rs.failure, /P2P_TEST_RS1_HOST/, 'an unset variable in the host is named');
+      await helper.unload();
+      process.env.P2P_TEST_RS1_HOST = sim.address;
+      await helper.load([realServerNode], [rsConfig({ keyEnv: 'P2P_TEST_RS1_KEY', host: '${P2P_TEST_RS1_HOST}' })], {});
+      rs = helper.getNode('rs1');
+      await waitFor('connected with the key variable', () => rs.connection?.state === 'connected', 5000);
+      assert.strictEqual(rs.keySource, 'env');
+      await helper.unload();
+    } finally {
+      delete process.env.P2P_TEST_RS1_KEY;
+      delete process.env.P2P_TEST_RS1_HOST;
+    }
+
+    await helper.load([realServerNode], [rsConfig({ keyFile: path.join(dir, 'missing') })], {});
+    rs = helper.getNode('rs1');
+    assert.match(rs.failure, /missing.*ENOENT/);
+    assert.ok(!String(rs.failure).includes('PRIVATE KEY'));
+    assert.strictEqual(rs.driver, undefined);
+    assert.strictEqual(sim.execCount, 0);
+  });
+
+  it('load collector with its own real server reads only that one and keeps its own status; one without warns and reads all', async () => {
+    const storeAddress = range.ip(12);
+    const storePort = await pickFreePort(storeAddress);
+    const deadPort = await pickFreePort(rsAddress);
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-hv-store-'));
+    folders.push(folder);
+    sim.addDomain('S1', 'running');
+    sim.load = [2.0, 0.5, 0.5];
+    const flow = [
+      rsConfig(),
+      { ...rsConfig({ id: 'rs2', name: 'RS2', port: deadPort, connectTimeout: 500 }) },
+      { id: 'st', type: 'p2p-store', hostname: 'S1', address: storeAddress, realServer: 'RS1', services: '-', folder, port: storePort, seeds: '' },
+      { id: 'lc1', type: 'p2p-load-collector', store: 'st', realServer: 'rs1', interval: 3600, threshold: 0.1, wires: [['out']] },
+      { id: 'lcAll', type: 'p2p-load-collector', store: 'st', interval: 3600, threshold: 0.1, wires: [[]] },
+      { id: 'out', type: 'helper' },
+    ];
+    await helper.load([realServerNode, collectorNode, storeNode], flow, {
+      rs1: { privateKey: key.private },
+      rs2: { privateKey: key.private },
+      st: { secret: 'node-test-secret' },
+    });
+    const st = helper.getNode('st');
+    await waitFor('store started', () => st.storeStatus().state !== 'starting', 10000);
+    const lc1 = helper.getNode('lc1');
+    const statuses: { fill: string; text: string }[] = [];
+    lc1.on('call:status', (call: { args: [{ fill: string; text: string }] }) => statuses.push(call.args[0]));
+    const out = helper.getNode('out');
+    const got = new Promise<any>((resolve) => out.once('input', (m: any) => resolve(m.payload)));
+    lc1.receive({ payload: 'now' });
+    const r = await got;
+    assert.deepStrictEqual(r.readings.map((x: any) => x.realServer), ['RS1']);
+    await waitFor('own status', () => statuses.some((s) => /^RS1: load 0\.50, 1 VMs/.test(s.text)), 5000);
+    // Whatever the store says next (a change of its status) does not replace the collector's line.
+    const last = statuses[statuses.length - 1];
+    assert.match(last.text, /^RS1: load/);
+    const warnings = helper.log().args.filter((a: any[]) => a[0]?.level === helper.log().WARN && a[0]?.id === 'lcAll');
+    assert.ok(warnings.some((a: any[]) => /no real server set/.test(a[0].msg)), 'the collector without a real server warns');
+  });
+
   it('load collector: writes realserver records, only on a change beyond the threshold, and marks down', async () => {
     const storeAddress = range.ip(11);
     const storePort = await pickFreePort(storeAddress);
@@ -161,7 +236,8 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
         out.on('input', onInput);
         lc.receive({ _msgid: id, payload: 'now' });
       });
-    const rec = (rs: string) => st.files.get('realserver', rs);
+    // The first four fields (the capacity figures that follow are tested in test/unit/load-capacity).
+    const rec = (rs: string) => st.files.get('realserver', rs)?.slice(0, 4);
     // The first interval round may already have run; either way the records are there after one more.
     await roundTrip();
     assert.deepStrictEqual(rec('RS1'), ['RS1', '0.25', '2', 'up']);
@@ -172,7 +248,11 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
     assert.deepStrictEqual(rec('RS1'), ['RS1', '0.25', '2', 'up']);
     sim.load = [2.0, 0.5, 0.5]; // 0.50 per CPU
     r = await roundTrip();
-    assert.deepStrictEqual(r.edits, [{ file: 'realserver', op: 'Mod', record: ['RS1', '0.50', '2', 'up'], before: ['RS1', '0.25', '2', 'up'] }]);
+    assert.deepStrictEqual(
+      r.edits.map((e: any) => [e.op, e.before.slice(0, 4), e.record.slice(0, 4)]),
+      [['Mod', ['RS1', '0.25', '2', 'up'], ['RS1', '0.50', '2', 'up']]],
+    );
+    assert.strictEqual(r.edits[0].record.length, 7, 'with free memory, free vCPUs and their time');
     await sim.stop();
     r = await roundTrip();
     assert.deepStrictEqual(rec('RS1'), ['RS1', '0.50', '2', 'down']);

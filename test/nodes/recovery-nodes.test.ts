@@ -78,6 +78,8 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
       rs(3),
       { id: 'out', z: 'f1', type: 'helper' },
       { id: 'caught', z: 'f1', type: 'helper' },
+      { id: 'nofit', z: 'f1', type: 'helper' },
+      { id: 'failed', z: 'f1', type: 'helper' },
       ...extra,
     ];
   }
@@ -127,12 +129,13 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     return msgs;
   }
 
-  it('placer: the least loaded real server with an OD, with the candidates; an error when none fits', async () => {
+  it('placer: the least loaded real server with an OD, with the candidates; when none fits the failure goes on, the reason on output 2', async () => {
     const files = await load([
-      { id: 'placer', z: 'f1', type: 'p2p-placer', store: 'store', wires: [['out']] },
+      { id: 'placer', z: 'f1', type: 'p2p-placer', store: 'store', wires: [['out'], ['nofit']] },
       { id: 'c', z: 'f1', type: 'catch', scope: ['placer'], wires: [['caught']] },
     ], [placerNode]);
     const out = collect('out');
+    const nofit = collect('nofit');
     const caught = collect('caught');
     helper.getNode('placer').receive({ topic: 'failure', payload: { target: 'S2', realServer: 'RS2' } });
     await waitFor(() => out.length === 1, { what: 'placement', timeoutMs: 3000 });
@@ -144,11 +147,15 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     assert.deepEqual(out[1].placements.map((p: any) => p.placement.od), ['OD3', 'OD2']);
     for (const od of files.records('available-od')) await files.edit({ file: 'available-od', op: 'Del', record: od });
     helper.getNode('placer').receive({ payload: { target: 'S2' } });
-    await waitFor(() => caught.length === 1, { what: 'error to catch', timeoutMs: 3000 });
-    assert.match(caught[0].error.message, /no available OD/);
+    await waitFor(() => out.length === 3 && nofit.length === 1, { what: 'no-fit msgs', timeoutMs: 3000 });
+    assert.match(out[2].placement.error, /no available OD/);
+    assert.equal(out[2].payload.target, 'S2', 'the failure goes on to the starter');
+    assert.equal(nofit[0].topic, 'no-placement');
+    assert.match(nofit[0].payload.reason, /no available OD/);
+    assert.equal(caught.length, 0);
     helper.getNode('placer').receive({ payload: {} });
-    await waitFor(() => caught.length === 2, { what: 'bad input error', timeoutMs: 3000 });
-    assert.match(caught[1].error.message, /payload.target/);
+    await waitFor(() => caught.length === 1, { what: 'bad input error', timeoutMs: 3000 });
+    assert.match(caught[0].error.message, /payload.target/);
   });
 
   it('backup starter, Fig. 1: fences S2, resumes OD3 on RS3, runs S2.sh there, edits the files; every step a msg', async () => {
@@ -156,13 +163,17 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     const out = collect('out');
     helper.getNode('starter').receive({ topic: 'failure', payload: { target: 'S2', address: `${at(2)}`, realServer: 'RS2', kind: 'network', detectedBy: 'S1' } });
     await waitFor(() => out.some((m) => m.topic === 'recovered'), { what: 'recovered msg', timeoutMs: 10000 });
-    assert.deepEqual(out.map((m) => m.topic), ['recovery/fence', 'recovery/place', 'recovery/resume', 'recovery/install', 'recovery/role', 'recovery/edits', 'recovered']);
+    // As they happened: place and resume beside the fence (marked), then install and role, edits.
+    assert.deepEqual(new Set(out.map((m) => m.topic)), new Set(['recovery/fence', 'recovery/place', 'recovery/resume', 'recovery/install', 'recovery/role', 'recovery/edits', 'recovered']));
+    assert.deepEqual(out.filter((m) => m.payload?.parallel === 'fence').map((m) => m.topic), ['recovery/place', 'recovery/resume']);
+    assert.deepEqual(out.slice(-2).map((m) => m.topic), ['recovery/edits', 'recovered']);
     const r = out[out.length - 1].payload;
     assert.deepEqual([r.backup, r.od, r.realServer, r.fence], ['S2b', 'OD3', 'RS3', 'destroyed']);
     assert.equal(sims[1].domains.get('S2')!.state, 'shut off');
     assert.equal(sims[2].domains.get('OD3')!.state, 'running');
     assert.equal(fs.readFileSync(path.join(sims[2].sandboxDir, 'installed-S2b'), 'utf8').trim(), `S2 ${at(2)} S2b ${at(23)} OD3 RS3 tcp:80`);
-    assert.equal(files.get('group', 'S2'), undefined);
+    assert.deepEqual(files.get('group', 'S2'), ['S2', `${at(2)}`, 'RS2', 'tcp:80', 'fenced']);
+    assert.equal(sims[1].domains.get('S2')!.autostart, false, 'autostart turned off on RS2');
     assert.deepEqual(files.get('group', 'S2b'), ['S2b', `${at(23)}`, 'RS3', 'tcp:80']);
     assert.equal(files.get('available-od', 'OD3'), undefined);
     assert.deepEqual(files.get('problem', 'S2')!.slice(0, 5), ['S2', 'S1', 'network', 'recovered', 'S2b']);
@@ -181,6 +192,45 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     assert.equal(files.get('problem', 'S2')![3], 'failed');
     assert.equal(sims[2].domains.get('OD3')!.state, 'paused');
     assert.ok(files.get('group', 'S2'));
+  });
+
+  it('backup starter: a host without virsh fails the fence with program-missing; nothing starts, the problem says why, output 2 says so', async () => {
+    const files = await load([
+      { id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', procedureDir: '/var/lib/p2p-ha/install', roleMode: 'none', confirmWait: 1, wires: [['out'], ['failed']] },
+      { id: 'c', z: 'f1', type: 'catch', scope: ['starter'], wires: [['caught']] },
+    ], [starterNode]);
+    const failed = collect('failed');
+    const caught = collect('caught');
+    sims[1].missingPrograms.add('virsh');
+    helper.getNode('starter').receive({ payload: { target: 'S2', detectedBy: 'S1' } });
+    await waitFor(() => failed.length === 1 && caught.length === 1, { what: 'failure msgs', timeoutMs: 10000 });
+    assert.deepEqual([failed[0].topic, failed[0].payload.target, failed[0].payload.step, failed[0].payload.kind], ['failed', 'S2', 'fence', 'program-missing']);
+    const p = files.get('problem', 'S2')!;
+    assert.equal(p[3], 'failed');
+    assert.match(p[6], /program-missing/);
+    assert.equal(sims[1].domains.get('S2')!.state, 'running');
+    assert.equal(sims[2].domains.get('OD3')!.state, 'paused', 'the OD resumed beside the fence is back asleep');
+    assert.ok(files.get('available-od', 'OD3'));
+    assert.deepEqual(files.get('group', 'S2'), ['S2', `${at(2)}`, 'RS2', 'tcp:80'], 'not fenced');
+    assert.equal(files.get('group', 'S2b'), undefined);
+  });
+
+  it('placer -> starter when nothing fits: the failed server is still fenced, the problem failed with the reason on both second outputs', async () => {
+    const files = await load([
+      { id: 'placer', z: 'f1', type: 'p2p-placer', store: 'store', wires: [['starter'], ['nofit']] },
+      { id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', roleMode: 'none', wires: [['out'], ['failed']] },
+    ], [placerNode, starterNode]);
+    for (const od of files.records('available-od')) await files.edit({ file: 'available-od', op: 'Del', record: od });
+    const nofit = collect('nofit');
+    const failed = collect('failed');
+    helper.getNode('placer').receive({ payload: { target: 'S2', detectedBy: 'S1' } });
+    await waitFor(() => failed.length === 1 && nofit.length === 1, { what: 'no-fit and failed msgs', timeoutMs: 10000 });
+    assert.equal(failed[0].payload.kind, 'no-placement');
+    assert.equal(sims[1].domains.get('S2')!.state, 'shut off', 'fenced all the same');
+    assert.equal(files.get('group', 'S2')![4], 'fenced');
+    const p = files.get('problem', 'S2')!;
+    assert.equal(p[3], 'failed');
+    assert.match(p[6], /no available OD/);
   });
 
   it('backup starter: an OD taken by another manager is skipped for the next one', async () => {
@@ -217,6 +267,21 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     const plan = asked.find((m) => m.topic === 'od-pool').payload;
     assert.deepEqual(plan.replicatesFor, ['RS1']);
     assert.equal(plan.plan.target, 2);
+  });
+
+  it('backup starter: copies the valid procedures of its folder to every real server (hash compare: the shared hv case)', async () => {
+    const src = path.join(dir, 'procedures');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'S7.sh'), 'echo "install S7"\n');
+    fs.writeFileSync(path.join(src, 'Bad.sh'), 'if then (\n');
+    await load([{ id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', roleMode: 'none', procedureSource: src, wires: [['out']] }], [starterNode]);
+    const copy = (i: number, name: string) => path.join(sims[i].sandboxDir, 'var/lib/p2p-ha/install', name);
+    await waitFor(() => sims.every((_s, i) => fs.existsSync(copy(i, 'S7.sh'))), { what: 'S7.sh on every real server', timeoutMs: 10000 });
+    for (const i of [0, 1, 2]) {
+      assert.equal(fs.readFileSync(copy(i, 'S7.sh'), 'utf8'), 'echo "install S7"\n');
+      assert.equal(fs.existsSync(copy(i, 'Bad.sh')), false, 'a procedure /bin/sh cannot parse is not copied');
+      assert.equal(fs.readFileSync(copy(i, 'S2.sh'), 'utf8'), PROCEDURE, 'files not in the folder are left alone');
+    }
   });
 
   it('close during a recovery waiting for a confirmation ends it within the deadline', async () => {

@@ -4,7 +4,6 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as http from 'http';
 import helper from 'node-red-node-test-helper';
 import storeNode = require('../../nodes/p2p-store');
 import sendNode = require('../../nodes/p2p-sem-send');
@@ -13,7 +12,8 @@ import { ReplicatedStore } from '../../lib/sem/replicated-store';
 // The core Catch node: proves errors reach done(err) where a flow can handle them.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-import { encodeDiff, mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
+import { encodeDiff } from '../../lib/sem/sem-protocol';
+import { semPost } from '../support/sem-wire';
 import { pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
@@ -22,17 +22,6 @@ helper.init(require.resolve('node-red'));
 const SECRET = 'test-secret-123';
 const A = '127.0.7.1';
 const B = '127.0.7.2';
-
-function post(port: number, pathName: string, body: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: A, port, path: pathName, method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 describe('SEM nodes in Node-RED', function () {
   this.timeout(20_000);
@@ -152,11 +141,13 @@ describe('SEM nodes in Node-RED', function () {
     const before = files.digest();
     const body = encodeDiff({ file: 'group', op: 'Del', record: ['S1', A, 'RS1', 'tcp:80'], origin: 'S2', seq: 99, lamport: 999 });
     const refusedMsg = new Promise<any>((resolve) => refused.on('input', resolve));
-    assert.equal(await post(port, '/p2p/sem/diff', body, { [MAC_HEADER]: mac('wrong-secret', 'POST /p2p/sem/diff', body) }), 401);
+    assert.equal((await semPost(A, port, '/p2p/sem/diff', body, { secret: 'wrong-secret' })).status, 401);
     assert.match((await refusedMsg).payload.reason, /HMAC/);
-    // The genuine diff from S2 (seq 2, already applied) sent again: a replay.
+    // The genuine diff from S2 (seq 2, already applied) sent again, signed with S2's key: a replay.
     const replay = encodeDiff({ file: 'realserver', op: 'Add', record: ['RS2', '0.25', '1', 'up'], origin: 'S2', seq: 2, lamport: 50 });
-    assert.equal(await post(port, '/p2p/sem/diff', replay, { [MAC_HEADER]: mac(SECRET, 'POST /p2p/sem/diff', replay) }), 409);
+    assert.equal((await semPost(A, port, '/p2p/sem/diff', replay, { secret: SECRET, signer: { folder: peer!.folder, hostname: 'S2' } })).status, 409);
+    // The same diff with the MAC of the cluster secret but not signed by S2: refused as well.
+    assert.equal((await semPost(A, port, '/p2p/sem/diff', replay, { secret: SECRET })).status, 401);
     assert.equal(files.digest(), before);
   });
 });

@@ -41,6 +41,8 @@ export class SimNet {
   readonly peers = new Map<string, SimFiles>();
   /** Peers that neither send nor receive (killed or partitioned). */
   readonly down = new Set<string>();
+  /** A partition: diffs between these pairs are lost (true = cut). */
+  cut: (from: string, to: string) => boolean = () => false;
   constructor(
     readonly clock: Clock,
     public delayMs = 50,
@@ -56,7 +58,7 @@ export class SimNet {
     for (const [name, peer] of this.peers) {
       if (name === from) continue;
       this.clock.setTimeout(() => {
-        if (!this.down.has(from) && !this.down.has(name)) peer.receive(diff);
+        if (!this.down.has(from) && !this.down.has(name) && !this.cut(from, name)) peer.receive(diff);
       }, this.delayMs);
     }
   }

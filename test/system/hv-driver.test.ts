@@ -3,7 +3,10 @@
 // errors, and injection refused before any SSH exec. A tiny KVM guest through the QEMU driver is
 // not run here (see the report: too costly for the shared 2-core machine in this suite).
 import * as assert from 'assert';
+import * as fs from 'fs';
 import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
 import { startLibvirtd, type Libvirtd } from '../../harness/real/libvirtd';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { startSshd, type Sshd, connectionTo } from '../../harness/real/sshd';
@@ -131,18 +134,38 @@ describe('hv: driver over SSH against real sshd + libvirtd (test driver)', funct
   let sshd: Sshd | undefined;
   let conn: SshConnection | undefined;
   let target: DriverTarget;
+  // A second sshd for the same user whose sessions get a PATH without virsh (an empty folder):
+  // the host where virsh is "not installed", as the real shell and the real sshd report it.
+  let bareSshd: Sshd | undefined;
+  let bareConn: SshConnection | undefined;
+  let bareDir: string | undefined;
 
   before(async function () {
     requireRealPrograms(this);
     libvirtd = await startLibvirtd();
     sshd = await startSshd({ env: { LIBVIRT_DEFAULT_URI: libvirtd.uri } });
     conn = connectionTo(sshd);
+    bareDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-nopath-'));
+    fs.chmodSync(bareDir, 0o755);
+    bareSshd = await startSshd({ env: { PATH: bareDir } });
+    bareConn = connectionTo(bareSshd);
     // The explicit URI goes through the real shell quoted (it holds ? and =).
-    target = { driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }), conn, fileDir: sshd.userDir, domainType: 'test' };
+    target = {
+      driver: new VirshDriver(conn, { uri: libvirtd.uri, label: 'RS-real' }),
+      conn,
+      fileDir: sshd.userDir,
+      domainType: 'test',
+      flavor: 'test',
+      localPath: (p) => p,
+      withoutVirsh: () => new VirshDriver(bareConn!, { uri: libvirtd!.uri, label: 'RS-bare' }),
+    };
   });
   after(async () => {
     await conn?.close();
+    await bareConn?.close();
     await sshd?.stop();
+    await bareSshd?.stop();
+    if (bareDir) fs.rmSync(bareDir, { recursive: true, force: true });
     await libvirtd?.stop();
   });
 
@@ -179,16 +202,34 @@ describe('hv: driver over SSH against the simulated real server', function () {
   // Own loopback addresses, claimed so that parallel suites never collide.
   let range: LoopbackRange;
 
+  // A second simulated host without virsh on its PATH.
+  let bare: SimRealServer;
+  let bareConn: SshConnection;
+
   before(async () => {
     range = allocLoopbackRange();
     sim = new SimRealServer({ address: range.ip(1), authorizedKeys: [pair.public], backend });
     await sim.start();
+    bare = new SimRealServer({ address: range.ip(3), authorizedKeys: [pair.public] });
+    bare.missingPrograms.add('virsh');
+    await bare.start();
     conn = new SshConnection({ host: sim.address, port: sim.port, username: 'root', privateKey: pair.private, hostFingerprint: sim.fingerprint });
-    target = { driver: new VirshDriver(conn, { label: 'RS-sim' }), conn, fileDir: '/var/lib/p2p', domainType: 'test' };
+    bareConn = new SshConnection({ host: bare.address, port: bare.port, username: 'root', privateKey: pair.private, hostFingerprint: bare.fingerprint });
+    target = {
+      driver: new VirshDriver(conn, { label: 'RS-sim' }),
+      conn,
+      fileDir: '/var/lib/p2p',
+      domainType: 'test',
+      flavor: sim.flavor,
+      localPath: (p) => path.join(sim.sandboxDir, p),
+      withoutVirsh: () => new VirshDriver(bareConn, { label: 'RS-bare' }),
+    };
   });
   after(async () => {
     await conn?.close();
+    await bareConn?.close();
     await sim?.stop();
+    await bare?.stop();
     range?.release();
   });
 
@@ -211,6 +252,26 @@ describe('hv: driver over SSH against the simulated real server', function () {
     const ops = backend.calls.map((c) => c.split(' ')[0]);
     for (const op of ['clone', 'start', 'suspend', 'resume', 'shutdown', 'destroy', 'remove']) assert.ok(ops.includes(op), `${op} in ${ops}`);
     assert.ok(backend.calls.includes('clone hv-ods hv-od1 52:54:00:aa:00:02'), backend.calls.join('\n'));
+  });
+  it("like a real guest: `virsh start` returns before the VM is usable (boot delay), and a destroy during the boot cancels it", async () => {
+    sim.addDomain('hv-boot', 'shut off');
+    sim.delays.boot = 400;
+    try {
+      const started = (n: string) => backend.calls.filter((c) => c === `start ${n}`).length;
+      await target.driver.start('hv-boot');
+      assert.strictEqual(await target.driver.domstate('hv-boot'), 'running');
+      assert.strictEqual(started('hv-boot'), 0, 'the VM itself is not up yet');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.strictEqual(started('hv-boot'), 1, 'up after the boot delay');
+      await target.driver.destroy('hv-boot');
+      await target.driver.start('hv-boot');
+      await target.driver.destroy('hv-boot');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.strictEqual(started('hv-boot'), 1, 'a boot cut short by destroy never comes up');
+    } finally {
+      sim.delays.boot = 0;
+      await target.driver.undefine('hv-boot').catch(() => undefined);
+    }
   });
   it('refuses shell syntax it does not know instead of guessing', async () => {
     const r = await conn.exec('virsh list --all; id');

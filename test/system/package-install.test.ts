@@ -1,18 +1,17 @@
-// The package as a user gets it: `npm pack` of the build, installed with npm into a fresh
-// Node-RED 4.1 user directory, loaded by a real Node-RED. Every node set that package.json
-// registers ("node-red".nodes, read here, never hard-coded) must load with no error and bring
-// its editor template, help text, messages and icons.
+// The package as a user gets it: a clean clone of HEAD packed with `npm pack` (its prepack builds
+// dist/), the tarball installed with npm into a fresh Node-RED user directory (packed-install.ts),
+// loaded by a real Node-RED (4.1 in the system suite, 5.x in the nr5 suite). The tarball holds
+// exactly what users need; every node set that package.json registers ("node-red".nodes, read
+// here, never hard-coded) loads with no error and brings its editor template, help text, messages
+// and icons; the editor plugin loads.
 import * as assert from 'assert';
-import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { Cluster, packageRoot, startCluster } from '../../harness/cluster/launcher';
 import { httpRequest } from '../../harness/http';
 import { freeLoopbackIp } from '../../harness/net';
-
-const run = promisify(execFile);
+import { copyUserDir, packedInstall, type PackedInstall } from './packed-install';
 
 interface NodeSet {
   id: string;
@@ -23,23 +22,17 @@ interface NodeSet {
   err?: unknown;
 }
 
-/** npm with no update check and none of the calling npm's lifecycle settings (when run by `npm test`). */
-function npmEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
-  env.npm_config_update_notifier = 'false';
-  return env;
-}
-
-describe('package install: npm pack, npm install into a fresh user directory, GET /nodes', function () {
+describe('package install: clean clone, npm pack, npm install into a fresh user directory, GET /nodes', function () {
   const root = packageRoot();
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
     name: string;
+    license: string;
     'node-red'?: { nodes?: Record<string, string>; plugins?: Record<string, string> };
   };
   const sets = Object.entries(pkg['node-red']?.nodes ?? {});
   const pluginSets = Object.entries(pkg['node-red']?.plugins ?? {});
   let tmp: string;
+  let packed: PackedInstall;
   let installed: string;
   let cluster: Cluster | undefined;
   let url: string;
@@ -47,23 +40,13 @@ describe('package install: npm pack, npm install into a fresh user directory, GE
   let editorHtml: string;
 
   before(async function () {
-    // ssh2's optional native part is compiled at install: minutes on a cold, busy machine.
-    this.timeout(300_000);
+    // Clone, build (prepack) and npm install: minutes on a cold, busy machine.
+    this.timeout(600_000);
+    packed = await packedInstall();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ha-pkg-install-'));
-    const packed = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: root, env: npmEnv(), timeout: 60_000 });
-    const tgz = path.join(tmp, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0].filename);
-
     const baseDir = path.join(tmp, 'vms');
-    const userDir = path.join(baseDir, 'pkg');
-    fs.mkdirSync(userDir, { recursive: true });
-    fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true }));
-    await run('npm', ['install', tgz, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-      cwd: userDir,
-      env: npmEnv(),
-      timeout: 240_000,
-    });
-    installed = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
-    assert.ok(!fs.lstatSync(installed).isSymbolicLink(), 'npm linked the package instead of installing the tarball');
+    copyUserDir(packed, path.join(baseDir, 'pkg'));
+    installed = path.join(baseDir, 'pkg', 'node_modules', ...pkg.name.split('/'));
 
     // The launcher runs Node-RED on it exactly as in the cluster, but with this real install.
     cluster = await startCluster({ names: ['pkg'], ips: [freeLoopbackIp()], baseDir, installPackage: false, startTimeoutMs: 60_000 });
@@ -76,6 +59,33 @@ describe('package install: npm pack, npm install into a fresh user directory, GE
     this.timeout(30_000);
     await cluster?.stopAll();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('the tarball holds exactly what users need: compiled nodes, plugin, lib, examples, docs, README, LICENSE', function () {
+    const files = packed.files;
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'docs/recovery.md']) assert.ok(files.includes(f), `${f} not in the tarball`);
+    for (const [, file] of [...sets, ...pluginSets]) assert.ok(files.includes(file), `${file} not in the tarball`);
+    assert.ok(files.some((f) => f.startsWith('dist/lib/')), 'no dist/lib in the tarball');
+    assert.ok(files.some((f) => f.startsWith('examples/') && f.endsWith('.json')), 'no example in the tarball');
+    const unwanted = files.filter((f) => /^(dist\/(test|harness|bench|scripts)\/|test\/|harness\/|bench\/|lib\/|nodes\/|plugins\/|scripts\/|docs\/images\/|\.ci\/)|\.map$|\.ts$|tsconfig/.test(f));
+    assert.deepStrictEqual(unwanted, [], 'files users do not need are in the tarball');
+    assert.ok(fs.readFileSync(path.join(installed, 'LICENSE'), 'utf8').includes('Apache License'), `LICENSE is not the ${pkg.license} text`);
+  });
+
+  it('package.json names the repository, bugs, homepage and author, and no unused dependency', function () {
+    const p = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
+    for (const k of ['repository', 'bugs', 'homepage', 'author', 'license']) assert.ok(p[k], `package.json has no ${k}`);
+    // Every runtime dependency is required by the shipped code.
+    const shipped = packed.files.filter((f) => f.endsWith('.js')).map((f) => fs.readFileSync(path.join(installed, f), 'utf8')).join('\n');
+    for (const dep of Object.keys((p.dependencies as Record<string, string>) ?? {})) {
+      assert.ok(shipped.includes(`require("${dep}")`) || shipped.includes(`require("${dep}/`), `dependency ${dep} is never required by the shipped code`);
+    }
+  });
+
+  it('runs on the Node-RED major the suite asks for (5 in the nr5 suite, else the checkout\'s)', async function () {
+    const settings = JSON.parse((await httpRequest(`${url}/settings`, { headers: { Accept: 'application/json' } })).body) as { version: string };
+    const want = process.env.P2P_HA_NODE_RED_DIR ? '5' : String(JSON.parse(fs.readFileSync(require.resolve('node-red/package.json', { paths: [root] }), 'utf8')).version).split('.')[0];
+    assert.strictEqual(settings.version.split('.')[0], want, `Node-RED ${settings.version} answered`);
   });
 
   it('package.json registers at least one node set', function () {

@@ -52,6 +52,28 @@ describe('cluster sidebar view', () => {
     );
   });
 
+  it('a fenced VM shows as fenced with the readmit action; the isolation state comes from the heartbeat (registry gate)', async () => {
+    const plain = ['S3', '127.254.1.3', 'RS3', '-'];
+    await store.edit({ file: 'group', op: 'Mod', before: plain, record: [...plain, 'fenced'] });
+    const reg = new ClusterRegistry();
+    const iso = { state: 'isolated', stopped: true, reachable: ['S1'], voters: ['S1', 'S2'], needed: 2, why: 'isolated: reaches 1 of 2' };
+    const source = { check: () => ({ ok: false as const, why: 'test' }), view: () => iso };
+    assert.equal(reg.isolationGate(store), undefined, 'no heartbeat: no gate (a recovery must not go ahead)');
+    reg.setIsolationGate(store, source);
+    assert.equal(reg.isolationGate(store), source);
+    const v = buildView(store, [], [], 1000, reg.isolationView(store));
+    assert.deepEqual(v.isolation, iso);
+    const s3 = v.vms.find((x) => x.hostname === 'S3')!;
+    assert.deepEqual([s3.state, s3.actions], ['fenced', ['readmit']]);
+    assert.deepEqual(v.vms.find((x) => x.hostname === 'S1')!.actions, []);
+    // An older node's close does not remove a newer node's gate.
+    reg.setIsolationGate(store, undefined, { ...source });
+    assert.equal(reg.isolationGate(store), source);
+    reg.setIsolationGate(store, undefined, source);
+    assert.equal(reg.isolationGate(store), undefined);
+    await store.edit({ file: 'group', op: 'Mod', before: [...plain, 'fenced'], record: plain });
+  });
+
   it('the registry turns problem status changes into timeline steps', async () => {
     const reg = new ClusterRegistry();
     reg.addStore('s', store);

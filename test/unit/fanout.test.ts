@@ -6,6 +6,8 @@ import { BRANCH, DIFF_PATH, DIRECT_MAX, Fanout, Peer, RELAY_PATH, chunks, decode
 
 class Down extends Error {}
 
+const ORIGIN_DIFF = { body: '{"diff":1}', signature: 'S1 origin-signature' };
+
 /** n simulated VMs whose fan-outs call each other in memory (the store's onRelay in miniature). */
 function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {}) {
   const peers: Peer[] = Array.from({ length: n }, (_, i) => ({ hostname: `S${i + 1}`, address: `127.0.9.${i + 1}` }));
@@ -24,19 +26,24 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {})
         peerOk: () => undefined,
         peerFailed: () => undefined,
         knownDown: () => undefined,
-        post: async (target, path, body) => {
+        post: async (target, path, body, o) => {
           requests.set(me.hostname, (requests.get(me.hostname) ?? 0) + 1);
           const to = byAddress.get(target.address)!;
           if (opts.dead?.has(to.hostname)) throw new Down(`${to.hostname} is down`);
           if (path === DIFF_PATH) {
+            // Every hop posts the origin's bytes with the origin's signature, never its own.
+            assert.equal(body, ORIGIN_DIFF.body);
+            assert.equal(o.signature, ORIGIN_DIFF.signature);
             received.set(to.hostname, (received.get(to.hostname) ?? 0) + 1);
             return { ok: true };
           }
           assert.equal(path, RELAY_PATH);
           const msg = decodeRelay(body);
+          assert.equal(o.signature, undefined, 'a relay message is signed by its sender (the client), not with a given signature');
+          assert.deepEqual({ body: msg.diff, signature: msg.signature }, ORIGIN_DIFF);
           received.set(to.hostname, (received.get(to.hostname) ?? 0) + 1);
           const sub = msg.subtree.map((h) => peers.find((p) => p.hostname === h)!);
-          const r = await fanouts.get(to.hostname)!.send(msg.diff, sub);
+          const r = await fanouts.get(to.hostname)!.send({ body: msg.diff, signature: msg.signature }, sub);
           const acked = r.acked.map((a) => ({ peer: a.peer }));
           if (to.hostname === opts.liar) acked.push({ peer: 'S1' }, { peer: 'S99999' });
           return { acked, failed: r.failed };
@@ -44,7 +51,7 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {})
       }),
     );
   }
-  const send = () => fanouts.get('S1')!.send('{"diff":1}', peers.slice(1));
+  const send = () => fanouts.get('S1')!.send(ORIGIN_DIFF, peers.slice(1));
   return { send, received, requests, peers };
 }
 

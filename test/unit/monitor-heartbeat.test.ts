@@ -179,6 +179,8 @@ describe('monitor: heartbeat of six managers (fake time, in-memory store)', () =
     const hb = new Heartbeat({
       files: f3,
       clock: c.clock,
+      // This replacement heartbeat never sees S2: no start-up grace, so each round is a suspicion.
+      settings: { startGraceMs: 0 },
       check: (m) =>
         new Promise((res) => c.clock.setTimeout(() => res(m.hostname === 'S2' ? { ok: false, kind: 'network', reason: 'cut' } : { ok: true }), 1)),
       ping: async () => (asked++, true),

@@ -1,13 +1,15 @@
 // The heartbeat node's settings and status line.
 import * as assert from 'assert';
-import { parseSettings, statusOf } from '../../lib/monitor/node-settings';
+import { isolationStatus, parseSettings, statusOf } from '../../lib/monitor/node-settings';
+import { ISOLATION_DEFAULTS } from '../../lib/monitor/isolation';
 
 describe('monitor: node settings and status line', () => {
   it('parses the editor settings into ms, defaults left out', () => {
-    assert.deepStrictEqual(parseSettings({}), { heartbeat: {}, cpuThreshold: 0.5 });
-    assert.deepStrictEqual(parseSettings({ interval: '200', timeout: 100, reexamNetwork: '600', cpuWait: '0' }), {
+    assert.deepStrictEqual(parseSettings({}), { heartbeat: {}, cpuThreshold: 0.5, isolation: ISOLATION_DEFAULTS });
+    assert.deepStrictEqual(parseSettings({ interval: '200', timeout: 100, reexamNetwork: '600', cpuWait: '0', isolationTime: '6000', isolationMargin: 2500 }), {
       heartbeat: { intervalMs: 200, timeoutMs: 100, reexamNetworkMs: 600 },
       cpuThreshold: 0,
+      isolation: { ...ISOLATION_DEFAULTS, tIsoMs: 6000, marginMs: 2500 },
     });
   });
 
@@ -16,6 +18,17 @@ describe('monitor: node settings and status line', () => {
     assert.throws(() => parseSettings({ timeout: -1 }), /timeout is -1/);
     assert.throws(() => parseSettings({ interval: 500, timeout: 500 }), /timeout \(500 ms\) must be shorter than the interval \(500 ms\)/);
     assert.throws(() => parseSettings({ cpuWait: 150 }), /cpuWait is 150/);
+    assert.throws(() => parseSettings({ isolationTime: 'soon' }), /isolationTime is "soon"/);
+    assert.throws(() => parseSettings({ isolationTime: 1000 }), /T_iso \(1000 ms\) must be longer than the freshness window/);
+    assert.throws(() => parseSettings({ isolationMargin: 100 }), /isolation margin \(100 ms\) must be at least/);
+  });
+
+  it('isolation status: red when stopped (isolated or fenced), yellow without a majority, else the watches decide', () => {
+    const st = { voters: ['S1', 'S2', 'S3'], needed: 2, reachable: ['S1'], stop: true, why: '' };
+    assert.deepStrictEqual(isolationStatus({ ...st, state: 'isolated' }, true), { fill: 'red', shape: 'dot', text: 'isolated: service stopped (1/3 reachable, 2 needed)' });
+    assert.strictEqual(isolationStatus({ ...st, state: 'fenced' }, true)!.text, 'fenced (replaced): service stopped until re-admitted');
+    assert.strictEqual(isolationStatus({ ...st, stop: false, state: 'no-majority' }, false)!.fill, 'yellow');
+    assert.strictEqual(isolationStatus({ ...st, stop: false, state: 'majority', reachable: ['S1', 'S2'] }, false), undefined);
   });
 
   it('status: green list, yellow countdown, red failure with who handles it, grey when alone', () => {

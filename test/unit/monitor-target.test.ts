@@ -187,7 +187,7 @@ describe('monitor: target state machine (fake time)', () => {
 
   it('reset() after confirmation watches afresh; stop() leaves no timer', async () => {
     const w = world(clock);
-    const t = record(make(w));
+    const t = record(make(w, { startGraceMs: 0 }));
     m.start();
     w.state.health = 'refused';
     await clock.advance(3_000);
@@ -200,6 +200,62 @@ describe('monitor: target state machine (fake time)', () => {
     m.stop();
     await clock.advance(10);
     assert.strictEqual(clock.pending, 0);
+  });
+
+  it('start-up grace: a peer still booting when this monitor starts is not suspected (no false "detected")', async () => {
+    const w = world(clock);
+    const t = record(make(w));
+    const unseen: unknown[] = [];
+    m.on('unseen', (u) => unseen.push(u));
+    w.state.health = 'refused';
+    m.start();
+    await clock.advance(5_000);
+    w.state.health = 'up';
+    await clock.advance(20_000);
+    assert.deepStrictEqual(t, []);
+    assert.ok(unseen.length >= 4, `unseen checks ${unseen.length}`);
+    assert.strictEqual(m.state, 'ok');
+  });
+
+  it('start-up grace is bounded: a target that never answers is suspected by the first check after it, and confirmed', async () => {
+    const w = world(clock);
+    const t = record(make(w, { startGraceMs: 15_000 }));
+    w.state.health = 'refused';
+    const t0 = clock.now();
+    m.start();
+    await clock.advance(14_900);
+    assert.strictEqual(t.length, 0, 'nothing during the grace');
+    await clock.advance(4_000);
+    assert.deepStrictEqual(
+      t.map((x) => x.to),
+      ['suspect', 'reexamining', 'confirmed'],
+    );
+    const after = t[0].timings.detectedAt - t0;
+    assert.ok(after >= 15_000 && after <= 16_000, `detected ${after} ms after start`);
+  });
+
+  it('start-up grace ends once the target has answered: a failure right after is suspected at once', async () => {
+    const w = world(clock);
+    const t = record(make(w, { startGraceMs: 15_000 }));
+    m.start();
+    await clock.advance(1_500);
+    w.state.health = 'refused';
+    await clock.advance(1_000);
+    assert.deepStrictEqual(t.map((x) => x.to).slice(0, 1), ['suspect']);
+    await clock.advance(2_500);
+    assert.strictEqual(m.state, 'confirmed');
+  });
+
+  it('start-up grace counts from the first start only: reset() does not grant it again', async () => {
+    const w = world(clock);
+    const t = record(make(w, { startGraceMs: 5_000 }));
+    w.state.health = 'refused';
+    m.start();
+    await clock.advance(8_000);
+    assert.strictEqual(m.state, 'confirmed');
+    m.reset();
+    await clock.advance(200);
+    assert.strictEqual(t[t.length - 1].to, 'suspect');
   });
 
   it('nudge() checks at once instead of waiting for the interval', async () => {
@@ -216,6 +272,7 @@ describe('monitor: target state machine (fake time)', () => {
   it('refuses nonsense settings', () => {
     const w = world(clock);
     assert.throws(() => new TargetMonitor({ target: 'S2', check: w.check, clock, intervalMs: 0 }), /intervalMs/);
+    assert.throws(() => new TargetMonitor({ target: 'S2', check: w.check, clock, startGraceMs: -1 }), /startGraceMs/);
     assert.throws(() => new TargetMonitor({ target: 'S2', check: w.check, clock, reexamNetworkMs: NaN }), /reexamNetworkMs/);
   });
 });

@@ -3,7 +3,6 @@ import {
   backupName,
   checkDir,
   functionName,
-  isMissingProcedure,
   procedurePaths,
   procedureVariables,
   ProcedureError,
@@ -58,8 +57,4 @@ describe('recovery installation procedure', () => {
     assert.throws(() => validateProcedureText('x'.repeat(70000)), /bytes/);
   });
 
-  it('knows a missing file from a failing script', () => {
-    assert.ok(isMissingProcedure('/bin/sh: 0: cannot open /x/S2b.sh: No such file'));
-    assert.ok(!isMissingProcedure('exited 1: service failed to start'));
-  });
 });

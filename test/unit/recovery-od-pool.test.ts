@@ -14,6 +14,15 @@ describe('recovery OD pool', () => {
     assert.throws(() => targetOdCount(1.5, 2), RangeError);
   });
 
+  it('a fenced member (replaced by its backup, also in the group) is no VM of the pool', () => {
+    const g = [...group(6, ['RS1', 'RS2', 'RS3']), ['S3b', '127.0.2.1', 'RS1', 'tcp:80'], ['S6b', '127.0.2.2', 'RS2', 'tcp:80']];
+    g[2] = [...g[2], 'fenced'];
+    g[5] = [...g[5], 'fenced'];
+    const p = planPool({ group: g, realserver: [['RS1', '0.1', '3', 'up'], ['RS2', '0.1', '3', 'up'], ['RS3', '0.1', '0', 'down']], availableOd: [], reservation: [] });
+    assert.equal(p.vmCount, 6);
+    assert.equal(p.target, 3);
+  });
+
   it('six VMs on three real servers with one OD each: one clone per server, identities from the reservation file', () => {
     const p = planPool({
       group: group(6, ['RS1', 'RS2', 'RS3']),

@@ -8,12 +8,13 @@ class FakeHost {
   failStart = false;
   async clone(original: string, name: string, mac?: string) {
     this.calls.push(`clone ${original} ${name} ${mac}`);
-    if (this.domains.has(name)) throw new Error(`ERROR    Invalid name for new guest: Guest name '${name}' is already in use.`);
+    // The driver's typed outcome (VirshDriver decides it by asking virsh for the name).
+    if (this.domains.has(name)) throw Object.assign(new Error(`the name ${name} is in use`), { kind: 'name-in-use' });
     this.domains.set(name, 'shut off');
   }
   async start(name: string) {
     this.calls.push(`start ${name}`);
-    if (this.failStart) throw new Error('error: Failed to start domain');
+    if (this.failStart) throw Object.assign(new Error('error: Failed to start domain'), { kind: 'failed', exitCode: 1 });
     this.domains.set(name, 'running');
   }
   async suspend(name: string) {
@@ -41,6 +42,61 @@ describe('recovery OD replication', () => {
     assert.deepEqual(seen.map((e) => e.step), ['clone', 'start', 'reidentify', 'suspend', 'edits', 'done']);
   });
 
+  it('fixes the clone XML before the first start, waits for readiness before suspending, and records the new host key', async () => {
+    const host = new FakeHost();
+    const xml = new Map<string, string>([['OD11', '<domain><name>OD11</name><serial path="/g/ODS1.log"/></domain>']]);
+    const driver = Object.assign(host, {
+      dumpxml: async (n: string) => {
+        host.calls.push(`dumpxml ${n}`);
+        return xml.get(n)!;
+      },
+      define: async (x: string) => {
+        host.calls.push(`define ${x}`);
+        return 'OD11';
+      },
+    });
+    const f = files();
+    const seen: ReplicationEvent[] = [];
+    const key = 'SHA256:' + 'k'.repeat(43);
+    const r = await replicateOne(id, {
+      files: f,
+      driver,
+      ods: 'ODS1',
+      postCloneXml: (x, c) => x.replace(`${c.ods}.log`, `${c.od}.log`),
+      reidentify: async () => {
+        host.calls.push('reidentify');
+        return { hostKey: key, timings: { boot: 1, setup: 2, restart: 3 } };
+      },
+      ready: async (c) => void host.calls.push(`ready ${c.od}`),
+      onStep: (e) => seen.push(e),
+    });
+    assert.deepEqual(host.calls, [
+      `clone ODS1 OD11 ${macFor('OD11')}`,
+      'dumpxml OD11',
+      'define <domain><name>OD11</name><serial path="/g/OD11.log"/></domain>',
+      'start OD11',
+      'reidentify',
+      'ready OD11',
+      'suspend OD11',
+    ]);
+    assert.deepEqual(seen.map((e) => e.step), ['clone', 'fix-xml', 'start', 'reidentify', 'ready', 'suspend', 'edits', 'done']);
+    assert.equal(r.hostKey, key);
+    assert.deepEqual(r.reidentifySteps, { boot: 1, setup: 2, restart: 3 });
+    assert.deepEqual(f.get('available-od', 'OD11'), ['OD11', '127.0.2.11', 'RS1', key]);
+  });
+
+  it('keeps an OD that failed its readiness check out of available-od (and the reservation in place)', async () => {
+    const host = new FakeHost();
+    const f = files();
+    await assert.rejects(
+      replicateOne(id, { files: f, driver: host, ods: 'ODS1', ready: async () => Promise.reject(new Error('OD11 did not answer SSH within 60000 ms')) }),
+      /did not answer SSH/,
+    );
+    assert.ok(!host.calls.includes('suspend OD11'), 'not suspended unready');
+    assert.equal(f.get('available-od', 'OD11'), undefined);
+    assert.ok(f.get('reservation', 'OD11'));
+  });
+
   it('stands down when the clone name is in use (another replicator), files untouched', async () => {
     const host = new FakeHost();
     host.domains.set('OD11', 'running');
@@ -48,6 +104,16 @@ describe('recovery OD replication', () => {
     const r = await replicateOne(id, { files: f, driver: host, ods: 'ODS1' });
     assert.equal(r.outcome, 'stood-down');
     assert.ok(f.get('reservation', 'OD11'));
+    assert.equal(f.lines.length, 0);
+  });
+
+  it('decides on the kind, not the words: a clone failure that only reads like "in use" is a failure', async () => {
+    const host = new FakeHost();
+    host.clone = async () => {
+      throw Object.assign(new Error("ERROR    Guest name 'OD11' is already in use."), { kind: 'failed', exitCode: 1 });
+    };
+    const f = files();
+    await assert.rejects(replicateOne(id, { files: f, driver: host, ods: 'ODS1' }), /already in use/);
     assert.equal(f.lines.length, 0);
   });
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { isNameInUse, liveManagers, replicatesFor, replicatorAssignment } from '../../lib/recovery/replicator-lock';
+import { liveManagers, replicatesFor, replicatorAssignment } from '../../lib/recovery/replicator-lock';
 
 const group = ['S1', 'S10', 'S2', 'S3'].map((h, i) => [h, `127.0.1.${i + 1}`, 'RS1', '-']);
 const rsFile = [['RS2', '0', '1', 'up'], ['RS1', '0', '1', 'up'], ['RS3', '0', '0', 'down'], ['RS4', '0', '0', 'up']];
@@ -27,8 +27,8 @@ describe('recovery replicator lock', () => {
     assert.equal(replicatorAssignment({ group: [], problem: [], realserver: rsFile }).size, 0);
   });
 
-  it("recognises virt-clone's name-in-use refusal (the host-side lock)", () => {
-    assert.ok(isNameInUse("ERROR    Invalid name for new guest: Guest name 'OD11' is already in use."));
-    assert.ok(!isNameInUse('ERROR    Domain to clone must be shutoff.'));
+  it('a fenced member is not a live manager', () => {
+    const g = [['S1', '127.0.1.1', 'RS1', '-'], ['S2', '127.0.1.2', 'RS2', '-', 'fenced'], ['S3', '127.0.1.3', 'RS3', '-']];
+    assert.deepEqual(liveManagers(g, []), ['S1', 'S3']);
   });
 });

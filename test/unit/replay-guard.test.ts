@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
-import { ReplayGuard } from '../../lib/sem/replay-guard';
+import { NonceCache, ReplayGuard } from '../../lib/sem/replay-guard';
+import { Replica } from '../../lib/sem/replica';
 
 describe('replay guard', () => {
   it('accepts new numbers in any order, refuses repeats', () => {
@@ -28,5 +29,39 @@ describe('replay guard', () => {
     for (let n = 1; n <= 10_000; n++) g.accept('S1', n);
     assert.match(g.check('S1', 1) ?? '', /replayed/);
     assert.equal(g.check('S1', 10_001), null);
+  });
+
+  it('a reset floor (repaired by the origin itself) accepts the origin\'s numbers again', () => {
+    const g = new ReplayGuard();
+    g.raise('S1', 1e9);
+    assert.match(g.check('S1', 12) ?? '', /replayed/);
+    g.reset('S1', 11);
+    assert.equal(g.check('S1', 12), null);
+    assert.equal(g.max('S1'), 11);
+  });
+});
+
+describe('nonce cache (freshness of sync requests)', () => {
+  it('refuses a nonce seen within the window, forgets it after', () => {
+    const c = new NonceCache(1000, 3);
+    assert.equal(c.admit('a', 0, 0), null);
+    assert.match(c.admit('a', 0, 500) ?? '', /replayed request/);
+    assert.equal(c.admit('b', 0, 500), null);
+    assert.equal(c.admit('c', 0, 500), null);
+    assert.match(c.admit('d', 0, 500) ?? '', /too many/);
+    assert.equal(c.admit('a', 0, 1001), null, 'expired, and its time check (in the protocol) refuses an old one anyway');
+  });
+});
+
+describe('replica repair of a poisoned clock', () => {
+  it('brings the clock and every version above the ceiling down to it', () => {
+    const r = new Replica();
+    r.apply({ file: 'available-od', op: 'Add', record: ['OD1', '127.0.2.1', 'RS1'], origin: 'S1', seq: 1, lamport: Number.MAX_SAFE_INTEGER });
+    r.apply({ file: 'available-od', op: 'Add', record: ['OD2', '127.0.2.2', 'RS1'], origin: 'S1', seq: 2, lamport: 5 });
+    const fixed = r.clampVersions(1000);
+    assert.deepEqual(fixed, { entries: 1, highest: Number.MAX_SAFE_INTEGER });
+    assert.equal(r.clock, 1000);
+    assert.equal(r.tick(), 1001);
+    assert.deepEqual(r.clampVersions(2000), { entries: 0, highest: 1001 });
   });
 });

@@ -1,0 +1,214 @@
+// The `p2p-ha` command line (bin/p2p-ha.js runs main()):
+//   p2p-ha status      [--user-dir D | --dir FILES]          the cluster as this VM's files say it
+//   p2p-ha history     [--since 03:00] [--until T] [--target S2] [--json] [--user-dir D | --dir H | --url U]
+//   p2p-ha maintenance on|off (--vm S2 | --real-server RS1) [--url http://VM:1880] [--token T]
+//   p2p-ha evacuate    --real-server RS1 [--url http://VM:1880] [--token T]
+//   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
+//                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
+//   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
+// Exit codes: 0 done, 1 failed (the reason on stderr), 2 bad usage. Output goes to the streams
+// given, so the tests run main() in-process.
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { formatStatus, readFolder } from './status';
+import { HistoryEntry, parseWhen, readHistory } from './history';
+import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
+import { parseMaintenanceRequest } from './maintenance';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+class UsageError extends Error {}
+
+const USAGE = `usage: p2p-ha <command> [options]
+  status       [--user-dir DIR | --dir FILES]
+  history      [--since 03:00|2h|ISO] [--until T] [--target NAME] [--json] [--user-dir DIR | --dir HISTORY | --url URL [--token T]]
+  maintenance  on|off (--vm NAME | --real-server NAME) [--url http://VM:1880] [--token T]
+  evacuate     --real-server NAME [--url http://VM-on-another-host:1880] [--token T]
+  init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
+               --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
+               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--user-dir DIR] [--force]
+  host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
+The user directory defaults to $NODE_RED_USER_DIR or ~/.node-red; the token to $P2P_HA_ADMIN_TOKEN.`;
+
+/** --key value and --flag options; repeated keys collect. */
+function parseArgs(argv: string[], flags: string[]): { pos: string[]; opt: Map<string, string[]> } {
+  const pos: string[] = [];
+  const opt = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      pos.push(a);
+      continue;
+    }
+    const k = a.slice(2);
+    if (flags.includes(k)) {
+      opt.set(k, ['true']);
+      continue;
+    }
+    const v = argv[++i];
+    if (v === undefined) throw new UsageError(`--${k} needs a value`);
+    opt.set(k, [...(opt.get(k) ?? []), v]);
+  }
+  return { pos, opt };
+}
+
+const one = (opt: Map<string, string[]>, k: string): string | undefined => opt.get(k)?.[opt.get(k)!.length - 1];
+const need = (opt: Map<string, string[]>, k: string): string => {
+  const v = one(opt, k);
+  if (v === undefined) throw new UsageError(`--${k} is required`);
+  return v;
+};
+const userDir = (opt: Map<string, string[]>, env: NodeJS.ProcessEnv) => one(opt, 'user-dir') ?? env.NODE_RED_USER_DIR ?? path.join(os.homedir(), '.node-red');
+
+async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${typeof json === 'object' && json && 'error' in json ? (json as { error: string }).error : text.slice(0, 200)}`);
+  return json;
+}
+
+export function formatHistory(entries: HistoryEntry[]): string {
+  return entries.map((e) => `${new Date(e.at).toISOString()}  ${e.target.padEnd(8)} ${e.step.padEnd(18)} ${e.by ? `by ${e.by}` : ''}${e.detail ? `  ${e.detail}` : ''}`.trimEnd()).join('\n') + (entries.length ? '\n' : '');
+}
+
+async function run(argv: string[], io: Io): Promise<void> {
+  const [cmd, ...rest] = argv;
+  const now = io.now ?? Date.now;
+  switch (cmd) {
+    case 'status': {
+      const { opt } = parseArgs(rest, []);
+      const dir = one(opt, 'dir') ?? path.join(userDir(opt, io.env), 'p2p-ha');
+      io.out(formatStatus(readFolder(dir), dir, now()));
+      return;
+    }
+    case 'history': {
+      const { opt } = parseArgs(rest, ['json']);
+      const since = one(opt, 'since');
+      const until = one(opt, 'until');
+      const target = one(opt, 'target');
+      let entries: HistoryEntry[];
+      const url = one(opt, 'url');
+      if (url) {
+        const q = new URLSearchParams();
+        if (since) q.set('since', new Date(parseWhen(since, now())).toISOString());
+        if (until) q.set('until', new Date(parseWhen(until, now())).toISOString());
+        if (target) q.set('target', target);
+        entries = (await adminRequest(`${url.replace(/\/$/, '')}/p2p-ha/history?${q}`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'GET')) as HistoryEntry[];
+      } else {
+        const dir = one(opt, 'dir') ?? path.join(userDir(opt, io.env), 'p2p-ha-history');
+        if (!fs.existsSync(dir)) throw new Error(`no history folder ${dir} (is this a p2p-ha VM's user directory?)`);
+        entries = readHistory(dir, { since: since ? parseWhen(since, now()) : undefined, until: until ? parseWhen(until, now()) : undefined, target });
+      }
+      io.out(opt.has('json') ? entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : '') : formatHistory(entries));
+      return;
+    }
+    case 'maintenance': {
+      const { pos, opt } = parseArgs(rest, []);
+      const onOff = pos[0];
+      if (onOff !== 'on' && onOff !== 'off') throw new UsageError('maintenance on|off');
+      const vm = one(opt, 'vm');
+      const rs = one(opt, 'real-server');
+      const req = parseMaintenanceRequest(vm !== undefined ? { vm, realServer: rs, on: onOff } : { realServer: rs, on: onOff });
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const r = (await adminRequest(`${url}/p2p-ha/maintenance`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', req)) as { changed: boolean; line?: string };
+      io.out(r.changed ? `${req.name}: maintenance ${onOff} (${r.line})\n` : `${req.name}: already ${onOff === 'on' ? 'in' : 'out of'} maintenance\n`);
+      return;
+    }
+    case 'evacuate': {
+      const { opt } = parseArgs(rest, []);
+      const rs = need(opt, 'real-server');
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs })) as {
+        moved: { vm: string; backup: string; realServer: string; stop: string }[];
+      };
+      for (const m of r.moved) io.out(`${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})\n`);
+      io.out(`${rs}: evacuated, in maintenance\n`);
+      return;
+    }
+    case 'init': {
+      const { opt } = parseArgs(rest, ['force']);
+      const dir = userDir(opt, io.env);
+      const secret = fs.readFileSync(need(opt, 'secret-file'), 'utf8').trim();
+      const key = fs.readFileSync(need(opt, 'key-file'), 'utf8');
+      const r = buildInit({
+        hostname: need(opt, 'hostname'),
+        address: need(opt, 'address'),
+        realServer: need(opt, 'real-server'),
+        services: one(opt, 'services') ?? '-',
+        seeds: (one(opt, 'seeds') ?? '').split(/[ ,]+/).filter(Boolean),
+        realServers: (opt.get('rs') ?? []).map(parseRealServerSpec),
+        clusterSecret: secret,
+        privateKey: key,
+        semPort: Number(one(opt, 'sem-port') ?? 18800),
+        uiPort: Number(one(opt, 'ui-port') ?? 1880),
+        uiHost: one(opt, 'ui-host'),
+        procedureDir: one(opt, 'procedure-dir') ?? '/var/lib/p2p-ha/install',
+        adminToken: one(opt, 'admin-token'),
+      });
+      const files: [string, string, number][] = [
+        ['settings.js', r.settingsJs, 0o600],
+        ['flows.json', JSON.stringify(r.flows, null, 2) + '\n', 0o600],
+        ['flows_cred.json', JSON.stringify(r.credentials) + '\n', 0o600],
+        ['p2p-ha-admin-token', r.adminToken + '\n', 0o600],
+      ];
+      fs.mkdirSync(dir, { recursive: true });
+      const existing = files.filter(([n]) => fs.existsSync(path.join(dir, n))).map(([n]) => n);
+      if (existing.length && !opt.has('force')) throw new Error(`${dir} already holds ${existing.join(', ')}: nothing written (--force to replace)`);
+      for (const [n, text, mode] of files) fs.writeFileSync(path.join(dir, n), text, { mode });
+      io.out(`Wrote ${files.map(([n]) => n).join(', ')} in ${dir}.\n`);
+      io.out(`Admin token (also in ${path.join(dir, 'p2p-ha-admin-token')}): ${r.adminToken}\n\nNext steps:\n${r.hostSteps.map((s) => `  ${s}`).join('\n')}\n`);
+      return;
+    }
+    case 'host-setup': {
+      const { opt } = parseArgs(rest, ['apply']);
+      const lines = hostSetupScript({ user: one(opt, 'user') ?? 'p2pha', publicKey: need(opt, 'public-key'), procedureDir: one(opt, 'procedure-dir') ?? '/var/lib/p2p-ha/install' });
+      if (!opt.has('apply')) {
+        io.out(`# run as root on the KVM host (or again with --apply):\n${lines.join('\n')}\n`);
+        return;
+      }
+      for (const l of lines) {
+        io.out(`+ ${l}\n`);
+        io.out(execFileSync('/bin/sh', ['-ec', l], { encoding: 'utf8' }));
+      }
+      return;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+      io.out(USAGE + '\n');
+      return;
+    default:
+      throw new UsageError(`unknown command ${cmd}`);
+  }
+}
+
+/** Run a command line; resolves to the exit code. */
+export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env }): Promise<number> {
+  try {
+    await run(argv, io);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`p2p-ha: ${e.message}\n${USAGE}\n`);
+      return 2;
+    }
+    io.err(`p2p-ha: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,121 @@
+// Evacuating a real server before its reboot (issue 15): the host goes into maintenance (nothing
+// new is placed there), then each of its VMs, one after the other in natural order, goes into
+// maintenance (its managers stop watching it), is shut down cleanly and its role moved to an OD on
+// another host by the backup plan (lib/recovery/backup-plan.ts) with one change: the fence is a
+// planned shutdown (`virsh shutdown`, waiting until the domain is shut off) instead of `virsh
+// destroy`; only a VM that does not stop within shutdownWaitMs is destroyed. A VM whose move fails
+// after its stop is left `fenced` by the plan (stopped, autostart off, not replaced), with the
+// reason in its problem record; an operator starts it again and re-admits it (POST
+// /p2p-ha/readmit). A VM whose move fails before its stop stays in maintenance. The others still move.
+// The VM running the evacuation is never evacuated by itself (it would stop its own work half-way):
+// run it from a VM on another host.
+import type { ClusterFiles } from '../records/cluster-api';
+import { naturalCompare } from '../records/natural-sort';
+import { fromMember } from '../records/records';
+import { runBackupPlan, type PlanDeps, type PlanDriver, type RecoveryResult, type StepEvent } from '../recovery/backup-plan';
+import { setMaintenance } from './maintenance';
+
+export interface ShutdownDriver extends PlanDriver {
+  shutdown(name: string): Promise<void>;
+}
+
+export interface EvacuateDeps {
+  files: Pick<ClusterFiles, 'records' | 'get' | 'edit' | 'identity'>;
+  driver(realServer: string): PlanDriver | undefined;
+  assignRole?: PlanDeps['assignRole'];
+  onStep?: (vm: string, e: StepEvent) => void;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  signal?: AbortSignal;
+}
+
+export interface EvacuateOptions {
+  shutdownWaitMs?: number;
+  pollMs?: number;
+  procedureDir?: string;
+}
+
+export interface EvacuationResult {
+  realServer: string;
+  /** stop: how the VM stopped ('shut down', 'destroyed' past the deadline, 'was off'). */
+  moved: { vm: string; backup: string; realServer: string; stop: string }[];
+  failed: { vm: string; error: string }[];
+}
+
+/** A driver whose destroy is a clean shutdown first (destroy only past the deadline). */
+export function plannedShutdownDriver(
+  d: PlanDriver,
+  waitMs: number,
+  pollMs: number,
+  sleep: (ms: number) => Promise<void>,
+  now: () => number,
+  /** How each domain's stop ended: 'was off', 'shut down' or 'destroyed' (past the deadline). */
+  outcome: Map<string, string> = new Map(),
+): PlanDriver {
+  const s = d as Partial<ShutdownDriver>;
+  if (typeof s.shutdown !== 'function') return d;
+  return {
+    ...d,
+    destroy: async (name: string) => {
+      const state = await d.domstate(name);
+      if (state === 'shut off') return void outcome.set(name, 'was off');
+      await s.shutdown!(name);
+      const deadline = now() + waitMs;
+      while (now() < deadline) {
+        await sleep(pollMs);
+        if ((await d.domstate(name)) === 'shut off') return void outcome.set(name, 'shut down');
+      }
+      await d.destroy(name);
+      outcome.set(name, 'destroyed');
+    },
+    autostartOff: (n) => d.autostartOff(n),
+    suspend: (n) => d.suspend(n),
+    domstate: (n) => d.domstate(n),
+    resume: (n) => d.resume(n),
+    runFile: (p, v) => d.runFile(p, v),
+  };
+}
+
+export async function evacuateHost(realServer: string, deps: EvacuateDeps, o: EvacuateOptions = {}): Promise<EvacuationResult> {
+  const files = deps.files;
+  const me = files.identity.hostname;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = deps.now ?? Date.now;
+  const vms = files
+    .records('group')
+    .map(fromMember)
+    .filter((m) => m.realServer === realServer && m.state !== 'fenced')
+    .map((m) => m.hostname)
+    .sort(naturalCompare);
+  if (vms.includes(me)) throw new Error(`${me} runs on ${realServer}: evacuate it from a VM on another real server`);
+  if (!deps.driver(realServer)) throw new Error(`no driver configured for real server ${realServer}`);
+  if (files.get('realserver', realServer)) await setMaintenance(files, { realServer, on: true });
+  const result: EvacuationResult = { realServer, moved: [], failed: [] };
+  const stops = new Map<string, string>();
+  for (const vm of vms) {
+    if (deps.signal?.aborted) throw new Error('evacuation stopped (node closed)');
+    try {
+      await setMaintenance(files, { vm, on: true });
+      const r: RecoveryResult = await runBackupPlan(
+        { target: vm, realServer, detectedBy: me, kind: 'network' },
+        {
+          files,
+          driver: (rs) => {
+            const d = deps.driver(rs);
+            return d && rs === realServer ? plannedShutdownDriver(d, o.shutdownWaitMs ?? 60_000, o.pollMs ?? 500, sleep, now, stops) : d;
+          },
+          assignRole: deps.assignRole,
+          onStep: (e) => deps.onStep?.(vm, e),
+          sleep: deps.sleep,
+          now: deps.now,
+          signal: deps.signal,
+        },
+        o.procedureDir ? { procedureDir: o.procedureDir } : {},
+      );
+      result.moved.push({ vm, backup: r.backup, realServer: r.realServer, stop: stops.get(vm) ?? r.fence });
+    } catch (e) {
+      result.failed.push({ vm, error: (e as Error).message });
+    }
+  }
+  return result;
+}

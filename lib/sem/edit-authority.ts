@@ -1,0 +1,169 @@
+// Edit authority: who may change which record. Checked by every receiver on every diff, after the
+// diff's signature proved its origin (sem-protocol, vm-key); a diff that breaks a rule is refused
+// with the rule's reason, in the receiver's log and in the answer to the sender. The rules
+// (docs/security.md, "Edit authority"):
+//
+//   G1  A VM's own group record (key = its hostname) may be added, changed or deleted by that VM.
+//   G2  Another VM's group record may be changed or deleted only during a recovery of it: the
+//       receiver holds a problem record for it with a claimed status (confirmed, fencing,
+//       recovering, recovered, failed), dated (`since`) within CONFIRMATION_TTL_MS, detected by
+//       one of its managers (P1/P2 in the receiver's operation file), and the sender is one of
+//       those managers or that problem's detector.
+//   G3  A backup's group record (a VM that is not yet a member) may be added or changed by another
+//       VM when a claimed, dated problem record names it as the backup.
+//   G4  An operator's state change of another VM's group record: a Mod that changes nothing but
+//       its `state` between member and maintenance (lib/ops/maintenance.ts), or from fenced back
+//       to member (re-admission, lib/monitor/readmit.ts), may be sent by any member: the guard is
+//       the admin permission (p2p-ha.write) on the VM the operator used. Residual risk: an insider
+//       holding one VM can put others into maintenance (their monitors stop watching them).
+//   P1  A problem record may be added or changed by the manager it names (detectedBy = sender),
+//       or, keeping the detector it has, by a manager (P1/P2) of its target (the handler of a
+//       recovery updates the status). Nobody writes a confirmation in another manager's name.
+//   P2  A problem record may be deleted by its detector, its target, or a manager of its target.
+//   --  realserver, available-od and reservation are shared work files (load collector, OD
+//       replicator, backup starter): any member may edit them.
+//
+// Confirmations expire: a problem record without a valid `since`, or older than the TTL, supports
+// no recovery (G2, G3). Residual risks are listed in docs/security.md.
+import type { Edit } from '../records/cluster-api';
+import type { RecordFields } from '../records/files';
+import { operationRecords } from '../records/ring';
+
+export const CONFIRMATION_TTL_MS = 30 * 60 * 1000;
+const CLAIMED = new Set(['confirmed', 'fencing', 'recovering', 'recovered', 'failed']);
+
+/** What the rules read: the receiver's files as they are before the diff. */
+export interface AuthorityView {
+  get(file: 'group' | 'problem', key: string): RecordFields | undefined;
+  records(file: 'group' | 'problem'): RecordFields[];
+}
+
+/** P1/P2 managers of a target in the ring derived from the group file. */
+export function managersOf(group: RecordFields[], target: string): string[] {
+  return operationRecords(group)
+    .filter((o) => o[2] === target)
+    .map((o) => o[1]);
+}
+
+function freshClaim(p: RecordFields | undefined, now: number, ttlMs: number): string | null {
+  if (!p) return 'no problem record';
+  if (!CLAIMED.has(p[3])) return `its problem record is only ${p[3]}`;
+  const since = p[5] === '-' ? NaN : Date.parse(p[5]);
+  if (!Number.isFinite(since)) return 'its problem record carries no date';
+  if (now - since > ttlMs) return `its problem record's confirmation expired (${p[5]})`;
+  return null;
+}
+
+/** Why `origin` may not make this edit, or null when a rule allows it. */
+export function authorityRefusal(origin: string, edit: Edit, view: AuthorityView, now = Date.now(), ttlMs = CONFIRMATION_TTL_MS): string | null {
+  const key = edit.record[0];
+  const beforeKey = edit.before?.[0];
+  if (edit.file === 'group') {
+    if (operatorStateChange(edit)) return null; // G4
+    for (const k of new Set([key, beforeKey ?? key])) {
+      if (k === origin) continue; // G1
+      const current = view.get('group', k);
+      if (current && !(edit.op !== 'Del' && k === key && backupOf(view, k, now, ttlMs))) {
+        // G2: a member's record, changed or deleted by another VM.
+        const p = view.get('problem', k);
+        const stale = freshClaim(p, now, ttlMs);
+        if (stale) return `${origin} may not change the group record of ${k} (G2): ${stale}`;
+        const managers = managersOf(view.records('group'), k);
+        if (!managers.includes(p![1])) return `${origin} may not change the group record of ${k} (G2): its problem was detected by ${p![1]}, not by one of its managers (${managers.join(' ') || 'none'})`;
+        if (origin !== p![1] && !managers.includes(origin)) return `${origin} may not change the group record of ${k} (G2): neither a manager of ${k} nor the detector of its failure`;
+        continue;
+      }
+      if (!current) {
+        if (edit.op === 'Del') return `${origin} may not delete the group record of ${k}: there is none`;
+        if (!backupOf(view, k, now, ttlMs)) return `${origin} may not add the group record of ${k} (G3): no confirmed recovery names ${k} as its backup`;
+      }
+    }
+    return null;
+  }
+  if (edit.file === 'problem') {
+    const target = key;
+    const managers = managersOf(view.records('group'), target);
+    const current = view.get('problem', target);
+    if (edit.op === 'Del') {
+      if (origin === current?.[1] || origin === target || managers.includes(origin)) return null;
+      return `${origin} may not delete the problem record of ${target} (P2): neither its detector, its target, nor a manager of ${target}`;
+    }
+    const named = edit.record[1];
+    if (named === origin) return null;
+    if (edit.op === 'Mod' && edit.before?.[1] === named && managers.includes(origin)) return null;
+    return `${origin} may not write a problem record of ${target} in the name of ${named} (P1)`;
+  }
+  return null;
+}
+
+/** G4: a Mod of one group record whose only change is member <-> maintenance, or fenced -> member. */
+function operatorStateChange(edit: Edit): boolean {
+  if (edit.op !== 'Mod' || !edit.before) return false;
+  const b = edit.before;
+  const r = edit.record;
+  for (let i = 0; i < 4; i++) if (b[i] !== r[i]) return false;
+  if ((b[5] ?? '-') !== (r[5] ?? '-') || r.length > 6) return false;
+  const from = b[4] ?? 'member';
+  const to = r[4] ?? 'member';
+  return (from === 'member' && to === 'maintenance') || (from === 'maintenance' && to === 'member') || (from === 'fenced' && to === 'member');
+}
+
+/** True when a claimed, dated problem record names `k` as its backup (G3). */
+function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): boolean {
+  return view.records('problem').some((p) => p[4] === k && freshClaim(p, now, ttlMs) === null);
+}
+
+/**
+ * Authority at merge (anti-entropy, issue 16 with 14): an entry that a summary/pull partner or a
+ * snapshot brings, newer than what this VM holds, checked against the rules as far as they can be
+ * decided from state alone. A diff is judged when it arrives, in the order edits happen; a merged
+ * entry is the latest version of one key, possibly long after its edit, without the edit's
+ * `before`, so the rules are relaxed where time or order decide:
+ *
+ *   group record k by another VM (origin != k), when this VM holds k's record (altering it):
+ *       allowed when the entry changes only its operator state (G4), or when a claimed problem
+ *       record of k (any age: the recovery may be over) was detected by a manager of k and the
+ *       origin is that detector or a manager of k (G2). Managers are read in this VM's ring as it
+ *       is before the merge (a fenced record leaves the ring). A record this VM does not hold yet
+ *       is taken (bootstrap: nothing to judge against; G3 backups arrive this way).
+ *   problem record in the name of another (detectedBy != origin): allowed when this VM's record of
+ *       the target names the same detector (P1, kept), when the origin is a manager of the target,
+ *       or when this VM holds no record of the target (bootstrap).
+ *   problem deletion: by its detector, its target or a manager (P2), or over nothing held.
+ *   other files: shared work files, no rule.
+ *
+ * `view` is this VM's state overlaid with the entries of the same merge that win (a problem record
+ * and the group change it supports arrive together); `ring` is this VM's group file before the
+ * merge. What this does NOT catch: an entry whose claimed origin is forged to be a VM that may make
+ * the change, and records of keys this VM does not hold yet (entries carry no signature of their
+ * own; docs/security.md, residual risks).
+ */
+export function mergeRefusal(
+  origin: string,
+  file: string,
+  key: string,
+  value: RecordFields | null,
+  held: RecordFields | undefined,
+  view: AuthorityView,
+  ring: RecordFields[],
+): string | null {
+  if (file === 'group') {
+    if (key === origin || !held) return null; // G1; bootstrap
+    if (value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4
+    const managers = managersOf(ring, key);
+    const p = view.get('problem', key);
+    if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
+    return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) supports it (G2), and it is not an operator's state change (G4)`;
+  }
+  if (file === 'problem') {
+    const managers = managersOf(ring, key);
+    if (!value) {
+      if (!held || origin === held[1] || origin === key || managers.includes(origin)) return null;
+      return `${origin} may not delete the problem record of ${key} (P2): neither its detector, its target, nor a manager of ${key}`;
+    }
+    const named = value[1];
+    if (named === origin || !held || held[1] === named || managers.includes(origin)) return null;
+    return `${origin} may not write a problem record of ${key} in the name of ${named} (P1)`;
+  }
+  return null;
+}

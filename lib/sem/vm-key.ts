@@ -1,0 +1,118 @@
+// This VM's own signing identity: an Ed25519 key pair (node:crypto, no dependency), created on the
+// store's first start and kept in a file only the runtime's user can read (mode 0600, in a 0700
+// folder of the files' folder), one per hostname: an OD that takes the role S2b gets a key of its
+// own for S2b. Its public key is published in the VM's group record (the optional `publicKey`
+// field); every message this VM sends is signed with it, and receivers check it against that record
+// (docs/security.md).
+import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, sign, verify } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export class VmKeyError extends Error {}
+
+export interface VmKey {
+  hostname: string;
+  privateKey: KeyObject;
+  /** The raw public key, base64 (44 characters): what the group record carries. */
+  publicKey: string;
+  file: string;
+}
+
+export const keyFolder = (folder: string) => path.join(folder, '.keys');
+const keyFile = (folder: string, hostname: string) => path.join(keyFolder(folder), `${hostname}.pem`);
+
+export function publicKeyB64(key: KeyObject): string {
+  const der = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return der.subarray(SPKI_PREFIX.length).toString('base64');
+}
+
+const cache = new Map<string, KeyObject | null>();
+
+/** The KeyObject of a published public key, or null when it is not a valid Ed25519 key. */
+export function publicKeyObject(b64: string): KeyObject | null {
+  if (cache.has(b64)) return cache.get(b64)!;
+  let k: KeyObject | null = null;
+  try {
+    const raw = Buffer.from(b64, 'base64');
+    if (raw.length === 32) k = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  } catch {
+    k = null;
+  }
+  if (cache.size > 4096) cache.clear();
+  cache.set(b64, k);
+  return k;
+}
+
+function writeKey(file: string, key: KeyObject): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.chmodSync(path.dirname(file), 0o700);
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, key.export({ format: 'pem', type: 'pkcs8' }) as string, { mode: 0o600 });
+  const fd = fs.openSync(tmp, 'r');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+/** This VM's key for `hostname`, created (0600) when there is none. */
+export function loadOrCreateVmKey(folder: string, hostname: string): VmKey {
+  const file = keyFile(folder, hostname);
+  let privateKey: KeyObject;
+  if (fs.existsSync(file)) {
+    const mode = fs.statSync(file).mode & 0o777;
+    if (mode & 0o077) fs.chmodSync(file, 0o600);
+    try {
+      privateKey = createPrivateKey(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new VmKeyError(`${file} is not a private key (${(e as Error).message}); move it away to make a new one (then rotate: docs/security.md)`);
+    }
+    if (privateKey.asymmetricKeyType !== 'ed25519') throw new VmKeyError(`${file} is not an Ed25519 key`);
+  } else {
+    privateKey = generateKeyPairSync('ed25519').privateKey;
+    writeKey(file, privateKey);
+  }
+  return { hostname, privateKey, publicKey: publicKeyB64(privateKey), file };
+}
+
+/** Rotation, step 1: a new key beside the current one (`<hostname>.pem.next`); the current one stays in use. */
+export function prepareRotation(folder: string, hostname: string): VmKey {
+  const file = `${keyFile(folder, hostname)}.next`;
+  const privateKey = generateKeyPairSync('ed25519').privateKey;
+  writeKey(file, privateKey);
+  return { hostname, privateKey, publicKey: publicKeyB64(privateKey), file };
+}
+
+/** Rotation, step 2 (once the new public key is published): the new key replaces the current one. */
+export function commitRotation(folder: string, hostname: string): VmKey {
+  const file = keyFile(folder, hostname);
+  fs.renameSync(`${file}.next`, file);
+  return loadOrCreateVmKey(folder, hostname);
+}
+
+export const SIG_HEADER = 'x-p2p-sig';
+
+/** The signature header's value: who signs, and the Ed25519 signature of label + body. */
+export function signMessage(key: VmKey, label: string, body: string): string {
+  const sig = sign(null, Buffer.from(`${label}\n${body}`), key.privateKey);
+  return `${key.hostname} ${sig.toString('base64')}`;
+}
+
+/** Parse a signature header: the claimed signer and the signature, or null when malformed. */
+export function parseSignature(header: unknown): { signer: string; sig: Buffer } | null {
+  if (typeof header !== 'string' || header.length > 200) return null;
+  const m = /^([A-Za-z0-9_][A-Za-z0-9._-]{0,62}) ([A-Za-z0-9+/]{86}==)$/.exec(header);
+  return m ? { signer: m[1], sig: Buffer.from(m[2], 'base64') } : null;
+}
+
+export function verifyMessage(publicKey: string, label: string, body: string, sig: Buffer): boolean {
+  const k = publicKeyObject(publicKey);
+  if (!k) return false;
+  try {
+    return verify(null, Buffer.from(`${label}\n${body}`), k, sig);
+  } catch {
+    return false;
+  }
+}

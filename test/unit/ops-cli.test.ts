@@ -1,0 +1,135 @@
+// The lasting history (rotation, torn lines, filters, times of day) and the p2p-ha command line
+// (status, history, init, host-setup, usage errors), run in-process on temporary folders.
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { History, parseWhen, readHistory } from '../../lib/ops/history';
+import { main } from '../../lib/ops/cli';
+import { decryptCredentials, parseRealServerSpec } from '../../lib/ops/init-setup';
+import { sshKeyPair } from '../../harness/ssh-keys';
+
+const T = Date.parse('2026-01-02T03:12:00.000Z');
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let out = '';
+  let err = '';
+  const code = await main(args, { out: (s) => (out += s), err: (s) => (err += s), env, now: () => T });
+  return { code, out, err };
+}
+
+describe('ops: history and the p2p-ha command line', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-ops-cli-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('history: appended in order, rotated by size, pruned by count and age, torn lines skipped', () => {
+    let now = T;
+    const h = new History({ dir, maxBytes: 400, maxFiles: 2, maxAgeMs: 3600_000, now: () => now });
+    for (let i = 0; i < 30; i++) {
+      now = T + i * 1000;
+      h.append({ at: now, target: `S${i % 3}`, step: 'detected', by: 'S1', detail: `entry ${i}` });
+    }
+    assert.ok(h.rotated().length <= 2, `kept ${h.rotated().length} rotated files`);
+    const all = h.read();
+    assert.ok(all.length > 0 && all.length < 30, 'the oldest were pruned');
+    assert.deepStrictEqual(all.map((e) => e.at), [...all.map((e) => e.at)].sort((a, b) => a - b), 'in time order across files');
+    assert.strictEqual(all[all.length - 1].detail, 'entry 29');
+    fs.appendFileSync(h.file, '{"at": 1, "targ');
+    assert.strictEqual(readHistory(dir).length, all.length, 'a torn last line is skipped');
+    assert.deepStrictEqual(h.read({ target: 'S1' }).every((e) => e.target === 'S1'), true);
+    assert.throws(() => h.append({ at: NaN, target: 'S1', step: 'x' }), /needs at/);
+  });
+
+  it('times: HH:MM today or yesterday, relative, ISO; junk refused', () => {
+    const local = new Date(T);
+    const hm = `${String(local.getHours()).padStart(2, '0')}:${String(local.getMinutes()).padStart(2, '0')}`;
+    assert.strictEqual(parseWhen(hm, T), T);
+    assert.strictEqual(parseWhen('2h', T), T - 7200_000);
+    assert.strictEqual(parseWhen('2026-01-02T03:00:00Z', T), T - 12 * 60_000);
+    const later = new Date(T + 3600_000);
+    assert.strictEqual(parseWhen(`${String(later.getHours()).padStart(2, '0')}:${String(later.getMinutes()).padStart(2, '0')}`, T), T + 3600_000 - 86_400_000, 'a time still to come is yesterday');
+    for (const bad of ['25:00', 'yesterday', '3', '']) assert.throws(() => parseWhen(bad, T), /cannot read|not a time/);
+  });
+
+  it('p2p-ha history --since filters and prints one line a step; status prints ring, problems, hosts, ODs, maintenance', async () => {
+    const hdir = path.join(dir, 'p2p-ha-history');
+    const h = new History({ dir: hdir });
+    h.append({ at: T - 3600_000, target: 'S5', step: 'recovered', by: 'S4' });
+    h.append({ at: T - 60_000, target: 'S2', step: 'confirmed', by: 'S1', detail: 'network' });
+    h.append({ at: T - 59_000, target: 'S2', step: 'recovered', by: 'S1', detail: 'S2 -> S2b on RS3 in 2310 ms' });
+    const r = await cli(['history', '--since', '10m', '--user-dir', dir]);
+    assert.strictEqual(r.code, 0, r.err);
+    const lines = r.out.trim().split('\n');
+    assert.strictEqual(lines.length, 2);
+    assert.match(lines[1], /^2026-01-02T03:11:01.000Z {2}S2 +recovered +by S1 {2}S2 -> S2b on RS3 in 2310 ms$/);
+    const j = await cli(['history', '--json', '--target', 'S5', '--dir', hdir]);
+    assert.deepStrictEqual(JSON.parse(j.out.trim()), { at: T - 3600_000, target: 'S5', step: 'recovered', by: 'S4' });
+
+    const fdir = path.join(dir, 'p2p-ha');
+    fs.mkdirSync(fdir);
+    fs.writeFileSync(path.join(fdir, 'group'), 'S1, 10.0.0.1, RS1, tcp:80\nS2, 10.0.0.2, RS2, tcp:80, maintenance\nS3, 10.0.0.3, RS1, -\n');
+    fs.writeFileSync(path.join(fdir, 'problem'), 'S4, S3, network, failed, -, 2026-01-02T03:00:00.000Z, fence: RS2 unreachable\n');
+    fs.writeFileSync(path.join(fdir, 'realserver'), `RS1, 0.25, 2, up, 2048, 2, ${new Date(T - 30_000).toISOString()}\nRS2, 0.10, 1, maintenance\n`);
+    fs.writeFileSync(path.join(fdir, 'available-od'), 'OD1, 10.0.0.121, RS1\n');
+    const s = await cli(['status', '--user-dir', dir]);
+    assert.strictEqual(s.code, 0, s.err);
+    assert.match(s.out, /3 members, 2 real servers \(0 down\), 1 available ODs, 1 problem open/);
+    assert.match(s.out, /S2 +10\.0\.0\.2 +RS2 +tcp:80 +S1 +S3 +maintenance/);
+    assert.match(s.out, /S4 +FAILED +network +S3 +- +2026-01-02T03:00:00\.000Z +fence: RS2 unreachable/);
+    assert.match(s.out, /RS1 +up +0\.25 +2 +1 +2048 +2 +30 s old/);
+    assert.match(s.out, /OD1 \(10\.0\.0\.121 on RS1\)/);
+    assert.match(s.out, /Maintenance: VMs S2; real servers RS2/);
+    const none = await cli(['status', '--dir', path.join(dir, 'nowhere')]);
+    assert.strictEqual(none.code, 1);
+    assert.match(none.err, /holds no management files/);
+  });
+
+  it('p2p-ha init writes settings.js, the flow with the identity and credentials Node-RED can decrypt; refuses to overwrite', async () => {
+    const key = sshKeyPair();
+    fs.writeFileSync(path.join(dir, 'secret'), 'a-cluster-secret-of-some-length\n');
+    fs.writeFileSync(path.join(dir, 'key'), key.private);
+    const ud = path.join(dir, 'nr');
+    const args = ['init', '--user-dir', ud, '--hostname', 'S4', '--address', '10.0.0.4', '--real-server', 'RS1', '--rs', 'RS1=10.0.1.1#SHA256:' + 'A'.repeat(43), '--rs', 'RS2=10.0.1.2:2222@kvm'];
+    args.push('--services', 'tcp:80', '--seeds', '10.0.0.1,10.0.0.2', '--secret-file', path.join(dir, 'secret'), '--key-file', path.join(dir, 'key'));
+    const r = await cli(args);
+    assert.strictEqual(r.code, 0, r.err);
+    assert.match(r.out, /RS2: no host key fingerprint given/);
+    const settings = fs.readFileSync(path.join(ud, 'settings.js'), 'utf8');
+    const secret = /credentialSecret: "([0-9a-f]{64})"/.exec(settings)![1];
+    assert.match(settings, /telemetry: \{ enabled: false/);
+    assert.match(settings, /catalogues: \[\]/);
+    const flows = JSON.parse(fs.readFileSync(path.join(ud, 'flows.json'), 'utf8'));
+    const store = flows.find((n: { type: string }) => n.type === 'p2p-store');
+    assert.deepStrictEqual([store.hostname, store.address, store.realServer, store.services, store.seeds], ['S4', '10.0.0.4', 'RS1', 'tcp:80', '10.0.0.1 10.0.0.2']);
+    assert.deepStrictEqual(flows.filter((n: { type: string }) => n.type === 'p2p-real-server').map((n: { host: string; port: number; user: string }) => `${n.host}:${n.port}@${n.user}`), ['10.0.1.1:22@p2pha', '10.0.1.2:2222@kvm']);
+    const creds = decryptCredentials(secret, JSON.parse(fs.readFileSync(path.join(ud, 'flows_cred.json'), 'utf8')));
+    assert.deepStrictEqual((creds.store as { secret: string }).secret, 'a-cluster-secret-of-some-length');
+    assert.strictEqual((creds['rs-RS2'] as { privateKey: string }).privateKey, key.private);
+    const token = fs.readFileSync(path.join(ud, 'p2p-ha-admin-token'), 'utf8').trim();
+    assert.strictEqual((creds.starter as { adminToken: string }).adminToken, token);
+    // The settings file loads and its token check answers.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const loaded = require(path.join(ud, 'settings.js'));
+    assert.deepStrictEqual(await loaded.adminAuth.tokens(token), { user: 'p2p-ha', permissions: '*' });
+    assert.strictEqual(await loaded.adminAuth.tokens('guess'), null);
+    const again = await cli(args);
+    assert.strictEqual(again.code, 1);
+    assert.match(again.err, /already holds settings\.js/);
+    const bad = await cli([...args.slice(0, 6), 'S4; rm -rf /', ...args.slice(7), '--force']);
+    assert.strictEqual(bad.code, 1);
+    assert.match(bad.err, /address "S4; rm -rf \/" is not/);
+  });
+
+  it('host-setup prints the least-privilege user steps; usage errors exit 2', async () => {
+    const r = await cli(['host-setup', '--public-key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm3 p2p-ha']);
+    assert.strictEqual(r.code, 0, r.err);
+    assert.match(r.out, /useradd --create-home --shell \/bin\/sh p2pha/);
+    assert.match(r.out, /usermod -a -G libvirt p2pha/);
+    assert.strictEqual((await cli(['host-setup', '--public-key', "x'; reboot"])).code, 1);
+    assert.strictEqual((await cli(['frobnicate'])).code, 2);
+    assert.strictEqual((await cli(['maintenance', 'maybe'])).code, 2);
+    assert.throws(() => parseRealServerSpec('RS1=host;reboot'), /is not an address/);
+    assert.throws(() => parseRealServerSpec('RS1'), /expected NAME=HOST/);
+  });
+});
