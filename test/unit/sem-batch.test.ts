@@ -1,7 +1,7 @@
 // Several edits as one diff (ClusterFiles.editBatch, sem-protocol.ts WireDiff): the wire form, the
 // authority of each record in order, and between real stores on loopback with the wire's security
 // on (VM signatures, sealed bodies, replay guard): applied all or nothing, one journal line, one
-// sequence number, a replayed batch refused.
+// sequence number, a replayed batch refused, a batch relayed along the fan-out tree.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -14,6 +14,7 @@ import { MAX_BATCH, ProtocolError, decodeDiff, diffsOf, encodeDiff } from '../..
 import { SemClient, SemClientError } from '../../lib/sem/sem-http';
 import { loadOrCreateVmKey, signMessage } from '../../lib/sem/vm-key';
 import { WAL_FILE } from '../../lib/sem/durable-files';
+import { DIFF_PATH, RELAY_PATH, encodeRelay } from '../../lib/sem/fanout';
 import { allocLoopbackRange, pickPortFreeOnAll, type LoopbackRange } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
@@ -108,10 +109,11 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
   const ips: string[] = [];
   let s1: ReplicatedStore;
   let s2: ReplicatedStore;
+  let s3: ReplicatedStore;
 
   before(async () => {
     range = allocLoopbackRange();
-    ips.push(range.ip(1), range.ip(2));
+    ips.push(range.ip(1), range.ip(2), range.ip(3));
     port = await pickPortFreeOnAll(ips);
     const make = (i: number) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `p2p-batch-S${i + 1}-`));
@@ -131,9 +133,11 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     await s1.start();
     s2 = make(1);
     await s2.start();
-    // Both members with their keys published, on both sides.
-    await waitFor(() => [s1, s2].every((s) => s.records('group').length === 2 && s.records('group').every((r) => (r[5] ?? '-') !== '-')), {
-      what: 'two members with keys on both stores',
+    s3 = make(2);
+    await s3.start();
+    // Three members with their keys published, on every store.
+    await waitFor(() => [s1, s2, s3].every((s) => s.records('group').length === 3 && s.records('group').every((r) => (r[5] ?? '-') !== '-')), {
+      what: 'three members with keys on every store',
       timeoutMs: 20_000,
     });
   });
@@ -159,7 +163,7 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     ]);
     s2.off('change', onChange);
     assert.equal(walLines(dirs[0]) - before, 1, 'one journal line (one fdatasync) for the whole batch');
-    assert.deepEqual(r.acked.map((a) => a.peer), ['S2']);
+    assert.deepEqual(r.acked.map((a) => a.peer).sort(), ['S2', 'S3']);
     assert.deepEqual(r.failed, []);
     assert.equal(r.lines.length, 3);
     assert.deepEqual(s2.records('available-od'), [['OD1', '127.0.2.1', 'RS1'], ['OD2', '127.0.2.2', 'RS2']]);
@@ -167,6 +171,7 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     assert.equal(changes.length, 3);
     assert.ok(changes.every((c) => c.startsWith(`diff #${r.seq} `)), changes.join('\n'));
     assert.equal(s1.digest(), s2.digest());
+    assert.equal(s1.digest(), s3.digest());
     // The next single edit takes the next sequence number.
     const next = await s1.edit('available-od, Del, OD2, 127.0.2.2, RS2');
     assert.equal(next.seq, r.seq + 1);
@@ -190,9 +195,10 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     const changed = [...s1rec.slice(0, 3), 'tcp:99', ...s1rec.slice(4)];
     const r = await s2.editBatch(['available-od, Add, OD7, 127.0.2.7, RS2', { file: 'group', op: 'Mod', before: s1rec, record: changed }]);
     assert.deepEqual(r.acked, []);
-    assert.equal(r.failed.length, 1);
-    assert.match(r.failed[0].error, /record 2 of 2: S2 may not change the group record of S1 \(G2\)/);
+    assert.equal(r.failed.length, 2);
+    for (const f of r.failed) assert.match(f.error, /record 2 of 2: S2 may not change the group record of S1 \(G2\)/);
     assert.equal(s1.get('available-od', 'OD7'), undefined, 'the harmless record was not applied alone');
+    assert.equal(s3.get('available-od', 'OD7'), undefined);
     assert.deepEqual(s1.get('group', 'S1'), s1rec);
     // S2 puts S1's record back as it was (refused at S1 too, which never changed it).
     await s2.edit({ file: 'group', op: 'Mod', before: changed, record: s1rec });
@@ -222,6 +228,33 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
       await assert.rejects(client.post({ address: ips[1], port }, '/p2p/sem/diff', other), (e: unknown) => e instanceof SemClientError && e.status === 409);
       assert.equal(s2.get('available-od', 'OD6'), undefined);
       assert.ok(s2.get('available-od', 'OD8'));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a batch travels along the fan-out tree: a relay applies it and passes the origin\'s bytes and signature on', async () => {
+    // S1's batch, relayed by S3 (its relay message signed by S3) to its subtree [S2] (S2 made refused
+    // edits above: its own fan-out holds the others as failing for a while).
+    const body = encodeDiff({
+      file: 'available-od',
+      op: 'Add',
+      record: ['OD10', '127.0.2.10', 'RS1'],
+      origin: 'S1',
+      seq: 30_000,
+      lamport: 7000,
+      more: [{ file: 'realserver', op: 'Add', record: ['RS9', '0.1', '1', 'up'], origin: 'S1', seq: 30_000, lamport: 7001 }],
+    });
+    const signature = signMessage(loadOrCreateVmKey(dirs[0], 'S1'), `POST ${DIFF_PATH}`, body);
+    const key3 = loadOrCreateVmKey(dirs[2], 'S3');
+    const client = new SemClient(SECRET, 5000, ips[2], (label, b) => signMessage(key3, label, b), undefined, true);
+    try {
+      const reply = (await client.post({ address: ips[2], port }, RELAY_PATH, encodeRelay('S3', { body, signature }, [{ hostname: 'S2', address: ips[1] }]))) as { acked: { peer: string }[] };
+      assert.deepEqual(reply.acked.map((a) => a.peer), ['S2'], JSON.stringify(reply));
+      for (const s of [s2, s3]) {
+        assert.deepEqual(s.get('available-od', 'OD10'), ['OD10', '127.0.2.10', 'RS1']);
+        assert.deepEqual(s.get('realserver', 'RS9')?.slice(0, 4), ['RS9', '0.1', '1', 'up']);
+      }
     } finally {
       client.close();
     }
