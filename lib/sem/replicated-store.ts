@@ -463,8 +463,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       if (prev && prev.until > Date.now() && verifyMessage(prev.key, ctx.label, ctx.body, sig.sig)) return;
       throw new ProtocolError(`forged message: not signed by the key ${claimed} publishes in the group file`, 401);
     }
+    // One record only: a batch never speaks for a VM whose key is not published yet.
     const j = opts.join;
-    if (j && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+    if (j && !(j as WireDiff).more?.length && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
       const offered = fromMember(j.record).publicKey;
       if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
     }

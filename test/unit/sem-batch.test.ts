@@ -260,6 +260,24 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     }
   });
 
+  it('a VM without a published key cannot slip other records in with its own join record', async () => {
+    // S9 holds the cluster secret and a key of its own: alone, its own group record with that key
+    // is accepted (a VM joining); in a batch with anything else, nothing is.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-batch-S9-'));
+    dirs.push(dir);
+    const key9 = loadOrCreateVmKey(dir, 'S9');
+    const client = new SemClient(SECRET, 5000, ips[0], (label, b) => signMessage(key9, label, b), undefined, true);
+    try {
+      const join = { file: 'group' as const, op: 'Add' as const, record: ['S9', ips[0], 'RS1', '-', 'member', key9.publicKey], origin: 'S9', seq: 1, lamport: 8000 };
+      const body = encodeDiff({ ...join, more: [{ file: 'available-od', op: 'Add', record: ['OD99', '127.0.2.99', 'RS1'], origin: 'S9', seq: 1, lamport: 8001 }] });
+      await assert.rejects(client.post({ address: ips[2], port }, '/p2p/sem/diff', body), (e: unknown) => e instanceof SemClientError && e.status === 401 && /publishes no key/.test(e.message));
+      assert.equal(s3.get('group', 'S9'), undefined);
+      assert.equal(s3.get('available-od', 'OD99'), undefined);
+    } finally {
+      client.close();
+    }
+  });
+
   it('a batch signed by another VM\'s key than its origin\'s is refused whole', async () => {
     const key = loadOrCreateVmKey(dirs[1], 'S2'); // S2's key, claiming to be S1
     const client = new SemClient(SECRET, 5000, ips[0], (label, body) => signMessage(key, label, body), undefined, true);
