@@ -277,15 +277,24 @@ export class RecoveryCluster {
   async rearm(target: string, backup: string, od: string): Promise<void> {
     const rs = this.recordsOf('S1', 'group').find((r) => r[0] === backup)?.[2];
     if (!rs) throw new Error(`rearm: ${backup} is not in S1's group file`);
-    // The backup may be publishing its key right now (its record changes under us): read again.
+    // Peers accept the deletion of a member's record only from its manager with a dated claim
+    // (edit authority G2, also at anti-entropy merge): the backup's P1 records one, deletes the
+    // record, then the claim. The backup may be publishing its key right now: read again.
+    const m = this.recordsOf('S1', 'operation').find((o) => o[0] === 'P1' && o[2] === backup)?.[1];
+    if (!m) throw new Error(`rearm: ${backup} has no manager in S1's operation file`);
+    const claim = `${backup}, ${m}, service, failed, -, ${new Date().toISOString()}, bench re-arm`;
+    const c = await this.edit(m, `problem, Add, ${claim}`);
+    if (c.status !== 200) throw new Error(`rearm: ${JSON.stringify(c.body)}`);
     let del: { status: number; body: unknown } | undefined;
     for (let i = 0; i < 20 && del?.status !== 200; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 200));
-      const rec = this.recordsOf('S1', 'group').find((r) => r[0] === backup);
-      if (!rec) throw new Error(`rearm: ${backup} is not in S1's group file`);
-      del = await this.edit('S1', `group, Del, ${rec.join(', ')}`);
+      const rec = this.recordsOf(m, 'group').find((r) => r[0] === backup);
+      if (!rec) throw new Error(`rearm: ${backup} is not in ${m}'s group file`);
+      del = await this.edit(m, `group, Del, ${rec.join(', ')}`);
     }
     if (del?.status !== 200) throw new Error(`rearm: ${JSON.stringify(del?.body)}`);
+    const undo = await this.edit(m, `problem, Del, ${claim}`);
+    if (undo.status !== 200) throw new Error(`rearm: ${JSON.stringify(undo.body)}`);
     const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
     await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
     const vm = this.vm(od);
