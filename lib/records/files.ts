@@ -103,7 +103,11 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'backup', check: (v) => v === '-' || NAME_RE.test(v), expect: 'a name or -' },
       { name: 'since', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
     ],
-    optional: [{ name: 'note', check: textCheck, expect: 'text without commas' }],
+    // note: why a recovery failed. od: the OD a recovery resumed (a takeover continues with it).
+    optional: [
+      { name: 'note', check: textCheck, expect: 'text without commas' },
+      { name: 'od', check: (v) => v === '-' || NAME_RE.test(v), expect: 'an OD name or -' },
+    ],
     key: (r) => r[0],
   },
   realserver: {

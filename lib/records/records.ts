@@ -24,7 +24,7 @@ export interface Member {
   publicKey: string;
 }
 
-/** problem: `target, detectedBy, kind, status, backup, since[, note]` */
+/** problem: `target, detectedBy, kind, status, backup, since[, note[, od]]` */
 export interface Problem {
   target: string;
   detectedBy: string;
@@ -36,6 +36,11 @@ export interface Problem {
   since: string;
   /** Free text without commas (a failure's reason), or '' when none. */
   note: string;
+  /**
+   * The OD this recovery resumed (written before the resume), or '-': a manager that takes over a
+   * stalled recovery continues with that OD and never resumes a second one (lib/recovery/takeover.ts).
+   */
+  od: string;
 }
 
 /** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt]]]` */
@@ -102,12 +107,16 @@ export function fromProblem(r: RecordFields): Problem {
     status: r[3] as ProblemStatus,
     backup: r[4],
     since: r[5],
-    note: r[6] ?? '',
+    // An empty note is written '-' when an od follows it (a field is never empty in the middle).
+    note: r[6] === undefined || (r[6] === '-' && r.length > 7) ? '' : r[6],
+    od: r[7] ?? '-',
   };
 }
 
-export function toProblem(p: Omit<Problem, 'note'> & { note?: string }): RecordFields {
-  return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, p.note ?? ''], [''], 6);
+export function toProblem(p: Omit<Problem, 'note' | 'od'> & { note?: string; od?: string }): RecordFields {
+  const od = p.od ?? '-';
+  const note = p.note ?? '';
+  return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, note === '' && od !== '-' ? '-' : note, od], ['', '-'], 6);
 }
 
 const optNumber = (v: string | undefined): number | undefined => (v === undefined || v === '-' ? undefined : Number(v));
