@@ -5,6 +5,7 @@
 // by older versions and by this one stay byte-identical where nothing new is said.
 import type { RecordFields } from './files';
 import { MEMBER_STATES, PROBLEM_KINDS, PROBLEM_STATUSES, REALSERVER_STATES } from './files';
+import { naturalCompare } from './natural-sort';
 
 export type MemberState = (typeof MEMBER_STATES)[number];
 export type ProblemKind = (typeof PROBLEM_KINDS)[number];
@@ -43,7 +44,7 @@ export interface Problem {
   od: string;
 }
 
-/** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt]]]` */
+/** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt[, vmSizes]]]]` */
 export interface RealServer {
   realServer: string;
   load: number;
@@ -55,6 +56,36 @@ export interface RealServer {
   freeVcpus?: number;
   /** When the collector read these figures (epoch ms); undefined when not said. */
   measuredAt?: number;
+  /**
+   * The size of each active domain on it as libvirt reports it (`virsh dominfo`: Max memory, CPU(s)),
+   * by domain name; undefined when not read. The placer's fit check takes a failed VM's size from
+   * here when the failure does not carry one.
+   */
+  vmSizes?: Record<string, DomainSize>;
+}
+
+/** A domain's size: memory (MiB) and vCPUs. */
+export interface DomainSize {
+  memMiB: number;
+  vcpus: number;
+}
+
+/** The vmSizes field: `name:memMiB/vcpus` entries separated by spaces (natural order), or '-'. */
+export function formatVmSizes(sizes: Record<string, DomainSize> | undefined): string {
+  if (!sizes) return '-';
+  const names = Object.keys(sizes).sort(naturalCompare);
+  if (names.length === 0) return '-';
+  return names.map((n) => `${n}:${Math.max(0, Math.floor(sizes[n].memMiB))}/${Math.max(0, Math.floor(sizes[n].vcpus))}`).join(' ');
+}
+
+export function parseVmSizes(field: string | undefined): Record<string, DomainSize> | undefined {
+  if (field === undefined || field === '-') return undefined;
+  const out: Record<string, DomainSize> = {};
+  for (const e of field.split(' ').filter(Boolean)) {
+    const m = /^(.+):(\d+)\/(\d+)$/.exec(e);
+    if (m) out[m[1]] = { memMiB: Number(m[2]), vcpus: Number(m[3]) };
+  }
+  return out;
 }
 
 /** available-od and reservation: `od, address, realServer` (available-od: `[, hostKey]`) */
@@ -129,6 +160,8 @@ export function fromRealServer(r: RecordFields): RealServer {
   if (mem !== undefined) out.freeMemMiB = mem;
   if (cpu !== undefined) out.freeVcpus = cpu;
   if (at !== undefined && Number.isFinite(at)) out.measuredAt = at;
+  const sizes = parseVmSizes(r[7]);
+  if (sizes) out.vmSizes = sizes;
   return out;
 }
 
@@ -144,8 +177,9 @@ export function toRealServer(rs: RealServer): RecordFields {
       opt(rs.freeMemMiB === undefined ? undefined : Math.max(0, rs.freeMemMiB)),
       opt(rs.freeVcpus),
       rs.measuredAt === undefined || !Number.isFinite(rs.measuredAt) ? '-' : new Date(rs.measuredAt).toISOString(),
+      formatVmSizes(rs.vmSizes),
     ],
-    ['-', '-', '-'],
+    ['-', '-', '-', '-'],
     4,
   );
 }

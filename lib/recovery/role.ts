@@ -67,12 +67,15 @@ export function flowsWithIdentity(flows: FlowNodeLike[], id: StoreIdentity): Flo
   return flows.map((n) => (n.type === 'p2p-store' ? { ...n, ...rest, ...(seeds !== undefined ? { seeds } : {}) } : n));
 }
 
-/** Does the VM's one p2p-store already hold this identity (seeds not compared when undefined)? */
+/**
+ * Does the VM's one p2p-store already hold this identity? Seeds are not compared: they only say
+ * where a store catches up at its start, and a VM that runs as the backup has started.
+ */
 export function hasIdentity(flows: FlowNodeLike[], id: StoreIdentity): boolean {
   const store = flows.find((n) => n && n.type === 'p2p-store');
   if (!store) return false;
-  const same = (k: keyof StoreIdentity) => id[k] === undefined || store[k] === id[k];
-  return same('hostname') && same('address') && same('realServer') && same('services') && same('autoJoin') && same('seeds');
+  const same = (k: keyof StoreIdentity) => store[k] === id[k];
+  return same('hostname') && same('address') && same('realServer') && same('services') && same('autoJoin');
 }
 
 /** The OD's flows with its one p2p-store taking the role. */

@@ -1,0 +1,92 @@
+// Takeover of a stalled recovery on the loopback cluster (issue 15): six Node-RED VMs on three
+// simulated real servers. S2 is killed; S1 (its P1) fences it, resumes OD3 and runs S2's
+// installation procedure, which is slow here (12 s). S1 is killed with SIGKILL in the middle of
+// it. The recovery of S2 is left `recovering` in S1's name; the next manager in the ring after
+// S1 (S3, or S1b, S1's own backup, when it is up by then) takes it over once nothing has moved for the takeover bound (10 s in this flow), continues with
+// OD3 (never resumes a second OD for S2) and finishes it. Bound asserted: S2b serves within
+// 120 s of S1's death (takeover bound 10 s + procedure 12 s run again + S1's own recovery beside
+// it, on a loaded shared machine).
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { PROCEDURE_DIR, RecoveryCluster } from '../../harness/recovery/recovery-cluster';
+import { testProcedure } from '../../harness/recovery/recovery-flow';
+import { waitFor } from '../../harness/wait';
+
+const TAKEOVER_S = 10;
+const PROCEDURE_SLEEP_S = 12;
+const BOUND_MS = 120_000;
+
+describe('takeover of a stalled recovery on the loopback cluster', function () {
+  this.timeout(300_000);
+  let rc: RecoveryCluster | undefined;
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && rc) {
+      for (const n of ['S3', 'S6', 'OD3']) {
+        try {
+          console.log(`--- ${n} ---\n` + rc.logs(n).split('\n').slice(-40).join('\n'));
+        } catch {
+          /* not there */
+        }
+      }
+    }
+    await rc?.stop();
+    rc = undefined;
+  });
+
+  it('the acting manager killed mid-recovery: the next manager in the ring finishes it with the same OD', async () => {
+    rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2], takeoverS: TAKEOVER_S });
+    const c = rc;
+    // S2's installation procedure takes a while on every real server (a slow step under way when
+    // the acting manager dies).
+    const slow = testProcedure(c.uiPort).replace('set -e\n', `set -e\nsleep ${PROCEDURE_SLEEP_S}\n`);
+    for (const rs of ['RS1', 'RS2', 'RS3']) fs.writeFileSync(path.join(c.sim(rs).sandboxDir, PROCEDURE_DIR.slice(1), 'S2.sh'), slow);
+
+    await c.cluster.kill('S2');
+    // S1 is in the install step: the record says recovering with OD3, and OD3 runs.
+    await waitFor(
+      () => {
+        const p = c.recordsOf('S3', 'problem').find((r) => r[0] === 'S2');
+        return p?.[1] === 'S1' && p[3] === 'recovering' && p[7] === 'OD3' && c.sim('RS3').domains.get('OD3')!.state === 'running';
+      },
+      { what: "S2 recovering in S1's name with OD3 running", timeoutMs: 60_000, intervalMs: 100 },
+    );
+    await c.cluster.kill('S1');
+    const killedAt = Date.now();
+
+    // Never two copies of S2: sampled until the end, at most one VM answers S2's service.
+    const ods = ['OD1', 'OD2', 'OD3'].map((n) => c.vm(n).ip);
+    let samples = 0;
+    let worst = 0;
+    const sample = async () => {
+      const answers = await Promise.all(ods.map((ip) => c.service(ip).catch(() => null)));
+      worst = Math.max(worst, answers.filter((a) => a === 'S2').length);
+      samples++;
+    };
+    const live = ['S3', 'S4', 'S5', 'S6'];
+    await waitFor(
+      async () => {
+        await sample();
+        return live.every((n) => c.members(n).includes('S2b'));
+      },
+      { what: 'S2b in every live group file', timeoutMs: BOUND_MS, intervalMs: 250 },
+    );
+    const tookMs = Date.now() - killedAt;
+    const p = c.recordsOf('S4', 'problem').find((r) => r[0] === 'S2')!;
+    // The next serving manager in the ring after S1: S1b when S1's own backup is up by then
+    // (S1b sorts right after S1), else S3.
+    assert.ok(['S1b', 'S3'].includes(p[1]), `recovered by the next manager after S1, not ${p[1]}`);
+    assert.deepEqual([p[3], p[4]], ['recovered', 'S2b'], 'recovered under the same backup name');
+    const g = c.recordsOf('S4', 'group').find((r) => r[0] === 'S2b')!;
+    assert.equal(g[1], c.vm('OD3').ip, 'S2b is OD3, the OD S1 had resumed');
+    assert.equal(await c.service(c.vm('OD3').ip), 'S2');
+    await sample();
+    assert.ok(worst <= 1, `never two copies of S2 (${worst} at once in ${samples} samples)`);
+    // The taker's log says it took over from S1.
+    const vms = ['S3', 'S4', 'S5', 'S6', 'OD1', 'OD2'];
+    const takers = vms.filter((n) => /S2: taking over the recovery from S1/.test(c.logs(n)));
+    assert.equal(takers.length, 1, `one taker (${takers.join(' ')})`);
+    console.log(`      takeover: S1 killed mid-recovery -> S2b in every group file ${tookMs} ms later (bound ${BOUND_MS} ms; takeover after ${TAKEOVER_S} s, procedure ${PROCEDURE_SLEEP_S} s); ${samples} samples, at most ${worst} copy of S2`);
+  });
+});
