@@ -23,13 +23,15 @@ describe('takeover of a stalled recovery on the loopback cluster', function () {
 
   afterEach(async function () {
     if (this.currentTest?.state === 'failed' && rc) {
-      for (const n of ['S3', 'S6', 'OD3']) {
+      // The recovery's story: each VM's log lines about S1 and S2, and the files as S4 has them.
+      for (const n of ['S1', 'S3', 'S4', 'S5', 'S6', 'OD1', 'OD2', 'OD3']) {
         try {
-          console.log(`--- ${n} ---\n` + rc.logs(n).split('\n').slice(-40).join('\n'));
+          console.log(`--- ${n} ---\n` + rc.logs(n).split('\n').filter((l) => /S[12]b?: |taking over|takeover/.test(l)).join('\n'));
         } catch {
           /* not there */
         }
       }
+      console.log(`--- S4 problem:\n${rc.fileOf('S4', 'problem')}--- S4 group:\n${rc.fileOf('S4', 'group')}--- S4 available-od:\n${rc.fileOf('S4', 'available-od')}`);
     }
     await rc?.stop();
     rc = undefined;
