@@ -393,7 +393,9 @@ function recordOd(st: Plan, od: string): void {
 /**
  * The OD an earlier run resumed (problem record `od`), if it is still available: running, it is
  * continued with as it is (never resumed twice, never a second OD beside it); paused, resumed
- * again. undefined: place anew (it is gone, off, or its host does not answer).
+ * again; shut off or gone from its host: placed anew. Any other answer, or none (its host not
+ * reached after ADOPT_TRIES tries), fails the recovery: that OD may be serving as the backup, so
+ * no second one is started.
  */
 async function adopted(st: Plan, parallel?: StepName): Promise<Placement | undefined> {
   const name = st.adoptOd;
@@ -402,7 +404,18 @@ async function adopted(st: Plan, parallel?: StepName): Promise<Placement | undef
   if (!name || !rec) return undefined;
   const od = fromOd(rec);
   const d = st.deps.driver(od.realServer);
-  const state = d ? await d.domstate(od.od).catch(() => 'unknown') : 'unknown';
+  if (!d) throw new StepError('input', `no driver configured for real server ${od.realServer} of ${od.od}, the OD an earlier run of this recovery resumed`);
+  let state: string | undefined;
+  let why = '';
+  for (let i = 0; i < ADOPT_TRIES && state === undefined; i++) {
+    if (i > 0) await st.sleep(st.s.confirmPollMs);
+    try {
+      state = await d.domstate(od.od);
+    } catch (e) {
+      if (hvKind(e) === 'domain-absent') state = 'absent';
+      else why = `${hvKind(e) ?? 'failed'}: ${errorText(e)}`;
+    }
+  }
   const p: Placement = { realServer: od.realServer, od: od.od, address: od.address, candidates: [] };
   if (state === 'running') {
     st.resumedOd = od.od;
@@ -410,10 +423,19 @@ async function adopted(st: Plan, parallel?: StepName): Promise<Placement | undef
     return p;
   }
   if (state === 'paused') return p;
-  st.tried.add(od.od);
-  emit(st, 'place', 0, `${od.od} recorded by an earlier run is ${state}: placing anew`, { od: od.od, state }, parallel);
-  return undefined;
+  if (state === 'shut off' || state === 'absent') {
+    st.tried.add(od.od);
+    emit(st, 'place', 0, `${od.od} recorded by an earlier run is ${state}: placing anew`, { od: od.od, state }, parallel);
+    return undefined;
+  }
+  throw new StepError(
+    'no-od',
+    `${od.od} on ${od.realServer}, the OD an earlier run of this recovery resumed, is ${state ?? `not reached (${why})`}: not starting a second OD`,
+  );
 }
+
+/** How often the state of an earlier run's OD is asked before the recovery gives up. */
+const ADOPT_TRIES = 3;
 
 /** Place (with the failures in hand) and resume an OD; the next OD when a resume race is lost. */
 async function placeAndResume(st: Plan, first: Placement | undefined, parallel?: StepName): Promise<Placement> {

@@ -235,6 +235,21 @@ describe('takeover of a stalled recovery: the plan run again', () => {
     assert.equal(resumes(w).length, 1);
   });
 
+  it('recorded OD whose host does not answer: the takeover fails with the reason, no second OD is resumed', async () => {
+    const w = afterDeath('running');
+    w.hosts.get('RS3')!.unreachable = true;
+    await assert.rejects(takeOver(w), (e: Error & { kind?: string }) => {
+      assert.equal(e.kind, 'no-od');
+      assert.match(e.message, /OD3 on RS3, the OD an earlier run of this recovery resumed, is not reached .*not starting a second OD/);
+      return true;
+    });
+    assert.deepEqual(resumes(w), []);
+    assert.equal(w.hosts.get('RS3')!.calls.filter((c) => c === 'domstate OD3').length, 3, 'asked three times');
+    const p = fromProblem(w.files.get('problem', 'S2')!);
+    assert.equal(p.status, 'failed');
+    assert.match(p.note, /not starting a second OD/);
+  });
+
   it('a first run records its OD in the problem record before resuming it', async () => {
     const w = afterDeath('paused');
     // A fresh episode: S2 a member, a plain claim by S1 (the plan runs as S1 here).
