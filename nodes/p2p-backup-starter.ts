@@ -253,6 +253,7 @@ export = function (RED: RED) {
       const quorum = view ? { ok: view.state === 'majority', why: view.why } : undefined;
       const problems = files.records('problem');
       for (const rec of problems) {
+        if (closing) return;
         const target = rec[0];
         if (running.has(target) || now < (notBefore.get(target) ?? 0)) continue;
         if (!lastChange.has(target)) lastChange.set(target, now);

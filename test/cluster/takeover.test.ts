@@ -67,12 +67,15 @@ describe('takeover of a stalled recovery on the loopback cluster', function () {
       samples++;
     };
     const live = ['S3', 'S4', 'S5', 'S6'];
+    // Done: S2b a member, the problem recovered and OD3 no longer available, on every live member.
+    const done = (n: string) =>
+      c.members(n).includes('S2b') && c.recordsOf(n, 'problem').find((r) => r[0] === 'S2')?.[3] === 'recovered' && !c.recordsOf(n, 'available-od').some((r) => r[0] === 'OD3');
     await waitFor(
       async () => {
         await sample();
-        return live.every((n) => c.members(n).includes('S2b'));
+        return live.every(done);
       },
-      { what: 'S2b in every live group file', timeoutMs: BOUND_MS, intervalMs: 250 },
+      { what: 'S2b, S2 recovered and OD3 used in every live member\'s files', timeoutMs: BOUND_MS, intervalMs: 250 },
     );
     const tookMs = Date.now() - killedAt;
     const p = c.recordsOf('S4', 'problem').find((r) => r[0] === 'S2')!;
@@ -82,8 +85,15 @@ describe('takeover of a stalled recovery on the loopback cluster', function () {
     assert.deepEqual([p[3], p[4]], ['recovered', 'S2b'], 'recovered under the same backup name');
     const g = c.recordsOf('S4', 'group').find((r) => r[0] === 'S2b')!;
     assert.equal(g[1], c.vm('OD3').ip, 'S2b is OD3, the OD S1 had resumed');
-    assert.equal(await c.service(c.vm('OD3').ip), 'S2');
-    await sample();
+    // S2b answers S2's service (once its serve switch is open: it caught up as a member).
+    await waitFor(
+      async () => {
+        await sample();
+        return (await c.service(c.vm('OD3').ip)) === 'S2';
+      },
+      { what: "S2b (OD3) answers S2's service", timeoutMs: 30_000, intervalMs: 250 },
+    );
+    await waitFor(() => c.identical(live), { what: 'identical files on every live member', timeoutMs: 20_000, intervalMs: 200 });
     assert.ok(worst <= 1, `never two copies of S2 (${worst} at once in ${samples} samples)`);
     // The taker's log says it took over from S1.
     const vms = ['S3', 'S4', 'S5', 'S6', 'OD1', 'OD2'];
