@@ -8,7 +8,12 @@
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
+// POST /p2p-ha/rehearse `{ target }` (permission p2p-ha.read; the sidebar's rehearse button and
+// `p2p-ha rehearse`) answers what this node's plan would do now if the target failed, with nothing
+// changed (lib/recovery/rehearsal.ts), with this node's settings, drivers and isolation gate; on a
+// runtime without a backup starter, with the plan's defaults and no role step.
 import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
+import { rehearse, RehearsalError, type Rehearsal } from '../lib/recovery/rehearsal';
 import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
@@ -54,6 +59,15 @@ interface StarterConfig {
 const PROCEDURE_SYNC_MS = 60_000;
 
 const CLOSE_DEADLINE_MS = 10_000;
+
+/** The rehearsal of each backup starter of this runtime (the endpoint uses the first). */
+type Rehearse = (target: unknown) => Promise<Rehearsal>;
+const rehearsers = new Map<string, Rehearse>();
+
+interface Res {
+  status(code: number): Res;
+  json(v: unknown): void;
+}
 
 export = function (RED: RED) {
   function P2pBackupStarterNode(this: any, config: StarterConfig) {
@@ -214,7 +228,19 @@ export = function (RED: RED) {
       }
     });
 
+    if (files && !settingsError) {
+      rehearsers.set(node.id, (target) => {
+        const drivers = realServerDrivers(RED);
+        return rehearse(
+          { target: target as string },
+          { files, driver: (rs) => drivers.get(rs), isolation: registry.isolationGate(files), roleConfigured: !!assignRole, readinessCheck: config.readiness === 'ssh' },
+          settings,
+        );
+      });
+    }
+
     node.on('close', (_removed: boolean, done: () => void) => {
+      rehearsers.delete(node.id);
       closing = true;
       clearTimeout(syncTimer);
       // Stop between steps; an SSH command under way ends with its own deadline.
@@ -228,5 +254,23 @@ export = function (RED: RED) {
   }
   RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {
     credentials: { adminToken: { type: 'password' } },
+  });
+
+  RED.httpAdmin.post('/p2p-ha/rehearse', RED.auth.needsPermission('p2p-ha.read'), (req: { body?: { target?: unknown } }, res: Res) => {
+    let run = rehearsers.values().next().value as Rehearse | undefined;
+    let settingsFrom = 'p2p-backup-starter';
+    if (!run) {
+      const files = registry.primary();
+      if (!files) return res.status(503).json({ error: 'no p2p-store running in this runtime' });
+      settingsFrom = 'defaults';
+      run = (target) => {
+        const drivers = realServerDrivers(RED);
+        return rehearse({ target: target as string }, { files, driver: (rs) => drivers.get(rs), isolation: registry.isolationGate(files), roleConfigured: false });
+      };
+    }
+    run(req.body?.target).then(
+      (r) => res.json({ ...r, settingsFrom }),
+      (e: Error) => res.status(e instanceof RehearsalError ? 400 : 500).json({ error: e.message }),
+    );
   });
 };

@@ -9,6 +9,9 @@ import { FILE_NAMES } from '../../lib/records/files';
 import { RecoveryError, runBackupPlan, type PlanDriver, type RecoveryResult } from '../../lib/recovery/backup-plan';
 import { rehearse, RehearsalError, type Rehearsal } from '../../lib/recovery/rehearsal';
 import { MemoryFiles } from '../support/memory-files';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { main } from '../../lib/ops/cli';
 
 const READ_ONLY = /^(virsh domstate|sha256sum) /;
 
@@ -251,5 +254,44 @@ describe('recovery rehearsal (a dry run of the backup plan)', () => {
     assert.equal(h.fence.how, 'host-not-reached');
     assert.match(h.fence.stateNow!, /no driver/);
     assert.deepEqual(mutating(w), []);
+  });
+
+  it('p2p-ha rehearse S2 asks the admin endpoint and prints the decision with its reasons', async () => {
+    const w = world();
+    const seen: unknown[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen.push([req.method, req.url, req.headers.authorization, JSON.parse(body)]);
+        rehearse(JSON.parse(body), { files: w.files, driver: w.deps.driver, isolation: w.gate, roleConfigured: true, now: w.deps.now }).then(
+          (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
+          (e: Error) => res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: e.message })),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      let out = '';
+      let err = '';
+      const io = { out: (x: string) => (out += x), err: (x: string) => (err += x), env: { P2P_HA_ADMIN_TOKEN: 'tok' } };
+      assert.equal(await main(['rehearse', 'S2', '--url', url], io), 0, err);
+      assert.deepEqual(seen[0], ['POST', '/p2p-ha/rehearse', 'Bearer tok', { target: 'S2' }]);
+      assert.match(out, /fence: +destroyed on RS2 \(state now: running\)/);
+      assert.match(out, /placement: +OD3 \(127\.0\.2\.3\) on RS3/);
+      assert.match(out, /RS3: rank 1; load 0\.1, 2 VMs/);
+      assert.match(out, /if RS2 failed whole: confirmed by S1, S4 \(enough\)/);
+      assert.match(out, /RS2: virsh destroy S2/);
+      assert.match(out, /group, Add, S2b, 127\.0\.2\.3, RS3, tcp:80/);
+      assert.match(out, /outcome: +S2 -> S2b on RS3/);
+      assert.deepEqual(mutating(w), [], 'the command line changed something');
+      out = '';
+      assert.equal(await main(['rehearse', 'S9', '--url', url], io), 1);
+      assert.match(err, /S9 is not in the group file/);
+      assert.equal(await main(['rehearse'], io), 2);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
