@@ -14,6 +14,7 @@
 // runtime without a backup starter, with the plan's defaults and no role step.
 import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
 import { rehearse, RehearsalError, type Rehearsal } from '../lib/recovery/rehearsal';
+import { timelineEntry } from '../lib/ops/failover-steps';
 import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
@@ -27,19 +28,6 @@ import { short, useStore } from './common/store-user';
 import { common, translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
-
-/** Each step of the plan as the sidebar's failover timeline names it (what has just happened; the sidebar translates it). */
-const TIMELINE_STEP: Record<string, string> = {
-  fence: 'fenced',
-  confirm: 'peers-confirmed',
-  place: 'placed',
-  resume: 'resumed',
-  install: 'installed',
-  role: 'role-given',
-  edits: 'files-edited',
-  recovered: 'recovered',
-  failed: 'failed',
-};
 
 interface StarterConfig {
   name?: string;
@@ -194,8 +182,8 @@ export = function (RED: RED) {
               status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
-              const step = e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step];
-              registry.step({ target: e.target, step, at: Date.now(), by: files.identity.hostname, detail: e.text });
+              // The step with its duration and the reason of its decision: the timeline and the lasting history.
+              registry.step(timelineEntry(e, files.identity.hostname, Date.now()));
               if (e.step !== 'recovered' && e.step !== 'failed') send([{ topic: `recovery/${e.step}`, payload: e, failure: msg.payload }, null]);
             },
           },
