@@ -29,6 +29,9 @@ export interface Io {
 
 class UsageError extends Error {}
 
+/** A rehearsal asks the real servers (SSH, each with its own deadline): a host that does not answer takes a while. */
+const REHEARSE_TIMEOUT_MS = 90_000;
+
 const USAGE = `usage: p2p-ha <command> [options]
   status       [--user-dir DIR | --dir FILES]
   history      [--since 03:00|2h|ISO] [--until T] [--target NAME] [--json] [--user-dir DIR | --dir HISTORY | --url URL [--token T]]
@@ -71,11 +74,11 @@ const need = (opt: Map<string, string[]>, k: string): string => {
 };
 const userDir = (opt: Map<string, string[]>, env: NodeJS.ProcessEnv) => one(opt, 'user-dir') ?? env.NODE_RED_USER_DIR ?? path.join(os.homedir(), '.node-red');
 
-async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown): Promise<unknown> {
+async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let json: unknown;
   try {
@@ -188,7 +191,7 @@ async function run(argv: string[], io: Io): Promise<void> {
       const target = pos[0];
       if (!target) throw new UsageError('rehearse VM');
       const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
-      const r = (await adminRequest(`${url}/p2p-ha/rehearse`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { target })) as Rehearsal;
+      const r = (await adminRequest(`${url}/p2p-ha/rehearse`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { target }, REHEARSE_TIMEOUT_MS)) as Rehearsal;
       io.out(opt.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatRehearsal(r));
       return;
     }

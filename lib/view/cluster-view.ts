@@ -58,7 +58,7 @@ export interface ClusterView {
    */
   realServers: { name: string; load: string; vmCount: string; state: string; ods: number; actions: string[] }[];
   timeline: TimelineEntry[];
-  /** The last failovers as stories of steps with their reasons (failovers.ts), newest first. */
+  /** The last failovers (not suspicions that cleared) as stories of steps with their reasons (failovers.ts), newest first. */
   failovers: FailoverStory[];
 }
 
@@ -129,6 +129,7 @@ export function buildView(
     })),
     realServers,
     timeline: timeline.slice(-100),
-    failovers: failoverStories(timeline, VIEW_FAILOVERS),
+    // A suspicion that cleared by itself is not a failover (it stays in the timeline).
+    failovers: failoverStories(timeline, 1000).filter((f) => f.outcome !== 'cleared').slice(0, VIEW_FAILOVERS),
   };
 }
