@@ -8,7 +8,7 @@
 // evacuation (p2p-maintenance). Pure.
 import type { StepEvent } from '../recovery/backup-plan';
 import type { Candidate, Placement } from '../recovery/placement';
-import type { TimelineEntry } from '../view/cluster-view';
+import type { HistoryEntry } from './history';
 
 /** Each step of the plan as the sidebar's failover timeline names it (what has just happened). */
 export const TIMELINE_STEP: Record<string, string> = {
@@ -76,9 +76,9 @@ export function stepWhy(e: StepEvent): Record<string, unknown> | undefined {
 }
 
 /** The timeline entry of a plan step (`name` overrides the timeline's name of the step). */
-export function timelineEntry(e: StepEvent, by: string, at: number, name?: string): TimelineEntry {
+export function timelineEntry(e: StepEvent, by: string, at: number, name?: string): HistoryEntry {
   const step = name ?? (e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step] ?? e.step);
-  const out: TimelineEntry = { target: e.target, step, at, by, detail: e.text };
+  const out: HistoryEntry = { target: e.target, step, at, by, detail: e.text };
   if (e.step !== 'recovered' && e.step !== 'failed' && Number.isFinite(e.ms)) out.ms = Math.round(e.ms);
   const why = stepWhy(e);
   if (why) out.why = why;
