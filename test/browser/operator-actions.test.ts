@@ -4,14 +4,17 @@
 // their reasons, the OD and the procedure, and nothing changed: no file, no mutating command on
 // any real server), maintenance on and off for a VM and for a real server (confirmed first; the
 // state replicates to the other VMs; the next rehearsal places nothing on the host in
-// maintenance), evacuate asks first, an error from the runtime is shown, and without the write
-// permission the write buttons are disabled. Screenshots in .artifacts/.
+// maintenance), evacuate asks first (cancel moves nothing; without a p2p-maintenance node the
+// runtime's refusal is shown; with one, RS2's VMs move and the sidebar says where), an error from
+// the runtime is shown, and without the write permission the write buttons are disabled (the
+// editor's permission check is made to say no: no adminAuth user here). Screenshots in .artifacts/.
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import { RecoveryCluster } from '../../harness/recovery/recovery-cluster';
 import { artifactsDir, launchBrowser, openEditor, requireChromium } from '../../harness/browser';
 import { waitFor } from '../../harness/wait';
+import { httpRequest } from '../../harness/http';
 
 // Browser globals, used only inside page.evaluate callbacks (which run in Chromium).
 declare const RED: any, document: any;
@@ -19,8 +22,13 @@ declare const RED: any, document: any;
 /** A command line that changes something on a real server (the sims log every exec). */
 const MUTATING = /\b(destroy|start|shutdown|suspend|resume|autostart|define|undefine|managedsave|setmem|reset|virt-clone)\b|\/bin\/sh \S+\.sh/;
 const RS = ['RS1', 'RS2', 'RS3'];
-/** The files a rehearsal or a cancelled action must leave alone (realserver moves with the load collector). */
-const FILES = ['group', 'problem', 'available-od'];
+/**
+ * The files a rehearsal or a cancelled action must leave alone: group and available-od whole, and
+ * the problem records of the VMs concerned (realserver moves with the load collector, and on a
+ * loaded machine a heartbeat may record and clear a suspicion of some other VM meanwhile).
+ */
+const FILES = ['group', 'available-od'];
+const CONCERNED = ['S2', 'S5'];
 
 describe('editor: operator actions in the cluster sidebar (maintenance, evacuate, rehearse)', function () {
   this.timeout(400_000);
@@ -47,7 +55,8 @@ describe('editor: operator actions in the cluster sidebar (maintenance, evacuate
     await rc?.stop();
   });
 
-  const files = (vm: string) => JSON.stringify(FILES.map((f) => rc!.recordsOf(vm, f).map((r) => r.join(','))));
+  const files = (vm: string) =>
+    JSON.stringify([...FILES.map((f) => rc!.recordsOf(vm, f).map((r) => r.join(','))), rc!.recordsOf(vm, 'problem').filter((p) => CONCERNED.includes(p[0])).map((r) => r.join(','))]);
   const logMarks = () => RS.map((r) => rc!.sim(r).execLog.length);
   const mutatingSince = (marks: number[]) => RS.flatMap((r, i) => rc!.sim(r).execLog.slice(marks[i]).filter((l) => MUTATING.test(l)).map((l) => `${r}: ${l}`));
   const click = (selector: string) => page.click(selector, { timeout: 30_000 });
@@ -127,6 +136,35 @@ describe('editor: operator actions in the cluster sidebar (maintenance, evacuate
     });
     await page.waitForSelector(`${C} #p2p-ha-cluster-message[data-type="error"]`, { timeout: 20_000 });
     assert.match((await page.textContent(`${C} #p2p-ha-cluster-message`)) ?? '', /S99 is not in the group file/);
+  });
+
+  it('evacuate RS2 from the sidebar: refused with its reason without a p2p-maintenance node; with one, S2 and S5 move after the confirmation', async () => {
+    // No p2p-maintenance node on S1 yet: the runtime refuses, the sidebar says why.
+    await click(`${C} tr[data-rs="RS2"] button[data-act="evacuate"]`);
+    await click('#p2p-ha-confirm-ok');
+    await page.waitForSelector(`${C} #p2p-ha-cluster-message[data-type="error"]`, { timeout: 30_000 });
+    await waitFor(async () => /deploy a p2p-maintenance node/.test((await page.textContent(`${C} #p2p-ha-cluster-message`)) ?? ''), { what: 'the 409 reason shown', timeoutMs: 10_000 });
+    // Deploy one (its admin port gives the backups their role), as an operator would.
+    const flows = JSON.parse((await httpRequest(rc!.vm('S1').url + '/flows', { timeoutMs: 5000 })).body);
+    flows.push({ id: 'maint', z: 'rec-tab', type: 'p2p-maintenance', store: 'store', adminPort: rc!.uiPort, procedureDir: '/var/lib/p2p-ha/install', x: 700, y: 400, wires: [[]] });
+    const dep = await httpRequest(rc!.vm('S1').url + '/flows', {
+      method: 'POST',
+      body: JSON.stringify(flows),
+      headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'nodes' },
+      timeoutMs: 10_000,
+    });
+    assert.ok(dep.status === 200 || dep.status === 204, `deploy: ${dep.status} ${dep.body}`);
+    await new Promise((r) => setTimeout(r, 3000));
+    await click(`${C} tr[data-rs="RS2"] button[data-act="evacuate"]`);
+    await click('#p2p-ha-confirm-ok');
+    await waitFor(async () => /evacuated/.test((await page.textContent(`${C} #p2p-ha-cluster-message[data-type="ok"]`).catch(() => '')) ?? ''), { what: 'RS2 evacuated, said in the sidebar', timeoutMs: 180_000, intervalMs: 500 });
+    const said = (await page.textContent(`${C} #p2p-ha-cluster-message`)) ?? '';
+    assert.match(said, /S2 now S2b/);
+    assert.match(said, /S5 now S5b/);
+    await page.waitForSelector(`${C} tr[data-rs="RS2"][data-state="maintenance"]`, { timeout: 30_000 });
+    // The moved VMs are fenced (stopped, replaced): their rows offer re-admission.
+    await page.waitForSelector(`${C} tr[data-vm-row="S2"][data-state="fenced"] button[data-act="readmit"]`, { timeout: 30_000 });
+    await page.screenshot({ path: path.join(artifactsDir(), 'sidebar-evacuated.png') });
   });
 
   it('without the write permission the write buttons are disabled; rehearse stays', async () => {
