@@ -80,7 +80,8 @@ describe('editor: operator actions in the cluster sidebar (maintenance, evacuate
     await page.screenshot({ path: path.join(artifactsDir(), 'sidebar-rehearsal.png') });
     assert.equal(files('S1'), before, 'the rehearsal changed a file');
     assert.deepEqual(mutatingSince(marks), [], 'the rehearsal ran a mutating command on a real server');
-    assert.deepEqual(rc!.recordsOf('S1', 'problem').filter((p) => p[0] === 'S2'), [], 'the rehearsal wrote a problem record');
+    // No recovery of S2 began (a suspicion that a loaded machine's heartbeat records and clears is not one).
+    assert.ok(!rc!.recordsOf('S1', 'problem').some((p) => p[0] === 'S2' && ['confirmed', 'fencing', 'recovering', 'recovered', 'failed'].includes(p[3])), 'a recovery of S2 began');
   });
 
   it('VM maintenance on and off from its row; the state replicates to the other VMs', async () => {
