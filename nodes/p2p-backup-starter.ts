@@ -11,7 +11,7 @@
 import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
 import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
-import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { assignRole as giveRole } from '../lib/recovery/role';
 import { waitDomainSshReady } from '../lib/hv/readiness';
 import { readProcedureFolder, syncProcedures, type ProcedureHost } from '../lib/hv/procedure-sync';
 import { guestOpener } from '../lib/hv/guest-reidentify';
@@ -119,9 +119,9 @@ export = function (RED: RED) {
       roleMode === 'none'
         ? undefined
         : (role: Role) =>
-            assignRoleViaAdminApi(role, {
+            giveRole(role, {
               url: `http://${role.address}:${adminPort}`,
-              token: node.credentials?.adminToken || undefined,
+              signer: files!,
               timeoutMs: 5000,
               // The backup catches up from this manager at once, not at the next digest round.
               seeds: files!.identity.address,
@@ -226,7 +226,5 @@ export = function (RED: RED) {
       });
     });
   }
-  RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {
-    credentials: { adminToken: { type: 'password' } },
-  });
+  RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode);
 };

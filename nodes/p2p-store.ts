@@ -14,6 +14,7 @@ import type { StoreListener, StoreNode } from './common/store-user';
 import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
+import { installRoleEndpoint } from './common/role-endpoint';
 
 interface StoreConfig {
   name?: string;
@@ -142,6 +143,10 @@ export = function (RED: RED) {
       (e: Error) => res.status(409).json({ error: e.message }),
     );
   });
+
+  // The signed role call another VM sends to make this VM a backup (no editor permission: the call
+  // is authenticated by its VM signature, lib/sem/admin-call.ts).
+  installRoleEndpoint(RED);
 
   RED.nodes.registerType('p2p-store', P2pStoreNode, {
     credentials: { secret: { type: 'password' } },

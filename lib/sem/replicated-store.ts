@@ -16,6 +16,8 @@ import { fromMember, isServing, toMember, toProblem } from '../records/records';
 import { authorityRefusal, managersOf } from './edit-authority';
 import { SemLog } from './sem-log';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
+import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
+import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
 /** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
@@ -126,6 +128,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private keyGate?: Promise<void>;
   private releaseKeyGate: () => void = () => undefined;
   private readonly weakSecret: boolean;
+  private readonly secret: string;
+  /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
+   * and the new one must still refuse the call replayed. */
+  private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
@@ -141,6 +147,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
     this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secret = opts.secret;
     this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
@@ -402,6 +409,40 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
     await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
     return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** An admin call to another VM's runtime, sealed and signed by this VM (lib/sem/admin-call.ts). */
+  sealAdminCall(path: string, to: AdminCallTarget, payload: unknown): SealedAdminCall {
+    return sealAdminCall(this.secret, this.key, path, to, payload);
+  }
+
+  /**
+   * Check an admin call received by this runtime (addressed to this VM at one of `addresses`):
+   * the verified envelope, or AdminCallRefused (logged as a refusal). A signer whose key this
+   * replica does not know yet (an OD resumed with files older than the caller's key) is checked
+   * again after one catch-up with the peers.
+   */
+  async openAdminCall(path: string, headers: Record<string, unknown>, body: string, remote: string, addresses: string[]): Promise<AdminCallEnvelope> {
+    const check = () =>
+      openAdminCall(path, headers, body, {
+        secret: this.secret,
+        hostname: this.identity.hostname,
+        addresses: [this.identity.address, ...addresses],
+        group: (h) => this.replica.get('group', h),
+        nonces: ReplicatedStore.adminNonces,
+      });
+    try {
+      try {
+        return check();
+      } catch (e) {
+        if (!(e instanceof AdminCallRefused) || !e.unknownKey || this.stopped) throw e;
+        await this.syncAll();
+        return check();
+      }
+    } catch (e) {
+      this.refused(remote, `admin call ${path}: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   /** This VM's public key, as published in its group record. */
