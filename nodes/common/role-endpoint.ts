@@ -58,6 +58,11 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity) => Promi
     req.resume();
     throw new RoleError(stores.length ? `no p2p-store of this runtime is at ${local}` : 'this runtime has no p2p-store running');
   }
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
+    // A JSON or form body is not a sealed call (and the admin app has already parsed it).
+    req.resume();
+    throw new AdminCallRefused('refused: an admin call is a sealed body (application/octet-stream)', 415);
+  }
   if (req.headers['content-length'] === undefined) {
     req.resume();
     throw new AdminCallRefused('refused: an admin call without Content-Length', 411);
