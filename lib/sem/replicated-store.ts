@@ -53,6 +53,8 @@ export interface StoreOptions {
 }
 
 export class EditError extends Error {}
+/** A local edit that every receiver would refuse under the edit authority rules (edit-authority.ts). */
+export class AuthorityError extends EditError {}
 export class ConfigError extends Error {}
 
 export interface StoreStatus {
@@ -285,6 +287,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.stopped) throw new EditError('the store is stopped');
     const edit = normalizeEdit(input);
     this.checkPreconditions(edit);
+    // The rules every receiver applies (onDiff), applied here first: an edit they would all refuse
+    // is refused with the same reason and changes nothing, instead of staying local.
+    const denied = authorityRefusal(this.identity.hostname, edit, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new AuthorityError(`refused ${formatDiffLine(edit)}: ${denied}`);
     this.disk.ownSeq += 1;
     const diff: Diff = { ...edit, origin: this.identity.hostname, seq: this.disk.ownSeq, lamport: this.replica.tick() };
     this.guard.accept(diff.origin, diff.seq);

@@ -2,7 +2,8 @@
 // key, Del of a different record and Mod with a stale `before` are refused), for the unit tests of
 // the recovery logic. The real store is lib/replicated-store.ts.
 import { EventEmitter } from 'events';
-import type { ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from '../../lib/records/cluster-api';
+import { normalizeEdit } from '../../lib/records/diff-line';
 import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from '../../lib/records/files';
 import { operationRecords } from '../../lib/records/ring';
 
@@ -35,9 +36,8 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
   }
 
   edit(input: Edit | string): Promise<EditResult> {
-    if (typeof input === 'string') return Promise.reject(new Error('text edits not supported here'));
     if (this.failEdits) return Promise.reject(new Error('store stopped'));
-    const e = input;
+    const e = normalizeEdit(input);
     const rows = this.data.get(e.file)!;
     const rec = validateRecord(e.file, e.record);
     const key = recordKey(e.file, rec);
@@ -60,6 +60,8 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
       line = `${e.file}, Mod, ${e.before!.join(', ')}, ${rec.join(', ')}`;
     }
     this.lines.push(line);
+    const ev: ChangeEvent = { file: e.file, op: e.op, record: rec, before: e.before, line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, local: true, via: 'edit' };
+    this.emit('change', ev);
     return Promise.resolve({ line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, acked: [], failed: [], ms: 0 });
   }
 }
