@@ -28,7 +28,7 @@ const installed = new WeakSet<object>();
  * Install the route once per runtime. `deploy` is how the identity is applied (the runtime's flows
  * API; a test may pass its own).
  */
-export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity) => Promise<void> = deployOwnIdentity): void {
+export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void> = deployOwnIdentity): void {
   if (installed.has(RED.httpAdmin)) return;
   installed.add(RED.httpAdmin);
   RED.httpAdmin.post(ROLE_PATH, (req: IncomingMessage, res: ServerResponse) => {
@@ -47,17 +47,18 @@ export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity) => Pro
   });
 }
 
-async function handle(req: IncomingMessage, deploy: (id: StoreIdentity) => Promise<void>): Promise<{ ok: true; hostname: string }> {
+async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<{ ok: true; hostname: string }> {
   const local = plainAddress(req.socket.localAddress);
   const remote = plainAddress(req.socket.remoteAddress);
-  const stores = registry.storeList().filter((s): s is ReplicatedStore => s instanceof ReplicatedStore);
+  const stores = registry.storeEntries().filter((s) => s.files instanceof ReplicatedStore) as { id: string; files: ReplicatedStore }[];
   // The store this call is for: the one at the address called, else the only one (an OD whose
   // store cannot listen at the address its flow names, e.g. a clone not yet re-identified).
-  const store = stores.find((s) => s.identity.address === local) ?? (stores.length === 1 ? stores[0] : undefined);
-  if (!store) {
+  const entry = stores.find((s) => s.files.identity.address === local) ?? (stores.length === 1 ? stores[0] : undefined);
+  if (!entry) {
     req.resume();
     throw new RoleError(stores.length ? `no p2p-store of this runtime is at ${local}` : 'this runtime has no p2p-store running');
   }
+  const store = entry.files;
   if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
     // A JSON or form body is not a sealed call (and the admin app has already parsed it).
     req.resume();
@@ -82,6 +83,6 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity) => Promi
     throw e;
   }
   store.log.write('applied', `role call from ${call.from}: ${store.identity.hostname} becomes ${id.hostname}`, { from: remote, realServer: id.realServer, services: id.services });
-  await deploy(id);
+  await deploy(id, entry.id);
   return { ok: true, hostname: id.hostname };
 }

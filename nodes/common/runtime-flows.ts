@@ -10,6 +10,7 @@ import * as path from 'path';
 import { flowsWithIdentity, type FlowNodeLike, type StoreIdentity } from '../../lib/recovery/role';
 
 interface FlowsModule {
+  get(id: string): unknown;
   getFlows(): { rev?: string; flows: FlowNodeLike[] } | undefined;
   setFlows(flows: FlowNodeLike[], credentials: null, type: string, muteLog?: boolean, forceStart?: boolean, user?: unknown): Promise<unknown>;
 }
@@ -18,21 +19,27 @@ export class RuntimeFlowsError extends Error {}
 
 const FLOWS_MODULE = `${path.sep}@node-red${path.sep}runtime${path.sep}lib${path.sep}flows${path.sep}index.js`;
 
-function runtimeFlows(): FlowsModule {
+/** The flows module that runs the node `nodeId` (a process may hold more than one copy). */
+function runtimeFlows(nodeId: string): FlowsModule {
   for (const [file, mod] of Object.entries(require.cache)) {
     if (!file.endsWith(FLOWS_MODULE) || !mod?.loaded) continue;
     const m = mod.exports as Partial<FlowsModule>;
-    if (typeof m?.getFlows === 'function' && typeof m.setFlows === 'function') return m as FlowsModule;
+    if (typeof m?.get !== 'function' || typeof m.getFlows !== 'function' || typeof m.setFlows !== 'function') continue;
+    try {
+      if (m.get(nodeId)) return m as FlowsModule;
+    } catch {
+      // a copy that was never initialised
+    }
   }
   throw new RuntimeFlowsError('the Node-RED runtime flows module was not found in this process');
 }
 
 /**
- * Deploy this runtime's flow with its one p2p-store given `id` (deployment type `nodes`: only the
+ * Deploy the flow that runs the p2p-store node `storeNodeId` with that store given `id` (deployment type `nodes`: only the
  * store and the nodes that use it restart). Persisted like any deploy (flows.json).
  */
-export async function deployOwnIdentity(id: StoreIdentity): Promise<void> {
-  const m = runtimeFlows();
+export async function deployOwnIdentity(id: StoreIdentity, storeNodeId: string): Promise<void> {
+  const m = runtimeFlows(storeNodeId);
   const current = m.getFlows();
   if (!current) throw new RuntimeFlowsError('the runtime has no flows loaded');
   // getFlows hands out the runtime's own active configuration: change a copy.

@@ -64,7 +64,9 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     ];
     await helper.load([storeNode], flow, { store: { secret: SECRET } });
     // The OD catches up from S1: S1's record, with its key, is in the OD's own files.
-    await waitFor(() => odStore().get('group', 'S1')?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 });
+    await waitFor(() => odStore().get("group", "S1")?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 }).catch((e) => {
+      throw new Error(`${e.message}: OD store ${odStore().identity.hostname} ${odStore().status.text}; group ${JSON.stringify(odStore().records("group"))}`);
+    });
     return s1;
   }
 
