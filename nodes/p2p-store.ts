@@ -28,6 +28,9 @@ interface StoreConfig {
   syncInterval?: string | number;
   requestTimeout?: string | number;
   autoJoin?: boolean;
+  /** End of the cluster-secret rotation window (ISO time): until then the previous secret (a
+   * credential) is accepted too. */
+  previousUntil?: string;
   /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
   insecureWire?: boolean;
 }
@@ -71,6 +74,12 @@ export = function (RED: RED) {
         setStatus({ state: 'error', text: node.failure });
         return undefined;
       }
+      const previous = node.credentials.previousSecret;
+      const until = config.previousUntil ? Date.parse(config.previousUntil) : NaN;
+      if (previous && config.previousUntil && !Number.isFinite(until)) {
+        fail(t('p2p-store.errors.badPreviousUntil', { value: JSON.stringify(config.previousUntil) }));
+        return undefined;
+      }
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
         return new ReplicatedStore({
@@ -78,6 +87,7 @@ export = function (RED: RED) {
           folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
           port: Number(config.port) || DEFAULT_SEM_PORT,
           secret: node.credentials.secret,
+          ...(previous && Number.isFinite(until) ? { previousSecret: { secret: previous, until } } : {}),
           seeds: config.seeds ?? '',
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
@@ -149,6 +159,6 @@ export = function (RED: RED) {
   installRoleEndpoint(RED);
 
   RED.nodes.registerType('p2p-store', P2pStoreNode, {
-    credentials: { secret: { type: 'password' } },
+    credentials: { secret: { type: 'password' }, previousSecret: { type: 'password' } },
   });
 };

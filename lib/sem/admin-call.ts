@@ -66,7 +66,8 @@ export function sealAdminCall(secret: string, key: VmKey, path: string, to: Admi
 
 /** What the receiver knows to check a call against. */
 export interface AdminCallReceiver {
-  secret: string;
+  /** The cluster secret, and the previous one while a rotation window is open. */
+  secrets: string[];
   /** This VM's hostname and the addresses it may be called at (its store's, the socket's). */
   hostname: string;
   addresses: string[];
@@ -78,13 +79,12 @@ export interface AdminCallReceiver {
 /** The receiver's side: the verified envelope, or AdminCallRefused saying why. */
 export function openAdminCall(path: string, headers: Record<string, unknown>, body: string, r: AdminCallReceiver): AdminCallEnvelope {
   const now = r.now ?? Date.now();
-  if (!verifyMac(r.secret, label(path), body, headers[MAC_HEADER])) {
-    throw new AdminCallRefused('forged or unauthenticated admin call: HMAC does not match the cluster secret', 401);
-  }
+  const secret = r.secrets.find((s) => verifyMac(s, label(path), body, headers[MAC_HEADER]));
+  if (secret === undefined) throw new AdminCallRefused('forged or unauthenticated admin call: HMAC does not match the cluster secret', 401);
   if (headers[ENC_HEADER] !== '1') throw new AdminCallRefused('refused: a plain-text admin call', 400);
   let plain: string;
   try {
-    plain = open(bodyKeyOf(r.secret), label(path), body);
+    plain = open(bodyKeyOf(secret), label(path), body);
   } catch (e) {
     throw new AdminCallRefused(`refused: ${(e as Error).message}`, 400);
   }

@@ -33,6 +33,11 @@ export interface StoreOptions {
   port?: number;
   /** The cluster secret shared by all VMs (HMAC key). */
   secret: string;
+  /**
+   * The secret before a rotation, accepted (and used for peers that do not know the new one yet)
+   * until `until` (ms since the epoch); refused after. Rotate the cluster secret, docs/security.md.
+   */
+  previousSecret?: { secret: string; until: number };
   /** Peers to contact at start before the group file knows any: `address` or `address:port`. */
   seeds?: string[] | string;
   /** Digest exchange period (anti-entropy), ms. */
@@ -131,6 +136,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private releaseKeyGate: () => void = () => undefined;
   private readonly weakSecret: boolean;
   private readonly secret: string;
+  /** The previous cluster secret while it is still accepted, else undefined. */
+  private readonly previousSecret: () => string | undefined;
   /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
    * and the new one must still refuse the call replayed. */
   private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
@@ -150,6 +157,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
     this.secret = opts.secret;
+    const prev = opts.previousSecret;
+    if (prev && (typeof prev.secret !== 'string' || prev.secret.length < 8 || !Number.isFinite(prev.until))) {
+      throw new ConfigError('the previous cluster secret needs at least 8 characters and an end time');
+    }
+    this.previousSecret = prev && prev.secret !== opts.secret ? () => (Date.now() < prev.until ? prev.secret : undefined) : () => undefined;
     this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
@@ -173,6 +185,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
+      this.previousSecret,
     );
     this.server = new SemServer({
       host: this.identity.address,
@@ -182,6 +195,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       onRefused: (remote, reason) => this.refused(remote, reason),
       sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
       encrypt: this.secure,
+      previousSecret: this.previousSecret,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
@@ -419,7 +433,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /** An admin call to another VM's runtime, sealed and signed by this VM (lib/sem/admin-call.ts). */
   sealAdminCall(path: string, to: AdminCallTarget, payload: unknown): SealedAdminCall {
-    return sealAdminCall(this.secret, this.key, path, to, payload);
+    // During a secret rotation, under the previous secret: every VM accepts it until the window
+    // ends (as its current secret, or as its previous one), an OD suspended before the rotation too.
+    return sealAdminCall(this.previousSecret() ?? this.secret, this.key, path, to, payload);
   }
 
   /**
@@ -431,7 +447,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   async openAdminCall(path: string, headers: Record<string, unknown>, body: string, remote: string, addresses: string[]): Promise<AdminCallEnvelope> {
     const check = () =>
       openAdminCall(path, headers, body, {
-        secret: this.secret,
+        secrets: [this.secret, this.previousSecret()].filter((s): s is string => s !== undefined),
         hostname: this.identity.hostname,
         addresses: [this.identity.address, ...addresses],
         group: (h) => this.replica.get('group', h),

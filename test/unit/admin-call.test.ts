@@ -28,7 +28,7 @@ describe('admin calls signed by a VM key', () => {
     ['S2', toMember({ hostname: 'S2', address: '10.0.0.2', realServer: 'RS2', services: '-', state: 'fenced', publicKey: s2.publicKey })],
     ['S3', toMember({ hostname: 'S3', address: '10.0.0.3', realServer: 'RS3', services: '-' })],
   ]);
-  const receiver = (): AdminCallReceiver => ({ secret: SECRET, hostname: 'OD1', addresses: ['10.0.0.21'], group: (h) => group.get(h), nonces: new NonceCache(240_000) });
+  const receiver = (): AdminCallReceiver => ({ secrets: [SECRET], hostname: 'OD1', addresses: ['10.0.0.21'], group: (h) => group.get(h), nonces: new NonceCache(240_000) });
   const to = { address: '10.0.0.21', hostname: 'OD1' };
   const payload = { identity: { hostname: 'S2b' } };
   const refused = (f: () => unknown, status: number, re: RegExp) =>
