@@ -10,7 +10,7 @@ import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedu
 import { planPool, type Identity } from '../lib/recovery/od-pool';
 import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
 import { replicatesFor } from '../lib/recovery/replicator-lock';
-import { deployIdentityViaAdminApi } from '../lib/recovery/role';
+import { deployIdentity } from '../lib/recovery/role';
 import { guestReplicationHooks } from '../lib/hv/guest-reidentify';
 import type { CommandRunner } from '../lib/hv/ssh-connection';
 
@@ -91,9 +91,11 @@ export = function (RED: RED) {
     const reidentify = (rs: string) => async (id: Identity & { mac: string }) => {
       if (mode === 'none') return;
       if (mode === 'admin-api') {
-        await deployIdentityViaAdminApi(
+        // A signed call (lib/sem/admin-call.ts): the clone's current name is the ODS's, not known
+        // here, so the call is bound to the clone's address only.
+        await deployIdentity(
           { hostname: id.od, address: id.address, realServer: id.realServer, services: '-', autoJoin: false, seeds: '' },
-          { url: `http://${id.address}:${adminPort}`, token: node.credentials?.adminToken || undefined, timeoutMs: 5000, readyTimeoutMs: 60_000 },
+          { url: `http://${id.address}:${adminPort}`, signer: files!, timeoutMs: 5000, readyTimeoutMs: 60_000 },
         );
         return;
       }
@@ -233,6 +235,6 @@ export = function (RED: RED) {
     });
   }
   RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {
-    credentials: { adminToken: { type: 'password' }, guestKey: { type: 'password' } },
+    credentials: { guestKey: { type: 'password' } },
   });
 };

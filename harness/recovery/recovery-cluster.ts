@@ -279,7 +279,8 @@ export class RecoveryCluster {
     const rs = this.recordsOf('S1', 'group').find((r) => r[0] === backup)?.[2];
     const rec = this.recordsOf('S1', 'group').find((r) => r[0] === backup);
     if (!rs || !rec) throw new Error(`rearm: ${backup} is not in S1's group file`);
-    const del = await this.edit('S1', `group, Del, ${rec.join(', ')}`);
+    // The backup deletes its own record (edit authority G1: no other VM may, outside a recovery of it).
+    const del = await this.edit(od, `group, Del, ${rec.join(', ')}`);
     if (del.status !== 200) throw new Error(`rearm: ${JSON.stringify(del.body)}`);
     const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
     await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });

@@ -32,6 +32,8 @@ import {
 } from './anti-entropy';
 import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
+import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
+import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
 /** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
@@ -47,6 +49,11 @@ export interface StoreOptions {
   port?: number;
   /** The cluster secret shared by all VMs (HMAC key). */
   secret: string;
+  /**
+   * The secret before a rotation, accepted (and used for peers that do not know the new one yet)
+   * until `until` (ms since the epoch); refused after. Rotate the cluster secret, docs/security.md.
+   */
+  previousSecret?: { secret: string; until: number };
   /** Peers to contact at start before the group file knows any: `address` or `address:port`. */
   seeds?: string[] | string;
   /** Digest exchange period (anti-entropy), ms. */
@@ -67,6 +74,8 @@ export interface StoreOptions {
 }
 
 export class EditError extends Error {}
+/** A local edit that every receiver would refuse under the edit authority rules (edit-authority.ts). */
+export class AuthorityError extends EditError {}
 export class ConfigError extends Error {}
 
 export interface StoreStatus {
@@ -147,6 +156,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private keyGate?: Promise<void>;
   private releaseKeyGate: () => void = () => undefined;
   private readonly weakSecret: boolean;
+  private readonly secret: string;
+  /** The previous cluster secret while it is still accepted, else undefined. */
+  private readonly previousSecret: () => string | undefined;
+  /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
+   * and the new one must still refuse the call replayed. */
+  private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
@@ -163,6 +178,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
     this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secret = opts.secret;
+    const prev = opts.previousSecret;
+    if (prev && (typeof prev.secret !== 'string' || prev.secret.length < 8 || !Number.isFinite(prev.until))) {
+      throw new ConfigError('the previous cluster secret needs at least 8 characters and an end time');
+    }
+    this.previousSecret = prev && prev.secret !== opts.secret ? () => (Date.now() < prev.until ? prev.secret : undefined) : () => undefined;
     this.secure = opts.wireSecurity !== false;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
@@ -186,6 +207,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
+      this.previousSecret,
     );
     this.fanout = new Fanout({
       self: this.identity.hostname,
@@ -205,6 +227,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       onRefused: (remote, reason) => this.refused(remote, reason),
       sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
       encrypt: this.secure,
+      previousSecret: this.previousSecret,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
@@ -314,6 +337,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.stopped) throw new EditError('the store is stopped');
     const edit = normalizeEdit(input);
     this.checkPreconditions(edit);
+    // The rules every receiver applies (onDiff), applied here first: an edit they would all refuse
+    // is refused with the same reason and changes nothing, instead of staying local.
+    const denied = authorityRefusal(this.identity.hostname, edit, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new AuthorityError(`refused ${formatDiffLine(edit)}: ${denied}`);
     this.disk.ownSeq += 1;
     const diff: Diff = { ...edit, origin: this.identity.hostname, seq: this.disk.ownSeq, lamport: this.replica.tick() };
     this.guard.accept(diff.origin, diff.seq);
@@ -406,6 +433,42 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
     await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
     return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** An admin call to another VM's runtime, sealed and signed by this VM (lib/sem/admin-call.ts). */
+  sealAdminCall(path: string, to: AdminCallTarget, payload: unknown): SealedAdminCall {
+    // During a secret rotation, under the previous secret: every VM accepts it until the window
+    // ends (as its current secret, or as its previous one), an OD suspended before the rotation too.
+    return sealAdminCall(this.previousSecret() ?? this.secret, this.key, path, to, payload);
+  }
+
+  /**
+   * Check an admin call received by this runtime (addressed to this VM at one of `addresses`):
+   * the verified envelope, or AdminCallRefused (logged as a refusal). A signer whose key this
+   * replica does not know yet (an OD resumed with files older than the caller's key) is checked
+   * again after one catch-up with the peers.
+   */
+  async openAdminCall(path: string, headers: Record<string, unknown>, body: string, remote: string, addresses: string[]): Promise<AdminCallEnvelope> {
+    const check = () =>
+      openAdminCall(path, headers, body, {
+        secrets: [this.secret, this.previousSecret()].filter((s): s is string => s !== undefined),
+        hostname: this.identity.hostname,
+        addresses: [this.identity.address, ...addresses],
+        group: (h) => this.replica.get('group', h),
+        nonces: ReplicatedStore.adminNonces,
+      });
+    try {
+      try {
+        return check();
+      } catch (e) {
+        if (!(e instanceof AdminCallRefused) || !e.unknownKey || this.stopped) throw e;
+        await this.syncAll();
+        return check();
+      }
+    } catch (e) {
+      this.refused(remote, `admin call ${path}: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   /** This VM's public key, as published in its group record. */
