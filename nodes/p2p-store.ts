@@ -33,6 +33,9 @@ interface StoreConfig {
   previousUntil?: string;
   /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
   insecureWire?: boolean;
+  /** Not in the editor: 1 makes the store speak wire version 1 exactly as the release before
+   * version 2 (docs/operations.md, "Upgrading"); anything else: the current version. */
+  protocolVersion?: string | number;
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -93,6 +96,7 @@ export = function (RED: RED) {
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
           wireSecurity: config.insecureWire !== true,
+          protocolVersion: Number(config.protocolVersion) === 1 ? 1 : undefined,
         });
       } catch (e) {
         // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.

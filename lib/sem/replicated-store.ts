@@ -10,8 +10,8 @@ import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } 
 import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
-import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { LIMITS, ProtocolError, WIRE_VERSION, WireVersion, decodeDiff, decodeDigest, decodeSnapshot, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
+import { Reply, RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
 import { AuthorityView, authorityRefusal, managersOf, mergeRefusal } from './edit-authority';
@@ -71,6 +71,13 @@ export interface StoreOptions {
    * what they cost (bench:sem): a cluster with it off trusts the cluster secret alone.
    */
   wireSecurity?: boolean;
+  /**
+   * The wire version this store speaks (sem-protocol WIRE_VERSION; default 2). 1 makes it behave
+   * exactly as the release before version 2 on the wire: no version header, no summary, pull or
+   * relay routes, a digest exchange with every peer each round, direct posts to every peer. For a
+   * rolling upgrade's tests and for holding a cluster back (docs/operations.md, "Upgrading").
+   */
+  protocolVersion?: WireVersion;
 }
 
 export class EditError extends Error {}
@@ -167,6 +174,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private readonly fanout: Fanout;
+  /** The wire version this store speaks. */
+  readonly version: WireVersion;
+  /** The wire version each peer address announced in its last authenticated request or answer
+   * (absent: not heard yet). One entry per member or seed address. */
+  private readonly peerVersions = new Map<string, WireVersion>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
   private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
@@ -185,6 +197,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     this.previousSecret = prev && prev.secret !== opts.secret ? () => (Date.now() < prev.until ? prev.secret : undefined) : () => undefined;
     this.secure = opts.wireSecurity !== false;
+    this.version = opts.protocolVersion === 1 ? 1 : WIRE_VERSION;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
@@ -208,6 +221,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
       this.previousSecret,
+      { version: this.version, heard: (target, v) => this.peerVersions.set(target.address, v) },
     );
     this.fanout = new Fanout({
       self: this.identity.hostname,
@@ -218,6 +232,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       peerOk: (name) => this.peerOk(name),
       peerFailed: (name, error) => this.peerFailed(name, error),
       knownDown: (name) => this.knownDown(name),
+      // Only a peer known to speak version 2 relays (a version-1 store has no relay route).
+      canRelay: (name) => this.version > 1 && this.versionOf(name) === 2,
+      isNoRoute: (e) => e instanceof SemClientError && e.status === 404,
+      cannotRelay: (name) => this.setVersionOf(name, 1),
     });
     this.server = new SemServer({
       host: this.identity.address,
@@ -230,15 +248,46 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       previousSecret: this.previousSecret,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
-        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
-        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: (ctx) => this.onRelay(ctx) },
-        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
-        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
-        // A summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
-        [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: (ctx) => this.onSummary(ctx) },
-        [PULL_PATH]: { limit: this.snapshotBytes, handler: (ctx) => this.onPull(ctx) },
+        // Version 1's routes, answered by every version.
+        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onDiff(ctx)) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onDigest(ctx)) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: this.heard((ctx) => this.onSnapshot(ctx)) },
+        // Version 2's: a summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
+        ...(this.version > 1
+          ? {
+              [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: this.heard((ctx) => this.onRelay(ctx)) },
+              [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onSummary(ctx)) },
+              [PULL_PATH]: { limit: this.snapshotBytes, handler: this.heard((ctx) => this.onPull(ctx)) },
+            }
+          : {}),
       },
     });
+  }
+
+  /** A route handler that, once the request was handled (it was authenticated), notes the wire
+   * version its sender announced. */
+  private heard(handler: (ctx: RouteContext) => Promise<Reply> | Reply): (ctx: RouteContext) => Promise<Reply> {
+    return async (ctx) => {
+      const reply = await handler(ctx);
+      this.peerVersions.set(ctx.remote, ctx.version);
+      return reply;
+    };
+  }
+
+  /** The wire version a member announced last (by its group file address), if heard. */
+  private versionOf(hostname: string): WireVersion | undefined {
+    const r = this.replica.get('group', hostname);
+    return r ? this.peerVersions.get(fromMember(r).address) : undefined;
+  }
+
+  private setVersionOf(hostname: string, v: WireVersion): void {
+    const r = this.replica.get('group', hostname);
+    if (r) this.peerVersions.set(fromMember(r).address, v);
+  }
+
+  /** Which wire version each member was last heard speaking (for status and tests). */
+  peerWireVersions(): Record<string, WireVersion | undefined> {
+    return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
   }
 
   /** A Lamport time on disk beyond the bound (a clock poisoned before bounds existed) is brought
@@ -580,9 +629,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    */
   private async onRelay(ctx: RouteContext) {
     const msg = decodeRelay(ctx.body);
-    this.authenticate(msg.from, ctx);
-    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature };
+    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature, version: ctx.version };
     const diff = decodeDiff(msg.diff);
+    // A joining VM's own first diff may reach a relay from the VM itself: the join rule then.
+    this.authenticate(msg.from, ctx, { join: msg.from === diff.origin ? diff : undefined });
     // The origin's signature before anything is passed on: a forged diff goes nowhere.
     this.authenticate(diff.origin, inner, { join: diff });
     const known = new Map(this.peers().map((p) => [p.hostname, p]));
@@ -626,10 +676,25 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
   }
 
+  /**
+   * A snapshot pushed by a peer (full, or the entries a summary exchange found missing here).
+   * From a VM whose key this VM does not know yet, the join rule applies as to a diff: signed by
+   * the key its own group record in the snapshot offers, and then only that record is merged.
+   * Without this, a VM whose join diff reached nobody (it started while the group file it got
+   * from its seeds was still empty) could never make itself known: its pushes would be refused
+   * and its peers do not pull from a VM that is not in their group file.
+   */
   private async onSnapshot(ctx: RouteContext) {
     const msg = decodeSnapshot(ctx.body);
-    this.authenticate(msg.from, ctx);
+    const own = msg.snapshot.entries.find((e) => e[0] === 'group' && e[1] === msg.from && e[2]);
+    const join: Diff | undefined = own ? { file: 'group', op: 'Add', record: own[2]!, origin: msg.from, seq: 0, lamport: own[3] } : undefined;
+    this.authenticate(msg.from, ctx, { join });
     this.checkNonce(msg);
+    if (this.secure && !this.publishedKey(msg.from)) {
+      // Admitted by the join rule: its own group record only.
+      msg.snapshot.entries = [own!];
+      msg.snapshot.seqs = {};
+    }
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
@@ -738,16 +803,35 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * Catch up with one peer in the version it speaks: a summary exchange with a version-2 peer (or
+   * one not heard yet), a full digest exchange with a version-1 peer; a peer that answers a
+   * summary with "no route" (404: a version-1 store) is marked version 1 and gets the digest
+   * exchange at once.
+   */
+  private async catchUpWith(target: Target, name: string): Promise<void> {
+    if (this.version === 1 || this.peerVersions.get(target.address) === 1) return this.syncWith(target, name);
+    try {
+      await this.exchange(target, name);
+    } catch (e) {
+      if (!(e instanceof SemClientError && e.status === 404)) throw e;
+      this.peerVersions.set(target.address, 1);
+      await this.syncWith(target, name);
+    }
+  }
+
   /** One round of anti-entropy: an exchange with the ring successor and one random member; with
-   * the seeds instead while the group file knows no peer (a VM joining). */
+   * the seeds instead while the group file knows no peer (a VM joining). Version 1: a digest
+   * exchange with every peer, as that release did. */
   async round(): Promise<void> {
+    if (this.version === 1) return this.syncAll();
     const byName = new Map(this.peers().map((p) => [p.hostname, p.address]));
     const chosen = partners(this.identity.hostname, Array.from(byName.keys()));
     if (chosen.length === 0) return this.syncAll();
     await Promise.all(
       chosen.map(async (name) => {
         try {
-          await this.exchange({ address: byName.get(name)!, port: this.port }, name);
+          await this.catchUpWith({ address: byName.get(name)!, port: this.port }, name);
           this.peerOk(name);
         } catch (e) {
           this.peerFailed(name, (e as Error).message);
@@ -760,7 +844,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** At start: a full exchange with every seed and peer in a small cluster, with the seeds and
    * this round's partners in a large one. */
   private async join(): Promise<void> {
-    if (this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
+    if (this.version === 1 || this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
     if (this.seeds.length) await this.syncAll([]);
     await this.round();
   }
@@ -801,7 +885,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.pendingSync.delete(hostname);
       const peer = this.peers().find((p) => p.hostname === hostname);
       if (!peer) return;
-      this.exchange({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
+      this.catchUpWith({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
     }, 50);
     this.pendingSync.set(hostname, t);
   }

@@ -11,7 +11,7 @@ import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
 import { truncate } from '../records/files';
 import { SIG_HEADER } from './vm-key';
 import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
-import { MAC_HEADER, ProtocolError, mac, responseLabel, verifyMac } from './sem-protocol';
+import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedVersion, mac, responseLabel, verifyMac } from './sem-protocol';
 
 export interface Reply {
   status: number;
@@ -25,6 +25,8 @@ export interface RouteContext {
   label: string;
   /** The sender's VM signature header (checked by the handler against the group file). */
   signature?: string;
+  /** The wire version the request announces (sem-protocol WIRE_VERSION_HEADER; none: 1). */
+  version: WireVersion;
 }
 
 export type Route = (ctx: RouteContext) => Promise<Reply> | Reply;
@@ -74,6 +76,8 @@ export interface ServerOptions {
   /** The cluster secret before a rotation, while it is still accepted (docs/security.md, rotate the
    * cluster secret): a request MAC'd with it is taken and answered with it. */
   previousSecret?: () => string | undefined;
+  /** Announce this wire version on every answer (unset: announce nothing, as version 1 did). */
+  version?: WireVersion;
 }
 
 interface PeerSlot {
@@ -171,6 +175,7 @@ export class SemServer {
         }
         headers[MAC_HEADER] = mac(secret, label, text);
       }
+      if (this.opts.version && this.opts.version > 1) headers[WIRE_VERSION_HEADER] = String(this.opts.version);
       if (close) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(text);
@@ -239,7 +244,7 @@ export class SemServer {
       }
     }
     Promise.resolve()
-      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
+      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined, version: announcedVersion(req.headers[WIRE_VERSION_HEADER]) }))
       .then(
         (reply) => send(reply.status, reply.body, requestMac, false, secret),
         (err: unknown) => {
@@ -308,6 +313,9 @@ export class SemClient {
     /** The secret before a rotation, while it is accepted: used for a peer that does not know the
      * new one yet (docs/security.md, rotate the cluster secret). */
     private readonly previousSecret?: () => string | undefined,
+    /** This VM's wire version, announced on every request (unset: none, as version 1), and who
+     * hears the version each authenticated answer announces. */
+    private readonly wire: { version?: WireVersion; heard?: (target: Target, version: WireVersion) => void } = {},
   ) {
     if (encrypt) this.key = bodyKey(secret);
   }
@@ -399,6 +407,7 @@ export class SemClient {
             [MAC_HEADER]: requestMac,
             ...(signature ? { [SIG_HEADER]: signature } : {}),
             ...(key ? { [ENC_HEADER]: '1' } : {}),
+            ...(this.wire.version && this.wire.version > 1 ? { [WIRE_VERSION_HEADER]: String(this.wire.version) } : {}),
           },
         },
         (res) => {
@@ -435,6 +444,7 @@ export class SemClient {
               const parsed = parse(text);
               const unsigned = this.checkAnswer?.(target, label, text, res.headers[SIG_HEADER] as string | undefined);
               if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
+              this.wire.heard?.(target, announcedVersion(res.headers[WIRE_VERSION_HEADER]));
               if (status < 200 || status >= 300) {
                 return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
               }
