@@ -6,12 +6,13 @@
 // the method (lib/recovery/backup-plan.ts on the real driver) and the two baselines of the note:
 // a cold start of a shut-off backup, and the conventional central-file-server method.
 import * as http from 'http';
-import { guestOpener, guestReplicationHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
+import { guestOpener, guestSeedHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
 import { waitDomainSshReady } from '../../lib/hv/readiness';
 import { probeService } from '../../lib/monitor/probes';
 import { runBackupPlan, type RecoveryResult } from '../../lib/recovery/backup-plan';
 import { replicateOne, type ReplicationResult } from '../../lib/recovery/od-replication';
 import { procedureVariables } from '../../lib/recovery/install-procedure';
+import { hostKeyLine } from '../../lib/records/records';
 import { pickFreePort } from '../net';
 import { sleep } from '../wait';
 import type { GuestBed } from './guest-env';
@@ -32,16 +33,18 @@ export interface GuestVm {
 /**
  * The installation procedure of a server, run on the real server with the package's variables:
  * it reaches the resumed OD over SSH through the OD's own loopback forward (read from its domain
- * XML) and gives it the function of TARGET until its next restart (hostname, the HTTP page).
- * The OD's host key was recorded at re-identification (available-od); this procedure does not pin
- * it (OpenSSH's known_hosts wants the key, the record holds its fingerprint).
+ * XML) and gives it the function of TARGET until its next restart (hostname, the HTTP page). The
+ * OD's host key is pinned: the backup starter gives OD_KNOWN_HOSTS (a known_hosts file with the
+ * key recorded in available-od at replication); without it the procedure refuses to run, and a
+ * guest presenting another key is refused by ssh (exit 255).
  */
 export function installProcedure(guestKeyPath: string): string {
   return `#!/bin/sh
 set -e
+test -n "\${OD_KNOWN_HOSTS:-}" || { echo "no OD_KNOWN_HOSTS: the OD's host key is not pinned" >&2; exit 3; }
 port=$(virsh dumpxml "$OD" | sed -n 's/.*hostfwd=tcp:127.0.0.1:\\([0-9]*\\)-[0-9.]*:22[^0-9].*/\\1/p' | head -n 1)
 test -n "$port"
-ssh -q -i ${guestKeyPath} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -p "$port" root@127.0.0.1 \\
+ssh -q -i ${guestKeyPath} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$OD_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -p "$port" root@127.0.0.1 \\
   "hostname $BACKUP && echo '$BACKUP serving $TARGET' > /run/www/index.html"
 `;
 }
@@ -59,17 +62,16 @@ export function scenarioFiles(servers: GuestVm[], ods: GuestVm[]): MemoryFiles {
 }
 
 /**
- * Make a VM with the package's replication: clone, fix XML, boot, re-identify, restart, ready,
- * suspend. `serviceOn`: bind the HTTP forward to this loopback address, port 80 (the VM's own
+ * Make a VM with the package's replication (the default mode, seed): clone, fix XML, seed volume,
+ * boot, ready under the new identity (new host key pinned), suspend. `serviceOn`: bind the HTTP forward to this loopback address, port 80 (the VM's own
  * address, where p2p-heartbeat checks `http:80/`), the guest taking 10.0.2.<100 + last octet mod 100>.
  */
 export async function makeVm(bed: GuestBed, name: string, address: string, files: MemoryFiles, serviceOn?: string): Promise<GuestVm> {
   const sshPort = await pickFreePort('127.0.0.1');
   const servicePort = serviceOn ? 80 : await pickFreePort('127.0.0.1');
-  const hooks = guestReplicationHooks(bed.driver, {
+  const hooks = guestSeedHooks(bed.driver, {
     username: 'root',
     privateKey: bed.guestKey,
-    odsFingerprint: bed.ods.hostFingerprint,
     portFor: (gp) => (gp === 22 ? sshPort : servicePort),
   });
   const postCloneXml = !serviceOn
@@ -254,7 +256,7 @@ export async function recoverConventional(bed: GuestBed, fileServerPort: number,
     const path = `${PROCEDURE_DIR}/central-${f.name}.sh`;
     await bed.driver.copyFile(path, proc);
     const backup = `${f.name}b`;
-    await bed.driver.runFile(path, procedureVariables({ target: f.name, targetAddress: f.address, backup, backupAddress: od.address, od: od.name, realServer: RS, services: 'http:80/' }));
+    await bed.driver.runFile(path, procedureVariables({ target: f.name, targetAddress: f.address, backup, backupAddress: od.address, od: od.name, realServer: RS, services: 'http:80/' }), { knownHostsKey: hostKeyLine(od.hostKey) });
     const group = await httpText(fileServerPort, 'GET', '/files/group');
     await httpText(fileServerPort, 'PUT', '/files/group', group.split('\n').filter((l) => l && !l.startsWith(`${f.name},`)).concat(`${backup}, ${od.address}, ${RS}, http:80/`).join('\n') + '\n');
     await waitServiceFrom(od.servicePort, f.name);
@@ -273,6 +275,7 @@ export async function recoverColdStart(bed: GuestBed, failed: GuestVm, backup: G
   await bed.driver.runFile(
     `${PROCEDURE_DIR}/${failed.name}.sh`,
     procedureVariables({ target: failed.name, targetAddress: failed.address, backup: `${failed.name}b`, backupAddress: backup.address, od: backup.name, realServer: RS, services: 'http:80/' }),
+    { knownHostsKey: hostKeyLine(backup.hostKey) },
   );
   const installMs = performance.now() - t1;
   await waitServiceFrom(backup.servicePort, failed.name);
