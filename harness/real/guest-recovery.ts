@@ -8,7 +8,9 @@
 import * as http from 'http';
 import { guestOpener, guestSeedHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
 import { waitDomainSshReady } from '../../lib/hv/readiness';
-import { probeService } from '../../lib/monitor/probes';
+import { parseServiceCheck, probeService } from '../../lib/monitor/probes';
+import { verdict } from '../../lib/monitor/checks';
+import { MONITOR_DEFAULTS, TargetMonitor, type Transition } from '../../lib/monitor/target-monitor';
 import { runBackupPlan, type RecoveryResult } from '../../lib/recovery/backup-plan';
 import { replicateOne, type ReplicationResult } from '../../lib/recovery/od-replication';
 import { procedureVariables } from '../../lib/recovery/install-procedure';
@@ -137,23 +139,50 @@ export async function serviceText(port: number, timeoutMs = 1000): Promise<strin
 }
 
 /**
- * Detection as p2p-heartbeat does it for a service fault: probe every `intervalMs` (timeout
- * `probeMs`), a failed probe is re-examined after `reexamMs` (3 s for a service, as the note),
- * and confirmed when it fails again. Resolves with the time from `since` to the confirmation.
+ * Detection by the package's own monitor (lib/monitor/target-monitor.ts, the state machine
+ * p2p-heartbeat runs) with its defaults (MONITOR_DEFAULTS: check every 1 s, probe timeout 0.5 s,
+ * service re-examination 3 s counted from the start of the first failed check, re-checks every
+ * 0.25 s), on the `http:80/` service check through the guest's forward. The guests run no manager,
+ * so only the service is checked and a hang is a service fault (3 s; a whole-VM hang with its
+ * manager inside would fail the manager's ping too and be re-examined as a network fault, 2 s).
+ * Start it while the service is well: `seenOk` resolves after its first good check; `confirmed`
+ * with performance.now() at the confirmation.
  */
-export async function detectServiceFailure(port: number, since: number, o: { intervalMs?: number; probeMs?: number; reexamMs?: number; deadlineMs?: number } = {}): Promise<number> {
-  const check = { type: 'http' as const, port, path: '/', text: `http:${port}/` };
-  const deadline = since + (o.deadlineMs ?? 60000);
-  for (;;) {
-    if (performance.now() > deadline) throw new Error(`no failure detected on port ${port}`);
-    const r = await probeService('127.0.0.1', check, o.probeMs ?? 1000);
-    if (r.outcome !== 'ok') {
-      await sleep(o.reexamMs ?? 3000);
-      const again = await probeService('127.0.0.1', check, o.probeMs ?? 1000);
-      if (again.outcome !== 'ok') return performance.now() - since;
-    }
-    await sleep(o.intervalMs ?? 500);
+export function watchService(port: number, settings: { intervalMs?: number; timeoutMs?: number; reexamServiceMs?: number } = {}) {
+  const timeoutMs = settings.timeoutMs ?? MONITOR_DEFAULTS.timeoutMs;
+  const check = parseServiceCheck(`http:${port}/`);
+  const monitor = new TargetMonitor({
+    target: `127.0.0.1:${port}`,
+    check: async () => verdict([await probeService('127.0.0.1', check, timeoutMs)]),
+    ...settings,
+  });
+  let okSeen: () => void = () => undefined;
+  let done: (at: number) => void = () => undefined;
+  const seenOk = new Promise<void>((r) => (okSeen = r));
+  const confirmed = new Promise<number>((r) => (done = r));
+  monitor.on('check', (c: { result: { ok: boolean } }) => c.result.ok && okSeen());
+  monitor.on('transition', (t: Transition) => t.to === 'confirmed' && done(performance.now()));
+  monitor.start();
+  return { seenOk, confirmed, stop: () => monitor.stop() };
+}
+
+/** Watch the service, then hang its guest (`virsh suspend`): the time from the hang to the confirmation. */
+export async function hangAndDetect(bed: GuestBed, vm: GuestVm, deadlineMs = 60000): Promise<{ t0: number; detectMs: number }> {
+  const w = watchService(vm.servicePort);
+  try {
+    await withDeadline(w.seenOk, 30000, `${vm.name}'s service never answered the monitor`);
+    const t0 = performance.now();
+    await bed.driver.suspend(vm.name); // the hang
+    const at = await withDeadline(w.confirmed, deadlineMs, `no failure of ${vm.name} confirmed`);
+    return { t0, detectMs: at - t0 };
+  } finally {
+    w.stop();
   }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Wait until the OD's forwarded service answers as the backup of `target`. */

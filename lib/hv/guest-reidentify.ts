@@ -251,8 +251,11 @@ export function guestSeedHooks(
     },
     ready: async (c: Identity & { mac: string; hostKey?: string }) => {
       const open = opener(sshEndpoint(await driver.dumpxml(v.domainName(c.od)), c.address));
+      const t0 = performance.now();
       await waitSshReady(open, { deadlineMs: o.readyDeadlineMs ?? 90000, what: `${c.od} (first boot)`, signal: o.signal });
+      const t1 = performance.now();
       await checkIdentity(open, c.od, c.hostKey ?? '-', o);
+      return { timings: { boot: t1 - t0, verify: performance.now() - t1 } };
     },
   };
 }

@@ -56,7 +56,7 @@ export interface ReplicationDeps {
    */
   seed?(id: Identity & { mac: string; ods: string }, xml: string): Promise<{ xml: string; hostKey?: string }>;
   /** The readiness check before suspending (e.g. the SSH banner, the new host key pinned); a throw keeps the OD out of available-od. */
-  ready?(id: Identity & { mac: string; hostKey?: string }): Promise<void>;
+  ready?(id: Identity & { mac: string; hostKey?: string }): Promise<void | { timings?: Record<string, number> }>;
   now?(): number;
   onStep?(e: ReplicationEvent): void;
   signal?: AbortSignal;
@@ -140,7 +140,12 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     await timed('reidentify', `${id.od} is ${id.address}`, async () => {
       if (deps.reidentify) outcome = { ...outcome, ...((await deps.reidentify({ ...id, mac })) ?? {}) };
     });
-    if (deps.ready) await timed('ready', `${id.od} ready under its identity`, () => deps.ready!({ ...id, mac, hostKey: outcome.hostKey }));
+    if (deps.ready) {
+      await timed('ready', `${id.od} ready under its identity`, async () => {
+        const r = await deps.ready!({ ...id, mac, hostKey: outcome.hostKey });
+        if (r && r.timings) outcome = { ...outcome, timings: { ...(outcome.timings ?? {}), ...r.timings } };
+      });
+    }
     await timed('suspend', `${id.od} suspended`, () => deps.driver.suspend(id.od));
     const t = now();
     const edits: Edit[] = [];
