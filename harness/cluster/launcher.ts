@@ -20,6 +20,7 @@
 //     installPackage (true)  symlink userDir/node_modules/@p2p-ha/node-red-server-manager -> repo root
 //     exitWithParent (true)  each Node-RED exits by itself if this process dies (even by SIGKILL)
 //     env                extra environment for the Node-RED processes
+//     vmEnv(vm)          extra environment for one VM's process (e.g. its P2P_HOSTNAME), over env
 //   Cluster:
 //     vms: Vm[]  each {name, ip, uiPort, url, userDir, pid, state, mac?}
 //     vm(nameOrVm): Vm
@@ -115,6 +116,7 @@ export interface ClusterOptions {
   installPackage?: boolean;
   exitWithParent?: boolean;
   env?: NodeJS.ProcessEnv;
+  vmEnv?: (vm: Vm) => NodeJS.ProcessEnv;
 }
 
 /**
@@ -405,6 +407,7 @@ export class Cluster {
         env: {
           ...process.env,
           ...(this.opts.env ?? {}),
+          ...(this.opts.vmEnv?.(p) ?? {}),
           P2P_HA_LAUNCHER_PID: this.opts.exitWithParent === false ? '' : String(process.pid),
           P2P_HA_VM_NAME: p.name,
         },
