@@ -1,16 +1,21 @@
-// Re-identification of a freshly cloned OD (lib/hv: it talks to the guest; lib/recovery/od-replication.ts
-// gets it injected by the node), the default (docs/recovery.md "OD re-identification"):
-// a clone is its template (hostname, network identity, SSH host keys, machine-id), so whatever
-// gives it its own must run inside it. After the clone's first boot this module:
-//   boot     waits for the clone's SSH banner (readiness, not launch),
-//   setup    logs in (ODS host key pinned when known), copies the package's od-setup.sh and runs
-//            it with the OD's identity: hostname, address, fresh host keys, machine-id, Node-RED
-//            environment; reads the new host key from its output,
-//   restart  destroys and starts the clone (or resets it) so everything starts under the new
-//            identity (note step v),
-//   verify   waits for the banner again and logs in with the NEW host key pinned, checking the
-//            hostname; only then may the replicator suspend it and record the key.
-// Also the default post-clone XML hook: virt-clone copies per-VM paths and port forwards verbatim.
+// Re-identification of a freshly cloned OD on a real guest (lib/hv: it talks to the guest and the
+// host; lib/recovery/od-replication.ts gets the hooks injected by the node). docs/recovery.md
+// "OD re-identification". A clone is its template (hostname, network identity, SSH host keys,
+// machine-id), so it needs its own, in one of two ways:
+//   guestSeedHooks (mode seed, the default): BEFORE the first boot, a seed volume made on the real
+//            server (od-seed.ts: cloud-init NoCloud files + od-setup.sh, the identity and a host
+//            key made here) is attached to the clone; it boots once; `ready` waits for the banner,
+//            then logs in with the NEW host key pinned and checks the hostname;
+//   guestReplicationHooks (mode guest): AFTER the first boot,
+//     boot     waits for the clone's SSH banner (readiness, not launch),
+//     setup    logs in (ODS host key pinned when known), copies the package's od-setup.sh and runs
+//              it with the OD's identity: hostname, address, fresh host keys, machine-id, Node-RED
+//              environment; reads the new host key from its output,
+//     restart  destroys and starts the clone (or resets it) so everything starts under the new
+//              identity (note step v),
+//     verify   the banner again and the same pinned login + hostname check.
+// Either way the OD's new public key is returned for its available-od record. Also the default
+// post-clone XML hook: virt-clone copies per-VM paths and port forwards verbatim.
 import * as fs from 'fs';
 import * as path from 'path';
 import { openGuestSession } from './guest-session';
