@@ -10,7 +10,7 @@ import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { EDIT_PATH, semFlow } from '../harness/flows/sem-flow';
-import { summarize } from './stats';
+import { loadAverage, rssMb, summarize } from './stats';
 
 const EDITS = Number(process.env.EDITS ?? 200);
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
@@ -19,6 +19,8 @@ interface Run {
   per: Record<string, ReturnType<typeof summarize>>;
   overall: ReturnType<typeof summarize>;
   whole: ReturnType<typeof summarize>;
+  load: { start: number; end: number };
+  senderRss: { idle?: number; afterEdits?: number; nodeOptions: string };
 }
 
 /** One cluster of six, S1 editing; `secure` = VM signatures and AES-256-GCM on (the default). */
@@ -29,7 +31,16 @@ async function measure(secure: boolean): Promise<Run> {
   // BENCH_DIR=/dev/shm/... puts the VMs' files on tmpfs: fsync becomes free, which isolates the
   // protocol's own cost from the shared disk's (all six "VMs" share one disk on this machine).
   const baseDir = process.env.BENCH_DIR ? fs.mkdtempSync(path.join(process.env.BENCH_DIR, 'sem-bench-')) : undefined;
+  // SEMI_SPACE_MB=2 runs the VMs with node --max-semi-space-size=2: the sender's RSS growth under
+  // a stream of edits is V8's young generation growing to its default maximum (2 x 16 MB), not
+  // retained state (test/unit/sem-retained.test.ts); this caps it.
+  const semi = [
+    process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
+    process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
+  ].join(' ').trim();
   const cluster = await startCluster({
+    keepDirs: !!process.env.HEAP_SNAPSHOTS,
+    env: semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : undefined,
     count: 6,
     ips,
     baseDir,
@@ -41,6 +52,19 @@ async function measure(secure: boolean): Promise<Run> {
       { what: 'six members everywhere', timeoutMs: 30_000 },
     );
     const s1 = cluster.vms[0];
+    const load0 = loadAverage();
+    const rssIdle = rssMb(s1.pid);
+    // HEAP_SNAPSHOTS=1: S1 writes a heap snapshot (after a full GC) after the warm-up edits and after all of them, into
+    // its user directory, to see what the RSS growth holds (needs SEM VMs started with
+    // NODE_OPTIONS=--heapsnapshot-signal=SIGURG, which this option adds).
+    const snapshot = async () => {
+      if (!process.env.HEAP_SNAPSHOTS || !s1.pid) return;
+      const count = () => fs.readdirSync(s1.userDir).filter((f) => f.endsWith('.heapsnapshot')).length;
+      const before = count();
+      process.kill(s1.pid, 'SIGURG');
+      await waitFor(() => count() > before, { what: 'a heap snapshot', timeoutMs: 60_000 });
+      await new Promise((r) => setTimeout(r, 3000));
+    };
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let prev: string[] | null = null;
@@ -52,15 +76,26 @@ async function measure(secure: boolean): Promise<Run> {
       prev = record;
       const result = JSON.parse(r.body) as { acked: { peer: string; ms: number }[]; failed: unknown[]; ms: number };
       if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
+      if (i === 9) await snapshot();
       if (i < 10) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
+    const rssAfter = rssMb(s1.pid);
+    await snapshot();
+    const load1 = loadAverage();
     const peers = Object.keys(perPeer).sort();
     const per: Record<string, ReturnType<typeof summarize>> = {};
     for (const p of peers) per[p] = summarize(perPeer[p]);
-    return { per, overall: summarize(peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p])), whole: summarize(total) };
+    return {
+      per,
+      overall: summarize(peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p])),
+      whole: summarize(total),
+      load: { start: load0, end: load1 },
+      senderRss: { idle: rssIdle, afterEdits: rssAfter, nodeOptions: semi || 'default' },
+    };
   } finally {
+    if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
     await cluster.stopAll();
     range.release();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
@@ -75,6 +110,7 @@ function report(title: string, r: Run): void {
   }
   console.log(`whole edit at S1 (local durable write + fan-out to 5 peers): p50 ${r.whole.p50} ms, p99 ${r.whole.p99} ms`);
   console.log(`S3..S6: p50 ${r.overall.p50} ms, p99 ${r.overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / r.overall.p50).toFixed(0)}x faster at p50`);
+  console.log(`load average ${r.load.start} -> ${r.load.end}; S1 RSS ${r.senderRss.idle} -> ${r.senderRss.afterEdits} MB`);
 }
 
 (async () => {
@@ -97,12 +133,15 @@ function report(title: string, r: Run): void {
       edit_p50_ms: on.whole.p50,
       edit_p99_ms: on.whole.p99,
       per_peer: on.per,
+      load_average: on.load,
+      sender_rss_mb: on.senderRss,
       without_wire_security: {
         p50_ms: off.overall.p50,
         p99_ms: off.overall.p99,
         mean_ms: off.overall.mean,
         edit_p50_ms: off.whole.p50,
         edit_p99_ms: off.whole.p99,
+        load_average: off.load,
       },
       note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
     }),

@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as os from 'os';
 // Summary statistics for benchmarks: percentiles by nearest rank, mean, coefficient of variation.
 export interface Summary {
   n: number;
@@ -22,4 +24,20 @@ export function summarize(values: number[]): Summary {
   const sd = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
   const r = (x: number) => Math.round(x * 1000) / 1000;
   return { n, mean: r(mean), p50: r(percentile(s, 50)), p99: r(percentile(s, 99)), min: r(s[0]), max: r(s[n - 1]), cv: r(sd / mean) };
+}
+
+/** Resident set size of a process in MB (Linux /proc), undefined when it is gone. */
+export function rssMb(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The 1-minute load average, rounded: printed beside every latency figure (the machine is shared). */
+export function loadAverage(): number {
+  return Math.round(os.loadavg()[0] * 100) / 100;
 }

@@ -112,3 +112,58 @@ function operatorStateChange(edit: Edit): boolean {
 function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): boolean {
   return view.records('problem').some((p) => p[4] === k && freshClaim(p, now, ttlMs) === null);
 }
+
+/**
+ * Authority at merge (anti-entropy, issue 16 with 14): an entry that a summary/pull partner or a
+ * snapshot brings, newer than what this VM holds, checked against the rules as far as they can be
+ * decided from state alone. A diff is judged when it arrives, in the order edits happen; a merged
+ * entry is the latest version of one key, possibly long after its edit, without the edit's
+ * `before`, so the rules are relaxed where time or order decide:
+ *
+ *   group record k by another VM (origin != k), when this VM holds k's record (altering it):
+ *       allowed when the entry changes only its operator state (G4), or when a claimed problem
+ *       record of k (any age: the recovery may be over) was detected by a manager of k and the
+ *       origin is that detector or a manager of k (G2). Managers are read in this VM's ring as it
+ *       is before the merge (a fenced record leaves the ring). A record this VM does not hold yet
+ *       is taken (bootstrap: nothing to judge against; G3 backups arrive this way).
+ *   problem record in the name of another (detectedBy != origin): allowed when this VM's record of
+ *       the target names the same detector (P1, kept), when the origin is a manager of the target,
+ *       or when this VM holds no record of the target (bootstrap).
+ *   problem deletion: by its detector, its target or a manager (P2), or over nothing held.
+ *   other files: shared work files, no rule.
+ *
+ * `view` is this VM's state overlaid with the entries of the same merge that win (a problem record
+ * and the group change it supports arrive together); `ring` is this VM's group file before the
+ * merge. What this does NOT catch: an entry whose claimed origin is forged to be a VM that may make
+ * the change, and records of keys this VM does not hold yet (entries carry no signature of their
+ * own; docs/security.md, residual risks).
+ */
+export function mergeRefusal(
+  origin: string,
+  file: string,
+  key: string,
+  value: RecordFields | null,
+  held: RecordFields | undefined,
+  view: AuthorityView,
+  ring: RecordFields[],
+): string | null {
+  if (file === 'group') {
+    if (key === origin || !held) return null; // G1; bootstrap
+    if (value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4
+    const managers = managersOf(ring, key);
+    const p = view.get('problem', key);
+    if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
+    return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) supports it (G2), and it is not an operator's state change (G4)`;
+  }
+  if (file === 'problem') {
+    const managers = managersOf(ring, key);
+    if (!value) {
+      if (!held || origin === held[1] || origin === key || managers.includes(origin)) return null;
+      return `${origin} may not delete the problem record of ${key} (P2): neither its detector, its target, nor a manager of ${key}`;
+    }
+    const named = value[1];
+    if (named === origin || !held || held[1] === named || managers.includes(origin)) return null;
+    return `${origin} may not write a problem record of ${key} in the name of ${named} (P1)`;
+  }
+  return null;
+}

@@ -52,6 +52,8 @@ export class Replica {
   private readonly files = new Map<FileName, Map<string, Entry>>();
   /** Entries written since the last takeChanged(): what the next journal line must hold. */
   private readonly changed = new Map<string, Entry>();
+  /** Per-file digests, computed on demand and dropped when a key of the file changes. */
+  private readonly fileHashes = new Map<FileName, string>();
   /** Lamport clock: above every version this replica has seen. */
   clock = 0;
   readonly seqs: Record<string, number> = {};
@@ -139,18 +141,58 @@ export class Replica {
     return out;
   }
 
-  /** A hash of every entry (tombstones included): equal digests mean identical replicas. */
+  /** What this replica holds: live records, tombstones (one per deleted key, bounded by the key
+   * space, not by the number of edits), entries awaiting the journal, origins counted. */
+  retained(): { records: number; tombstones: number; unjournaled: number; origins: number } {
+    let records = 0;
+    let tombstones = 0;
+    for (const map of this.files.values()) for (const e of map.values()) e.value ? records++ : tombstones++;
+    return { records, tombstones, unjournaled: this.changed.size, origins: Object.keys(this.seqs).length };
+  }
+
+  /** A hash of every entry (tombstones included): equal digests mean identical replicas. Built from
+   * the per-file digests, each cached until its file changes, so an idle round costs no hashing. */
   digest(): string {
     const h = createHash('sha256');
-    for (const file of FILE_NAMES) {
-      const map = this.files.get(file)!;
-      const keys = Array.from(map.keys()).sort();
-      for (const k of keys) {
-        const e = map.get(k)!;
-        h.update(`${file}\0${k}\0${e.lamport}\0${e.origin}\0${e.value ? e.value.join('\x1f') : '\x7f'}\n`);
-      }
-    }
+    for (const file of FILE_NAMES) h.update(`${file}\0${this.fileDigest(file)}\n`);
     return h.digest('hex');
+  }
+
+  /** A hash of one file's entries (tombstones included): anti-entropy compares these first. */
+  fileDigest(file: FileName): string {
+    const cached = this.fileHashes.get(file);
+    if (cached) return cached;
+    const h = createHash('sha256');
+    const map = this.files.get(file)!;
+    const keys = Array.from(map.keys()).sort();
+    for (const k of keys) {
+      const e = map.get(k)!;
+      h.update(`${k}\0${e.lamport}\0${e.origin}\0${e.value ? e.value.join('\x1f') : '\x7f'}\n`);
+    }
+    const d = h.digest('hex');
+    this.fileHashes.set(file, d);
+    return d;
+  }
+
+  /** The version of every key of a file (values left out): what a peer compares with its own. */
+  versions(file: FileName): [key: string, lamport: number, origin: string][] {
+    return Array.from(this.files.get(file)!.values(), (e): [string, number, string] => [e.key, e.lamport, e.origin]);
+  }
+
+  /** The version of one key, if this replica has it (live or tombstone). */
+  version(file: FileName, key: string): Version | undefined {
+    const e = this.files.get(file)!.get(key);
+    return e ? { lamport: e.lamport, origin: e.origin } : undefined;
+  }
+
+  /** The entries of the given keys that this replica holds, as snapshot entries. */
+  entries(keys: Iterable<[file: FileName, key: string]>): SnapshotEntry[] {
+    const out: SnapshotEntry[] = [];
+    for (const [file, key] of keys) {
+      const e = this.files.get(file)?.get(key);
+      if (e) out.push([file, e.key, e.value, e.lamport, e.origin]);
+    }
+    return out;
   }
 
   /**
@@ -167,6 +209,7 @@ export class Replica {
         highest = Math.max(highest, e.lamport);
         e.lamport = ceiling;
         this.changed.set(`${e.file}\0${e.key}`, e);
+        this.fileHashes.delete(e.file);
         entries++;
       }
     }
@@ -185,6 +228,7 @@ export class Replica {
     if (cur && compareVersions(version, cur) <= 0) return null;
     const entry: Entry = { file, key, value: value ? value.slice() : null, lamport: version.lamport, origin: version.origin };
     map.set(key, entry);
+    this.fileHashes.delete(file);
     this.changed.set(`${file}\0${key}`, entry);
     const before = cur?.value ?? null;
     if (sameRecord(before, value)) return null;

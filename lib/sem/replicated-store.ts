@@ -1,11 +1,12 @@
 // The replicated management file store: this VM's replica of the six files, kept durable on disk,
 // edited locally and sent to every peer of the group file as small diffs (SEM), kept convergent by
-// periodic digest exchange. Implements ClusterFiles, the API every node uses.
+// anti-entropy (./anti-entropy.ts: two partners a round, only what differs is shipped).
+// Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
 import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
-import { Diff, KeyChange, Replica, sameRecord } from './replica';
+import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
@@ -13,8 +14,23 @@ import { LIMITS, ProtocolError, decodeDiff, decodeDigest, decodeSnapshot, encode
 import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
-import { authorityRefusal, managersOf } from './edit-authority';
+import { AuthorityView, authorityRefusal, managersOf, mergeRefusal } from './edit-authority';
 import { SemLog } from './sem-log';
+import {
+  PULL_PATH,
+  SUMMARY_PATH,
+  answerPull,
+  answerSummary,
+  decodePull,
+  decodeSummary,
+  encodePull,
+  encodeSummary,
+  partialSnapshot,
+  partners,
+  plan,
+  validateSummaryReply,
+} from './anti-entropy';
+import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -70,6 +86,11 @@ interface PeerState {
 /** How long a failed contact makes a peer "known down" (its acks are then not awaited). The
  * digest exchange retries every sync interval, so a peer that is back is known up again soon. */
 const KNOWN_DOWN_MS = 10_000;
+
+/** Up to this many peers and seeds, a joining VM exchanges its full state with each of them at
+ * start (as before issue 16); in a larger cluster it joins through its seeds and two partners, and
+ * the rounds of anti-entropy bring the rest. */
+const JOIN_ALL_MAX = 12;
 
 /** Check an identity before anything listens or is written. */
 export function validateIdentity(id: Identity): Identity {
@@ -130,6 +151,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
+  private readonly fanout: Fanout;
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
   private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
@@ -165,6 +187,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
     );
+    this.fanout = new Fanout({
+      self: this.identity.hostname,
+      port: this.port,
+      timeoutMs: opts.requestTimeoutMs ?? 2000,
+      post: (target, path, body, opts) => this.client.post(target, path, body, opts),
+      isContained: (e) => e instanceof SemClientError && e.status === 409 && e.body?.contained === true,
+      peerOk: (name) => this.peerOk(name),
+      peerFailed: (name, error) => this.peerFailed(name, error),
+      knownDown: (name) => this.knownDown(name),
+    });
     this.server = new SemServer({
       host: this.identity.address,
       port: this.port,
@@ -176,8 +208,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
+        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: (ctx) => this.onRelay(ctx) },
         '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
         '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
+        // A summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
+        [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: (ctx) => this.onSummary(ctx) },
+        [PULL_PATH]: { limit: this.snapshotBytes, handler: (ctx) => this.onPull(ctx) },
       },
     });
   }
@@ -222,7 +258,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
         throw new ConfigError(this._status.text);
       }
-      await this.syncAll();
+      await this.join();
       // If this VM's own state was lost or rolled back, peers still know its last sequence number:
       // never reuse one (peers would refuse the new diffs as replays).
       this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[this.identity.hostname] ?? 0);
@@ -320,42 +356,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.keyGate && this.secure && !(diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
+    // Signed once here; the same signature travels with the diff through relays (./fanout.ts).
     const body = encodeDiff(diff);
-    const acked: PeerAck[] = [];
-    const failed: PeerFailure[] = [];
-    const sendTo = async (p: { hostname: string; address: string }) => {
-      const t = performance.now();
-      try {
-        await this.client.post({ address: p.address, port: this.port }, '/p2p/sem/diff', body);
-        this.peerOk(p.hostname);
-        return { ok: true as const, ms: performance.now() - t };
-      } catch (e) {
-        if (e instanceof SemClientError && e.status === 409 && e.body?.contained === true) {
-          // The peer already had this diff (it came with a digest exchange): it is applied there.
-          this.peerOk(p.hostname);
-          return { ok: true as const, ms: performance.now() - t };
-        }
-        const error = (e as Error).message;
-        this.peerFailed(p.hostname, error);
-        return { ok: false as const, error };
-      }
-    };
-    await Promise.all(
-      this.peers().map(async (p) => {
-        const down = this.knownDown(p.hostname);
-        if (down) {
-          // A peer that failed at its last contact is still sent the diff, but not waited for: a dead
-          // VM still in the group (until its failure is handled) must not slow every edit down to
-          // the request timeout. It catches up through the digest exchange when it comes back.
-          void sendTo(p);
-          failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
-          return;
-        }
-        const r = await sendTo(p);
-        if (r.ok) acked.push({ peer: p.hostname, address: p.address, ms: r.ms });
-        else failed.push({ peer: p.hostname, address: p.address, error: r.error });
-      }),
-    );
+    const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
+    const { acked, failed } = await this.fanout.send({ body, signature }, this.peers());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
@@ -455,12 +459,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return verifyMessage(m.publicKey, label, text, sig.sig) ? null : `not signed by the key ${sig.signer} publishes`;
   }
 
-  private async onDiff(ctx: RouteContext) {
+  /** A diff posted to this VM, or relayed to it (`checked`: decoded and authenticated by onRelay). */
+  private async onDiff(ctx: RouteContext, checked?: Diff) {
     const remote = ctx.remote;
-    const diff = decodeDiff(ctx.body);
+    const diff = checked ?? decodeDiff(ctx.body);
     const line = formatDiffLine(diff);
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
-    this.authenticate(diff.origin, ctx, { join: diff });
+    if (!checked) this.authenticate(diff.origin, ctx, { join: diff });
     const floor = this.guard.max(diff.origin);
     if (floor - diff.seq > LIMITS.maxSeqJump) {
       // An origin never steps back this far: what this VM holds for it was poisoned (a forged
@@ -502,6 +507,46 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { ok: true, applied: changes.length > 0 } };
   }
 
+  /**
+   * A diff to apply here and pass on to a subtree (./fanout.ts). The relay message is signed by its
+   * sender (`from`: the origin, or the relay above); the diff inside is its origin's bytes with its
+   * origin's signature, checked here exactly as a direct diff and passed on unchanged, so a relay
+   * can never speak for the origin (each receiver checks the origin's signature again). The answer,
+   * the subtree's acknowledgements, is signed by this VM (the server signs every answer). Subtree
+   * members are reached at the addresses of this VM's group file, never at addresses a message names.
+   */
+  private async onRelay(ctx: RouteContext) {
+    const msg = decodeRelay(ctx.body);
+    this.authenticate(msg.from, ctx);
+    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature };
+    const diff = decodeDiff(msg.diff);
+    // The origin's signature before anything is passed on: a forged diff goes nowhere.
+    this.authenticate(diff.origin, inner, { join: diff });
+    const known = new Map(this.peers().map((p) => [p.hostname, p]));
+    const subtree = msg.subtree.filter((h) => known.has(h) && h !== diff.origin).map((h) => known.get(h)!);
+    // Passed on at once, applied here meanwhile: each receiver validates the diff for itself.
+    const passed = this.fanout.send({ body: msg.diff, signature: msg.signature }, subtree);
+    try {
+      await this.onDiff(inner, diff);
+    } catch (e) {
+      // Already here (raced with anti-entropy): still acknowledged. Anything else: this relay
+      // failed, and its sender reaches the subtree again directly (they answer "contained").
+      if (!(e instanceof ProtocolError && e.details.contained === true)) {
+        await passed;
+        throw e;
+      }
+    }
+    const r = await passed;
+    const unknown = msg.subtree.filter((h) => !known.has(h) && h !== this.identity.hostname);
+    return {
+      status: 200,
+      body: {
+        acked: r.acked.map((a) => ({ peer: a.peer })),
+        failed: [...r.failed.map((f) => ({ peer: f.peer, error: f.error })), ...unknown.map((peer) => ({ peer, error: `not in the group file of relay ${this.identity.hostname}` }))],
+      },
+    };
+  }
+
   /** A sync request seen before (same nonce) is refused. */
   private checkNonce(msg: { nonce: string; ts: number }): void {
     const why = this.nonces.admit(msg.nonce, msg.ts);
@@ -537,17 +582,51 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         this.refused(from, `snapshot from ${from}: sequence number ${seq} of ${origin} jumps more than ${LIMITS.maxSeqJump} above ${known}; not taken`);
       }
     }
+    snapshot.entries = this.authorisedEntries(snapshot.entries, from);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
   }
 
+  /**
+   * The entries of a snapshot (full, partial or a pull's answer) that may be merged: each entry
+   * newer than what this VM holds is checked against the edit authority rules as they apply at
+   * merge (edit-authority.ts mergeRefusal); a refused one is left out and logged (rate-limited),
+   * the rest are merged. A refused entry keeps the digests apart: the partner is asked again at
+   * later rounds and refused again, which costs a summary, not a divergence.
+   */
+  private authorisedEntries(entries: SnapshotEntry[], from: string): SnapshotEntry[] {
+    const winning = (e: SnapshotEntry) => {
+      const v = this.replica.version(e[0], e[1]);
+      return !v || compareVersions({ lamport: e[3], origin: e[4] }, v) > 0;
+    };
+    // The view the rules read: this VM's group and problem files overlaid with what wins here.
+    const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
+    for (const e of entries) if ((e[0] === 'group' || e[0] === 'problem') && winning(e)) overlay[e[0]].set(e[1], e[2]);
+    const view: AuthorityView = {
+      get: (f, k) => (overlay[f].has(k) ? overlay[f].get(k) ?? undefined : this.replica.get(f, k)),
+      records: (f) => {
+        const out = this.replica.records(f).filter((r) => !overlay[f].has(recordKey(f, r)));
+        for (const r of overlay[f].values()) if (r) out.push(r);
+        return out;
+      },
+    };
+    const ring = this.replica.records('group');
+    return entries.filter((e) => {
+      const [file, key, value, , origin] = e;
+      if ((file !== 'group' && file !== 'problem') || !winning(e)) return true;
+      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring);
+      if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
+      return !denied;
+    });
+  }
+
   /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks. */
   async syncWith(target: Target, name = target.address): Promise<void> {
     const digest = this.replica.digest();
     const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest, ...freshness() };
-    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), this.snapshotBytes)) as {
+    const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), { maxAnswerBytes: this.snapshotBytes })) as {
       digest?: string;
       snapshot?: unknown;
     };
@@ -558,11 +637,77 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
-  /** Sync with every peer of the group and every seed; failures only mark the peer. */
-  async syncAll(): Promise<void> {
+  /** A summary (./anti-entropy.ts): changes nothing here, so it is fresh (time + nonce) and signed. */
+  private onSummary(ctx: RouteContext) {
+    const msg = decodeSummary(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
+    this.peerOk(msg.from);
+    return { status: 200, body: answerSummary(this.replica, msg) };
+  }
+
+  /** A pull: the entries asked for; fresh and signed like a summary. */
+  private onPull(ctx: RouteContext) {
+    const msg = decodePull(ctx.body);
+    this.authenticate(msg.from, ctx, { readOnly: true });
+    this.checkNonce(msg);
+    this.peerOk(msg.from);
+    return { status: 200, body: { snapshot: answerPull(this.replica, msg) } };
+  }
+
+  /**
+   * One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). Its
+   * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
+   * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
+   */
+  async exchange(target: Target, name = target.address): Promise<void> {
+    const me = this.identity.hostname;
+    const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica), { maxAnswerBytes: this.snapshotBytes }));
+    if (reply.digest === this.replica.digest() || !reply.versions) return;
+    const { pull, push } = plan(this.replica, reply.versions);
+    if (pull.length) {
+      const r = (await this.client.post(target, PULL_PATH, encodePull(me, pull), { maxAnswerBytes: this.snapshotBytes })) as { snapshot?: unknown };
+      await this.mergeSnapshot(validateSnapshot(r?.snapshot), name);
+    }
+    if (push.length) {
+      const snap = { v: 1, type: 'snapshot', from: me, snapshot: partialSnapshot(this.replica, push), ...freshness() };
+      await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
+    }
+  }
+
+  /** One round of anti-entropy: an exchange with the ring successor and one random member; with
+   * the seeds instead while the group file knows no peer (a VM joining). */
+  async round(): Promise<void> {
+    const byName = new Map(this.peers().map((p) => [p.hostname, p.address]));
+    const chosen = partners(this.identity.hostname, Array.from(byName.keys()));
+    if (chosen.length === 0) return this.syncAll();
+    await Promise.all(
+      chosen.map(async (name) => {
+        try {
+          await this.exchange({ address: byName.get(name)!, port: this.port }, name);
+          this.peerOk(name);
+        } catch (e) {
+          this.peerFailed(name, (e as Error).message);
+        }
+      }),
+    );
+    this.updateStatus();
+  }
+
+  /** At start: a full exchange with every seed and peer in a small cluster, with the seeds and
+   * this round's partners in a large one. */
+  private async join(): Promise<void> {
+    if (this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
+    if (this.seeds.length) await this.syncAll([]);
+    await this.round();
+  }
+
+  /** Full exchange with every seed and every peer of the group (or only the seeds and the given
+   * peers); failures only mark the peer. */
+  async syncAll(only?: { hostname: string; address: string }[]): Promise<void> {
     const targets = new Map<string, { target: Target; name: string }>();
     for (const s of this.seeds) targets.set(`${s.address}:${s.port}`, { target: s, name: s.address });
-    for (const p of this.peers()) targets.set(`${p.address}:${this.port}`, { target: { address: p.address, port: this.port }, name: p.hostname });
+    for (const p of only ?? this.peers()) targets.set(`${p.address}:${this.port}`, { target: { address: p.address, port: this.port }, name: p.hostname });
     targets.delete(`${this.identity.address}:${this.port}`);
     await Promise.all(
       Array.from(targets.values()).map(async ({ target, name }) => {
@@ -580,7 +725,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private scheduleSync(): void {
     if (this.stopped) return;
     this.syncTimer = setTimeout(() => {
-      this.syncAll()
+      this.round()
         .catch(() => undefined)
         .finally(() => this.scheduleSync());
     }, this.syncIntervalMs);
@@ -593,7 +738,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.pendingSync.delete(hostname);
       const peer = this.peers().find((p) => p.hostname === hostname);
       if (!peer) return;
-      this.syncWith({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
+      this.exchange({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
     }, 50);
     this.pendingSync.set(hostname, t);
   }
@@ -712,6 +857,31 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const s = this.peerState.get(name);
     if (!s?.lastError || !s.lastErrorAt) return undefined;
     return Date.now() - s.lastErrorAt < KNOWN_DOWN_MS ? s.lastError : undefined;
+  }
+
+  /** Counts of everything this store keeps between edits (memory check, issue 16): each must be
+   * bounded by the cluster's size and key space, never grow with the number of edits. */
+  retained(): Record<string, number> {
+    const r = this.replica.retained();
+    const g = this.guard.retained();
+    const l = this.log.retained();
+    const d = this.disk.retained();
+    const c = this.client.retained();
+    return {
+      records: r.records,
+      tombstones: r.tombstones,
+      unjournaled: r.unjournaled,
+      seqOrigins: r.origins,
+      guardOrigins: g.origins,
+      guardWindow: g.window,
+      logBufferedBytes: l.bufferedBytes,
+      dirtyFiles: d.dirtyFiles,
+      peerStates: this.peerState.size,
+      pendingSyncs: this.pendingSync.size,
+      sockets: c.sockets,
+      queuedRequests: c.queued,
+      listeners: this.eventNames().reduce((n, e) => n + this.listenerCount(e), 0),
+    };
   }
 
   /** Which peers answered at the last contact: the store's status. */

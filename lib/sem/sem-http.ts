@@ -255,6 +255,16 @@ export interface Target {
   port: number;
 }
 
+export interface PostOptions {
+  /** Cap of the answer's body (default SMALL_ANSWER_BYTES). */
+  maxAnswerBytes?: number;
+  /** Deadline of this request (default: the client's). */
+  timeoutMs?: number;
+  /** The `x-p2p-sig` value to send instead of this VM's own signature: an origin's signature of
+   * exactly this body, forwarded by a relay. */
+  signature?: string;
+}
+
 export class SemClientError extends Error {
   constructor(
     message: string,
@@ -288,13 +298,18 @@ export class SemClient {
 
   private readonly key?: Buffer;
 
-  /** POST a signed body; the answer is read up to `maxAnswerBytes` (default: a small answer). */
-  async post(target: Target, path: string, body: string, maxAnswerBytes = SMALL_ANSWER_BYTES): Promise<unknown> {
+  /**
+   * POST a body, MAC'd, sealed and signed by this VM unless `opts.signature` brings the signature
+   * of the body's origin (a relay passing an origin's diff on unchanged: ./fanout.ts). The answer
+   * is read up to `maxAnswerBytes` (default: a small answer) within `timeoutMs` (default: the
+   * client's deadline; a relayed diff waits for its relay's whole subtree).
+   */
+  async post(target: Target, path: string, body: string, opts: PostOptions = {}): Promise<unknown> {
     try {
-      return await this.once(target, path, body, maxAnswerBytes);
+      return await this.once(target, path, body, opts);
     } catch (e) {
       // A kept-alive socket closed by the peer between two requests: try once on a fresh one.
-      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, maxAnswerBytes);
+      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, opts);
       throw e;
     }
   }
@@ -303,20 +318,28 @@ export class SemClient {
     this.agent.destroy();
   }
 
-  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once. */
-  private prepared?: { path: string; plain: string; signature?: string; body: string; requestMac: string };
+  /** Open sockets (in use and idle) and requests queued for one: bounded by maxSockets per peer. */
+  retained(): { sockets: number; queued: number } {
+    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
+    return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
+  }
 
-  private prepare(path: string, plain: string): { signature?: string; body: string; requestMac: string } {
+  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once. */
+  private prepared?: { path: string; plain: string; given?: string; signature?: string; body: string; requestMac: string };
+
+  private prepare(path: string, plain: string, given?: string): { signature?: string; body: string; requestMac: string } {
     const p = this.prepared;
-    if (p && p.path === path && p.plain === plain) return p;
-    const signature = this.sign ? this.sign(`POST ${path}`, plain) : undefined;
+    if (p && p.path === path && p.plain === plain && p.given === given) return p;
+    const signature = given ?? (this.sign ? this.sign(`POST ${path}`, plain) : undefined);
     const body = this.key ? seal(this.key, `POST ${path}`, plain) : plain;
-    this.prepared = { path, plain, signature, body, requestMac: mac(this.secret, `POST ${path}`, body) };
+    this.prepared = { path, plain, given, signature, body, requestMac: mac(this.secret, `POST ${path}`, body) };
     return this.prepared;
   }
 
-  private once(target: Target, path: string, plain: string, maxAnswerBytes: number): Promise<unknown> {
-    const { signature, body, requestMac } = this.prepare(path, plain);
+  private once(target: Target, path: string, plain: string, opts: PostOptions): Promise<unknown> {
+    const { signature, body, requestMac } = this.prepare(path, plain, opts.signature);
+    const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -338,7 +361,7 @@ export class SemClient {
           const status = res.statusCode ?? 0;
           // The answer is not authenticated until its MAC is checked: read it within a cap (a fake
           // server at a seed's address must not make this runtime buffer without end).
-          readBounded(res, { limit: maxAnswerBytes, timeoutMs: this.timeoutMs, declared: declaredLength(res.headers) }).then(
+          readBounded(res, { limit: maxAnswerBytes, timeoutMs, declared: declaredLength(res.headers) }).then(
             (buf) => {
               clearTimeout(timer);
               const wire = buf.toString('utf8');
@@ -381,7 +404,7 @@ export class SemClient {
           );
         },
       );
-      const timer = setTimeout(() => req.destroy(new SemClientError(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => req.destroy(new SemClientError(`no answer within ${timeoutMs} ms`)), timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         const e = err instanceof SemClientError ? err : new SemClientError(err.code ? `${err.code} ${err.message}` : err.message);

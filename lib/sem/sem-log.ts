@@ -2,7 +2,10 @@
 // form with a timestamp, so the sync time can be read from the log as the note did:
 //   2026-11-26T14:40:00.123Z applied group, Del, S2, 127.0.1.2, RS1, tcp:80 | origin=S1 seq=5 lamport=9
 // Appends are buffered by a write stream (never on the path of an acknowledgement). The log is
-// rotated once it passes `maxBytes` (one previous file kept as sem.log.1).
+// rotated once it passes `maxBytes` (one previous file kept as sem.log.1). When the disk is slower
+// than the diffs (a burst on a busy disk), at most `maxBuffered` bytes wait in memory: further
+// lines are dropped and counted, and one line says how many once the buffer has drained. The log
+// is for reading sync times, never for recovery, so memory stays bounded instead.
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -11,11 +14,13 @@ export type LogEvent = 'sent' | 'received' | 'applied' | 'refused' | 'synced' | 
 export class SemLog {
   private stream: fs.WriteStream | null = null;
   private size = 0;
+  private dropped = 0;
   readonly file: string;
 
   constructor(
     folder: string,
     private readonly maxBytes = 10 * 1024 * 1024,
+    private readonly maxBuffered = 1024 * 1024,
   ) {
     this.file = path.join(folder, 'sem.log');
   }
@@ -27,9 +32,24 @@ export class SemLog {
       .join(' ');
     const text = `${new Date().toISOString()} ${event} ${line.replace(/[\r\n]+/g, ' ')}${extras ? ' | ' + extras : ''}\n`;
     if (!this.stream) this.open();
+    if (this.stream!.writableLength > this.maxBuffered) {
+      this.dropped += 1;
+      return;
+    }
+    if (this.dropped) {
+      const note = `${new Date().toISOString()} dropped ${this.dropped} log lines (the disk was slower than the diffs)\n`;
+      this.dropped = 0;
+      this.stream!.write(note);
+      this.size += note.length;
+    }
     this.stream!.write(text);
     this.size += text.length;
     if (this.size > this.maxBytes) this.rotate();
+  }
+
+  /** Bytes waiting for the disk, and lines dropped since the last write that went through. */
+  retained(): { bufferedBytes: number; dropped: number } {
+    return { bufferedBytes: this.stream?.writableLength ?? 0, dropped: this.dropped };
   }
 
   close(): Promise<void> {

@@ -87,7 +87,7 @@ export function encodeDiff(d: Diff, now = Date.now()): string {
 
 const isPosInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
-function parseJson(body: string): Record<string, unknown> {
+export function parseJson(body: string): Record<string, unknown> {
   let o: unknown;
   try {
     o = JSON.parse(body);
@@ -144,7 +144,7 @@ export interface SnapshotMessage extends Freshness {
 
 export const freshness = (now = Date.now()): Freshness => ({ ts: now, nonce: randomBytes(16).toString('hex') });
 
-function checkFreshness(o: Record<string, unknown>, what: string, now: number): Freshness {
+export function checkFreshness(o: Record<string, unknown>, what: string, now: number): Freshness {
   if (typeof o.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(o.nonce)) throw new ProtocolError(`malformed ${what}: missing nonce`);
   if (typeof o.ts !== 'number' || Math.abs(now - o.ts) > LIMITS.syncFreshMs) {
     throw new ProtocolError(`stale ${what}: its timestamp is too far from this peer's clock (replay?)`, 409);
