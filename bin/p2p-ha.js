@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The p2p-ha command line: status, history, maintenance, init, host-setup (lib/ops/cli.ts).
+// The p2p-ha command line: status, history, maintenance, evacuate, rehearse, init, host-setup (lib/ops/cli.ts).
 'use strict';
 require('../dist/lib/ops/cli.js')
   .main(process.argv.slice(2))

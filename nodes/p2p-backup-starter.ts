@@ -8,7 +8,13 @@
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
+// POST /p2p-ha/rehearse `{ target }` (permission p2p-ha.read; the sidebar's rehearse button and
+// `p2p-ha rehearse`) answers what this node's plan would do now if the target failed, with nothing
+// changed (lib/recovery/rehearsal.ts), with this node's settings, drivers and isolation gate; on a
+// runtime without a backup starter, with the plan's defaults and no role step.
 import { RecoveryError, runBackupPlan, RecoveryResult, Role, StepEvent } from '../lib/recovery/backup-plan';
+import { rehearse, RehearsalError, type Rehearsal } from '../lib/recovery/rehearsal';
+import { timelineEntry } from '../lib/ops/failover-steps';
 import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
@@ -22,19 +28,6 @@ import { short, useStore } from './common/store-user';
 import { common, translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
-
-/** Each step of the plan as the sidebar's failover timeline names it (what has just happened; the sidebar translates it). */
-const TIMELINE_STEP: Record<string, string> = {
-  fence: 'fenced',
-  confirm: 'peers-confirmed',
-  place: 'placed',
-  resume: 'resumed',
-  install: 'installed',
-  role: 'role-given',
-  edits: 'files-edited',
-  recovered: 'recovered',
-  failed: 'failed',
-};
 
 interface StarterConfig {
   name?: string;
@@ -54,6 +47,15 @@ interface StarterConfig {
 const PROCEDURE_SYNC_MS = 60_000;
 
 const CLOSE_DEADLINE_MS = 10_000;
+
+/** The rehearsal of each backup starter of this runtime (the endpoint uses the first). */
+type Rehearse = (target: unknown) => Promise<Rehearsal>;
+const rehearsers = new Map<string, Rehearse>();
+
+interface Res {
+  status(code: number): Res;
+  json(v: unknown): void;
+}
 
 export = function (RED: RED) {
   function P2pBackupStarterNode(this: any, config: StarterConfig) {
@@ -180,8 +182,8 @@ export = function (RED: RED) {
               status(statusFor(e));
               // One log line per step: the recovery's story with its timings in the runtime's log.
               node.log(`${e.target}: ${e.step} ${Math.round(e.ms)} ms (at ${Math.round(e.atMs)} ms): ${e.text}`);
-              const step = e.step === 'fence' && e.detail?.fence === 'host-not-reached' ? 'host unreachable' : TIMELINE_STEP[e.step];
-              registry.step({ target: e.target, step, at: Date.now(), by: files.identity.hostname, detail: e.text });
+              // The step with its duration and the reason of its decision: the timeline and the lasting history.
+              registry.step(timelineEntry(e, files.identity.hostname, Date.now()));
               if (e.step !== 'recovered' && e.step !== 'failed') send([{ topic: `recovery/${e.step}`, payload: e, failure: msg.payload }, null]);
             },
           },
@@ -214,7 +216,19 @@ export = function (RED: RED) {
       }
     });
 
+    if (files && !settingsError) {
+      rehearsers.set(node.id, (target) => {
+        const drivers = realServerDrivers(RED);
+        return rehearse(
+          { target: target as string },
+          { files, driver: (rs) => drivers.get(rs), isolation: registry.isolationGate(files), roleConfigured: !!assignRole, readinessCheck: config.readiness === 'ssh' },
+          settings,
+        );
+      });
+    }
+
     node.on('close', (_removed: boolean, done: () => void) => {
+      rehearsers.delete(node.id);
       closing = true;
       clearTimeout(syncTimer);
       // Stop between steps; an SSH command under way ends with its own deadline.
@@ -228,5 +242,23 @@ export = function (RED: RED) {
   }
   RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {
     credentials: { adminToken: { type: 'password' } },
+  });
+
+  RED.httpAdmin.post('/p2p-ha/rehearse', RED.auth.needsPermission('p2p-ha.read'), (req: { body?: { target?: unknown } }, res: Res) => {
+    let run = rehearsers.values().next().value as Rehearse | undefined;
+    let settingsFrom = 'p2p-backup-starter';
+    if (!run) {
+      const files = registry.primary();
+      if (!files) return res.status(503).json({ error: 'no p2p-store running in this runtime' });
+      settingsFrom = 'defaults';
+      run = (target) => {
+        const drivers = realServerDrivers(RED);
+        return rehearse({ target: target as string }, { files, driver: (rs) => drivers.get(rs), isolation: registry.isolationGate(files), roleConfigured: false });
+      };
+    }
+    run(req.body?.target).then(
+      (r) => res.json({ ...r, settingsFrom }),
+      (e: Error) => res.status(e instanceof RehearsalError ? 400 : 500).json({ error: e.message }),
+    );
   });
 };

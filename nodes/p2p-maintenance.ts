@@ -8,6 +8,7 @@
 // clean shutdown; the role step uses this node's admin port and token (as the backup starter's).
 import { inMaintenance, MaintenanceError, setMaintenance } from '../lib/ops/maintenance';
 import { evacuateHost, type EvacuationResult } from '../lib/ops/evacuate';
+import { timelineEntry } from '../lib/ops/failover-steps';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
 import { assignRoleViaAdminApi } from '../lib/recovery/role';
 import { NAME_RE } from '../lib/records/files';
@@ -86,7 +87,7 @@ export = function (red: RED) {
             }),
           onStep: (vm, e) => {
             node.status({ fill: 'blue', shape: 'ring', text: short(`evacuating ${realServer}: ${vm} ${e.step}`) });
-            registry.step({ target: vm, step: e.step === 'fence' ? 'shut down (evacuation)' : e.step, at: Date.now(), by: files.identity.hostname, detail: e.text });
+            registry.step(timelineEntry(e, files.identity.hostname, Date.now(), e.step === 'fence' ? 'shut down (evacuation)' : undefined));
           },
           signal: abort.signal,
         },

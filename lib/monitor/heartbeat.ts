@@ -6,7 +6,7 @@
 // this to a flow (events 'failure' and 'recovered-by-itself').
 import { EventEmitter } from 'events';
 import type { ChangeEvent, ClusterFiles, Edit } from '../records/cluster-api';
-import { fromMember } from '../records/records';
+import { fromMember, isResting } from '../records/records';
 import { Clock, realClock, TimerHandle } from './clock';
 import { checkMember } from './checks';
 import { pingManager } from './probes';
@@ -217,7 +217,7 @@ export class Heartbeat extends EventEmitter {
     const group = this.files.records('group');
     // A target in maintenance (lib/ops/maintenance.ts) gets no verdict: it is not watched at all
     // until it leaves maintenance, then watched afresh (a new episode).
-    const resting = new Set(group.map(fromMember).filter((m) => m.state === 'maintenance').map((m) => m.hostname));
+    const resting = new Set(group.map(fromMember).filter(isResting).map((m) => m.hostname));
     const view = ringView(this.me, group, this.files.records('operation')).filter((w) => !resting.has(w.target.hostname));
     const wanted = new Map(view.map((w) => [w.target.hostname, w]));
     for (const [name, e] of this.entries) {

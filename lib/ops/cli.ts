@@ -3,6 +3,7 @@
 //   p2p-ha history     [--since 03:00] [--until T] [--target S2] [--json] [--user-dir D | --dir H | --url U]
 //   p2p-ha maintenance on|off (--vm S2 | --real-server RS1) [--url http://VM:1880] [--token T]
 //   p2p-ha evacuate    --real-server RS1 [--url http://VM:1880] [--token T]
+//   p2p-ha rehearse    S2 [--url http://VM:1880] [--token T] [--json]   dry run of S2's failover
 //   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
 //                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
 //   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
@@ -16,6 +17,8 @@ import { formatStatus, readFolder } from './status';
 import { HistoryEntry, parseWhen, readHistory } from './history';
 import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
 import { parseMaintenanceRequest } from './maintenance';
+import type { Rehearsal } from '../recovery/rehearsal';
+import type { Candidate } from '../recovery/placement';
 
 export interface Io {
   out: (s: string) => void;
@@ -26,11 +29,15 @@ export interface Io {
 
 class UsageError extends Error {}
 
+/** A rehearsal asks the real servers (SSH, each with its own deadline): a host that does not answer takes a while. */
+const REHEARSE_TIMEOUT_MS = 90_000;
+
 const USAGE = `usage: p2p-ha <command> [options]
   status       [--user-dir DIR | --dir FILES]
   history      [--since 03:00|2h|ISO] [--until T] [--target NAME] [--json] [--user-dir DIR | --dir HISTORY | --url URL [--token T]]
   maintenance  on|off (--vm NAME | --real-server NAME) [--url http://VM:1880] [--token T]
   evacuate     --real-server NAME [--url http://VM-on-another-host:1880] [--token T]
+  rehearse     VM [--url http://VM:1880] [--token T] [--json]   what a failure of VM would do now (nothing changed)
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
                [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--user-dir DIR] [--force]
@@ -67,11 +74,11 @@ const need = (opt: Map<string, string[]>, k: string): string => {
 };
 const userDir = (opt: Map<string, string[]>, env: NodeJS.ProcessEnv) => one(opt, 'user-dir') ?? env.NODE_RED_USER_DIR ?? path.join(os.homedir(), '.node-red');
 
-async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown): Promise<unknown> {
+async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let json: unknown;
   try {
@@ -85,6 +92,44 @@ async function adminRequest(url: string, token: string | undefined, method: 'GET
 
 export function formatHistory(entries: HistoryEntry[]): string {
   return entries.map((e) => `${new Date(e.at).toISOString()}  ${e.target.padEnd(8)} ${e.step.padEnd(18)} ${e.by ? `by ${e.by}` : ''}${e.detail ? `  ${e.detail}` : ''}`.trimEnd()).join('\n') + (entries.length ? '\n' : '');
+}
+
+/** One placement candidate as a line: rank or why not, and the figures the placer weighed. */
+export function candidateLine(c: Candidate): string {
+  const figs = [`load ${c.load}`, `${c.vmCount} VMs`];
+  if (c.ageMs !== undefined) figs.push(`figures ${Math.round(c.ageMs / 1000)} s old${c.fresh ? '' : ' (stale)'}`);
+  if (c.freeMemMiB !== undefined) figs.push(`${c.freeMemMiB} MiB free`);
+  if (c.freeVcpus !== undefined) figs.push(`${c.freeVcpus} vCPU free`);
+  if (c.sameService) figs.push(`${c.sameService} of its service group there`);
+  figs.push(`ODs ${c.ods.join(' ') || '-'}`);
+  return `${c.realServer}: ${c.eligible ? `rank ${c.rank}` : `not eligible (${c.reason})`}; ${figs.join(', ')}`;
+}
+
+/** A rehearsal for people (the command line; the sidebar draws the same object). */
+export function formatRehearsal(r: Rehearsal): string {
+  const out: string[] = [`Rehearsal of a failure of ${r.target} (on ${r.rehearsedOn}, nothing changed)`];
+  const d = r.detection;
+  out.push(`  detection:  P1 ${d.p1 ?? '-'} handles it, P2 ${d.p2 ?? '-'} if P1 is gone${d.verdict ? '' : `; NO VERDICT: ${d.why}`}${d.open ? `; open problem: ${d.open.status} by ${d.open.detectedBy}` : ''}`);
+  out.push(`  fence:      ${r.fence.how ?? '-'} on ${r.fence.realServer} (state now: ${r.fence.stateNow ?? '-'})`);
+  const c = r.confirmation;
+  out.push(
+    c.needed
+      ? `  confirm:    host not reached: ${c.minimum} managers off it needed; ${c.confirmedBy ? `confirmed by ${c.confirmedBy.join(', ')}; ${c.isolation ?? ''}` : 'not confirmed'}`
+      : `  confirm:    not needed (the host answers: the fence is the hypervisor's word)`,
+  );
+  out.push(`              if ${r.fence.realServer} failed whole: confirmed by ${c.ifHostFails.join(', ') || 'nobody'} (${c.ifHostFails.length >= c.minimum ? 'enough' : 'NOT enough'})`);
+  const cands = r.placement?.candidates ?? r.candidates ?? [];
+  out.push(`  placement:  ${r.placement ? `${r.placement.od} (${r.placement.address}) on ${r.placement.realServer}` : 'none'}`);
+  for (const x of cands) out.push(`              ${candidateLine(x)}`);
+  for (const o of r.skippedOds) out.push(`              skipped ${o.od}: ${o.text}`);
+  out.push(`  procedure:  ${r.procedure ? `${r.procedure.path}${r.procedure.checked ? ' (present)' : ' (not checked)'}` : '-'}`);
+  out.push(`  role:       ${r.role.configured ? `the OD becomes ${r.role.backup}` : `no role step (backup name ${r.role.backup})`}`);
+  out.push(`  would run:`);
+  for (const h of r.wouldRun) out.push(`              ${h.realServer}: ${h.command}${h.fails ? `  (fails: ${h.fails})` : ''}`);
+  out.push(`  edits:`);
+  for (const e of r.edits) out.push(`              ${e}`);
+  out.push(r.outcome.ok ? `  outcome:    ${r.outcome.text}` : `  outcome:    FAILS at ${r.outcome.step}${r.outcome.kind ? ` (${r.outcome.kind})` : ''}: ${r.outcome.reason}`);
+  return out.join('\n') + '\n';
 }
 
 async function run(argv: string[], io: Io): Promise<void> {
@@ -139,6 +184,15 @@ async function run(argv: string[], io: Io): Promise<void> {
       };
       for (const m of r.moved) io.out(`${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})\n`);
       io.out(`${rs}: evacuated, in maintenance\n`);
+      return;
+    }
+    case 'rehearse': {
+      const { pos, opt } = parseArgs(rest, ['json']);
+      const target = pos[0];
+      if (!target) throw new UsageError('rehearse VM');
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const r = (await adminRequest(`${url}/p2p-ha/rehearse`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { target }, REHEARSE_TIMEOUT_MS)) as Rehearsal;
+      io.out(opt.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatRehearsal(r));
       return;
     }
     case 'init': {

@@ -19,6 +19,10 @@ export interface HistoryEntry {
   /** The manager that took the step (or wrote the change). */
   by?: string;
   detail?: string;
+  /** How long the step took, ms (the backup plan's steps). */
+  ms?: number;
+  /** The reason of the step's decision (lib/ops/failover-steps.ts): kept as JSON, at most MAX_WHY characters. */
+  why?: Record<string, unknown>;
 }
 
 export interface HistoryOptions {
@@ -37,6 +41,8 @@ export const CURRENT = 'history.jsonl';
 const ROTATED_RE = /^history-(\d{8}T\d{6}(?:\d{3})?Z)(?:-\d+)?\.jsonl$/;
 /** The largest field we keep: a detail is one line of text, not a log dump. */
 const MAX_TEXT = 500;
+/** The largest reason kept (JSON characters). */
+const MAX_WHY = 4000;
 
 function clean(e: HistoryEntry): HistoryEntry | undefined {
   if (!e || typeof e !== 'object') return undefined;
@@ -44,6 +50,8 @@ function clean(e: HistoryEntry): HistoryEntry | undefined {
   const out: HistoryEntry = { at: Math.floor(e.at), target: e.target.slice(0, 64), step: e.step.slice(0, 64) };
   if (typeof e.by === 'string' && e.by) out.by = e.by.slice(0, 64);
   if (typeof e.detail === 'string' && e.detail) out.detail = e.detail.replace(/[\r\n]+/g, ' ').slice(0, MAX_TEXT);
+  if (typeof e.ms === 'number' && Number.isFinite(e.ms) && e.ms >= 0) out.ms = Math.round(e.ms);
+  if (e.why && typeof e.why === 'object' && !Array.isArray(e.why) && JSON.stringify(e.why).length <= MAX_WHY) out.why = e.why;
   return out;
 }
 

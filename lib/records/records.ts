@@ -178,6 +178,14 @@ export function toAssignment(a: Assignment): RecordFields {
   return [a.priority, a.manager, a.target];
 }
 
+/**
+ * A member in maintenance (lib/ops/maintenance.ts): its managers give it no verdict (the heartbeat
+ * does not watch it) until it leaves maintenance. The heartbeat and the rehearsal read this rule.
+ */
+export function isResting(m: Member): boolean {
+  return m.state === 'maintenance';
+}
+
 /** Members that count: in the group and not fenced (maintenance members still count as voters). */
 export function isServing(m: Member): boolean {
   return m.state !== 'fenced';

@@ -228,6 +228,9 @@ export function confirmers(failure: FailureInput, group: RecordFields[], problem
   return [...who].sort(naturalCompare);
 }
 
+/** A host not reached: the failure must be confirmed by at least this many managers off that host. */
+export const MIN_CONFIRMERS = 2;
+
 /** A failure reason as the problem file's free-text field holds it (no commas, one line). */
 export function reasonField(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/,/g, ';').trim().slice(0, 200) || 'unknown error';
@@ -473,12 +476,12 @@ async function stepConfirm(st: Plan, why: string): Promise<void> {
   const groupNow = () => [...st.groupAtStart, ...st.files.records('group')];
   const deadline = t + s.confirmWaitMs;
   let who = confirmers(st.failure, groupNow(), st.files.records('problem'), now(), s.confirmWindowMs);
-  while (who.length < 2 && now() < deadline) {
+  while (who.length < MIN_CONFIRMERS && now() < deadline) {
     checkAbort(st);
     await st.sleep(s.confirmPollMs);
     who = confirmers(st.failure, groupNow(), st.files.records('problem'), now(), s.confirmWindowMs);
   }
-  if (who.length < 2) {
+  if (who.length < MIN_CONFIRMERS) {
     st.timings.confirm = now() - t;
     throw new StepError(
       'unconfirmed',

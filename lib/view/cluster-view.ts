@@ -4,7 +4,8 @@
 import type { ClusterFiles } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
 import { OPEN_STATUSES } from '../records/problem';
-import { fromMember, isServing } from '../records/records';
+import { fromMember, fromRealServer, isResting, isServing } from '../records/records';
+import { failoverStories, type FailoverStory } from './failovers';
 
 export interface TimelineEntry {
   target: string;
@@ -13,6 +14,10 @@ export interface TimelineEntry {
   at: number;
   by?: string;
   detail?: string;
+  /** How long the step took, ms (the backup plan's steps). */
+  ms?: number;
+  /** The reason of the step's decision (lib/ops/failover-steps.ts stepWhy): confirmations, candidates... */
+  why?: Record<string, unknown>;
 }
 
 export interface Countdown {
@@ -40,15 +45,25 @@ export interface ClusterView {
   isolation?: IsolationView;
   ring: { target: string; p1?: string; p2?: string }[];
   /**
-   * `state`: an open problem's status, `fenced` (replaced: stays out until re-admitted), or `ok`.
-   * `actions`: what an operator may do from the sidebar: `readmit` = POST /p2p-ha/readmit
-   * `{hostname}` (permission p2p-ha.write).
+   * `state`: an open problem's status, `fenced` (replaced: stays out until re-admitted),
+   * `maintenance`, or `ok`. `actions`: what an operator may do from the sidebar: `readmit` = POST
+   * /p2p-ha/readmit `{hostname}`; `maintenance-on` / `maintenance-off` = POST /p2p-ha/maintenance
+   * `{vm, on}` (both p2p-ha.write); `rehearse` = POST /p2p-ha/rehearse `{target}` (p2p-ha.read).
    */
   vms: { hostname: string; address: string; realServer: string; services: string; state: string; actions: string[] }[];
   problems: { target: string; detectedBy: string; kind: string; status: string; backup: string; since: string; note?: string; countdown?: Countdown }[];
-  realServers: { name: string; load: string; vmCount: string; state: string; ods: number }[];
+  /**
+   * `actions`: `maintenance-on` / `maintenance-off` = POST /p2p-ha/maintenance `{realServer, on}`,
+   * `evacuate` = POST /p2p-ha/evacuate `{realServer}` (both p2p-ha.write).
+   */
+  realServers: { name: string; load: string; vmCount: string; state: string; ods: number; actions: string[] }[];
   timeline: TimelineEntry[];
+  /** The last failovers (not suspicions that cleared) as stories of steps with their reasons (failovers.ts), newest first. */
+  failovers: FailoverStory[];
 }
+
+/** How many failover stories the pushed view carries. */
+export const VIEW_FAILOVERS = 10;
 
 const OPEN = new Set<string>(OPEN_STATUSES);
 
@@ -73,8 +88,10 @@ export function buildView(
     const g = fromMember(r);
     const p = problemOf.get(g.hostname);
     const fenced = g.state === 'fenced';
-    const state = p && OPEN.has(p[3]) ? p[3] : fenced ? 'fenced' : 'ok';
-    return { hostname: g.hostname, address: g.address, realServer: g.realServer, services: g.services, state, actions: fenced ? ['readmit'] : [] };
+    const resting = isResting(g);
+    const state = p && OPEN.has(p[3]) ? p[3] : fenced ? 'fenced' : resting ? 'maintenance' : 'ok';
+    const actions = fenced ? ['readmit'] : [resting ? 'maintenance-off' : 'maintenance-on', 'rehearse'];
+    return { hostname: g.hostname, address: g.address, realServer: g.realServer, services: g.services, state, actions };
   });
   const ods = files.records('available-od');
   const rsNames = new Set([...files.records('realserver').map((r) => r[0]), ...group.map((g) => g[2])]);
@@ -82,12 +99,16 @@ export function buildView(
     .sort(naturalCompare)
     .map((name) => {
       const r = files.get('realserver', name);
+      const state = r ? fromRealServer(r).state : 'unknown';
+      // Maintenance needs the host's record (the load collector writes it); evacuation does not.
+      const actions = r ? [state === 'maintenance' ? 'maintenance-off' : 'maintenance-on', 'evacuate'] : ['evacuate'];
       return {
         name,
         load: r?.[1] ?? '-',
         vmCount: r?.[2] ?? String(group.filter((g) => g[2] === name).length),
-        state: r?.[3] ?? 'unknown',
+        state,
         ods: ods.filter((o) => o[2] === name).length,
+        actions,
       };
     });
   return {
@@ -108,5 +129,7 @@ export function buildView(
     })),
     realServers,
     timeline: timeline.slice(-100),
+    // A suspicion that cleared by itself is not a failover (it stays in the timeline).
+    failovers: failoverStories(timeline, 1000).filter((f) => f.outcome !== 'cleared').slice(0, VIEW_FAILOVERS),
   };
 }

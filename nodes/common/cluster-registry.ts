@@ -65,8 +65,9 @@ export class ClusterRegistry extends EventEmitter {
     // A problem record's status change is a step of its failover's timeline.
     const onChange = (c: ChangeEvent) => {
       if (c.file === 'problem' && c.op !== 'Del') {
-        const [target, detectedBy, kind, status] = c.record;
-        this.step({ target, step: status, at: Date.now(), by: detectedBy, detail: kind });
+        const [target, detectedBy, kind, status, , , note] = c.record;
+        // The note says why a recovery failed (step, kind, reason): it is that step's reason.
+        this.step({ target, step: status, at: Date.now(), by: detectedBy, detail: note ? `${kind}: ${note}` : kind });
       } else if (c.file !== 'problem') {
         // Host down/up, maintenance on/off, OD pool empty: steps of the timeline too (lib/ops/events).
         for (const e of eventsFromChange(c, files, Date.now())) this.step({ target: e.subject, step: e.kind, at: e.at, by: e.by, detail: e.text });

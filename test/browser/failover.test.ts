@@ -65,4 +65,24 @@ describe('editor: a failover seen in the cluster sidebar', function () {
     assert.ok(statuses.some((s) => /S2b|recovered/.test(s)), `no node status tells of the recovery: ${statuses.join(' | ')}`);
     await page.screenshot({ path: path.join(artifactsDir(), 'failover-2-recovered.png') });
   });
+
+  it('the past failover opens as its steps, each with its time and the reason of its decision', async () => {
+    const row = '#p2p-ha-cluster-content tr[data-failover][data-target="S2"][data-outcome="recovered"]';
+    await page.waitForSelector(row, { timeout: 20_000 });
+    await page.click(`${row} button[data-act="open-story"]`, { timeout: 20_000 });
+    const story = '#p2p-ha-cluster-content #p2p-ha-story';
+    await page.waitForSelector(`${story} tr[data-story-step="placed"]`, { timeout: 10_000 });
+    const steps = await page.$$eval(`${story} tr[data-story-step]`, (rows) => rows.map((r) => r.getAttribute('data-story-step')));
+    for (const step of ['confirmed', 'fenced', 'placed', 'resumed', 'installed', 'recovered']) assert.ok(steps.includes(step), `story of S2 lacks "${step}": ${steps.join(', ')}`);
+    // Why this host: every real server as a candidate, the chosen one ranked 1, the dead host's reason.
+    const cands = await page.$$eval(`${story} tr[data-story-step="placed"] tr[data-candidate]`, (rows) => rows.map((r) => [r.getAttribute('data-candidate'), r.getAttribute('data-rank')]));
+    assert.equal(cands.length, 3, JSON.stringify(cands));
+    assert.equal(cands[0][1], '1');
+    // How the fence was done, and how long the steps took.
+    assert.match((await page.textContent(`${story} tr[data-story-step="fenced"]`)) ?? '', /RS2/);
+    assert.match((await page.textContent(`${story} tr[data-story-step="installed"]`)) ?? '', /S2\.sh/);
+    const took = await page.$$eval(`${story} tr[data-story-step] td:nth-child(4)`, (tds) => tds.map((t) => t.textContent ?? ''));
+    assert.ok(took.some((t) => /\d+ (ms|s)$/.test(t)), `no step duration shown: ${took.join(' | ')}`);
+    await page.screenshot({ path: path.join(artifactsDir(), 'failover-3-story.png') });
+  });
 });

@@ -111,7 +111,8 @@ describe('maintenance mode on the loopback cluster', function () {
     // The moved VMs stay in the group as fenced (stopped, replaced): nothing serves on RS2.
     assert.ok(!c.recordsOf('S1', 'group').some((g) => g[2] === 'RS2' && g[4] !== 'fenced'), 'nothing on RS2');
     assert.equal(c.recordsOf('S3', 'realserver').find((x) => x[0] === 'RS2')?.[3], 'maintenance');
-    assert.equal(await c.service(c.recordsOf('S1', 'group').find((g) => g[0] === 'S2b')![1]), 'S2', "S2b answers S2's service");
+    const s2b = c.recordsOf('S1', 'group').find((g) => g[0] === 'S2b')![1];
+    await waitFor(async () => (await c.service(s2b)) === 'S2', { what: "S2b answers S2's service", timeoutMs: 15_000, intervalMs: 200 });
     console.log(`      evacuation of RS2 (2 VMs) in ${Date.now() - t0} ms`);
   });
 

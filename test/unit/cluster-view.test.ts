@@ -65,7 +65,7 @@ describe('cluster sidebar view', () => {
     assert.deepEqual(v.isolation, iso);
     const s3 = v.vms.find((x) => x.hostname === 'S3')!;
     assert.deepEqual([s3.state, s3.actions], ['fenced', ['readmit']]);
-    assert.deepEqual(v.vms.find((x) => x.hostname === 'S1')!.actions, []);
+    assert.deepEqual(v.vms.find((x) => x.hostname === 'S1')!.actions, ['maintenance-on', 'rehearse']);
     // An older node's close does not remove a newer node's gate.
     reg.setIsolationGate(store, undefined, { ...source });
     assert.equal(reg.isolationGate(store), source);

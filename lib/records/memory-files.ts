@@ -1,0 +1,67 @@
+// One replica of the management files in memory, with the store's edit rules (Add of an existing
+// key, Del of a different record and Mod with a stale `before` are refused): the unit tests of the
+// recovery logic run over it, and the rehearsal (lib/recovery/rehearsal.ts) runs the backup plan
+// over one seeded with a copy of the real files, so the real files are never touched. Nothing is
+// sent anywhere. The real store is lib/sem/replicated-store.ts.
+import { EventEmitter } from 'events';
+import type { ClusterFiles, Edit, EditResult, Identity } from './cluster-api';
+import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from './files';
+import { operationRecords } from './ring';
+
+export class MemoryFiles extends EventEmitter implements ClusterFiles {
+  readonly data = new Map<FileName, RecordFields[]>(FILE_NAMES.map((f) => [f, []]));
+  readonly lines: string[] = [];
+  readonly port = 0;
+  /** Make the next edits fail (a store stopped under the plan). */
+  failEdits = false;
+
+  constructor(
+    readonly identity: Identity,
+    init: Partial<Record<FileName, RecordFields[]>> = {},
+  ) {
+    super();
+    for (const [f, rs] of Object.entries(init)) this.data.set(f as FileName, rs!.map((r) => validateRecord(f as FileName, r)));
+  }
+
+  records(file: FileName): RecordFields[] {
+    if (file === 'operation') return operationRecords(this.data.get('group')!);
+    return this.data.get(file)!.map((r) => r.slice());
+  }
+
+  get(file: FileName, key: string): RecordFields | undefined {
+    return this.records(file).find((r) => recordKey(file, r) === key);
+  }
+
+  peers() {
+    return this.records('group').filter((g) => g[0] !== this.identity.hostname).map((g) => ({ hostname: g[0], address: g[1] }));
+  }
+
+  edit(input: Edit | string): Promise<EditResult> {
+    if (typeof input === 'string') return Promise.reject(new Error('text edits not supported here'));
+    if (this.failEdits) return Promise.reject(new Error('store stopped'));
+    const e = input;
+    const rows = this.data.get(e.file)!;
+    const rec = validateRecord(e.file, e.record);
+    const key = recordKey(e.file, rec);
+    const i = rows.findIndex((r) => recordKey(e.file, r) === key);
+    const same = (a?: RecordFields, b?: RecordFields) => !!a && !!b && a.join('|') === b.join('|');
+    let line: string;
+    if (e.op === 'Add') {
+      if (i >= 0) return Promise.reject(new Error(`Add: ${key} exists`));
+      rows.push(rec);
+      line = `${e.file}, Add, ${rec.join(', ')}`;
+    } else if (e.op === 'Del') {
+      if (i < 0 || !same(rows[i], rec)) return Promise.reject(new Error(`Del: no such record ${rec.join(', ')}`));
+      rows.splice(i, 1);
+      line = `${e.file}, Del, ${rec.join(', ')}`;
+    } else {
+      const bk = recordKey(e.file, e.before!);
+      const j = rows.findIndex((r) => recordKey(e.file, r) === bk);
+      if (j < 0 || !same(rows[j], e.before)) return Promise.reject(new Error(`Mod: before does not match`));
+      rows[j] = rec;
+      line = `${e.file}, Mod, ${e.before!.join(', ')}, ${rec.join(', ')}`;
+    }
+    this.lines.push(line);
+    return Promise.resolve({ line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, acked: [], failed: [], ms: 0 });
+  }
+}
