@@ -8,6 +8,12 @@
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning.
+// Takeover (lib/recovery/takeover.ts): every few seconds the node looks for recoveries held by
+// another manager whose problem record has not changed for the takeover bound (default 60 s);
+// when this VM is the next taker and the acting manager is gone (not serving, failed, or not
+// answering its ping), it writes the record in its own name and runs the plan again from where
+// the records say it is. A takeover it cannot make (no majority here) is warned and sent on
+// output 2 (topic `takeover-refused`), once per episode.
 // POST /p2p-ha/rehearse `{ target }` (permission p2p-ha.read; the sidebar's rehearse button and
 // `p2p-ha rehearse`) answers what this node's plan would do now if the target failed, with nothing
 // changed (lib/recovery/rehearsal.ts), with this node's settings, drivers and isolation gate; on a
@@ -28,6 +34,10 @@ import { short, useStore } from './common/store-user';
 import { common, translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
+import { decideTakeover, takeoverRecord, TAKEOVER_DEFAULTS } from '../lib/recovery/takeover';
+import { pingManager, sourceAddress } from '../lib/monitor/probes';
+import type { ChangeEvent, ClusterFiles } from '../lib/records/cluster-api';
+import { fromProblem } from '../lib/records/records';
 
 interface StarterConfig {
   name?: string;
@@ -41,7 +51,12 @@ interface StarterConfig {
   readiness?: 'ssh' | 'none';
   /** A folder on this VM whose procedures are copied to every real server (empty: copied by hand). */
   procedureSource?: string;
+  /** Take over a recovery stalled this long whose manager is gone (s); 0: never. */
+  takeover?: string | number;
 }
+
+/** How often stalled recoveries are looked for. */
+const TAKEOVER_CHECK_MS = 2000;
 
 /** How often the procedure folder is brought in step on every real server. */
 const PROCEDURE_SYNC_MS = 60_000;
@@ -141,17 +156,18 @@ export = function (RED: RED) {
       return { fill: 'blue', shape: 'ring', text } as const;
     };
 
-    node.on('input', (msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, done: (e?: Error) => void) => {
-      try {
-        if (settingsError) throw new Error(settingsError);
-        if (!files) throw new Error(common(t, 'noWorkingStore'));
-        const p = (msg.payload ?? {}) as Record<string, unknown>;
-        const target = p.target;
-        if (typeof target !== 'string' || target === '') throw new Error(common(t, 'noTarget'));
-        if (running.has(target)) {
-          node.warn(t('p2p-backup-starter.warn.alreadyRunning', { target }));
-          return done();
-        }
+    type Send = (m: (NodeMessage | null)[]) => void;
+    /** Run the plan for the failure in msg.payload (a msg from the heartbeat, or a takeover's). */
+    const start = (msg: NodeMessage, send: Send, done: (e?: Error) => void) => {
+      if (!files) throw new Error(common(t, 'noWorkingStore'));
+      const p = (msg.payload ?? {}) as Record<string, unknown>;
+      const target = p.target;
+      if (typeof target !== 'string' || target === '') throw new Error(common(t, 'noTarget'));
+      if (running.has(target)) {
+        node.warn(t('p2p-backup-starter.warn.alreadyRunning', { target }));
+        return done();
+      }
+      {
         const abort = new AbortController();
         const drivers = realServerDrivers(RED);
         const run = runBackupPlan(
@@ -210,6 +226,87 @@ export = function (RED: RED) {
           },
         );
         running.set(target, { abort, done: finished });
+      }
+    };
+
+    // Takeover of stalled recoveries: when this VM last saw each problem record change.
+    const takeoverMs = seconds(config.takeover, TAKEOVER_DEFAULTS.stallMs / 1000, 0, 3600);
+    const lastChange = new Map<string, number>();
+    const refused = new Set<string>();
+    /** After an acting manager answered its ping: not asked again before this time. */
+    const notBefore = new Map<string, number>();
+    let takeoverTimer: NodeJS.Timeout | undefined;
+    let checking = false;
+    const onChange = (c: ChangeEvent) => {
+      if (c.file === 'problem') lastChange.set(c.record[0], Date.now());
+    };
+    const checkTakeovers = async () => {
+      if (!files || settingsError || checking) return;
+      checking = true;
+      try {
+        await checkEach(files);
+      } finally {
+        checking = false;
+      }
+    };
+    const checkEach = async (files: ClusterFiles) => {
+      const now = Date.now();
+      const view = registry.isolationView(files);
+      const quorum = view ? { ok: view.state === 'majority', why: view.why } : undefined;
+      const problems = files.records('problem');
+      for (const rec of problems) {
+        if (closing) return;
+        const target = rec[0];
+        if (running.has(target) || now < (notBefore.get(target) ?? 0)) continue;
+        if (!lastChange.has(target)) lastChange.set(target, now);
+        const x = { me: files.identity.hostname, record: rec, group: files.records('group'), problems, lastChangeMs: lastChange.get(target)!, now, quorum };
+        let d = decideTakeover(x, { stallMs: takeoverMs });
+        if (d.action === 'probe') {
+          const r = await pingManager(d.address, files.port, 2000, d.manager, sourceAddress(files.identity.address));
+          if (closing) return;
+          const now2 = files.get('problem', target);
+          if (!now2 || now2.join('|') !== rec.join('|')) continue; // it moved meanwhile
+          d = decideTakeover({ ...x, now: Date.now(), actingAnswered: r.outcome === 'ok' }, { stallMs: takeoverMs });
+          if (d.action === 'wait') notBefore.set(target, d.until);
+        }
+        if (d.action === 'cannot') {
+          const key = `${target}:${fromProblem(rec).since}`;
+          if (!refused.has(key)) {
+            refused.add(key);
+            node.warn(d.reason);
+            registry.step({ target, step: 'takeover-refused', at: Date.now(), by: files.identity.hostname, detail: d.reason });
+            node.send([null, { topic: 'takeover-refused', payload: { target, from: d.from, reason: d.reason } }]);
+          }
+        }
+        if (d.action !== 'take-over') continue;
+        node.log(`${target}: taking over the recovery from ${d.from}: ${d.reason}`);
+        registry.step({ target, step: 'taken-over', at: Date.now(), by: files.identity.hostname, detail: d.reason });
+        try {
+          await files.edit({ file: 'problem', op: 'Mod', before: rec, record: takeoverRecord(rec, files.identity.hostname) });
+        } catch (e) {
+          node.warn(`${target}: takeover not written: ${(e as Error).message}`);
+          continue;
+        }
+        const pr = fromProblem(rec);
+        const msg: NodeMessage = { topic: 'takeover', payload: { target, kind: pr.kind, detectedBy: files.identity.hostname, takeoverFrom: d.from, reason: d.reason } };
+        try {
+          start(msg, (m) => node.send(m), (e?: Error) => (e ? node.error(e, msg) : undefined));
+        } catch (e) {
+          node.error(e as Error);
+        }
+      }
+    };
+    if (files && takeoverMs > 0 && !settingsError) {
+      files.on('change', onChange);
+      takeoverTimer = setInterval(() => {
+        checkTakeovers().catch((e) => node.warn(`takeover check: ${(e as Error).message}`));
+      }, TAKEOVER_CHECK_MS);
+    }
+
+    node.on('input', (msg: NodeMessage, send: Send, done: (e?: Error) => void) => {
+      try {
+        if (settingsError) throw new Error(settingsError);
+        start(msg, send, done);
       } catch (e) {
         status({ fill: 'red', shape: 'ring', text: short((e as Error).message) });
         done(e as Error);
@@ -231,6 +328,8 @@ export = function (RED: RED) {
       rehearsers.delete(node.id);
       closing = true;
       clearTimeout(syncTimer);
+      clearInterval(takeoverTimer);
+      files?.off('change', onChange);
       // Stop between steps; an SSH command under way ends with its own deadline.
       for (const r of running.values()) r.abort.abort();
       const all = Promise.all([...running.values()].map((r) => r.done.catch(() => undefined)).concat(syncing ? [syncing] : []));

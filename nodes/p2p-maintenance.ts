@@ -95,7 +95,10 @@ export = function (red: RED) {
       );
       evacuating = run.catch(() => undefined);
       try {
-        return await run;
+        const r = await run;
+        // A move that failed: where the VM was left, and why (the sidebar's timeline and the history).
+        for (const f of r.failed) registry.step({ target: f.vm, step: `evacuation failed: ${f.outcome}`, at: Date.now(), by: files.identity.hostname, detail: f.error });
+        return r;
       } finally {
         evacuating = undefined;
         show();

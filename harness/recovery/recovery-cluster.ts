@@ -40,6 +40,8 @@ export interface RecoveryClusterOptions {
   realServers?: number;
   /** Deadline of one VM's start (launcher default 30 s). */
   startTimeoutMs?: number;
+  /** The backup starters' takeover bound of a stalled recovery (s); the node's default when undefined. */
+  takeoverS?: number;
 }
 
 const SECRET = 'recovery-cluster-secret';
@@ -134,6 +136,7 @@ export class RecoveryCluster {
           procedureDir: PROCEDURE_DIR,
           reexamNetworkMs: o.reexamNetworkMs ?? 2000,
           replicator: o.replicator && member ? { ods: 'ODS-{rs}', intervalS: 5 } : undefined,
+          takeoverS: o.takeoverS,
         });
         if (vm.name === 'S1') {
           f.push(...loadCollectors(f, { interval: 1, threshold: 0.05 }));

@@ -40,6 +40,8 @@ export interface RecoveryFlowOptions {
   procedureDir: string;
   reexamNetworkMs: number;
   replicator?: { ods: string; intervalS: number };
+  /** The backup starter's takeover bound (s); the node's default when undefined. */
+  takeoverS?: number;
 }
 
 const LAYOUT: Record<string, [number, number]> = {
@@ -104,6 +106,7 @@ export function recoveryWiring(o: RecoveryFlowOptions, z: string): FlowNode[] {
         // were seen to confirm up to ~30 s apart (a starved monitor defers its verdict); 8 s made
         // Fig. 3 fail about one run in three (S6 refused as "confirmed only by S5").
         Object.assign(n, { procedureDir: o.procedureDir, confirmWait: 30, maxOdAttempts: 3, roleMode: 'admin-api', adminPort: o.uiPort });
+        if (o.takeoverS !== undefined) n.takeover = o.takeoverS;
         break;
       case 'p2p-od-replicator':
         Object.assign(n, { ods: o.replicator!.ods, reidentify: 'admin-api', adminPort: o.uiPort, procedureDir: o.procedureDir, interval: o.replicator!.intervalS, debounce: 0.5 });

@@ -13,7 +13,7 @@ import { sshFingerprint } from '../../lib/hv/ssh-connection';
 import { parseCommandLine, ShellSyntaxError, type SimpleCommand } from './command-line';
 import { MemoryBackend } from './memory-backend';
 import type { VmBackend } from './vm-backend';
-import { fail, ok, table } from './virsh-format';
+import { dominfo, fail, ok, table } from './virsh-format';
 import { sshKeyPair } from '../ssh-keys';
 
 export type SimOp = 'suspend' | 'resume' | 'start' | 'boot' | 'shutdown' | 'destroy' | 'managedsave' | 'define' | 'undefine' | 'clone' | 'exec';
@@ -423,6 +423,14 @@ export class SimRealServer {
         return reply(ok.domstate(d.state));
       case 'domiflist':
         return reply(table(['Interface', 'Type', 'Source', 'Model', 'MAC'], interfaces(d)));
+      case 'dominfo': {
+        // The size the domain was defined with (its XML's <memory> and <vcpu>).
+        const unit = /<memory\s+unit=['"]([A-Za-z]+)['"]/.exec(d.xml)?.[1] ?? 'KiB';
+        const mem = Number(/<memory[^>]*>(\d+)<\/memory>/.exec(d.xml)?.[1] ?? 0);
+        const memKiB = unit === 'MiB' ? mem * 1024 : unit === 'GiB' ? mem * 1024 * 1024 : mem;
+        const vcpus = Number(/<vcpu[^>]*>(\d+)<\/vcpu>/.exec(d.xml)?.[1] ?? 1);
+        return reply(dominfo({ ...d, vcpus, memKiB, persistent: d.persistent !== false, autostart: !!d.autostart }));
+      }
       case 'suspend':
         await sleep(this.delays.suspend ?? 0);
         // The QEMU driver accepts a suspend of a paused domain (exit 0); the test driver does not.

@@ -60,3 +60,57 @@ export const fail = {
   cloneMacInUse: (m: string) =>
     `ERROR    The MAC address '${m}' is in use by another virtual machine. (Use --check mac_in_use=off or --check all=off to override)\n`,
 };
+
+export interface DominfoFields {
+  id: number | null;
+  name: string;
+  uuid: string;
+  state: string;
+  vcpus: number;
+  memKiB: number;
+  persistent: boolean;
+  autostart: boolean;
+  managedSave: boolean;
+}
+
+/**
+ * `virsh dominfo`, as captured from virsh 9.0.0 (cat -A; labels padded to 16 columns, a block
+ * ends with an empty line):
+ *   Id:             2$                 (- when inactive)
+ *   Name:           x1$
+ *   UUID:           5ff16b85-5dd0-4efa-8c49-7c10356b7ede$
+ *   OS Type:        linux$
+ *   State:          running$
+ *   CPU(s):         1$
+ *   CPU time:       1796278881.5s$     (QEMU: only while active)
+ *   Max memory:     65536 KiB$
+ *   Used memory:    65536 KiB$
+ *   Persistent:     yes$
+ *   Autostart:      disable$
+ *   Managed save:   no$
+ *   Security model: testSecurity$
+ *   Security DOI:   $
+ *   Security label: libvirt-test (enforcing)$   (only while active)
+ *   $
+ */
+export function dominfo(d: DominfoFields): string {
+  const active = d.id !== null;
+  const rows: [string, string][] = [
+    ['Id', active ? String(d.id) : '-'],
+    ['Name', d.name],
+    ['UUID', d.uuid],
+    ['OS Type', 'linux'],
+    ['State', d.state],
+    ['CPU(s)', String(d.vcpus)],
+    ...(active ? [['CPU time', '1.5s'] as [string, string]] : []),
+    ['Max memory', `${d.memKiB} KiB`],
+    ['Used memory', `${d.memKiB} KiB`],
+    ['Persistent', d.persistent ? 'yes' : 'no'],
+    ['Autostart', d.autostart ? 'enable' : 'disable'],
+    ['Managed save', d.managedSave ? 'yes' : 'no'],
+    ['Security model', 'testSecurity'],
+    ['Security DOI', ''],
+    ...(active ? [['Security label', 'libvirt-test (enforcing)'] as [string, string]] : []),
+  ];
+  return rows.map(([k, v]) => `${k}:`.padEnd(16) + v + '\n').join('') + '\n';
+}

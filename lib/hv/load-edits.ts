@@ -5,19 +5,24 @@
 // vCPU count), so the SEM diff stream stays quiet on a steady cluster. A reading with capacity
 // figures also carries the time it was read; the record is rewritten when its figures are older
 // than refreshMs even if nothing moved, so placement can tell fresh figures from stale ones
-// (lib/recovery/placement.ts). Pure.
+// (lib/recovery/placement.ts). With capacity, each active domain's size (virsh dominfo: memory,
+// vCPUs) is read too: free vCPUs are nproc minus the sum of their vCPUs, and the sizes are written
+// in the record's vmSizes field so a failed VM's size is known when it fails (an unreachable host
+// keeps its last sizes). Pure apart from readRealServer.
 import type { Edit } from '../records/cluster-api';
 import type { RecordFields } from '../records/files';
-import { fromRealServer, toRealServer, type RealServer } from '../records/records';
+import { formatVmSizes, fromRealServer, toRealServer, type DomainSize, type RealServer } from '../records/records';
 import type { VirshDriver } from './virsh-driver';
 
 export interface Capacity {
   /** MemAvailable of the host, MiB. */
   freeMemMiB: number;
-  /** Host CPUs (nproc) minus the vCPUs of its active VMs (counted as one each: see readRealServer). */
+  /** Host CPUs (nproc) minus the vCPUs of its active VMs (see readRealServer). */
   freeVcpus: number;
   /** When read, epoch ms. */
   at: number;
+  /** Each active domain's size (virsh dominfo); undefined when it could not be read. */
+  sizes?: Record<string, DomainSize>;
 }
 
 export type Reading =
@@ -51,6 +56,9 @@ export function loadEdits(readings: Reading[], current: RecordFields[], threshol
     if (r.ok) {
       next = { realServer: r.realServer, load: r.load, vmCount: r.vmCount, state: resting ? 'maintenance' : 'up' };
       if (r.capacity) Object.assign(next, { freeMemMiB: r.capacity.freeMemMiB, freeVcpus: r.capacity.freeVcpus, measuredAt: r.capacity.at });
+      // Sizes not read this round: the last known ones stay (a VM's size rarely changes).
+      const sizes = r.capacity?.sizes ?? was?.vmSizes;
+      if (sizes) next.vmSizes = sizes;
     } else {
       // An unreachable host keeps its last figures: they are the best guess of what runs there
       // (their time says how old they are).
@@ -69,6 +77,7 @@ export function loadEdits(readings: Reading[], current: RecordFields[], threshol
       (next.freeMemMiB !== undefined) !== (was.freeMemMiB !== undefined) ||
       Math.abs((next.freeMemMiB ?? 0) - (was.freeMemMiB ?? 0)) >= o.memThresholdMiB ||
       next.freeVcpus !== was.freeVcpus ||
+      formatVmSizes(next.vmSizes) !== formatVmSizes(was.vmSizes) ||
       (now !== undefined && (was.measuredAt === undefined || now - was.measuredAt >= o.refreshMs));
     if (changed) edits.push({ file: 'realserver', op: 'Mod', record, before });
   }
@@ -83,10 +92,10 @@ export interface RoundResult {
 
 /**
  * Read one real server: load per CPU and active VM count; any failure of those is a `down`
- * reading. With `capacity`, also free memory (/proc/meminfo MemAvailable) and free vCPUs: nproc
- * minus the active VMs, each counted as one vCPU (the per-domain vCPU count of `virsh dominfo` is
- * not read yet). A host that answers the load but not /proc/meminfo gives a reading without
- * capacity rather than none.
+ * reading. With `capacity`, also free memory (/proc/meminfo MemAvailable), each active domain's
+ * size (virsh dominfo) and free vCPUs: nproc minus the vCPUs of the active domains (a domain whose
+ * size could not be read counts as one). A host that answers the load but not /proc/meminfo gives
+ * a reading without capacity rather than none.
  */
 export async function readRealServer(
   rsName: string,
@@ -97,13 +106,19 @@ export async function readRealServer(
 ): Promise<Reading> {
   if (!driver) return { realServer: rsName, ok: false, error: failure ?? 'not configured' };
   try {
-    const [load, vmCount, mem] = await Promise.all([
+    const [load, vmCount, mem, sizes] = await Promise.all([
       driver.hostLoad(),
       driver.activeCount(),
       capacity ? driver.hostMemory().catch(() => undefined) : Promise.resolve(undefined),
+      capacity ? Promise.resolve().then(() => driver.activeDomainSizes()).catch(() => undefined) : Promise.resolve(undefined),
     ]);
     const reading: Reading = { realServer: rsName, ok: true, load: load.perCpu, vmCount };
-    if (mem) reading.capacity = { freeMemMiB: Math.floor(mem.availableKiB / 1024), freeVcpus: load.cpus - vmCount, at: now() };
+    if (mem) {
+      const known = sizes ? Object.values(sizes) : [];
+      const used = known.reduce((a, s) => a + s.vcpus, 0) + Math.max(0, vmCount - known.length);
+      reading.capacity = { freeMemMiB: Math.floor(mem.availableKiB / 1024), freeVcpus: load.cpus - used, at: now() };
+      if (sizes) reading.capacity.sizes = sizes;
+    }
     return reading;
   } catch (e) {
     return { realServer: rsName, ok: false, error: (e as Error).message };

@@ -4,6 +4,7 @@
 // Every argument is validated and quoted before anything is executed.
 import { HvError, type CommandRunner, type ExecOptions, type ExecResult } from './ssh-connection';
 import * as v from './validate';
+import type { DomainSize } from '../records/records';
 
 export type DomainState =
   | 'running'
@@ -130,6 +131,41 @@ export function parseMeminfo(text: string): HostMemory {
   const avail = get('MemAvailable') ?? get('MemFree');
   if (total === undefined || avail === undefined) throw new Error('cannot read MemTotal/MemAvailable from /proc/meminfo');
   return { totalKiB: total, availableKiB: avail };
+}
+
+/**
+ * `virsh dominfo` output, one block per domain (several when chained): each domain's size as
+ * libvirt holds it: `CPU(s)` and `Max memory` (KiB, the size it was given; `Used memory` is the
+ * balloon's current value). Captured from virsh 9.0.0 (test driver):
+ *   Name:           test
+ *   State:          running
+ *   CPU(s):         2
+ *   Max memory:     8388608 KiB
+ *   Used memory:    2097152 KiB
+ */
+export function parseDominfo(text: string): Record<string, DomainSize> {
+  const out: Record<string, DomainSize> = {};
+  let name: string | undefined;
+  let vcpus: number | undefined;
+  let memKiB: number | undefined;
+  const flush = () => {
+    if (name !== undefined && vcpus !== undefined && memKiB !== undefined) out[name] = { memMiB: Math.floor(memKiB / 1024), vcpus };
+    name = vcpus = memKiB = undefined;
+  };
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z() ]+):\s*(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'Id') flush();
+    if (m[1] === 'Name') {
+      if (name !== undefined) flush();
+      name = m[2];
+    }
+    if (m[1] === 'CPU(s)' && /^\d+$/.test(m[2])) vcpus = Number(m[2]);
+    const mem = m[1] === 'Max memory' ? /^(\d+) KiB$/.exec(m[2]) : null;
+    if (mem) memKiB = Number(mem[1]);
+  }
+  flush();
+  return out;
 }
 
 /** The domain name in a domain XML, checked like any other name. MACs in it are checked too. */
@@ -340,6 +376,18 @@ export class VirshDriver {
 
   async hostLoad(): Promise<HostLoad> {
     return parseLoad((await this.run(LOAD_COMMAND)).stdout);
+  }
+
+  /** Sizes of these domains (`virsh dominfo` of each, chained in one command). */
+  async domainSizes(names: string[]): Promise<Record<string, DomainSize>> {
+    if (names.length === 0) return {};
+    return parseDominfo((await this.run(names.map((n) => this.domainCommand('dominfo', n)).join(' && '))).stdout);
+  }
+
+  /** Sizes of the active domains (the ones counted in the realserver file's VM count). */
+  async activeDomainSizes(): Promise<Record<string, DomainSize>> {
+    const active = (await this.listDomains()).filter((d) => ACTIVE_STATES.includes(d.state)).map((d) => d.name);
+    return this.domainSizes(active);
   }
 
   async hostMemory(): Promise<HostMemory> {

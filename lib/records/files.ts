@@ -15,6 +15,8 @@ export const ADDRESS_RE = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4
 export const SERVICE_RE = /^(?:tcp:\d{1,5}|http:\d{1,5}(?:\/[A-Za-z0-9._~\/-]*)?)$/;
 const NUMBER_RE = /^\d{1,9}(?:\.\d{1,6})?$/;
 const INT_RE = /^\d{1,9}$/;
+/** The realserver record's vmSizes field: `S1:2048/2 S4:1024/1`. */
+const VM_SIZES_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}:\d{1,9}\/\d{1,4}(?: [A-Za-z0-9_][A-Za-z0-9._-]{0,62}:\d{1,9}\/\d{1,4})*$/;
 const ISO_TIME_RE = /^(?:-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?Z)$/;
 
 export const PROBLEM_KINDS = ['network', 'service', 'realserver'] as const;
@@ -107,7 +109,11 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'backup', check: (v) => v === '-' || NAME_RE.test(v), expect: 'a name or -' },
       { name: 'since', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
     ],
-    optional: [{ name: 'note', check: textCheck, expect: 'text without commas' }],
+    // note: why a recovery failed. od: the OD a recovery resumed (a takeover continues with it).
+    optional: [
+      { name: 'note', check: textCheck, expect: 'text without commas' },
+      { name: 'od', check: (v) => v === '-' || NAME_RE.test(v), expect: 'an OD name or -' },
+    ],
     key: (r) => r[0],
   },
   realserver: {
@@ -124,6 +130,8 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
       { name: 'freeMemMiB', check: (v) => v === '-' || INT_RE.test(v), expect: 'a non-negative integer (MiB) or -' },
       { name: 'freeVcpus', check: (v) => v === '-' || /^-?\d{1,6}$/.test(v), expect: 'an integer or -' },
       { name: 'measuredAt', check: re(ISO_TIME_RE), expect: 'an ISO time (UTC, Z) or -' },
+      // The size of each active domain (virsh dominfo), so a failed VM's size is known when it fails.
+      { name: 'vmSizes', check: (v) => v === '-' || (v.length <= 4000 && VM_SIZES_RE.test(v)), expect: 'name:memMiB/vcpus entries separated by spaces, or -' },
     ],
     key: (r) => r[0],
   },

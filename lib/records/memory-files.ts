@@ -11,6 +11,8 @@ import { operationRecords } from './ring';
 export class MemoryFiles extends EventEmitter implements ClusterFiles {
   readonly data = new Map<FileName, RecordFields[]>(FILE_NAMES.map((f) => [f, []]));
   readonly lines: string[] = [];
+  /** The edits applied, in order (beside their lines). */
+  readonly applied: Edit[] = [];
   readonly port = 0;
   /** Make the next edits fail (a store stopped under the plan). */
   failEdits = false;
@@ -62,6 +64,7 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
       line = `${e.file}, Mod, ${e.before!.join(', ')}, ${rec.join(', ')}`;
     }
     this.lines.push(line);
+    this.applied.push({ ...e, record: rec });
     return Promise.resolve({ line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, acked: [], failed: [], ms: 0 });
   }
 }

@@ -6,6 +6,7 @@
 import { createHash } from 'crypto';
 import type { RecordFields } from './files';
 import { MEMBER_STATES, PROBLEM_KINDS, PROBLEM_STATUSES, REALSERVER_STATES } from './files';
+import { naturalCompare } from './natural-sort';
 
 export type MemberState = (typeof MEMBER_STATES)[number];
 export type ProblemKind = (typeof PROBLEM_KINDS)[number];
@@ -25,7 +26,7 @@ export interface Member {
   publicKey: string;
 }
 
-/** problem: `target, detectedBy, kind, status, backup, since[, note]` */
+/** problem: `target, detectedBy, kind, status, backup, since[, note[, od]]` */
 export interface Problem {
   target: string;
   detectedBy: string;
@@ -37,9 +38,14 @@ export interface Problem {
   since: string;
   /** Free text without commas (a failure's reason), or '' when none. */
   note: string;
+  /**
+   * The OD this recovery resumed (written before the resume), or '-': a manager that takes over a
+   * stalled recovery continues with that OD and never resumes a second one (lib/recovery/takeover.ts).
+   */
+  od: string;
 }
 
-/** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt]]]` */
+/** realserver: `realServer, load, vmCount, state[, freeMemMiB[, freeVcpus[, measuredAt[, vmSizes]]]]` */
 export interface RealServer {
   realServer: string;
   load: number;
@@ -51,6 +57,36 @@ export interface RealServer {
   freeVcpus?: number;
   /** When the collector read these figures (epoch ms); undefined when not said. */
   measuredAt?: number;
+  /**
+   * The size of each active domain on it as libvirt reports it (`virsh dominfo`: Max memory, CPU(s)),
+   * by domain name; undefined when not read. The placer's fit check takes a failed VM's size from
+   * here when the failure does not carry one.
+   */
+  vmSizes?: Record<string, DomainSize>;
+}
+
+/** A domain's size: memory (MiB) and vCPUs. */
+export interface DomainSize {
+  memMiB: number;
+  vcpus: number;
+}
+
+/** The vmSizes field: `name:memMiB/vcpus` entries separated by spaces (natural order), or '-'. */
+export function formatVmSizes(sizes: Record<string, DomainSize> | undefined): string {
+  if (!sizes) return '-';
+  const names = Object.keys(sizes).sort(naturalCompare);
+  if (names.length === 0) return '-';
+  return names.map((n) => `${n}:${Math.max(0, Math.floor(sizes[n].memMiB))}/${Math.max(0, Math.floor(sizes[n].vcpus))}`).join(' ');
+}
+
+export function parseVmSizes(field: string | undefined): Record<string, DomainSize> | undefined {
+  if (field === undefined || field === '-') return undefined;
+  const out: Record<string, DomainSize> = {};
+  for (const e of field.split(' ').filter(Boolean)) {
+    const m = /^(.+):(\d+)\/(\d+)$/.exec(e);
+    if (m) out[m[1]] = { memMiB: Number(m[2]), vcpus: Number(m[3]) };
+  }
+  return out;
 }
 
 /** available-od and reservation: `od, address, realServer` (available-od: `[, hostKey]`) */
@@ -106,12 +142,16 @@ export function fromProblem(r: RecordFields): Problem {
     status: r[3] as ProblemStatus,
     backup: r[4],
     since: r[5],
-    note: r[6] ?? '',
+    // An empty note is written '-' when an od follows it (a field is never empty in the middle).
+    note: r[6] === undefined || (r[6] === '-' && r.length > 7) ? '' : r[6],
+    od: r[7] ?? '-',
   };
 }
 
-export function toProblem(p: Omit<Problem, 'note'> & { note?: string }): RecordFields {
-  return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, p.note ?? ''], [''], 6);
+export function toProblem(p: Omit<Problem, 'note' | 'od'> & { note?: string; od?: string }): RecordFields {
+  const od = p.od ?? '-';
+  const note = p.note ?? '';
+  return trimDefaults([p.target, p.detectedBy, p.kind, p.status, p.backup, p.since, note === '' && od !== '-' ? '-' : note, od], ['', '-'], 6);
 }
 
 const optNumber = (v: string | undefined): number | undefined => (v === undefined || v === '-' ? undefined : Number(v));
@@ -124,6 +164,8 @@ export function fromRealServer(r: RecordFields): RealServer {
   if (mem !== undefined) out.freeMemMiB = mem;
   if (cpu !== undefined) out.freeVcpus = cpu;
   if (at !== undefined && Number.isFinite(at)) out.measuredAt = at;
+  const sizes = parseVmSizes(r[7]);
+  if (sizes) out.vmSizes = sizes;
   return out;
 }
 
@@ -139,8 +181,9 @@ export function toRealServer(rs: RealServer): RecordFields {
       opt(rs.freeMemMiB === undefined ? undefined : Math.max(0, rs.freeMemMiB)),
       opt(rs.freeVcpus),
       rs.measuredAt === undefined || !Number.isFinite(rs.measuredAt) ? '-' : new Date(rs.measuredAt).toISOString(),
+      formatVmSizes(rs.vmSizes),
     ],
-    ['-', '-', '-'],
+    ['-', '-', '-', '-'],
     4,
   );
 }

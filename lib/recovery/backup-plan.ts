@@ -40,6 +40,15 @@
 // commit   available-od Del OD, group Add backup, problem recovered; all applied locally in one
 //          turn, then sent to the peers in parallel. The failed server stays in the group as
 //          `fenced` (written at fence time): it is out of the ring, and it stays out if it boots.
+//
+// Safe to run again from where the records say a recovery is (a manager that takes over a stalled
+// recovery, lib/recovery/takeover.ts, runs this same plan): the backup keeps the name the problem
+// record gives it; a target the group already records `fenced` whose host is not reached counts as
+// fenced (fence outcome `recorded`; a reachable host is fenced again, harmless: destroy of an off
+// domain is `already-off`); the OD the problem record names (`od`, written before every resume) is
+// continued with, not a second one: running, it is not resumed again; paused, it is resumed; gone
+// from available-od or off, the plan places anew. The role step leaves a VM that already has the
+// role as it is (role.ts), and the commit's edits are skipped when the files already say so.
 import type { ClusterFiles, Edit, EditResult, IsolationGate } from '../records/cluster-api';
 import { recordKey, type RecordFields } from '../records/files';
 import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
@@ -140,7 +149,7 @@ export const PLAN_DEFAULTS: PlanSettings = {
 };
 
 /** How the fence was done. */
-export type FenceOutcome = 'destroyed' | 'already-off' | 'domain-absent' | 'confirmed-unreachable';
+export type FenceOutcome = 'destroyed' | 'already-off' | 'domain-absent' | 'confirmed-unreachable' | 'recorded';
 
 export interface RecoveryResult {
   target: string;
@@ -264,11 +273,17 @@ interface Plan {
   resumedOd?: string;
   /** The readiness wait of the resumed OD, started right after its resume (odReady). */
   readiness?: { od: string; task: Promise<void> };
+  /** The OD recorded in the problem record for this recovery (written before each resume). */
+  od?: string;
+  /** At start: the OD an earlier run of this recovery recorded (a takeover continues with it). */
+  adoptOd?: string;
   lostRaces: string[];
   tried: Set<string>;
   badHosts: Set<string>;
   /** Edits sent in the background (problem record steps, fence marks); awaited at the end. */
   pending: Promise<unknown>[];
+  /** The backup's name from an earlier run of this recovery (problem record). */
+  earlierBackup?: string;
 }
 
 function emit(st: Plan, step: StepName, ms: number, text: string, detail?: Record<string, unknown>, parallel?: StepName): void {
@@ -304,6 +319,7 @@ function writeProblem(st: Plan, status: ProblemStatus, note?: string): Promise<E
     backup: st.backup,
     since: old?.since ?? new Date(st.t0).toISOString(),
     note: note === undefined ? undefined : reasonField(note),
+    od: st.od,
   });
   if (before && before.join('|') === record.join('|')) return Promise.resolve(undefined);
   const edit: Edit = before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
@@ -354,16 +370,93 @@ function begin(failure: FailureInput, deps: PlanDeps, settings: Partial<PlanSett
     tried: new Set(),
     badHosts: new Set(),
     pending: [],
+    ...earlierRun(files, failure.target),
   };
 }
+
+/**
+ * What an earlier run of this recovery left in the problem record (a recovery under way: status
+ * fencing or recovering): the backup's name and the OD it resumed. Nothing for a new episode.
+ */
+function earlierRun(files: PlanFiles, target: string): { od?: string; adoptOd?: string; earlierBackup?: string } {
+  const r = files.get('problem', target);
+  const p = r ? fromProblem(r) : undefined;
+  if (!p || !isStatusIn(p.status, RUNNING_STATUSES)) return {};
+  const od = p.od !== '-' ? p.od : undefined;
+  return { od, adoptOd: od, earlierBackup: p.backup !== '-' ? p.backup : undefined };
+}
+
+/** A recovery is under way past its claim: an earlier run may have fenced and resumed. */
+const RUNNING_STATUSES: readonly ProblemStatus[] = ['fencing', 'recovering'];
+
+/** Record the OD about to be resumed in the problem record (same status): a takeover continues with it. */
+function recordOd(st: Plan, od: string): void {
+  st.od = od;
+  const r = st.files.get('problem', st.target);
+  if (r) writeProblem(st, fromProblem(r).status);
+}
+
+/**
+ * The OD an earlier run resumed (problem record `od`), if it is still available: running, it is
+ * continued with as it is (never resumed twice, never a second OD beside it); paused, resumed
+ * again; shut off or gone from its host: placed anew. Any other answer, or none (its host not
+ * reached after ADOPT_TRIES tries), fails the recovery: that OD may be serving as the backup, so
+ * no second one is started.
+ */
+async function adopted(st: Plan, parallel?: StepName): Promise<Placement | undefined> {
+  const name = st.adoptOd;
+  st.adoptOd = undefined;
+  const rec = name ? st.files.get('available-od', name) : undefined;
+  if (!name || !rec) return undefined;
+  const od = fromOd(rec);
+  const d = st.deps.driver(od.realServer);
+  if (!d) throw new StepError('input', `no driver configured for real server ${od.realServer} of ${od.od}, the OD an earlier run of this recovery resumed`);
+  let state: string | undefined;
+  let why = '';
+  for (let i = 0; i < ADOPT_TRIES && state === undefined; i++) {
+    if (i > 0) await st.sleep(st.s.confirmPollMs);
+    try {
+      state = await d.domstate(od.od);
+    } catch (e) {
+      if (hvKind(e) === 'domain-absent') state = 'absent';
+      else why = `${hvKind(e) ?? 'failed'}: ${errorText(e)}`;
+    }
+  }
+  const p: Placement = { realServer: od.realServer, od: od.od, address: od.address, candidates: [] };
+  if (state === 'running') {
+    st.resumedOd = od.od;
+    emit(st, 'resume', 0, `${od.od} on ${od.realServer} already resumed by an earlier run of this recovery: continued with`, { od: od.od, realServer: od.realServer, adopted: true }, parallel);
+    return p;
+  }
+  if (state === 'paused') return p;
+  if (state === 'shut off' || state === 'absent') {
+    st.tried.add(od.od);
+    emit(st, 'place', 0, `${od.od} recorded by an earlier run is ${state}: placing anew`, { od: od.od, state }, parallel);
+    return undefined;
+  }
+  throw new StepError(
+    'no-od',
+    `${od.od} on ${od.realServer}, the OD an earlier run of this recovery resumed, is ${state ?? `not reached (${why})`}: not starting a second OD`,
+  );
+}
+
+/** How often the state of an earlier run's OD is asked before the recovery gives up. */
+const ADOPT_TRIES = 3;
 
 /** Place (with the failures in hand) and resume an OD; the next OD when a resume race is lost. */
 async function placeAndResume(st: Plan, first: Placement | undefined, parallel?: StepName): Promise<Placement> {
   const { s, now } = st;
+  const earlier = await adopted(st, parallel);
+  if (earlier && st.resumedOd === earlier.od) return earlier;
   for (let attempt = 1; ; attempt++) {
     st.resumeStep = 'place';
     let t1 = now();
-    const p = attempt === 1 && first && !st.badHosts.has(first.realServer) ? first : decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need });
+    const p =
+      attempt === 1 && earlier
+        ? earlier
+        : attempt === 1 && first && !st.badHosts.has(first.realServer)
+          ? first
+          : decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need });
     st.timings.place += now() - t1;
     emit(st, 'place', now() - t1, `${p.od} on ${p.realServer}`, { placement: p }, parallel);
     checkAbort(st);
@@ -371,6 +464,8 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
     t1 = now();
     const d = st.deps.driver(p.realServer);
     if (!d) throw new StepError('input', `no driver configured for real server ${p.realServer}`);
+    // Written before the resume: a manager taking over finds the OD even if this one dies now.
+    recordOd(st, p.od);
     try {
       await d.resume(p.od);
       st.resumedOd = p.od;
@@ -430,7 +525,7 @@ async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { 
     return { not: 'reached' as const, why };
   };
   const d = st.deps.driver(st.realServer);
-  if (!d) return notReached(`no driver configured for real server ${st.realServer}`);
+  if (!d) return notReachedOrRecorded(st, notReached(`no driver configured for real server ${st.realServer}`));
   const done = (how: FenceOutcome, autostart: string) => {
     st.timings.fence = st.now() - t;
     const text = how === 'destroyed' ? `${st.target} destroyed on ${st.realServer}` : how === 'already-off' ? `${st.target} already off` : `${st.target} is not defined on ${st.realServer}`;
@@ -448,7 +543,7 @@ async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { 
   } catch (e) {
     const kind = hvKind(e);
     if (kind === 'domain-absent') return done('domain-absent', await autostart);
-    if (isUnreachable(e)) return notReached(`${kind}: ${errorText(e)}`);
+    if (isUnreachable(e)) return notReachedOrRecorded(st, notReached(`${kind}: ${errorText(e)}`));
     if (kind !== 'failed') throw fenceFailure(st, e);
     // The destroy ran and was refused: fenced only if the domain is shut off (or absent).
     let state: string;
@@ -456,12 +551,24 @@ async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { 
       state = await d.domstate(st.target);
     } catch (e2) {
       if (hvKind(e2) === 'domain-absent') return done('domain-absent', await autostart);
-      if (isUnreachable(e2)) return notReached(`${hvKind(e2)}: ${errorText(e2)}`);
+      if (isUnreachable(e2)) return notReachedOrRecorded(st, notReached(`${hvKind(e2)}: ${errorText(e2)}`));
       throw fenceFailure(st, e2);
     }
     if (state === 'shut off') return done('already-off', await autostart);
     throw fenceFailure(st, e, ` (it is ${state})`);
   }
+}
+
+/**
+ * The host was not reached: if the group already records the target `fenced` (an earlier run of
+ * this recovery fenced it, or confirmed it with the isolation rule), that fence stands; otherwise
+ * the confirm step decides.
+ */
+function notReachedOrRecorded(st: Plan, r: { not: 'reached'; why: string }): { not: 'reached'; why: string } | { how: FenceOutcome } {
+  const g = st.files.get('group', st.target);
+  if (!g || fromMember(g).state !== 'fenced') return r;
+  emit(st, 'fence', st.timings.fence, `${st.realServer} not reached (${r.why}); ${st.target} is already recorded fenced`, { realServer: st.realServer, fence: 'recorded', error: r.why });
+  return { how: 'recorded' };
 }
 
 /**
@@ -633,7 +740,8 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
     if (!st.address) throw new StepError('input', `${target} has no address (not in the group file and none given)`);
     const taken = new Set(st.files.records('group').map((g) => fromMember(g).hostname));
     for (const p of st.files.records('problem').map(fromProblem)) if (p.backup !== '-') taken.add(p.backup);
-    st.backup = backupName(target, taken);
+    // An earlier run of this recovery named its backup in the problem record: keep that name.
+    st.backup = st.earlierBackup ?? backupName(target, taken);
 
     // 1-2: fence (and confirm when the host was not reached). No fence, no backup: a resumed OD
     // goes back to sleep, still available.

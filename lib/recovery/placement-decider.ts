@@ -3,23 +3,43 @@
 // managers of a failed real server's VMs spread their backups the same way (placeMany), and a
 // failure alone takes the best candidate (place). The backup starter decides with it; the
 // p2p-placer node shows and explains the same decision. Scoring lives in placement.ts.
+// A failed VM's size, when the failure does not carry one, is the one the load collector last
+// recorded for its domain in the realserver file (vmSizes, from virsh dominfo): every failure in
+// hand is placed with its recorded size.
 import type { RecordFields } from '../records/files';
 import { IN_HAND_STATUSES, isStatusIn } from '../records/problem';
-import { fromMember, fromProblem } from '../records/records';
-import { odRows, place, placeMany, realServerRows, type PlaceOptions, type Placement } from './placement';
+import { fromMember, fromProblem, fromRealServer } from '../records/records';
+import { odRows, place, placeMany, realServerRows, type PlaceOptions, type Placement, type VmSize } from './placement';
 
 export interface PlacementFiles {
   records(file: 'group' | 'problem' | 'realserver' | 'available-od'): RecordFields[];
 }
 
-/** The failures being handled now besides `target`, with their real servers (group file). */
-export function failuresInHand(files: PlacementFiles, target: string): { target: string; realServer: string }[] {
+/**
+ * The size the realserver file records for `target`'s domain (vmSizes). A backup runs as the OD
+ * it was made from (domain name = the OD's), named in the problem record that made it.
+ */
+export function recordedSize(files: PlacementFiles, target: string): VmSize | undefined {
+  const made = files.records('problem').map(fromProblem).find((p) => p.backup === target && p.status === 'recovered' && p.od !== '-');
+  const domains = made ? [target, made.od] : [target];
+  for (const r of files.records('realserver')) {
+    const sizes = fromRealServer(r).vmSizes;
+    for (const d of domains) if (sizes?.[d]) return { memMiB: sizes[d].memMiB, vcpus: sizes[d].vcpus };
+  }
+  return undefined;
+}
+
+/** The failures being handled now besides `target`, with their real servers (group file) and recorded sizes. */
+export function failuresInHand(files: PlacementFiles, target: string): { target: string; realServer: string; need?: VmSize }[] {
   const members = files.records('group').map(fromMember);
   return files
     .records('problem')
     .map(fromProblem)
     .filter((p) => p.target !== target && isStatusIn(p.status, IN_HAND_STATUSES))
-    .map((p) => ({ target: p.target, realServer: members.find((m) => m.hostname === p.target)?.realServer ?? '' }))
+    .map((p) => {
+      const need = recordedSize(files, p.target);
+      return { target: p.target, realServer: members.find((m) => m.hostname === p.target)?.realServer ?? '', ...(need ? { need } : {}) };
+    })
     .filter((x) => x.realServer !== '');
 }
 
@@ -27,7 +47,8 @@ export function failuresInHand(files: PlacementFiles, target: string): { target:
  * The placement of the failure of `target` (on `realServer`) among the failures in hand; a
  * PlacementError (with every candidate and why it does not fit) when nothing fits.
  */
-export function decidePlacement(files: PlacementFiles, target: string, realServer: string, opts: PlaceOptions = {}): Placement {
+export function decidePlacement(files: PlacementFiles, target: string, realServer: string, given: PlaceOptions = {}): Placement {
+  const opts = withRecordedSize(files, target, given);
   const rs = realServerRows(files.records('realserver'));
   const ods = odRows(files.records('available-od'));
   const others = failuresInHand(files, target);
@@ -45,7 +66,15 @@ export function decidePlacement(files: PlacementFiles, target: string, realServe
  * these is kept, whichever of those failures it was meant for, so two managers never swap ODs
  * (suspend mine, resume yours) in a race (docs/recovery.md "Placement").
  */
-export function jointOds(files: PlacementFiles, target: string, realServer: string, opts: PlaceOptions = {}): Set<string> {
-  const many = placeMany([{ target, realServer }, ...failuresInHand(files, target)], realServerRows(files.records('realserver')), odRows(files.records('available-od')), opts);
+export function jointOds(files: PlacementFiles, target: string, realServer: string, given: PlaceOptions = {}): Set<string> {
+  const opts = withRecordedSize(files, target, given);
+  const many = placeMany([{ target, realServer, need: opts.need }, ...failuresInHand(files, target)], realServerRows(files.records('realserver')), odRows(files.records('available-od')), opts);
   return new Set(many.placements.filter((p) => p.placement).map((p) => p.placement!.od));
+}
+
+/** The options with the failed VM's recorded size when they carry none. */
+function withRecordedSize(files: PlacementFiles, target: string, opts: PlaceOptions): PlaceOptions {
+  if (opts.need) return opts;
+  const need = recordedSize(files, target);
+  return need ? { ...opts, need } : opts;
 }

@@ -67,6 +67,17 @@ export function flowsWithIdentity(flows: FlowNodeLike[], id: StoreIdentity): Flo
   return flows.map((n) => (n.type === 'p2p-store' ? { ...n, ...rest, ...(seeds !== undefined ? { seeds } : {}) } : n));
 }
 
+/**
+ * Does the VM's one p2p-store already hold this identity? Seeds are not compared: they only say
+ * where a store catches up at its start, and a VM that runs as the backup has started.
+ */
+export function hasIdentity(flows: FlowNodeLike[], id: StoreIdentity): boolean {
+  const store = flows.find((n) => n && n.type === 'p2p-store');
+  if (!store) return false;
+  const same = (k: keyof StoreIdentity) => store[k] === id[k];
+  return same('hostname') && same('address') && same('realServer') && same('services') && same('autoJoin');
+}
+
 /** The OD's flows with its one p2p-store taking the role. */
 export function flowsWithRole(flows: FlowNodeLike[], role: Role, seeds?: string): FlowNodeLike[] {
   return flowsWithIdentity(flows, roleIdentity(role, seeds));
@@ -166,6 +177,9 @@ export async function deployIdentityViaAdminApi(id: StoreIdentity, o: AdminApiOp
     throw new RoleError(`GET ${base}/flows did not answer JSON`);
   }
   const flows = flowsWithIdentity(parsed.flows ?? [], id);
+  // A VM that already has this identity (a recovery taken over after its role step) is left as
+  // it is: deploying again would restart its store for nothing.
+  if (hasIdentity(parsed.flows ?? [], id)) return;
   const put = await request('POST', `${base}/flows`, JSON.stringify({ rev: parsed.rev, flows }), o);
   if (put.status !== 200 && put.status !== 204) throw new RoleError(`POST ${base}/flows answered ${put.status}: ${put.body.slice(0, 200)}`);
 }

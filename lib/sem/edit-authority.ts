@@ -13,7 +13,8 @@
 //       VM when a claimed, dated problem record names it as the backup.
 //   G4  An operator's state change of another VM's group record: a Mod that changes nothing but
 //       its `state` between member and maintenance (lib/ops/maintenance.ts), or from fenced back
-//       to member (re-admission, lib/monitor/readmit.ts), may be sent by any member: the guard is
+//       to member (re-admission, lib/monitor/readmit.ts) or to maintenance (an evacuation whose
+//       move failed starts the VM again in place, lib/ops/evacuate.ts), may be sent by any member: the guard is
 //       the admin permission (p2p-ha.write) on the VM the operator used. Residual risk: an insider
 //       holding one VM can put others into maintenance (their monitors stop watching them).
 //   P1  A problem record may be added or changed by the manager it names (detectedBy = sender),
@@ -96,7 +97,7 @@ export function authorityRefusal(origin: string, edit: Edit, view: AuthorityView
   return null;
 }
 
-/** G4: a Mod of one group record whose only change is member <-> maintenance, or fenced -> member. */
+/** G4: a Mod of one group record whose only change is member <-> maintenance, or fenced -> member or maintenance. */
 function operatorStateChange(edit: Edit): boolean {
   if (edit.op !== 'Mod' || !edit.before) return false;
   const b = edit.before;
@@ -105,7 +106,7 @@ function operatorStateChange(edit: Edit): boolean {
   if ((b[5] ?? '-') !== (r[5] ?? '-') || r.length > 6) return false;
   const from = b[4] ?? 'member';
   const to = r[4] ?? 'member';
-  return (from === 'member' && to === 'maintenance') || (from === 'maintenance' && to === 'member') || (from === 'fenced' && to === 'member');
+  return (from === 'member' && to === 'maintenance') || (from === 'maintenance' && to === 'member') || (from === 'fenced' && (to === 'member' || to === 'maintenance'));
 }
 
 /** True when a claimed, dated problem record names `k` as its backup (G3). */

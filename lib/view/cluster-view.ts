@@ -4,7 +4,7 @@
 import type { ClusterFiles } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
 import { OPEN_STATUSES } from '../records/problem';
-import { fromMember, fromRealServer, isResting, isServing } from '../records/records';
+import { fromMember, fromProblem, fromRealServer, isResting, isServing } from '../records/records';
 import { failoverStories, type FailoverStory } from './failovers';
 
 export interface TimelineEntry {
@@ -124,7 +124,8 @@ export function buildView(
       status: p[3],
       backup: p[4],
       since: p[5],
-      note: p[6],
+      // Through the codec: an empty note is written '-' when the record carries an od after it.
+      note: fromProblem(p).note || undefined,
       countdown: countdowns.find((c) => c.target === p[0] && c.until > now),
     })),
     realServers,

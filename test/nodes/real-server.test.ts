@@ -252,7 +252,9 @@ describe('p2p-real-server and p2p-load-collector (sim real server)', function ()
       r.edits.map((e: any) => [e.op, e.before.slice(0, 4), e.record.slice(0, 4)]),
       [['Mod', ['RS1', '0.25', '2', 'up'], ['RS1', '0.50', '2', 'up']]],
     );
-    assert.strictEqual(r.edits[0].record.length, 7, 'with free memory, free vCPUs and their time');
+    assert.strictEqual(r.edits[0].record.length, 8, 'with free memory, free vCPUs, their time and the VM sizes');
+    // The sim's two running domains, as virsh dominfo gives their size (64 MiB, 1 vCPU each).
+    assert.match(r.edits[0].record[7], /^\S+:64\/1 \S+:64\/1$/);
     await sim.stop();
     r = await roundTrip();
     assert.deepStrictEqual(rec('RS1'), ['RS1', '0.50', '2', 'down']);

@@ -126,6 +126,24 @@ export function driverCases(target: () => DriverTarget): void {
     assert.strictEqual(await driver.domstate(OD1), 'shut off');
   });
 
+  it("reads domains' sizes (virsh dominfo: CPU(s), Max memory) as their XML gives them, for the active ones too", async () => {
+    const { driver, domainType, template } = target();
+    // OD1 is a clone of ODS: the size of the template it was defined from.
+    const xml = template ? template(ODS, MAC0) : templateXml(domainType, ODS, MAC0);
+    const m = /<memory unit='KiB'>(\d+)<\/memory>/.exec(xml);
+    const c = /<vcpu[^>]*>(\d+)<\/vcpu>/.exec(xml);
+    assert.ok(m && c, `memory and vcpu in ${xml.slice(0, 200)}`);
+    const want = { memMiB: Math.floor(Number(m[1]) / 1024), vcpus: Number(c[1]) };
+    assert.deepStrictEqual(await driver.domainSizes([OD1, ODS]), { [OD1]: want, [ODS]: want });
+    assert.strictEqual((await driver.activeDomainSizes())[OD1], undefined, 'a shut-off domain is not active');
+    await driver.start(OD1);
+    try {
+      assert.deepStrictEqual((await driver.activeDomainSizes())[OD1], want);
+    } finally {
+      await driver.destroy(OD1);
+    }
+  });
+
   it('failed: a virsh command refused for a domain that exists, with exit code and last stderr line', async () => {
     const { driver } = target();
     const e = await rejectsKind(driver.suspend(OD1), 'failed', /Failed to suspend domain 'hv-od1'/);

@@ -7,6 +7,8 @@ import fc from 'fast-check';
 import { doesNotFit, place, placeMany, PlacementError, serviceGroupHosts, type OdRow, type RealServerRow } from '../../lib/recovery/placement';
 import { fromRealServer, toRealServer } from '../../lib/records/records';
 import { validateRecord } from '../../lib/records/files';
+import { decidePlacement } from '../../lib/recovery/placement-decider';
+import type { RecordFields } from '../../lib/records/files';
 
 const NOW = Date.parse('2026-01-01T03:00:00.000Z');
 
@@ -190,5 +192,49 @@ describe('placement: capacity, freshness, spread (properties)', () => {
     assert.deepStrictEqual(validateRecord('realserver', rec), rec);
     assert.deepStrictEqual(fromRealServer(rec), { realServer: 'RS1', load: 0.25, vmCount: 2, state: 'up', freeMemMiB: 2048, freeVcpus: -1, measuredAt: NOW });
     assert.throws(() => validateRecord('realserver', ['RS1', '0.25', '2', 'up', 'lots']), /freeMemMiB/);
+  });
+});
+
+describe('placement: the failed VM\'s size recorded by the load collector (property)', () => {
+  it('a failed VM of recorded size (realserver vmSizes, no need on the failure) is never placed where it does not fit', () => {
+    const sizeArb = fc.record({ memMiB: fc.integer({ min: 64, max: 8192 }), vcpus: fc.integer({ min: 1, max: 8 }) });
+    fc.assert(
+      fc.property(fc.array(hostArb, { minLength: 1, maxLength: 6 }), sizeArb, fc.boolean(), (hosts, size, hostDown) => {
+        const { rs, ods } = cluster(hosts);
+        // The failed VM SX ran on RSF, whose record (last read before it failed) holds SX's size.
+        const records: Record<string, RecordFields[]> = {
+          realserver: [
+            ...rs.map((r) => toRealServer({ ...r, state: r.state as 'up' })),
+            toRealServer({ realServer: 'RSF', load: 0.1, vmCount: 1, state: hostDown ? 'down' : 'up', freeMemMiB: 0, freeVcpus: 0, measuredAt: NOW - 5000, vmSizes: { SX: size } }),
+          ],
+          'available-od': ods.map((o) => [o.od, o.address, o.realServer]),
+          group: [['SX', '10.9.9.9', 'RSF', 'tcp:80', 'fenced']],
+          problem: [['SX', 'S1', 'network', 'fencing', '-', new Date(NOW).toISOString()]],
+        };
+        for (const [f, rows] of Object.entries(records)) for (const r of rows) validateRecord(f as 'realserver', r);
+        const files = { records: (f: string) => records[f] ?? [] };
+        try {
+          const p = decidePlacement(files, 'SX', 'RSF', { now: NOW });
+          const host = rs.find((r) => r.realServer === p.realServer)!;
+          assert.ok(host, `placed on a host with an OD, not ${p.realServer}`);
+          assert.strictEqual(doesNotFit(host, size), undefined, `${p.realServer} does not fit ${JSON.stringify(size)}`);
+        } catch (e) {
+          if (!(e instanceof PlacementError)) throw e;
+          for (const r of rs) {
+            const hasOd = ods.some((o) => o.realServer === r.realServer);
+            assert.ok(r.state !== 'up' || !hasOd || doesNotFit(r, size) !== undefined, `${r.realServer} could have taken it`);
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('the size survives the record: vmSizes round-trips through the codec and the schema', () => {
+    const rec = toRealServer({ realServer: 'RS1', load: 0.5, vmCount: 2, state: 'up', freeMemMiB: 1000, freeVcpus: 2, measuredAt: NOW, vmSizes: { S4: { memMiB: 1024, vcpus: 1 }, S10: { memMiB: 2048, vcpus: 2 } } });
+    assert.strictEqual(rec[7], 'S4:1024/1 S10:2048/2');
+    validateRecord('realserver', rec);
+    assert.deepStrictEqual(fromRealServer(rec).vmSizes, { S4: { memMiB: 1024, vcpus: 1 }, S10: { memMiB: 2048, vcpus: 2 } });
+    assert.throws(() => validateRecord('realserver', [...rec.slice(0, 7), 'S4:1024']));
   });
 });

@@ -144,8 +144,8 @@ describe('recovery backup plan', () => {
     assert.deepEqual(w.steps.filter((s) => s.parallel === 'fence').map((s) => s.step), ['place', 'resume']);
     assert.deepEqual(w.steps.slice(-2).map((s) => s.step), ['edits', 'recovered']);
     assert.ok(w.steps.findIndex((s) => s.step === 'fence') < w.steps.findIndex((s) => s.step === 'install'));
-    // The problem record went through fencing and recovering first.
-    assert.deepEqual(w.files.lines.filter((l) => l.startsWith('problem')).map((l) => l.split(', ')[11]), ['fencing', 'recovering', 'recovered']);
+    // The problem record went through fencing and recovering first (rewritten in a status to record the OD).
+    assert.deepEqual([...new Set(w.files.applied.filter((e) => e.file === 'problem').map((e) => e.record[3]))], ['fencing', 'recovering', 'recovered']);
   });
 
   it('the backup joining the group by itself an instant before the edits is not an error', async () => {
