@@ -142,7 +142,7 @@ async function etcdRun(bin: string) {
   }
 }
 
-function semRun(): Promise<{ p50_ms: number; p99_ms: number; load_average: unknown }> {
+function semRun(): Promise<{ p50_ms: number; p99_ms: number; load_average: unknown; without_wire_security?: { p50_ms: number; p99_ms: number } }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(__dirname, 'sem-sync.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, EDITS: String(PUTS) } });
     let out = '';
@@ -168,7 +168,9 @@ function semRun(): Promise<{ p50_ms: number; p99_ms: number; load_average: unkno
       bench: 'anchor-etcd',
       what: 'write on one member/VM until applied on each other one, six each, same machine and disk, one run',
       etcd: etcd ?? { skipped: 'etcd is not installed (Debian: apt-get install etcd-server)' },
-      sem: { p50_ms: sem.p50_ms, p99_ms: sem.p99_ms, load_average: sem.load_average },
+      sem: { wire_security: 'on', p50_ms: sem.p50_ms, p99_ms: sem.p99_ms, load_average: sem.load_average },
+      // bench:sem runs a second cluster without signatures and encryption (etcd here runs without TLS).
+      sem_without_wire_security: sem.without_wire_security ? { p50_ms: sem.without_wire_security.p50_ms, p99_ms: sem.without_wire_security.p99_ms } : null,
       sem_p99_over_etcd_p99: etcd ? Math.round((sem.p99_ms / etcd.p99_ms) * 100) / 100 : null,
       aim_at_most: 0.8,
     }),

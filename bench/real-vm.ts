@@ -1,10 +1,12 @@
 // Table 1 of the note rebuilt on real guests (issue 13): real libvirt 9.0 with the QEMU driver,
 // Debian-kernel guests under software emulation (this machine's KVM runs no stock kernel), a real
 // OpenSSH sshd as the real server's SSH. Measures, on the same guests in the same run:
-//   - OD creation with the package's replication: clone, fix-xml, boot, re-identify (setup),
-//     restart, ready, suspend, total;
-//   - the method, one failure: detect (service probe + 3 s re-examination, as p2p-heartbeat),
-//     fence, place, resume, install (with the OD's SSH readiness), role, files, to service, total;
+//   - OD creation with the package's default replication (mode seed): clone, fix-xml, seed (the
+//     identity written before the first boot: the note's "settings"), start, boot (to the SSH
+//     banner), verify (login with the new host key pinned, hostname), restart (none: 0), suspend;
+//   - the method, one failure: detect (the package's TargetMonitor with its defaults: check every
+//     1 s, probe timeout 0.5 s, service re-examination 3 s), fence, place, resume, install (with
+//     the OD's SSH readiness, started at the resume, beside the fence), role, files, to service, total;
 //   - the method, two failures at once;
 //   - baseline 1: cold start of a shut-off backup (fence, virsh start, readiness, install);
 //   - baseline 2: the conventional method, one central manager with a central HTTP file server,
@@ -14,7 +16,7 @@ import * as os from 'os';
 import { startGuestBed, guestBedMissing, type GuestBed } from '../harness/real/guest-env';
 import {
   bringUp,
-  detectServiceFailure,
+  hangAndDetect,
   installProcedure,
   installProcedureOnHost,
   makeVm,
@@ -30,6 +32,7 @@ import {
 } from '../harness/real/guest-recovery';
 import { MemoryFiles } from '../test/support/memory-files';
 import { summarize } from './stats';
+import { MONITOR_DEFAULTS } from '../lib/monitor/target-monitor';
 
 const RUNS = Math.max(1, Number(process.env.REAL_VM_RUNS) || 2);
 const NOTE = {
@@ -62,13 +65,14 @@ async function main(): Promise<void> {
   let bed: GuestBed | undefined;
   let fileServer: Awaited<ReturnType<typeof startFileServer>> | undefined;
   try {
+    const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
     const tBed = performance.now();
     bed = await startGuestBed();
     const bedMs = performance.now() - tBed;
     const scratch = new MemoryFiles({ hostname: 'M1', address: '127.0.0.1', realServer: RS, services: '-' });
     const servers: GuestVm[] = [];
     const ods: GuestVm[] = [];
-    const creation: Record<string, number[]> = { clone: [], fixXml: [], boot: [], setup: [], restart: [], ready: [], suspend: [], total: [] };
+    const creation: Record<string, number[]> = { clone: [], fixXml: [], seed: [], start: [], boot: [], verify: [], restart: [], suspend: [], total: [] };
     for (let i = 1; i <= 3; i++) {
       for (const [list, name, addr] of [
         [servers, `rv-s${i}`, `10.0.2.${40 + i}`],
@@ -80,10 +84,11 @@ async function main(): Promise<void> {
         const st = vm.made.reidentifySteps ?? {};
         creation.clone.push(t.clone);
         creation.fixXml.push(t.fixXml);
-        creation.boot.push(t.start + (st.boot ?? 0));
-        creation.setup.push(st.setup ?? 0);
+        creation.seed.push(t.seed);
+        creation.start.push(t.start);
+        creation.boot.push(st.boot ?? 0);
+        creation.verify.push(st.verify ?? 0);
         creation.restart.push(st.restart ?? 0);
-        creation.ready.push(t.ready);
         creation.suspend.push(t.suspend);
         creation.total.push(t.total);
         console.log(`made ${name}: ${Math.round(t.total)} ms ${JSON.stringify({ ...t, ...st }, (_k, v) => (typeof v === 'number' ? Math.round(v) : v))}`);
@@ -108,9 +113,7 @@ async function main(): Promise<void> {
       // The method, one failure, detection included.
       {
         const files = scenarioFiles(servers, ods);
-        const t0 = performance.now();
-        await bed.driver.suspend(servers[0].name);
-        const detect = await detectServiceFailure(servers[0].servicePort, t0);
+        const { t0, detectMs: detect } = await hangAndDetect(bed, servers[0]);
         const run = await recoverWithMethod(bed, files, servers[0], odByName);
         const t = run.result.timings;
         m1.detect.push(detect);
@@ -122,7 +125,7 @@ async function main(): Promise<void> {
         m1.files.push(t.edits);
         m1.to_service.push(run.toServiceMs);
         m1.total.push(performance.now() - t0);
-        console.log(`round ${round} method/1: detect ${Math.round(detect)} + to service ${Math.round(run.toServiceMs)} ms`);
+        console.log(`round ${round} method/1: detect ${Math.round(detect)} + to service ${Math.round(run.toServiceMs)} ms (fence ${Math.round(t.fence)}, resume ${Math.round(t.resume)}, install ${Math.round(t.install)}; load ${os.loadavg()[0].toFixed(1)})`);
         await restore();
       }
       // The method, two failures at once (detection excluded: both plans start together).
@@ -180,10 +183,16 @@ async function main(): Promise<void> {
         target: 'libvirt 9.0 QEMU driver, Debian 6.1 kernel guests (256 MiB, 1 vCPU) under software emulation (TCG), real OpenSSH sshd as the real server',
         rounds: RUNS,
         cpus: os.cpus().length,
-        loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+        loadavg_start: loadStart,
+        loadavg_end: os.loadavg().map((x) => Math.round(x * 100) / 100),
+        detection: { check_every_s: MONITOR_DEFAULTS.intervalMs / 1000, probe_timeout_s: MONITOR_DEFAULTS.timeoutMs / 1000, reexamination_service_s: MONITOR_DEFAULTS.reexamServiceMs / 1000, source: 'lib/monitor/target-monitor.ts MONITOR_DEFAULTS (p2p-heartbeat defaults)' },
         bed_start_s: r3(bedMs),
         units: 'seconds; p50/p99 over the rounds (small n: read min/max too)',
-        od_creation: { ...summary(creation), note: { total: NOTE.od_creation_s, clone: NOTE.od_clone_s, settings: NOTE.od_settings_s } },
+        od_creation: {
+          ...summary(creation),
+          mode: 'seed: identity on a cidata volume before the first boot; one boot, no restart',
+          note: { total: NOTE.od_creation_s, clone: NOTE.od_clone_s, settings: NOTE.od_settings_s },
+        },
         resume_to_ssh: { ...sec(resumeToSsh), note_machines: '0.25-0.65 s (notes, same machines)' },
         method_one_failure: { ...summary(m1), share_of_total_p50: share, note_start_one: NOTE.start_one_suspended_s, note_reexamination: NOTE.reexamination_service_s },
         method_two_at_once: { to_service: sec(m2), note: NOTE.start_two_at_once_s },

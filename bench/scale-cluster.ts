@@ -23,6 +23,7 @@ export interface VmSpec {
   seeds: string[];
   syncIntervalMs: number;
   requestTimeoutMs: number;
+  protocolVersion?: 1 | 2;
 }
 
 export interface Vm {

@@ -15,12 +15,15 @@ interface VmConfig {
   seeds: string[];
   syncIntervalMs: number;
   requestTimeoutMs: number;
+  /** The wire version to speak (default: the current one); 1 for a rolling upgrade's old VMs. */
+  protocolVersion?: 1 | 2;
 }
 
 export type VmCommand =
   | { cmd: 'edit'; edit: Edit }
   | { cmd: 'digest' }
   | { cmd: 'members' }
+  | { cmd: 'versions' }
   | { cmd: 'missing'; file: FileName; keys: string[] }
   | { cmd: 'stop' };
 export type VmRequest = VmCommand & { id: number };
@@ -34,6 +37,7 @@ const store = new ReplicatedStore({
   seeds: cfg.seeds,
   syncIntervalMs: cfg.syncIntervalMs,
   requestTimeoutMs: cfg.requestTimeoutMs,
+  protocolVersion: cfg.protocolVersion,
 });
 store.on('warning', () => undefined);
 
@@ -48,7 +52,7 @@ process.on('message', (m: VmRequest) => {
     switch (m.cmd) {
       case 'edit': {
         const r = await store.edit(m.edit);
-        return { ms: r.ms, acked: r.acked.length, failed: r.failed.length };
+        return { ms: r.ms, acked: r.acked.length, failed: r.failed.length, why: r.failed.map((f) => `${f.peer}: ${f.error}`) };
       }
       case 'digest':
         return { digest: store.digest() };
@@ -56,6 +60,8 @@ process.on('message', (m: VmRequest) => {
         return { missing: m.keys.filter((k) => !store.get(m.file, k)) };
       case 'members':
         return { members: store.records('group').length };
+      case 'versions':
+        return { versions: store.peerWireVersions() };
       case 'stop':
         await store.stop();
         setImmediate(() => process.exit(0));

@@ -23,7 +23,7 @@ import { rehearse, RehearsalError, type Rehearsal } from '../lib/recovery/rehear
 import { timelineEntry } from '../lib/ops/failover-steps';
 import type { Placement } from '../lib/recovery/placement';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
-import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { assignRole as giveRole } from '../lib/recovery/role';
 import { waitDomainSshReady } from '../lib/hv/readiness';
 import { readProcedureFolder, syncProcedures, type ProcedureHost } from '../lib/hv/procedure-sync';
 import { guestOpener } from '../lib/hv/guest-reidentify';
@@ -136,9 +136,9 @@ export = function (RED: RED) {
       roleMode === 'none'
         ? undefined
         : (role: Role) =>
-            assignRoleViaAdminApi(role, {
+            giveRole(role, {
               url: `http://${role.address}:${adminPort}`,
-              token: node.credentials?.adminToken || undefined,
+              signer: files!,
               timeoutMs: 5000,
               // The backup catches up from this manager at once, not at the next digest round.
               seeds: files!.identity.address,
@@ -339,9 +339,7 @@ export = function (RED: RED) {
       });
     });
   }
-  RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode, {
-    credentials: { adminToken: { type: 'password' } },
-  });
+  RED.nodes.registerType('p2p-backup-starter', P2pBackupStarterNode);
 
   RED.httpAdmin.post('/p2p-ha/rehearse', RED.auth.needsPermission('p2p-ha.read'), (req: { body?: { target?: unknown } }, res: Res) => {
     let run = rehearsers.values().next().value as Rehearse | undefined;

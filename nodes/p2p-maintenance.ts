@@ -5,12 +5,13 @@
 // node's output is the result of each request; its status counts what is in maintenance now.
 // `payload: { evacuate: 'RS1' }` (or POST /p2p-ha/evacuate, p2p-ha.write) evacuates a real server
 // (lib/ops/evacuate.ts): its VMs' roles move, one after the other, to ODs on other hosts after a
-// clean shutdown; the role step uses this node's admin port and token (as the backup starter's).
+// clean shutdown; the role step uses this node's admin port (as the backup starter's) and
+// a call signed by this VM's key.
 import { inMaintenance, MaintenanceError, setMaintenance } from '../lib/ops/maintenance';
 import { evacuateHost, type EvacuationResult } from '../lib/ops/evacuate';
 import { timelineEntry } from '../lib/ops/failover-steps';
 import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedure';
-import { assignRoleViaAdminApi } from '../lib/recovery/role';
+import { assignRole as giveRole } from '../lib/recovery/role';
 import { NAME_RE } from '../lib/records/files';
 import { realServerDrivers } from './common/real-servers';
 import type { ChangeEvent } from '../lib/records/cluster-api';
@@ -77,9 +78,9 @@ export = function (red: RED) {
           files,
           driver: (rs) => drivers.get(rs),
           assignRole: (role) =>
-            assignRoleViaAdminApi(role, {
+            giveRole(role, {
               url: `http://${role.address}:${adminPort}`,
-              token: node.credentials?.adminToken || undefined,
+              signer: files,
               timeoutMs: 5000,
               seeds: files.identity.address,
               semPort: files.port,
@@ -146,7 +147,7 @@ export = function (red: RED) {
       finishWithin(evacuating ?? Promise.resolve(), 10_000, done);
     });
   }
-  red.nodes.registerType('p2p-maintenance', P2pMaintenanceNode, { credentials: { adminToken: { type: 'password' } } });
+  red.nodes.registerType('p2p-maintenance', P2pMaintenanceNode);
 
   // The admin endpoints work on this runtime's store whether or not a p2p-maintenance node is in
   // the flow (the command line and the sidebar need no node).
@@ -157,7 +158,7 @@ export = function (red: RED) {
   });
   red.httpAdmin.post('/p2p-ha/evacuate', red.auth.needsPermission('p2p-ha.write'), (req: { body?: { realServer?: unknown } }, res: Res) => {
     const run = evacuators.values().next().value as Evacuate | undefined;
-    if (!run) return res.status(409).json({ error: 'deploy a p2p-maintenance node on this VM first (its admin port and token give the backups their role)' });
+    if (!run) return res.status(409).json({ error: 'deploy a p2p-maintenance node on this VM first (its admin port is where the backups are given their role)' });
     run(req.body?.realServer as string).then(
       (r) => res.status(r.failed.length ? 500 : 200).json(r),
       (e: Error) => res.status(e instanceof MaintenanceError ? 400 : 409).json({ error: e.message }),

@@ -10,11 +10,18 @@ import { checkDir, DEFAULT_PROCEDURE_DIR } from '../lib/recovery/install-procedu
 import { planPool, type Identity } from '../lib/recovery/od-pool';
 import { replicateOne, type ReplicationEvent } from '../lib/recovery/od-replication';
 import { replicatesFor } from '../lib/recovery/replicator-lock';
-import { deployIdentityViaAdminApi } from '../lib/recovery/role';
-import { guestReplicationHooks } from '../lib/hv/guest-reidentify';
+import { deployIdentity } from '../lib/recovery/role';
+import { guestReplicationHooks, guestSeedHooks } from '../lib/hv/guest-reidentify';
 import type { CommandRunner } from '../lib/hv/ssh-connection';
 
-type GuestDriver = { runner: CommandRunner; reset(name: string): Promise<void>; destroy(name: string): Promise<void>; start(name: string): Promise<void>; dumpxml(name: string): Promise<string> };
+type GuestDriver = {
+  runner: CommandRunner;
+  reset(name: string): Promise<void>;
+  destroy(name: string): Promise<void>;
+  start(name: string): Promise<void>;
+  dumpxml(name: string): Promise<string>;
+  makeIsoImage(path: string, label: string, files: Record<string, string>): Promise<void>;
+};
 import { NAME_RE } from '../lib/records/files';
 import type { NodeMessage, RED } from './common/node-red';
 import { realServerDrivers, seconds } from './common/real-servers';
@@ -26,8 +33,12 @@ interface ReplicatorConfig {
   name?: string;
   store?: string;
   ods?: string;
-  /** guest (default): the shipped od-setup.sh inside the clone over SSH, restart, readiness. */
-  reidentify?: 'guest' | 'admin-api' | 'procedure' | 'none';
+  /**
+   * seed (default): the identity on a seed volume before the first boot, one boot, readiness with
+   * the new host key pinned; guest: the shipped od-setup.sh inside the clone over SSH, restart,
+   * readiness.
+   */
+  reidentify?: 'seed' | 'guest' | 'admin-api' | 'procedure' | 'none';
   /** Login user inside the ODS image (guest mode), default root. */
   guestUser?: string;
   /** The ODS's SSH host key fingerprint (guest mode), pinned for the first login into a clone. */
@@ -48,7 +59,8 @@ export = function (RED: RED) {
     const t = translator(RED);
     const { files, status } = useStore(RED, node, config.store);
     const odsTemplate = (config.ods || 'ODS').trim();
-    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' || config.reidentify === 'admin-api' ? config.reidentify : 'guest';
+    const mode = config.reidentify === 'procedure' || config.reidentify === 'none' || config.reidentify === 'admin-api' || config.reidentify === 'guest' ? config.reidentify : 'seed';
+    const inGuest = mode === 'guest' || mode === 'seed';
     const guestUser = (config.guestUser || 'root').trim();
     const odsHostKey = (config.odsHostKey || '').trim() || undefined;
     const adminPort = Number(config.adminPort || 1880);
@@ -63,7 +75,7 @@ export = function (RED: RED) {
     }
     if (!NAME_RE.test(odsTemplate.replace('{rs}', 'RS'))) settingsError = t('p2p-od-replicator.errors.badOds', { ods: JSON.stringify(odsTemplate) });
     if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) settingsError = common(t, 'badAdminPort', { port: String(config.adminPort) });
-    if (mode === 'guest') {
+    if (inGuest) {
       if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(guestUser)) settingsError = `guest user ${JSON.stringify(guestUser)} is not a user name`;
       if (odsHostKey && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(odsHostKey)) settingsError = 'ODS host key must be SHA256:... as ssh-keygen -lf prints it';
       if (!node.credentials?.guestKey) settingsError = 'guest re-identification needs the guest login key (credential)';
@@ -91,9 +103,11 @@ export = function (RED: RED) {
     const reidentify = (rs: string) => async (id: Identity & { mac: string }) => {
       if (mode === 'none') return;
       if (mode === 'admin-api') {
-        await deployIdentityViaAdminApi(
+        // A signed call (lib/sem/admin-call.ts): the clone's current name is the ODS's, not known
+        // here, so the call is bound to the clone's address only.
+        await deployIdentity(
           { hostname: id.od, address: id.address, realServer: id.realServer, services: '-', autoJoin: false, seeds: '' },
-          { url: `http://${id.address}:${adminPort}`, token: node.credentials?.adminToken || undefined, timeoutMs: 5000, readyTimeoutMs: 60_000 },
+          { url: `http://${id.address}:${adminPort}`, signer: files!, timeoutMs: 5000, readyTimeoutMs: 60_000 },
         );
         return;
       }
@@ -123,14 +137,17 @@ export = function (RED: RED) {
         try {
           say('blue', 'ring', t('p2p-od-replicator.status.cloning', { od: id.od, rs }));
           const guestDriver = driver as Partial<GuestDriver>;
-          if (mode === 'guest' && !(guestDriver.runner && guestDriver.reset && guestDriver.dumpxml)) {
-            lastError.set(rs, `${rs}: its driver cannot reach guests (no runner/reset/dumpxml)`);
+          if (inGuest && !(guestDriver.runner && guestDriver.reset && guestDriver.dumpxml && guestDriver.makeIsoImage)) {
+            lastError.set(rs, `${rs}: its driver cannot reach guests (no runner/reset/dumpxml/makeIsoImage)`);
             return;
           }
+          const login = { username: guestUser, privateKey: node.credentials.guestKey, signal: abort.signal };
           const guest =
-            mode === 'guest'
-              ? guestReplicationHooks(guestDriver as GuestDriver, { username: guestUser, privateKey: node.credentials.guestKey, odsFingerprint: odsHostKey, signal: abort.signal })
-              : undefined;
+            mode === 'seed'
+              ? guestSeedHooks(guestDriver as GuestDriver, login)
+              : mode === 'guest'
+                ? guestReplicationHooks(guestDriver as GuestDriver, { ...login, odsFingerprint: odsHostKey })
+                : undefined;
           const r = await replicateOne(id, {
             files,
             driver,
@@ -233,6 +250,6 @@ export = function (RED: RED) {
     });
   }
   RED.nodes.registerType('p2p-od-replicator', P2pOdReplicatorNode, {
-    credentials: { adminToken: { type: 'password' }, guestKey: { type: 'password' } },
+    credentials: { guestKey: { type: 'password' } },
   });
 };

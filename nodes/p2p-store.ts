@@ -14,6 +14,7 @@ import type { StoreListener, StoreNode } from './common/store-user';
 import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
+import { installRoleEndpoint } from './common/role-endpoint';
 
 interface StoreConfig {
   name?: string;
@@ -27,8 +28,14 @@ interface StoreConfig {
   syncInterval?: string | number;
   requestTimeout?: string | number;
   autoJoin?: boolean;
+  /** End of the cluster-secret rotation window (ISO time): until then the previous secret (a
+   * credential) is accepted too. */
+  previousUntil?: string;
   /** Benchmarks only (not in the editor): `true` turns signing and encryption off. */
   insecureWire?: boolean;
+  /** Not in the editor: 1 makes the store speak wire version 1 exactly as the release before
+   * version 2 (docs/operations.md, "Upgrading"); anything else: the current version. */
+  protocolVersion?: string | number;
 }
 
 const CLOSE_DEADLINE_MS = 10_000;
@@ -70,6 +77,12 @@ export = function (RED: RED) {
         setStatus({ state: 'error', text: node.failure });
         return undefined;
       }
+      const previous = node.credentials.previousSecret;
+      const until = config.previousUntil ? Date.parse(config.previousUntil) : NaN;
+      if (previous && config.previousUntil && !Number.isFinite(until)) {
+        fail(t('p2p-store.errors.badPreviousUntil', { value: JSON.stringify(config.previousUntil) }));
+        return undefined;
+      }
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
         return new ReplicatedStore({
@@ -77,11 +90,13 @@ export = function (RED: RED) {
           folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
           port: Number(config.port) || DEFAULT_SEM_PORT,
           secret: node.credentials.secret,
+          ...(previous && Number.isFinite(until) ? { previousSecret: { secret: previous, until } } : {}),
           seeds: config.seeds ?? '',
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
           wireSecurity: config.insecureWire !== true,
+          protocolVersion: Number(config.protocolVersion) === 1 ? 1 : undefined,
         });
       } catch (e) {
         // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
@@ -143,7 +158,11 @@ export = function (RED: RED) {
     );
   });
 
+  // The signed role call another VM sends to make this VM a backup (no editor permission: the call
+  // is authenticated by its VM signature, lib/sem/admin-call.ts).
+  installRoleEndpoint(RED);
+
   RED.nodes.registerType('p2p-store', P2pStoreNode, {
-    credentials: { secret: { type: 'password' } },
+    credentials: { secret: { type: 'password' }, previousSecret: { type: 'password' } },
   });
 };

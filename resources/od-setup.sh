@@ -1,12 +1,19 @@
 #!/bin/sh
 # The default OD setup procedure of @p2p-ha/node-red-server-manager (docs/recovery.md, "OD
-# re-identification"). The OD replicator runs it INSIDE a freshly cloned OD, as root over SSH,
-# after the clone's first boot; then it restarts the OD (the note's step v) and checks that the OD
-# answers under its new identity before suspending it.
+# re-identification"). It runs INSIDE a freshly cloned OD, as root, in one of two ways:
+#  - mode `seed` (the default): the replicator puts it on the OD's seed volume (label cidata)
+#    with the identity (p2p-identity) and the OD's new host key (p2p-host-key); the image's boot
+#    runs it before its SSH server starts (see docs/recovery.md, "What an ODS must contain"), so
+#    the first boot is already under the new identity;
+#  - mode `guest`: the replicator runs it over SSH after the clone's first boot, then restarts the
+#    OD so that everything starts under the new identity.
+# Either way the replicator then checks that the OD answers with its new host key and hostname
+# before suspending it.
 #
 # Input (environment): OD_HOSTNAME, OD_ADDRESS, OD_REAL_SERVER (required); OD_SERVICES,
 # OD_NETWORK (dhcp | static, default dhcp), OD_PREFIX (default 24), OD_GATEWAY, OD_INTERFACE
-# (default eth0) (optional).
+# (default eth0), OD_HOST_KEY_FILE (an ed25519 host key in OpenSSH format to install instead of
+# making one), OD_MACHINE_ID (32 hex digits to use instead of a random one) (optional).
 # Output (stdout): `hostkey=<ssh-ed25519 public key line>`, `machine-id=<id>`, `od-setup=ok`.
 # Exit: 0 done; 64 bad input; 69 no way to make an SSH host key; other: the failing step's code.
 set -eu
@@ -56,13 +63,27 @@ if [ "$network" = static ]; then
   fi
 fi
 
-# 3. Fresh SSH host keys (OpenSSH or dropbear), the ed25519 public key printed for pinning.
+# 3. Fresh SSH host keys (OpenSSH or dropbear), the ed25519 public key printed for pinning. With
+#    OD_HOST_KEY_FILE the ed25519 key is the one given (made by the replicator, already recorded).
 pub=""
+given=${OD_HOST_KEY_FILE:-}
+if [ -n "$given" ] && [ ! -r "$given" ]; then echo "od-setup: OD_HOST_KEY_FILE $given not readable" >&2; exit 66; fi
 if [ -d /etc/ssh ] && command -v ssh-keygen >/dev/null 2>&1; then
   rm -f /etc/ssh/ssh_host_*
-  ssh-keygen -A >/dev/null
+  if [ -n "$given" ]; then
+    cp "$given" /etc/ssh/ssh_host_ed25519_key
+    chmod 600 /etc/ssh/ssh_host_ed25519_key
+    ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key > /etc/ssh/ssh_host_ed25519_key.pub
+  else
+    ssh-keygen -A >/dev/null
+  fi
   pub=$(cat /etc/ssh/ssh_host_ed25519_key.pub)
-elif command -v dropbearkey >/dev/null 2>&1; then
+elif [ -n "$given" ] && command -v dropbearconvert >/dev/null 2>&1; then
+  mkdir -p /etc/dropbear
+  rm -f /etc/dropbear/dropbear_*_host_key
+  dropbearconvert openssh dropbear "$given" /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
+  pub=$(dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep '^ssh-ed25519 ')
+elif [ -z "$given" ] && command -v dropbearkey >/dev/null 2>&1; then
   mkdir -p /etc/dropbear
   for t in rsa ecdsa; do
     if [ -f "/etc/dropbear/dropbear_${t}_host_key" ]; then
@@ -74,14 +95,18 @@ elif command -v dropbearkey >/dev/null 2>&1; then
   dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
   pub=$(dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep '^ssh-ed25519 ')
 else
-  echo "od-setup: neither ssh-keygen nor dropbearkey found" >&2
+  echo "od-setup: neither ssh-keygen nor dropbearkey (dropbearconvert with OD_HOST_KEY_FILE) found" >&2
   exit 69
 fi
 echo "hostkey=$pub"
 
 # 4. A fresh machine-id (systemd's tool when there is one; a random 128-bit id otherwise).
 rm -f /etc/machine-id /var/lib/dbus/machine-id
-if command -v systemd-machine-id-setup >/dev/null 2>&1; then
+if [ -n "${OD_MACHINE_ID:-}" ]; then
+  case "$OD_MACHINE_ID" in *[!0-9a-f]*) echo "od-setup: bad OD_MACHINE_ID" >&2; exit 64 ;; esac
+  [ ${#OD_MACHINE_ID} -eq 32 ] || { echo "od-setup: bad OD_MACHINE_ID" >&2; exit 64; }
+  echo "$OD_MACHINE_ID" > /etc/machine-id
+elif command -v systemd-machine-id-setup >/dev/null 2>&1; then
   systemd-machine-id-setup >/dev/null 2>&1
 else
   tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id

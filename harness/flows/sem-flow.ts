@@ -14,6 +14,8 @@ export interface SemFlowOptions {
   syncIntervalMs?: number;
   /** Turn the store's signing and encryption off (bench:sem measures their cost). */
   insecureWire?: boolean;
+  /** The wire version the store speaks (1: as the release before version 2). */
+  protocolVersion?: 1 | 2;
 }
 
 export const EDIT_PATH = '/p2p-test/edit';
@@ -37,6 +39,7 @@ export function semFlow(vm: Vm, index: number, o: SemFlowOptions): FlowNode[] {
       requestTimeout: 2000,
       autoJoin: true,
       ...(o.insecureWire ? { insecureWire: true } : {}),
+      ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       credentials: { secret: o.secret },
     },
     { id: 'edit-in', z, type: 'http in', url: EDIT_PATH, method: 'post', x: 120, y: 60, wires: [['send']] },

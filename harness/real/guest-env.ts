@@ -27,6 +27,10 @@ export const GUEST_PROGRAMS: { path: string; pkg: string }[] = [
   { path: '/usr/bin/ssh-keygen', pkg: 'openssh-client' },
   { path: '/usr/bin/ssh', pkg: 'openssh-client' },
   { path: '/usr/bin/unshare', pkg: 'util-linux' },
+  // The OD seed volume (mode seed): genisoimage would do as well.
+  { path: '/usr/bin/xorriso', pkg: 'xorriso' },
+  // The subreaper libvirtd runs under (harness/real/libvirtd.ts).
+  { path: '/usr/bin/perl', pkg: 'perl-base' },
 ];
 
 /** Why the real-guest bed cannot run here, or undefined. busybox must be the static build. */

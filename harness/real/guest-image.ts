@@ -16,7 +16,7 @@ export const CACHE = path.join(ROOT, '.tmp', 'realvm');
 /** Guest-side libraries dropbear needs (apt-get download; dpkg-deb -x). */
 const LIB_PACKAGES = ['libc6', 'libcrypt1', 'libtomcrypt1', 'libtommath1', 'zlib1g', 'libgmp10'];
 /** The kernel modules /init loads, in dependency order after resolution. */
-const WANTED_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'crc32c_generic', 'ext4'];
+const WANTED_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'crc32c_generic', 'ext4', 'isofs'];
 
 export interface GuestKernel {
   vmlinux: string;
@@ -122,7 +122,9 @@ exec /bin/busybox switch_root /newroot /sbin/init
 export function guestKernel(): GuestKernel {
   const tree = extracted();
   const version = fs.readdirSync(path.join(tree, 'lib', 'modules'))[0];
-  const dir = path.join(CACHE, `kernel-${version}`);
+  // The cache folder names what went into the initramfs: a change of modules or /init rebuilds it.
+  const stamp = crypto.createHash('sha256').update(WANTED_MODULES.join(',') + INIT).digest('hex').slice(0, 8);
+  const dir = path.join(CACHE, `kernel-${version}-${stamp}`);
   const vmlinux = path.join(dir, 'vmlinux');
   const initrd = path.join(dir, 'initrd.cpio');
   if (fs.existsSync(vmlinux) && fs.existsSync(initrd)) return { vmlinux, initrd, version };
@@ -148,14 +150,25 @@ export function guestKernel(): GuestKernel {
 
 /** The root disk's /sbin/init: what a stock image's init system does, in a few lines. */
 const GUEST_INIT = `#!/bin/sh
-# PID 1 of the guest: mounts, hostname from /etc/hostname, DHCP on eth0 (the address comes from the
-# host's reservation), dropbear with the host keys in /etc/dropbear, the service, then reaps.
+# PID 1 of the guest: mounts; the OD seed (what cloud-init does in a stock image: a read-only
+# volume labelled cidata whose p2p-od-setup.sh is run with p2p-identity's variables and the host
+# key it carries, before the SSH server starts); hostname from /etc/hostname, DHCP on eth0 (the
+# address comes from the host's reservation), dropbear with the host keys in /etc/dropbear, the
+# service, then reaps.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mkdir -p /dev/pts /tmp /run
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
+seed=$(findfs LABEL=cidata 2>/dev/null)
+if [ -n "$seed" ] && mkdir -p /run/seed && mount -t iso9660 -o ro "$seed" /run/seed; then
+  if [ -f /run/seed/p2p-od-setup.sh ] && [ -f /run/seed/p2p-identity ]; then
+    (set -a; . /run/seed/p2p-identity; OD_HOST_KEY_FILE=/run/seed/p2p-host-key /bin/sh /run/seed/p2p-od-setup.sh) >/run/od-setup.log 2>&1
+    echo "od-seed: exit $? ($(tail -n 1 /run/od-setup.log))" > /dev/console
+  fi
+  umount /run/seed
+fi
 hostname "$(cat /etc/hostname)"
 ip link set lo up
 ip link set eth0 up
@@ -221,6 +234,8 @@ export function buildOdsDisk(image: string, opts: { hostname: string; authorized
     }
     fs.copyFileSync(path.join(tree, 'usr', 'sbin', 'dropbear'), path.join(stage, 'usr', 'sbin', 'dropbear'));
     fs.copyFileSync(path.join(tree, 'usr', 'bin', 'dropbearkey'), path.join(stage, 'usr', 'bin', 'dropbearkey'));
+    fs.copyFileSync(path.join(tree, 'usr', 'bin', 'dropbearconvert'), path.join(stage, 'usr', 'bin', 'dropbearconvert'));
+    fs.chmodSync(path.join(stage, 'usr', 'bin', 'dropbearconvert'), 0o755);
     fs.chmodSync(path.join(stage, 'usr', 'sbin', 'dropbear'), 0o755);
     fs.chmodSync(path.join(stage, 'usr', 'bin', 'dropbearkey'), 0o755);
     fs.copyFileSync(path.join(tree, 'lib64', 'ld-linux-x86-64.so.2'), path.join(stage, 'lib64', 'ld-linux-x86-64.so.2'));

@@ -6,12 +6,15 @@
 // the method (lib/recovery/backup-plan.ts on the real driver) and the two baselines of the note:
 // a cold start of a shut-off backup, and the conventional central-file-server method.
 import * as http from 'http';
-import { guestOpener, guestReplicationHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
+import { guestOpener, guestSeedHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
 import { waitDomainSshReady } from '../../lib/hv/readiness';
-import { probeService } from '../../lib/monitor/probes';
+import { parseServiceCheck, probeService } from '../../lib/monitor/probes';
+import { verdict } from '../../lib/monitor/checks';
+import { MONITOR_DEFAULTS, TargetMonitor, type Transition } from '../../lib/monitor/target-monitor';
 import { runBackupPlan, type RecoveryResult } from '../../lib/recovery/backup-plan';
 import { replicateOne, type ReplicationResult } from '../../lib/recovery/od-replication';
 import { procedureVariables } from '../../lib/recovery/install-procedure';
+import { hostKeyLine } from '../../lib/records/records';
 import { pickFreePort } from '../net';
 import { sleep } from '../wait';
 import type { GuestBed } from './guest-env';
@@ -32,16 +35,18 @@ export interface GuestVm {
 /**
  * The installation procedure of a server, run on the real server with the package's variables:
  * it reaches the resumed OD over SSH through the OD's own loopback forward (read from its domain
- * XML) and gives it the function of TARGET until its next restart (hostname, the HTTP page).
- * The OD's host key was recorded at re-identification (available-od); this procedure does not pin
- * it (OpenSSH's known_hosts wants the key, the record holds its fingerprint).
+ * XML) and gives it the function of TARGET until its next restart (hostname, the HTTP page). The
+ * OD's host key is pinned: the backup starter gives OD_KNOWN_HOSTS (a known_hosts file with the
+ * key recorded in available-od at replication); without it the procedure refuses to run, and a
+ * guest presenting another key is refused by ssh (exit 255).
  */
 export function installProcedure(guestKeyPath: string): string {
   return `#!/bin/sh
 set -e
+test -n "\${OD_KNOWN_HOSTS:-}" || { echo "no OD_KNOWN_HOSTS: the OD's host key is not pinned" >&2; exit 3; }
 port=$(virsh dumpxml "$OD" | sed -n 's/.*hostfwd=tcp:127.0.0.1:\\([0-9]*\\)-[0-9.]*:22[^0-9].*/\\1/p' | head -n 1)
 test -n "$port"
-ssh -q -i ${guestKeyPath} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -p "$port" root@127.0.0.1 \\
+ssh -q -i ${guestKeyPath} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$OD_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -p "$port" root@127.0.0.1 \\
   "hostname $BACKUP && echo '$BACKUP serving $TARGET' > /run/www/index.html"
 `;
 }
@@ -59,17 +64,16 @@ export function scenarioFiles(servers: GuestVm[], ods: GuestVm[]): MemoryFiles {
 }
 
 /**
- * Make a VM with the package's replication: clone, fix XML, boot, re-identify, restart, ready,
- * suspend. `serviceOn`: bind the HTTP forward to this loopback address, port 80 (the VM's own
+ * Make a VM with the package's replication (the default mode, seed): clone, fix XML, seed volume,
+ * boot, ready under the new identity (new host key pinned), suspend. `serviceOn`: bind the HTTP forward to this loopback address, port 80 (the VM's own
  * address, where p2p-heartbeat checks `http:80/`), the guest taking 10.0.2.<100 + last octet mod 100>.
  */
 export async function makeVm(bed: GuestBed, name: string, address: string, files: MemoryFiles, serviceOn?: string): Promise<GuestVm> {
   const sshPort = await pickFreePort('127.0.0.1');
   const servicePort = serviceOn ? 80 : await pickFreePort('127.0.0.1');
-  const hooks = guestReplicationHooks(bed.driver, {
+  const hooks = guestSeedHooks(bed.driver, {
     username: 'root',
     privateKey: bed.guestKey,
-    odsFingerprint: bed.ods.hostFingerprint,
     portFor: (gp) => (gp === 22 ? sshPort : servicePort),
   });
   const postCloneXml = !serviceOn
@@ -135,23 +139,50 @@ export async function serviceText(port: number, timeoutMs = 1000): Promise<strin
 }
 
 /**
- * Detection as p2p-heartbeat does it for a service fault: probe every `intervalMs` (timeout
- * `probeMs`), a failed probe is re-examined after `reexamMs` (3 s for a service, as the note),
- * and confirmed when it fails again. Resolves with the time from `since` to the confirmation.
+ * Detection by the package's own monitor (lib/monitor/target-monitor.ts, the state machine
+ * p2p-heartbeat runs) with its defaults (MONITOR_DEFAULTS: check every 1 s, probe timeout 0.5 s,
+ * service re-examination 3 s counted from the start of the first failed check, re-checks every
+ * 0.25 s), on the `http:80/` service check through the guest's forward. The guests run no manager,
+ * so only the service is checked and a hang is a service fault (3 s; a whole-VM hang with its
+ * manager inside would fail the manager's ping too and be re-examined as a network fault, 2 s).
+ * Start it while the service is well: `seenOk` resolves after its first good check; `confirmed`
+ * with performance.now() at the confirmation.
  */
-export async function detectServiceFailure(port: number, since: number, o: { intervalMs?: number; probeMs?: number; reexamMs?: number; deadlineMs?: number } = {}): Promise<number> {
-  const check = { type: 'http' as const, port, path: '/', text: `http:${port}/` };
-  const deadline = since + (o.deadlineMs ?? 60000);
-  for (;;) {
-    if (performance.now() > deadline) throw new Error(`no failure detected on port ${port}`);
-    const r = await probeService('127.0.0.1', check, o.probeMs ?? 1000);
-    if (r.outcome !== 'ok') {
-      await sleep(o.reexamMs ?? 3000);
-      const again = await probeService('127.0.0.1', check, o.probeMs ?? 1000);
-      if (again.outcome !== 'ok') return performance.now() - since;
-    }
-    await sleep(o.intervalMs ?? 500);
+export function watchService(port: number, settings: { intervalMs?: number; timeoutMs?: number; reexamServiceMs?: number } = {}) {
+  const timeoutMs = settings.timeoutMs ?? MONITOR_DEFAULTS.timeoutMs;
+  const check = parseServiceCheck(`http:${port}/`);
+  const monitor = new TargetMonitor({
+    target: `127.0.0.1:${port}`,
+    check: async () => verdict([await probeService('127.0.0.1', check, timeoutMs)]),
+    ...settings,
+  });
+  let okSeen: () => void = () => undefined;
+  let done: (at: number) => void = () => undefined;
+  const seenOk = new Promise<void>((r) => (okSeen = r));
+  const confirmed = new Promise<number>((r) => (done = r));
+  monitor.on('check', (c: { result: { ok: boolean } }) => c.result.ok && okSeen());
+  monitor.on('transition', (t: Transition) => t.to === 'confirmed' && done(performance.now()));
+  monitor.start();
+  return { seenOk, confirmed, stop: () => monitor.stop() };
+}
+
+/** Watch the service, then hang its guest (`virsh suspend`): the time from the hang to the confirmation. */
+export async function hangAndDetect(bed: GuestBed, vm: GuestVm, deadlineMs = 60000): Promise<{ t0: number; detectMs: number }> {
+  const w = watchService(vm.servicePort);
+  try {
+    await withDeadline(w.seenOk, 30000, `${vm.name}'s service never answered the monitor`);
+    const t0 = performance.now();
+    await bed.driver.suspend(vm.name); // the hang
+    const at = await withDeadline(w.confirmed, deadlineMs, `no failure of ${vm.name} confirmed`);
+    return { t0, detectMs: at - t0 };
+  } finally {
+    w.stop();
   }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Wait until the OD's forwarded service answers as the backup of `target`. */
@@ -254,7 +285,7 @@ export async function recoverConventional(bed: GuestBed, fileServerPort: number,
     const path = `${PROCEDURE_DIR}/central-${f.name}.sh`;
     await bed.driver.copyFile(path, proc);
     const backup = `${f.name}b`;
-    await bed.driver.runFile(path, procedureVariables({ target: f.name, targetAddress: f.address, backup, backupAddress: od.address, od: od.name, realServer: RS, services: 'http:80/' }));
+    await bed.driver.runFile(path, procedureVariables({ target: f.name, targetAddress: f.address, backup, backupAddress: od.address, od: od.name, realServer: RS, services: 'http:80/' }), { knownHostsKey: hostKeyLine(od.hostKey) });
     const group = await httpText(fileServerPort, 'GET', '/files/group');
     await httpText(fileServerPort, 'PUT', '/files/group', group.split('\n').filter((l) => l && !l.startsWith(`${f.name},`)).concat(`${backup}, ${od.address}, ${RS}, http:80/`).join('\n') + '\n');
     await waitServiceFrom(od.servicePort, f.name);
@@ -273,6 +304,7 @@ export async function recoverColdStart(bed: GuestBed, failed: GuestVm, backup: G
   await bed.driver.runFile(
     `${PROCEDURE_DIR}/${failed.name}.sh`,
     procedureVariables({ target: failed.name, targetAddress: failed.address, backup: `${failed.name}b`, backupAddress: backup.address, od: backup.name, realServer: RS, services: 'http:80/' }),
+    { knownHostsKey: hostKeyLine(backup.hostKey) },
   );
   const installMs = performance.now() - t1;
   await waitServiceFrom(backup.servicePort, failed.name);

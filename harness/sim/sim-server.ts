@@ -23,8 +23,10 @@ export type SimOp = 'suspend' | 'resume' | 'start' | 'boot' | 'shutdown' | 'dest
  * on these machines with real Debian-kernel guests under libvirt 9.0's QEMU driver, reached over
  * OpenSSH (see the machine notes and issue 13): suspend 24 ms, resume 21 ms, `virsh start`
  * returns in 0.5-0.7 s (600) but the guest is usable only 4.5-5 s later (boot 4750: the VM's
- * effect starts that much after the reply), destroy 1.2-2.0 s (1600), managedsave 1.46 s,
- * virt-clone --mac 0.33 s; define/undefine/shutdown are test-driver times. Tests use 0.
+ * effect starts that much after the reply), destroy 0.3 s (300: `virsh destroy` returns once
+ * QEMU is reaped; the 1.2-2.0 s seen first were this machine's PID 1 reaping orphans every ~2 s,
+ * see harness/real/libvirtd.ts), managedsave 1.46 s, virt-clone --mac 0.33 s;
+ * define/undefine/shutdown are test-driver times. Tests use 0.
  */
 export const REALISTIC_DELAYS: Readonly<Record<SimOp, number>> = {
   suspend: 24,
@@ -32,7 +34,7 @@ export const REALISTIC_DELAYS: Readonly<Record<SimOp, number>> = {
   start: 600,
   boot: 4750,
   shutdown: 40,
-  destroy: 1600,
+  destroy: 300,
   managedsave: 1460,
   define: 30,
   undefine: 30,

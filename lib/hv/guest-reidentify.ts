@@ -1,22 +1,29 @@
-// Re-identification of a freshly cloned OD (lib/hv: it talks to the guest; lib/recovery/od-replication.ts
-// gets it injected by the node), the default (docs/recovery.md "OD re-identification"):
-// a clone is its template (hostname, network identity, SSH host keys, machine-id), so whatever
-// gives it its own must run inside it. After the clone's first boot this module:
-//   boot     waits for the clone's SSH banner (readiness, not launch),
-//   setup    logs in (ODS host key pinned when known), copies the package's od-setup.sh and runs
-//            it with the OD's identity: hostname, address, fresh host keys, machine-id, Node-RED
-//            environment; reads the new host key from its output,
-//   restart  destroys and starts the clone (or resets it) so everything starts under the new
-//            identity (note step v),
-//   verify   waits for the banner again and logs in with the NEW host key pinned, checking the
-//            hostname; only then may the replicator suspend it and record the key.
-// Also the default post-clone XML hook: virt-clone copies per-VM paths and port forwards verbatim.
+// Re-identification of a freshly cloned OD on a real guest (lib/hv: it talks to the guest and the
+// host; lib/recovery/od-replication.ts gets the hooks injected by the node). docs/recovery.md
+// "OD re-identification". A clone is its template (hostname, network identity, SSH host keys,
+// machine-id), so it needs its own, in one of two ways:
+//   guestSeedHooks (mode seed, the default): BEFORE the first boot, a seed volume made on the real
+//            server (od-seed.ts: cloud-init NoCloud files + od-setup.sh, the identity and a host
+//            key made here) is attached to the clone; it boots once; `ready` waits for the banner,
+//            then logs in with the NEW host key pinned and checks the hostname;
+//   guestReplicationHooks (mode guest): AFTER the first boot,
+//     boot     waits for the clone's SSH banner (readiness, not launch),
+//     setup    logs in (ODS host key pinned when known), copies the package's od-setup.sh and runs
+//              it with the OD's identity: hostname, address, fresh host keys, machine-id, Node-RED
+//              environment; reads the new host key from its output,
+//     restart  destroys and starts the clone (or resets it) so everything starts under the new
+//              identity (note step v),
+//     verify   the banner again and the same pinned login + hostname check.
+// Either way the OD's new public key is returned for its available-od record. Also the default
+// post-clone XML hook: virt-clone copies per-VM paths and port forwards verbatim.
 import * as fs from 'fs';
 import * as path from 'path';
 import { openGuestSession } from './guest-session';
 import { sshEndpoint, tcpOpener, tunnelOpener, waitDomainSshReady, waitSshReady, type GuestEndpoint, type StreamOpener } from './readiness';
-import { SshConnection, sshFingerprint, type CommandRunner } from './ssh-connection';
+import { SshConnection, type CommandRunner } from './ssh-connection';
 import * as v from './validate';
+import { hostKeyFingerprint } from '../records/records';
+import { attachSeedXml, diskFolder, makeOdSeed, SEED_LABEL } from './od-seed';
 
 /** An OD's identity (as in the reservation file): its name (= hostname), address, real server. */
 export interface Identity {
@@ -113,7 +120,7 @@ export async function reidentifyGuest(id: Identity & { mac: string }, deps: Gues
     }
     const key = /^hostkey=ssh-ed25519 ([A-Za-z0-9+/=]+)/m.exec(r.stdout);
     if (!key) throw new ReidentifyError('no-host-key', `${od}: the OD setup procedure printed no ed25519 host key`);
-    hostKey = sshFingerprint(Buffer.from(key[1], 'base64'));
+    hostKey = key[1];
     machineId = /^machine-id=([0-9a-f]{32})$/m.exec(r.stdout)?.[1] ?? '';
   } finally {
     session.close();
@@ -125,19 +132,29 @@ export async function reidentifyGuest(id: Identity & { mac: string }, deps: Gues
     await deps.driver.start(od);
   }
   await ready(`${od} (after its restart)`);
-  // The restarted OD must present the NEW host key and hostname.
-  const check = await openGuestSession({ open, username: deps.username, privateKey: deps.privateKey, hostFingerprint: hostKey, label: od });
+  await checkIdentity(open, id.od, hostKey, deps);
+  const t3 = performance.now();
+  return { hostKey, machineId, timings: { boot: t1 - t0, setup: t2 - t1, restart: t3 - t2 } };
+}
+
+/**
+ * The OD answers under its new identity: a login with the NEW host key pinned (a guest still
+ * holding the template's key is refused by the pin), and `/etc/hostname` and `hostname` are the
+ * OD's name.
+ */
+export async function checkIdentity(open: StreamOpener, od: string, hostKey: string, login: { username: string; privateKey: string | Buffer }): Promise<void> {
+  const pin = hostKeyFingerprint(hostKey);
+  if (!pin) throw new ReidentifyError('no-host-key', `${od}: no new host key to pin`);
+  const check = await openGuestSession({ open, username: login.username, privateKey: login.privateKey, hostFingerprint: pin, label: od });
   try {
     const r = await check.exec('cat /etc/hostname; hostname');
     const names = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
-    if (names.length < 2 || names.some((n) => n !== id.od)) {
-      throw new ReidentifyError('wrong-identity', `${od}: after the restart its hostname is ${JSON.stringify(names)}, expected ${id.od}`);
+    if (names.length < 2 || names.some((n) => n !== od)) {
+      throw new ReidentifyError('wrong-identity', `${od}: its hostname is ${JSON.stringify(names)}, expected ${od}`);
     }
   } finally {
     check.close();
   }
-  const t3 = performance.now();
-  return { hostKey, machineId, timings: { boot: t1 - t0, setup: t2 - t1, restart: t3 - t2 } };
 }
 
 export interface PostCloneContext extends Identity {
@@ -214,6 +231,36 @@ export function guestReplicationHooks(
     },
     ready: async (c: Identity & { mac: string }) => {
       await waitDomainSshReady(driver, opener, c.od, c.address, { deadlineMs: o.readyDeadlineMs ?? 90000, signal: o.signal });
+    },
+  };
+}
+
+/**
+ * The default replication hooks (mode `seed`): the post-clone XML fix, the identity on a seed
+ * volume made on the real server and attached before the first boot (od-seed.ts), and the check
+ * before the OD is suspended: its SSH banner, then a login with the NEW host key pinned and its
+ * hostname checked. One boot; no setup over SSH, no restart.
+ */
+export function guestSeedHooks(
+  driver: { runner: CommandRunner; dumpxml(name: string): Promise<string>; makeIsoImage(path: string, label: string, files: Record<string, string>): Promise<void> },
+  o: Omit<GuestHooksOptions, 'restart' | 'odsFingerprint'>,
+) {
+  const opener = guestOpener(driver.runner);
+  return {
+    postCloneXml: (xml: string, c: PostCloneContext) => defaultPostCloneXml(xml, c, o.portFor),
+    seed: async (c: PostCloneContext, xml: string) => {
+      const s = makeOdSeed({ od: c.od, address: c.address, realServer: c.realServer, mac: c.mac }, { script: o.script ?? defaultOdSetupScript(), variables: o.variables });
+      const path = `${diskFolder(xml)}/${v.domainName(c.od)}-seed.iso`;
+      await driver.makeIsoImage(path, SEED_LABEL, s.files);
+      return { xml: attachSeedXml(xml, path), hostKey: s.hostKey.blob };
+    },
+    ready: async (c: Identity & { mac: string; hostKey?: string }) => {
+      const open = opener(sshEndpoint(await driver.dumpxml(v.domainName(c.od)), c.address));
+      const t0 = performance.now();
+      await waitSshReady(open, { deadlineMs: o.readyDeadlineMs ?? 90000, what: `${c.od} (first boot)`, signal: o.signal });
+      const t1 = performance.now();
+      await checkIdentity(open, c.od, c.hostKey ?? '-', o);
+      return { timings: { boot: t1 - t0, verify: performance.now() - t1 } };
     },
   };
 }

@@ -87,6 +87,13 @@ export function variables(vars: unknown): [string, string][] {
   return out;
 }
 
+/** An SSH public key as in a known_hosts line: `<type> <base64 blob>`. */
+export const SSH_PUBLIC_KEY_RE = /^(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) AAAA[A-Za-z0-9+/]{16,1020}={0,2}$/;
+
+export function sshPublicKey(value: unknown): string {
+  return check('SSH public key', value, SSH_PUBLIC_KEY_RE, 'an SSH public key `<type> AAAA...`');
+}
+
 /** POSIX single-quoting: the value becomes one word whatever it holds. */
 export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;

@@ -46,6 +46,11 @@ export interface HostMemory {
   availableKiB: number;
 }
 
+export interface RunFileOptions {
+  /** Pin this SSH host key (`<type> <base64>`) in a known_hosts file given as OD_KNOWN_HOSTS. */
+  knownHostsKey?: string;
+}
+
 export interface DriverOptions {
   /** libvirt connection URI (`virsh -c URI`); unset: the host's default (LIBVIRT_DEFAULT_URI or qemu:///system). */
   uri?: string;
@@ -398,6 +403,42 @@ export class VirshDriver {
   }
 
   /**
+   * Write a small read-only ISO 9660 volume (Rock Ridge + Joliet names, volume label `label`) at
+   * `path` on the real server, holding `files` (name -> text): an OD's seed (od-seed.ts). One SSH
+   * exec; built with genisoimage, xorriso or mkisofs, whichever the host has (`program-missing`
+   * when none). Mode 0600: the seed holds the OD's private host key.
+   */
+  async makeIsoImage(path: string, label: string, files: Record<string, string>): Promise<void> {
+    const p = v.absolutePath(path);
+    if (!/^[A-Za-z0-9_]{1,32}$/.test(label)) throw new v.ValidationError('volume label', label, '1-32 letters, digits, _');
+    const names = Object.keys(files);
+    if (names.some((n) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(n))) throw new v.ValidationError('seed file name', names.join(' '), 'letters, digits, . _ -');
+    const size = names.reduce((n, k) => n + files[k].length, 0);
+    if (size > MAX_FILE) throw new v.ValidationError('seed content', `${size} bytes`, 'at most 4 MiB');
+    const dir = p.slice(0, p.lastIndexOf('/')) || '/';
+    const script = [
+      'set -eu',
+      'umask 077',
+      'if command -v genisoimage >/dev/null 2>&1; then mk="genisoimage"',
+      'elif command -v xorriso >/dev/null 2>&1; then mk="xorriso -as mkisofs"',
+      'elif command -v mkisofs >/dev/null 2>&1; then mk="mkisofs"',
+      'else echo "no ISO 9660 tool: install genisoimage or xorriso" >&2; exit 69; fi',
+      'd=$(mktemp -d)',
+      `trap 'rm -rf "$d"' EXIT`,
+      ...names.map((n) => `printf '%s' '${Buffer.from(files[n]).toString('base64')}' | base64 -d > "$d/${n}"`),
+      `mkdir -p ${v.shellQuote(dir)}`,
+      `$mk -quiet -V ${label} -J -r -o ${v.shellQuote(p + '.tmp')} "$d"`,
+      `mv ${v.shellQuote(p + '.tmp')} ${v.shellQuote(p)}`,
+      '',
+    ].join('\n');
+    const r = await this.runner.exec('/bin/sh -s', { stdin: script, timeoutMs: this.options.slowTimeoutMs });
+    if (r.code === 0) return;
+    const extra = { exitCode: r.code, stderr: r.stderr, lastLine: lastLineOf(r) };
+    if (r.code === 69) throw new HvError('program-missing', `${this.label()}no ISO 9660 tool (genisoimage, xorriso or mkisofs) for the seed ${p}`, extra);
+    throw new HvError('failed', `${this.label()}seed ${p}: exited ${r.code}: ${extra.lastLine}`, extra);
+  }
+
+  /**
    * SHA-256 of files on the real server (`sha256sum`), by path; a missing file is absent from the
    * map (sha256sum exits 1 for it but still hashes the others).
    */
@@ -417,19 +458,28 @@ export class VirshDriver {
   }
 
   /** The command line that runs a file with /bin/sh and the given variables in its environment. */
-  runFileCommand(path: string, vars?: Record<string, string | number>): string {
+  runFileCommand(path: string, vars?: Record<string, string | number>, opts: RunFileOptions = {}): string {
     const p = v.absolutePath(path);
     const env = v.variables(vars).map(([k, val]) => v.shellQuote(`${k}=${val}`));
-    return ['env', ...env, '/bin/sh', v.shellQuote(p)].join(' ');
+    if (!opts.knownHostsKey) return ['env', ...env, '/bin/sh', v.shellQuote(p)].join(' ');
+    // A known_hosts file of one line, `* <key>`: whichever address or port the procedure uses to
+    // reach the OD, only this key is accepted. Made for this run and removed after it.
+    const line = v.shellQuote(`* ${v.sshPublicKey(opts.knownHostsKey)}`);
+    return (
+      `kh=$(mktemp) && printf '%s\\n' ${line} > "$kh" && ` +
+      `${['env', ...env, '"OD_KNOWN_HOSTS=$kh"', '/bin/sh', v.shellQuote(p)].join(' ')}; rc=$?; rm -f "$kh"; exit $rc`
+    );
   }
 
   /**
    * Run a file with /bin/sh (the installation procedure); its output is returned. A failure is
    * `procedure-absent` when an explicit `test -f` finds no file, `permission-denied` when
    * `test -r` finds it unreadable, else `procedure-failed` with its exit code and last stderr line.
+   * With `knownHostsKey` (the OD's recorded host key, `ssh-ed25519 AAAA...`) the procedure gets
+   * OD_KNOWN_HOSTS, a known_hosts file pinning that key.
    */
-  async runFile(path: string, vars?: Record<string, string | number>): Promise<ExecResult> {
-    const cmd = this.runFileCommand(path, vars);
+  async runFile(path: string, vars?: Record<string, string | number>, opts: RunFileOptions = {}): Promise<ExecResult> {
+    const cmd = this.runFileCommand(path, vars, opts);
     const r = await this.runner.exec(cmd, { timeoutMs: this.options.slowTimeoutMs });
     if (r.code === 0) return r;
     const p = v.shellQuote(v.absolutePath(path));

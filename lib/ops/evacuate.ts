@@ -89,7 +89,7 @@ export function plannedShutdownDriver(
     suspend: (n) => d.suspend(n),
     domstate: (n) => d.domstate(n),
     resume: (n) => d.resume(n),
-    runFile: (p, v) => d.runFile(p, v),
+    runFile: (p, v, o) => d.runFile(p, v, o),
   };
 }
 

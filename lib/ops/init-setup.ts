@@ -34,7 +34,7 @@ export interface InitOptions {
   /** The address the editor and admin API listen on (default all: 0.0.0.0). */
   uiHost?: string;
   procedureDir: string;
-  /** Reuse an admin token (e.g. the cluster's, so every VM's starter can reach every backup). */
+  /** Reuse an admin token (this VM's editor and command line; the role step needs none). */
   adminToken?: string;
   credentialSecret?: string;
 }
@@ -90,8 +90,9 @@ export function decryptCredentials(credentialSecret: string, enc: { $: string })
 
 export function settingsJs(o: { credentialSecret: string; uiPort: number; uiHost: string }): string {
   return `// Node-RED settings for a p2p-ha VM, written by \`p2p-ha init\`. Only the essentials: add your own.
-// The admin API answers only with a token (the backup starter's role step and the p2p-ha command
-// line use P2P_HA_ADMIN_TOKEN, kept in p2p-ha-admin-token beside this file). Add editor users
+// The admin API answers only with a token (the p2p-ha command line uses P2P_HA_ADMIN_TOKEN, kept in
+// p2p-ha-admin-token beside this file; the role step needs none: POST /p2p-ha/role is a call
+// signed by the calling VM's key). Add editor users
 // with \`node-red admin hash-pw\` under adminAuth.users.
 const fs = require('fs');
 const path = require('path');
@@ -158,8 +159,6 @@ export function buildInit(o: InitOptions): InitOutput {
   ];
   const plain: Record<string, Record<string, string>> = {
     store: { secret: o.clusterSecret },
-    starter: { adminToken },
-    replicator: { adminToken },
   };
   for (const r of o.realServers) plain[rsId(r.name)] = { privateKey: o.privateKey };
   const credentials = encryptCredentials(credentialSecret, plain);
@@ -170,7 +169,7 @@ export function buildInit(o: InitOptions): InitOutput {
     '  keep an ODS (template VM with this package and every service installed, named ODS-<real server>) shut off, and one suspended OD per real server',
     ...o.realServers.filter((r) => !r.fingerprint).map((r) => `  ${r.name}: no host key fingerprint given: read it with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on ${r.host} and set it in the p2p-real-server node (nothing connects until then)`),
     `On this VM: npm install @p2p-ha/node-red-server-manager in the user directory, then start node-red -u <user dir>.`,
-    `Give every VM the same admin token (init --admin-token) so that any manager can hand a backup its role.`,
+    `Managers reach a backup's admin port (${o.uiPort}) for the role step with a call signed by their VM key: no token is shared between VMs.`,
   ];
   return { settingsJs: settingsJs({ credentialSecret, uiPort: o.uiPort, uiHost: o.uiHost ?? '0.0.0.0' }), flows, credentials, credentialSecret, adminToken, hostSteps };
 }

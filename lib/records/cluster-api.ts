@@ -98,6 +98,25 @@ export interface ClusterFiles extends EventEmitter {
   peers(): { hostname: string; address: string }[];
   /** The port every peer's SEM endpoint listens on (also answers GET /p2p/ping). */
   readonly port: number;
+  /**
+   * Seal, MAC and sign an admin call to another VM's runtime with this VM's key (lib/sem/
+   * admin-call.ts): how a manager gives a backup its role without a bearer token. Absent on
+   * stand-ins that cannot sign.
+   */
+  sealAdminCall?(path: string, to: AdminCallTarget, payload: unknown): SealedAdminCall;
+}
+
+/** Whom an admin call is for: the address it is sent to and, when the caller knows it, the hostname
+ * the receiving VM has now. Both are inside the signed bytes. */
+export interface AdminCallTarget {
+  address: string;
+  hostname?: string;
+}
+
+/** An admin call ready to send: its body (sealed) and headers (MAC, VM signature). */
+export interface SealedAdminCall {
+  body: string;
+  headers: Record<string, string>;
 }
 
 /**

@@ -36,8 +36,12 @@ export const REALSERVER_STATES = ['up', 'down', 'maintenance'] as const;
 export const MEMBER_STATES = ['member', 'fenced', 'maintenance'] as const;
 /** A public key in a record: base64 of a raw Ed25519 key (32 bytes -> 43-44 chars), or -. */
 const PUBLIC_KEY_RE = /^(?:-|[A-Za-z0-9+/]{43}=?)$/;
-/** An SSH host key fingerprint as ssh-keygen -lf prints it (SHA256 + unpadded base64), or '-'. */
-const HOST_KEY_RE = /^(?:-|SHA256:[A-Za-z0-9+/]{43})$/;
+/**
+ * An OD's SSH host key: the whole public key as the base64 blob of its known_hosts line (e.g.
+ * `AAAAC3NzaC1lZDI1NTE5...`; its type is inside the blob), so an installation procedure can pin
+ * it in a known_hosts file; or, from older records, only its fingerprint `SHA256:...`; or '-'.
+ */
+const HOST_KEY_RE = /^(?:-|SHA256:[A-Za-z0-9+/]{43}|AAAA[A-Za-z0-9+/]{16,1020}={0,2})$/;
 
 type FieldCheck = (value: string) => boolean;
 const re = (r: RegExp): FieldCheck => (v) => r.test(v);
@@ -135,7 +139,7 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
     name: 'available-od',
     fields: [name('od'), address('address'), name('realServer')],
     // The OD's SSH host key after re-identification, so later steps can pin it (issue 13).
-    optional: [{ name: 'hostKey', check: re(HOST_KEY_RE), expect: 'an SSH host key fingerprint SHA256:... or -' }],
+    optional: [{ name: 'hostKey', check: re(HOST_KEY_RE), expect: 'an SSH public key (base64 blob), a fingerprint SHA256:... or -' }],
     key: (r) => r[0],
   },
   reservation: {

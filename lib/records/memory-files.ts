@@ -4,7 +4,8 @@
 // over one seeded with a copy of the real files, so the real files are never touched. Nothing is
 // sent anywhere. The real store is lib/sem/replicated-store.ts.
 import { EventEmitter } from 'events';
-import type { BatchResult, ClusterFiles, Edit, EditResult, Identity } from './cluster-api';
+import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity } from './cluster-api';
+import { normalizeEdit } from './diff-line';
 import { FILE_NAMES, FileName, recordKey, RecordFields, validateRecord } from './files';
 import { operationRecords } from './ring';
 
@@ -54,9 +55,8 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
   }
 
   edit(input: Edit | string): Promise<EditResult> {
-    if (typeof input === 'string') return Promise.reject(new Error('text edits not supported here'));
     if (this.failEdits) return Promise.reject(new Error('store stopped'));
-    const e = input;
+    const e = normalizeEdit(input);
     const rows = this.data.get(e.file)!;
     const rec = validateRecord(e.file, e.record);
     const key = recordKey(e.file, rec);
@@ -80,6 +80,8 @@ export class MemoryFiles extends EventEmitter implements ClusterFiles {
     }
     this.lines.push(line);
     this.applied.push({ ...e, record: rec });
+    const ev: ChangeEvent = { file: e.file, op: e.op, record: rec, before: e.before, line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, local: true, via: 'edit' };
+    this.emit('change', ev);
     return Promise.resolve({ line, origin: this.identity.hostname, seq: this.lines.length, lamport: this.lines.length, acked: [], failed: [], ms: 0 });
   }
 }

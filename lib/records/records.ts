@@ -3,6 +3,7 @@
 // `fromX` takes fields already checked by validateRecord (files.ts); `toX` gives the fields back
 // in file order, dropping optional trailing fields that hold their default so that files written
 // by older versions and by this one stay byte-identical where nothing new is said.
+import { createHash } from 'crypto';
 import type { RecordFields } from './files';
 import { MEMBER_STATES, PROBLEM_KINDS, PROBLEM_STATUSES, REALSERVER_STATES } from './files';
 import { naturalCompare } from './natural-sort';
@@ -93,7 +94,10 @@ export interface Od {
   od: string;
   address: string;
   realServer: string;
-  /** available-od only: the OD's SSH host key fingerprint (`SHA256:...`) once re-identified, or '-'. */
+  /**
+   * available-od only: the OD's SSH host key once re-identified: its public key blob (base64, as in
+   * a known_hosts line), or only its fingerprint (`SHA256:...`, older records), or '-'.
+   */
   hostKey?: string;
 }
 
@@ -186,6 +190,23 @@ export function toRealServer(rs: RealServer): RecordFields {
 
 export function fromOd(r: RecordFields): Od {
   return { od: r[0], address: r[1], realServer: r[2], hostKey: r[3] ?? '-' };
+}
+
+/** The known_hosts form of a recorded host key blob (`ssh-ed25519 AAAA...`); undefined for a fingerprint or '-'. */
+export function hostKeyLine(hostKey: string | undefined): string | undefined {
+  if (!hostKey || !hostKey.startsWith('AAAA')) return undefined;
+  const blob = Buffer.from(hostKey, 'base64');
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+  const type = blob.subarray(4, 4 + len).toString('latin1');
+  if (len < 1 || len > 64 || !/^[a-z0-9@.-]+$/.test(type)) return undefined;
+  return `${type} ${hostKey}`;
+}
+
+/** The fingerprint (`SHA256:...`, as ssh-keygen -lf) of a recorded host key; undefined for '-'. */
+export function hostKeyFingerprint(hostKey: string | undefined): string | undefined {
+  if (!hostKey || hostKey === '-') return undefined;
+  if (hostKey.startsWith('SHA256:')) return hostKey;
+  return 'SHA256:' + createHash('sha256').update(Buffer.from(hostKey, 'base64')).digest('base64').replace(/=+$/, '');
 }
 
 export function toOd(o: Od): RecordFields {

@@ -54,7 +54,7 @@ import { recordKey, type RecordFields } from '../records/files';
 import { errorText, HOST_NOT_REACHED, hvKind, type HvOutcomeKind } from '../records/hv-outcome';
 import { naturalCompare } from '../records/natural-sort';
 import { canTransition, HANDLING_STATUSES, isStatusIn } from '../records/problem';
-import { fromMember, fromOd, fromProblem, fromRealServer, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
+import { fromMember, fromOd, fromProblem, fromRealServer, hostKeyLine, toMember, toProblem, toRealServer, type ProblemKind, type ProblemStatus } from '../records/records';
 import { backupName, DEFAULT_PROCEDURE_DIR, procedurePaths, procedureVariables, ProcedureError } from './install-procedure';
 import { Placement, PlacementError, type VmSize } from './placement';
 import { decidePlacement, jointOds } from './placement-decider';
@@ -83,7 +83,8 @@ export interface PlanDriver {
   suspend(name: string): Promise<void>;
   domstate(name: string): Promise<string>;
   resume(name: string): Promise<void>;
-  runFile(path: string, vars?: Record<string, string | number>): Promise<{ stdout: string; stderr: string; code: number }>;
+  /** `knownHostsKey`: the OD's recorded host key, pinned for the procedure (OD_KNOWN_HOSTS). */
+  runFile(path: string, vars?: Record<string, string | number>, opts?: { knownHostsKey?: string }): Promise<{ stdout: string; stderr: string; code: number }>;
 }
 
 export interface Role {
@@ -270,6 +271,8 @@ interface Plan {
   /** Which step the resume task is in (a failure there is reported as that step). */
   resumeStep: StepName;
   resumedOd?: string;
+  /** The readiness wait of the resumed OD, started right after its resume (odReady). */
+  readiness?: { od: string; task: Promise<void> };
   /** The OD recorded in the problem record for this recovery (written before each resume). */
   od?: string;
   /** At start: the OD an earlier run of this recovery recorded (a takeover continues with it). */
@@ -484,6 +487,13 @@ async function placeAndResume(st: Plan, first: Placement | undefined, parallel?:
       await d.resume(p.od);
       st.resumedOd = p.od;
       st.timings.resume += now() - t1;
+      // Readiness starts at once, so it overlaps the fence when the resume ran beside it: it only
+      // reads the OD's SSH banner and changes nothing; the install still waits for the fence.
+      if (st.deps.odReady) {
+        const task = st.deps.odReady(p);
+        task.catch(() => undefined); // awaited by the install
+        st.readiness = { od: p.od, task };
+      }
       emit(st, 'resume', now() - t1, `${p.od} resumed`, { od: p.od, realServer: p.realServer }, parallel);
       return p;
     } catch (e) {
@@ -676,15 +686,20 @@ async function stepInstallAndRole(st: Plan, placement: Placement): Promise<void>
     services: st.services,
   });
   const d = st.deps.driver(placement.realServer)!;
+  // The OD's host key from its available-od record (still there until the commit): the procedure
+  // reaches the OD with it pinned (OD_HOST_KEY, and OD_KNOWN_HOSTS made by the driver).
+  const odRecord = st.files.get('available-od', placement.od);
+  const knownHostsKey = hostKeyLine(odRecord ? fromOd(odRecord).hostKey : undefined);
+  const runVars: Record<string, string> = knownHostsKey ? { ...vars, OD_HOST_KEY: knownHostsKey } : { ...vars };
   const install = async (): Promise<string> => {
     const t1 = now();
     // Readiness, not launch: the resumed OD answers (e.g. its SSH banner) before its procedure runs.
-    if (st.deps.odReady) await st.deps.odReady(placement);
+    if (st.deps.odReady) await (st.readiness?.od === placement.od ? st.readiness.task : st.deps.odReady(placement));
     for (const path of procedurePaths(s.procedureDir, target)) {
       try {
-        await d.runFile(path, vars);
+        await (knownHostsKey ? d.runFile(path, runVars, { knownHostsKey }) : d.runFile(path, runVars));
         st.timings.install = now() - t1;
-        emit(st, 'install', st.timings.install, `${path} done`, { path, variables: vars }, 'role');
+        emit(st, 'install', st.timings.install, `${path} done`, { path, variables: runVars }, 'role');
         return path;
       } catch (e) {
         const kind = hvKind(e) ?? 'failed';

@@ -1,10 +1,12 @@
 // Making one original server (OD) from the ODS of a real server, the note's steps i-vi:
 //   clone (virt-clone from the shut-off ODS, with a MAC derived from the identity) -> post-clone
-//   XML hook (per-VM paths and forwards, od-reidentify.ts defaultPostCloneXml) -> start ->
-//   re-identify (hostname, address, host keys, machine-id, Node-RED identity, restart: on a real
-//   guest od-reidentify.ts reidentifyGuest; the OD's admin API in the loopback cluster) ->
-//   ready (a readiness check: no OD is suspended mid-boot or enters available-od unchecked) ->
-//   suspend -> files: available-od Add (with the OD's new SSH host key when known), reservation Del.
+//   XML hook (per-VM paths and forwards, guest-reidentify.ts defaultPostCloneXml) -> seed (the
+//   default: the identity given BEFORE the first boot on a seed volume, lib/hv/od-seed.ts; the
+//   hook returns the XML with the volume attached and the OD's new host key) -> start ->
+//   re-identify (the older modes, after the boot: od-setup.sh over SSH + restart, the OD's admin
+//   API, or the operator's procedure) -> ready (a readiness check with the new host key pinned:
+//   no OD is suspended mid-boot or enters available-od unchecked) -> suspend -> files:
+//   available-od Add (with the OD's new SSH host key when known), reservation Del.
 // A clone whose name is already in use means another replicator holds this identity (the host is
 // the lock, replicator-lock.ts): the run stands down without touching the files.
 import { createHash } from 'crypto';
@@ -23,7 +25,7 @@ export interface CloneDriver {
   define?(xml: string): Promise<string>;
 }
 
-export type ReplicationStep = 'clone' | 'fix-xml' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed';
+export type ReplicationStep = 'clone' | 'fix-xml' | 'seed' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed';
 
 /** What a re-identification may report: the OD's new SSH host key and its own step times. */
 export interface ReidentifyOutcome {
@@ -47,8 +49,14 @@ export interface ReplicationDeps {
   reidentify?(id: Identity & { mac: string }): Promise<void | ReidentifyOutcome>;
   /** Rewrites the clone's XML before its first start (per-VM paths, port forwards, NIC MAC). */
   postCloneXml?(xml: string, id: Identity & { mac: string; ods: string }): string;
-  /** The readiness check before suspending (e.g. the SSH banner); a throw keeps the OD out of available-od. */
-  ready?(id: Identity & { mac: string }): Promise<void>;
+  /**
+   * Gives the clone its identity before its first boot (the default: od-seed.ts): gets the XML
+   * after the post-clone hook, returns the XML to define (the seed volume attached) and the OD's
+   * new SSH host key (recorded in available-od, pinned by `ready`).
+   */
+  seed?(id: Identity & { mac: string; ods: string }, xml: string): Promise<{ xml: string; hostKey?: string }>;
+  /** The readiness check before suspending (e.g. the SSH banner, the new host key pinned); a throw keeps the OD out of available-od. */
+  ready?(id: Identity & { mac: string; hostKey?: string }): Promise<void | { timings?: Record<string, number> }>;
   now?(): number;
   onStep?(e: ReplicationEvent): void;
   signal?: AbortSignal;
@@ -61,7 +69,7 @@ export interface ReplicationResult {
   mac: string;
   /** The OD's SSH host key fingerprint after re-identification, when the re-identification gave one. */
   hostKey?: string;
-  timings: Record<'clone' | 'fixXml' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'total', number>;
+  timings: Record<'clone' | 'fixXml' | 'seed' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'total', number>;
   /** The re-identification's own steps (boot, setup, restart on a real guest). */
   reidentifySteps?: Record<string, number>;
 }
@@ -76,7 +84,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
   const now = deps.now ?? (() => performance.now());
   const t0 = now();
   const mac = macFor(id.od);
-  const timings: ReplicationResult['timings'] = { clone: 0, fixXml: 0, start: 0, reidentify: 0, ready: 0, suspend: 0, edits: 0, total: 0 };
+  const timings: ReplicationResult['timings'] = { clone: 0, fixXml: 0, seed: 0, start: 0, reidentify: 0, ready: 0, suspend: 0, edits: 0, total: 0 };
   let outcome: ReidentifyOutcome = {};
   const emit = (step: ReplicationStep, ms: number, text: string) => {
     try {
@@ -85,7 +93,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
       /* observers cannot change the run */
     }
   };
-  const timed = async (step: 'clone' | 'fix-xml' | 'start' | 'reidentify' | 'ready' | 'suspend', text: string, f: () => Promise<void>) => {
+  const timed = async (step: 'clone' | 'fix-xml' | 'seed' | 'start' | 'reidentify' | 'ready' | 'suspend', text: string, f: () => Promise<void>) => {
     if (deps.signal?.aborted) throw new Error('replication stopped (node closed)');
     const t = now();
     await f();
@@ -103,21 +111,41 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
       }
       throw e;
     }
-    if (deps.postCloneXml) {
-      const hook = deps.postCloneXml;
-      await timed('fix-xml', `${id.od}: per-VM paths and forwards set`, async () => {
-        const d = deps.driver;
-        if (!d.dumpxml || !d.define) throw new Error('the post-clone XML hook needs a driver with dumpxml and define');
-        const before = await d.dumpxml(id.od);
-        const after = hook(before, { ...id, mac, ods: deps.ods });
-        if (after !== before) await d.define(after);
-      });
+    if (deps.postCloneXml || deps.seed) {
+      const d = deps.driver;
+      if (!d.dumpxml || !d.define) throw new Error('the post-clone XML hook and the seed need a driver with dumpxml and define');
+      const t0x = now();
+      const before = await d.dumpxml(id.od);
+      const dumpMs = now() - t0x;
+      let xml = before;
+      if (deps.postCloneXml) {
+        const hook = deps.postCloneXml;
+        await timed('fix-xml', `${id.od}: per-VM paths and forwards set`, async () => {
+          xml = hook(before, { ...id, mac, ods: deps.ods });
+        });
+      }
+      if (deps.seed) {
+        const seed = deps.seed;
+        await timed('seed', `${id.od}: identity written to its seed volume`, async () => {
+          const s = await seed({ ...id, mac, ods: deps.ods }, xml);
+          xml = s.xml;
+          if (s.hostKey) outcome = { ...outcome, hostKey: s.hostKey };
+        });
+      }
+      const t = now();
+      if (xml !== before) await d.define(xml);
+      timings.fixXml += dumpMs + now() - t;
     }
     await timed('start', `${id.od} started`, () => deps.driver.start(id.od));
     await timed('reidentify', `${id.od} is ${id.address}`, async () => {
-      if (deps.reidentify) outcome = (await deps.reidentify({ ...id, mac })) ?? {};
+      if (deps.reidentify) outcome = { ...outcome, ...((await deps.reidentify({ ...id, mac })) ?? {}) };
     });
-    if (deps.ready) await timed('ready', `${id.od} ready under its identity`, () => deps.ready!({ ...id, mac }));
+    if (deps.ready) {
+      await timed('ready', `${id.od} ready under its identity`, async () => {
+        const r = await deps.ready!({ ...id, mac, hostKey: outcome.hostKey });
+        if (r && r.timings) outcome = { ...outcome, timings: { ...(outcome.timings ?? {}), ...r.timings } };
+      });
+    }
     await timed('suspend', `${id.od} suspended`, () => deps.driver.suspend(id.od));
     const t = now();
     const edits: Edit[] = [];

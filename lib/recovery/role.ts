@@ -4,19 +4,25 @@
 // ODS is the template every VM is made from). In an OD the flow's p2p-store runs under the OD's
 // own identity with autoJoin off: it is no member and watches nobody. Taking the role S2b is a
 // deployment of that same flow with the store's identity changed: hostname S2b, the target's
-// services, the OD's real server, autoJoin still off (the manager's group Add makes it a member). The backup starter does it through the OD's
-// Node-RED admin API (GET /flows, change the one p2p-store node, POST /flows), authenticated by
-// the admin bearer token held in the starter's credentials when the OD's editor is secured. So:
+// services, the OD's real server, autoJoin still off (the manager's group Add makes it a member).
+// The backup starter asks for it with one call to the OD's Node-RED (POST /p2p-ha/role), sealed,
+// MAC'd with the cluster secret and signed by the manager's VM key (lib/sem/admin-call.ts), with
+// the OD's address and name inside the signed bytes; the OD checks it against its own copy of the
+// group file (nodes/common/role-endpoint.ts) and deploys its flow with the store changed through
+// the runtime's flows API. No bearer token or other secret goes to the address that available-od
+// supplies (docs/security.md, "The admin path"). So:
 //   - it is persisted (flows.json): a restarted S2b is still S2b;
 //   - it uses nothing beyond Node-RED itself (no extra listener on the OD);
-//   - the address is the OD's and stays so (the group record S2b carries it).
+//   - the address is the OD's and stays so (the group record S2b carries it; the OD refuses an
+//     identity with another address).
 // The installation procedure installs the service configuration; the role step makes the manager
 // in the VM a member.
 import * as http from 'http';
 import { readBounded } from '../net/bounded-body';
-import { ADDRESS_RE, NAME_RE } from '../records/files';
+import { ADDRESS_RE, NAME_RE, validateRecord } from '../records/files';
 import { errorText } from '../records/hv-outcome';
 import type { Role } from './backup-plan';
+import type { ClusterFiles } from '../records/cluster-api';
 
 export interface FlowNodeLike {
   id: string;
@@ -83,36 +89,38 @@ export function flowsWithRole(flows: FlowNodeLike[], role: Role, seeds?: string)
   return flowsWithIdentity(flows, roleIdentity(role, seeds));
 }
 
-export interface AdminApiOptions {
-  /** Deployment type: `nodes` restarts only the store and the nodes that use it (default), `full` everything. */
-  deploymentType?: 'nodes' | 'full';
-  /** http://address:port of the OD's Node-RED (httpAdminRoot included if not /). */
+/** The route of a runtime that takes an identity from a signed call (nodes/common/role-endpoint.ts). */
+export const ROLE_PATH = '/p2p-ha/role';
+
+/** What signs a call: this VM's store (lib/sem/admin-call.ts through ClusterFiles). */
+export type RoleCallSigner = Pick<ClusterFiles, 'sealAdminCall'>;
+
+export interface RoleCallOptions {
+  /** http://address:port of the VM's Node-RED (httpAdminRoot included if not /). */
   url: string;
-  /** Bearer token for a secured admin API. */
-  token?: string;
+  /** Signs the call with this VM's key; no bearer token is sent anywhere. */
+  signer: RoleCallSigner;
+  /** The hostname the called VM has now, when the caller knows it (an OD's name from available-od):
+   * bound into the signed call with the address, so the call is good for that VM only. */
+  toHostname?: string;
   timeoutMs?: number;
-  /** Cap of an answer read from the VM (its flows): it is read before anything vouches for it. */
+  /** Cap of an answer read from the VM: it is read before anything vouches for it. */
   maxAnswerBytes?: number;
 }
 
-/** Default cap of an admin API answer: a VM's whole flow list. */
-export const MAX_FLOWS_BYTES = 16 * 1024 * 1024;
+/** Cap of an answer to a role call (a short status). */
+const MAX_ANSWER_BYTES = 16 * 1024;
 /** Cap of a ping's answer. */
 const MAX_PING_BYTES = 4 * 1024;
 
-function request(method: string, url: string, body: string | undefined, o: AdminApiOptions): Promise<{ status: number; body: string }> {
+function request(method: string, url: string, body: string | undefined, headers: Record<string, string>, o: { timeoutMs?: number; maxAnswerBytes?: number }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'Node-RED-API-Version': 'v2', Accept: 'application/json' };
-    if (o.token) headers.Authorization = `Bearer ${o.token}`;
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(body));
-      headers['Node-RED-Deployment-Type'] = o.deploymentType ?? 'nodes';
-    }
+    const h: Record<string, string> = { Accept: 'application/json', ...headers };
+    if (body !== undefined) h['Content-Length'] = String(Buffer.byteLength(body));
     const timeoutMs = o.timeoutMs ?? 5000;
-    const req = http.request(url, { method, headers, timeout: timeoutMs }, (res) => {
+    const req = http.request(url, { method, headers: h, timeout: timeoutMs }, (res) => {
       const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
-      readBounded(res, { limit: o.maxAnswerBytes ?? MAX_FLOWS_BYTES, timeoutMs, declared }).then(
+      readBounded(res, { limit: o.maxAnswerBytes ?? MAX_ANSWER_BYTES, timeoutMs, declared }).then(
         (buf) => resolve({ status: res.statusCode ?? 0, body: buf.toString('utf8') }),
         (e: Error) => {
           req.destroy();
@@ -120,25 +128,26 @@ function request(method: string, url: string, body: string | undefined, o: Admin
         },
       );
     });
-    req.on('timeout', () => req.destroy(new RoleError(`${method} ${url}: no answer in ${o.timeoutMs ?? 5000} ms`)));
+    req.on('timeout', () => req.destroy(new RoleError(`${method} ${url}: no answer in ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
   });
 }
 
 /**
- * Give the OD at `o.url` the role: read its flows, change its store, deploy. With `semPort`, wait
- * until the backup's store answers GET /p2p/ping as the backup (so the edits that follow reach it
- * as a diff at once instead of at the next digest exchange, and the role is known to be taken).
+ * Give the OD at `o.url` the role: a signed call to take the backup's identity. With `semPort`,
+ * wait until the backup's store answers GET /p2p/ping as the backup (so the edits that follow
+ * reach it as a diff at once instead of at the next digest exchange, and the role is known to be
+ * taken).
  */
-export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { seeds?: string; semPort?: number; readyTimeoutMs?: number }): Promise<void> {
-  await deployIdentityViaAdminApi(roleIdentity(role, o.seeds), { ...o, readyTimeoutMs: 0 });
+export async function assignRole(role: Role, o: RoleCallOptions & { seeds?: string; semPort?: number; readyTimeoutMs?: number }): Promise<void> {
+  await deployIdentity(roleIdentity(role, o.seeds), { ...o, toHostname: o.toHostname ?? role.od, readyTimeoutMs: 0 });
   if (o.semPort === undefined) return;
   const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
   let last = 'no answer';
   while (Date.now() < deadline) {
     try {
-      const r = await request('GET', `http://${role.address}:${o.semPort}/p2p/ping`, undefined, { ...o, timeoutMs: 1000, maxAnswerBytes: MAX_PING_BYTES });
+      const r = await request('GET', `http://${role.address}:${o.semPort}/p2p/ping`, undefined, {}, { timeoutMs: 1000, maxAnswerBytes: MAX_PING_BYTES });
       const hostname = r.status === 200 ? (JSON.parse(r.body) as { hostname?: string }).hostname : undefined;
       if (hostname === role.backup) return;
       last = `answers as ${hostname ?? `HTTP ${r.status}`}`;
@@ -151,35 +160,66 @@ export async function assignRoleViaAdminApi(role: Role, o: AdminApiOptions & { s
 }
 
 /**
- * Read the VM's flows (waiting up to `readyTimeoutMs` for its admin API to answer, for a VM just
- * started), change its store's identity, deploy.
+ * Tell the VM at `o.url` (waiting up to `readyTimeoutMs` for it to answer, for a VM just started)
+ * to take this identity: one signed call to ROLE_PATH; the VM checks it and deploys its flow with
+ * its store changed (flowsWithIdentity). The identity keeps the VM's address (the one called).
  */
-export async function deployIdentityViaAdminApi(id: StoreIdentity, o: AdminApiOptions & { readyTimeoutMs?: number }): Promise<void> {
-  if (!/^http:\/\/[^/\s]+(\/[^\s]*)?$/.test(o.url)) throw new RoleError(`admin URL ${JSON.stringify(o.url)} is not http://host:port`);
-  const base = o.url.replace(/\/+$/, '');
+export async function deployIdentity(id: StoreIdentity, o: RoleCallOptions & { readyTimeoutMs?: number }): Promise<void> {
+  checkIdentity(id);
+  const m = /^http:\/\/([^/\s:]+)(:\d{1,5})?(\/[^\s]*)?$/.exec(o.url);
+  if (!m) throw new RoleError(`admin URL ${JSON.stringify(o.url)} is not http://host:port`);
+  if (m[1] !== id.address) throw new RoleError(`admin URL ${o.url} is not at the identity's address ${id.address}`);
+  const url = `${o.url.replace(/\/+$/, '')}${ROLE_PATH}`;
   const deadline = Date.now() + (o.readyTimeoutMs ?? 0);
-  let got: { status: number; body: string };
   for (;;) {
+    // Sealed anew each attempt: every call has a fresh time and nonce (the receiver refuses a nonce seen before).
+    if (!o.signer.sealAdminCall) throw new RoleError('this VM\'s store cannot sign admin calls (no VM key)');
+    const call = o.signer.sealAdminCall(ROLE_PATH, { address: id.address, ...(o.toHostname ? { hostname: o.toHostname } : {}) }, { identity: id });
+    let got: { status: number; body: string };
     try {
-      got = await request('GET', `${base}/flows`, undefined, o);
-      break;
+      got = await request('POST', url, call.body, call.headers, o);
     } catch (e) {
       // Not up yet (connection refused): a VM just started is still booting.
       if (Date.now() >= deadline) throw e;
       await new Promise((r) => setTimeout(r, 200));
+      continue;
     }
+    // 404 before the package's nodes are loaded, 503 before its store exists: still booting.
+    if ((got.status === 404 || got.status === 503) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
+    if (got.status !== 200) {
+      let why = got.body.slice(0, 300);
+      try {
+        why = String((JSON.parse(got.body) as { error?: unknown }).error ?? why);
+      } catch {
+        // not JSON: the text as it is
+      }
+      throw new RoleError(`POST ${url} answered ${got.status}: ${why}`);
+    }
+    return;
   }
-  if (got.status !== 200) throw new RoleError(`GET ${base}/flows answered ${got.status}`);
-  let parsed: { rev?: string; flows?: FlowNodeLike[] };
+}
+
+/** The identity a verified role call carries (the receiver's check of its payload). */
+export function identityFromCall(payload: unknown, calledAt: string): StoreIdentity {
+  const id = (payload as { identity?: StoreIdentity } | null)?.identity;
+  if (!id || typeof id !== 'object') throw new RoleError('the call carries no identity');
+  const clean: StoreIdentity = {
+    hostname: String(id.hostname),
+    address: String(id.address),
+    realServer: String(id.realServer),
+    services: typeof id.services === 'string' ? id.services : '-',
+    autoJoin: id.autoJoin === true,
+    ...(id.seeds !== undefined ? { seeds: String(id.seeds) } : {}),
+  };
+  checkIdentity(clean);
   try {
-    parsed = JSON.parse(got.body);
-  } catch {
-    throw new RoleError(`GET ${base}/flows did not answer JSON`);
+    validateRecord('group', [clean.hostname, clean.address, clean.realServer, clean.services]);
+  } catch (e) {
+    throw new RoleError(`services ${JSON.stringify(clean.services)} are not valid: ${(e as Error).message}`);
   }
-  const flows = flowsWithIdentity(parsed.flows ?? [], id);
-  // A VM that already has this identity (a recovery taken over after its role step) is left as
-  // it is: deploying again would restart its store for nothing.
-  if (hasIdentity(parsed.flows ?? [], id)) return;
-  const put = await request('POST', `${base}/flows`, JSON.stringify({ rev: parsed.rev, flows }), o);
-  if (put.status !== 200 && put.status !== 204) throw new RoleError(`POST ${base}/flows answered ${put.status}: ${put.body.slice(0, 200)}`);
+  if (clean.address !== calledAt) throw new RoleError(`the identity's address ${clean.address} is not the address called (${calledAt}): a VM keeps its address`);
+  return clean;
 }

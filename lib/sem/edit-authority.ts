@@ -9,6 +9,10 @@
 //       recovering, recovered, failed), dated (`since`) within CONFIRMATION_TTL_MS, detected by
 //       one of its managers (P1/P2 in the receiver's operation file), and the sender is one of
 //       those managers or that problem's detector.
+//       G2m: when that VM's record is in `maintenance` (an operator planned its move, G4), the
+//       detector need not be one of its managers: a planned move (evacuation, lib/ops/evacuate.ts)
+//       runs on the VM the operator used, which may watch other VMs; the sender must then be the
+//       problem's detector itself.
 //   G3  A backup's group record (a VM that is not yet a member) may be added or changed by another
 //       VM when a claimed, dated problem record names it as the backup.
 //   G4  An operator's state change of another VM's group record: a Mod that changes nothing but
@@ -69,6 +73,7 @@ export function authorityRefusal(origin: string, edit: Edit, view: AuthorityView
         const p = view.get('problem', k);
         const stale = freshClaim(p, now, ttlMs);
         if (stale) return `${origin} may not change the group record of ${k} (G2): ${stale}`;
+        if (current[4] === 'maintenance' && origin === p![1]) continue; // G2m: a planned move
         const managers = managersOf(view.records('group'), k);
         if (!managers.includes(p![1])) return `${origin} may not change the group record of ${k} (G2): its problem was detected by ${p![1]}, not by one of its managers (${managers.join(' ') || 'none'})`;
         if (origin !== p![1] && !managers.includes(origin)) return `${origin} may not change the group record of ${k} (G2): neither a manager of ${k} nor the detector of its failure`;
@@ -154,6 +159,7 @@ export function mergeRefusal(
     const managers = managersOf(ring, key);
     const p = view.get('problem', key);
     if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
+    if (p && CLAIMED.has(p[3]) && held[4] === 'maintenance' && origin === p[1]) return null; // G2m
     return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) supports it (G2), and it is not an operator's state change (G4)`;
   }
   if (file === 'problem') {

@@ -11,6 +11,10 @@
 //   itself (both wait only for the message's authentication), so a level costs one hop, not one
 //   hop plus an fdatasync. With 24 and 7: direct up to 25 VMs, one relay level up to ~175 VMs.
 //
+// Rolling upgrades (issue 15): only a peer known to speak wire version 2 is chosen as a relay (a
+// version-1 store has no relay route); a version-1 peer inside a subtree gets the plain diff from
+// its relay, as from any sender. A relay that answers "no route" is not chosen again.
+//
 // Signatures (issue 14 with 16): the origin signs the diff's bytes once; a relay message carries
 // those bytes and that signature unchanged inside a message the relay's sender signs, and every
 // receiver, relay or not, checks the origin's signature itself. A relay therefore cannot alter a
@@ -84,6 +88,12 @@ export interface FanoutDeps {
   peerOk(name: string): void;
   peerFailed(name: string, error: string): void;
   knownDown(name: string): string | undefined;
+  /** True when the peer may relay (it speaks wire version 2: sem-protocol WIRE_VERSION). */
+  canRelay(name: string): boolean;
+  /** True when the error is "no such route" (a peer of wire version 1 asked to relay). */
+  isNoRoute(err: unknown): boolean;
+  /** The peer turned out not to relay: never choose it again. */
+  cannotRelay(name: string): void;
 }
 
 /** The other members in natural order, starting after `self` (a rotation, so trees differ by sender). */
@@ -198,7 +208,7 @@ export class Fanout {
 
   /** One chunk: its first reachable member relays to the rest; if it fails, the rest go one level down from here. */
   private async viaRelay(diff: SignedDiff, chunk: Peer[]): Promise<FanoutResult> {
-    const i = chunk.findIndex((p) => !this.deps.knownDown(p.hostname));
+    const i = chunk.findIndex((p) => !this.deps.knownDown(p.hostname) && this.deps.canRelay(p.hostname));
     if (i < 0 || chunk.length === 1) return this.direct(diff, chunk);
     const relay = chunk[i];
     const subtree = chunk.filter((_, j) => j !== i);
@@ -213,6 +223,11 @@ export class Fanout {
       this.deps.peerOk(relay.hostname);
       return readRelayAnswer(reply, relay, subtree, performance.now() - t);
     } catch (e) {
+      if (this.deps.isNoRoute(e)) {
+        // A version-1 store (rolled back, or not heard from since): it gets the diff directly.
+        this.deps.cannotRelay(relay.hostname);
+        return this.send(diff, chunk);
+      }
       const error = (e as Error).message;
       this.deps.peerFailed(relay.hostname, error);
       const rest = await this.send(diff, subtree);

@@ -10,8 +10,8 @@ import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } 
 import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
-import { LIMITS, ProtocolError, WireDiff, batchProblem, decodeDiff, decodeDigest, decodeSnapshot, diffsOf, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
-import { RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
+import { LIMITS, ProtocolError, WIRE_VERSION, WireDiff, WireVersion, batchProblem, decodeDiff, decodeDigest, decodeSnapshot, diffsOf, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
+import { Reply, RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
 import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
 import { AuthorityView, batchAuthorityRefusal, managersOf, mergeRefusal } from './edit-authority';
@@ -32,6 +32,8 @@ import {
 } from './anti-entropy';
 import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
+import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
+import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
 /** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
@@ -47,6 +49,11 @@ export interface StoreOptions {
   port?: number;
   /** The cluster secret shared by all VMs (HMAC key). */
   secret: string;
+  /**
+   * The secret before a rotation, accepted (and used for peers that do not know the new one yet)
+   * until `until` (ms since the epoch); refused after. Rotate the cluster secret, docs/security.md.
+   */
+  previousSecret?: { secret: string; until: number };
   /** Peers to contact at start before the group file knows any: `address` or `address:port`. */
   seeds?: string[] | string;
   /** Digest exchange period (anti-entropy), ms. */
@@ -64,9 +71,18 @@ export interface StoreOptions {
    * what they cost (bench:sem): a cluster with it off trusts the cluster secret alone.
    */
   wireSecurity?: boolean;
+  /**
+   * The wire version this store speaks (sem-protocol WIRE_VERSION; default 2). 1 makes it behave
+   * exactly as the release before version 2 on the wire: no version header, no summary, pull or
+   * relay routes, a digest exchange with every peer each round, direct posts to every peer. For a
+   * rolling upgrade's tests and for holding a cluster back (docs/operations.md, "Upgrading").
+   */
+  protocolVersion?: WireVersion;
 }
 
 export class EditError extends Error {}
+/** A local edit that every receiver would refuse under the edit authority rules (edit-authority.ts). */
+export class AuthorityError extends EditError {}
 export class ConfigError extends Error {}
 
 export interface StoreStatus {
@@ -147,11 +163,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private keyGate?: Promise<void>;
   private releaseKeyGate: () => void = () => undefined;
   private readonly weakSecret: boolean;
+  private readonly secret: string;
+  /** The previous cluster secret while it is still accepted, else undefined. */
+  private readonly previousSecret: () => string | undefined;
+  /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
+   * and the new one must still refuse the call replayed. */
+  private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private readonly fanout: Fanout;
+  /** The wire version this store speaks. */
+  readonly version: WireVersion;
+  /** The wire version each peer address announced in its last authenticated request or answer
+   * (absent: not heard yet). One entry per member or seed address. */
+  private readonly peerVersions = new Map<string, WireVersion>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
   private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
@@ -163,7 +190,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
     this.weakSecret = opts.secret.length < STRONG_SECRET_CHARS;
+    this.secret = opts.secret;
+    const prev = opts.previousSecret;
+    if (prev && (typeof prev.secret !== 'string' || prev.secret.length < 8 || !Number.isFinite(prev.until))) {
+      throw new ConfigError('the previous cluster secret needs at least 8 characters and an end time');
+    }
+    this.previousSecret = prev && prev.secret !== opts.secret ? () => (Date.now() < prev.until ? prev.secret : undefined) : () => undefined;
     this.secure = opts.wireSecurity !== false;
+    this.version = opts.protocolVersion === 1 ? 1 : WIRE_VERSION;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
@@ -186,6 +220,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
+      this.previousSecret,
+      { version: this.version, heard: (target, v) => this.peerVersions.set(target.address, v) },
     );
     this.fanout = new Fanout({
       self: this.identity.hostname,
@@ -196,6 +232,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       peerOk: (name) => this.peerOk(name),
       peerFailed: (name, error) => this.peerFailed(name, error),
       knownDown: (name) => this.knownDown(name),
+      // Only a peer known to speak version 2 relays (a version-1 store has no relay route).
+      canRelay: (name) => this.version > 1 && this.versionOf(name) === 2,
+      isNoRoute: (e) => e instanceof SemClientError && e.status === 404,
+      cannotRelay: (name) => this.setVersionOf(name, 1),
     });
     this.server = new SemServer({
       host: this.identity.address,
@@ -205,17 +245,49 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       onRefused: (remote, reason) => this.refused(remote, reason),
       sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
       encrypt: this.secure,
+      previousSecret: this.previousSecret,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
-        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDiff(ctx) },
-        [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: (ctx) => this.onRelay(ctx) },
-        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: (ctx) => this.onDigest(ctx) },
-        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: (ctx) => this.onSnapshot(ctx) },
-        // A summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
-        [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: (ctx) => this.onSummary(ctx) },
-        [PULL_PATH]: { limit: this.snapshotBytes, handler: (ctx) => this.onPull(ctx) },
+        // Version 1's routes, answered by every version.
+        '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onDiff(ctx)) },
+        '/p2p/sem/digest': { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onDigest(ctx)) },
+        '/p2p/sem/snapshot': { limit: this.snapshotBytes, handler: this.heard((ctx) => this.onSnapshot(ctx)) },
+        // Version 2's: a summary is six hashes (small cap); a pull lists keys, as many as a snapshot has.
+        ...(this.version > 1
+          ? {
+              [RELAY_PATH]: { limit: RELAY_LIMIT_BYTES, handler: this.heard((ctx) => this.onRelay(ctx)) },
+              [SUMMARY_PATH]: { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onSummary(ctx)) },
+              [PULL_PATH]: { limit: this.snapshotBytes, handler: this.heard((ctx) => this.onPull(ctx)) },
+            }
+          : {}),
       },
     });
+  }
+
+  /** A route handler that, once the request was handled (it was authenticated), notes the wire
+   * version its sender announced. */
+  private heard(handler: (ctx: RouteContext) => Promise<Reply> | Reply): (ctx: RouteContext) => Promise<Reply> {
+    return async (ctx) => {
+      const reply = await handler(ctx);
+      this.peerVersions.set(ctx.remote, ctx.version);
+      return reply;
+    };
+  }
+
+  /** The wire version a member announced last (by its group file address), if heard. */
+  private versionOf(hostname: string): WireVersion | undefined {
+    const r = this.replica.get('group', hostname);
+    return r ? this.peerVersions.get(fromMember(r).address) : undefined;
+  }
+
+  private setVersionOf(hostname: string, v: WireVersion): void {
+    const r = this.replica.get('group', hostname);
+    if (r) this.peerVersions.set(fromMember(r).address, v);
+  }
+
+  /** Which wire version each member was last heard speaking (for status and tests). */
+  peerWireVersions(): Record<string, WireVersion | undefined> {
+    return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
   }
 
   /** A Lamport time on disk beyond the bound (a clock poisoned before bounds existed) is brought
@@ -334,6 +406,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (why) throw new EditError(`refused batch: ${why}`);
     // Distinct keys: each edit's precondition reads what no other edit of the batch writes.
     for (const e of edits) this.checkPreconditions(e);
+    // The rules every receiver applies (onDiff), applied here first: a batch they would all refuse
+    // is refused with the same reason and changes nothing, instead of staying local.
+    const denied = batchAuthorityRefusal(this.identity.hostname, edits, { get: (f, k) => this.replica.get(f, k), records: (f) => this.replica.records(f) });
+    if (denied) throw new AuthorityError(`refused ${formatDiffLine(edits[denied.index])}: ${denied.reason}`);
     this.disk.ownSeq += 1;
     const origin = this.identity.hostname;
     const seq = this.disk.ownSeq;
@@ -431,6 +507,42 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const record = toProblem({ target: hostname, detectedBy: me, kind: 'service', status: 'failed', backup: '-', since: new Date().toISOString(), note: 'revoked by the operator' });
     await this.edit(before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record });
     return this.edit({ file: 'group', op: 'Del', record: have });
+  }
+
+  /** An admin call to another VM's runtime, sealed and signed by this VM (lib/sem/admin-call.ts). */
+  sealAdminCall(path: string, to: AdminCallTarget, payload: unknown): SealedAdminCall {
+    // During a secret rotation, under the previous secret: every VM accepts it until the window
+    // ends (as its current secret, or as its previous one), an OD suspended before the rotation too.
+    return sealAdminCall(this.previousSecret() ?? this.secret, this.key, path, to, payload);
+  }
+
+  /**
+   * Check an admin call received by this runtime (addressed to this VM at one of `addresses`):
+   * the verified envelope, or AdminCallRefused (logged as a refusal). A signer whose key this
+   * replica does not know yet (an OD resumed with files older than the caller's key) is checked
+   * again after one catch-up with the peers.
+   */
+  async openAdminCall(path: string, headers: Record<string, unknown>, body: string, remote: string, addresses: string[]): Promise<AdminCallEnvelope> {
+    const check = () =>
+      openAdminCall(path, headers, body, {
+        secrets: [this.secret, this.previousSecret()].filter((s): s is string => s !== undefined),
+        hostname: this.identity.hostname,
+        addresses: [this.identity.address, ...addresses],
+        group: (h) => this.replica.get('group', h),
+        nonces: ReplicatedStore.adminNonces,
+      });
+    try {
+      try {
+        return check();
+      } catch (e) {
+        if (!(e instanceof AdminCallRefused) || !e.unknownKey || this.stopped) throw e;
+        await this.syncAll();
+        return check();
+      }
+    } catch (e) {
+      this.refused(remote, `admin call ${path}: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   /** This VM's public key, as published in its group record. */
@@ -548,9 +660,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    */
   private async onRelay(ctx: RouteContext) {
     const msg = decodeRelay(ctx.body);
-    this.authenticate(msg.from, ctx);
-    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature };
+    const inner: RouteContext = { body: msg.diff, remote: ctx.remote, label: `POST ${DIFF_PATH}`, signature: msg.signature, version: ctx.version };
     const diff = decodeDiff(msg.diff);
+    // A joining VM's own first diff may reach a relay from the VM itself: the join rule then.
+    this.authenticate(msg.from, ctx, { join: msg.from === diff.origin ? diff : undefined });
     // The origin's signature before anything is passed on: a forged diff goes nowhere.
     this.authenticate(diff.origin, inner, { join: diff });
     const known = new Map(this.peers().map((p) => [p.hostname, p]));
@@ -594,10 +707,25 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
   }
 
+  /**
+   * A snapshot pushed by a peer (full, or the entries a summary exchange found missing here).
+   * From a VM whose key this VM does not know yet, the join rule applies as to a diff: signed by
+   * the key its own group record in the snapshot offers, and then only that record is merged.
+   * Without this, a VM whose join diff reached nobody (it started while the group file it got
+   * from its seeds was still empty) could never make itself known: its pushes would be refused
+   * and its peers do not pull from a VM that is not in their group file.
+   */
   private async onSnapshot(ctx: RouteContext) {
     const msg = decodeSnapshot(ctx.body);
-    this.authenticate(msg.from, ctx);
+    const own = msg.snapshot.entries.find((e) => e[0] === 'group' && e[1] === msg.from && e[2]);
+    const join: Diff | undefined = own ? { file: 'group', op: 'Add', record: own[2]!, origin: msg.from, seq: 0, lamport: own[3] } : undefined;
+    this.authenticate(msg.from, ctx, { join });
     this.checkNonce(msg);
+    if (this.secure && !this.publishedKey(msg.from)) {
+      // Admitted by the join rule: its own group record only.
+      msg.snapshot.entries = [own!];
+      msg.snapshot.seqs = {};
+    }
     await this.mergeSnapshot(msg.snapshot, msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
@@ -706,16 +834,35 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * Catch up with one peer in the version it speaks: a summary exchange with a version-2 peer (or
+   * one not heard yet), a full digest exchange with a version-1 peer; a peer that answers a
+   * summary with "no route" (404: a version-1 store) is marked version 1 and gets the digest
+   * exchange at once.
+   */
+  private async catchUpWith(target: Target, name: string): Promise<void> {
+    if (this.version === 1 || this.peerVersions.get(target.address) === 1) return this.syncWith(target, name);
+    try {
+      await this.exchange(target, name);
+    } catch (e) {
+      if (!(e instanceof SemClientError && e.status === 404)) throw e;
+      this.peerVersions.set(target.address, 1);
+      await this.syncWith(target, name);
+    }
+  }
+
   /** One round of anti-entropy: an exchange with the ring successor and one random member; with
-   * the seeds instead while the group file knows no peer (a VM joining). */
+   * the seeds instead while the group file knows no peer (a VM joining). Version 1: a digest
+   * exchange with every peer, as that release did. */
   async round(): Promise<void> {
+    if (this.version === 1) return this.syncAll();
     const byName = new Map(this.peers().map((p) => [p.hostname, p.address]));
     const chosen = partners(this.identity.hostname, Array.from(byName.keys()));
     if (chosen.length === 0) return this.syncAll();
     await Promise.all(
       chosen.map(async (name) => {
         try {
-          await this.exchange({ address: byName.get(name)!, port: this.port }, name);
+          await this.catchUpWith({ address: byName.get(name)!, port: this.port }, name);
           this.peerOk(name);
         } catch (e) {
           this.peerFailed(name, (e as Error).message);
@@ -728,7 +875,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** At start: a full exchange with every seed and peer in a small cluster, with the seeds and
    * this round's partners in a large one. */
   private async join(): Promise<void> {
-    if (this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
+    if (this.version === 1 || this.peers().length + this.seeds.length <= JOIN_ALL_MAX) return this.syncAll();
     if (this.seeds.length) await this.syncAll([]);
     await this.round();
   }
@@ -769,7 +916,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.pendingSync.delete(hostname);
       const peer = this.peers().find((p) => p.hostname === hostname);
       if (!peer) return;
-      this.exchange({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
+      this.catchUpWith({ address: peer.address, port: this.port }, hostname).catch((e) => this.peerFailed(hostname, (e as Error).message));
     }, 50);
     this.pendingSync.set(hostname, t);
   }

@@ -11,7 +11,7 @@ import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
 import { truncate } from '../records/files';
 import { SIG_HEADER } from './vm-key';
 import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
-import { MAC_HEADER, ProtocolError, mac, responseLabel, verifyMac } from './sem-protocol';
+import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedVersion, mac, responseLabel, verifyMac } from './sem-protocol';
 
 export interface Reply {
   status: number;
@@ -25,6 +25,8 @@ export interface RouteContext {
   label: string;
   /** The sender's VM signature header (checked by the handler against the group file). */
   signature?: string;
+  /** The wire version the request announces (sem-protocol WIRE_VERSION_HEADER; none: 1). */
+  version: WireVersion;
 }
 
 export type Route = (ctx: RouteContext) => Promise<Reply> | Reply;
@@ -71,6 +73,11 @@ export interface ServerOptions {
   /** Bodies sealed with AES-256-GCM under a key derived from the secret (wire-crypto); a plain
    * request is then refused. */
   encrypt?: boolean;
+  /** The cluster secret before a rotation, while it is still accepted (docs/security.md, rotate the
+   * cluster secret): a request MAC'd with it is taken and answered with it. */
+  previousSecret?: () => string | undefined;
+  /** Announce this wire version on every answer (unset: announce nothing, as version 1 did). */
+  version?: WireVersion;
 }
 
 interface PeerSlot {
@@ -154,19 +161,21 @@ export class SemServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const remote = req.socket.remoteAddress ?? '?';
     const path = (req.url ?? '').split('?')[0];
-    const send = (status: number, body: unknown, requestMac?: string, close = false) => {
+    const send = (status: number, body: unknown, requestMac?: string, close = false, secret = this.opts.secret) => {
       if (res.headersSent || res.destroyed) return;
       let text = JSON.stringify(body);
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
       if (requestMac) {
+        // Answered under the secret the request was MAC'd with (the previous one during a rotation).
         const label = responseLabel(requestMac, status);
         if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
         if (this.key) {
-          text = seal(this.key, label, text);
+          text = seal(secret === this.opts.secret ? this.key : bodyKey(secret), label, text);
           headers[ENC_HEADER] = '1';
         }
-        headers[MAC_HEADER] = mac(this.opts.secret, label, text);
+        headers[MAC_HEADER] = mac(secret, label, text);
       }
+      if (this.opts.version && this.opts.version > 1) headers[WIRE_VERSION_HEADER] = String(this.opts.version);
       if (close) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(text);
@@ -211,12 +220,17 @@ export class SemServer {
     handler: Route,
     body: string,
     remote: string,
-    send: (status: number, body: unknown, requestMac?: string) => void,
+    send: (status: number, body: unknown, requestMac?: string, close?: boolean, secret?: string) => void,
     refuse: (status: number, reason: string) => void,
   ): void {
     const given = req.headers[MAC_HEADER];
-    if (!verifyMac(this.opts.secret, `POST ${path}`, body, given)) {
-      return refuse(401, 'forged or unauthenticated message: HMAC does not match the cluster secret');
+    let secret = this.opts.secret;
+    if (!verifyMac(secret, `POST ${path}`, body, given)) {
+      const previous = this.opts.previousSecret?.();
+      if (!previous || !verifyMac(previous, `POST ${path}`, body, given)) {
+        return refuse(401, 'forged or unauthenticated message: HMAC does not match the cluster secret');
+      }
+      secret = previous;
     }
     const requestMac = given as string;
     const sealed = req.headers[ENC_HEADER] === '1';
@@ -224,20 +238,20 @@ export class SemServer {
     let plain = body;
     if (this.key) {
       try {
-        plain = open(this.key, `POST ${path}`, body);
+        plain = open(secret === this.opts.secret ? this.key : bodyKey(secret), `POST ${path}`, body);
       } catch (e) {
         return refuse(400, `refused: ${(e as SealError).message}`);
       }
     }
     Promise.resolve()
-      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined }))
+      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined, version: announcedVersion(req.headers[WIRE_VERSION_HEADER]) }))
       .then(
-        (reply) => send(reply.status, reply.body, requestMac),
+        (reply) => send(reply.status, reply.body, requestMac, false, secret),
         (err: unknown) => {
           const status = err instanceof ProtocolError ? err.status : 500;
           const reason = err instanceof Error ? err.message : String(err);
           this.opts.onRefused(remote, reason);
-          send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac);
+          send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac, false, secret);
         },
       );
   }
@@ -276,6 +290,10 @@ export class SemClientError extends Error {
   }
 }
 
+/** An answer whose MAC does not check out: a refusal before authentication (a peer that does not
+ * know this secret) or a stranger. */
+export class UnauthenticatedAnswer extends SemClientError {}
+
 /** Signed requests to peers over keep-alive connections (a diff costs one round trip). */
 export class SemClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8, keepAliveMsecs: 10_000 });
@@ -292,26 +310,58 @@ export class SemClient {
     private readonly checkAnswer?: (target: Target, label: string, text: string, signature: string | undefined) => string | null,
     /** Seal bodies (wire-crypto) and require sealed answers. */
     encrypt = false,
+    /** The secret before a rotation, while it is accepted: used for a peer that does not know the
+     * new one yet (docs/security.md, rotate the cluster secret). */
+    private readonly previousSecret?: () => string | undefined,
+    /** This VM's wire version, announced on every request (unset: none, as version 1), and who
+     * hears the version each authenticated answer announces. */
+    private readonly wire: { version?: WireVersion; heard?: (target: Target, version: WireVersion) => void } = {},
   ) {
     if (encrypt) this.key = bodyKey(secret);
   }
 
   private readonly key?: Buffer;
+  private previousKey?: { secret: string; key: Buffer };
+  /** Peers (address:port) that answered only the previous secret during a rotation. */
+  private readonly onPrevious = new Set<string>();
 
   /**
    * POST a body, MAC'd, sealed and signed by this VM unless `opts.signature` brings the signature
    * of the body's origin (a relay passing an origin's diff on unchanged: ./fanout.ts). The answer
    * is read up to `maxAnswerBytes` (default: a small answer) within `timeoutMs` (default: the
-   * client's deadline; a relayed diff waits for its relay's whole subtree).
+   * client's deadline; a relayed diff waits for its relay's whole subtree). During a secret
+   * rotation, a peer that refuses the new secret before authenticating (it has not changed yet) is
+   * sent the message again under the previous one, and from then on first under that one.
    */
   async post(target: Target, path: string, body: string, opts: PostOptions = {}): Promise<unknown> {
+    const previous = this.previousSecret?.();
+    const peer = `${target.address}:${target.port}`;
+    const first = previous && this.onPrevious.has(peer) ? previous : this.secret;
     try {
-      return await this.once(target, path, body, opts);
+      return await this.retried(target, path, body, opts, first);
+    } catch (e) {
+      if (!previous || first === previous || !(e instanceof UnauthenticatedAnswer) || e.status !== 401) throw e;
+      const r = await this.retried(target, path, body, opts, previous);
+      this.onPrevious.add(peer);
+      return r;
+    }
+  }
+
+  private async retried(target: Target, path: string, body: string, opts: PostOptions, secret: string): Promise<unknown> {
+    try {
+      return await this.once(target, path, body, opts, secret);
     } catch (e) {
       // A kept-alive socket closed by the peer between two requests: try once on a fresh one.
-      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, opts);
+      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, opts, secret);
       throw e;
     }
+  }
+
+  /** The body key of a secret: this client's own, or the previous secret's (derived once). */
+  private keyOf(secret: string): Buffer | undefined {
+    if (!this.key || secret === this.secret) return this.key;
+    if (this.previousKey?.secret !== secret) this.previousKey = { secret, key: bodyKey(secret) };
+    return this.previousKey.key;
   }
 
   close(): void {
@@ -324,20 +374,22 @@ export class SemClient {
     return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
   }
 
-  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once. */
-  private prepared?: { path: string; plain: string; given?: string; signature?: string; body: string; requestMac: string };
+  /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once (per secret). */
+  private prepared?: { path: string; plain: string; given?: string; secret: string; signature?: string; body: string; requestMac: string };
 
-  private prepare(path: string, plain: string, given?: string): { signature?: string; body: string; requestMac: string } {
+  private prepare(path: string, plain: string, given: string | undefined, secret: string): { signature?: string; body: string; requestMac: string } {
     const p = this.prepared;
-    if (p && p.path === path && p.plain === plain && p.given === given) return p;
-    const signature = given ?? (this.sign ? this.sign(`POST ${path}`, plain) : undefined);
-    const body = this.key ? seal(this.key, `POST ${path}`, plain) : plain;
-    this.prepared = { path, plain, given, signature, body, requestMac: mac(this.secret, `POST ${path}`, body) };
+    if (p && p.path === path && p.plain === plain && p.given === given && p.secret === secret) return p;
+    const signature = p && p.path === path && p.plain === plain && p.given === given ? p.signature : (given ?? (this.sign ? this.sign(`POST ${path}`, plain) : undefined));
+    const key = this.keyOf(secret);
+    const body = key ? seal(key, `POST ${path}`, plain) : plain;
+    this.prepared = { path, plain, given, secret, signature, body, requestMac: mac(secret, `POST ${path}`, body) };
     return this.prepared;
   }
 
-  private once(target: Target, path: string, plain: string, opts: PostOptions): Promise<unknown> {
-    const { signature, body, requestMac } = this.prepare(path, plain, opts.signature);
+  private once(target: Target, path: string, plain: string, opts: PostOptions, secret = this.secret): Promise<unknown> {
+    const { signature, body, requestMac } = this.prepare(path, plain, opts.signature, secret);
+    const key = this.keyOf(secret);
     const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise((resolve, reject) => {
@@ -354,7 +406,8 @@ export class SemClient {
             'content-length': Buffer.byteLength(body),
             [MAC_HEADER]: requestMac,
             ...(signature ? { [SIG_HEADER]: signature } : {}),
-            ...(this.key ? { [ENC_HEADER]: '1' } : {}),
+            ...(key ? { [ENC_HEADER]: '1' } : {}),
+            ...(this.wire.version && this.wire.version > 1 ? { [WIRE_VERSION_HEADER]: String(this.wire.version) } : {}),
           },
         },
         (res) => {
@@ -373,17 +426,17 @@ export class SemClient {
                   return undefined;
                 }
               };
-              if (!verifyMac(this.secret, label, wire, res.headers[MAC_HEADER])) {
+              if (!verifyMac(secret, label, wire, res.headers[MAC_HEADER])) {
                 // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
                 const hint = parse(wire)?.error;
                 const why = hint ? `: ${truncate(String(hint))}` : '';
-                return reject(new SemClientError(`unauthenticated answer (HTTP ${status})${why}`, status));
+                return reject(new UnauthenticatedAnswer(`unauthenticated answer (HTTP ${status})${why}`, status));
               }
               let text = wire;
-              if (this.key) {
+              if (key) {
                 if (res.headers[ENC_HEADER] !== '1') return reject(new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status));
                 try {
-                  text = open(this.key, label, wire);
+                  text = open(key, label, wire);
                 } catch (e) {
                   return reject(new SemClientError(`answer refused (HTTP ${status}): ${(e as Error).message}`, status));
                 }
@@ -391,6 +444,7 @@ export class SemClient {
               const parsed = parse(text);
               const unsigned = this.checkAnswer?.(target, label, text, res.headers[SIG_HEADER] as string | undefined);
               if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
+              this.wire.heard?.(target, announcedVersion(res.headers[WIRE_VERSION_HEADER]));
               if (status < 200 || status >= 300) {
                 return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
               }

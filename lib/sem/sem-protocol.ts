@@ -7,8 +7,37 @@ import type { Edit } from '../records/cluster-api';
 import { normalizeEdit } from '../records/diff-line';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
 
+/** The `v` of every message body: the format of each message, unchanged since the first release. */
 export const PROTOCOL_VERSION = 1;
 export const MAC_HEADER = 'x-p2p-mac';
+
+/**
+ * Wire protocol versions (issue 15, rolling upgrades). What a store speaks, announced in
+ * WIRE_VERSION_HEADER on every request and every answer it makes; a peer that announces nothing
+ * is version 1 (a release before the header existed):
+ *
+ *   1  diff, digest and snapshot routes: each round a digest exchange with every peer (whole
+ *      snapshots on a difference), every diff posted directly to every peer.
+ *   2  adds summary and pull (anti-entropy with two partners a round, only what differs) and
+ *      relay (a fan-out tree past 24 peers); keeps answering every route of version 1.
+ *
+ * A version-2 store speaks version 1 to a peer whose last authenticated message announced 1 (or
+ * that answered a summary with "no route"): a full digest exchange instead of a summary, direct
+ * posts, and it never makes such a peer a relay. The header is not covered by the MAC: forging it
+ * can only make two version-2 peers fall back to version 1, which is as safe, only costlier.
+ * docs/operations.md, "Upgrading", gives the order.
+ */
+export const WIRE_VERSION = 2;
+export const PREVIOUS_WIRE_VERSION = 1;
+export const WIRE_VERSION_HEADER = 'x-p2p-proto';
+export type WireVersion = 1 | 2;
+
+/** The version a header announces: absent or unreadable is 1; a later version than ours is ours
+ * (it promises to answer our routes). */
+export function announcedVersion(header: unknown): WireVersion {
+  const n = typeof header === 'string' ? Number(header) : NaN;
+  return Number.isInteger(n) && n >= WIRE_VERSION ? WIRE_VERSION : 1;
+}
 export const LIMITS = {
   /** A diff is one record or two, a batch a few more: a few hundred bytes to a few KB. */
   diffBytes: 16 * 1024,

@@ -44,6 +44,11 @@ export class ClusterRegistry extends EventEmitter {
     return [...this.stores.values()].map((s) => s.files);
   }
 
+  /** The stores of this runtime with their p2p-store node ids (role-endpoint.ts). */
+  storeEntries(): { id: string; files: ClusterFiles }[] {
+    return [...this.stores.entries()].map(([id, s]) => ({ id, files: s.files }));
+  }
+
   /** Where each new timeline step is also kept (the lasting history, history-hook.ts). */
   private recorder?: (e: TimelineEntry) => void;
 

@@ -123,7 +123,11 @@ describe('real guests + real Node-RED: p2p-heartbeat detects hung guests, the ba
         return ok ? bodies : undefined;
       },
       { what: 'rv-s1 and rv-s2 served from the ODs', timeoutMs: 180000, intervalMs: 100 },
-    );
+    ).catch(async (e: Error) => {
+      // Say why: the managers' problem records (step, kind, reason) and the domains' states.
+      const states = await Promise.all([...servers, ...ods].map(async (v) => `${v.name} ${await b.driver.domstate(v.name).catch(() => '?')}`));
+      throw new Error(`${e.message}\nproblem (m1):\n${fileOf('m1', 'problem')}\nproblem (m2):\n${fileOf('m2', 'problem')}\ndomains: ${states.join(', ')}`);
+    });
     const ms = performance.now() - t0;
     assert.deepStrictEqual([...served].sort(), ['rv-s1b serving rv-s1', 'rv-s2b serving rv-s2']);
     for (const s of servers) assert.strictEqual(await b.driver.domstate(s.name), 'shut off', `${s.name} fenced by virsh destroy`);

@@ -1,14 +1,15 @@
 // A failure of a server whose service runs in a real guest, recovered from a suspended real OD
 // (issue 13, check (a), without Node-RED processes: see the report). The server is a re-identified
 // clone of the ODS serving HTTP through its own loopback forward; it hangs (virsh suspend); the
-// failure is detected as p2p-heartbeat does (service probe + 3 s re-examination); the package's
+// failure is detected by the package's monitor with its defaults (service check every 1 s, 3 s
+// re-examination: harness/real/guest-recovery.ts watchService); the package's
 // backup plan fences it with `virsh destroy`, resumes the OD, waits for the OD's SSH banner, runs
 // the installation procedure on the real server (which gives the OD the server's function), and
 // edits the files; the service then answers from the OD. Times are printed, never asserted.
 import * as assert from 'assert';
 import { fromMember, fromProblem } from '../../lib/records/records';
 import { startGuestBed, type GuestBed } from '../../harness/real/guest-env';
-import { detectServiceFailure, installProcedureOnHost, makeVm, recoverWithMethod, resetServer, scenarioFiles, type GuestVm } from '../../harness/real/guest-recovery';
+import { hangAndDetect, installProcedureOnHost, makeVm, recoverWithMethod, resetServer, scenarioFiles, type GuestVm } from '../../harness/real/guest-recovery';
 import { MemoryFiles } from '../support/memory-files';
 import { requireGuestBed } from './realvm-env';
 
@@ -37,9 +38,7 @@ describe('real guests: a failed server recovered from a suspended real OD', func
   it('detects the hang, fences the guest, resumes the OD, installs, and the service answers from the OD', async () => {
     const b = bed!;
     const files = scenarioFiles([server], [od]);
-    const t0 = performance.now();
-    await b.driver.suspend(server.name); // the hang
-    const detectMs = await detectServiceFailure(server.servicePort, t0);
+    const { t0, detectMs } = await hangAndDetect(b, server);
     const run = await recoverWithMethod(b, files, server, new Map([[od.name, od]]));
     const totalMs = performance.now() - t0;
     assert.strictEqual(run.result.fence, 'destroyed');

@@ -47,3 +47,18 @@ export function semPost(
     req.end(body);
   });
 }
+
+/**
+ * Make `hostname` a member of the store at ip:port the way a real VM joins: its own group record,
+ * with a key of its own (made in `keyFolder`), in a diff signed by that key (edit authority G1 and
+ * docs/security.md rule 5). For tests whose fixture needs other members than the VMs they run: a
+ * store refuses to add another VM's record itself (edit authority applied to local edits).
+ */
+export async function joinAsPeer(ip: string, port: number, secret: string, keyFolder: string, record: string[], lamport = 1): Promise<VmKey> {
+  const key = loadOrCreateVmKey(keyFolder, record[0]);
+  const full = [...record.slice(0, 4), 'member', key.publicKey];
+  const diff = { v: 1, type: 'diff', origin: record[0], seq: 1, lamport, ts: Date.now(), file: 'group', op: 'Add', record: full };
+  const r = await semPost(ip, port, '/p2p/sem/diff', JSON.stringify(diff), { secret, key });
+  if (r.status !== 200) throw new Error(`${record[0]} could not join: HTTP ${r.status} ${r.body}`);
+  return key;
+}

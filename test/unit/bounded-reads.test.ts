@@ -6,7 +6,7 @@ import * as http from 'http';
 import { PassThrough } from 'stream';
 import type { AddressInfo } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../../lib/net/bounded-body';
-import { deployIdentityViaAdminApi, RoleError } from '../../lib/recovery/role';
+import { deployIdentity, RoleError } from '../../lib/recovery/role';
 import { RefusalLimiter, RefusalReport } from '../../lib/sem/refusal-limiter';
 import { bodyKey, open, seal, SealError } from '../../lib/sem/wire-crypto';
 
@@ -77,7 +77,7 @@ describe('bounded body reads', () => {
     assert.equal(all.inUse, 0);
   });
 
-  it('the admin API client cuts an endless answer at its cap', async () => {
+  it('the role call client cuts an endless answer at its cap', async () => {
     let written = 0;
     const server = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -94,9 +94,9 @@ describe('bounded body reads', () => {
     const port = (server.address() as AddressInfo).port;
     try {
       await assert.rejects(
-        deployIdentityViaAdminApi(
-          { hostname: 'S2b', address: '127.0.2.3', realServer: 'RS1', services: '-', autoJoin: false },
-          { url: `http://127.0.0.1:${port}`, maxAnswerBytes: 1024 * 1024, timeoutMs: 5000 },
+        deployIdentity(
+          { hostname: 'S2b', address: '127.0.0.1', realServer: 'RS1', services: '-', autoJoin: false },
+          { url: `http://127.0.0.1:${port}`, signer: { sealAdminCall: () => ({ body: 'x', headers: {} }) }, maxAnswerBytes: 1024 * 1024, timeoutMs: 5000 },
         ),
         (e: unknown) => e instanceof RoleError && /answer refused: message too large/.test(e.message),
       );

@@ -1,23 +1,14 @@
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { buildView } from '../../lib/view/cluster-view';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { MemoryFiles } from '../support/memory-files';
 import { ClusterRegistry } from '../../nodes/common/cluster-registry';
 
 describe('cluster sidebar view', () => {
-  let dir: string;
-  let store: ReplicatedStore;
+  let store: MemoryFiles;
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-view-'));
-    // Not started: no listening, edits stay local (no peer answers), which is all a view needs.
-    store = new ReplicatedStore({
-      identity: { hostname: 'S1', address: '127.0.0.1', realServer: 'RS1', services: '-' },
-      folder: dir,
-      secret: 'view-secret',
-      autoJoin: false,
-    });
+    // The files as a view reads them, in memory: the fixture writes other VMs' records, which a
+    // real store refuses (edit authority, lib/sem/edit-authority.ts).
+    store = new MemoryFiles({ hostname: 'S1', address: '127.0.0.1', realServer: 'RS1', services: '-' });
     for (const line of [
       'group, Add, S1, 127.254.1.1, RS1, -',
       'group, Add, S2, 127.254.1.2, RS2, tcp:80',
@@ -29,10 +20,6 @@ describe('cluster sidebar view', () => {
     ]) {
       await store.edit(line);
     }
-  });
-  after(async () => {
-    await store.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('shows the ring, VM states from open problems, real servers with OD counts', () => {

@@ -36,6 +36,16 @@ describe('edit authority', () => {
     assert.match(authorityRefusal('S1', delS2, view([['S2', 'S1', 'network', 'confirmed', '-', iso(3_600_000)]]), NOW) ?? '', /expired/);
   });
 
+  it('G2m: a VM in maintenance may be moved by the detector of its planned move, not by anyone else', () => {
+    const g = group.map((r) => (r[0] === 'S2' ? [...r, 'maintenance'] : r));
+    const fence = { file: 'group' as const, op: 'Mod' as const, before: g[1], record: ['S2', '127.0.1.2', 'RS2', '-', 'fenced'] };
+    const byS4 = ['S2', 'S4', 'evacuate', 'fencing', 'S2b', iso(5000)];
+    assert.equal(authorityRefusal('S4', fence, view([byS4], g), NOW), null, 'S4 (not a manager of S2) runs the evacuation it claimed');
+    assert.match(authorityRefusal('S3', fence, view([byS4], g), NOW) ?? '', /not by one of its managers/, 'a third VM may not ride on S4\'s claim');
+    assert.match(authorityRefusal('S4', fence, view([['S2', 'S4', 'evacuate', 'fencing', 'S2b', iso(3_600_000)]], g), NOW) ?? '', /expired/);
+    assert.match(authorityRefusal('S4', { ...fence, before: group[1] }, view([byS4]), NOW) ?? '', /not by one of its managers/, 'not in maintenance: G2 as before');
+  });
+
   it('G3: a backup\'s record is added when a fresh claimed problem names it', () => {
     const add = { file: 'group' as const, op: 'Add' as const, record: ['S2b', '127.0.2.3', 'RS3', '-'] };
     assert.match(authorityRefusal('S1', add, view(), NOW) ?? '', /G3/);

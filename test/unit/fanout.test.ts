@@ -5,16 +5,19 @@ import { strict as assert } from 'assert';
 import { BRANCH, DIFF_PATH, DIRECT_MAX, Fanout, Peer, RELAY_PATH, chunks, decodeRelay, ringAfter } from '../../lib/sem/fanout';
 
 class Down extends Error {}
+class NoRoute extends Error {}
 
 const ORIGIN_DIFF = { body: '{"diff":1}', signature: 'S1 origin-signature' };
 
 /** n simulated VMs whose fan-outs call each other in memory (the store's onRelay in miniature). */
-function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {}) {
+function simCluster(n: number, opts: { dead?: Set<string>; liar?: string; v1?: Set<string>; staleVersions?: boolean } = {}) {
+  const relayed: string[] = [];
   const peers: Peer[] = Array.from({ length: n }, (_, i) => ({ hostname: `S${i + 1}`, address: `127.0.9.${i + 1}` }));
   const byAddress = new Map(peers.map((p) => [p.address, p]));
   const received = new Map<string, number>();
   const requests = new Map<string, number>();
   const fanouts = new Map<string, Fanout>();
+  const notRelays = new Set<string>();
   for (const me of peers) {
     fanouts.set(
       me.hostname,
@@ -26,6 +29,11 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {})
         peerOk: () => undefined,
         peerFailed: () => undefined,
         knownDown: () => undefined,
+        // Version-1 peers are known as such, unless the sender's knowledge is stale (it believes
+        // every peer speaks version 2 until one answers "no route").
+        canRelay: (name) => (opts.staleVersions ? !notRelays.has(name) : !opts.v1?.has(name)),
+        isNoRoute: (e) => e instanceof NoRoute,
+        cannotRelay: (name) => notRelays.add(name),
         post: async (target, path, body, o) => {
           requests.set(me.hostname, (requests.get(me.hostname) ?? 0) + 1);
           const to = byAddress.get(target.address)!;
@@ -38,6 +46,8 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {})
             return { ok: true };
           }
           assert.equal(path, RELAY_PATH);
+          if (opts.v1?.has(to.hostname)) throw new NoRoute('HTTP 404: no route POST /p2p/sem/relay');
+          relayed.push(to.hostname);
           const msg = decodeRelay(body);
           assert.equal(o.signature, undefined, 'a relay message is signed by its sender (the client), not with a given signature');
           assert.deepEqual({ body: msg.diff, signature: msg.signature }, ORIGIN_DIFF);
@@ -52,7 +62,7 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string } = {})
     );
   }
   const send = () => fanouts.get('S1')!.send(ORIGIN_DIFF, peers.slice(1));
-  return { send, received, requests, peers };
+  return { send, received, requests, peers, relayed };
 }
 
 describe('edit fan-out', () => {
@@ -98,4 +108,17 @@ describe('edit fan-out', () => {
     assert.ok(Array.from(counts.values()).every((v) => v === 1));
     assert.equal(r.acked.length, 49);
   });
+
+  for (const stale of [false, true]) {
+    it(`mixed wire versions (a third of 100 VMs at version 1${stale ? ', not known yet' : ''}): no version-1 VM relays, every VM gets the edit once`, async () => {
+      const v1 = new Set(Array.from({ length: 100 }, (_, i) => `S${i + 1}`).filter((_, i) => i % 3 === 1));
+      const c = simCluster(100, { v1, staleVersions: stale });
+      const r = await c.send();
+      assert.equal(r.failed.length, 0, JSON.stringify(r.failed));
+      assert.deepEqual(r.acked.map((a) => a.peer).sort(), c.peers.slice(1).map((p) => p.hostname).sort());
+      for (const p of c.peers.slice(1)) assert.equal(c.received.get(p.hostname), 1, p.hostname);
+      assert.ok(c.relayed.length > 0, 'a tree was used');
+      for (const h of c.relayed) assert.ok(!v1.has(h), `${h} (version 1) relayed`);
+    });
+  }
 });

@@ -85,6 +85,52 @@ describe('recovery OD replication', () => {
     assert.deepEqual(f.get('available-od', 'OD11'), ['OD11', '127.0.2.11', 'RS1', key]);
   });
 
+  it('seed: gives the identity before the first start (one define with the volume), pins the seed key in ready, records it', async () => {
+    const host = new FakeHost();
+    const driver = Object.assign(host, {
+      dumpxml: async (n: string) => {
+        host.calls.push(`dumpxml ${n}`);
+        return `<domain><name>${n}</name></domain>`;
+      },
+      define: async (x: string) => {
+        host.calls.push(`define ${x}`);
+        return 'OD11';
+      },
+    });
+    const f = files();
+    const seen: ReplicationEvent[] = [];
+    const blob = 'AAAAC3NzaC1lZDI1NTE5AAAAI' + 'x'.repeat(43);
+    const readyWith: (string | undefined)[] = [];
+    const r = await replicateOne(id, {
+      files: f,
+      driver,
+      ods: 'ODS1',
+      postCloneXml: (x) => x.replace('</domain>', '<fixed/></domain>'),
+      seed: async (c, x) => {
+        host.calls.push(`seed ${c.od} ${c.mac} ${c.ods}`);
+        return { xml: x.replace('</domain>', '<seed/></domain>'), hostKey: blob };
+      },
+      ready: async (c) => {
+        readyWith.push(c.hostKey);
+        host.calls.push(`ready ${c.od}`);
+      },
+      onStep: (e) => seen.push(e),
+    });
+    assert.deepEqual(host.calls, [
+      `clone ODS1 OD11 ${macFor('OD11')}`,
+      'dumpxml OD11',
+      `seed OD11 ${macFor('OD11')} ODS1`,
+      'define <domain><name>OD11</name><fixed/><seed/></domain>',
+      'start OD11',
+      'ready OD11',
+      'suspend OD11',
+    ]);
+    assert.deepEqual(seen.map((e) => e.step), ['clone', 'fix-xml', 'seed', 'start', 'reidentify', 'ready', 'suspend', 'edits', 'done']);
+    assert.deepEqual(readyWith, [blob]);
+    assert.equal(r.hostKey, blob);
+    assert.deepEqual(f.get('available-od', 'OD11'), ['OD11', '127.0.2.11', 'RS1', blob]);
+  });
+
   it('keeps an OD that failed its readiness check out of available-od (and the reservation in place)', async () => {
     const host = new FakeHost();
     const f = files();

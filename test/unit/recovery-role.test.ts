@@ -1,10 +1,10 @@
-// The role step: the OD's flow with its p2p-store given the backup's identity, deployed through a
-// Node-RED-style admin API (a real HTTP server on loopback standing for the OD's admin API here;
-// the cluster test uses a real Node-RED).
+// The role step: the OD's flow with its p2p-store given the backup's identity; the caller's side
+// of the signed role call (a real HTTP server on loopback standing for the OD here; the receiver
+// is tested in test/nodes/role-endpoint.test.ts and the cluster test uses a real Node-RED).
 import { strict as assert } from 'assert';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import { assignRoleViaAdminApi, flowsWithRole, RoleError } from '../../lib/recovery/role';
+import { assignRole, flowsWithRole, identityFromCall, ROLE_PATH, roleIdentity, RoleError } from '../../lib/recovery/role';
 
 const role = { target: 'S2', backup: 'S2b', address: '127.0.2.3', realServer: 'RS3', services: 'tcp:80', od: 'OD3' };
 const odFlows = [
@@ -28,31 +28,48 @@ describe('recovery role', () => {
     assert.throws(() => flowsWithRole(odFlows, { ...role, backup: 'S2b; reboot' }), RoleError);
   });
 
-  it('reads and deploys through the admin API with the bearer token', async () => {
-    const seen: { method?: string; auth?: string; type?: string; body?: unknown }[] = [];
+  it('sends one signed call, no bearer token, and refuses a URL away from the identity', async () => {
+    const seen: { url?: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
     const server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        seen.push({ method: req.method, auth: req.headers.authorization, type: req.headers['node-red-deployment-type'] as string, body: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined });
-        if (req.headers.authorization !== 'Bearer tok') return void res.writeHead(401).end('unauthorized');
-        if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rev: 'r1', flows: odFlows }));
-        res.writeHead(200).end('{"rev":"r2"}');
+        seen.push({ url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.writeHead(seen.length === 1 ? 200 : 403, { 'content-type': 'application/json' }).end(seen.length === 1 ? '{"ok":true}' : '{"error":"refused: S1 is fenced"}');
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const calls: unknown[] = [];
+    const signer = {
+      sealAdminCall: (path: string, to: unknown, payload: unknown) => {
+        calls.push({ path, to, payload });
+        return { body: 'sealed', headers: { 'x-p2p-sig': 'S1 sig' } };
+      },
+    };
+    const here = { ...role, address: '127.0.0.1' };
     try {
-      await assignRoleViaAdminApi(role, { url, token: 'tok', timeoutMs: 2000 });
-      assert.deepEqual(seen.map((s) => s.method), ['GET', 'POST']);
-      const posted = seen[1].body as { rev: string; flows: { type: string; hostname?: string }[] };
-      assert.equal(posted.rev, 'r1');
-      assert.equal(seen[1].type, 'nodes');
-      assert.equal(posted.flows.find((n) => n.type === 'p2p-store')!.hostname, 'S2b');
-      await assert.rejects(assignRoleViaAdminApi(role, { url, token: 'wrong' }), /answered 401/);
-      await assert.rejects(assignRoleViaAdminApi(role, { url: 'file:///etc/passwd' }), /is not http/);
+      await assignRole(here, { url, signer, timeoutMs: 2000 });
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0].url, ROLE_PATH);
+      assert.equal(seen[0].headers.authorization, undefined, 'no bearer token');
+      assert.equal(seen[0].body, 'sealed');
+      assert.deepEqual(calls[0], { path: ROLE_PATH, to: { address: '127.0.0.1', hostname: 'OD3' }, payload: { identity: roleIdentity(here) } });
+      await assert.rejects(assignRole(here, { url, signer }), (e: unknown) => e instanceof RoleError && /answered 403: refused: S1 is fenced/.test(e.message));
+      await assert.rejects(assignRole(role, { url, signer }), /not at the identity's address/);
+      await assert.rejects(assignRole(role, { url: 'file:///etc/passwd', signer }), /is not http/);
+      await assert.rejects(assignRole(here, { url, signer: {} }), /cannot sign/);
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('takes from a call only a valid identity at the address called', () => {
+    const id = roleIdentity(role, '127.0.2.9');
+    assert.deepEqual(identityFromCall({ identity: id }, role.address), id);
+    assert.throws(() => identityFromCall({ identity: id }, '127.0.2.4'), /a VM keeps its address/);
+    assert.throws(() => identityFromCall({ identity: { ...id, hostname: 'S2b; reboot' } }, role.address), RoleError);
+    assert.throws(() => identityFromCall({ identity: { ...id, services: 'a,b' } }, role.address), /services/);
+    assert.throws(() => identityFromCall({}, role.address), /no identity/);
   });
 });

@@ -9,7 +9,7 @@ import * as path from 'path';
 import type { Edit } from '../../lib/records/cluster-api';
 import type { RecordFields } from '../../lib/records/files';
 import { batchAuthorityRefusal, type AuthorityView } from '../../lib/sem/edit-authority';
-import { EditError, ReplicatedStore } from '../../lib/sem/replicated-store';
+import { AuthorityError, EditError, ReplicatedStore } from '../../lib/sem/replicated-store';
 import { MAX_BATCH, ProtocolError, decodeDiff, diffsOf, encodeDiff } from '../../lib/sem/sem-protocol';
 import { SemClient, SemClientError } from '../../lib/sem/sem-http';
 import { loadOrCreateVmKey, signMessage } from '../../lib/sem/vm-key';
@@ -189,19 +189,38 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     assert.equal(s1.get('available-od', 'OD5'), undefined);
   });
 
-  it('one record the peer refuses by authority: the peer applies none of the batch, and says which', async () => {
+  it('one record the receivers refuse by authority: refused at the sender, and a peer sent it anyway applies none of it', async () => {
     // S2 changes S1's group record without any claim (G2) in the same batch as a harmless record.
     const s1rec = s2.get('group', 'S1')!;
     const changed = [...s1rec.slice(0, 3), 'tcp:99', ...s1rec.slice(4)];
-    const r = await s2.editBatch(['available-od, Add, OD7, 127.0.2.7, RS2', { file: 'group', op: 'Mod', before: s1rec, record: changed }]);
-    assert.deepEqual(r.acked, []);
-    assert.equal(r.failed.length, 2);
-    for (const f of r.failed) assert.match(f.error, /record 2 of 2: S2 may not change the group record of S1 \(G2\)/);
+    const d2 = s2.digest();
+    await assert.rejects(
+      s2.editBatch(['available-od, Add, OD7, 127.0.2.7, RS2', { file: 'group', op: 'Mod', before: s1rec, record: changed }]),
+      (e: unknown) => e instanceof AuthorityError && /S2 may not change the group record of S1 \(G2\)/.test(e.message),
+    );
+    assert.equal(s2.digest(), d2, 'nothing changed at the sender');
+    // The same batch signed by S2 and posted to S1 by hand: refused whole, the record named.
+    const key2 = loadOrCreateVmKey(dirs[1], 'S2');
+    const client = new SemClient(SECRET, 5000, ips[1], (label, b) => signMessage(key2, label, b), undefined, true);
+    try {
+      const body = encodeDiff({
+        file: 'available-od',
+        op: 'Add',
+        record: ['OD7', '127.0.2.7', 'RS2'],
+        origin: 'S2',
+        seq: 40_000,
+        lamport: 9000,
+        more: [{ file: 'group', op: 'Mod', before: s1rec, record: changed, origin: 'S2', seq: 40_000, lamport: 9001 }],
+      });
+      await assert.rejects(
+        client.post({ address: ips[0], port }, '/p2p/sem/diff', body),
+        (e: unknown) => e instanceof SemClientError && e.status === 403 && /record 2 of 2: S2 may not change the group record of S1 \(G2\)/.test(e.message),
+      );
+    } finally {
+      client.close();
+    }
     assert.equal(s1.get('available-od', 'OD7'), undefined, 'the harmless record was not applied alone');
-    assert.equal(s3.get('available-od', 'OD7'), undefined);
     assert.deepEqual(s1.get('group', 'S1'), s1rec);
-    // S2 puts S1's record back as it was (refused at S1 too, which never changed it).
-    await s2.edit({ file: 'group', op: 'Mod', before: changed, record: s1rec });
   });
 
   it('a replayed batch is refused as a whole, even sent again by its own signer', async () => {

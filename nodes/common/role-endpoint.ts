@@ -1,0 +1,88 @@
+// POST /p2p-ha/role on this runtime's admin HTTP server: how another VM (a manager recovering a
+// failed server, a replicator naming a fresh clone) tells this VM to take an identity, without a
+// bearer token. The route has no editor permission: it authenticates by the call itself (lib/sem/
+// admin-call.ts: cluster-secret MAC, sealed body, the caller's VM signature checked against the
+// caller's group record in this VM's own files, caller not fenced, fresh time, unseen nonce, this
+// VM's address and name inside the signed bytes). Only the store's identity fields can change
+// (lib/recovery/role.ts identityFromCall: the address stays the one called); the flow is deployed
+// through the runtime's flows API (runtime-flows.ts). Every refusal goes to the store's rate-
+// limited refusal log; nothing is changed by a refused call.
+import type { IncomingMessage, ServerResponse } from 'http';
+import { readBounded } from '../../lib/net/bounded-body';
+import { ADMIN_CALL_BYTES, AdminCallRefused } from '../../lib/sem/admin-call';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
+import { registry } from './cluster-registry';
+import type { RED } from './node-red';
+import { deployOwnIdentity } from './runtime-flows';
+
+/** How long a caller may take to send its (small) body. */
+const BODY_TIMEOUT_MS = 5_000;
+
+const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
+
+/** The admin apps the route is installed on (one per runtime; a test helper makes several). */
+const installed = new WeakSet<object>();
+
+/**
+ * Install the route once per runtime. `deploy` is how the identity is applied (the runtime's flows
+ * API; a test may pass its own).
+ */
+export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void> = deployOwnIdentity): void {
+  if (installed.has(RED.httpAdmin)) return;
+  installed.add(RED.httpAdmin);
+  RED.httpAdmin.post(ROLE_PATH, (req: IncomingMessage, res: ServerResponse) => {
+    const answer = (status: number, body: unknown) => {
+      if (res.headersSent || res.destroyed) return;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    handle(req, deploy).then(
+      (r) => answer(200, r),
+      (e: unknown) => {
+        const status = e instanceof AdminCallRefused ? e.status : e instanceof RoleError ? 400 : 503;
+        answer(status, { error: e instanceof Error ? e.message : String(e) });
+      },
+    );
+  });
+}
+
+async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<{ ok: true; hostname: string }> {
+  const local = plainAddress(req.socket.localAddress);
+  const remote = plainAddress(req.socket.remoteAddress);
+  const stores = registry.storeEntries().filter((s) => s.files instanceof ReplicatedStore) as { id: string; files: ReplicatedStore }[];
+  // The store this call is for: the one at the address called, else the only one (an OD whose
+  // store cannot listen at the address its flow names, e.g. a clone not yet re-identified).
+  const entry = stores.find((s) => s.files.identity.address === local) ?? (stores.length === 1 ? stores[0] : undefined);
+  if (!entry) {
+    req.resume();
+    throw new RoleError(stores.length ? `no p2p-store of this runtime is at ${local}` : 'this runtime has no p2p-store running');
+  }
+  const store = entry.files;
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
+    // A JSON or form body is not a sealed call (and the admin app has already parsed it).
+    req.resume();
+    throw new AdminCallRefused('refused: an admin call is a sealed body (application/octet-stream)', 415);
+  }
+  if (req.headers['content-length'] === undefined) {
+    req.resume();
+    throw new AdminCallRefused('refused: an admin call without Content-Length', 411);
+  }
+  let body: string;
+  try {
+    body = (await readBounded(req, { limit: ADMIN_CALL_BYTES, timeoutMs: BODY_TIMEOUT_MS, declared: Number(req.headers['content-length']) })).toString('utf8');
+  } catch (e) {
+    throw new AdminCallRefused(`refused: ${(e as Error).message}`, 413);
+  }
+  const call = await store.openAdminCall(ROLE_PATH, req.headers, body, remote, [local]);
+  let id: StoreIdentity;
+  try {
+    id = identityFromCall(call.payload, call.to.address);
+  } catch (e) {
+    store.log.write('refused', `admin call ${ROLE_PATH} from ${call.from}: ${(e as Error).message}`, { from: remote });
+    throw e;
+  }
+  store.log.write('applied', `role call from ${call.from}: ${store.identity.hostname} becomes ${id.hostname}`, { from: remote, realServer: id.realServer, services: id.services });
+  await deploy(id, entry.id);
+  return { ok: true, hostname: id.hostname };
+}

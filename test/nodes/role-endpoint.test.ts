@@ -1,0 +1,144 @@
+// POST /p2p-ha/role in a Node-RED runtime (node-red-node-test-helper): an OD's p2p-store (autoJoin
+// off, catching up from a member) takes the backup's identity from a call signed by that member,
+// through the runtime's own flows; forged, unsigned, replayed, non-member and misaddressed calls
+// are refused and change nothing. The callers are real ReplicatedStores on loopback addresses.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import helper from 'node-red-node-test-helper';
+import storeNode = require('../../nodes/p2p-store');
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { ROLE_PATH, roleIdentity } from '../../lib/recovery/role';
+import { SIG_HEADER } from '../../lib/sem/vm-key';
+import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
+import type { SealedAdminCall } from '../../lib/records/cluster-api';
+
+helper.init(require.resolve('node-red'));
+
+const SECRET = 'role-endpoint-secret-0123456789';
+const range = allocLoopbackRange();
+const S1 = range.ip(1);
+const S9 = range.ip(9);
+const OD = range.ip(21);
+
+describe('role calls to a runtime (POST /p2p-ha/role)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let port: number;
+  const callers: ReplicatedStore[] = [];
+
+  before(async () => {
+    port = await pickPortFreeOnAll([S1, S9, OD]);
+  });
+  after(() => range.release());
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-role-endpoint-'));
+    await new Promise<void>((resolve) => helper.startServer(() => resolve()));
+  });
+
+  afterEach(async () => {
+    for (const c of callers.splice(0)) await c.stop();
+    await helper.unload();
+    await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const caller = async (hostname: string, address: string, autoJoin: boolean) => {
+    const seeds = address === S1 ? [] : [S1];
+    const s = new ReplicatedStore({ identity: { hostname, address, realServer: 'RS1', services: '-' }, folder: path.join(dir, hostname), port, secret: SECRET, autoJoin, seeds, syncIntervalMs: 300 });
+    callers.push(s);
+    await s.start();
+    return s;
+  };
+
+  const odStore = () => (helper.getNode('store') as unknown as { files: ReplicatedStore }).files;
+
+  async function start() {
+    const s1 = await caller('S1', S1, true);
+    const flow = [
+      { id: 'f1', type: 'tab' },
+      { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval: 300, autoJoin: false },
+    ];
+    await helper.load([storeNode], flow, { store: { secret: SECRET } });
+    // The OD catches up from S1: S1's record, with its key, is in the OD's own files.
+    await waitFor(() => odStore().get("group", "S1")?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 }).catch((e) => {
+      throw new Error(`${e.message}: OD store ${odStore().identity.hostname} ${odStore().status.text}; group ${JSON.stringify(odStore().records("group"))}`);
+    });
+    return s1;
+  }
+
+  const role = { target: 'S2', backup: 'S2b', address: OD, realServer: 'RS3', services: 'tcp:80', od: 'OD3' };
+  const send = (call: SealedAdminCall) => helper.request().post(ROLE_PATH).set(call.headers).send(call.body);
+  const unchanged = () => {
+    assert.equal(odStore().identity.hostname, 'OD3');
+    const flows = (helper as unknown as { _redNodes: { getFlows(): { flows: { type: string; hostname?: string }[] } } })._redNodes.getFlows().flows;
+    assert.equal(flows.find((n) => n.type === 'p2p-store')!.hostname, 'OD3');
+  };
+
+  it('a member\'s signed call makes the OD the backup, in its flows; a replay is refused', async () => {
+    const s1 = await start();
+    const call = s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) });
+    const r = await send(call);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { ok: true, hostname: 'S2b' });
+    await waitFor(() => odStore()?.identity.hostname === 'S2b', { what: 'the store redeployed as S2b', timeoutMs: 10_000 });
+    assert.equal(odStore().identity.address, OD);
+    assert.equal(odStore().identity.services, 'tcp:80');
+    // The same call again (the new store instance still knows its nonce).
+    const again = await send(call);
+    assert.equal(again.status, 409);
+    assert.match(again.body.error, /replayed/);
+    assert.equal(odStore().identity.hostname, 'S2b');
+  });
+
+  it('refuses unsigned, forged, non-member, misaddressed and address-changing calls, changing nothing', async () => {
+    const s1 = await start();
+    const payload = { identity: roleIdentity(role, S1) };
+    const good = s1.sealAdminCall(ROLE_PATH, { address: OD, hostname: 'OD3' }, payload);
+    const unsigned = { ...good, headers: { ...good.headers } };
+    delete unsigned.headers[SIG_HEADER];
+    let r = await send(unsigned);
+    assert.equal(r.status, 401);
+    assert.match(r.body.error, /without a VM signature/);
+    // An insider holding the cluster secret but not S1's key: its own key, S1's name.
+    const s9 = await caller('S9', S9, false);
+    const own = s9.sealAdminCall(ROLE_PATH, { address: OD }, payload);
+    r = await send(own);
+    assert.equal(r.status, 403);
+    assert.match(r.body.error, /S9 is not in this VM's group file/);
+    const forged = s9.sealAdminCall(ROLE_PATH, { address: OD }, payload);
+    const claimS1 = { ...forged, headers: { ...forged.headers, [SIG_HEADER]: good.headers[SIG_HEADER] } };
+    r = await send(claimS1);
+    assert.equal(r.status, 401);
+    r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD, hostname: 'OD4' }, payload));
+    assert.equal(r.status, 421);
+    r = await send(s1.sealAdminCall(ROLE_PATH, { address: range.ip(22) }, payload));
+    assert.equal(r.status, 421);
+    r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: { ...payload.identity, address: range.ip(22) } }));
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /keeps its address/);
+    r = await helper.request().post(ROLE_PATH).set('content-type', 'application/json').send({ identity: payload.identity });
+    assert.equal(r.status, 415);
+    await new Promise((res) => setTimeout(res, 300));
+    unchanged();
+  });
+
+  it('refuses a call from a member fenced in the OD\'s files', async () => {
+    const s1 = await start();
+    const s9 = await caller('S9', S9, true);
+    await waitFor(() => odStore().get('group', 'S9')?.[5] === s9.publicKey, { what: "S9's key at the OD", timeoutMs: 10_000 });
+    // S9 marked fenced (as a recovery of it would): the OD learns it by anti-entropy.
+    const have = s1.get('group', 'S9')!;
+    const p = { target: 'S9', detectedBy: 'S1', kind: 'service', status: 'confirmed', backup: '-', since: new Date().toISOString() };
+    await s1.edit({ file: 'problem', op: 'Add', record: [p.target, p.detectedBy, p.kind, p.status, p.backup, p.since] });
+    await s1.edit({ file: 'group', op: 'Mod', before: have, record: [...have.slice(0, 4), 'fenced', have[5]] });
+    await waitFor(() => odStore().get('group', 'S9')?.[4] === 'fenced', { what: 'S9 fenced at the OD', timeoutMs: 10_000 });
+    const r = await send(s9.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S9) }));
+    assert.equal(r.status, 403);
+    assert.match(r.body.error, /S9 is fenced/);
+    unchanged();
+  });
+});
