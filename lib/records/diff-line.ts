@@ -1,6 +1,6 @@
 // The note's Diff.dat line: `file, Del, record` / `file, Add, record` / `file, Mod, before, after`.
-// For Mod the split between before and after is given by the file's field count (a record of the
-// problem file may carry one extra note field, so Mod lines there are split by the count they have).
+// For Mod the split between before and after is found from the records' schemas (optional trailing
+// fields make the two counts differ; see toEdit).
 import { FileName, RecordFields, SCHEMAS, formatRecord, isFileName, splitFields, truncate, validateRecord } from './files';
 import type { Edit, EditOp } from './cluster-api';
 
@@ -36,11 +36,38 @@ export function parseDiffLine(line: string): Edit {
 function toEdit(file: FileName, op: EditOp, rest: string[]): Edit {
   if (op !== 'Mod') return { file, op, record: validateRecord(file, rest) };
   const n = SCHEMAS[file].fields.length;
-  if (rest.length % 2 !== 0 || rest.length < 2 * n) {
-    throw new DiffLineError(`${file}, Mod needs the record before and after (${n} fields each), got ${rest.length} fields`);
+  if (rest.length < 2 * n) {
+    throw new DiffLineError(`${file}, Mod needs the record before and after (${n} fields each at least), got ${rest.length} fields`);
   }
-  const half = rest.length / 2;
-  return { file, op, before: validateRecord(file, rest.slice(0, half)), record: validateRecord(file, rest.slice(half)) };
+  // Records may carry optional trailing fields (group state and key, problem note and OD, ...), so
+  // before and after need not have the same count: the split is where both halves are valid
+  // records, the equal split first; otherwise the one where the after record has the same key.
+  const split = (k: number): Edit | undefined => {
+    try {
+      return { file, op, before: validateRecord(file, rest.slice(0, k)), record: validateRecord(file, rest.slice(k)) };
+    } catch {
+      return undefined;
+    }
+  };
+  if (rest.length % 2 === 0) {
+    const even = split(rest.length / 2);
+    if (even) return even;
+  }
+  const sameKey: Edit[] = [];
+  for (let k = n; k <= rest.length - n; k++) {
+    if (rest[k] !== rest[0]) continue;
+    const e = split(k);
+    if (e) sameKey.push(e);
+  }
+  if (sameKey.length === 1) return sameKey[0];
+  if (sameKey.length > 1) throw new DiffLineError(`${file}, Mod: where the record before ends is ambiguous (${sameKey.length} ways); give it as {file, op, before, record}`);
+  if (rest.length % 2 === 0) {
+    const half = rest.length / 2;
+    // Neither split is valid: say why with the equal split's own error.
+    validateRecord(file, rest.slice(0, half));
+    validateRecord(file, rest.slice(half));
+  }
+  throw new DiffLineError(`${file}, Mod: no split of its ${rest.length} fields gives a valid record before and after`);
 }
 
 /** Validate an edit given as an object (e.g. msg.payload). Throws DiffLineError. */

@@ -54,6 +54,15 @@ describe('Diff.dat lines', () => {
     const mod = parseDiffLine('realserver, Mod, RS1, 0.5, 2, up, RS1, 0.75, 3, up');
     assert.deepEqual(mod.before, ['RS1', '0.5', '2', 'up']);
     assert.deepEqual(mod.record, ['RS1', '0.75', '3', 'up']);
+    // Optional trailing fields: before and after may have different counts (a problem record
+    // gains its note and OD as a recovery goes on; a group record gains its state).
+    const grow = parseDiffLine('problem, Mod, S2, S1, network, confirmed, -, 2026-12-03T07:00:00.000Z, S2, S1, network, fencing, S2b, 2026-12-03T07:00:00.000Z, -, OD3');
+    assert.deepEqual(grow.before, ['S2', 'S1', 'network', 'confirmed', '-', '2026-12-03T07:00:00.000Z']);
+    assert.deepEqual(grow.record, ['S2', 'S1', 'network', 'fencing', 'S2b', '2026-12-03T07:00:00.000Z', '-', 'OD3']);
+    const shrink = parseDiffLine('group, Mod, S2, 127.0.1.2, RS1, -, maintenance, S2, 127.0.1.2, RS1, -');
+    assert.deepEqual(shrink.before, ['S2', '127.0.1.2', 'RS1', '-', 'maintenance']);
+    assert.deepEqual(shrink.record, ['S2', '127.0.1.2', 'RS1', '-']);
+    assert.equal(formatDiffLine(grow), 'problem, Mod, S2, S1, network, confirmed, -, 2026-12-03T07:00:00.000Z, S2, S1, network, fencing, S2b, 2026-12-03T07:00:00.000Z, -, OD3');
   });
 
   it('refuses unknown files and operations, malformed records, multi-line input', () => {
