@@ -134,6 +134,16 @@ function request(method: string, url: string, body: string | undefined, headers:
   });
 }
 
+/** The hostname a VM's SEM endpoint answers GET /p2p/ping with, or undefined (no answer in 1 s). */
+async function pingName(address: string, semPort: number): Promise<string | undefined> {
+  try {
+    const r = await request('GET', `http://${address}:${semPort}/p2p/ping`, undefined, {}, { timeoutMs: 1000, maxAnswerBytes: MAX_PING_BYTES });
+    return r.status === 200 ? (JSON.parse(r.body) as { hostname?: string }).hostname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Give the OD at `o.url` the role: a signed call to take the backup's identity. With `semPort`,
  * wait until the backup's store answers GET /p2p/ping as the backup (so the edits that follow
@@ -141,6 +151,9 @@ function request(method: string, url: string, body: string | undefined, headers:
  * taken).
  */
 export async function assignRole(role: Role, o: RoleCallOptions & { seeds?: string; semPort?: number; readyTimeoutMs?: number }): Promise<void> {
+  // A recovery taken over after its role step (lib/recovery/takeover.ts) finds the OD already
+  // answering as the backup: nothing to give (a call bound to the OD's old name would be refused).
+  if (o.semPort !== undefined && (await pingName(role.address, o.semPort)) === role.backup) return;
   await deployIdentity(roleIdentity(role, o.seeds), { ...o, toHostname: o.toHostname ?? role.od, readyTimeoutMs: 0 });
   if (o.semPort === undefined) return;
   const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
