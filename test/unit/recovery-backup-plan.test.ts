@@ -7,6 +7,7 @@ import { strict as assert } from 'assert';
 import type { IsolationGate, IsolationVerdict } from '../../lib/records/cluster-api';
 import { confirmers, isUnreachable, reasonField, RecoveryError, runBackupPlan, PlanDriver, StepEvent } from '../../lib/recovery/backup-plan';
 import { MemoryFiles } from '../support/memory-files';
+import { domainsByHost, fourOds, sixVmGroup, threeHosts } from '../support/plan-fixture';
 
 class HvLikeError extends Error {
   constructor(
@@ -80,23 +81,12 @@ const ME = { hostname: 'S1', address: '127.0.1.1', realServer: 'RS1', services: 
 
 function world() {
   const files = new MemoryFiles(ME, {
-    group: [
-      ['S1', '127.0.1.1', 'RS1', 'tcp:80'],
-      ['S2', '127.0.1.2', 'RS2', 'tcp:80'],
-      ['S3', '127.0.1.3', 'RS3', 'tcp:80'],
-      ['S4', '127.0.1.4', 'RS1', 'tcp:80'],
-      ['S5', '127.0.1.5', 'RS2', 'tcp:80'],
-      ['S6', '127.0.1.6', 'RS3', 'tcp:80'],
-    ],
-    realserver: [['RS1', '0.40', '2', 'up'], ['RS2', '0.30', '2', 'up'], ['RS3', '0.10', '2', 'up']],
-    'available-od': [['OD1', '127.0.2.1', 'RS1'], ['OD2', '127.0.2.2', 'RS2'], ['OD3', '127.0.2.3', 'RS3'], ['OD3x', '127.0.2.4', 'RS3']],
+    group: sixVmGroup(),
+    realserver: threeHosts(),
+    'available-od': fourOds(),
     problem: [['S2', 'S1', 'network', 'confirmed', '-', new Date().toISOString()]],
   });
-  const hosts = new Map<string, FakeDriver>([
-    ['RS1', new FakeDriver(new Map([['S1', 'running'], ['S4', 'running'], ['OD1', 'paused']]))],
-    ['RS2', new FakeDriver(new Map([['S2', 'running'], ['S5', 'running'], ['OD2', 'paused']]))],
-    ['RS3', new FakeDriver(new Map([['S3', 'running'], ['S6', 'running'], ['OD3', 'paused'], ['OD3x', 'paused']]))],
-  ]);
+  const hosts = new Map<string, FakeDriver>(domainsByHost().map(([rs, d]) => [rs, new FakeDriver(d)]));
   const steps: StepEvent[] = [];
   const roles: unknown[] = [];
   let clock = 1_000_000;

@@ -12,6 +12,7 @@ import { MemoryFiles } from '../support/memory-files';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { main } from '../../lib/ops/cli';
+import { domainsByHost, fourOds, sixVmGroup, threeHosts } from '../support/plan-fixture';
 
 const READ_ONLY = /^(virsh domstate|sha256sum) /;
 
@@ -73,22 +74,11 @@ const ALL = new Set(['S1', 'S2', 'S3', 'S4', 'S5', 'S6'].map(script));
 
 function world() {
   const files = new MemoryFiles(ME, {
-    group: [
-      ['S1', '127.0.1.1', 'RS1', 'tcp:80'],
-      ['S2', '127.0.1.2', 'RS2', 'tcp:80'],
-      ['S3', '127.0.1.3', 'RS3', 'tcp:80'],
-      ['S4', '127.0.1.4', 'RS1', 'tcp:80'],
-      ['S5', '127.0.1.5', 'RS2', 'tcp:80'],
-      ['S6', '127.0.1.6', 'RS3', 'tcp:80'],
-    ],
-    realserver: [['RS1', '0.40', '2', 'up'], ['RS2', '0.30', '2', 'up'], ['RS3', '0.10', '2', 'up']],
-    'available-od': [['OD1', '127.0.2.1', 'RS1'], ['OD2', '127.0.2.2', 'RS2'], ['OD3', '127.0.2.3', 'RS3'], ['OD3x', '127.0.2.4', 'RS3']],
+    group: sixVmGroup(),
+    realserver: threeHosts(),
+    'available-od': fourOds(),
   });
-  const hosts = new Map<string, Host>([
-    ['RS1', new Host(new Map([['S1', 'running'], ['S4', 'running'], ['OD1', 'paused']]), new Set(ALL))],
-    ['RS2', new Host(new Map([['S2', 'running'], ['S5', 'running'], ['OD2', 'paused']]), new Set(ALL))],
-    ['RS3', new Host(new Map([['S3', 'running'], ['S6', 'running'], ['OD3', 'paused'], ['OD3x', 'paused']]), new Set(ALL))],
-  ]);
+  const hosts = new Map<string, Host>(domainsByHost().map(([rs, d]) => [rs, new Host(d, new Set(ALL))]));
   let clock = T0;
   const gate: IsolationGate = { check: () => ({ ok: true, detail: 'majority 4/6; S2 unseen 7 s' }) };
   const deps = {

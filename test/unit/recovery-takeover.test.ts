@@ -11,18 +11,12 @@ import { hasIdentity } from '../../lib/recovery/role';
 import { actingGone, decideTakeover, takeoverRecord, takers, type TakeoverSituation } from '../../lib/recovery/takeover';
 import { authorityRefusal } from '../../lib/sem/edit-authority';
 import { MemoryFiles } from '../support/memory-files';
+import { sixVmGroup } from '../support/plan-fixture';
 
 const T0 = Date.parse('2026-12-03T03:12:00.000Z');
 const SINCE = new Date(T0).toISOString();
 
-const GROUP: RecordFields[] = [
-  ['S1', '127.0.1.1', 'RS1', 'tcp:80'],
-  ['S2', '127.0.1.2', 'RS2', 'tcp:80'],
-  ['S3', '127.0.1.3', 'RS3', 'tcp:80'],
-  ['S4', '127.0.1.4', 'RS1', 'tcp:80'],
-  ['S5', '127.0.1.5', 'RS2', 'tcp:80'],
-  ['S6', '127.0.1.6', 'RS3', 'tcp:80'],
-];
+const GROUP: RecordFields[] = sixVmGroup();
 const fenced = (g: RecordFields[], who: string) => g.map((r) => (r[0] === who ? [...r.slice(0, 4), 'fenced'] : r));
 
 function situation(over: Partial<TakeoverSituation> = {}): TakeoverSituation {
