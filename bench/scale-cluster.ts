@@ -6,7 +6,7 @@
 import { ChildProcess, execFileSync, fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { VmCommand } from './scale-vm';
+import type { VmCommand, VmConfig } from './scale-vm';
 
 export const PORT = 18801;
 export const HALF_A = '127.20.1.';
@@ -15,16 +15,8 @@ export const HALF_B = '127.20.2.';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const ipt = (...args: string[]) => execFileSync('iptables', args, { encoding: 'utf8' });
 
-export interface VmSpec {
-  hostname: string;
-  address: string;
-  port: number;
-  folder: string;
-  seeds: string[];
-  syncIntervalMs: number;
-  requestTimeoutMs: number;
-  protocolVersion?: 1 | 2;
-}
+/** What a light VM is started with (bench/scale-vm.ts reads it from SCALE_VM). */
+export type VmSpec = VmConfig;
 
 export interface Vm {
   spec: VmSpec;

@@ -7,7 +7,8 @@ import { ReplicatedStore } from '../lib/sem/replicated-store';
 import type { Edit } from '../lib/records/cluster-api';
 import type { FileName } from '../lib/records/files';
 
-interface VmConfig {
+/** One light VM's settings, passed by bench/scale-cluster.ts in SCALE_VM (JSON). */
+export interface VmConfig {
   hostname: string;
   address: string;
   port: number;
