@@ -164,8 +164,9 @@ describe('maintenance mode on the loopback cluster', function () {
     await waitFor(() => ['S3', 'S4', 'S5', 'S6'].every((n) => stateOf(c, n, 'S1') === 'maintenance'), { what: 'S1 in maintenance everywhere', timeoutMs: 10_000, intervalMs: 100 });
     await c.cluster.stop('S1');
     await c.cluster.start('S1');
-    const timeline = async () => JSON.parse((await httpRequest(c.vm('S1').url + '/p2p-ha/cluster', { timeoutMs: 5000 })).body).timeline as { target: string; step: string }[];
-    const tl = await timeline();
+    // The admin API answers before the flows have started: the view is null until the store runs.
+    const timeline = async () => (JSON.parse((await httpRequest(c.vm('S1').url + '/p2p-ha/cluster', { timeoutMs: 5000 })).body) as { timeline?: { target: string; step: string }[] } | null)?.timeline;
+    const tl = await waitFor(timeline, { what: "S1's cluster view after its restart", timeoutMs: 20_000, intervalMs: 200 });
     for (const [target, step] of [['S2', 'recovered'], ['S2', 'placed'], ['RS3', 'maintenance-on']]) {
       assert.ok(tl.some((e) => e.target === target && e.step === step), `${target} ${step} in S1's timeline after its restart: ${JSON.stringify(tl.slice(-12))}`);
     }
