@@ -4,15 +4,25 @@
 // Run twice in one go: with the wire's VM signatures and encryption (the default) and without,
 // so the JSON shows what they cost (issue 14).
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { startCluster } from '../harness/cluster/launcher';
 import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { EDIT_PATH, semFlow } from '../harness/flows/sem-flow';
-import { loadAverage, rssMb, summarize } from './stats';
+import { cpuMs, loadAverage, rssMb, summarize } from './stats';
+import { ChildProcess, spawn } from 'child_process';
 
 const EDITS = Number(process.env.EDITS ?? 200);
+// SECURE=on or off runs only that half (profiling); default both.
+const SECURE = process.env.SECURE ?? 'both';
+// CPU_PROF=<dir>: every VM is CPU-profiled (./cpu-profile.ts), its profile written into <dir>/<on|off>/ at exit.
+const CPU_PROF = process.env.CPU_PROF;
+// STRACE=1: S3's system calls are counted (strace -c -f) during the measured edits; the summary is
+// printed (needs strace; slows S3 down, so its latency figures are not comparable then). Any other
+// value is passed to strace as its options instead of -c (e.g. STRACE='-tt -e trace=write').
+const STRACE = !!process.env.STRACE;
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
 
 interface Run {
@@ -21,6 +31,9 @@ interface Run {
   whole: ReturnType<typeof summarize>;
   load: { start: number; end: number };
   senderRss: { idle?: number; afterEdits?: number; nodeOptions: string };
+  /** CPU time (ms, user + system) per measured edit: S1, each receiver, all six together. */
+  cpuPerEdit: { sender: number; receivers: Record<string, number>; total: number };
+  strace?: string;
 }
 
 /** One cluster of six, S1 editing; `secure` = VM signatures and AES-256-GCM on (the default). */
@@ -37,10 +50,14 @@ async function measure(secure: boolean): Promise<Run> {
   const semi = [
     process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
     process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
+    CPU_PROF ? `--require ${path.join(__dirname, 'cpu-profile.js')}` : '',
   ].join(' ').trim();
   const cluster = await startCluster({
     keepDirs: !!process.env.HEAP_SNAPSHOTS,
-    env: semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : undefined,
+    env: {
+      ...(semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : {}),
+      ...(CPU_PROF ? { CPU_PROF_DIR: path.resolve(CPU_PROF, secure ? 'on' : 'off') } : {}),
+    },
     count: 6,
     ips,
     baseDir,
@@ -68,7 +85,13 @@ async function measure(secure: boolean): Promise<Run> {
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let prev: string[] | null = null;
+    let cpu0: (number | undefined)[] = [];
+    let tracer: { proc: ChildProcess; out: string } | undefined;
     for (let i = 0; i < EDITS + 10; i++) {
+      if (i === 10) {
+        if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
+        cpu0 = cluster.vms.map((vm) => cpuMs(vm.pid));
+      }
       const record = ['RS1', (i / 1000).toFixed(3), String(i % 50), 'up'];
       const payload = prev ? { file: 'realserver', op: 'Mod', before: prev, record } : { file: 'realserver', op: 'Add', record };
       const r = await httpRequest(s1.url + EDIT_PATH, { method: 'POST', body: payload, timeoutMs: 10_000 });
@@ -81,6 +104,9 @@ async function measure(secure: boolean): Promise<Run> {
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
+    const cpu1 = cluster.vms.map((vm) => cpuMs(vm.pid));
+    const perEdit = (i: number) => Math.round((((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / EDITS) * 100) / 100;
+    const strace = tracer ? await stopStrace(tracer) : undefined;
     const rssAfter = rssMb(s1.pid);
     await snapshot();
     const load1 = loadAverage();
@@ -93,6 +119,12 @@ async function measure(secure: boolean): Promise<Run> {
       whole: summarize(total),
       load: { start: load0, end: load1 },
       senderRss: { idle: rssIdle, afterEdits: rssAfter, nodeOptions: semi || 'default' },
+      cpuPerEdit: {
+        sender: perEdit(0),
+        receivers: Object.fromEntries(cluster.vms.slice(1).map((vm, i) => [vm.name, perEdit(i + 1)])),
+        total: Math.round(cluster.vms.reduce((n, _, i) => n + perEdit(i), 0) * 100) / 100,
+      },
+      strace,
     };
   } finally {
     if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
@@ -100,6 +132,24 @@ async function measure(secure: boolean): Promise<Run> {
     range.release();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** strace -c -f on a running process, its summary in a file. */
+async function startStrace(pid: number): Promise<{ proc: ChildProcess; out: string }> {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sem-strace-')), 'strace.txt');
+  const args = process.env.STRACE === '1' ? ['-c'] : process.env.STRACE!.split(' ');
+  const proc = spawn('strace', [...args, '-f', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1000)); // attached to every thread
+  return { proc, out };
+}
+
+async function stopStrace(t: { proc: ChildProcess; out: string }): Promise<string> {
+  const exited = new Promise((r) => t.proc.once('exit', r));
+  t.proc.kill('SIGINT');
+  await exited;
+  const text = fs.readFileSync(t.out, 'utf8');
+  fs.rmSync(path.dirname(t.out), { recursive: true, force: true });
+  return text;
 }
 
 function report(title: string, r: Run): void {
@@ -111,38 +161,46 @@ function report(title: string, r: Run): void {
   console.log(`whole edit at S1 (local durable write + fan-out to 5 peers): p50 ${r.whole.p50} ms, p99 ${r.whole.p99} ms`);
   console.log(`S3..S6: p50 ${r.overall.p50} ms, p99 ${r.overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / r.overall.p50).toFixed(0)}x faster at p50`);
   console.log(`load average ${r.load.start} -> ${r.load.end}; S1 RSS ${r.senderRss.idle} -> ${r.senderRss.afterEdits} MB`);
+  console.log(`CPU per edit (ms): S1 ${r.cpuPerEdit.sender}, receivers ${JSON.stringify(r.cpuPerEdit.receivers)}, all six ${r.cpuPerEdit.total}`);
+  if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }
 
 (async () => {
   // Both in one run, on the same machine state: signatures + encryption on (the product), then off.
-  const on = await measure(true);
-  report('signing + encryption ON', on);
-  const off = await measure(false);
-  report('signing + encryption OFF', off);
+  const on = SECURE !== 'off' ? await measure(true) : undefined;
+  if (on) report('signing + encryption ON', on);
+  const off = SECURE !== 'on' ? await measure(false) : undefined;
+  if (off) report('signing + encryption OFF', off);
+  const main = (on ?? off)!;
   console.log(
     JSON.stringify({
       bench: 'sem-sync',
       disk: process.env.BENCH_DIR ? 'tmpfs' : 'ext4 (shared by the six VMs)',
       peers: 6,
       edits: EDITS,
-      wire_security: 'on (Ed25519 signatures + AES-256-GCM)',
-      p50_ms: on.overall.p50,
-      p99_ms: on.overall.p99,
-      mean_ms: on.overall.mean,
-      cv: on.overall.cv,
-      edit_p50_ms: on.whole.p50,
-      edit_p99_ms: on.whole.p99,
-      per_peer: on.per,
-      load_average: on.load,
-      sender_rss_mb: on.senderRss,
-      without_wire_security: {
-        p50_ms: off.overall.p50,
-        p99_ms: off.overall.p99,
-        mean_ms: off.overall.mean,
-        edit_p50_ms: off.whole.p50,
-        edit_p99_ms: off.whole.p99,
-        load_average: off.load,
-      },
+      wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',
+      p50_ms: main.overall.p50,
+      p99_ms: main.overall.p99,
+      mean_ms: main.overall.mean,
+      cv: main.overall.cv,
+      edit_p50_ms: main.whole.p50,
+      edit_p99_ms: main.whole.p99,
+      per_peer: main.per,
+      load_average: main.load,
+      sender_rss_mb: main.senderRss,
+      cpu_ms_per_edit: main.cpuPerEdit,
+      without_wire_security:
+        on && off
+          ? {
+              p50_ms: off.overall.p50,
+              p99_ms: off.overall.p99,
+              mean_ms: off.overall.mean,
+              edit_p50_ms: off.whole.p50,
+              edit_p99_ms: off.whole.p99,
+              load_average: off.load,
+              cpu_ms_per_edit: off.cpuPerEdit,
+            }
+          : undefined,
       note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
     }),
   );

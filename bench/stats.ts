@@ -41,3 +41,15 @@ export function rssMb(pid: number | undefined): number | undefined {
 export function loadAverage(): number {
   return Math.round(os.loadavg()[0] * 100) / 100;
 }
+
+/** CPU time (user + system, all threads) a process has used, in ms (Linux /proc; clock ticks of
+ * 10 ms), undefined when it is gone. Under load, CPU per operation is what compares across runs. */
+export function cpuMs(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}

@@ -8,7 +8,10 @@
 // never acknowledged), and the lines before it are intact.
 // The six plain-text files are rewritten from the state on every change, each replaced atomically
 // (temp file + rename) but not fsynced on their own: they are rewritten at every start, so after a
-// power loss they can never disagree with the state for long.
+// power loss they can never disagree with the state for long. They are rewritten while the
+// journal's fdatasync runs (not after it): a killed process loses neither (both are in the page
+// cache), and after a power loss the start rewrites them from what the journal kept; a save still
+// resolves only once the journal line is durable.
 // Group commit: saves requested while one is under way are coalesced into the next one, so a burst
 // of diffs (from several senders, or a batch) costs one journal line and one fdatasync.
 // Only the fdatasync goes through libuv's thread pool: the journal line (a few hundred bytes into
@@ -136,8 +139,20 @@ export class DurableFiles {
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    if (!this.wal || this.walLines >= CHECKPOINT_LINES) await this.checkpoint();
-    else await this.appendJournal();
+    // The journal line (or checkpoint) is started first; while its fdatasync runs in libuv's pool,
+    // the text files are rewritten on this thread, so their system calls cost no latency.
+    const durable = !this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal();
+    try {
+      this.writeTexts(files);
+    } catch (e) {
+      await durable.catch(() => undefined);
+      throw e;
+    }
+    await durable;
+  }
+
+  /** Rewrite the given text files (and operation with group) from the state, each atomically. */
+  private writeTexts(files: FileName[]): void {
     const texts = new Set(files);
     if (texts.has('group')) texts.add('operation');
     for (const f of texts) {

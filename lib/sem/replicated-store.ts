@@ -417,13 +417,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.guard.accept(origin, seq);
     const changed = diffs.map((d) => this.replica.apply(d).length > 0);
     const lines = edits.map((e) => formatDiffLine(e));
-    await this.disk.save(new Set(edits.map((e) => e.file)));
+    const saved = this.disk.save(new Set(edits.map((e) => e.file)));
+    // Encoded and signed while the journal line becomes durable; sent only once it is.
+    const [first, ...more] = diffs;
+    const wire: WireDiff = more.length ? { ...first, more } : first;
+    const body = encodeDiff(wire);
+    const signed = { body, signature: this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined };
+    await saved;
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
       if (changed[i]) this.emitChange(d, true, 'edit');
     });
-    const [first, ...more] = diffs;
-    const { acked, failed } = await this.broadcast(more.length ? { ...first, more } : first, lines.join(' + '));
+    const { acked, failed } = await this.broadcast(wire, signed, lines.join(' + '));
     return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
   }
 
@@ -452,15 +457,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
-  private async broadcast(diff: WireDiff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
+  /** Send a diff, encoded and signed once by commit(); the same signature travels with it through
+   * relays (./fanout.ts). */
+  private async broadcast(diff: WireDiff, signed: { body: string; signature?: string }, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
     const me = this.identity.hostname;
     if (this.keyGate && this.secure && !(!diff.more && diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
-    // Signed once here; the same signature travels with the diff through relays (./fanout.ts).
-    const body = encodeDiff(diff);
-    const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
-    const { acked, failed } = await this.fanout.send({ body, signature }, this.peers());
+    const { acked, failed } = await this.fanout.send(signed, this.peers());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
@@ -598,7 +602,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   /** A diff posted to this VM, or relayed to it (`checked`: decoded and authenticated by onRelay). */
-  private async onDiff(ctx: RouteContext, checked?: WireDiff) {
+  private async onDiff(ctx: RouteContext, checked?: WireDiff): Promise<Reply & { ready: Promise<unknown>; afterSend: () => void }> {
     const remote = ctx.remote;
     const diff = checked ?? decodeDiff(ctx.body);
     const all = diffsOf(diff);
@@ -637,17 +641,26 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     for (const d of all) this.log.write('received', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote });
     // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
     const changed = all.map((d) => this.replica.apply(d).length > 0);
-    await this.disk.save(new Set(all.filter((_, i) => changed[i]).map((d) => d.file)));
-    all.forEach((d, i) => {
-      if (!changed[i]) return;
-      this.log.write('applied', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport });
-      this.emitChange(d, false, 'diff');
-    });
-    this.peerOk(diff.origin);
-    // Diffs from this origin were missed (this VM was down or cut off): catch up now, not at the
-    // next periodic exchange.
-    if (gap) this.syncSoon(diff.origin);
-    return { status: 200, body: { ok: true, applied: changed.some(Boolean) } };
+    const saved = this.disk.save(new Set(all.filter((_, i) => changed[i]).map((d) => d.file)));
+    // The answer is known now: the server prepares it (signs, seals) while the journal line
+    // becomes durable, and writes it only once it is. What only reports the diff (the log, the
+    // change event and its listeners) runs after the answer has gone.
+    return {
+      status: 200,
+      body: { ok: true, applied: changed.some(Boolean) },
+      ready: saved,
+      afterSend: () => {
+        all.forEach((d, i) => {
+          if (!changed[i]) return;
+          this.log.write('applied', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport });
+          this.emitChange(d, false, 'diff');
+        });
+        this.peerOk(diff.origin);
+        // Diffs from this origin were missed (this VM was down or cut off): catch up now, not at
+        // the next periodic exchange.
+        if (gap) this.syncSoon(diff.origin);
+      },
+    };
   }
 
   /**
@@ -671,7 +684,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // Passed on at once, applied here meanwhile: each receiver validates the diff for itself.
     const passed = this.fanout.send({ body: msg.diff, signature: msg.signature }, subtree);
     try {
-      await this.onDiff(inner, diff);
+      const applied = await this.onDiff(inner, diff);
+      await applied.ready;
+      applied.afterSend();
     } catch (e) {
       // Already here (raced with anti-entropy): still acknowledged. Anything else: this relay
       // failed, and its sender reaches the subtree again directly (they answer "contained").

@@ -16,6 +16,15 @@ import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedV
 export interface Reply {
   status: number;
   body: unknown;
+  /**
+   * The answer is written only once this resolves; it is prepared (serialised, signed, sealed,
+   * MAC'd) meanwhile, so a handler can return as soon as it knows its answer and let the server
+   * do that work while the data becomes durable (a diff's journal fdatasync). When it rejects, the
+   * error is answered instead, as if the handler had thrown it.
+   */
+  ready?: Promise<unknown>;
+  /** Run right after the answer was handed to the socket (`ready` resolved). */
+  afterSend?: () => void;
 }
 
 export interface RouteContext {
@@ -136,6 +145,34 @@ export class SemServer {
     });
   }
 
+  /** An answer's bytes and headers: MAC'd (and signed, sealed) when it answers an authenticated request. */
+  private prepare(status: number, body: unknown, requestMac: string | undefined, secret: string): PreparedAnswer {
+    let text = JSON.stringify(body);
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+    if (requestMac) {
+      // Answered under the secret the request was MAC'd with (the previous one during a rotation).
+      const label = responseLabel(requestMac, status);
+      if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
+      if (this.key) {
+        text = seal(secret === this.opts.secret ? this.key : bodyKey(secret), label, text);
+        headers[ENC_HEADER] = '1';
+      }
+      headers[MAC_HEADER] = mac(secret, label, text);
+    }
+    if (this.opts.version && this.opts.version > 1) headers[WIRE_VERSION_HEADER] = String(this.opts.version);
+    return { status, headers, text };
+  }
+
+  private write(req: http.IncomingMessage, res: http.ServerResponse, a: PreparedAnswer, close: boolean): void {
+    if (res.headersSent || res.destroyed) return;
+    if (close) a.headers.connection = 'close';
+    a.headers['content-length'] = Buffer.byteLength(a.text);
+    res.writeHead(a.status, a.headers);
+    res.end(a.text);
+    // A refused body is not read to its end: close the connection instead of draining it.
+    if (close) res.once('finish', () => req.socket.destroy());
+  }
+
   /** Count a new connection against the global and per-address caps; over them it is closed at once. */
   private admit(socket: Socket): void {
     const remote = socket.remoteAddress ?? '?';
@@ -161,27 +198,8 @@ export class SemServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const remote = req.socket.remoteAddress ?? '?';
     const path = (req.url ?? '').split('?')[0];
-    const send = (status: number, body: unknown, requestMac?: string, close = false, secret = this.opts.secret) => {
-      if (res.headersSent || res.destroyed) return;
-      let text = JSON.stringify(body);
-      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
-      if (requestMac) {
-        // Answered under the secret the request was MAC'd with (the previous one during a rotation).
-        const label = responseLabel(requestMac, status);
-        if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
-        if (this.key) {
-          text = seal(secret === this.opts.secret ? this.key : bodyKey(secret), label, text);
-          headers[ENC_HEADER] = '1';
-        }
-        headers[MAC_HEADER] = mac(secret, label, text);
-      }
-      if (this.opts.version && this.opts.version > 1) headers[WIRE_VERSION_HEADER] = String(this.opts.version);
-      if (close) headers.connection = 'close';
-      res.writeHead(status, headers);
-      res.end(text);
-      // A refused body is not read to its end: close the connection instead of draining it.
-      if (close) res.once('finish', () => req.socket.destroy());
-    };
+    const send = (status: number, body: unknown, requestMac?: string, close = false, secret = this.opts.secret) =>
+      this.write(req, res, this.prepare(status, body, requestMac, secret), close);
     if (req.method === 'GET' && path === '/p2p/ping') return send(200, this.opts.ping());
     const route = req.method === 'POST' ? this.opts.routes[path] : undefined;
     if (!route) {
@@ -206,7 +224,7 @@ export class SemServer {
       budgets,
       keepOpen: true,
     }).then(
-      (buf) => this.authenticated(req, path, route.handler, buf.toString('utf8'), remote, send, refuse),
+      (buf) => this.authenticated(req, res, path, route.handler, buf.toString('utf8'), remote, send, refuse),
       (e: unknown) => {
         if (e instanceof BodyError) refuse(e.status, e.message, true);
         else refuse(400, String(e), true);
@@ -216,6 +234,7 @@ export class SemServer {
 
   private authenticated(
     req: http.IncomingMessage,
+    res: http.ServerResponse,
     path: string,
     handler: Route,
     body: string,
@@ -243,18 +262,35 @@ export class SemServer {
         return refuse(400, `refused: ${(e as SealError).message}`);
       }
     }
+    const failed = (err: unknown) => {
+      const status = err instanceof ProtocolError ? err.status : 500;
+      const reason = err instanceof Error ? err.message : String(err);
+      this.opts.onRefused(remote, reason);
+      send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac, false, secret);
+    };
     Promise.resolve()
       .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined, version: announcedVersion(req.headers[WIRE_VERSION_HEADER]) }))
-      .then(
-        (reply) => send(reply.status, reply.body, requestMac, false, secret),
-        (err: unknown) => {
-          const status = err instanceof ProtocolError ? err.status : 500;
-          const reason = err instanceof Error ? err.message : String(err);
-          this.opts.onRefused(remote, reason);
-          send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac, false, secret);
-        },
-      );
+      .then((reply) => {
+        if (!reply.ready) {
+          send(reply.status, reply.body, requestMac, false, secret);
+          reply.afterSend?.();
+          return;
+        }
+        // Prepared now, written once the handler's data is durable.
+        const answer = this.prepare(reply.status, reply.body, requestMac, secret);
+        return reply.ready.then(() => {
+          this.write(req, res, answer, false);
+          reply.afterSend?.();
+        });
+      })
+      .catch(failed);
   }
+}
+
+interface PreparedAnswer {
+  status: number;
+  headers: http.OutgoingHttpHeaders;
+  text: string;
 }
 
 /** Cap of an answer that carries no files (a diff's acknowledgement or refusal). */

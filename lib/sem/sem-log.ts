@@ -1,7 +1,9 @@
 // The SEM log: every diff sent, received, applied or refused, one line each in the note's Diff.dat
 // form with a timestamp, so the sync time can be read from the log as the note did:
 //   2026-11-26T14:40:00.123Z applied group, Del, S2, 127.0.1.2, RS1, tcp:80 | origin=S1 seq=5 lamport=9
-// Appends are buffered by a write stream (never on the path of an acknowledgement). The log is
+// Appends are collected in memory and handed to a write stream once per turn of the event loop
+// (setImmediate), so the lines of one diff (received, applied, sent) cost one write to the
+// thread pool and one system call, not one each; never on the path of an acknowledgement. The log is
 // rotated once it passes `maxBytes` (one previous file kept as sem.log.1). When the disk is slower
 // than the diffs (a burst on a busy disk), at most `maxBuffered` bytes wait in memory: further
 // lines are dropped and counted, and one line says how many once the buffer has drained. The log
@@ -15,6 +17,9 @@ export class SemLog {
   private stream: fs.WriteStream | null = null;
   private size = 0;
   private dropped = 0;
+  /** Lines of this turn, written together at its end. */
+  private pending = '';
+  private flushing: NodeJS.Immediate | null = null;
   readonly file: string;
 
   constructor(
@@ -32,27 +37,37 @@ export class SemLog {
       .join(' ');
     const text = `${new Date().toISOString()} ${event} ${line.replace(/[\r\n]+/g, ' ')}${extras ? ' | ' + extras : ''}\n`;
     if (!this.stream) this.open();
-    if (this.stream!.writableLength > this.maxBuffered) {
+    if (this.stream!.writableLength + this.pending.length > this.maxBuffered) {
       this.dropped += 1;
       return;
     }
     if (this.dropped) {
-      const note = `${new Date().toISOString()} dropped ${this.dropped} log lines (the disk was slower than the diffs)\n`;
+      this.pending += `${new Date().toISOString()} dropped ${this.dropped} log lines (the disk was slower than the diffs)\n`;
       this.dropped = 0;
-      this.stream!.write(note);
-      this.size += note.length;
     }
-    this.stream!.write(text);
+    this.pending += text;
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  /** Hand this turn's lines to the stream in one write; rotate once the file passed maxBytes. */
+  private flush(): void {
+    this.flushing = null;
+    const text = this.pending;
+    this.pending = '';
+    if (!text || !this.stream) return;
+    this.stream.write(text);
     this.size += text.length;
     if (this.size > this.maxBytes) this.rotate();
   }
 
   /** Bytes waiting for the disk, and lines dropped since the last write that went through. */
   retained(): { bufferedBytes: number; dropped: number } {
-    return { bufferedBytes: this.stream?.writableLength ?? 0, dropped: this.dropped };
+    return { bufferedBytes: (this.stream?.writableLength ?? 0) + this.pending.length, dropped: this.dropped };
   }
 
   close(): Promise<void> {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flush();
     const s = this.stream;
     this.stream = null;
     if (!s) return Promise.resolve();

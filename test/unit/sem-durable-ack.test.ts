@@ -1,0 +1,227 @@
+// The durability rules of SEM's per-edit path (issue 16, docs/performance.md), checked with the
+// journal's fdatasync counted and held back by the test (FileHandle.prototype.datasync wrapped):
+//   - group commit: saves requested while one is being made durable are coalesced into the next
+//     journal line, one fdatasync for all of them, in the order they were requested;
+//   - a save resolves only after the fdatasync of the line that holds it returned, so a power loss
+//     (the journal cut back to what was fdatasync'd) loses nothing a save had resolved;
+//   - a receiver answers a diff (acknowledges it) only after its journal line is durable, although
+//     it prepares the answer meanwhile; its change event follows the answer.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import { promises as fsp } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DurableFiles, WAL_FILE } from '../../lib/sem/durable-files';
+import { Replica } from '../../lib/sem/replica';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+
+type DataSync = (this: fsp.FileHandle) => Promise<void>;
+
+/** Wraps every FileHandle's datasync: counts the calls on files under `folder` and lets the test
+ * hold them (each waits for release()). Other files are not touched. */
+class FsyncGate {
+  calls = 0;
+  /** Journal length (bytes) at the moment each counted fdatasync returned. */
+  durableLengths: number[] = [];
+  private held: (() => void)[] = [];
+  private holding = false;
+  private waiters: (() => void)[] = [];
+  private original!: DataSync;
+  private proto!: { datasync: DataSync };
+
+  constructor(private readonly folder: string) {}
+
+  async install(): Promise<void> {
+    const probe = await fsp.open(os.tmpdir(), 'r');
+    this.proto = Object.getPrototypeOf(probe);
+    await probe.close();
+    this.original = this.proto.datasync;
+    const gate = this;
+    this.proto.datasync = async function (this: fsp.FileHandle) {
+      let file = '';
+      try {
+        file = fs.readlinkSync(`/proc/self/fd/${this.fd}`);
+      } catch {
+        /* not ours */
+      }
+      if (!file.startsWith(gate.folder)) return gate.original.call(this);
+      gate.calls++;
+      gate.waiters.splice(0).forEach((w) => w());
+      if (gate.holding) await new Promise<void>((r) => gate.held.push(r));
+      await gate.original.call(this);
+      gate.durableLengths.push(fs.statSync(file).size);
+    };
+  }
+
+  uninstall(): void {
+    if (this.proto) this.proto.datasync = this.original;
+  }
+
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    this.held.splice(0).forEach((r) => r());
+  }
+
+  /** Resolves once `n` counted fdatasyncs have been called. */
+  async called(n: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.calls < n) {
+      if (Date.now() > deadline) throw new Error(`only ${this.calls} of ${n} fdatasync calls`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+}
+
+const settled = async <T>(p: Promise<T>, ms = 100): Promise<boolean> => {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new Promise((r) => setTimeout(r, ms));
+  return done;
+};
+
+describe('SEM durability on the per-edit path', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let gate: FsyncGate;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-durable-ack-'));
+    gate = new FsyncGate(dir);
+    await gate.install();
+  });
+
+  afterEach(() => {
+    gate.release();
+    gate.uninstall();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('group commit: saves made while one is in flight share the next fdatasync, in order; none resolves before its line is durable', async () => {
+    const replica = new Replica();
+    const disk = new DurableFiles(path.join(dir, 'S1'), 'S1', replica);
+    disk.loadSync();
+    await disk.init();
+    await disk.save(['realserver']); // the journal is open: saves append lines from here
+    const base = gate.calls;
+    const put = (n: number) => {
+      replica.apply({ file: 'realserver', op: 'Add', record: [`RS${n}`, '0.1', String(n), 'up'], origin: 'S1', seq: n, lamport: replica.tick() });
+      return disk.save(['realserver']);
+    };
+    gate.hold();
+    const first = put(1);
+    await gate.called(base + 1);
+    // Nine more while the first line's fdatasync is held: none may resolve, and they wait together.
+    const rest = Array.from({ length: 9 }, (_, i) => put(i + 2));
+    assert.equal(await settled(first), false, 'a save resolved before its fdatasync returned');
+    assert.equal(await settled(Promise.race(rest)), false);
+    gate.release();
+    await Promise.all([first, ...rest]);
+    assert.equal(gate.calls - base, 2, `10 saves, ${gate.calls - base} fdatasyncs (1 + one for the 9 that waited)`);
+    // The journal holds RS1 in one line and RS2..RS10 in the next, in that order.
+    const wal = fs.readFileSync(path.join(dir, 'S1', WAL_FILE), 'utf8').trim().split('\n');
+    const keys = wal.slice(-2).map((l) => (JSON.parse(l.slice(17)) as { entries: [string, string][] }).entries.map((e) => e[1]));
+    assert.deepEqual(keys, [['RS1'], Array.from({ length: 9 }, (_, i) => `RS${i + 2}`)]);
+    await disk.close();
+  });
+
+  it('a power loss (the journal cut back to its last fdatasync) loses no save that had resolved', async () => {
+    const folder = path.join(dir, 'S1');
+    const replica = new Replica();
+    const disk = new DurableFiles(folder, 'S1', replica);
+    disk.loadSync();
+    await disk.init();
+    await disk.save(['realserver']);
+    const resolved: number[] = [];
+    const pending: Promise<void>[] = [];
+    for (let n = 1; n <= 30; n++) {
+      replica.apply({ file: 'realserver', op: 'Add', record: [`RS${n}`, '0.1', String(n), 'up'], origin: 'S1', seq: n, lamport: replica.tick() });
+      pending.push(disk.save(['realserver']).then(() => void resolved.push(n)));
+      if (n % 7 === 0) await pending[pending.length - 1];
+    }
+    await Promise.all(pending);
+    // The next lines' fdatasync never returns: the "power" goes off while it is held.
+    const before = gate.calls;
+    gate.hold();
+    for (let n = 31; n <= 35; n++) {
+      replica.apply({ file: 'realserver', op: 'Add', record: [`RS${n}`, '0.1', String(n), 'up'], origin: 'S1', seq: n, lamport: replica.tick() });
+      pending.push(disk.save(['realserver']).then(() => void resolved.push(n)));
+    }
+    await gate.called(before + 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const acknowledged = resolved.slice();
+    assert.deepEqual(acknowledged.sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1), 'only the saves before the held fdatasync resolved');
+    // What a power loss leaves: the journal up to the last fdatasync that returned.
+    const cut = gate.durableLengths[gate.durableLengths.length - 1];
+    const copy = path.join(dir, 'after-power-loss');
+    fs.mkdirSync(copy);
+    for (const f of fs.readdirSync(folder)) if (f.startsWith('.sem')) fs.copyFileSync(path.join(folder, f), path.join(copy, f));
+    fs.truncateSync(path.join(copy, WAL_FILE), cut);
+    const reloaded = new Replica();
+    new DurableFiles(copy, 'S1', reloaded).loadSync();
+    const have = new Set(reloaded.records('realserver').map((r) => r[0]));
+    for (const n of acknowledged) assert.ok(have.has(`RS${n}`), `RS${n} was acknowledged but lost`);
+    gate.release();
+    await Promise.all(pending);
+    await disk.close();
+  });
+
+  it('a receiver answers a diff only after its journal fdatasync returned; its change event follows', async () => {
+    const range = allocLoopbackRange();
+    const ips = range.ips(2);
+    const port = await pickPortFreeOnAll(ips);
+    const stores = ips.map(
+      (ip, i) =>
+        new ReplicatedStore({
+          identity: { hostname: `S${i + 1}`, address: ip, realServer: 'RS1', services: '-' },
+          folder: path.join(dir, `S${i + 1}`),
+          port,
+          secret: 'durable-ack-secret-0123456789',
+          seeds: ips,
+          syncIntervalMs: 600_000,
+        }),
+    );
+    try {
+      await Promise.all(stores.map((s) => s.start()));
+      await Promise.all(stores.map((s) => s.syncAll()));
+      assert.deepEqual(stores[0].peers().map((p) => p.hostname), ['S2']);
+      const [s1, s2] = stores;
+      await s1.edit('realserver, Add, RS1, 0.1, 1, up');
+      const order: string[] = [];
+      s2.on('change', () => order.push('change'));
+      // Hold only S2's fdatasync: S1 saves its own edit, sends it, and S2 waits on the disk.
+      const s2gate = new FsyncGate(path.join(dir, 'S2'));
+      gate.uninstall();
+      await s2gate.install();
+      try {
+        s2gate.hold();
+        const edit = s1.edit({ file: 'realserver', op: 'Mod', before: ['RS1', '0.1', '1', 'up'], record: ['RS1', '0.2', '2', 'up'] });
+        await s2gate.called(1);
+        assert.equal(await settled(edit, 300), false, 'S1 had an acknowledgement before S2 fdatasync returned');
+        assert.equal(order.length, 0, 'S2 reported the diff before it was durable');
+        s2gate.release();
+        const r = await edit;
+        order.push('acknowledged');
+        assert.deepEqual(r.acked.map((a) => a.peer), ['S2']);
+        assert.deepEqual(s2.get('realserver', 'RS1'), ['RS1', '0.2', '2', 'up']);
+        assert.deepEqual(order, ['change', 'acknowledged']);
+      } finally {
+        s2gate.release();
+        s2gate.uninstall();
+      }
+    } finally {
+      await Promise.all(stores.map((s) => s.stop()));
+      range.release();
+    }
+  });
+});
