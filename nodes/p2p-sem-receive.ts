@@ -5,6 +5,7 @@ import type { ChangeEvent, RefusalEvent } from '../lib/records/cluster-api';
 import type { Node, RED } from './common/node-red';
 import { short, useStore } from './common/store-user';
 import { translator } from './common/i18n';
+import { ThrottledStatus } from './common/status-throttle';
 
 interface ReceiveConfig {
   name?: string;
@@ -24,15 +25,21 @@ export = function (RED: RED) {
     if (!files) return;
     const only = new Set((config.files ?? '').split(/[\s,]+/).filter(Boolean));
     let count = 0;
+    // One status per diff would cost more than the diff (translation, the editor's push): the
+    // count and last line are shown at most four times a second.
+    const applied = new ThrottledStatus<{ count: number; line: string }>((v) =>
+      status({ fill: 'green', shape: 'dot', text: short(t('p2p-sem-receive.status.applied', v)) }),
+    );
 
     const onChange = (c: ChangeEvent) => {
       if (c.local && !config.includeLocal) return;
       if (only.size && !only.has(c.file)) return;
       count++;
-      status({ fill: 'green', shape: 'dot', text: short(t('p2p-sem-receive.status.applied', { count, line: c.line })) });
+      applied.set({ count, line: c.line });
       node.send([{ topic: c.file, payload: c }, null]);
     };
     const onRefused = (r: RefusalEvent) => {
+      applied.close();
       node.warn(t('p2p-sem-receive.warn.refused', { from: r.from, reason: r.reason }));
       status({ fill: 'yellow', shape: 'ring', text: short(t('p2p-sem-receive.status.refused', { reason: r.reason })) });
       node.send([null, { topic: 'refused', payload: r }]);
@@ -42,6 +49,7 @@ export = function (RED: RED) {
     node.on('close', (_removed, done) => {
       files.off('change', onChange);
       files.off('refused', onRefused);
+      applied.close();
       done();
     });
   }
