@@ -1,22 +1,21 @@
 // The management files on disk. The authoritative replica state (versions, tombstones, sequence
 // numbers) is a checkpoint, `.sem-state.json`, plus a journal, `.sem-wal`: each save appends one
-// line holding what changed since the previous one and makes it durable with a single fdatasync
-// (one journal commit of the file system, where a new checkpoint needs two: the temp file and the
+// line holding what changed since the previous one and makes it durable in the same write (one
+// journal commit of the file system, where a new checkpoint needs two: the temp file and the
 // folder after the rename). Every CHECKPOINT_LINES saves, and at every start, the journal is
 // folded into a new checkpoint (temp file, fsync, rename, fsync of the folder) and emptied.
 // A journal line carries a hash of itself: a line torn by a crash is recognised and dropped (it was
 // never acknowledged), and the lines before it are intact.
-// The six plain-text files are rewritten from the state on every change, each replaced atomically
-// (temp file + rename) but not fsynced on their own: they are rewritten at every start, so after a
-// power loss they can never disagree with the state for long. They are rewritten while the
-// journal's fdatasync runs (not after it): a killed process loses neither (both are in the page
-// cache), and after a power loss the start rewrites them from what the journal kept; a save still
-// resolves only once the journal line is durable.
+// The journal is opened with O_DSYNC: appending a line and making it durable is one write(2) in
+// libuv's pool (no separate fdatasync, and the event loop never waits on the disk).
+// The six plain-text files are derived from the state: they are rewritten after each save, off the
+// acknowledgement's path, in libuv's pool, each replaced atomically (temp file + rename) but not
+// fsynced. Saves made while a rewrite runs are folded into the next one, so a burst of diffs costs
+// one rewrite per file, and a slow rename (ext4 waiting for another process's journal commit) never
+// delays an acknowledgement or the event loop. They lag the state by at most the rewrite in flight
+// and are rewritten at every start, so after a crash or power loss they match the state again.
 // Group commit: saves requested while one is under way are coalesced into the next one, so a burst
-// of diffs (from several senders, or a batch) costs one journal line and one fdatasync.
-// Only the fdatasync goes through libuv's thread pool: the journal line (a few hundred bytes into
-// the page cache) and the text files (temp + rename, no fsync) are written synchronously, which is
-// faster than a pool round trip per call on a busy machine.
+// of diffs (from several senders, or a batch) costs one journal line and one durable write.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
@@ -24,11 +23,14 @@ import * as path from 'path';
 import { FILE_NAMES, FileName, formatFile } from '../records/files';
 import { Replica, Snapshot } from './replica';
 import { operationRecords } from '../records/ring';
-import { removeStaleTemps, replaceFileSync, syncDir, writeFileAtomic } from './atomic-write';
+import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
 
 export const STATE_FILE = '.sem-state.json';
 export const WAL_FILE = '.sem-wal';
 const CHECKPOINT_LINES = 1000;
+const { O_WRONLY, O_APPEND, O_CREAT, O_DSYNC } = fs.constants;
+/** Append-only, each write durable before it returns (the journal's fdatasync, in the same call). */
+const WAL_FLAGS = O_WRONLY | O_APPEND | O_CREAT | O_DSYNC;
 
 interface StateFileV1 extends Snapshot {
   v: 1;
@@ -65,6 +67,9 @@ export class DurableFiles {
   private readonly dirty = new Set<FileName>();
   private wal?: fsp.FileHandle;
   private walLines = 0;
+  /** Text files to rewrite, and the rewrite running now (at most one). */
+  private readonly textsDirty = new Set<FileName>();
+  private texts: Promise<void> | null = null;
   ownSeq = 0;
 
   constructor(
@@ -105,9 +110,11 @@ export class DurableFiles {
   async init(): Promise<void> {
     await removeStaleTemps(this.folder);
     await this.save(FILE_NAMES);
+    await this.textsWritten();
   }
 
-  /** Persist the state and the given text files; resolves when they are durably on disk. */
+  /** Persist the state; resolves when it is durably on disk. The given text files are rewritten
+   * after that, in the background (textsWritten() waits for them). */
   save(files: Iterable<FileName>): Promise<void> {
     for (const f of files) this.dirty.add(f);
     if (this.queued) return this.queued;
@@ -125,6 +132,7 @@ export class DurableFiles {
   /** Wait for pending saves and close the journal. */
   async close(): Promise<void> {
     await this.tail;
+    await this.textsWritten();
     await this.wal?.close();
     this.wal = undefined;
   }
@@ -139,33 +147,49 @@ export class DurableFiles {
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    // The journal line (or checkpoint) is started first; while its fdatasync runs in libuv's pool,
-    // the text files are rewritten on this thread, so their system calls cost no latency.
-    const durable = !this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal();
-    try {
-      this.writeTexts(files);
-    } catch (e) {
-      await durable.catch(() => undefined);
-      throw e;
-    }
-    await durable;
+    if (!this.wal || this.walLines >= CHECKPOINT_LINES) await this.checkpoint();
+    else await this.appendJournal();
+    for (const f of files) this.textsDirty.add(f);
+    this.kickTexts();
   }
 
-  /** Rewrite the given text files (and operation with group) from the state, each atomically. */
-  private writeTexts(files: FileName[]): void {
-    const texts = new Set(files);
-    if (texts.has('group')) texts.add('operation');
-    for (const f of texts) {
-      const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
-      replaceFileSync(this.textPath(f), formatFile(f, records));
-    }
+  /** Resolves once the text files show every save made so far. */
+  async textsWritten(): Promise<void> {
+    while (this.texts) await this.texts;
+  }
+
+  /** Start rewriting the dirty text files from the state unless a rewrite runs (it picks them up).
+   * A failed rewrite (a full disk) leaves its file dirty for the next save; the state, not the
+   * text, is what is durable. */
+  private kickTexts(): void {
+    if (this.texts || this.textsDirty.size === 0) return;
+    const failed = new Set<FileName>();
+    this.texts = (async () => {
+      await null; // never settles within this call: this.texts is set before the finally below
+      while (this.textsDirty.size) {
+        const files = new Set(this.textsDirty);
+        this.textsDirty.clear();
+        if (files.has('group')) files.add('operation');
+        for (const f of files) {
+          const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
+          try {
+            await writeFileAtomic(this.textPath(f), formatFile(f, records), false);
+          } catch {
+            failed.add(f);
+          }
+        }
+      }
+    })().finally(() => {
+      for (const f of failed) this.textsDirty.add(f);
+      this.texts = null;
+    });
   }
 
   private async appendJournal(): Promise<void> {
     const delta: WalDelta = { ownSeq: this.ownSeq, clock: this.replica.clock, seqs: this.replica.seqs, entries: this.replica.takeChanged() };
     const json = JSON.stringify(delta);
-    fs.writeSync(this.wal!.fd, `${lineHash(json)} ${json}\n`);
-    await this.wal!.datasync();
+    // O_DSYNC: durable when the write returns.
+    await this.wal!.write(`${lineHash(json)} ${json}\n`);
     this.walLines++;
   }
 
@@ -176,7 +200,7 @@ export class DurableFiles {
     await writeFileAtomic(path.join(this.folder, STATE_FILE), JSON.stringify(state));
     await syncDir(this.folder);
     // Only once the checkpoint is durable may the journal it contains be emptied.
-    this.wal ??= await fsp.open(path.join(this.folder, WAL_FILE), 'a', 0o640);
+    this.wal ??= await fsp.open(path.join(this.folder, WAL_FILE), WAL_FLAGS, 0o640);
     await this.wal.truncate(0);
     await this.wal.sync();
     this.walLines = 0;

@@ -19,8 +19,9 @@ function lcg(seed: number) {
   return () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 }
 
-/** Run the writer; once it reports its first write, kill it `killAfterMs` later. */
-function runUntilKilled(folder: string, killAfterMs: number): Promise<{ lastDone: number; finished: boolean }> {
+/** Run the writer; once it has reported `killAfterWrites` writes, kill it `killAfterMs` later (the
+ * count, not the time alone, sets how far a run gets: a fast disk must not finish in a few runs). */
+function runUntilKilled(folder: string, killAfterWrites: number, killAfterMs: number): Promise<{ lastDone: number; finished: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [writer, folder, String(TOTAL)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -28,7 +29,7 @@ function runUntilKilled(folder: string, killAfterMs: number): Promise<{ lastDone
     let timer: NodeJS.Timeout | undefined;
     child.stdout.on('data', (d) => {
       out += d;
-      timer ??= setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      if (out.split('\n').length > killAfterWrites) timer ??= setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     });
     child.stderr.on('data', (d) => (err += d));
     const deadline = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -78,10 +79,12 @@ function checkFolder(folder: string, atLeast: number): number {
   const rs = read('realserver');
   const group = read('group');
   if (!rs || !group) return loaded.ownSeq;
-  // The text files are written right after the state: they hold its last write or the one before.
+  // The text files are rewritten after each save, in the background (lib/sem/durable-files.ts):
+  // they may lag the state by the rewrite that was in flight, but never show more than the state
+  // plus the one write in flight (applied in memory, its journal line not yet written).
   const n = loaded.ownSeq;
-  if (rs.length) assert.ok(Number(rs[0][1]) >= n - 1 && Number(rs[0][1]) <= n, `realserver shows write ${rs[0][1]}, state ${n}`);
-  assert.ok(group.length >= n - 1 && group.length <= n, `group has ${group.length} records, state ${n}`);
+  if (rs.length) assert.ok(Number(rs[0][1]) <= n + 1, `realserver shows write ${rs[0][1]}, state ${n}`);
+  assert.ok(group.length <= n + 1, `group has ${group.length} records, state ${n}`);
   return n;
 }
 
@@ -98,7 +101,7 @@ describe('crash safety of durable writes', function () {
     let done = 0;
     let kills = 0;
     for (let round = 0; round < 200 && done < TOTAL; round++) {
-      const r = await runUntilKilled(folder, Math.floor(rand() * 250));
+      const r = await runUntilKilled(folder, 1 + Math.floor(rand() * 60), Math.floor(rand() * 5));
       if (!r.finished) kills++;
       if (fs.existsSync(path.join(folder, STATE_FILE))) done = Math.max(done, checkFolder(folder, Math.max(done, r.lastDone)));
       if (r.finished) break;

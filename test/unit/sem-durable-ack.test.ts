@@ -1,9 +1,9 @@
 // The durability rules of SEM's per-edit path (issue 16, docs/performance.md), checked with the
-// journal's fdatasync counted and held back by the test (FileHandle.prototype.datasync wrapped):
+// journal's durable writes counted and held back by the test (FileHandle.prototype wrapped):
 //   - group commit: saves requested while one is being made durable are coalesced into the next
-//     journal line, one fdatasync for all of them, in the order they were requested;
-//   - a save resolves only after the fdatasync of the line that holds it returned, so a power loss
-//     (the journal cut back to what was fdatasync'd) loses nothing a save had resolved;
+//     journal line, one durable write for all of them, in the order they were requested;
+//   - a save resolves only after the durable write (O_DSYNC) of the line that holds it returned, so
+//     a power loss (the journal cut back to what was durable) loses nothing a save had resolved;
 //   - a receiver answers a diff (acknowledges it) only after its journal line is durable, although
 //     it prepares the answer meanwhile; its change event follows the answer.
 import { strict as assert } from 'assert';
@@ -16,19 +16,21 @@ import { Replica } from '../../lib/sem/replica';
 import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 
-type DataSync = (this: fsp.FileHandle) => Promise<void>;
+type Method = (this: fsp.FileHandle, ...args: unknown[]) => Promise<unknown>;
+const DURABLE_CALLS = ['write', 'datasync', 'sync'] as const;
 
-/** Wraps every FileHandle's datasync: counts the calls on files under `folder` and lets the test
- * hold them (each waits for release()). Other files are not touched. */
+/** Wraps the FileHandle calls that make a journal line durable (its O_DSYNC write, or an
+ * fdatasync/fsync) for journals under `folder`: counts them and lets the test hold them (each then
+ * waits for release()). Other files are not touched. */
 class FsyncGate {
   calls = 0;
-  /** Journal length (bytes) at the moment each counted fdatasync returned. */
+  /** Journal length (bytes) at the moment each counted call returned: what is durable. */
   durableLengths: number[] = [];
   private held: (() => void)[] = [];
   private holding = false;
   private waiters: (() => void)[] = [];
-  private original!: DataSync;
-  private proto!: { datasync: DataSync };
+  private readonly originals = new Map<string, Method>();
+  private proto!: Record<string, Method>;
 
   constructor(private readonly folder: string) {}
 
@@ -36,26 +38,31 @@ class FsyncGate {
     const probe = await fsp.open(os.tmpdir(), 'r');
     this.proto = Object.getPrototypeOf(probe);
     await probe.close();
-    this.original = this.proto.datasync;
     const gate = this;
-    this.proto.datasync = async function (this: fsp.FileHandle) {
-      let file = '';
-      try {
-        file = fs.readlinkSync(`/proc/self/fd/${this.fd}`);
-      } catch {
-        /* not ours */
-      }
-      if (!file.startsWith(gate.folder)) return gate.original.call(this);
-      gate.calls++;
-      gate.waiters.splice(0).forEach((w) => w());
-      if (gate.holding) await new Promise<void>((r) => gate.held.push(r));
-      await gate.original.call(this);
-      gate.durableLengths.push(fs.statSync(file).size);
-    };
+    for (const name of DURABLE_CALLS) {
+      const original = this.proto[name];
+      this.originals.set(name, original);
+      this.proto[name] = async function (this: fsp.FileHandle, ...args: unknown[]) {
+        let file = '';
+        try {
+          file = fs.readlinkSync(`/proc/self/fd/${this.fd}`);
+        } catch {
+          /* not ours */
+        }
+        if (!file.startsWith(gate.folder) || path.basename(file) !== WAL_FILE) return original.apply(this, args);
+        gate.calls++;
+        gate.waiters.splice(0).forEach((w) => w());
+        if (gate.holding) await new Promise<void>((r) => gate.held.push(r));
+        const r = await original.apply(this, args);
+        gate.durableLengths.push(fs.statSync(file).size);
+        return r;
+      };
+    }
   }
 
   uninstall(): void {
-    if (this.proto) this.proto.datasync = this.original;
+    for (const [name, original] of this.originals) this.proto[name] = original;
+    this.originals.clear();
   }
 
   hold(): void {
@@ -107,7 +114,7 @@ describe('SEM durability on the per-edit path', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('group commit: saves made while one is in flight share the next fdatasync, in order; none resolves before its line is durable', async () => {
+  it('group commit: saves made while one is in flight share the next durable write, in order; none resolves before its line is durable', async () => {
     const replica = new Replica();
     const disk = new DurableFiles(path.join(dir, 'S1'), 'S1', replica);
     disk.loadSync();
@@ -123,11 +130,11 @@ describe('SEM durability on the per-edit path', function () {
     await gate.called(base + 1);
     // Nine more while the first line's fdatasync is held: none may resolve, and they wait together.
     const rest = Array.from({ length: 9 }, (_, i) => put(i + 2));
-    assert.equal(await settled(first), false, 'a save resolved before its fdatasync returned');
+    assert.equal(await settled(first), false, 'a save resolved before its line was durable');
     assert.equal(await settled(Promise.race(rest)), false);
     gate.release();
     await Promise.all([first, ...rest]);
-    assert.equal(gate.calls - base, 2, `10 saves, ${gate.calls - base} fdatasyncs (1 + one for the 9 that waited)`);
+    assert.equal(gate.calls - base, 2, `10 saves, ${gate.calls - base} durable writes (1 + one for the 9 that waited)`);
     // The journal holds RS1 in one line and RS2..RS10 in the next, in that order.
     const wal = fs.readFileSync(path.join(dir, 'S1', WAL_FILE), 'utf8').trim().split('\n');
     const keys = wal.slice(-2).map((l) => (JSON.parse(l.slice(17)) as { entries: [string, string][] }).entries.map((e) => e[1]));
@@ -135,7 +142,7 @@ describe('SEM durability on the per-edit path', function () {
     await disk.close();
   });
 
-  it('a power loss (the journal cut back to its last fdatasync) loses no save that had resolved', async () => {
+  it('a power loss (the journal cut back to its last durable write) loses no save that had resolved', async () => {
     const folder = path.join(dir, 'S1');
     const replica = new Replica();
     const disk = new DurableFiles(folder, 'S1', replica);
@@ -176,7 +183,7 @@ describe('SEM durability on the per-edit path', function () {
     await disk.close();
   });
 
-  it('a receiver answers a diff only after its journal fdatasync returned; its change event follows', async () => {
+  it('a receiver answers a diff only after its journal line is durable; its change event follows', async () => {
     const range = allocLoopbackRange();
     const ips = range.ips(2);
     const port = await pickPortFreeOnAll(ips);
@@ -207,7 +214,7 @@ describe('SEM durability on the per-edit path', function () {
         s2gate.hold();
         const edit = s1.edit({ file: 'realserver', op: 'Mod', before: ['RS1', '0.1', '1', 'up'], record: ['RS1', '0.2', '2', 'up'] });
         await s2gate.called(1);
-        assert.equal(await settled(edit, 300), false, 'S1 had an acknowledgement before S2 fdatasync returned');
+        assert.equal(await settled(edit, 300), false, 'S1 had an acknowledgement before S2 journal line was durable');
         assert.equal(order.length, 0, 'S2 reported the diff before it was durable');
         s2gate.release();
         const r = await edit;
