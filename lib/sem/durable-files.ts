@@ -8,12 +8,12 @@
 // never acknowledged), and the lines before it are intact.
 // The journal is opened with O_DSYNC: appending a line and making it durable is one write(2) in
 // libuv's pool (no separate fdatasync, and the event loop never waits on the disk).
-// The six plain-text files are derived from the state: they are rewritten after each save, off the
-// acknowledgement's path, in libuv's pool, each replaced atomically (temp file + rename) but not
-// fsynced. Saves made while a rewrite runs are folded into the next one, so a burst of diffs costs
-// one rewrite per file, and a slow rename (ext4 waiting for another process's journal commit) never
-// delays an acknowledgement or the event loop. They lag the state by at most the rewrite in flight
-// and are rewritten at every start, so after a crash or power loss they match the state again.
+// The six plain-text files are derived from the state: each save rewrites the ones it changed,
+// in libuv's pool while the journal line is written (the save waits for both, the event loop for
+// neither), each replaced atomically (temp file + rename) but not fsynced: they are rewritten at
+// every start, so after a power loss they can never disagree with the state for long. Saves made
+// while a rewrite runs share the next one. A text file that cannot be written (a full disk) does
+// not fail the save: the state is what is durable; it is tried again at the next save.
 // Group commit: saves requested while one is under way are coalesced into the next one, so a burst
 // of diffs (from several senders, or a batch) costs one journal line and one durable write.
 import { createHash } from 'crypto';
@@ -147,10 +147,12 @@ export class DurableFiles {
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    if (!this.wal || this.walLines >= CHECKPOINT_LINES) await this.checkpoint();
-    else await this.appendJournal();
+    // The text files are rewritten in libuv's pool while the journal line is written: the save
+    // (and so an acknowledgement) waits for both, and the event loop for neither.
     for (const f of files) this.textsDirty.add(f);
-    this.kickTexts();
+    const texts = files.length ? this.nextTexts() : undefined;
+    const durable = !this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal();
+    await Promise.all([durable, texts]);
   }
 
   /** Resolves once the text files show every save made so far. */
@@ -158,9 +160,24 @@ export class DurableFiles {
     while (this.texts) await this.texts;
   }
 
-  /** Start rewriting the dirty text files from the state unless a rewrite runs (it picks them up).
-   * A failed rewrite (a full disk) leaves its file dirty for the next save; the state, not the
-   * text, is what is durable. */
+  /** A promise of the rewrite that will include the files dirty now (started unless one runs:
+   * that one picks them up in its next round). */
+  private nextTexts(): Promise<void> {
+    if (!this.pendingTexts) {
+      let done!: () => void;
+      const promise = new Promise<void>((r) => (done = r));
+      this.pendingTexts = { promise, done };
+    }
+    const p = this.pendingTexts.promise;
+    this.kickTexts();
+    return p;
+  }
+
+  private pendingTexts: { promise: Promise<void>; done: () => void } | null = null;
+
+  /** Rewrite the dirty text files from the state, round after round while saves dirty more. A
+   * failed rewrite (a full disk) leaves its file dirty for the next save: the state, not the
+   * text, is what is durable, so the save is not failed for it. */
   private kickTexts(): void {
     if (this.texts || this.textsDirty.size === 0) return;
     const failed = new Set<FileName>();
@@ -169,19 +186,26 @@ export class DurableFiles {
       while (this.textsDirty.size) {
         const files = new Set(this.textsDirty);
         this.textsDirty.clear();
+        const round = this.pendingTexts;
+        this.pendingTexts = null;
         if (files.has('group')) files.add('operation');
-        for (const f of files) {
-          const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
-          try {
-            await writeFileAtomic(this.textPath(f), formatFile(f, records), false);
-          } catch {
-            failed.add(f);
-          }
-        }
+        await Promise.all(
+          Array.from(files, async (f) => {
+            const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
+            try {
+              await writeFileAtomic(this.textPath(f), formatFile(f, records), false);
+            } catch {
+              failed.add(f);
+            }
+          }),
+        );
+        round?.done();
       }
     })().finally(() => {
-      for (const f of failed) this.textsDirty.add(f);
       this.texts = null;
+      // Saves that came in after the last round (between its end and now) get a round of their own.
+      if (this.textsDirty.size) this.kickTexts();
+      for (const f of failed) this.textsDirty.add(f);
     });
   }
 
