@@ -34,6 +34,7 @@ import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from '.
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
+import { NonceJournal } from './nonce-journal';
 import { describeEntry, proofEdit, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
@@ -171,6 +172,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
    * and the new one must still refuse the call replayed. */
   private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
+  /** The same nonces on disk, so that a restart of the runtime does not forget them (nonce-journal.ts). */
+  private readonly adminJournal: NonceJournal;
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
@@ -214,6 +217,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.disk.loadSync();
     this.repairLoadedState();
     if (this.secure) this.proveOwnEntries();
+    this.adminJournal = new NonceJournal(opts.folder);
+    this.adminJournal.load(ReplicatedStore.adminNonces);
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
     this.client = new SemClient(
@@ -555,13 +560,21 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         nonces: ReplicatedStore.adminNonces,
       });
     try {
+      let call: AdminCallEnvelope;
       try {
-        return check();
+        call = check();
       } catch (e) {
         if (!(e instanceof AdminCallRefused) || !e.unknownKey || this.stopped) throw e;
         await this.syncAll();
-        return check();
+        call = check();
       }
+      // Durable before the call is acted on: a replay after a restart of this runtime is refused too.
+      try {
+        this.adminJournal.record(call.nonce, ReplicatedStore.adminNonces.until(call.nonce) ?? Date.now() + 2 * LIMITS.syncFreshMs);
+      } catch (e) {
+        throw new AdminCallRefused(`refused: the call's nonce could not be recorded (${(e as Error).message})`, 503);
+      }
+      return call;
     } catch (e) {
       this.refused(remote, `admin call ${path}: ${(e as Error).message}`);
       throw e;
