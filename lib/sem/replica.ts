@@ -229,14 +229,15 @@ export class Replica {
   }
 
   /**
-   * Give a proof to each entry of `origin` that has none, made by `sign` (an origin re-signing its
-   * own entries written before proofs existed: entry-proof.ts, e proofs). Returns how many.
+   * Give a new proof, made by `sign`, to each entry of `origin` that `which` selects (by default
+   * those without one): an origin re-signing its own entries written before proofs existed, or
+   * after a key rotation (entry-proof.ts, e proofs). Returns how many.
    */
-  prove(origin: string, sign: (e: Entry) => EntryProof): number {
+  prove(origin: string, sign: (e: Entry) => EntryProof, which: (e: Entry) => boolean = (e) => !e.proof): number {
     let n = 0;
     for (const map of this.files.values()) {
       for (const e of map.values()) {
-        if (e.origin !== origin || e.proof) continue;
+        if (e.origin !== origin || !which(e)) continue;
         e.proof = sign(e);
         this.changed.set(`${e.file}\0${e.key}`, e);
         n++;

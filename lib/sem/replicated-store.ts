@@ -513,6 +513,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
     await this.edit({ file: 'group', op: 'Mod', before: have, record });
     this.key = commitRotation(this.folder, this.identity.hostname);
+    // This VM's other entries are signed again under the new key: a peer that learns them later
+    // (a newcomer) can check them once the old key is no longer visible in the group record's own
+    // proof (a later change of the record replaces that proof). The record keeps its proof, signed
+    // by the old key: that is what holders of the old key check the change against.
+    const me = this.identity.hostname;
+    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me));
+    await this.disk.save([]);
     this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
     return next.publicKey;
   }

@@ -196,6 +196,18 @@ describe('entry proofs: upgrade of a state written before proofs existed', funct
     assert.equal(s2[5], undefined);
     const shipped = (store as unknown as { wireSnapshot(s: unknown): { entries: SnapshotEntry[] } }).wireSnapshot(replica.snapshot());
     assert.deepEqual(shipped.entries.map((e) => `${e[0]} ${e[1]}`).sort(), ['group S1', 'realserver RS1'], "S2's unproven record is not shipped");
+
+    // A key rotation: the record's change is signed by the old key (what holders of it check), and
+    // S1's other entries are signed again under the new key (what a newcomer will check).
+    const oldKey = store.publicKey;
+    const newKey = await store.rotateKey();
+    assert.notEqual(newKey, oldKey);
+    const g = replica.entries([['group', 'S1']])[0];
+    assert.equal(g[2]![5], newKey);
+    assert.equal(proofRefusal(g, ownRecordKeys(g, { value: ['S1', '127.0.0.1', 'RS1', 'tcp:80', 'member', oldKey], lamport: 1 })), null, 'the rotation, checked by a holder of the old key');
+    assert.equal(proofRefusal(g, [newKey]) !== null, true, 'the record change is not signed by the new key');
+    const rs = replica.entries([['realserver', 'RS1']])[0];
+    assert.equal(proofRefusal(rs, [newKey]), null, 'RS1 re-signed under the new key');
     await store.stop();
   });
 });
