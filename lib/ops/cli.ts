@@ -19,6 +19,7 @@ import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
 import { parseMaintenanceRequest } from './maintenance';
 import type { Rehearsal } from '../recovery/rehearsal';
 import type { Candidate } from '../recovery/placement';
+import type { EvacuationResult, FailedMove } from './evacuate';
 
 export interface Io {
   out: (s: string) => void;
@@ -31,6 +32,8 @@ class UsageError extends Error {}
 
 /** A rehearsal asks the real servers (SSH, each with its own deadline): a host that does not answer takes a while. */
 const REHEARSE_TIMEOUT_MS = 90_000;
+/** An evacuation moves its VMs one by one, each with up to 60 s for a clean shutdown (lib/ops/evacuate.ts). */
+const EVACUATE_TIMEOUT_MS = 30 * 60_000;
 
 const USAGE = `usage: p2p-ha <command> [options]
   status       [--user-dir DIR | --dir FILES]
@@ -74,6 +77,17 @@ const need = (opt: Map<string, string[]>, k: string): string => {
 };
 const userDir = (opt: Map<string, string[]>, env: NodeJS.ProcessEnv) => one(opt, 'user-dir') ?? env.NODE_RED_USER_DIR ?? path.join(os.homedir(), '.node-red');
 
+/** A refusal or failure from a VM's admin API, with the body it answered (some carry a result). */
+export class AdminHttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(message);
+  }
+}
+
 async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -86,9 +100,28 @@ async function adminRequest(url: string, token: string | undefined, method: 'GET
   } catch {
     json = text;
   }
-  if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${typeof json === 'object' && json && 'error' in json ? (json as { error: string }).error : text.slice(0, 200)}`);
+  if (!res.ok) throw new AdminHttpError(`${method} ${url}: HTTP ${res.status} ${typeof json === 'object' && json && 'error' in json ? (json as { error: string }).error : text.slice(0, 200)}`, res.status, json);
   return json;
 }
+
+function isEvacuationResult(x: unknown): x is EvacuationResult {
+  const r = x as Partial<EvacuationResult> | null;
+  return !!r && typeof r === 'object' && Array.isArray(r.moved) && Array.isArray(r.failed);
+}
+
+/** What an evacuation did, one line a VM: moved (how it stopped, where its role went) or where it was left. */
+export function formatEvacuation(r: EvacuationResult): string {
+  const out = r.moved.map((m) => `${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})`);
+  for (const f of r.failed) out.push(`${f.vm}: NOT moved, ${FAILED_MOVE_TEXT[f.outcome] ?? f.outcome}: ${f.error}`);
+  out.push(r.failed.length ? `${r.realServer}: in maintenance, ${r.failed.length} VM(s) not moved` : `${r.realServer}: evacuated, in maintenance`);
+  return out.join('\n') + '\n';
+}
+
+const FAILED_MOVE_TEXT: Record<FailedMove, string> = {
+  'kept-serving': 'still serving where it was',
+  'restarted-in-place': 'restarted where it was',
+  'left-fenced': 'left fenced (no backup serves it: recover it by hand)',
+};
 
 export function formatHistory(entries: HistoryEntry[]): string {
   return entries.map((e) => `${new Date(e.at).toISOString()}  ${e.target.padEnd(8)} ${e.step.padEnd(18)} ${e.by ? `by ${e.by}` : ''}${e.detail ? `  ${e.detail}` : ''}`.trimEnd()).join('\n') + (entries.length ? '\n' : '');
@@ -179,11 +212,17 @@ async function run(argv: string[], io: Io): Promise<void> {
       const { opt } = parseArgs(rest, []);
       const rs = need(opt, 'real-server');
       const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
-      const r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs })) as {
-        moved: { vm: string; backup: string; realServer: string; stop: string }[];
-      };
-      for (const m of r.moved) io.out(`${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})\n`);
-      io.out(`${rs}: evacuated, in maintenance\n`);
+      let r: EvacuationResult;
+      try {
+        r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs }, EVACUATE_TIMEOUT_MS)) as EvacuationResult;
+      } catch (e) {
+        // A partial evacuation answers 500 with its result: say what moved and where each VM that
+        // did not move was left, not the raw JSON.
+        if (!(e instanceof AdminHttpError) || !isEvacuationResult(e.body)) throw e;
+        r = e.body;
+      }
+      io.out(formatEvacuation(r));
+      if (r.failed.length) throw new Error(`${rs}: evacuation incomplete: ${r.failed.length} of ${r.failed.length + r.moved.length} VMs not moved (the host stays in maintenance; see above)`);
       return;
     }
     case 'rehearse': {

@@ -2,6 +2,7 @@
 // (status, history, init, host-setup, usage errors), run in-process on temporary folders.
 import * as assert from 'assert';
 import * as fs from 'fs';
+import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { History, parseWhen, readHistory } from '../../lib/ops/history';
@@ -131,5 +132,50 @@ describe('ops: history and the p2p-ha command line', () => {
     assert.strictEqual((await cli(['maintenance', 'maybe'])).code, 2);
     assert.throws(() => parseRealServerSpec('RS1=host;reboot'), /is not an address/);
     assert.throws(() => parseRealServerSpec('RS1'), /expected NAME=HOST/);
+  });
+
+  it('evacuate: prints what moved and where each unmoved VM was left, exits 1 on a partial evacuation; a refusal is its error', async () => {
+    // A stand-in for a VM's admin API on loopback: the answers are what nodes/p2p-maintenance.ts sends.
+    const answers: [number, unknown][] = [
+      [200, { realServer: 'RS2', moved: [{ vm: 'S2', backup: 'S2b', realServer: 'RS1', stop: 'shut down' }], failed: [] }],
+      [
+        500,
+        {
+          realServer: 'RS2',
+          moved: [{ vm: 'S2', backup: 'S2b', realServer: 'RS1', stop: 'shut down' }],
+          failed: [{ vm: 'S5', error: 'no OD on a live real server', outcome: 'kept-serving' }],
+        },
+      ],
+      [409, { error: 'deploy a p2p-maintenance node on this VM first' }],
+    ];
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''} ${body}`);
+        const [status, json] = answers.shift()!;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+      });
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const ok = await cli(['evacuate', '--real-server', 'RS2', '--url', url], { P2P_HA_ADMIN_TOKEN: 'tok' });
+      assert.strictEqual(ok.code, 0, ok.err);
+      assert.strictEqual(ok.out, 'S2: shut down, its role now on S2b (RS1)\nRS2: evacuated, in maintenance\n');
+      assert.strictEqual(seen[0], `POST /p2p-ha/evacuate Bearer tok {"realServer":"RS2"}`);
+      const part = await cli(['evacuate', '--real-server', 'RS2', '--url', url]);
+      assert.strictEqual(part.code, 1);
+      assert.match(part.out, /^S2: shut down, its role now on S2b \(RS1\)\nS5: NOT moved, still serving where it was: no OD on a live real server\nRS2: in maintenance, 1 VM\(s\) not moved\n$/);
+      assert.match(part.err, /evacuation incomplete: 1 of 2 VMs not moved/);
+      assert.doesNotMatch(part.out + part.err, /[{}]/, 'no raw JSON');
+      const refused = await cli(['evacuate', '--real-server', 'RS2', '--url', url]);
+      assert.strictEqual(refused.code, 1);
+      assert.match(refused.err, /HTTP 409 deploy a p2p-maintenance node on this VM first/);
+      assert.strictEqual(refused.out, '');
+    } finally {
+      server.close();
+    }
   });
 });
