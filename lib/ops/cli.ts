@@ -43,7 +43,7 @@ const USAGE = `usage: p2p-ha <command> [options]
   rehearse     VM [--url http://VM:1880] [--token T] [--json]   what a failure of VM would do now (nothing changed)
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
-               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--user-dir DIR] [--force]
+               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--guest-key-file FILE] [--user-dir DIR] [--force]
   host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
 The user directory defaults to $NODE_RED_USER_DIR or ~/.node-red; the token to $P2P_HA_ADMIN_TOKEN.`;
 
@@ -248,6 +248,7 @@ async function run(argv: string[], io: Io): Promise<void> {
         realServers: (opt.get('rs') ?? []).map(parseRealServerSpec),
         clusterSecret: secret,
         privateKey: key,
+        guestKey: one(opt, 'guest-key-file') === undefined ? undefined : fs.readFileSync(one(opt, 'guest-key-file')!, 'utf8'),
         semPort: Number(one(opt, 'sem-port') ?? 18800),
         uiPort: Number(one(opt, 'ui-port') ?? 1880),
         uiHost: one(opt, 'ui-host'),

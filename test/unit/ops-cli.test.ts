@@ -107,6 +107,11 @@ describe('ops: history and the p2p-ha command line', () => {
     const creds = decryptCredentials(secret, JSON.parse(fs.readFileSync(path.join(ud, 'flows_cred.json'), 'utf8')));
     assert.deepStrictEqual((creds.store as { secret: string }).secret, 'a-cluster-secret-of-some-length');
     assert.strictEqual((creds['rs-RS2'] as { privateKey: string }).privateKey, key.private);
+    // The replicator in seed mode (the one mode that re-identifies a clone on a real bridge) with its guest key.
+    assert.strictEqual(flows.find((n: { type: string }) => n.type === 'p2p-od-replicator').reidentify, 'seed');
+    assert.strictEqual((creds.replicator as { guestKey: string }).guestKey, key.private);
+    // One load collector per real server, each naming its own (no "every real server" fallback).
+    assert.deepStrictEqual(flows.filter((n: { type: string }) => n.type === 'p2p-load-collector').map((n: { realServer: string }) => n.realServer), ['rs-RS1', 'rs-RS2']);
     const token = fs.readFileSync(path.join(ud, 'p2p-ha-admin-token'), 'utf8').trim();
     assert.strictEqual(creds.starter, undefined, 'the role step needs no token: nothing for the starter');
     // The settings file loads and its token check answers.
