@@ -60,7 +60,11 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
   const entry = stores.find((s) => s.files.identity.address === local) ?? (stores.length === 1 ? stores[0] : undefined);
   if (!entry) {
     req.resume();
-    throw new RoleError(stores.length ? `no p2p-store of this runtime is at ${local}` : 'this runtime has no p2p-store running');
+    // No store at all: the admin API answers before the flows start (a clone just booted), so this
+    // is "not ready yet" (503, the caller retries until its deadline), not a refusal. Seen in CI:
+    // a 400 here failed a replication whose clone was a moment from ready.
+    if (!stores.length) throw new AdminCallRefused('this runtime has no p2p-store running (yet)', 503);
+    throw new RoleError(`no p2p-store of this runtime is at ${local}`);
   }
   const store = entry.files;
   if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {

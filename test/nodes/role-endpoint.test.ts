@@ -128,6 +128,15 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     unchanged();
   });
 
+  it('answers 503 (not ready: the caller retries) while the runtime has no store yet', async () => {
+    // The admin API answers before the flows start: a clone a moment from ready has no store yet.
+    await helper.load([storeNode], [{ id: 'f1', type: 'tab' }]);
+    const s1 = await caller('S1', S1, true);
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.error, /no p2p-store running \(yet\)/);
+  });
+
   it('refuses a call from a member fenced in the OD\'s files', async () => {
     const s1 = await start();
     const s9 = await caller('S9', S9, true);
