@@ -52,13 +52,13 @@ describe('a role call replayed after the OD\'s runtime restarted is refused (rea
   });
 
   const send = (od: Vm, call: SealedAdminCall) => httpRequest(od.url + ROLE_PATH, { method: 'POST', headers: call.headers, body: call.body, timeoutMs: 15_000 });
-  /** Send once the OD's store runs (while it is being redeployed or started, the route says it has none). */
+  /** Send once the OD's store runs (while it is being redeployed or started, the route answers 503: not ready yet). */
   const sendToStore = async (od: Vm, call: SealedAdminCall) => {
     let r = { status: 0, body: '' };
     await waitFor(
       async () => {
         r = await send(od, call);
-        return !/no p2p-store/.test(r.body);
+        return r.status !== 503;
       },
       { what: "the OD's store answering role calls", timeoutMs: 60_000, intervalMs: 300 },
     );
