@@ -7,13 +7,13 @@
 // A journal line carries a hash of itself: a line torn by a crash is recognised and dropped (it was
 // never acknowledged), and the lines before it are intact.
 // The journal is opened with O_DSYNC: appending a line and making it durable is one write(2) in
-// libuv's pool (no separate fdatasync, and the event loop never waits on the disk).
-// The six plain-text files are derived from the state: each save rewrites the ones it changed,
-// in libuv's pool while the journal line is written (the save waits for both, the event loop for
-// neither), each replaced atomically (temp file + rename) but not fsynced: they are rewritten at
-// every start, so after a power loss they can never disagree with the state for long. Saves made
-// while a rewrite runs share the next one. A text file that cannot be written (a full disk) does
-// not fail the save: the state is what is durable; it is tried again at the next save.
+// libuv's pool (no separate fdatasync; the event loop never waits for the journal).
+// The six plain-text files are derived from the state: each save rewrites the ones it changed on
+// this thread while the journal line is being written in the pool (the save waits for both), each
+// replaced atomically (temp file + rename) but not fsynced: they are rewritten at every start, so
+// after a power loss they can never disagree with the state for long. A text file that cannot be
+// written (a full disk) does not fail the save: the state is what is durable; it is tried again at
+// the next save.
 // Group commit: saves requested while one is under way are coalesced into the next one, so a burst
 // of diffs (from several senders, or a batch) costs one journal line and one durable write.
 import { createHash } from 'crypto';
@@ -23,7 +23,7 @@ import * as path from 'path';
 import { FILE_NAMES, FileName, formatFile } from '../records/files';
 import { Replica, Snapshot } from './replica';
 import { operationRecords } from '../records/ring';
-import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
+import { removeStaleTemps, replaceFileSync, syncDir, writeFileAtomic } from './atomic-write';
 import { attachProofs, packSnapshot } from './entry-proof';
 
 export const STATE_FILE = '.sem-state.json';
@@ -68,9 +68,8 @@ export class DurableFiles {
   private readonly dirty = new Set<FileName>();
   private wal?: fsp.FileHandle;
   private walLines = 0;
-  /** Text files to rewrite, and the rewrite running now (at most one). */
+  /** Text files whose last rewrite failed (tried again at the next save). */
   private readonly textsDirty = new Set<FileName>();
-  private texts: Promise<void> | null = null;
   ownSeq = 0;
 
   constructor(
@@ -114,11 +113,10 @@ export class DurableFiles {
   async init(): Promise<void> {
     await removeStaleTemps(this.folder);
     await this.save(FILE_NAMES);
-    await this.textsWritten();
   }
 
-  /** Persist the state; resolves when it is durably on disk. The given text files are rewritten
-   * after that, in the background (textsWritten() waits for them). */
+  /** Persist the state and the given text files; resolves when the state is durably on disk and
+   * the text files show it. */
   save(files: Iterable<FileName>): Promise<void> {
     for (const f of files) this.dirty.add(f);
     if (this.queued) return this.queued;
@@ -136,7 +134,6 @@ export class DurableFiles {
   /** Wait for pending saves and close the journal. */
   async close(): Promise<void> {
     await this.tail;
-    await this.textsWritten();
     await this.wal?.close();
     this.wal = undefined;
   }
@@ -151,66 +148,29 @@ export class DurableFiles {
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    // The text files are rewritten in libuv's pool while the journal line is written: the save
-    // (and so an acknowledgement) waits for both, and the event loop for neither.
-    for (const f of files) this.textsDirty.add(f);
-    const texts = files.length ? this.nextTexts() : undefined;
+    // The journal line (or checkpoint) is handed to libuv's pool first; while it is being made
+    // durable the text files are rewritten here (a few page-cache system calls: cheaper than pool
+    // round trips), so they cost the acknowledgement no time.
     const durable = !this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal();
-    await Promise.all([durable, texts]);
+    this.writeTexts(files);
+    await durable;
   }
 
-  /** Resolves once the text files show every save made so far. */
-  async textsWritten(): Promise<void> {
-    while (this.texts) await this.texts;
-  }
-
-  /** A promise of the rewrite that will include the files dirty now (started unless one runs:
-   * that one picks them up in its next round). */
-  private nextTexts(): Promise<void> {
-    if (!this.pendingTexts) {
-      let done!: () => void;
-      const promise = new Promise<void>((r) => (done = r));
-      this.pendingTexts = { promise, done };
-    }
-    const p = this.pendingTexts.promise;
-    this.kickTexts();
-    return p;
-  }
-
-  private pendingTexts: { promise: Promise<void>; done: () => void } | null = null;
-
-  /** Rewrite the dirty text files from the state, round after round while saves dirty more. A
-   * failed rewrite (a full disk) leaves its file dirty for the next save: the state, not the
-   * text, is what is durable, so the save is not failed for it. */
-  private kickTexts(): void {
-    if (this.texts || this.textsDirty.size === 0) return;
-    const failed = new Set<FileName>();
-    this.texts = (async () => {
-      await null; // never settles within this call: this.texts is set before the finally below
-      while (this.textsDirty.size) {
-        const files = new Set(this.textsDirty);
-        this.textsDirty.clear();
-        const round = this.pendingTexts;
-        this.pendingTexts = null;
-        if (files.has('group')) files.add('operation');
-        await Promise.all(
-          Array.from(files, async (f) => {
-            const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
-            try {
-              await writeFileAtomic(this.textPath(f), formatFile(f, records), false);
-            } catch {
-              failed.add(f);
-            }
-          }),
-        );
-        round?.done();
+  /** Rewrite the given text files (and operation with group, and any that failed before) from the
+   * state. A file that cannot be written (a full disk) does not fail the save: the state, not the
+   * text, is what is durable; it is tried again at the next save. */
+  private writeTexts(files: FileName[]): void {
+    for (const f of files) this.textsDirty.add(f);
+    if (this.textsDirty.has('group')) this.textsDirty.add('operation');
+    for (const f of Array.from(this.textsDirty)) {
+      const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
+      try {
+        replaceFileSync(this.textPath(f), formatFile(f, records));
+        this.textsDirty.delete(f);
+      } catch {
+        /* left dirty: the next save tries again */
       }
-    })().finally(() => {
-      this.texts = null;
-      // Saves that came in after the last round (between its end and now) get a round of their own.
-      if (this.textsDirty.size) this.kickTexts();
-      for (const f of failed) this.textsDirty.add(f);
-    });
+    }
   }
 
   private async appendJournal(): Promise<void> {
