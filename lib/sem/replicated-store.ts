@@ -787,10 +787,34 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       }
     }
     snapshot.entries = this.authorisedEntries(snapshot.entries, from);
+    if (this.secure) this.boundSeqsByProofs(snapshot);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
+  }
+
+  /**
+   * A snapshot's sequence numbers are its sender's word, not their origins': another origin's is
+   * taken only as far as this VM already knows it or a merged entry's proof (its origin's signed
+   * diff) shows it, so an insider cannot raise another VM's floor and have its next diffs refused
+   * here as replays (docs/security.md, rule 2). A floor left lower only lets old diffs of that
+   * origin through the sequence check: their time (10 min) and the Lamport order still make them
+   * change nothing. This VM's own number is taken as given (it only makes it skip numbers).
+   */
+  private boundSeqsByProofs(snapshot: { seqs: Record<string, number>; entries: SnapshotEntry[] }): void {
+    const shown = new Map<string, number>();
+    for (const e of snapshot.entries) {
+      const d = proofEdit(e);
+      if (d) shown.set(d.origin, Math.max(shown.get(d.origin) ?? 0, d.seq));
+    }
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      if (origin === this.identity.hostname) continue;
+      const cap = Math.max(this.guard.max(origin), shown.get(origin) ?? 0);
+      if (seq <= cap) continue;
+      if (cap > 0) snapshot.seqs[origin] = cap;
+      else delete snapshot.seqs[origin];
+    }
   }
 
   /**

@@ -190,4 +190,16 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
     assert.deepEqual(s3.get('group', 'S2'), s3Before, "S2's group record altered through a pushed snapshot");
     assert.match(refusals.get('S3')!.map((e) => e.reason).join('\n'), /S4 may not change the group record of S2/);
   });
+
+  it("a snapshot's sequence numbers of another origin are taken only as far as a proof shows them: an insider cannot make S1's next diffs replays", async () => {
+    const s1 = stores.get('S1')!;
+    const s3 = stores.get('S3')!;
+    const floor = () => (s3 as unknown as { guard: { max(o: string): number } }).guard.max('S1');
+    const before = floor();
+    // A full snapshot pushed by the insider (signed by S4, fresh) claiming S1 is 999,000 diffs further.
+    const snap = { v: 1, type: 'snapshot', from: 'S4', snapshot: { clock: internals(s1).replica.clock, seqs: { S1: before + 999_000 }, entries: [] }, ...freshness() };
+    await insider().post({ address: ip('S3'), port }, '/p2p/sem/snapshot', JSON.stringify(snap), { maxAnswerBytes: 1 << 20 });
+    assert.equal(floor(), before, "S1's sequence floor on S3 is not raised by the insider's word");
+    assert.ok((internals(s3).replica as unknown as { seqs: Record<string, number> }).seqs.S1 < before + 999_000);
+  });
 });
