@@ -246,6 +246,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
       encrypt: this.secure,
       previousSecret: this.previousSecret,
+      // Every answer announces this store's wire version: a peer that hears none takes it for a
+      // version-1 VM (full digest exchanges with it, never a relay).
+      version: this.version,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         // Version 1's routes, answered by every version.
