@@ -6,6 +6,7 @@
 //   p2p-ha rehearse    S2 [--url http://VM:1880] [--token T] [--json]   dry run of S2's failover
 //   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
 //                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
+//   p2p-ha rotate-secret --secret-file NEW --previous-secret-file OLD --until T|1h [--url U] [--token T]
 //   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
 // Exit codes: 0 done, 1 failed (the reason on stderr), 2 bad usage. Output goes to the streams
 // given, so the tests run main() in-process.
@@ -19,6 +20,8 @@ import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
 import { parseMaintenanceRequest } from './maintenance';
 import type { Rehearsal } from '../recovery/rehearsal';
 import type { Candidate } from '../recovery/placement';
+import type { EvacuationResult, FailedMove } from './evacuate';
+import { parseWindowEnd, rotatedFlows, type FlowNodeLike } from './rotate-secret';
 
 export interface Io {
   out: (s: string) => void;
@@ -31,6 +34,8 @@ class UsageError extends Error {}
 
 /** A rehearsal asks the real servers (SSH, each with its own deadline): a host that does not answer takes a while. */
 const REHEARSE_TIMEOUT_MS = 90_000;
+/** An evacuation moves its VMs one by one, each with up to 60 s for a clean shutdown (lib/ops/evacuate.ts). */
+const EVACUATE_TIMEOUT_MS = 30 * 60_000;
 
 const USAGE = `usage: p2p-ha <command> [options]
   status       [--user-dir DIR | --dir FILES]
@@ -40,7 +45,9 @@ const USAGE = `usage: p2p-ha <command> [options]
   rehearse     VM [--url http://VM:1880] [--token T] [--json]   what a failure of VM would do now (nothing changed)
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
-               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--user-dir DIR] [--force]
+               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--guest-key-file FILE] [--user-dir DIR] [--force]
+  rotate-secret --secret-file NEW --previous-secret-file OLD --until 2026-12-03T12:00:00Z|1h [--store ID]
+               [--url http://127.0.0.1:1880] [--token T]   this VM's step of a cluster-secret rotation
   host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
 The user directory defaults to $NODE_RED_USER_DIR or ~/.node-red; the token to $P2P_HA_ADMIN_TOKEN.`;
 
@@ -74,8 +81,19 @@ const need = (opt: Map<string, string[]>, k: string): string => {
 };
 const userDir = (opt: Map<string, string[]>, env: NodeJS.ProcessEnv) => one(opt, 'user-dir') ?? env.NODE_RED_USER_DIR ?? path.join(os.homedir(), '.node-red');
 
-async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000): Promise<unknown> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+/** A refusal or failure from a VM's admin API, with the body it answered (some carry a result). */
+export class AdminHttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(message);
+  }
+}
+
+async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000, extra: Record<string, string> = {}): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
@@ -86,9 +104,28 @@ async function adminRequest(url: string, token: string | undefined, method: 'GET
   } catch {
     json = text;
   }
-  if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${typeof json === 'object' && json && 'error' in json ? (json as { error: string }).error : text.slice(0, 200)}`);
+  if (!res.ok) throw new AdminHttpError(`${method} ${url}: HTTP ${res.status} ${typeof json === 'object' && json && 'error' in json ? (json as { error: string }).error : text.slice(0, 200)}`, res.status, json);
   return json;
 }
+
+function isEvacuationResult(x: unknown): x is EvacuationResult {
+  const r = x as Partial<EvacuationResult> | null;
+  return !!r && typeof r === 'object' && Array.isArray(r.moved) && Array.isArray(r.failed);
+}
+
+/** What an evacuation did, one line a VM: moved (how it stopped, where its role went) or where it was left. */
+export function formatEvacuation(r: EvacuationResult): string {
+  const out = r.moved.map((m) => `${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})`);
+  for (const f of r.failed) out.push(`${f.vm}: NOT moved, ${FAILED_MOVE_TEXT[f.outcome] ?? f.outcome}: ${f.error}`);
+  out.push(r.failed.length ? `${r.realServer}: in maintenance, ${r.failed.length} VM(s) not moved` : `${r.realServer}: evacuated, in maintenance`);
+  return out.join('\n') + '\n';
+}
+
+const FAILED_MOVE_TEXT: Record<FailedMove, string> = {
+  'kept-serving': 'still serving where it was',
+  'restarted-in-place': 'restarted where it was',
+  'left-fenced': 'left fenced (no backup serves it: recover it by hand)',
+};
 
 export function formatHistory(entries: HistoryEntry[]): string {
   return entries.map((e) => `${new Date(e.at).toISOString()}  ${e.target.padEnd(8)} ${e.step.padEnd(18)} ${e.by ? `by ${e.by}` : ''}${e.detail ? `  ${e.detail}` : ''}`.trimEnd()).join('\n') + (entries.length ? '\n' : '');
@@ -179,11 +216,17 @@ async function run(argv: string[], io: Io): Promise<void> {
       const { opt } = parseArgs(rest, []);
       const rs = need(opt, 'real-server');
       const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
-      const r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs })) as {
-        moved: { vm: string; backup: string; realServer: string; stop: string }[];
-      };
-      for (const m of r.moved) io.out(`${m.vm}: ${m.stop}, its role now on ${m.backup} (${m.realServer})\n`);
-      io.out(`${rs}: evacuated, in maintenance\n`);
+      let r: EvacuationResult;
+      try {
+        r = (await adminRequest(`${url}/p2p-ha/evacuate`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { realServer: rs }, EVACUATE_TIMEOUT_MS)) as EvacuationResult;
+      } catch (e) {
+        // A partial evacuation answers 500 with its result: say what moved and where each VM that
+        // did not move was left, not the raw JSON.
+        if (!(e instanceof AdminHttpError) || !isEvacuationResult(e.body)) throw e;
+        r = e.body;
+      }
+      io.out(formatEvacuation(r));
+      if (r.failed.length) throw new Error(`${rs}: evacuation incomplete: ${r.failed.length} of ${r.failed.length + r.moved.length} VMs not moved (the host stays in maintenance; see above)`);
       return;
     }
     case 'rehearse': {
@@ -193,6 +236,24 @@ async function run(argv: string[], io: Io): Promise<void> {
       const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
       const r = (await adminRequest(`${url}/p2p-ha/rehearse`, one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN, 'POST', { target }, REHEARSE_TIMEOUT_MS)) as Rehearsal;
       io.out(opt.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatRehearsal(r));
+      return;
+    }
+    case 'rotate-secret': {
+      const { opt } = parseArgs(rest, []);
+      const read = (k: string) => fs.readFileSync(need(opt, k), 'utf8').trim();
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const token = one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN;
+      const rotation = { secret: read('secret-file'), previous: read('previous-secret-file'), until: parseWindowEnd(need(opt, 'until'), now()), storeId: one(opt, 'store') };
+      // The editor's own deploy: the flows with their revision (a concurrent deploy makes this one
+      // fail with 409, nothing overwritten), only the changed nodes restarted.
+      const v2 = { 'Node-RED-API-Version': 'v2' };
+      const got = (await adminRequest(`${url}/flows`, token, 'GET', undefined, 10_000, v2)) as { rev?: string; flows?: FlowNodeLike[] };
+      if (!Array.isArray(got.flows)) throw new Error(`GET ${url}/flows: not a Node-RED flows answer`);
+      const r = rotatedFlows(got.flows, rotation, now());
+      await adminRequest(`${url}/flows`, token, 'POST', { rev: got.rev, flows: r.flows }, 30_000, { ...v2, 'Node-RED-Deployment-Type': 'nodes' });
+      const until = new Date(rotation.until).toISOString();
+      io.out(`${r.store.name || r.store.hostname || r.store.id}: new cluster secret deployed; the previous one is accepted until ${until}.\n`);
+      io.out(`Next: the same on every other VM with --until ${until} (one end for all), each after this one shows its peers in sync.\n`);
       return;
     }
     case 'init': {
@@ -209,6 +270,7 @@ async function run(argv: string[], io: Io): Promise<void> {
         realServers: (opt.get('rs') ?? []).map(parseRealServerSpec),
         clusterSecret: secret,
         privateKey: key,
+        guestKey: one(opt, 'guest-key-file') === undefined ? undefined : fs.readFileSync(one(opt, 'guest-key-file')!, 'utf8'),
         semPort: Number(one(opt, 'sem-port') ?? 18800),
         uiPort: Number(one(opt, 'ui-port') ?? 1880),
         uiHost: one(opt, 'ui-host'),

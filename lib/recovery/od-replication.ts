@@ -23,9 +23,13 @@ export interface CloneDriver {
   /** Needed by the post-clone XML hook. */
   dumpxml?(name: string): Promise<string>;
   define?(xml: string): Promise<string>;
+  /** Needed to remove a clone whose run failed half-way (removeHalfMade). */
+  domstate?(name: string): Promise<string>;
+  destroy?(name: string): Promise<void>;
+  undefine?(name: string, opts?: { removeAllStorage?: boolean }): Promise<void>;
 }
 
-export type ReplicationStep = 'clone' | 'fix-xml' | 'seed' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed';
+export type ReplicationStep = 'clone' | 'fix-xml' | 'seed' | 'start' | 'reidentify' | 'ready' | 'suspend' | 'edits' | 'done' | 'stood-down' | 'failed' | 'removed';
 
 /** What a re-identification may report: the OD's new SSH host key and its own step times. */
 export interface ReidentifyOutcome {
@@ -101,6 +105,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     timings[key] = now() - t;
     emit(step, timings[key], text);
   };
+  let cloned = false;
   try {
     try {
       await timed('clone', `${id.od} cloned from ${deps.ods}`, () => deps.driver.clone(deps.ods, id.od, mac));
@@ -111,6 +116,7 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
       }
       throw e;
     }
+    cloned = true;
     if (deps.postCloneXml || deps.seed) {
       const d = deps.driver;
       if (!d.dumpxml || !d.define) throw new Error('the post-clone XML hook and the seed need a driver with dumpxml and define');
@@ -154,7 +160,9 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     }
     const res = deps.files.get('reservation', id.od);
     if (res) edits.push({ file: 'reservation', op: 'Del', record: res });
-    await Promise.all(edits.map((e) => deps.files.edit(e)));
+    // One batch: the OD enters the pool and leaves the reservations together, or neither does.
+    if (edits.length === 1) await deps.files.edit(edits[0]);
+    else if (edits.length > 1) await deps.files.editBatch(edits);
     timings.edits = now() - t;
     timings.total = now() - t0;
     emit('edits', timings.edits, `available-od Add ${id.od}, reservation Del`);
@@ -162,6 +170,28 @@ export async function replicateOne(id: Identity, deps: ReplicationDeps): Promise
     return { od: id.od, realServer: id.realServer, outcome: 'made', mac, hostKey: outcome.hostKey, timings, reidentifySteps: outcome.timings };
   } catch (e) {
     emit('failed', 0, `${id.od}: ${errorText(e)}`);
+    // A clone left behind would hold its reserved name for ever: the next run's virt-clone finds
+    // the name taken and stands down ("another replicator has it"), so the pool never refills.
+    // Its maker removes it; the reservation stays, and the next run starts it afresh.
+    if (cloned) {
+      const r = await removeHalfMade(deps.driver, id.od);
+      emit('removed', 0, r === true ? `${id.od} removed from ${id.realServer} after the failure` : `${id.od} could not be removed from ${id.realServer} (${errorText(r)}): remove it by hand (virsh undefine --remove-all-storage) or the identity stays blocked`);
+    }
     throw e;
+  }
+}
+
+/**
+ * Remove a half-made clone: stop it if it runs (or is paused), then undefine it with its storage
+ * (the seed volume included). True, or the error that stopped the removal (the host may be gone).
+ */
+export async function removeHalfMade(driver: CloneDriver, name: string): Promise<true | unknown> {
+  if (!driver.domstate || !driver.destroy || !driver.undefine) return new Error('the driver cannot remove domains (no domstate/destroy/undefine)');
+  try {
+    if ((await driver.domstate(name)) !== 'shut off') await driver.destroy(name);
+    await driver.undefine(name, { removeAllStorage: true });
+    return true;
+  } catch (e) {
+    return hvKind(e) === 'domain-absent' ? true : e;
   }
 }

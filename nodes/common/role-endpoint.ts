@@ -14,7 +14,7 @@ import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
 import { registry } from './cluster-registry';
 import type { RED } from './node-red';
-import { deployOwnIdentity } from './runtime-flows';
+import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -31,6 +31,10 @@ const installed = new WeakSet<object>();
 export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void> = deployOwnIdentity): void {
   if (installed.has(RED.httpAdmin)) return;
   installed.add(RED.httpAdmin);
+  // The runtime's flows module is internal to Node-RED (runtime-flows.ts says why): say at once
+  // when this Node-RED does not have it, not only at the first role call.
+  const problem = deploy === deployOwnIdentity ? runtimeFlowsProblem(RED.version?.()) : null;
+  if (problem) RED.log.warn(`p2p-ha: ${problem}`);
   RED.httpAdmin.post(ROLE_PATH, (req: IncomingMessage, res: ServerResponse) => {
     const answer = (status: number, body: unknown) => {
       if (res.headersSent || res.destroyed) return;
@@ -56,7 +60,11 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
   const entry = stores.find((s) => s.files.identity.address === local) ?? (stores.length === 1 ? stores[0] : undefined);
   if (!entry) {
     req.resume();
-    throw new RoleError(stores.length ? `no p2p-store of this runtime is at ${local}` : 'this runtime has no p2p-store running');
+    // No store at all: the admin API answers before the flows start (a clone just booted), so this
+    // is "not ready yet" (503, the caller retries until its deadline), not a refusal. Seen in CI:
+    // a 400 here failed a replication whose clone was a moment from ready.
+    if (!stores.length) throw new AdminCallRefused('this runtime has no p2p-store running (yet)', 503);
+    throw new RoleError(`no p2p-store of this runtime is at ${local}`);
   }
   const store = entry.files;
   if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {

@@ -14,6 +14,8 @@ import { SIG_HEADER } from '../../lib/sem/vm-key';
 import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import type { SealedAdminCall } from '../../lib/records/cluster-api';
+import { execFileSync } from 'child_process';
+import { runtimeFlowsProblem } from '../../nodes/common/runtime-flows';
 
 helper.init(require.resolve('node-red'));
 
@@ -126,6 +128,15 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     unchanged();
   });
 
+  it('answers 503 (not ready: the caller retries) while the runtime has no store yet', async () => {
+    // The admin API answers before the flows start: a clone a moment from ready has no store yet.
+    await helper.load([storeNode], [{ id: 'f1', type: 'tab' }]);
+    const s1 = await caller('S1', S1, true);
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.error, /no p2p-store running \(yet\)/);
+  });
+
   it('refuses a call from a member fenced in the OD\'s files', async () => {
     const s1 = await start();
     const s9 = await caller('S9', S9, true);
@@ -140,5 +151,12 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(r.status, 403);
     assert.match(r.body.error, /S9 is fenced/);
     unchanged();
+  });
+
+  it("finds this Node-RED's internal flows module (the guard of runtime-flows.ts); a process without it gets the reason, with the version", async () => {
+    await start();
+    assert.equal(runtimeFlowsProblem('this'), null);
+    const out = execFileSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(require.resolve('../../nodes/common/runtime-flows'))}).runtimeFlowsProblem('9.9.9'))`], { encoding: 'utf8', timeout: 20_000 });
+    assert.match(out, /flows module .* was not found in this process \(Node-RED 9\.9\.9; checked on 4\.1 and 5\.0\): role calls cannot change this VM's identity/);
   });
 });

@@ -21,6 +21,21 @@ class FakeHost {
     this.calls.push(`suspend ${name}`);
     this.domains.set(name, 'paused');
   }
+  async domstate(name: string) {
+    const s = this.domains.get(name);
+    if (s === undefined) throw Object.assign(new Error(`no domain ${name}`), { kind: 'domain-absent' });
+    return s;
+  }
+  async destroy(name: string) {
+    this.calls.push(`destroy ${name}`);
+    this.domains.set(name, 'shut off');
+  }
+  unreachable = false;
+  async undefine(name: string, opts?: { removeAllStorage?: boolean }) {
+    if (this.unreachable) throw Object.assign(new Error('connect ECONNREFUSED'), { kind: 'unreachable' });
+    this.calls.push(`undefine ${name}${opts?.removeAllStorage ? ' --remove-all-storage' : ''}`);
+    this.domains.delete(name);
+  }
 }
 
 const id = { od: 'OD11', address: '127.0.2.11', realServer: 'RS1' };
@@ -143,6 +158,43 @@ describe('recovery OD replication', () => {
     assert.ok(f.get('reservation', 'OD11'));
   });
 
+  it('removes the clone its failed run left (stopped, undefined with its storage), so the next run can make it again', async () => {
+    const host = new FakeHost();
+    const f = files();
+    const seen: ReplicationEvent[] = [];
+    await assert.rejects(
+      replicateOne(id, { files: f, driver: host, ods: 'ODS1', ready: async () => Promise.reject(new Error('OD11 did not answer SSH within 60000 ms')), onStep: (e) => seen.push(e) }),
+      /did not answer SSH/,
+    );
+    assert.deepEqual(host.calls.slice(-2), ['destroy OD11', 'undefine OD11 --remove-all-storage']);
+    assert.equal(host.domains.has('OD11'), false);
+    assert.deepEqual(seen.slice(-2).map((e) => e.step), ['failed', 'removed']);
+    // The reservation stayed: the retry clones the same identity and finishes.
+    const r = await replicateOne(id, { files: f, driver: host, ods: 'ODS1' });
+    assert.equal(r.outcome, 'made');
+    assert.deepEqual(f.get('available-od', 'OD11'), ['OD11', '127.0.2.11', 'RS1']);
+  });
+
+  it('a clone that cannot be removed (host gone) is reported as blocking its identity; the first error is the one thrown', async () => {
+    const host = new FakeHost();
+    host.failStart = true;
+    host.unreachable = true;
+    const seen: ReplicationEvent[] = [];
+    await assert.rejects(replicateOne(id, { files: files(), driver: host, ods: 'ODS1', onStep: (e) => seen.push(e) }), /Failed to start/);
+    const last = seen[seen.length - 1];
+    assert.equal(last.step, 'removed');
+    assert.match(last.text, /could not be removed .*ECONNREFUSED.*remove it by hand/);
+    assert.equal(host.domains.get('OD11'), 'shut off');
+  });
+
+  it('a run that stood down removes nothing (the clone is the other replicator\'s)', async () => {
+    const host = new FakeHost();
+    host.domains.set('OD11', 'running');
+    await replicateOne(id, { files: files(), driver: host, ods: 'ODS1' });
+    assert.deepEqual(host.calls, [`clone ODS1 OD11 ${macFor('OD11')}`]);
+    assert.equal(host.domains.get('OD11'), 'running');
+  });
+
   it('stands down when the clone name is in use (another replicator), files untouched', async () => {
     const host = new FakeHost();
     host.domains.set('OD11', 'running');
@@ -169,6 +221,7 @@ describe('recovery OD replication', () => {
     const f = files();
     await assert.rejects(replicateOne(id, { files: f, driver: host, ods: 'ODS1' }), /Failed to start/);
     assert.equal(f.lines.length, 0);
+    assert.equal(host.domains.has('OD11'), false, 'its clone removed');
   });
 
   it('MACs are stable, unicast, locally administered range', () => {
