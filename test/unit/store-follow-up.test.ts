@@ -11,6 +11,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import type { Replica } from '../../lib/sem/replica';
+import { signEntry } from '../../lib/sem/entry-proof';
+import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
@@ -55,7 +57,10 @@ describe('SEM: a change found by a round travels on at once (follow-up exchanges
     const [, s2, s3] = stores;
     const replica = (s3 as unknown as { replica: Replica }).replica;
     const record = ['RS-ONLY-S3', '0.5', '1', 'up'];
-    replica.apply({ file: 'realserver', op: 'Add', record, origin: 'S3', seq: 0, lamport: replica.clock + 1 });
+    // With S3's proof (an entry signature), as S3's own entries carry: peers take only proven entries.
+    const lamport = replica.clock + 1;
+    const proof = signEntry(loadOrCreateVmKey(s3.folder, 'S3'), 'realserver', 'RS-ONLY-S3', record, lamport);
+    replica.apply({ file: 'realserver', op: 'Add', record, origin: 'S3', seq: 0, lamport }, proof);
     assert.deepEqual(
       stores.map((s) => !!s.get('realserver', 'RS-ONLY-S3')),
       [false, false, true, false, false],

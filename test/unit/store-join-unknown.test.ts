@@ -14,6 +14,8 @@ import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { SemClient, SemClientError } from '../../lib/sem/sem-http';
 import { freshness } from '../../lib/sem/sem-protocol';
 import { loadOrCreateVmKey, signMessage } from '../../lib/sem/vm-key';
+import { packSnapshot, signEntry } from '../../lib/sem/entry-proof';
+import type { SnapshotEntry } from '../../lib/sem/replica';
 import { toMember } from '../../lib/records/records';
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
@@ -75,10 +77,11 @@ describe('SEM: a VM whose join diff reached nobody is still admitted', function 
     const key = loadOrCreateVmKey(path.join(base, 'S3'), 'S3');
     const own = toMember({ hostname: 'S3', address: range.ip(3), realServer: 'RS1', services: '-', state: 'member', publicKey: key.publicKey });
     const other = ['RS-FROM-S3', '0.1', '1', 'up'];
-    const snapshot = (entries: unknown[]) => JSON.stringify({ v: 1, type: 'snapshot', from: 'S3', snapshot: { clock: 10, seqs: { S3: 5 }, entries }, ...freshness() });
-    const entries = [
-      ['group', 'S3', own, 9, 'S3'],
-      ['realserver', 'RS-FROM-S3', other, 10, 'S3'],
+    // Each entry with its origin's proof (an entry signature: docs/security.md, rule 10).
+    const snapshot = (entries: SnapshotEntry[]) => JSON.stringify({ v: 1, type: 'snapshot', from: 'S3', snapshot: packSnapshot({ clock: 10, seqs: { S3: 5 }, entries }), ...freshness() });
+    const entries: SnapshotEntry[] = [
+      ['group', 'S3', own, 9, 'S3', signEntry(key, 'group', 'S3', own, 9)],
+      ['realserver', 'RS-FROM-S3', other, 10, 'S3', signEntry(key, 'realserver', 'RS-FROM-S3', other, 10)],
     ];
     // Signed by another key than the one the record offers: refused, nothing merged.
     const stranger = loadOrCreateVmKey(path.join(base, 'stranger'), 'S3');
