@@ -19,11 +19,11 @@
 // Spreading a difference at once (Spreader below). An exchange that changed a replica (A merged
 // what it pulled, or B's digest changed with what A pushed, or a pushed snapshot changed the
 // receiver) means a difference is travelling: the VM it changed, and the VM that carried it, each
-// start a follow-up exchange right away with a random member not yet asked in that chain, and go
-// on while the exchanges still change something (at most FOLLOW_UP_MAX in a chain, one chain at a
-// time per VM). The set of VMs carrying the difference roughly doubles every exchange time (tens
-// of ms), not every round. Idle, nothing changes and no follow-up is made: the idle cost is the
-// one summary a round.
+// start follow-up exchanges right away with FOLLOW_UP_WIDTH random members not yet asked in that
+// chain (in parallel), and go on while an exchange of the step still changes something (at most
+// FOLLOW_UP_STEPS steps in a chain, one chain at a time per VM). The set of VMs carrying the
+// difference grows several-fold every exchange time (tens of ms), not every round. Idle, nothing
+// changes and no follow-up is made: the idle cost is the one summary a round.
 //
 // Convergence bound. Rounds alone: an edit made on one side of a partition reaches the other side,
 // once the network heals, by push-pull gossip; with one random partner every other round the VMs
@@ -196,8 +196,9 @@ export function randomPartner(self: string, members: readonly string[], not: Rea
   return left.length ? left[Math.floor(rng() * left.length)] : undefined;
 }
 
-/** Follow-up exchanges in one chain at most (see the header). */
-export const FOLLOW_UP_MAX = 8;
+/** Steps of one chain at most, and members asked in parallel at each step (see the header). */
+export const FOLLOW_UP_STEPS = 4;
+export const FOLLOW_UP_WIDTH = 2;
 
 export interface SpreaderDeps {
   self: string;
@@ -206,13 +207,15 @@ export interface SpreaderDeps {
   /** One exchange with a peer: true when it changed a replica (this one or the peer's); never throws. */
   exchange(peer: string): Promise<boolean>;
   rng?: () => number;
-  max?: number;
+  steps?: number;
+  width?: number;
 }
 
 /**
  * Follow-up exchanges after a change (see the header): `changed(from)` starts a chain unless one
- * is running; the chain asks random members not asked yet in it (nor `from`), one after another,
- * and stops at the first exchange that changes nothing, after `max` exchanges, or at stop().
+ * is running; each step of the chain asks `width` random members not asked yet in it (nor
+ * `from`) in parallel; the chain stops after a step where no exchange changed anything, after
+ * `steps` steps, when nobody is left to ask, or at stop().
  */
 export class Spreader {
   private running = false;
@@ -248,12 +251,18 @@ export class Spreader {
     this.counts.chains += 1;
     const asked = new Set([from]);
     try {
-      for (let i = 0; i < (this.deps.max ?? FOLLOW_UP_MAX) && !this.stopped; i++) {
-        const peer = randomPartner(this.deps.self, this.deps.peers(), asked, this.deps.rng);
-        if (!peer) break;
-        asked.add(peer);
-        this.counts.exchanges += 1;
-        if (!(await this.deps.exchange(peer))) break;
+      for (let i = 0; i < (this.deps.steps ?? FOLLOW_UP_STEPS) && !this.stopped; i++) {
+        const step: string[] = [];
+        for (let k = 0; k < (this.deps.width ?? FOLLOW_UP_WIDTH); k++) {
+          const peer = randomPartner(this.deps.self, this.deps.peers(), asked, this.deps.rng);
+          if (!peer) break;
+          asked.add(peer);
+          step.push(peer);
+        }
+        if (step.length === 0) break;
+        this.counts.exchanges += step.length;
+        const changed = await Promise.all(step.map((p) => this.deps.exchange(p)));
+        if (!changed.some(Boolean)) break;
       }
     } finally {
       if (!this.stopped) this.running = false;

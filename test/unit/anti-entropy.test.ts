@@ -1,11 +1,12 @@
 // Anti-entropy (issue 16): a round talks to one partner, and an exchange ships only the keys that
 // differ, never the whole state; after one push-pull exchange both replicas are identical
 // (property, over random divergent histories). A change starts a chain of follow-up exchanges with
-// members not asked yet in it, which stops at the first exchange that changes nothing.
+// members not asked yet in it (a few in parallel a step), which stops after a step that changed
+// nothing.
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { Diff, Replica } from '../../lib/sem/replica';
-import { FOLLOW_UP_MAX, Spreader, answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, plan, randomPartner, roundPartner } from '../../lib/sem/anti-entropy';
+import { FOLLOW_UP_STEPS, FOLLOW_UP_WIDTH, Spreader, answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, plan, randomPartner, roundPartner } from '../../lib/sem/anti-entropy';
 
 const rs = (k: string, load: number) => [k, String(load), String(load % 4), 'up'];
 let lamport = 0;
@@ -68,10 +69,10 @@ describe('anti-entropy', () => {
     const settle = () => new Promise((r) => setTimeout(r, 20));
     const members = Array.from({ length: 20 }, (_, i) => `S${i + 1}`);
 
-    it('a chain goes on while its exchanges change something, asks each member once, and stops at the first that changes nothing', async () => {
+    it('a chain goes on while its exchanges change something, asks each member once, and stops at the first that changes nothing (one a step)', async () => {
       const asked: string[] = [];
       let changing = 3;
-      const s = new Spreader({ self: 'S1', peers: () => members, exchange: async (p) => (asked.push(p), changing-- > 0) });
+      const s = new Spreader({ self: 'S1', peers: () => members, width: 1, exchange: async (p) => (asked.push(p), changing-- > 0) });
       s.changed('S5');
       await settle();
       assert.equal(asked.length, 4, 'three exchanges that changed something, then the one that did not');
@@ -81,11 +82,33 @@ describe('anti-entropy', () => {
       assert.deepEqual(s.counts, { chains: 1, exchanges: 4 });
     });
 
-    it(`a chain makes at most ${FOLLOW_UP_MAX} exchanges, and no more than there are members to ask`, async () => {
+    it(`${FOLLOW_UP_WIDTH} members asked in parallel a step: the chain goes on while one of them changed, stops after a step where none did`, async () => {
+      const steps: string[][] = [];
+      let inStep: string[] = [];
+      // Step 1: both change; step 2: only the second; step 3: neither.
+      const answers = [true, true, false, true, false, false];
+      const s = new Spreader({
+        self: 'S1',
+        peers: () => members,
+        exchange: async (p) => {
+          inStep.push(p);
+          if (inStep.length === FOLLOW_UP_WIDTH) (steps.push(inStep), (inStep = []));
+          return answers.shift() ?? false;
+        },
+      });
+      s.changed('S9');
+      await settle();
+      assert.equal(FOLLOW_UP_WIDTH, 2);
+      assert.equal(steps.length, 3);
+      assert.equal(new Set(steps.flat()).size, 6, 'each member asked once in a chain');
+      assert.ok(!steps.flat().includes('S9') && !steps.flat().includes('S1'));
+    });
+
+    it(`a chain makes at most ${FOLLOW_UP_STEPS} steps of ${FOLLOW_UP_WIDTH}, and no more than there are members to ask`, async () => {
       const s = new Spreader({ self: 'S1', peers: () => members, exchange: async () => true });
       s.changed('S2');
       await settle();
-      assert.equal(s.counts.exchanges, FOLLOW_UP_MAX);
+      assert.equal(s.counts.exchanges, FOLLOW_UP_STEPS * FOLLOW_UP_WIDTH);
       const few = new Spreader({ self: 'S1', peers: () => ['S2', 'S3', 'S4'], exchange: async () => true });
       few.changed('S2');
       await settle();
@@ -94,7 +117,7 @@ describe('anti-entropy', () => {
 
     it('one chain at a time: a change during a chain starts none; stop() ends it', async () => {
       let release: (v: boolean) => void = () => undefined;
-      const s = new Spreader({ self: 'S1', peers: () => members, exchange: () => new Promise<boolean>((r) => (release = r)) });
+      const s = new Spreader({ self: 'S1', peers: () => members, width: 1, exchange: () => new Promise<boolean>((r) => (release = r)) });
       s.changed('S2');
       await settle();
       s.changed('S3');
