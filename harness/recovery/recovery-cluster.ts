@@ -285,8 +285,20 @@ export class RecoveryCluster {
     // record, then the claim. The backup may be publishing its key right now: read again.
     const m = this.recordsOf('S1', 'operation').find((o) => o[0] === 'P1' && o[2] === backup)?.[1];
     if (!m) throw new Error(`rearm: ${backup} has no manager in S1's operation file`);
+    const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
+    // The backup publishes its key in its own record (a Mod) once it sees the record: a deletion
+    // made before that Mod reached everyone can lose to it where it lands later (the record comes
+    // back there and "gone everywhere" never holds; seen on a busy machine). Delete after it.
+    const keyOf = (n: string) => this.recordsOf(n, 'group').find((r) => r[0] === backup)?.[5] ?? '-';
+    await waitFor(() => others().every((n) => keyOf(n) !== '-'), { what: `${backup}'s key published everywhere`, timeoutMs: 20_000 }).catch((e: Error) => {
+      const seen = [od, ...others()].map((n) => `${n}: ${keyOf(n)}`).join('; ');
+      const about = (n: string) => this.fileOf(n, 'sem.log').split('\n').filter((l) => l.includes(backup)).slice(-6).join(' | ');
+      throw new Error(`${e.message} (${seen}; ${od}'s log: ${about(od)}; S1's log: ${about('S1')})`);
+    });
     const claim = `${backup}, ${m}, service, failed, -, ${new Date().toISOString()}, bench re-arm`;
-    const c = await this.edit(m, `problem, Add, ${claim}`);
+    // A record for the backup may be there already (a re-examination on a busy machine, cleared).
+    const had = this.recordsOf(m, 'problem').find((r) => r[0] === backup);
+    const c = await this.edit(m, had ? `problem, Mod, ${had.join(', ')}, ${claim}` : `problem, Add, ${claim}`);
     if (c.status !== 200) throw new Error(`rearm: ${JSON.stringify(c.body)}`);
     let del: { status: number; body: unknown } | undefined;
     for (let i = 0; i < 20 && del?.status !== 200; i++) {
@@ -298,7 +310,6 @@ export class RecoveryCluster {
     if (del?.status !== 200) throw new Error(`rearm: ${JSON.stringify(del?.body)}`);
     const undo = await this.edit(m, `problem, Del, ${claim}`);
     if (undo.status !== 200) throw new Error(`rearm: ${JSON.stringify(undo.body)}`);
-    const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
     await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
     const vm = this.vm(od);
     const marker = `[p2p-store:${od}] SEM listening`;
