@@ -282,7 +282,7 @@ export class RecoveryCluster {
     if (!rs) throw new Error(`rearm: ${backup} is not in S1's group file`);
     // Peers accept the deletion of a member's record only from its manager with a dated claim
     // (edit authority G2, also at anti-entropy merge): the backup's P1 records one, deletes the
-    // record, then the claim. The backup may be publishing its key right now: read again.
+    // record, then (once it is gone everywhere) the claim.
     const m = this.recordsOf('S1', 'operation').find((o) => o[0] === 'P1' && o[2] === backup)?.[1];
     if (!m) throw new Error(`rearm: ${backup} has no manager in S1's operation file`);
     const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
@@ -308,9 +308,12 @@ export class RecoveryCluster {
       del = await this.edit(m, `group, Del, ${rec.join(', ')}`);
     }
     if (del?.status !== 200) throw new Error(`rearm: ${JSON.stringify(del?.body)}`);
+    // Gone everywhere, the backup itself included, before the claim goes: a VM that merges the
+    // deletion later (by anti-entropy) refuses it without the claim (G2 at merge), and an OD that
+    // kept the record diverged from the others for ever (seen: the next run's key never spread).
+    await waitFor(() => [od, ...others()].every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 20_000 });
     const undo = await this.edit(m, `problem, Del, ${claim}`);
     if (undo.status !== 200) throw new Error(`rearm: ${JSON.stringify(undo.body)}`);
-    await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
     const vm = this.vm(od);
     const marker = `[p2p-store:${od}] SEM listening`;
     const starts = () => this.logs(od).split(marker).length - 1;
