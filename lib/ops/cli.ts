@@ -6,6 +6,7 @@
 //   p2p-ha rehearse    S2 [--url http://VM:1880] [--token T] [--json]   dry run of S2's failover
 //   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
 //                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
+//   p2p-ha rotate-secret --secret-file NEW --previous-secret-file OLD --until T|1h [--url U] [--token T]
 //   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
 // Exit codes: 0 done, 1 failed (the reason on stderr), 2 bad usage. Output goes to the streams
 // given, so the tests run main() in-process.
@@ -20,6 +21,7 @@ import { parseMaintenanceRequest } from './maintenance';
 import type { Rehearsal } from '../recovery/rehearsal';
 import type { Candidate } from '../recovery/placement';
 import type { EvacuationResult, FailedMove } from './evacuate';
+import { parseWindowEnd, rotatedFlows, type FlowNodeLike } from './rotate-secret';
 
 export interface Io {
   out: (s: string) => void;
@@ -43,7 +45,9 @@ const USAGE = `usage: p2p-ha <command> [options]
   rehearse     VM [--url http://VM:1880] [--token T] [--json]   what a failure of VM would do now (nothing changed)
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
-               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--user-dir DIR] [--force]
+               [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--guest-key-file FILE] [--user-dir DIR] [--force]
+  rotate-secret --secret-file NEW --previous-secret-file OLD --until 2026-12-03T12:00:00Z|1h [--store ID]
+               [--url http://127.0.0.1:1880] [--token T]   this VM's step of a cluster-secret rotation
   host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
 The user directory defaults to $NODE_RED_USER_DIR or ~/.node-red; the token to $P2P_HA_ADMIN_TOKEN.`;
 
@@ -88,8 +92,8 @@ export class AdminHttpError extends Error {
   }
 }
 
-async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000): Promise<unknown> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+async function adminRequest(url: string, token: string | undefined, method: 'GET' | 'POST', body?: unknown, timeoutMs = 10_000, extra: Record<string, string> = {}): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
@@ -234,6 +238,24 @@ async function run(argv: string[], io: Io): Promise<void> {
       io.out(opt.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatRehearsal(r));
       return;
     }
+    case 'rotate-secret': {
+      const { opt } = parseArgs(rest, []);
+      const read = (k: string) => fs.readFileSync(need(opt, k), 'utf8').trim();
+      const url = (one(opt, 'url') ?? 'http://127.0.0.1:1880').replace(/\/$/, '');
+      const token = one(opt, 'token') ?? io.env.P2P_HA_ADMIN_TOKEN;
+      const rotation = { secret: read('secret-file'), previous: read('previous-secret-file'), until: parseWindowEnd(need(opt, 'until'), now()), storeId: one(opt, 'store') };
+      // The editor's own deploy: the flows with their revision (a concurrent deploy makes this one
+      // fail with 409, nothing overwritten), only the changed nodes restarted.
+      const v2 = { 'Node-RED-API-Version': 'v2' };
+      const got = (await adminRequest(`${url}/flows`, token, 'GET', undefined, 10_000, v2)) as { rev?: string; flows?: FlowNodeLike[] };
+      if (!Array.isArray(got.flows)) throw new Error(`GET ${url}/flows: not a Node-RED flows answer`);
+      const r = rotatedFlows(got.flows, rotation, now());
+      await adminRequest(`${url}/flows`, token, 'POST', { rev: got.rev, flows: r.flows }, 30_000, { ...v2, 'Node-RED-Deployment-Type': 'nodes' });
+      const until = new Date(rotation.until).toISOString();
+      io.out(`${r.store.name || r.store.hostname || r.store.id}: new cluster secret deployed; the previous one is accepted until ${until}.\n`);
+      io.out(`Next: the same on every other VM with --until ${until} (one end for all), each after this one shows its peers in sync.\n`);
+      return;
+    }
     case 'init': {
       const { opt } = parseArgs(rest, ['force']);
       const dir = userDir(opt, io.env);
@@ -248,6 +270,7 @@ async function run(argv: string[], io: Io): Promise<void> {
         realServers: (opt.get('rs') ?? []).map(parseRealServerSpec),
         clusterSecret: secret,
         privateKey: key,
+        guestKey: one(opt, 'guest-key-file') === undefined ? undefined : fs.readFileSync(one(opt, 'guest-key-file')!, 'utf8'),
         semPort: Number(one(opt, 'sem-port') ?? 18800),
         uiPort: Number(one(opt, 'ui-port') ?? 1880),
         uiHost: one(opt, 'ui-host'),

@@ -29,6 +29,8 @@ export interface InitOptions {
   clusterSecret: string;
   /** The private key of the SSH user on the real servers (OpenSSH PEM). */
   privateKey: string;
+  /** The key the replicator logs into new clones with (root in the ODS image); default privateKey. */
+  guestKey?: string;
   semPort: number;
   uiPort: number;
   /** The address the editor and admin API listen on (default all: 0.0.0.0). */
@@ -69,6 +71,7 @@ function check(o: InitOptions): void {
   for (const s of o.seeds) if (!ADDRESS_RE.test(s)) throw new InitError(`seed ${JSON.stringify(s)} is not an address`);
   if (o.clusterSecret.length < 16) throw new InitError('the cluster secret must be at least 16 characters');
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(o.privateKey)) throw new InitError('the SSH private key is not an OpenSSH/PEM private key');
+  if (o.guestKey !== undefined && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(o.guestKey)) throw new InitError('the guest key is not an OpenSSH/PEM private key');
   if (!o.realServers.some((r) => r.name === o.realServer)) throw new InitError(`this VM's real server ${o.realServer} is not among --real-server`);
   if (o.uiHost !== undefined && !ADDRESS_RE.test(o.uiHost)) throw new InitError(`ui host ${JSON.stringify(o.uiHost)} is not an address`);
   for (const p of [o.semPort, o.uiPort]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InitError(`port ${p} is not 1-65535`);
@@ -151,8 +154,12 @@ export function buildInit(o: InitOptions): InitOutput {
     { id: 'steps', z, type: 'debug', name: 'recovery steps', active: true, console: true, complete: 'payload', x: 760, y: 80, wires: [] },
     { id: 'starter-catch', z, type: 'catch', scope: ['starter'], x: 520, y: 140, wires: [['errors']] },
     { id: 'errors', z, type: 'debug', name: 'recovery errors', active: true, console: true, complete: 'error', x: 760, y: 140, wires: [] },
-    { id: 'collector', z, type: 'p2p-load-collector', store: 'store', interval: 10, threshold: 0.1, capacity: true, x: 140, y: 220, wires: [] },
-    { id: 'replicator', z, type: 'p2p-od-replicator', store: 'store', ods: 'ODS-{rs}', reidentify: 'admin-api', adminPort: o.uiPort, procedureDir: o.procedureDir, interval: 30, debounce: 0.5, x: 160, y: 280, wires: [['steps']] },
+    // One collector per real server (the reference is what marks the p2p-real-server as used).
+    ...o.realServers.map((r, i) => ({ id: `collector-${r.name}`, z, type: 'p2p-load-collector', name: `load of ${r.name}`, store: 'store', realServer: rsId(r.name), interval: 10, threshold: 0.1, capacity: true, x: 140, y: 220 + 40 * i, wires: [] })),
+    // Seed mode (the identity on a seed volume before the clone's first boot): the only mode that
+    // gives a clone on a real bridge its own address and host key (issue 13); it logs into the
+    // clone with the guest key to check it is ready.
+    { id: 'replicator', z, type: 'p2p-od-replicator', store: 'store', ods: 'ODS-{rs}', reidentify: 'seed', guestUser: 'root', procedureDir: o.procedureDir, interval: 30, debounce: 0.5, x: 160, y: 300 + 40 * o.realServers.length, wires: [['steps']] },
     { id: 'events', z, type: 'p2p-events', store: 'store', stall: 120, x: 130, y: 360, wires: [[], ['alerts']] },
     { id: 'alerts', z, type: 'debug', name: 'alerts (wire mail / MQTT / a webhook here: examples/06)', active: true, console: true, complete: 'payload.text', x: 420, y: 360, wires: [] },
     { id: 'maintenance', z, type: 'p2p-maintenance', store: 'store', x: 150, y: 440, wires: [[]] },
@@ -161,12 +168,14 @@ export function buildInit(o: InitOptions): InitOutput {
     store: { secret: o.clusterSecret },
   };
   for (const r of o.realServers) plain[rsId(r.name)] = { privateKey: o.privateKey };
+  plain.replicator = { guestKey: o.guestKey ?? o.privateKey };
   const credentials = encryptCredentials(credentialSecret, plain);
   const hostSteps = [
     `On every real server (${o.realServers.map((r) => `${r.name} ${r.host}`).join(', ')}), as root:`,
     '  p2p-ha host-setup --user p2pha --public-key <the public half of the key you gave init>  (prints what it does; add --apply to do it)',
     `  install each target's installation procedure as ${o.procedureDir}/<target>.sh (same files on every real server)`,
     '  keep an ODS (template VM with this package and every service installed, named ODS-<real server>) shut off, and one suspended OD per real server',
+    `  in each ODS image: root accepts the public half of the ${o.guestKey ? 'guest key you gave init' : 'key you gave init'} (the replicator logs into each new clone with it to check it is ready), and cloud-init reads a NoCloud seed (docs/recovery.md)`,
     ...o.realServers.filter((r) => !r.fingerprint).map((r) => `  ${r.name}: no host key fingerprint given: read it with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on ${r.host} and set it in the p2p-real-server node (nothing connects until then)`),
     `On this VM: npm install @p2p-ha/node-red-server-manager in the user directory, then start node-red -u <user dir>.`,
     `Managers reach a backup's admin port (${o.uiPort}) for the role step with a call signed by their VM key: no token is shared between VMs.`,

@@ -22,6 +22,7 @@ import { FILE_NAMES, FileName, formatFile } from '../records/files';
 import { Replica, Snapshot } from './replica';
 import { operationRecords } from '../records/ring';
 import { removeStaleTemps, replaceFileSync, syncDir, writeFileAtomic } from './atomic-write';
+import { attachProofs, packSnapshot } from './entry-proof';
 
 export const STATE_FILE = '.sem-state.json';
 export const WAL_FILE = '.sem-wal';
@@ -84,12 +85,15 @@ export class DurableFiles {
         throw new StateFileError(`${file} is not valid JSON (${(e as Error).message}); move it away to rejoin from peers`);
       }
       if (state.v !== 1 || !Array.isArray(state.entries)) throw new StateFileError(`${file}: unknown state format`);
+      // Entries' origin proofs are packed apart (entry-proof.ts); a state without them loads as before.
+      attachProofs(state, state.entries);
       this.replica.merge(state);
       this.ownSeq = Math.max(this.ownSeq, state.ownSeq ?? 0);
     }
     const wal = path.join(this.folder, WAL_FILE);
     if (fs.existsSync(wal)) {
       for (const delta of readJournal(fs.readFileSync(wal, 'utf8'))) {
+        attachProofs(delta, delta.entries);
         this.replica.merge(delta);
         this.ownSeq = Math.max(this.ownSeq, delta.ownSeq ?? 0);
       }
@@ -153,7 +157,7 @@ export class DurableFiles {
 
   private async appendJournal(): Promise<void> {
     const delta: WalDelta = { ownSeq: this.ownSeq, clock: this.replica.clock, seqs: this.replica.seqs, entries: this.replica.takeChanged() };
-    const json = JSON.stringify(delta);
+    const json = JSON.stringify(packSnapshot(delta));
     fs.writeSync(this.wal!.fd, `${lineHash(json)} ${json}\n`);
     await this.wal!.datasync();
     this.walLines++;
@@ -163,7 +167,7 @@ export class DurableFiles {
     const snap = this.replica.snapshot();
     this.replica.takeChanged();
     const state: StateFileV1 = { v: 1, hostname: this.hostname, ownSeq: this.ownSeq, ...snap };
-    await writeFileAtomic(path.join(this.folder, STATE_FILE), JSON.stringify(state));
+    await writeFileAtomic(path.join(this.folder, STATE_FILE), JSON.stringify(packSnapshot(state)));
     await syncDir(this.folder);
     // Only once the checkpoint is durable may the journal it contains be emptied.
     this.wal ??= await fsp.open(path.join(this.folder, WAL_FILE), 'a', 0o640);

@@ -121,28 +121,33 @@ function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): b
 
 /**
  * Authority at merge (anti-entropy, issue 16 with 14): an entry that a summary/pull partner or a
- * snapshot brings, newer than what this VM holds, checked against the rules as far as they can be
- * decided from state alone. A diff is judged when it arrives, in the order edits happen; a merged
- * entry is the latest version of one key, possibly long after its edit, without the edit's
- * `before`, so the rules are relaxed where time or order decide:
+ * snapshot brings, newer than what this VM holds, whose origin is proven by its own signature
+ * (entry-verify.ts, before this), checked against the rules as far as they can be decided from
+ * state alone. A diff is judged when it arrives, in the order edits happen; a merged entry is the
+ * latest version of one key, possibly long after its edit, so the rules are relaxed where time or
+ * order decide (confirmations do not expire here: the recovery may be over):
  *
  *   group record k by another VM (origin != k), when this VM holds k's record (altering it):
- *       allowed when the entry changes only its operator state (G4), or when a claimed problem
- *       record of k (any age: the recovery may be over) was detected by a manager of k and the
- *       origin is that detector or a manager of k (G2). Managers are read in this VM's ring as it
- *       is before the merge (a fenced record leaves the ring). A record this VM does not hold yet
- *       is taken (bootstrap: nothing to judge against; G3 backups arrive this way).
+ *       allowed when the entry changes only its operator state (G4), when a claimed problem record
+ *       of k was detected by a manager of k and the origin is that detector or a manager of k (G2),
+ *       when k is in maintenance and the origin is the detector (G2m), or when a claimed problem
+ *       record names k as its backup (G3). Managers are read in this VM's ring before the merge.
+ *   group record k by another VM that this VM does not hold (bootstrap: a newcomer's first
+ *       snapshot, a backup's record): the same G2, G2m and G3 support, read in the view (this VM's
+ *       files with the merge's entries overlaid; k counted in the ring as when it served), or an
+ *       operator's state change as the entry's own signed diff shows it (G4).
  *   problem record in the name of another (detectedBy != origin): allowed when this VM's record of
- *       the target names the same detector (P1, kept), when the origin is a manager of the target,
- *       or when this VM holds no record of the target (bootstrap).
+ *       the target names the same detector (P1, kept), or when the origin is a manager of the target
+ *       (in this VM's ring, or, for a record not held, in the view's ring with the target counted).
  *   problem deletion: by its detector, its target or a manager (P2), or over nothing held.
  *   other files: shared work files, no rule.
  *
  * `view` is this VM's state overlaid with the entries of the same merge that win (a problem record
  * and the group change it supports arrive together); `ring` is this VM's group file before the
- * merge. What this does NOT catch: an entry whose claimed origin is forged to be a VM that may make
- * the change, and records of keys this VM does not hold yet (entries carry no signature of their
- * own; docs/security.md, residual risks).
+ * merge; `proofEdit` is the entry's own edit when its proof is its origin's signed diff.
+ * Residual (docs/security.md rule 10): a VM that holds nothing yet cannot tell a G4-shaped diff of
+ * an insider from an operator's, nor a manager's status update from a manager writing in the other
+ * manager's name.
  */
 export function mergeRefusal(
   origin: string,
@@ -152,27 +157,44 @@ export function mergeRefusal(
   held: RecordFields | undefined,
   view: AuthorityView,
   ring: RecordFields[],
+  proofEdit?: Edit,
 ): string | null {
+  // Managers of k: in this VM's ring for what it holds; for a record it does not hold, in the
+  // view's ring with k counted as serving (a fenced VM has left the ring, its managers have not).
+  const managersOfKey = (k: string) => (held ? managersOf(ring, k) : managersOf(withServing(view.records('group'), k), k));
   if (file === 'group') {
-    if (key === origin || !held) return null; // G1; bootstrap
-    if (value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4
-    const managers = managersOf(ring, key);
+    if (key === origin) return null; // G1
+    if (held && value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4
+    if (!held && proofEdit && proofEdit.file === 'group' && sameFields(proofEdit.record, value) && operatorStateChange(proofEdit)) return null; // G4, bootstrap
+    const managers = managersOfKey(key);
     const p = view.get('problem', key);
     if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
-    if (p && CLAIMED.has(p[3]) && held[4] === 'maintenance' && origin === p[1]) return null; // G2m
+    const was = held ?? (proofEdit?.op === 'Mod' ? proofEdit.before : undefined);
+    if (p && CLAIMED.has(p[3]) && was?.[4] === 'maintenance' && origin === p[1]) return null; // G2m
+    if (value && view.records('problem').some((q) => q[4] === key && CLAIMED.has(q[3]))) return null; // G3
     return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) supports it (G2), and it is not an operator's state change (G4)`;
   }
   if (file === 'problem') {
-    const managers = managersOf(ring, key);
+    const managers = managersOfKey(key);
     if (!value) {
       if (!held || origin === held[1] || origin === key || managers.includes(origin)) return null;
       return `${origin} may not delete the problem record of ${key} (P2): neither its detector, its target, nor a manager of ${key}`;
     }
     const named = value[1];
-    if (named === origin || !held || held[1] === named || managers.includes(origin)) return null;
+    if (named === origin || (held && held[1] === named) || managers.includes(origin)) return null;
     return `${origin} may not write a problem record of ${key} in the name of ${named} (P1)`;
   }
   return null;
+}
+
+const sameFields = (a: RecordFields, b: RecordFields | null) => !!b && a.length === b.length && a.every((v, i) => v === b[i]);
+
+/** The group records with `k`'s counted as serving (for the managers it had while it served). */
+function withServing(group: RecordFields[], k: string): RecordFields[] {
+  const out = group.filter((r) => r[0] !== k);
+  const own = group.find((r) => r[0] === k);
+  out.push(own ? [own[0], own[1], own[2], own[3], 'member', ...own.slice(5)] : [k, '0.0.0.0', '-', '-']);
+  return out;
 }
 
 /**

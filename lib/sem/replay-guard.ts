@@ -104,6 +104,16 @@ export class NonceCache {
     return null;
   }
 
+  /** Until when a nonce is remembered (undefined: not, or no longer). */
+  until(nonce: string): number | undefined {
+    return this.seen.get(nonce);
+  }
+
+  /** Remember a nonce admitted before (by a previous run of this process: nonce-journal.ts). */
+  restore(nonce: string, until: number, now = Date.now()): void {
+    if (until > now && !this.seen.has(nonce) && this.seen.size < this.capacity) this.seen.set(nonce, until);
+  }
+
   private expire(now: number): void {
     // Insertion order is close to expiry order; stop at the first one still valid.
     for (const [n, until] of this.seen) {

@@ -7,6 +7,7 @@ import { createHash } from 'crypto';
 import { FILE_NAMES, FileName, RecordFields, SCHEMAS, recordKey } from '../records/files';
 import type { Edit } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
+import type { EntryProof } from './entry-proof';
 
 export interface Version {
   lamport: number;
@@ -23,9 +24,16 @@ export interface Entry extends Version {
   key: string;
   /** null once the record was deleted (a tombstone, kept so a late older Add cannot revive it). */
   value: RecordFields | null;
+  /** The origin's proof that it wrote this version (./entry-proof.ts); absent on data written
+   * before proofs existed, or with wire security off. */
+  proof?: EntryProof;
 }
 
-export type SnapshotEntry = [file: FileName, key: string, value: RecordFields | null, lamport: number, origin: string];
+/** An entry as snapshots carry it; the proof, when held, is packed apart on the wire and on disk
+ * (entry-proof.ts packSnapshot). */
+export type SnapshotEntry = [file: FileName, key: string, value: RecordFields | null, lamport: number, origin: string, proof?: EntryProof];
+
+const toSnapshotEntry = (e: Entry): SnapshotEntry => (e.proof ? [e.file, e.key, e.value, e.lamport, e.origin, e.proof] : [e.file, e.key, e.value, e.lamport, e.origin]);
 
 export interface Snapshot {
   clock: number;
@@ -80,14 +88,15 @@ export class Replica {
     return this.clock;
   }
 
-  /** Apply a diff; returns the keys it changed (none for a duplicate or a superseded diff). */
-  apply(diff: Diff): KeyChange[] {
+  /** Apply a diff (with its origin's proof, kept with the entries it writes); returns the keys it
+   * changed (none for a duplicate or a superseded diff). */
+  apply(diff: Diff, proof?: EntryProof): KeyChange[] {
     this.observe(diff.lamport);
     this.seqs[diff.origin] = Math.max(this.seqs[diff.origin] ?? 0, diff.seq);
     const version = { lamport: diff.lamport, origin: diff.origin };
     const changes: KeyChange[] = [];
     const put = (key: string, value: RecordFields | null) => {
-      const c = this.put(diff.file, key, value, version);
+      const c = this.put(diff.file, key, value, version, proof);
       if (c) changes.push(c);
     };
     const key = recordKey(diff.file, diff.record);
@@ -115,7 +124,7 @@ export class Replica {
   snapshot(): Snapshot {
     const entries: SnapshotEntry[] = [];
     for (const [file, map] of this.files) {
-      for (const e of map.values()) entries.push([file, e.key, e.value, e.lamport, e.origin]);
+      for (const e of map.values()) entries.push(toSnapshotEntry(e));
     }
     return { clock: this.clock, seqs: { ...this.seqs }, entries };
   }
@@ -127,8 +136,8 @@ export class Replica {
       this.seqs[origin] = Math.max(this.seqs[origin] ?? 0, seq);
     }
     const changes: KeyChange[] = [];
-    for (const [file, key, value, lamport, origin] of snap.entries) {
-      const c = this.put(file, key, value, { lamport, origin });
+    for (const [file, key, value, lamport, origin, proof] of snap.entries) {
+      const c = this.put(file, key, value, { lamport, origin }, proof);
       if (c) changes.push(c);
     }
     return changes;
@@ -136,7 +145,7 @@ export class Replica {
 
   /** The entries written since the last call (for an incremental journal), as snapshot entries. */
   takeChanged(): SnapshotEntry[] {
-    const out = Array.from(this.changed.values(), (e): SnapshotEntry => [e.file, e.key, e.value, e.lamport, e.origin]);
+    const out = Array.from(this.changed.values(), toSnapshotEntry);
     this.changed.clear();
     return out;
   }
@@ -190,7 +199,7 @@ export class Replica {
     const out: SnapshotEntry[] = [];
     for (const [file, key] of keys) {
       const e = this.files.get(file)?.get(key);
-      if (e) out.push([file, e.key, e.value, e.lamport, e.origin]);
+      if (e) out.push(toSnapshotEntry(e));
     }
     return out;
   }
@@ -208,6 +217,8 @@ export class Replica {
         if (e.lamport <= ceiling) continue;
         highest = Math.max(highest, e.lamport);
         e.lamport = ceiling;
+        // The origin's proof names the old time: it no longer proves this version.
+        delete e.proof;
         this.changed.set(`${e.file}\0${e.key}`, e);
         this.fileHashes.delete(e.file);
         entries++;
@@ -217,16 +228,35 @@ export class Replica {
     return { entries, highest };
   }
 
+  /**
+   * Give a new proof, made by `sign`, to each entry of `origin` that `which` selects (by default
+   * those without one): an origin re-signing its own entries written before proofs existed, or
+   * after a key rotation (entry-proof.ts, e proofs). Returns how many.
+   */
+  prove(origin: string, sign: (e: Entry) => EntryProof, which: (e: Entry) => boolean = (e) => !e.proof): number {
+    let n = 0;
+    for (const map of this.files.values()) {
+      for (const e of map.values()) {
+        if (e.origin !== origin || !which(e)) continue;
+        e.proof = sign(e);
+        this.changed.set(`${e.file}\0${e.key}`, e);
+        n++;
+      }
+    }
+    return n;
+  }
+
   private observe(lamport: number): void {
     if (lamport > this.clock) this.clock = lamport;
   }
 
-  private put(file: FileName, key: string, value: RecordFields | null, version: Version): KeyChange | null {
+  private put(file: FileName, key: string, value: RecordFields | null, version: Version, proof?: EntryProof): KeyChange | null {
     if (SCHEMAS[file].derived) return null;
     const map = this.files.get(file)!;
     const cur = map.get(key);
     if (cur && compareVersions(version, cur) <= 0) return null;
     const entry: Entry = { file, key, value: value ? value.slice() : null, lamport: version.lamport, origin: version.origin };
+    if (proof) entry.proof = proof;
     map.set(key, entry);
     this.fileHashes.delete(file);
     this.changed.set(`${file}\0${key}`, entry);

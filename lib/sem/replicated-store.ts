@@ -33,6 +33,9 @@ import {
 import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
+import { EntryProof, packSnapshot, signEntry } from './entry-proof';
+import { NonceJournal } from './nonce-journal';
+import { describeEntry, proofEdit, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -169,6 +172,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Nonces of admin calls, shared by the stores of this process: a role call redeploys the store,
    * and the new one must still refuse the call replayed. */
   private static readonly adminNonces = new NonceCache(2 * LIMITS.syncFreshMs);
+  /** The same nonces on disk, so that a restart of the runtime does not forget them (nonce-journal.ts). */
+  private readonly adminJournal: NonceJournal;
   private readonly secure: boolean;
   private readonly peerState = new Map<string, PeerState>();
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
@@ -215,6 +220,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     this.disk.loadSync();
     this.repairLoadedState();
+    if (this.secure) this.proveOwnEntries();
+    this.adminJournal = new NonceJournal(opts.folder);
+    this.adminJournal.load(ReplicatedStore.adminNonces);
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
     this.client = new SemClient(
@@ -305,6 +313,23 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
           `the clock and ${fixed.entries} record version(s) brought down to ${ceiling}`,
       );
     }
+  }
+
+  /**
+   * Upgrade path of entry proofs (docs/security.md, rule 10): this VM's own entries that carry no
+   * proof (written before proofs existed, or whose time a repair changed) are signed now with its
+   * key (e proofs, entry-proof.ts), so peers that lack them can take them from it. Entries of other
+   * origins without a proof are kept here but never shipped: peers take them from their origin.
+   */
+  private proveOwnEntries(): void {
+    const n = this.replica.prove(this.identity.hostname, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport));
+    if (n > 0) this.repairs.push(`signed ${n} record version(s) of ${this.identity.hostname} that carried no origin proof (written before proofs existed)`);
+  }
+
+  /** A snapshot as it goes to a peer: entries with their origin proofs; with wire security on,
+   * unproven entries are left out (the peer would refuse them). */
+  private wireSnapshot<S extends { clock: number; seqs: Record<string, number>; entries: SnapshotEntry[] }>(snap: S) {
+    return packSnapshot(snap, this.secure);
   }
 
   get folder(): string {
@@ -451,16 +476,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const origin = this.identity.hostname;
     const seq = this.disk.ownSeq;
     const diffs: Diff[] = edits.map((e) => ({ ...e, origin, seq, lamport: this.replica.tick() }));
+    const [first, ...more] = diffs;
+    const wire: WireDiff = more.length ? { ...first, more } : first;
+    // Signed once here: the signature travels with the diff (also through relays, ./fanout.ts) and
+    // stays with the entries it writes as their origin proof (entry-proof.ts, d proofs).
+    const body = encodeDiff(wire);
+    const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
+    const proof: EntryProof | undefined = signature ? { d: body, s: signature } : undefined;
     this.guard.accept(origin, seq);
-    const changed = diffs.map((d) => this.replica.apply(d).length > 0);
+    const changed = diffs.map((d) => this.replica.apply(d, proof).length > 0);
     const lines = edits.map((e) => formatDiffLine(e));
     await this.disk.save(new Set(edits.map((e) => e.file)));
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
       if (changed[i]) this.emitChange(d, true, 'edit');
     });
-    const [first, ...more] = diffs;
-    const { acked, failed } = await this.broadcast(more.length ? { ...first, more } : first, lines.join(' + '));
+    const { acked, failed } = await this.broadcast(wire, lines.join(' + '), { body, signature });
     return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
   }
 
@@ -489,15 +520,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
-  private async broadcast(diff: WireDiff, line: string): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
+  private async broadcast(diff: WireDiff, line: string, signed: { body: string; signature?: string }): Promise<{ acked: PeerAck[]; failed: PeerFailure[] }> {
     const me = this.identity.hostname;
     if (this.keyGate && this.secure && !(!diff.more && diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
-    // Signed once here; the same signature travels with the diff through relays (./fanout.ts).
-    const body = encodeDiff(diff);
-    const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
-    const { acked, failed } = await this.fanout.send({ body, signature }, this.peers());
+    const { acked, failed } = await this.fanout.send(signed, this.peers());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
@@ -522,6 +550,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
     await this.edit({ file: 'group', op: 'Mod', before: have, record });
     this.key = commitRotation(this.folder, this.identity.hostname);
+    // This VM's other entries are signed again under the new key: a peer that learns them later
+    // (a newcomer) can check them once the old key is no longer visible in the group record's own
+    // proof (a later change of the record replaces that proof). The record keeps its proof, signed
+    // by the old key: that is what holders of the old key check the change against.
+    const me = this.identity.hostname;
+    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me));
+    await this.disk.save([]);
     this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
     return next.publicKey;
   }
@@ -569,13 +604,21 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         nonces: ReplicatedStore.adminNonces,
       });
     try {
+      let call: AdminCallEnvelope;
       try {
-        return check();
+        call = check();
       } catch (e) {
         if (!(e instanceof AdminCallRefused) || !e.unknownKey || this.stopped) throw e;
         await this.syncAll();
-        return check();
+        call = check();
       }
+      // Durable before the call is acted on: a replay after a restart of this runtime is refused too.
+      try {
+        this.adminJournal.record(call.nonce, ReplicatedStore.adminNonces.until(call.nonce) ?? Date.now() + 2 * LIMITS.syncFreshMs);
+      } catch (e) {
+        throw new AdminCallRefused(`refused: the call's nonce could not be recorded (${(e as Error).message})`, 503);
+      }
+      return call;
     } catch (e) {
       this.refused(remote, `admin call ${path}: ${(e as Error).message}`);
       throw e;
@@ -673,7 +716,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.guard.accept(diff.origin, diff.seq);
     for (const d of all) this.log.write('received', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote });
     // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
-    const changed = all.map((d) => this.replica.apply(d).length > 0);
+    // The origin's signed bytes stay with the entries: anti-entropy ships them as their proof.
+    const proof: EntryProof | undefined = this.secure && ctx.signature ? { d: ctx.body, s: ctx.signature } : undefined;
+    const changed = all.map((d) => this.replica.apply(d, proof).length > 0);
     await this.disk.save(new Set(all.filter((_, i) => changed[i]).map((d) => d.file)));
     all.forEach((d, i) => {
       if (!changed[i]) return;
@@ -741,7 +786,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const mine = this.replica.digest();
     this.peerOk(msg.from);
     if (msg.digest === mine) return { status: 200, body: { digest: mine } };
-    return { status: 200, body: { digest: mine, snapshot: this.replica.snapshot() } };
+    return { status: 200, body: { digest: mine, snapshot: this.wireSnapshot(this.replica.snapshot()) } };
   }
 
   /**
@@ -787,16 +832,27 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /**
    * The entries of a snapshot (full, partial or a pull's answer) that may be merged: each entry
-   * newer than what this VM holds is checked against the edit authority rules as they apply at
-   * merge (edit-authority.ts mergeRefusal); a refused one is left out and logged (rate-limited),
-   * the rest are merged. A refused entry keeps the digests apart: the partner is asked again at
-   * later rounds and refused again, which costs a summary, not a divergence.
+   * newer than what this VM holds must carry its origin's proof, signed with a key its origin
+   * publishes (entry-verify.ts; with wire security on), and is then checked against the edit
+   * authority rules as they apply at merge (edit-authority.ts mergeRefusal); a refused one is left
+   * out and logged (rate-limited), the rest are merged. A refused entry keeps the digests apart:
+   * the partner is asked again at later rounds and refused again, which costs a summary, not a
+   * divergence.
    */
-  private authorisedEntries(entries: SnapshotEntry[], from: string): SnapshotEntry[] {
+  private authorisedEntries(all: SnapshotEntry[], from: string): SnapshotEntry[] {
     const winning = (e: SnapshotEntry) => {
       const v = this.replica.version(e[0], e[1]);
       return !v || compareVersions({ lamport: e[3], origin: e[4] }, v) > 0;
     };
+    // Entries that do not win change nothing here; the others need their origin's proof.
+    let entries = all.filter(winning);
+    if (this.secure) {
+      const held = (h: string) => {
+        const e = this.replica.entries([['group', h]])[0];
+        return e ? { value: e[2], lamport: e[3], proof: e[5] } : undefined;
+      };
+      entries = provenEntries(entries, held, (e, why) => this.refused(from, `entry from ${from} not merged: ${describeEntry(e)}: ${why}`));
+    }
     // The view the rules read: this VM's group and problem files overlaid with what wins here.
     const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
     for (const e of entries) if ((e[0] === 'group' || e[0] === 'problem') && winning(e)) overlay[e[0]].set(e[1], e[2]);
@@ -812,7 +868,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return entries.filter((e) => {
       const [file, key, value, , origin] = e;
       if ((file !== 'group' && file !== 'problem') || !winning(e)) return true;
-      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring);
+      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring, proofEdit(e));
       if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
       return !denied;
     });
@@ -828,7 +884,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     };
     if (reply?.snapshot) await this.mergeSnapshot(validateSnapshot(reply.snapshot), name);
     if (reply?.digest !== this.replica.digest()) {
-      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.replica.snapshot(), ...freshness() };
+      const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.wireSnapshot(this.replica.snapshot()), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }
@@ -848,7 +904,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.authenticate(msg.from, ctx, { readOnly: true });
     this.checkNonce(msg);
     this.peerOk(msg.from);
-    return { status: 200, body: { snapshot: answerPull(this.replica, msg) } };
+    return { status: 200, body: { snapshot: this.wireSnapshot(answerPull(this.replica, msg)) } };
   }
 
   /**
@@ -866,7 +922,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       await this.mergeSnapshot(validateSnapshot(r?.snapshot), name);
     }
     if (push.length) {
-      const snap = { v: 1, type: 'snapshot', from: me, snapshot: partialSnapshot(this.replica, push), ...freshness() };
+      const snap = { v: 1, type: 'snapshot', from: me, snapshot: this.wireSnapshot(partialSnapshot(this.replica, push)), ...freshness() };
       await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
     }
   }

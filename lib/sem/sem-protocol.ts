@@ -6,6 +6,7 @@ import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, recordKey, truncate } from 
 import type { Edit } from '../records/cluster-api';
 import { normalizeEdit } from '../records/diff-line';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
+import { attachProofs } from './entry-proof';
 
 /** The `v` of every message body: the format of each message, unchanged since the first release. */
 export const PROTOCOL_VERSION = 1;
@@ -284,6 +285,8 @@ export function validateSnapshot(s: unknown, now = Date.now()): Snapshot {
     }
     return [file, key, value, lamport, origin] as SnapshotEntry;
   });
+  // Each entry's origin proof, packed apart (entry-proof.ts); checked by the merge (entry-verify.ts).
+  attachProofs(o, entries);
   return { clock: o.clock as number, seqs, entries };
 }
 

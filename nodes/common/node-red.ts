@@ -46,5 +46,7 @@ export interface RED {
   /** The runtime's event bus (`flows:started` after every deploy and at start). */
   events?: { on(event: string, fn: (...args: unknown[]) => void): void; removeListener(event: string, fn: (...args: unknown[]) => void): void };
   _(key: string, subs?: Record<string, unknown>): string;
+  /** The running Node-RED's version (e.g. "4.1.15"). */
+  version?: () => string;
   log: { info(m: string): void; warn(m: string): void; error(m: string): void };
 }

@@ -14,7 +14,7 @@ import { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
 import { registry } from './cluster-registry';
 import type { RED } from './node-red';
-import { deployOwnIdentity } from './runtime-flows';
+import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -35,6 +35,10 @@ const installed = new WeakSet<object>();
 export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void> = deployOwnIdentity): void {
   if (installed.has(RED.httpAdmin)) return;
   installed.add(RED.httpAdmin);
+  // The runtime's flows module is internal to Node-RED (runtime-flows.ts says why): say at once
+  // when this Node-RED does not have it, not only at the first role call.
+  const problem = deploy === deployOwnIdentity ? runtimeFlowsProblem(RED.version?.()) : null;
+  if (problem) RED.log.warn(`p2p-ha: ${problem}`);
   RED.httpAdmin.post(ROLE_PATH, (req: IncomingMessage, res: ServerResponse) => {
     const answer = (status: number, body: unknown) => {
       if (res.headersSent || res.destroyed) return;

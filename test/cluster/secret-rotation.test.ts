@@ -12,6 +12,7 @@ import { waitFor } from '../../harness/wait';
 import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
 import { encodeDiff } from '../../lib/sem/sem-protocol';
 import { semPost } from '../support/sem-wire';
+import { main as cli } from '../../lib/ops/cli';
 
 const OLD = 'old-cluster-secret-0123456789abcdef';
 const NEW = 'new-cluster-secret-fedcba9876543210';
@@ -73,11 +74,26 @@ describe('cluster-secret rotation between three Node-RED processes', function ()
     await everyEditReachesEveryVm('before');
     // One end time for every VM's window, long enough for the rolling change under load.
     const until = Date.now() + 60_000;
+    // S1 as the editor does it (a deploy of its store with the three settings); S2 and S3 with
+    // `p2p-ha rotate-secret` (lib/ops/cli.ts) against their admin API, as an operator would.
+    fs.writeFileSync(path.join(cluster.vms[0].userDir, 'new-secret'), NEW + '\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(cluster.vms[0].userDir, 'old-secret'), OLD + '\n', { mode: 0o600 });
     for (const vm of cluster.vms) {
-      const flows = semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: NEW, seeds: ips }).map((node) =>
-        node.type === 'p2p-store' ? { ...node, previousUntil: new Date(until).toISOString(), credentials: { secret: NEW, previousSecret: OLD } } : node,
-      );
-      await cluster.deploy(vm, flows);
+      if (vm === cluster.vms[0]) {
+        const flows = semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: NEW, seeds: ips }).map((node) =>
+          node.type === 'p2p-store' ? { ...node, previousUntil: new Date(until).toISOString(), credentials: { secret: NEW, previousSecret: OLD } } : node,
+        );
+        await cluster.deploy(vm, flows);
+      } else {
+        let out = '';
+        let err = '';
+        const code = await cli(
+          ['rotate-secret', '--url', vm.url, '--secret-file', path.join(cluster.vms[0].userDir, 'new-secret'), '--previous-secret-file', path.join(cluster.vms[0].userDir, 'old-secret'), '--until', new Date(until).toISOString()],
+          { out: (t) => (out += t), err: (t) => (err += t), env: {} },
+        );
+        assert.equal(code, 0, err);
+        assert.match(out, new RegExp(`new cluster secret deployed; the previous one is accepted until ${new Date(until).toISOString()}`));
+      }
       await listening(vm);
       await everyEditReachesEveryVm(`after ${vm.name} changed`);
     }

@@ -14,6 +14,8 @@ import { SIG_HEADER } from '../../lib/sem/vm-key';
 import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import type { SealedAdminCall } from '../../lib/records/cluster-api';
+import { execFileSync } from 'child_process';
+import { runtimeFlowsProblem } from '../../nodes/common/runtime-flows';
 
 helper.init(require.resolve('node-red'));
 
@@ -150,5 +152,12 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(r.status, 403);
     assert.match(r.body.error, /S9 is fenced/);
     unchanged();
+  });
+
+  it("finds this Node-RED's internal flows module (the guard of runtime-flows.ts); a process without it gets the reason, with the version", async () => {
+    await start();
+    assert.equal(runtimeFlowsProblem('this'), null);
+    const out = execFileSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(require.resolve('../../nodes/common/runtime-flows'))}).runtimeFlowsProblem('9.9.9'))`], { encoding: 'utf8', timeout: 20_000 });
+    assert.match(out, /flows module .* was not found in this process \(Node-RED 9\.9\.9; checked on 4\.1 and 5\.0\): role calls cannot change this VM's identity/);
   });
 });

@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { History, parseWhen, readHistory } from '../../lib/ops/history';
 import { main } from '../../lib/ops/cli';
+import { parseWindowEnd, rotatedFlows } from '../../lib/ops/rotate-secret';
 import { decryptCredentials, parseRealServerSpec } from '../../lib/ops/init-setup';
 import { sshKeyPair } from '../../harness/ssh-keys';
 
@@ -107,6 +108,11 @@ describe('ops: history and the p2p-ha command line', () => {
     const creds = decryptCredentials(secret, JSON.parse(fs.readFileSync(path.join(ud, 'flows_cred.json'), 'utf8')));
     assert.deepStrictEqual((creds.store as { secret: string }).secret, 'a-cluster-secret-of-some-length');
     assert.strictEqual((creds['rs-RS2'] as { privateKey: string }).privateKey, key.private);
+    // The replicator in seed mode (the one mode that re-identifies a clone on a real bridge) with its guest key.
+    assert.strictEqual(flows.find((n: { type: string }) => n.type === 'p2p-od-replicator').reidentify, 'seed');
+    assert.strictEqual((creds.replicator as { guestKey: string }).guestKey, key.private);
+    // One load collector per real server, each naming its own (no "every real server" fallback).
+    assert.deepStrictEqual(flows.filter((n: { type: string }) => n.type === 'p2p-load-collector').map((n: { realServer: string }) => n.realServer), ['rs-RS1', 'rs-RS2']);
     const token = fs.readFileSync(path.join(ud, 'p2p-ha-admin-token'), 'utf8').trim();
     assert.strictEqual(creds.starter, undefined, 'the role step needs no token: nothing for the starter');
     // The settings file loads and its token check answers.
@@ -132,6 +138,28 @@ describe('ops: history and the p2p-ha command line', () => {
     assert.strictEqual((await cli(['maintenance', 'maybe'])).code, 2);
     assert.throws(() => parseRealServerSpec('RS1=host;reboot'), /is not an address/);
     assert.throws(() => parseRealServerSpec('RS1'), /expected NAME=HOST/);
+  });
+
+  it('rotate-secret: only the store changes (new secret, previous one, the window end); weak, same, empty or past refused', () => {
+    const flows = [
+      { id: 't', type: 'tab' },
+      { id: 'st', type: 'p2p-store', hostname: 'S1', port: 18800 },
+      { id: 'hb', type: 'p2p-heartbeat', store: 'st' },
+    ];
+    const until = T + 3_600_000;
+    const r = rotatedFlows(flows, { secret: 'n'.repeat(32), previous: 'o'.repeat(32), until }, T);
+    assert.deepStrictEqual(r.flows[1], { id: 'st', type: 'p2p-store', hostname: 'S1', port: 18800, previousUntil: new Date(until).toISOString(), credentials: { secret: 'n'.repeat(32), previousSecret: 'o'.repeat(32) } });
+    assert.strictEqual(r.flows[0], flows[0]);
+    assert.strictEqual(r.flows[2], flows[2]);
+    assert.throws(() => rotatedFlows(flows, { secret: 'short', previous: 'o'.repeat(32), until }, T), /shorter than 22 characters/);
+    assert.throws(() => rotatedFlows(flows, { secret: 'o'.repeat(32), previous: 'o'.repeat(32), until }, T), /is the previous one/);
+    assert.throws(() => rotatedFlows(flows, { secret: 'n'.repeat(32), previous: '', until }, T), /previous secret is empty/);
+    assert.throws(() => rotatedFlows(flows, { secret: 'n'.repeat(32), previous: 'o'.repeat(32), until: T - 1 }, T), /not in the future/);
+    assert.throws(() => rotatedFlows([...flows, { id: 'st2', type: 'p2p-store' }], { secret: 'n'.repeat(32), previous: 'o'.repeat(32), until }, T), /2 p2p-store nodes: name one with --store ID/);
+    assert.strictEqual(rotatedFlows([...flows, { id: 'st2', type: 'p2p-store' }], { secret: 'n'.repeat(32), previous: 'o'.repeat(32), until, storeId: 'st2' }, T).store.id, 'st2');
+    assert.strictEqual(parseWindowEnd('1h', T), T + 3_600_000);
+    assert.strictEqual(parseWindowEnd('2026-01-02T04:00:00Z', T), Date.parse('2026-01-02T04:00:00Z'));
+    assert.throws(() => parseWindowEnd('soon', T), /expected an ISO time/);
   });
 
   it('evacuate: prints what moved and where each unmoved VM was left, exits 1 on a partial evacuation; a refusal is its error', async () => {

@@ -1,6 +1,10 @@
 import { strict as assert } from 'assert';
 import { NonceCache, ReplayGuard } from '../../lib/sem/replay-guard';
 import { Replica } from '../../lib/sem/replica';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { NonceJournal } from '../../lib/sem/nonce-journal';
 
 describe('replay guard', () => {
   it('accepts new numbers in any order, refuses repeats', () => {
@@ -63,5 +67,35 @@ describe('replica repair of a poisoned clock', () => {
     assert.equal(r.clock, 1000);
     assert.equal(r.tick(), 1001);
     assert.deepEqual(r.clampVersions(2000), { entries: 0, highest: 1001 });
+  });
+});
+
+describe('admin call nonces on disk (nonce-journal)', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-nonce-journal-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const n = (i: number) => i.toString(16).padStart(32, '0');
+
+  it('a nonce recorded by one run is refused by the next; expired and torn lines are dropped at load, the file compacted to 0600', () => {
+    const now = 1_000_000;
+    const first = new NonceCache(240_000);
+    assert.equal(first.admit(n(1), now, now), null);
+    const j = new NonceJournal(dir);
+    j.record(n(1), first.until(n(1))!);
+    j.record(n(2), now - 1);
+    fs.appendFileSync(j.file, `${now + 5000} ${n(3).slice(0, 20)}`);
+    const next = new NonceCache(240_000);
+    assert.equal(new NonceJournal(dir).load(next, now), 1);
+    assert.match(next.admit(n(1), now, now) ?? '', /replayed/);
+    assert.equal(next.admit(n(2), now, now), null, 'an expired nonce is not kept');
+    assert.equal(fs.readFileSync(j.file, 'utf8'), `${now + 240_000} ${n(1)}\n`);
+    assert.equal(fs.statSync(j.file).mode & 0o777, 0o600);
+    // After the window, nothing is kept.
+    assert.equal(new NonceJournal(dir).load(new NonceCache(240_000), now + 240_001), 0);
+    assert.equal(fs.readFileSync(j.file, 'utf8'), '');
+  });
+
+  it('no file: nothing to load', () => {
+    assert.equal(new NonceJournal(dir).load(new NonceCache(1000)), 0);
   });
 });

@@ -18,6 +18,8 @@ import { DIFF_PATH, RELAY_PATH, encodeRelay } from '../../lib/sem/fanout';
 import { PULL_PATH, SUMMARY_PATH } from '../../lib/sem/anti-entropy';
 import { encodeDiff, freshness } from '../../lib/sem/sem-protocol';
 import { loadOrCreateVmKey, signMessage, VmKey } from '../../lib/sem/vm-key';
+import { packSnapshot, signEntry } from '../../lib/sem/entry-proof';
+import type { SnapshotEntry } from '../../lib/sem/replica';
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 import type { RefusalEvent } from '../../lib/records/cluster-api';
@@ -136,11 +138,14 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
     const evilGroup: RecordFields = ['S2', '127.254.254.254', 'RS2', 'tcp:80', 'member', s2Record[5]];
     const evilProblem: RecordFields = ['S2', 'S3', 'service', 'confirmed', '-', new Date().toISOString()];
     const shared: RecordFields = ['RS-SHARED', '0.1', '2', 'up'];
-    const entries = [
+    // Each entry carries S4's own proof (its origin is S4, truthfully): what is refused here is
+    // the authority, not the signature (sem-entry-forgery.test.ts forges the origin).
+    const entries = ([
       ['group', 'S2', evilGroup, lamport, 'S4'],
       ['problem', 'S2', evilProblem, lamport, 'S4'],
       ['realserver', 'RS-SHARED', shared, lamport, 'S4'],
-    ];
+    ] as SnapshotEntry[]).map((e): SnapshotEntry => [e[0], e[1], e[2], e[3], e[4], signEntry(key('S4'), e[0], e[1], e[2], e[3])]);
+    const packed = (list: SnapshotEntry[]) => packSnapshot({ clock: lamport, seqs: {}, entries: list });
     // S4's store is stopped; an impostor answers at its address and port with S4's key.
     await stores.get('S4')!.stop();
     fake = new SemServer({
@@ -159,7 +164,7 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
             body: { digest: 'f'.repeat(64), versions: { group: [['S2', lamport, 'S4']], problem: [['S2', lamport, 'S4']], realserver: [['RS-SHARED', lamport, 'S4']] } },
           }),
         },
-        [PULL_PATH]: { limit: 1 << 20, handler: () => ({ status: 200, body: { snapshot: { clock: lamport, seqs: {}, entries } } }) },
+        [PULL_PATH]: { limit: 1 << 20, handler: () => ({ status: 200, body: { snapshot: packed(entries) } }) },
         '/p2p/sem/snapshot': { limit: 1 << 20, handler: () => ({ status: 200, body: { digest: 'f'.repeat(64) } }) },
       },
     });
@@ -175,7 +180,7 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
     // The same entries pushed as a snapshot by the insider (signed by S4, fresh): not merged either.
     const s3 = stores.get('S3')!;
     const s3Before = s3.get('group', 'S2');
-    const snap = { v: 1, type: 'snapshot', from: 'S4', snapshot: { clock: lamport, seqs: {}, entries: entries.slice(0, 1) }, ...freshness() };
+    const snap = { v: 1, type: 'snapshot', from: 'S4', snapshot: packed(entries.slice(0, 1)), ...freshness() };
     await insider().post({ address: ip('S3'), port }, '/p2p/sem/snapshot', JSON.stringify(snap), { maxAnswerBytes: 1 << 20 }).catch((e: SemClientError) => {
       // The answer is signed by S3 and checked against S3's key: only a refusal would land here.
       throw e;

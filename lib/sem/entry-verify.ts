@@ -1,0 +1,139 @@
+// The check of entries that arrive by anti-entropy or snapshot (issue 14, docs/security.md rule
+// 10): an entry is taken only with a proof (./entry-proof.ts) that the VM it names as its origin
+// wrote exactly this version (file, key, value, Lamport time, origin), signed with a key that VM
+// publishes. Which keys count, given what the receiver holds:
+//
+//   K1  A VM's own group record (key = origin): when the receiver holds that record with a key,
+//       only that key (a key change is signed by the key it replaces, as a live rotation is);
+//       otherwise (nothing held, a tombstone, a record without key: a newcomer, a backup, a VM
+//       re-joining) the key the record itself offers, or the key its proof's diff replaced (a
+//       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is.
+//   K2  Any other entry: the key the origin's group record publishes, with this merge's accepted
+//       group entries overlaid (a newcomer learns the keys and the records in one snapshot), or the
+//       key that record's own proof shows it replaced (a rotation, or the deletion of a departed
+//       VM's record) for entries older than that change. An origin with no key at all is refused.
+//
+// Group records are checked before the other files (own records first, then the records others
+// wrote about a VM), so later entries are judged with the keys the earlier ones bring. A refused
+// entry is left out with its reason; the authority rules (edit-authority.ts mergeRefusal) then
+// judge what is left, now that its origin is proven.
+import { recordKey, type FileName, type RecordFields } from '../records/files';
+import { fromMember } from '../records/records';
+import { DIFF_PATH } from './fanout';
+import { ENTRY_LABEL, EntryProof, entryBytes } from './entry-proof';
+import { decodeDiff, diffsOf } from './sem-protocol';
+import type { Diff, SnapshotEntry } from './replica';
+import { sameRecord } from './replica';
+import { parseSignature, verifyMessage } from './vm-key';
+
+/** A group entry as the receiver holds it (a tombstone has value null). */
+export interface GroupEntry {
+  value: RecordFields | null;
+  lamport: number;
+  proof?: EntryProof;
+}
+
+/** The receiver's group entry of a hostname (live or tombstone), if any. */
+export type GroupLookup = (hostname: string) => GroupEntry | undefined;
+
+/** Decoded d proofs (a batch's records share one proof object). */
+const decoded = new WeakMap<EntryProof, Diff[] | null>();
+
+/** The diffs a d proof's body holds (its signature not checked here), or null when it is no diff. */
+export function proofDiffs(proof: EntryProof): Diff[] | null {
+  if (proof.d === undefined) return null;
+  let out = decoded.get(proof);
+  if (out !== undefined) return out;
+  try {
+    const ts = (JSON.parse(proof.d) as { ts?: unknown }).ts;
+    // Judged at the time it was sent (its freshness was checked then); bounds and form still hold.
+    out = typeof ts === 'number' ? diffsOf(decodeDiff(proof.d, ts)) : null;
+  } catch {
+    out = null;
+  }
+  decoded.set(proof, out);
+  return out;
+}
+
+const keyOf = (r: RecordFields | null | undefined): string | undefined => {
+  const k = r && r.length > 5 ? fromMember(r).publicKey : '-';
+  return k === '-' ? undefined : k;
+};
+
+/** The key of `hostname`'s record that a group entry's own diff replaced (a Mod's before, a Del's record). */
+function replacedKey(g: GroupEntry, hostname: string): string | undefined {
+  const d = g.proof && proofDiffs(g.proof)?.find((x) => x.file === 'group' && x.lamport === g.lamport);
+  if (!d) return undefined;
+  const prev = d.op === 'Del' ? d.record : d.op === 'Mod' ? d.before : undefined;
+  return prev && prev[0] === hostname ? keyOf(prev) : undefined;
+}
+
+/** K2: the keys an entry of `origin` at `lamport` may be signed with, given the origin's group entry. */
+export function keysFor(origin: string, lamport: number, g: GroupEntry | undefined): string[] {
+  if (!g) return [];
+  const out: string[] = [];
+  const current = keyOf(g.value);
+  if (current) out.push(current);
+  const previous = replacedKey(g, origin);
+  if (previous && previous !== current && lamport < g.lamport) out.push(previous);
+  return out;
+}
+
+/** K1: the keys a VM's own group record entry may be signed with. */
+export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined): string[] {
+  if (held?.value && keyOf(held.value)) return keysFor(e[4], e[3], held);
+  const offered = keyOf(e[2]);
+  const previous = replacedKey({ value: e[2], lamport: e[3], proof: e[5] }, e[4]);
+  return [offered, previous].filter((k): k is string => !!k);
+}
+
+/** Null when `proof` shows that the entry's origin wrote exactly this entry with one of `keys`, else why not. */
+export function proofRefusal(e: SnapshotEntry, keys: string[]): string | null {
+  const [file, key, value, lamport, origin, proof] = e;
+  if (!proof) return 'it carries no signature of its origin';
+  const sig = parseSignature(proof.s);
+  if (!sig) return 'its signature is malformed';
+  if (sig.signer !== origin) return `it is signed by ${sig.signer}, not by its origin ${origin}`;
+  if (keys.length === 0) return `its origin ${origin} publishes no key here`;
+  if (proof.d === undefined) {
+    const bytes = entryBytes(file, key, value, lamport, origin);
+    return keys.some((k) => verifyMessage(k, ENTRY_LABEL, bytes, sig.sig)) ? null : `not signed by the key ${origin} publishes`;
+  }
+  const diffs = proofDiffs(proof);
+  if (!diffs) return 'its proof is not a valid diff';
+  const d = diffs.find((x) => x.origin === origin && x.lamport === lamport && x.file === file);
+  if (!d) return `its proof is a diff of ${origin} that does not write it`;
+  const writes = recordKey(file, d.record) === key ? (d.op === 'Del' ? null : d.record) : d.op === 'Mod' && d.before && recordKey(file, d.before) === key ? null : undefined;
+  if (writes === undefined || !sameRecord(writes, value)) return `its proof is a diff of ${origin} that does not write it`;
+  return keys.some((k) => verifyMessage(k, `POST ${DIFF_PATH}`, proof.d!, sig.sig)) ? null : `not signed by the key ${origin} publishes`;
+}
+
+/**
+ * The entries (each newer than what the receiver holds) whose origin's proof holds, in their
+ * order; `refuse` is told each one left out and why. `held` reads the receiver's group entries.
+ */
+export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refuse: (e: SnapshotEntry, why: string) => void): SnapshotEntry[] {
+  const accepted = new Map<string, GroupEntry>();
+  const lookup: GroupLookup = (h) => accepted.get(h) ?? held(h);
+  const ok = new Set<SnapshotEntry>();
+  const judge = (e: SnapshotEntry, keys: string[]) => {
+    const why = proofRefusal(e, keys);
+    if (why) return refuse(e, why);
+    ok.add(e);
+    if (e[0] === 'group') accepted.set(e[1], { value: e[2], lamport: e[3], proof: e[5] });
+  };
+  const isGroup = (e: SnapshotEntry) => e[0] === 'group';
+  for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1])));
+  for (const e of entries) if (isGroup(e) && e[1] !== e[4]) judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  for (const e of entries) if (!isGroup(e)) judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  return entries.filter((e) => ok.has(e));
+}
+
+/** The edit an entry's d proof made (its origin's diff, op and before included), if it has one. */
+export function proofEdit(e: SnapshotEntry): Diff | undefined {
+  const diffs = e[5] ? proofDiffs(e[5]) : null;
+  return diffs?.find((x) => x.origin === e[4] && x.lamport === e[3] && x.file === e[0]);
+}
+
+/** The file of an entry, for messages. */
+export const describeEntry = (e: SnapshotEntry): string => `${e[0] as FileName} ${e[1]} (origin ${e[4]}, Lamport ${e[3]})`;
