@@ -1,9 +1,10 @@
-// Anti-entropy with a constant cost per VM (issue 16). Each round a VM talks to two peers, not to
-// all of them: its successor on the ring of members (natural hostname order) and one member chosen
-// at random. Talking to a peer is a push-pull exchange that ships only what differs:
+// Anti-entropy with a constant cost per VM (issue 16). Each round a VM talks to one peer, not to
+// all of them: its successor on the ring of members (natural hostname order) on even rounds, a
+// member chosen at random on odd ones. Talking to a peer is a push-pull exchange that ships only
+// what differs:
 //
 //   A -> B  summary   A's whole-replica digest and one digest per file (six hashes)
-//   B -> A            equal digest: done (the idle case: one small request per partner).
+//   B -> A            equal digest: done (the idle case: one small request per round).
 //                     Otherwise, for each file whose digest differs, the version (lamport, origin)
 //                     of every key B holds: keys and versions, no record values.
 //   A -> B  pull      the keys where B's version is newer or A has none; B answers with those
@@ -15,14 +16,24 @@
 // snapshot of a join, so a diff that races with an exchange is applied (a no-op) rather than
 // refused. After a pairwise exchange both replicas hold the newer version of every key either had.
 //
-// Convergence bound. An edit made on one side of a partition reaches the other side, once the
-// network heals, by push-pull gossip: with one random partner per round the number of VMs that
-// hold it roughly triples each round (each holder pushes to its partner, each non-holder pulls
-// from its own), so all N hold it after about log3(N) + ln(ln N) rounds, ~6 rounds for N = 100;
-// the ring successor makes it certain (not only likely) within N - 1 rounds. Diffs posted during
-// the partition to unreachable peers are not retried: this exchange repairs them. With the
-// default round of 2 s that is ~12 s at 100 VMs; `syncIntervalMs: 500` gives ~3 s (bench:scale).
-// Cost per VM and round: two exchanges started, two answered on average, whatever N is.
+// Spreading a difference at once (Spreader below). An exchange that changed a replica (A merged
+// what it pulled, or B's digest changed with what A pushed, or a pushed snapshot changed the
+// receiver) means a difference is travelling: the VM it changed, and the VM that carried it, each
+// start follow-up exchanges right away with FOLLOW_UP_WIDTH random members not yet asked in that
+// chain (in parallel), and go on while an exchange of the step still changes something (at most
+// FOLLOW_UP_STEPS steps in a chain, one chain at a time per VM). The set of VMs carrying the
+// difference grows several-fold every exchange time (tens of ms), not every round. Idle, nothing
+// changes and no follow-up is made: the idle cost is the one summary a round.
+//
+// Convergence bound. Rounds alone: an edit made on one side of a partition reaches the other side,
+// once the network heals, by push-pull gossip; with one random partner every other round the VMs
+// holding it roughly triple every two rounds, so all N hold it after about 2 (log3(N) + ln(ln N))
+// rounds, ~12 rounds for N = 100; the ring successor makes it certain (not only likely) within
+// 2 (N - 1) rounds. With follow-ups the first exchange across the healed cut starts chains that
+// bring the difference to most VMs within a few exchange times, and the rounds complete what the
+// chains missed. Diffs posted during the partition to unreachable peers are not retried: this
+// exchange repairs them. Cost per VM and round: one exchange started, one answered on average,
+// whatever N is; a difference costs O(N) extra exchanges once, cluster-wide.
 import { FILE_NAMES, FileName, NAME_RE } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { Replica, Snapshot, SnapshotEntry, compareVersions } from './replica';
@@ -160,16 +171,101 @@ export function partialSnapshot(replica: Replica, entries: SnapshotEntry[]): Sna
   return { clock: replica.clock, seqs: {}, entries };
 }
 
-/**
- * This round's partners of `self` among `members` (self included or not): the ring successor and
- * `random` others drawn without repetition. Never more than 1 + random, whatever the cluster size.
- */
-export function partners(self: string, members: readonly string[], random = 1, rng: () => number = Math.random): string[] {
+/** The members other than `self`, in natural order starting after it (its ring successor first). */
+function ringOf(self: string, members: readonly string[]): string[] {
   const ring = Array.from(new Set([...members, self])).sort(naturalCompare);
-  if (ring.length < 2) return [];
-  const successor = ring[(ring.indexOf(self) + 1) % ring.length];
-  const others = ring.filter((m) => m !== self && m !== successor);
-  const out = [successor];
-  for (let i = 0; i < random && others.length; i++) out.push(others.splice(Math.floor(rng() * others.length), 1)[0]);
-  return out;
+  const i = ring.indexOf(self);
+  return [...ring.slice(i + 1), ...ring.slice(0, i)];
+}
+
+/**
+ * The partner of `self` in round number `round`: its ring successor on even rounds, a member
+ * chosen at random among the others on odd rounds (the successor when it is the only other).
+ * One partner a round, whatever the cluster size; undefined when `self` is alone.
+ */
+export function roundPartner(self: string, members: readonly string[], round: number, rng: () => number = Math.random): string | undefined {
+  const others = ringOf(self, members);
+  if (others.length === 0) return undefined;
+  if (round % 2 === 0 || others.length === 1) return others[0];
+  return others[1 + Math.floor(rng() * (others.length - 1))];
+}
+
+/** A member other than `self` and those in `not`, chosen at random; undefined when none is left. */
+export function randomPartner(self: string, members: readonly string[], not: ReadonlySet<string>, rng: () => number = Math.random): string | undefined {
+  const left = ringOf(self, members).filter((m) => !not.has(m));
+  return left.length ? left[Math.floor(rng() * left.length)] : undefined;
+}
+
+/** Steps of one chain at most, and members asked in parallel at each step (see the header). */
+export const FOLLOW_UP_STEPS = 4;
+export const FOLLOW_UP_WIDTH = 2;
+
+export interface SpreaderDeps {
+  self: string;
+  /** Hostnames of the current peers. */
+  peers(): string[];
+  /** One exchange with a peer: true when it changed a replica (this one or the peer's); never throws. */
+  exchange(peer: string): Promise<boolean>;
+  rng?: () => number;
+  steps?: number;
+  width?: number;
+}
+
+/**
+ * Follow-up exchanges after a change (see the header): `changed(from)` starts a chain unless one
+ * is running; each step of the chain asks `width` random members not asked yet in it (nor
+ * `from`) in parallel; the chain stops after a step where no exchange changed anything, after
+ * `steps` steps, when nobody is left to ask, or at stop().
+ */
+export class Spreader {
+  private running = false;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  /** Chains started and follow-up exchanges made (tests, status). */
+  readonly counts = { chains: 0, exchanges: 0 };
+
+  constructor(private readonly deps: SpreaderDeps) {}
+
+  /** An exchange with `from` (or a snapshot from it) changed a replica. */
+  changed(from: string): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.chain(from);
+    }, 0);
+  }
+
+  /** True while a chain is scheduled or running. */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.running = false;
+  }
+
+  private async chain(from: string): Promise<void> {
+    this.counts.chains += 1;
+    const asked = new Set([from]);
+    try {
+      for (let i = 0; i < (this.deps.steps ?? FOLLOW_UP_STEPS) && !this.stopped; i++) {
+        const step: string[] = [];
+        for (let k = 0; k < (this.deps.width ?? FOLLOW_UP_WIDTH); k++) {
+          const peer = randomPartner(this.deps.self, this.deps.peers(), asked, this.deps.rng);
+          if (!peer) break;
+          asked.add(peer);
+          step.push(peer);
+        }
+        if (step.length === 0) break;
+        this.counts.exchanges += step.length;
+        const changed = await Promise.all(step.map((p) => this.deps.exchange(p)));
+        if (!changed.some(Boolean)) break;
+      }
+    } finally {
+      if (!this.stopped) this.running = false;
+    }
+  }
 }

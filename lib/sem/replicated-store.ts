@@ -1,9 +1,10 @@
 // The replicated management file store: this VM's replica of the six files, kept durable on disk,
 // edited locally and sent to every peer of the group file as small diffs (SEM), kept convergent by
-// anti-entropy (./anti-entropy.ts: two partners a round, only what differs is shipped).
+// anti-entropy (./anti-entropy.ts: one partner a round, follow-ups right after a change, only what
+// differs is shipped).
 // Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
-import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
+import { ADDRESS_RE, FILE_NAMES, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } from './replica';
@@ -26,7 +27,8 @@ import {
   encodePull,
   encodeSummary,
   partialSnapshot,
-  partners,
+  roundPartner,
+  Spreader,
   plan,
   validateSummaryReply,
 } from './anti-entropy';
@@ -107,7 +109,7 @@ interface PeerState {
 const KNOWN_DOWN_MS = 10_000;
 
 /** Up to this many peers and seeds, a joining VM exchanges its full state with each of them at
- * start (as before issue 16); in a larger cluster it joins through its seeds and two partners, and
+ * start (as before issue 16); in a larger cluster it joins through its seeds and a round's partner, and
  * the rounds of anti-entropy bring the rest. */
 const JOIN_ALL_MAX = 12;
 
@@ -179,6 +181,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly refusals = new RefusalLimiter((r) => this.reportRefusal(r));
   private readonly pendingSync = new Map<string, NodeJS.Timeout>();
   private readonly fanout: Fanout;
+  /** Follow-up exchanges right after an exchange changed something (./anti-entropy.ts). */
+  private readonly spreader: Spreader;
+  /** Rounds of anti-entropy made (even: the ring successor, odd: a random member). */
+  private rounds = 0;
   /** The wire version this store speaks. */
   readonly version: WireVersion;
   /** The wire version each peer address announced in its last authenticated request or answer
@@ -186,10 +192,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly peerVersions = new Map<string, WireVersion>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** Settled once start() listens (true) or cannot, or the store stopped first (false). */
+  private readonly listened: Promise<boolean>;
+  private settleListened: (ok: boolean) => void = () => undefined;
   private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
 
   constructor(opts: StoreOptions) {
     super();
+    this.listened = new Promise<boolean>((r) => (this.settleListened = r));
     this.identity = validateIdentity(opts.identity);
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
@@ -245,6 +255,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       isNoRoute: (e) => e instanceof SemClientError && e.status === 404,
       cannotRelay: (name) => this.setVersionOf(name, 1),
     });
+    this.spreader = new Spreader({
+      self: this.identity.hostname,
+      peers: () => this.peers().map((p) => p.hostname),
+      exchange: (name) => this.tryCatchUp(name),
+    });
     this.server = new SemServer({
       host: this.identity.address,
       port: this.port,
@@ -254,6 +269,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
       encrypt: this.secure,
       previousSecret: this.previousSecret,
+      // Every answer announces this store's wire version: a peer that hears none takes it for a
+      // version-1 VM (full digest exchanges with it, never a relay).
+      version: this.version,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
       routes: {
         // Version 1's routes, answered by every version.
@@ -336,9 +354,30 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return this._status;
   }
 
+  /**
+   * Resolves true once this store's SEM server listens (diffs sent to it from now on are
+   * received), false if it could not listen or was stopped first. A VM that took a role answers
+   * its caller after this (nodes/common/role-endpoint.ts), so the caller need not poll.
+   */
+  listening(): Promise<boolean> {
+    return this.listened;
+  }
+
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
-    await this.disk.init();
+    // The start's checkpoint and text files (DurableFiles.init) are written while the server
+    // already listens: every later save is queued after this one, so nothing received is
+    // acknowledged before both are durable. (A redeployed store, e.g. an OD taking a backup's role,
+    // answers 50 ms to over a second sooner on a busy disk.)
+    let checkpoint: Promise<void>;
+    try {
+      await this.disk.clean();
+      checkpoint = this.disk.save(FILE_NAMES);
+    } catch (e) {
+      this.settleListened(false);
+      throw e;
+    }
+    checkpoint.catch(() => undefined); // awaited below, after listen
     if (!this.secure) this.safeEmit('warning', 'wire security is off: messages are neither signed nor encrypted (for measurements only)');
     if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
     for (const r of this.repairs.splice(0)) {
@@ -349,11 +388,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     try {
       try {
         await this.server.listen();
+        this.settleListened(true);
       } catch (e) {
+        this.settleListened(false);
         const err = e as NodeJS.ErrnoException;
         const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
         this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
         throw new ConfigError(this._status.text);
+      }
+      try {
+        await checkpoint;
+      } catch (e) {
+        // A store whose files cannot be written serves nothing (as before, when it did not listen
+        // until they were): its peers see it down.
+        await this.server.close().catch(() => undefined);
+        this.setStatus('error', `cannot write ${this.folder}: ${(e as Error).message}`);
+        throw e;
       }
       await this.join();
       // If this VM's own state was lost or rolled back, peers still know its last sequence number:
@@ -370,8 +420,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.settleListened(false);
     this.releaseKeyGate();
     clearTimeout(this.syncTimer);
+    this.spreader.stop();
     for (const t of this.pendingSync.values()) clearTimeout(t);
     this.pendingSync.clear();
     this.client.close();
@@ -782,12 +834,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       msg.snapshot.entries = [own!];
       msg.snapshot.seqs = {};
     }
-    await this.mergeSnapshot(msg.snapshot, msg.from);
+    // It changed this replica: a difference is travelling, carry it on (./anti-entropy.ts).
+    if ((await this.mergeSnapshot(msg.snapshot, msg.from)) > 0) this.spreader.changed(msg.from);
     this.peerOk(msg.from);
     return { status: 200, body: { digest: this.replica.digest() } };
   }
 
-  private async mergeSnapshot(snapshot: ReturnType<typeof validateSnapshot>, from: string): Promise<void> {
+  /** Merge a snapshot (full or partial) from `from`; resolves with the number of keys it changed. */
+  private async mergeSnapshot(snapshot: ReturnType<typeof validateSnapshot>, from: string): Promise<number> {
     // Sequence numbers that jump further than the bound above what this VM knows of their origin
     // are not taken (they would make the origin's next diffs look like replays); the records are.
     for (const [origin, seq] of Object.entries(snapshot.seqs)) {
@@ -798,10 +852,35 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       }
     }
     snapshot.entries = this.authorisedEntries(snapshot.entries, from);
+    if (this.secure) this.boundSeqsByProofs(snapshot);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
+    return changes.length;
+  }
+
+  /**
+   * A snapshot's sequence numbers are its sender's word, not their origins': another origin's is
+   * taken only as far as this VM already knows it or a merged entry's proof (its origin's signed
+   * diff) shows it, so an insider cannot raise another VM's floor and have its next diffs refused
+   * here as replays (docs/security.md, rule 2). A floor left lower only lets old diffs of that
+   * origin through the sequence check: their time (10 min) and the Lamport order still make them
+   * change nothing. This VM's own number is taken as given (it only makes it skip numbers).
+   */
+  private boundSeqsByProofs(snapshot: { seqs: Record<string, number>; entries: SnapshotEntry[] }): void {
+    const shown = new Map<string, number>();
+    for (const e of snapshot.entries) {
+      const d = proofEdit(e);
+      if (d) shown.set(d.origin, Math.max(shown.get(d.origin) ?? 0, d.seq));
+    }
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      if (origin === this.identity.hostname) continue;
+      const cap = Math.max(this.guard.max(origin), shown.get(origin) ?? 0);
+      if (seq <= cap) continue;
+      if (cap > 0) snapshot.seqs[origin] = cap;
+      else delete snapshot.seqs[origin];
+    }
   }
 
   /**
@@ -848,19 +927,23 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     });
   }
 
-  /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks. */
-  async syncWith(target: Target, name = target.address): Promise<void> {
+  /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks.
+   * True when it changed this replica or the peer's. */
+  async syncWith(target: Target, name = target.address): Promise<boolean> {
     const digest = this.replica.digest();
     const msg = { v: 1, type: 'digest', from: this.identity.hostname, digest, ...freshness() };
     const reply = (await this.client.post(target, '/p2p/sem/digest', JSON.stringify(msg), { maxAnswerBytes: this.snapshotBytes })) as {
       digest?: string;
       snapshot?: unknown;
     };
-    if (reply?.snapshot) await this.mergeSnapshot(validateSnapshot(reply.snapshot), name);
+    let changed = false;
+    if (reply?.snapshot) changed = (await this.mergeSnapshot(validateSnapshot(reply.snapshot), name)) > 0;
     if (reply?.digest !== this.replica.digest()) {
       const snap = { v: 1, type: 'snapshot', from: this.identity.hostname, snapshot: this.wireSnapshot(this.replica.snapshot()), ...freshness() };
-      await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
+      const after = (await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap))) as { digest?: string } | undefined;
+      if (after?.digest !== reply?.digest) changed = true;
     }
+    return changed;
   }
 
   /** A summary (./anti-entropy.ts): changes nothing here, so it is fresh (time + nonce) and signed. */
@@ -886,56 +969,69 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
    * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
    */
-  async exchange(target: Target, name = target.address): Promise<void> {
+  async exchange(target: Target, name = target.address): Promise<boolean> {
     const me = this.identity.hostname;
     const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica), { maxAnswerBytes: this.snapshotBytes }));
-    if (reply.digest === this.replica.digest() || !reply.versions) return;
+    if (reply.digest === this.replica.digest() || !reply.versions) return false;
     const { pull, push } = plan(this.replica, reply.versions);
-    if (pull.length) {
+    // The pull and the push are independent (both planned from the summary's answer): in parallel,
+    // so an exchange with a difference costs two round trips, not three.
+    const pulled = async () => {
+      if (!pull.length) return false;
       const r = (await this.client.post(target, PULL_PATH, encodePull(me, pull), { maxAnswerBytes: this.snapshotBytes })) as { snapshot?: unknown };
-      await this.mergeSnapshot(validateSnapshot(r?.snapshot), name);
-    }
-    if (push.length) {
+      return (await this.mergeSnapshot(validateSnapshot(r?.snapshot), name)) > 0;
+    };
+    const pushed = async () => {
+      if (!push.length) return false;
       const snap = { v: 1, type: 'snapshot', from: me, snapshot: this.wireSnapshot(partialSnapshot(this.replica, push)), ...freshness() };
-      await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap));
-    }
+      // The peer answers with its digest after the merge: changed if it took anything.
+      const after = (await this.client.post(target, '/p2p/sem/snapshot', JSON.stringify(snap))) as { digest?: string } | undefined;
+      return after?.digest !== reply.digest;
+    };
+    const [a, b] = await Promise.all([pulled(), pushed()]);
+    return a || b;
   }
 
   /**
    * Catch up with one peer in the version it speaks: a summary exchange with a version-2 peer (or
    * one not heard yet), a full digest exchange with a version-1 peer; a peer that answers a
    * summary with "no route" (404: a version-1 store) is marked version 1 and gets the digest
-   * exchange at once.
+   * exchange at once. True when it changed this replica or the peer's.
    */
-  private async catchUpWith(target: Target, name: string): Promise<void> {
+  private async catchUpWith(target: Target, name: string): Promise<boolean> {
     if (this.version === 1 || this.peerVersions.get(target.address) === 1) return this.syncWith(target, name);
     try {
-      await this.exchange(target, name);
+      return await this.exchange(target, name);
     } catch (e) {
       if (!(e instanceof SemClientError && e.status === 404)) throw e;
       this.peerVersions.set(target.address, 1);
-      await this.syncWith(target, name);
+      return this.syncWith(target, name);
     }
   }
 
-  /** One round of anti-entropy: an exchange with the ring successor and one random member; with
-   * the seeds instead while the group file knows no peer (a VM joining). Version 1: a digest
-   * exchange with every peer, as that release did. */
+  /** Catch up with a member by name, noting whether it answered; true when a replica changed. */
+  private async tryCatchUp(name: string): Promise<boolean> {
+    const peer = this.peers().find((p) => p.hostname === name);
+    if (!peer || this.stopped) return false;
+    try {
+      const changed = await this.catchUpWith({ address: peer.address, port: this.port }, name);
+      this.peerOk(name);
+      return changed;
+    } catch (e) {
+      this.peerFailed(name, (e as Error).message);
+      return false;
+    }
+  }
+
+  /** One round of anti-entropy: an exchange with this round's partner (the ring successor or a
+   * random member, in turn), and follow-ups when it changed something; with the seeds instead
+   * while the group file knows no peer (a VM joining). Version 1: a digest exchange with every
+   * peer, as that release did. */
   async round(): Promise<void> {
     if (this.version === 1) return this.syncAll();
-    const byName = new Map(this.peers().map((p) => [p.hostname, p.address]));
-    const chosen = partners(this.identity.hostname, Array.from(byName.keys()));
-    if (chosen.length === 0) return this.syncAll();
-    await Promise.all(
-      chosen.map(async (name) => {
-        try {
-          await this.catchUpWith({ address: byName.get(name)!, port: this.port }, name);
-          this.peerOk(name);
-        } catch (e) {
-          this.peerFailed(name, (e as Error).message);
-        }
-      }),
-    );
+    const name = roundPartner(this.identity.hostname, this.peers().map((p) => p.hostname), this.rounds++);
+    if (!name) return this.syncAll();
+    if (await this.tryCatchUp(name)) this.spreader.changed(name);
     this.updateStatus();
   }
 

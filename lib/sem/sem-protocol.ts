@@ -19,7 +19,7 @@ export const MAC_HEADER = 'x-p2p-mac';
  *
  *   1  diff, digest and snapshot routes: each round a digest exchange with every peer (whole
  *      snapshots on a difference), every diff posted directly to every peer.
- *   2  adds summary and pull (anti-entropy with two partners a round, only what differs) and
+ *   2  adds summary and pull (anti-entropy with one partner a round, only what differs) and
  *      relay (a fan-out tree past 24 peers); keeps answering every route of version 1.
  *
  * A version-2 store speaks version 1 to a peer whose last authenticated message announced 1 (or

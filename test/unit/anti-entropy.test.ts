@@ -1,10 +1,12 @@
-// Anti-entropy (issue 16): a round talks to a constant number of partners, and an exchange ships
-// only the keys that differ, never the whole state; after one push-pull exchange both replicas are
-// identical (property, over random divergent histories).
+// Anti-entropy (issue 16): a round talks to one partner, and an exchange ships only the keys that
+// differ, never the whole state; after one push-pull exchange both replicas are identical
+// (property, over random divergent histories). A change starts a chain of follow-up exchanges with
+// members not asked yet in it (a few in parallel a step), which stops after a step that changed
+// nothing.
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { Diff, Replica } from '../../lib/sem/replica';
-import { answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, partners, plan } from '../../lib/sem/anti-entropy';
+import { FOLLOW_UP_STEPS, FOLLOW_UP_WIDTH, Spreader, answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, plan, randomPartner, roundPartner } from '../../lib/sem/anti-entropy';
 
 const rs = (k: string, load: number) => [k, String(load), String(load % 4), 'up'];
 let lamport = 0;
@@ -33,17 +35,138 @@ function exchange(a: Replica, b: Replica): { pulled: number; pushed: number; ver
 }
 
 describe('anti-entropy', () => {
-  it('a round has at most two partners, never itself, the first the ring successor', () => {
+  it('a round has one partner, never itself: the ring successor on even rounds, another member at random on odd ones', () => {
     for (const n of [1, 2, 3, 6, 25, 100]) {
       const members = Array.from({ length: n }, (_, i) => `S${i + 1}`);
       for (const self of members) {
-        const p = partners(self, members);
-        assert.ok(p.length <= 2 && p.length === Math.min(2, n - 1), `${n} members: ${p}`);
-        assert.ok(!p.includes(self));
-        assert.equal(new Set(p).size, p.length);
-        if (n > 1) assert.equal(p[0], members[(members.indexOf(self) + 1) % n], 'natural order successor');
+        const successor = members[(members.indexOf(self) + 1) % n];
+        for (let round = 0; round < 6; round++) {
+          const p = roundPartner(self, members, round);
+          if (n === 1) {
+            assert.equal(p, undefined);
+            continue;
+          }
+          assert.ok(p && p !== self, `${n} members, ${self}, round ${round}: ${p}`);
+          if (round % 2 === 0 || n === 2) assert.equal(p, successor, 'natural order successor');
+          else assert.notEqual(p, successor, 'the random partner is another member than the successor');
+        }
       }
     }
+    // The random partner covers every other member.
+    const members = Array.from({ length: 10 }, (_, i) => `S${i + 1}`);
+    const seen = new Set<string>();
+    for (let k = 0; k < 90; k++) seen.add(roundPartner('S1', members, 1, () => (k % 9) / 9)!);
+    assert.deepEqual([...seen].sort(), members.filter((m) => m !== 'S1' && m !== 'S2').sort());
+  });
+
+  it('a follow-up partner is never itself nor one already asked; none when all were asked', () => {
+    const members = ['S1', 'S2', 'S3', 'S4'];
+    for (let k = 0; k < 20; k++) assert.ok(['S3', 'S4'].includes(randomPartner('S1', members, new Set(['S2']), () => k / 20)!));
+    assert.equal(randomPartner('S1', members, new Set(['S2', 'S3', 'S4'])), undefined);
+  });
+
+  describe('follow-up chains', () => {
+    const settle = () => new Promise((r) => setTimeout(r, 20));
+    const members = Array.from({ length: 20 }, (_, i) => `S${i + 1}`);
+
+    it('a chain goes on while its exchanges change something, asks each member once, and stops at the first that changes nothing (one a step)', async () => {
+      const asked: string[] = [];
+      let changing = 3;
+      const s = new Spreader({ self: 'S1', peers: () => members, width: 1, exchange: async (p) => (asked.push(p), changing-- > 0) });
+      s.changed('S5');
+      await settle();
+      assert.equal(asked.length, 4, 'three exchanges that changed something, then the one that did not');
+      assert.equal(new Set(asked).size, 4);
+      assert.ok(!asked.includes('S1') && !asked.includes('S5'), 'neither itself nor the VM the change came from');
+      assert.equal(s.busy, false);
+      assert.deepEqual(s.counts, { chains: 1, exchanges: 4 });
+    });
+
+    it(`${FOLLOW_UP_WIDTH} members asked in parallel a step: the chain goes on while one of them changed, stops after a step where none did`, async () => {
+      const steps: string[][] = [];
+      let inStep: string[] = [];
+      // Step 1: both change; step 2: only the second; step 3: neither.
+      const answers = [true, true, false, true, false, false];
+      const s = new Spreader({
+        self: 'S1',
+        peers: () => members,
+        exchange: async (p) => {
+          inStep.push(p);
+          if (inStep.length === FOLLOW_UP_WIDTH) (steps.push(inStep), (inStep = []));
+          return answers.shift() ?? false;
+        },
+      });
+      s.changed('S9');
+      await settle();
+      assert.equal(FOLLOW_UP_WIDTH, 2);
+      assert.equal(steps.length, 3);
+      assert.equal(new Set(steps.flat()).size, 6, 'each member asked once in a chain');
+      assert.ok(!steps.flat().includes('S9') && !steps.flat().includes('S1'));
+    });
+
+    it(`a chain makes at most ${FOLLOW_UP_STEPS} steps of ${FOLLOW_UP_WIDTH}, and no more than there are members to ask`, async () => {
+      const s = new Spreader({ self: 'S1', peers: () => members, exchange: async () => true });
+      s.changed('S2');
+      await settle();
+      assert.equal(s.counts.exchanges, FOLLOW_UP_STEPS * FOLLOW_UP_WIDTH);
+      const few = new Spreader({ self: 'S1', peers: () => ['S2', 'S3', 'S4'], exchange: async () => true });
+      few.changed('S2');
+      await settle();
+      assert.equal(few.counts.exchanges, 2, 'S3 and S4, then nobody is left');
+    });
+
+    it('one chain at a time: a change during a chain starts none; stop() ends it', async () => {
+      let release: (v: boolean) => void = () => undefined;
+      const s = new Spreader({ self: 'S1', peers: () => members, width: 1, exchange: () => new Promise<boolean>((r) => (release = r)) });
+      s.changed('S2');
+      await settle();
+      s.changed('S3');
+      s.changed('S4');
+      assert.equal(s.counts.chains, 1);
+      s.stop();
+      release(true);
+      await settle();
+      assert.equal(s.counts.exchanges, 1, 'nothing asked after stop()');
+      s.changed('S5');
+      await settle();
+      assert.equal(s.counts.chains, 1, 'a stopped spreader starts no chain');
+    });
+
+    it('spreads a difference through simulated replicas: every exchange is a real push-pull of what differs', async () => {
+      // 30 replicas; S1 holds one record the others lack. Rounds are not run: only the chains
+      // started by changes carry it (each replica that changed starts its own chain).
+      const n = 30;
+      const names = Array.from({ length: n }, (_, i) => `S${i + 1}`);
+      const reps = new Map(names.map((h) => [h, cluster(3)]));
+      reps.get('S1')!.apply(diff('S1', 99, 'realserver', 'Add', rs('RS-NEW', 1)));
+      const spreaders = new Map<string, Spreader>();
+      let x = 7;
+      const rng = () => ((x = (x * 48271) % 2147483647) / 2147483647);
+      for (const h of names) {
+        spreaders.set(
+          h,
+          new Spreader({
+            self: h,
+            peers: () => names,
+            rng,
+            exchange: async (p) => {
+              const before = [reps.get(h)!.digest(), reps.get(p)!.digest()];
+              const r = exchange(reps.get(h)!, reps.get(p)!);
+              if (r.pushed) spreaders.get(p)!.changed(h);
+              return reps.get(h)!.digest() !== before[0] || reps.get(p)!.digest() !== before[1];
+            },
+          }),
+        );
+      }
+      // S2 pulled it from S1 in a round: S2 starts a chain, as the store does.
+      exchange(reps.get('S2')!, reps.get('S1')!);
+      spreaders.get('S2')!.changed('S1');
+      await new Promise((r) => setTimeout(r, 200));
+      const holders = names.filter((h) => reps.get(h)!.get('realserver', 'RS-NEW'));
+      assert.ok(holders.length > 2, `the chains carried it beyond S1 and S2 (${holders.length} of ${n})`);
+      for (const h of holders) assert.deepEqual(reps.get(h)!.records('realserver'), reps.get('S1')!.records('realserver'));
+      for (const s of spreaders.values()) s.stop();
+    });
   });
 
   it('identical replicas: the answer is the digest alone', () => {
