@@ -282,11 +282,23 @@ export class RecoveryCluster {
     if (!rs) throw new Error(`rearm: ${backup} is not in S1's group file`);
     // Peers accept the deletion of a member's record only from its manager with a dated claim
     // (edit authority G2, also at anti-entropy merge): the backup's P1 records one, deletes the
-    // record, then the claim. The backup may be publishing its key right now: read again.
+    // record, then (once it is gone everywhere) the claim.
     const m = this.recordsOf('S1', 'operation').find((o) => o[0] === 'P1' && o[2] === backup)?.[1];
     if (!m) throw new Error(`rearm: ${backup} has no manager in S1's operation file`);
+    const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
+    // The backup publishes its key in its own record (a Mod) once it sees the record: a deletion
+    // made before that Mod reached everyone can lose to it where it lands later (the record comes
+    // back there and "gone everywhere" never holds; seen on a busy machine). Delete after it.
+    const keyOf = (n: string) => this.recordsOf(n, 'group').find((r) => r[0] === backup)?.[5] ?? '-';
+    await waitFor(() => others().every((n) => keyOf(n) !== '-'), { what: `${backup}'s key published everywhere`, timeoutMs: 20_000 }).catch((e: Error) => {
+      const seen = [od, ...others()].map((n) => `${n}: ${keyOf(n)}`).join('; ');
+      const about = (n: string) => this.fileOf(n, 'sem.log').split('\n').filter((l) => l.includes(backup)).slice(-6).join(' | ');
+      throw new Error(`${e.message} (${seen}; ${od}'s log: ${about(od)}; S1's log: ${about('S1')})`);
+    });
     const claim = `${backup}, ${m}, service, failed, -, ${new Date().toISOString()}, bench re-arm`;
-    const c = await this.edit(m, `problem, Add, ${claim}`);
+    // A record for the backup may be there already (a re-examination on a busy machine, cleared).
+    const had = this.recordsOf(m, 'problem').find((r) => r[0] === backup);
+    const c = await this.edit(m, had ? `problem, Mod, ${had.join(', ')}, ${claim}` : `problem, Add, ${claim}`);
     if (c.status !== 200) throw new Error(`rearm: ${JSON.stringify(c.body)}`);
     let del: { status: number; body: unknown } | undefined;
     for (let i = 0; i < 20 && del?.status !== 200; i++) {
@@ -296,10 +308,12 @@ export class RecoveryCluster {
       del = await this.edit(m, `group, Del, ${rec.join(', ')}`);
     }
     if (del?.status !== 200) throw new Error(`rearm: ${JSON.stringify(del?.body)}`);
+    // Gone everywhere, the backup itself included, before the claim goes: a VM that merges the
+    // deletion later (by anti-entropy) refuses it without the claim (G2 at merge), and an OD that
+    // kept the record diverged from the others for ever (seen: the next run's key never spread).
+    await waitFor(() => [od, ...others()].every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 20_000 });
     const undo = await this.edit(m, `problem, Del, ${claim}`);
     if (undo.status !== 200) throw new Error(`rearm: ${JSON.stringify(undo.body)}`);
-    const others = () => this.liveVms().filter((n) => n !== od && !n.startsWith('ODS') && this.members(n).length > 0);
-    await waitFor(() => others().every((n) => !this.members(n).includes(backup)), { what: `${backup} gone everywhere`, timeoutMs: 10_000 });
     const vm = this.vm(od);
     const marker = `[p2p-store:${od}] SEM listening`;
     const starts = () => this.logs(od).split(marker).length - 1;

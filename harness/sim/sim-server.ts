@@ -154,6 +154,10 @@ export class SimRealServer {
     this.server = new Server({ hostKeys: [this.hostKey] }, (conn) => this.onConnection(conn));
     // ssh2's Server wraps a net.Server (`_srv`, not public API): its sockets are what stop() must end.
     (this.server as unknown as { _srv: import('net').Server })._srv.on('connection', (sock) => {
+      // As sshd answers: without TCP_NODELAY each reply (data, exit status, EOF, close as separate
+      // small writes) waited on Nagle + the client's delayed ACK, ~40 ms per command, which a real
+      // OpenSSH sshd does not add (exec of `true` 4-8 ms here, harness/real/sshd.ts).
+      sock.setNoDelay(true);
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));
     });

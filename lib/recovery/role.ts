@@ -146,16 +146,24 @@ async function pingName(address: string, semPort: number): Promise<string | unde
 
 /**
  * Give the OD at `o.url` the role: a signed call to take the backup's identity. With `semPort`,
- * wait until the backup's store answers GET /p2p/ping as the backup (so the edits that follow
+ * make sure the backup's store listens as the backup before returning (so the edits that follow
  * reach it as a diff at once instead of at the next digest exchange, and the role is known to be
- * taken).
+ * taken): the OD's answer says so (`listening`, role-endpoint.ts); when it does not (it waited in
+ * vain, or an older version), GET /p2p/ping is asked until it answers as the backup.
  */
 export async function assignRole(role: Role, o: RoleCallOptions & { seeds?: string; semPort?: number; readyTimeoutMs?: number }): Promise<void> {
-  // A recovery taken over after its role step (lib/recovery/takeover.ts) finds the OD already
-  // answering as the backup: nothing to give (a call bound to the OD's old name would be refused).
-  if (o.semPort !== undefined && (await pingName(role.address, o.semPort)) === role.backup) return;
-  await deployIdentity(roleIdentity(role, o.seeds), { ...o, toHostname: o.toHostname ?? role.od, readyTimeoutMs: 0 });
-  if (o.semPort === undefined) return;
+  let answer: RoleAnswer;
+  try {
+    answer = await deployIdentity(roleIdentity(role, o.seeds), { ...o, toHostname: o.toHostname ?? role.od, readyTimeoutMs: 0 });
+  } catch (e) {
+    // A recovery taken over after its role step (lib/recovery/takeover.ts) finds the OD already
+    // answering as the backup: the call, bound to the OD's old name, is refused, and the role is
+    // in place. Asked only after a refusal: the common case costs one request, not two.
+    if (o.semPort !== undefined && (await pingName(role.address, o.semPort)) === role.backup) return;
+    throw e;
+  }
+  // The OD answered once its store listened as the backup (role-endpoint.ts): nothing to wait for.
+  if (o.semPort === undefined || (answer.listening === true && answer.hostname === role.backup)) return;
   const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
   let last = 'no answer';
   while (Date.now() < deadline) {
@@ -172,12 +180,19 @@ export async function assignRole(role: Role, o: RoleCallOptions & { seeds?: stri
   throw new RoleError(`${role.address} did not become ${role.backup} in time (${last})`);
 }
 
+/** A VM's answer to a role call: the identity it took, and whether its store already listens
+ * under it (false or absent: it did not within the VM's wait, or the VM is an older version). */
+export interface RoleAnswer {
+  hostname?: string;
+  listening?: boolean;
+}
+
 /**
  * Tell the VM at `o.url` (waiting up to `readyTimeoutMs` for it to answer, for a VM just started)
  * to take this identity: one signed call to ROLE_PATH; the VM checks it and deploys its flow with
  * its store changed (flowsWithIdentity). The identity keeps the VM's address (the one called).
  */
-export async function deployIdentity(id: StoreIdentity, o: RoleCallOptions & { readyTimeoutMs?: number }): Promise<void> {
+export async function deployIdentity(id: StoreIdentity, o: RoleCallOptions & { readyTimeoutMs?: number }): Promise<RoleAnswer> {
   checkIdentity(id);
   const m = /^http:\/\/([^/\s:]+)(:\d{1,5})?(\/[^\s]*)?$/.exec(o.url);
   if (!m) throw new RoleError(`admin URL ${JSON.stringify(o.url)} is not http://host:port`);
@@ -211,7 +226,12 @@ export async function deployIdentity(id: StoreIdentity, o: RoleCallOptions & { r
       }
       throw new RoleError(`POST ${url} answered ${got.status}: ${why}`);
     }
-    return;
+    try {
+      const a = JSON.parse(got.body) as RoleAnswer;
+      return { hostname: typeof a?.hostname === 'string' ? a.hostname : undefined, listening: a?.listening === true };
+    } catch {
+      return {}; // a 200 whose body is not JSON: the identity was taken; readiness is asked separately
+    }
   }
 }
 

@@ -104,8 +104,13 @@ export class DurableFiles {
 
   /** Remove leftovers of a killed writer, fold the journal into a checkpoint, rewrite the text files. */
   async init(): Promise<void> {
-    await removeStaleTemps(this.folder);
+    await this.clean();
     await this.save(FILE_NAMES);
+  }
+
+  /** Remove leftovers of a killed writer: before any save (a save's temp file looks the same). */
+  async clean(): Promise<void> {
+    await removeStaleTemps(this.folder);
   }
 
   /** Persist the state and the given text files; resolves when they are durably on disk. */

@@ -38,6 +38,16 @@ export type GroupLookup = (hostname: string) => GroupEntry | undefined;
 
 /** Decoded d proofs (a batch's records share one proof object). */
 const decoded = new WeakMap<EntryProof, Diff[] | null>();
+/** Signature checks of d proofs by key: a batch's records share one proof, checked once per key. */
+const checked = new WeakMap<EntryProof, Map<string, boolean>>();
+
+function diffSignedBy(proof: EntryProof, sig: Buffer, key: string): boolean {
+  let byKey = checked.get(proof);
+  if (!byKey) checked.set(proof, (byKey = new Map()));
+  let ok = byKey.get(key);
+  if (ok === undefined) byKey.set(key, (ok = verifyMessage(key, `POST ${DIFF_PATH}`, proof.d!, sig)));
+  return ok;
+}
 
 /** The diffs a d proof's body holds (its signature not checked here), or null when it is no diff. */
 export function proofDiffs(proof: EntryProof): Diff[] | null {
@@ -105,7 +115,7 @@ export function proofRefusal(e: SnapshotEntry, keys: string[]): string | null {
   if (!d) return `its proof is a diff of ${origin} that does not write it`;
   const writes = recordKey(file, d.record) === key ? (d.op === 'Del' ? null : d.record) : d.op === 'Mod' && d.before && recordKey(file, d.before) === key ? null : undefined;
   if (writes === undefined || !sameRecord(writes, value)) return `its proof is a diff of ${origin} that does not write it`;
-  return keys.some((k) => verifyMessage(k, `POST ${DIFF_PATH}`, proof.d!, sig.sig)) ? null : `not signed by the key ${origin} publishes`;
+  return keys.some((k) => diffSignedBy(proof, sig.sig, k)) ? null : `not signed by the key ${origin} publishes`;
 }
 
 /**

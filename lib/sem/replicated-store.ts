@@ -4,7 +4,7 @@
 // differs is shipped).
 // Implements ClusterFiles, the API every node uses.
 import { EventEmitter } from 'events';
-import { ADDRESS_RE, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
+import { ADDRESS_RE, FILE_NAMES, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
 import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } from './replica';
@@ -200,10 +200,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly peerVersions = new Map<string, WireVersion>();
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** Settled once start() listens (true) or cannot, or the store stopped first (false). */
+  private readonly listened: Promise<boolean>;
+  private settleListened: (ok: boolean) => void = () => undefined;
   private _status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
 
   constructor(opts: StoreOptions) {
     super();
+    this.listened = new Promise<boolean>((r) => (this.settleListened = r));
     this.identity = validateIdentity(opts.identity);
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
@@ -358,9 +362,30 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return this._status;
   }
 
+  /**
+   * Resolves true once this store's SEM server listens (diffs sent to it from now on are
+   * received), false if it could not listen or was stopped first. A VM that took a role answers
+   * its caller after this (nodes/common/role-endpoint.ts), so the caller need not poll.
+   */
+  listening(): Promise<boolean> {
+    return this.listened;
+  }
+
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
-    await this.disk.init();
+    // The start's checkpoint and text files (DurableFiles.init) are written while the server
+    // already listens: every later save is queued after this one, so nothing received is
+    // acknowledged before both are durable. (A redeployed store, e.g. an OD taking a backup's role,
+    // answers 50 ms to over a second sooner on a busy disk.)
+    let checkpoint: Promise<void>;
+    try {
+      await this.disk.clean();
+      checkpoint = this.disk.save(FILE_NAMES);
+    } catch (e) {
+      this.settleListened(false);
+      throw e;
+    }
+    checkpoint.catch(() => undefined); // awaited below, after listen
     if (!this.secure) this.safeEmit('warning', 'wire security is off: messages are neither signed nor encrypted (for measurements only)');
     if (this.weakSecret) this.safeEmit('warning', `the cluster secret is shorter than ${STRONG_SECRET_CHARS} characters (128 bits): generate a longer one (docs/security.md)`);
     for (const r of this.repairs.splice(0)) {
@@ -371,11 +396,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     try {
       try {
         await this.server.listen();
+        this.settleListened(true);
       } catch (e) {
+        this.settleListened(false);
         const err = e as NodeJS.ErrnoException;
         const values = { address: this.identity.address, port: this.port, reason: err.code ?? err.message };
         this.setStatus('error', `cannot listen on ${values.address}:${values.port}: ${values.reason}`, { id: 'cannotListen', values });
         throw new ConfigError(this._status.text);
+      }
+      try {
+        await checkpoint;
+      } catch (e) {
+        // A store whose files cannot be written serves nothing (as before, when it did not listen
+        // until they were): its peers see it down.
+        await this.server.close().catch(() => undefined);
+        this.setStatus('error', `cannot write ${this.folder}: ${(e as Error).message}`);
+        throw e;
       }
       await this.join();
       // If this VM's own state was lost or rolled back, peers still know its last sequence number:
@@ -392,6 +428,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.settleListened(false);
     this.releaseKeyGate();
     clearTimeout(this.syncTimer);
     this.spreader.stop();
@@ -812,11 +849,35 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       }
     }
     snapshot.entries = this.authorisedEntries(snapshot.entries, from);
+    if (this.secure) this.boundSeqsByProofs(snapshot);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
     return changes.length;
+  }
+
+  /**
+   * A snapshot's sequence numbers are its sender's word, not their origins': another origin's is
+   * taken only as far as this VM already knows it or a merged entry's proof (its origin's signed
+   * diff) shows it, so an insider cannot raise another VM's floor and have its next diffs refused
+   * here as replays (docs/security.md, rule 2). A floor left lower only lets old diffs of that
+   * origin through the sequence check: their time (10 min) and the Lamport order still make them
+   * change nothing. This VM's own number is taken as given (it only makes it skip numbers).
+   */
+  private boundSeqsByProofs(snapshot: { seqs: Record<string, number>; entries: SnapshotEntry[] }): void {
+    const shown = new Map<string, number>();
+    for (const e of snapshot.entries) {
+      const d = proofEdit(e);
+      if (d) shown.set(d.origin, Math.max(shown.get(d.origin) ?? 0, d.seq));
+    }
+    for (const [origin, seq] of Object.entries(snapshot.seqs)) {
+      if (origin === this.identity.hostname) continue;
+      const cap = Math.max(this.guard.max(origin), shown.get(origin) ?? 0);
+      if (seq <= cap) continue;
+      if (cap > 0) snapshot.seqs[origin] = cap;
+      else delete snapshot.seqs[origin];
+    }
   }
 
   /**

@@ -19,6 +19,10 @@ import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
 
+/** How long the answer waits for the store to listen under its new identity (callers give the
+ * call 5 s); past it the answer says `listening: false` and the caller asks the store itself. */
+const LISTEN_WAIT_MS = 3_000;
+
 const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
 
 /** The admin apps the route is installed on (one per runtime; a test helper makes several). */
@@ -51,7 +55,7 @@ export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeN
   });
 }
 
-async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<{ ok: true; hostname: string }> {
+async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<{ ok: true; hostname: string; listening: boolean }> {
   const local = plainAddress(req.socket.localAddress);
   const remote = plainAddress(req.socket.remoteAddress);
   const stores = registry.storeEntries().filter((s) => s.files instanceof ReplicatedStore) as { id: string; files: ReplicatedStore }[];
@@ -92,5 +96,34 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
   }
   store.log.write('applied', `role call from ${call.from}: ${store.identity.hostname} becomes ${id.hostname}`, { from: remote, realServer: id.realServer, services: id.services });
   await deploy(id, entry.id);
-  return { ok: true, hostname: id.hostname };
+  // Answered once the redeployed store listens as the backup: the caller's next edits (the
+  // recovery's commit) reach it at once, without polling it (lib/recovery/role.ts assignRole).
+  const listening = await listensAs(entry.id, id.hostname, LISTEN_WAIT_MS);
+  return { ok: true, hostname: id.hostname, listening };
+}
+
+/** Whether this runtime's store `nodeId` listens under `hostname` within `ms` (it is started
+ * again by the deploy: the registry gets the new instance, which listens a moment later). */
+async function listensAs(nodeId: string, hostname: string, ms: number): Promise<boolean> {
+  const current = () => {
+    const s = registry.storeEntries().find((e) => e.id === nodeId)?.files;
+    return s instanceof ReplicatedStore && s.identity.hostname === hostname ? s : undefined;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let onStore: (() => void) | undefined;
+  const found = new Promise<ReplicatedStore>((resolve) => {
+    const now = current();
+    if (now) return resolve(now);
+    onStore = () => {
+      const s = current();
+      if (s) resolve(s);
+    };
+    registry.on('store', onStore);
+  });
+  try {
+    return await Promise.race([found.then((s) => s.listening()), new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+    if (onStore) registry.off('store', onStore);
+  }
 }

@@ -3,7 +3,7 @@
 import { strict as assert } from 'assert';
 import { PROBLEM_STATUSES } from '../../lib/records/files';
 import { ACTIVE_FAILURE_STATUSES, canTransition, checkTransition, FINAL_STATUSES, HANDLING_STATUSES, IN_HAND_STATUSES, OPEN_STATUSES, TransitionError } from '../../lib/records/problem';
-import { decidePlacement, failuresInHand, jointOds } from '../../lib/recovery/placement-decider';
+import { decidePlacement, failuresInHand, jointOds, OPEN_FAILURE_FRESH_MS } from '../../lib/recovery/placement-decider';
 import { PlacementError } from '../../lib/recovery/placement';
 import type { RecordFields } from '../../lib/records/files';
 
@@ -57,6 +57,20 @@ describe('recovery placement decider', () => {
     assert.deepEqual([...jointOds(two, 'S6', 'RS3')].sort(), ['OD1', 'OD2']);
     // Recovered and failed ones are no longer in hand.
     assert.equal(decidePlacement(files([['S3', 'S2', 'network', 'recovered', 'S3b', now]]), 'S6', 'RS3').od, 'OD1');
+  });
+
+  it('a failure still under re-examination counts while fresh: two found together take different ODs; cleared or stale ones do not count', () => {
+    const at = Date.parse(now);
+    // S3's manager is still re-examining when S6's confirms (and the other way round): each places
+    // both, and they agree, so neither loses a resume race for OD1.
+    const together = files([['S3', 'S2', 'network', 'reexamining', '-', now], ['S6', 'S5', 'network', 'confirmed', '-', now]]);
+    assert.equal(decidePlacement(together, 'S6', 'RS3', { now: at + 2000 }).od, 'OD2');
+    assert.equal(decidePlacement(files([['S3', 'S2', 'network', 'confirmed', '-', now], ['S6', 'S5', 'network', 'detected', '-', now]]), 'S3', 'RS3', { now: at + 2000 }).od, 'OD1');
+    assert.deepEqual(failuresInHand(together, 'S6', at + 2000), [{ target: 'S3', realServer: 'RS3' }]);
+    // Left behind by a manager that died: no longer counted after OPEN_FAILURE_FRESH_MS.
+    assert.equal(decidePlacement(together, 'S6', 'RS3', { now: at + OPEN_FAILURE_FRESH_MS + 1 }).od, 'OD1');
+    // Re-examined and found well: not counted.
+    assert.equal(decidePlacement(files([['S3', 'S2', 'network', 'cleared', '-', now]]), 'S6', 'RS3', { now: at + 2000 }).od, 'OD1');
   });
 
   it('nothing fits: a PlacementError with every candidate and why', () => {

@@ -64,6 +64,44 @@ describe('recovery role', () => {
     }
   });
 
+  it('returns on the OD\'s answer that its store listens as the backup; else asks the store; after a refusal, a role already taken counts', async () => {
+    // One loopback server stands for the OD: its admin API (the role call) and its SEM port (ping).
+    let roleAnswer: { status: number; body: unknown } = { status: 200, body: {} };
+    let pingNames: string[] = [];
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => {
+        const a = req.method === 'POST' ? roleAnswer : { status: 200, body: { hostname: pingNames.length > 1 ? pingNames.shift() : pingNames[0] } };
+        res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const o = { url: `http://127.0.0.1:${port}`, semPort: port, signer: { sealAdminCall: () => ({ body: 'sealed', headers: {} }) }, timeoutMs: 2000, readyTimeoutMs: 2000 };
+    const here = { ...role, address: '127.0.0.1' };
+    const run = async (answer: typeof roleAnswer, names: string[]) => {
+      roleAnswer = answer;
+      pingNames = names;
+      seen.length = 0;
+      await assignRole(here, o);
+      return [...seen];
+    };
+    try {
+      // The OD answered once its store listened as S2b: one request, no polling.
+      assert.deepEqual(await run({ status: 200, body: { ok: true, hostname: 'S2b', listening: true } }, ['OD3']), [`POST ${ROLE_PATH}`]);
+      // It did not say so (it waited in vain, or an older version): the store is asked until it answers as S2b.
+      assert.deepEqual(await run({ status: 200, body: { ok: true, hostname: 'S2b', listening: false } }, ['OD3', 'OD3', 'S2b']), [`POST ${ROLE_PATH}`, 'GET /p2p/ping', 'GET /p2p/ping', 'GET /p2p/ping']);
+      // A recovery taken over after its role step: the call to the OD's old name is refused, the OD already is S2b.
+      assert.deepEqual(await run({ status: 421, body: { error: 'refused: this call is for OD3' } }, ['S2b']), [`POST ${ROLE_PATH}`, 'GET /p2p/ping']);
+      // Refused, and the OD is not the backup: the refusal stands.
+      await assert.rejects(run({ status: 421, body: { error: 'refused: this call is for OD3' } }, ['OD3']), (e: unknown) => e instanceof RoleError && /answered 421/.test(e.message));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('takes from a call only a valid identity at the address called', () => {
     const id = roleIdentity(role, '127.0.2.9');
     assert.deepEqual(identityFromCall({ identity: id }, role.address), id);

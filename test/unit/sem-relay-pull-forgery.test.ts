@@ -161,10 +161,10 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
           limit: 1 << 20,
           handler: () => ({
             status: 200,
-            body: { digest: 'f'.repeat(64), versions: { group: [['S2', lamport, 'S4']], problem: [['S2', lamport, 'S4']], realserver: [['RS-SHARED', lamport, 'S4']] } },
+            body: { digest: 'f'.repeat(64), versions: { group: [['S2', lamport, 'S4']], problem: [['S2', lamport, 'S4']], realserver: [['RS-SHARED', lamport, 'S4'], ['RS-UNSIGNED', lamport, 'S4']] } },
           }),
         },
-        [PULL_PATH]: { limit: 1 << 20, handler: () => ({ status: 200, body: { snapshot: packed(entries) } }) },
+        [PULL_PATH]: { limit: 1 << 20, handler: () => ({ status: 200, body: { snapshot: packed([...entries, ['realserver', 'RS-UNSIGNED', ['RS-UNSIGNED', '0.1', '2', 'up'], lamport, 'S4']]) } }) },
         '/p2p/sem/snapshot': { limit: 1 << 20, handler: () => ({ status: 200, body: { digest: 'f'.repeat(64) } }) },
       },
     });
@@ -173,9 +173,11 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
     assert.deepEqual(s1.get('group', 'S2'), s2Record, "S2's group record altered through a pull answer");
     assert.equal(s1.get('problem', 'S2')![1], 'S1', 'a problem record written in the name of S3 through a pull answer');
     assert.deepEqual(s1.get('realserver', 'RS-SHARED'), shared, 'the allowed entry of the same answer is merged');
+    assert.equal(s1.get('realserver', 'RS-UNSIGNED'), undefined, 'an entry without its origin\'s proof is not merged');
     const said = refusals.get('S1')!.map((e) => e.reason).join('\n');
     assert.match(said, /S4 may not change the group record of S2/);
     assert.match(said, /S4 may not write a problem record of S2 in the name of S3 \(P1\)/);
+    assert.match(said, /not merged: realserver RS-UNSIGNED \(origin S4, Lamport \d+\): it carries no signature of its origin/);
 
     // The same entries pushed as a snapshot by the insider (signed by S4, fresh): not merged either.
     const s3 = stores.get('S3')!;
@@ -187,5 +189,17 @@ describe('SEM: a relay or an anti-entropy partner cannot inject or alter records
     });
     assert.deepEqual(s3.get('group', 'S2'), s3Before, "S2's group record altered through a pushed snapshot");
     assert.match(refusals.get('S3')!.map((e) => e.reason).join('\n'), /S4 may not change the group record of S2/);
+  });
+
+  it("a snapshot's sequence numbers of another origin are taken only as far as a proof shows them: an insider cannot make S1's next diffs replays", async () => {
+    const s1 = stores.get('S1')!;
+    const s3 = stores.get('S3')!;
+    const floor = () => (s3 as unknown as { guard: { max(o: string): number } }).guard.max('S1');
+    const before = floor();
+    // A full snapshot pushed by the insider (signed by S4, fresh) claiming S1 is 999,000 diffs further.
+    const snap = { v: 1, type: 'snapshot', from: 'S4', snapshot: { clock: internals(s1).replica.clock, seqs: { S1: before + 999_000 }, entries: [] }, ...freshness() };
+    await insider().post({ address: ip('S3'), port }, '/p2p/sem/snapshot', JSON.stringify(snap), { maxAnswerBytes: 1 << 20 });
+    assert.equal(floor(), before, "S1's sequence floor on S3 is not raised by the insider's word");
+    assert.ok((internals(s3).replica as unknown as { seqs: Record<string, number> }).seqs.S1 < before + 999_000);
   });
 });
