@@ -113,6 +113,14 @@ const KNOWN_DOWN_MS = 10_000;
  * the rounds of anti-entropy bring the rest. */
 const JOIN_ALL_MAX = 12;
 
+/** Every this many rounds, a seed whose address no member of the group file has is asked too (one
+ * seed in turn). When many VMs start at once under load, two seeds may each start before the other
+ * listens and each joiner reach only one of them: two clusters form, each knowing only its own
+ * members, and rounds (which ask members only) would never join them. Once every seed is a member
+ * (the normal case) this costs nothing; a seed that never answers costs one failed request every
+ * SEED_ROUNDS rounds. */
+const SEED_ROUNDS = 5;
+
 /** Check an identity before anything listens or is written. */
 export function validateIdentity(id: Identity): Identity {
   if (!NAME_RE.test(id.hostname ?? '')) throw new ConfigError(`hostname ${JSON.stringify(id.hostname)} is not a valid name`);
@@ -1029,10 +1037,28 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * peer, as that release did. */
   async round(): Promise<void> {
     if (this.version === 1) return this.syncAll();
-    const name = roundPartner(this.identity.hostname, this.peers().map((p) => p.hostname), this.rounds++);
+    const round = this.rounds++;
+    const name = roundPartner(this.identity.hostname, this.peers().map((p) => p.hostname), round);
     if (!name) return this.syncAll();
-    if (await this.tryCatchUp(name)) this.spreader.changed(name);
+    const strangers = round % SEED_ROUNDS === SEED_ROUNDS - 1 ? this.strangerSeeds() : [];
+    const seed = strangers[Math.floor(round / SEED_ROUNDS) % Math.max(1, strangers.length)];
+    await Promise.all([
+      this.tryCatchUp(name).then((changed) => changed && this.spreader.changed(name)),
+      seed &&
+        this.catchUpWith(seed, seed.address).then(
+          (changed) => changed && this.spreader.changed(seed.address),
+          (e: Error) => this.peerFailed(seed.address, e.message),
+        ),
+    ]);
     this.updateStatus();
+  }
+
+  /** Seeds whose address is not that of this VM nor of any member of the group file (fenced ones
+   * included): see SEED_ROUNDS. */
+  private strangerSeeds(): Target[] {
+    const known = new Set(this.replica.records('group').map((r) => fromMember(r).address));
+    known.add(this.identity.address);
+    return this.seeds.filter((s) => !known.has(s.address));
   }
 
   /** At start: a full exchange with every seed and peer in a small cluster, with the seeds and

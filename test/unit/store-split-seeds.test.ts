@@ -1,0 +1,67 @@
+// Two clusters that formed around different seeds find each other (issue 16). Seen in bench:scale
+// at 100 light VMs under load 60-70: S1 and S2 (the seeds) each started before the other listened,
+// and every joiner reached only one of them (the other's answer missed the deadline): two clusters
+// of 46 and 54 VMs formed, each listing only its own members, and stayed apart, because rounds
+// ask members only and the seeds were asked only while a VM knew no peer. Now a seed whose address
+// no member has is asked every few rounds. Here: A = {S1, S3} (S1's seed S2 was down when it
+// started), B = {S2, S4} (S2 has no seed); S1 is the only VM with a seed in the other cluster.
+// Real stores on their own loopback addresses; bounded waits, no speed asserted.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
+
+const SECRET = 'split-seeds-secret-0123456789abcdefg';
+
+describe('SEM: two clusters formed around different seeds merge', function () {
+  this.timeout(60_000);
+  let range: LoopbackRange;
+  let base: string;
+  let port: number;
+  const stores: ReplicatedStore[] = [];
+
+  const start = async (i: number, seeds: number[]) => {
+    const s = new ReplicatedStore({
+      identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
+      folder: path.join(base, `S${i}`),
+      secret: SECRET,
+      port,
+      seeds: seeds.map((n) => range.ip(n)),
+      syncIntervalMs: 200,
+      requestTimeoutMs: 2000,
+    });
+    s.on('warning', () => undefined);
+    stores.push(s);
+    await s.start();
+    return s;
+  };
+  const names = (s: ReplicatedStore) => s.records('group').map((r) => r[0]).sort();
+
+  before(async () => {
+    range = allocLoopbackRange();
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-split-seeds-'));
+    port = await pickPortFreeOnAll(range.ips(4));
+  });
+
+  after(async () => {
+    for (const s of stores) await s.stop().catch(() => undefined);
+    range?.release();
+    if (base) fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it('A = {S1, S3} and B = {S2, S4} formed apart; S1 asks its seed S2 although it has peers, and all four list all four', async () => {
+    const s1 = await start(1, [2]); // S2 not listening yet: S1 alone
+    const s3 = await start(3, [1]);
+    await waitFor(() => names(s1).length === 2 && names(s3).length === 2, { what: 'cluster A = S1, S3', timeoutMs: 20_000 });
+    const s2 = await start(2, []);
+    const s4 = await start(4, [2]);
+    await waitFor(() => names(s2).length >= 2 && names(s4).length >= 2, { what: 'cluster B = S2, S4', timeoutMs: 20_000 });
+    await waitFor(() => stores.every((s) => names(s).join() === 'S1,S2,S3,S4'), {
+      what: 'every store listing S1..S4 (the clusters merged through the seed S2)',
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => stores.every((s) => s.digest() === s1.digest()), { what: 'identical files', timeoutMs: 30_000 });
+  });
+});
