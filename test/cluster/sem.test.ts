@@ -98,7 +98,6 @@ describe('SEM between six Node-RED processes', function () {
 
   it('forged, replayed, malformed, unknown-file and oversized messages are refused, applied nowhere, and every runtime stays up', async () => {
     await waitFor(allIdentical, { what: 'identical files before the attacks', timeoutMs: 20_000 });
-    const before = readFiles(cluster.vms[0]);
     const s2 = cluster.vm('S2');
     const s1 = { folder: filesOf(cluster.vm('S1')), hostname: 'S1' };
     const wire = (body: string, secret = SECRET, signer?: typeof s1) => semPost(s2.ip, semPort, '/p2p/sem/diff', body, { secret, signer }).then((r) => r.status);
@@ -107,9 +106,15 @@ describe('SEM between six Node-RED processes', function () {
 
     const forged = del('S1', 100_000);
     assert.equal(await wire(forged, 'not-the-cluster-secret'), 401, 'forged');
-    // S1's diff number 1 was applied long ago: the same number again, signed with S1's own key (read
-    // from its user directory), is a replay.
-    const replayed = del('S1', 1);
+    // A diff of S1 that S2 acknowledged live (so S2 certainly saw its number: one S2 learned only
+    // through an anti-entropy pull carries no number, and is refused by the authority rules
+    // instead, 403): the same number again, signed with S1's own key (read from its user
+    // directory), is a replay.
+    const seen = await edit(cluster.vms[0], 'available-od, Add, OD-REPLAY, 127.0.2.9, RS1');
+    assert.ok(seen.body.acked.some((a: { peer: string }) => a.peer === 'S2'), JSON.stringify(seen.body));
+    await waitFor(allIdentical, { what: 'identical files after the edit', timeoutMs: 20_000 });
+    const before = readFiles(cluster.vms[0]);
+    const replayed = del('S1', seen.body.seq);
     assert.equal(await wire(replayed, SECRET, s1), 409, 'replayed');
     // The cluster secret alone does not speak for S1.
     assert.equal(await wire(replayed), 401, 'not signed by S1');
@@ -136,7 +141,7 @@ describe('SEM between six Node-RED processes', function () {
       assert.equal(admin.status, 200, `${vm.name}'s runtime is down`);
     }
     const s2log = fs.readFileSync(path.join(filesOf(s2), 'sem.log'), 'utf8');
-    for (const why of [/refused forged/, /refused replayed diff: S1 #1/, /refused malformed message/, /refused invalid record/, /refused unknown file/, /refused message too large/]) {
+    for (const why of [/refused forged/, new RegExp(`refused replayed diff: S1 #${seen.body.seq} `), /refused malformed message/, /refused invalid record/, /refused unknown file/, /refused message too large/]) {
       assert.match(s2log, why);
     }
   });
