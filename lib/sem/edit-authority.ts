@@ -41,6 +41,11 @@ const CLAIMED = new Set(['confirmed', 'fencing', 'recovering', 'recovered', 'fai
 export interface AuthorityView {
   get(file: 'group' | 'problem', key: string): RecordFields | undefined;
   records(file: 'group' | 'problem'): RecordFields[];
+  /**
+   * At merge only: the problem record of `key` that a verified deletion removed (the record its
+   * origin's signed Del diff carries), when the problem file holds none for `key` now.
+   */
+  deletedProblem?(key: string): RecordFields | undefined;
 }
 
 /** P1/P2 managers of a target in the ring derived from the group file. */
@@ -167,7 +172,11 @@ export function mergeRefusal(
     if (held && value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4
     if (!held && proofEdit && proofEdit.file === 'group' && sameFields(proofEdit.record, value) && operatorStateChange(proofEdit)) return null; // G4, bootstrap
     const managers = managersOfKey(key);
-    const p = view.get('problem', key);
+    // A VM that merges a group change after the claim behind it was deleted (it was down or cut
+    // off meanwhile) still sees the claim in the deletion's signed diff: without it, it would
+    // refuse the change for good and stay diverged. This grants nothing new: the origin must still
+    // be the claim's detector or a manager of `key`, who may claim at any time.
+    const p = view.get('problem', key) ?? view.deletedProblem?.(key);
     if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
     const was = held ?? (proofEdit?.op === 'Mod' ? proofEdit.before : undefined);
     if (p && CLAIMED.has(p[3]) && was?.[4] === 'maintenance' && origin === p[1]) return null; // G2m

@@ -924,6 +924,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         for (const r of overlay[f].values()) if (r) out.push(r);
         return out;
       },
+      // The problem record a deletion removed, from the deletion's proof (verified above when it
+      // comes in this merge, when it was merged or applied when it is held).
+      deletedProblem: (k) => {
+        const tomb = entries.find((e) => e[0] === 'problem' && e[1] === k && winning(e)) ?? this.replica.entries([['problem', k]])[0];
+        if (!tomb || tomb[2]) return undefined;
+        const d = proofEdit(tomb);
+        return d && d.op === 'Del' ? d.record : undefined;
+      },
     };
     const ring = this.replica.records('group');
     return entries.filter((e) => {

@@ -1,0 +1,76 @@
+// A VM that was down while a manager replaced a member and then deleted the claim behind it (the
+// problem record) must still converge when it comes back: it merges the group deletion after the
+// claim is gone, and rule G2 at merge finds the claim in the deletion's signed diff
+// (lib/sem/edit-authority.ts deletedProblem). Before, it refused the deletion for good and stayed
+// diverged (found by bench:failover's re-arm). Four real stores on loopback; rounds an hour apart,
+// so only the explicit exchanges run.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
+
+const SECRET = 'merge-deleted-claim-secret-0123456789';
+
+describe('SEM: a group deletion merged after its claim was deleted (G2 at merge)', function () {
+  this.timeout(60_000);
+  let range: LoopbackRange;
+  let base: string;
+  let port: number;
+  const live: ReplicatedStore[] = [];
+
+  const make = (i: number) => {
+    const s = new ReplicatedStore({
+      identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
+      folder: path.join(base, `S${i}`),
+      secret: SECRET,
+      port,
+      seeds: i === 1 ? [] : [range.ip(1)],
+      syncIntervalMs: 3_600_000,
+    });
+    s.on('warning', () => undefined);
+    live.push(s);
+    return s;
+  };
+
+  before(async () => {
+    range = allocLoopbackRange();
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-deleted-claim-'));
+    port = await pickPortFreeOnAll(range.ips(4));
+  });
+
+  after(async () => {
+    for (const s of live) await s.stop().catch(() => undefined);
+    range?.release();
+    if (base) fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it('S4, down while S1 fenced out S2 and cleared its claim, ends identical without S2', async () => {
+    const stores = [1, 2, 3, 4].map(make);
+    for (const s of stores) await s.start();
+    for (const s of stores) await s.syncAll();
+    await waitFor(() => stores.every((s) => s.records('group').length === 4 && s.digest() === stores[0].digest()), { what: 'four identical members', timeoutMs: 30_000 });
+    const [s1, s2, s3, s4] = stores;
+    await s4.stop();
+    await s2.stop();
+    // S1, S2's P1 in the ring S1..S4: claim, delete S2's group record, then delete the claim.
+    const claim = ['S2', 'S1', 'network', 'confirmed', '-', new Date().toISOString()];
+    await s1.edit({ file: 'problem', op: 'Add', record: claim });
+    await s1.edit({ file: 'group', op: 'Del', record: s1.get('group', 'S2')! });
+    await s1.edit({ file: 'problem', op: 'Del', record: claim });
+    await waitFor(() => s3.get('group', 'S2') === undefined && s3.get('problem', 'S2') === undefined, { what: "S3 without S2's record and claim", timeoutMs: 10_000 });
+    // S4 comes back (same folder, new process state) and catches up by exchanges.
+    const back = make(4);
+    await back.start();
+    for (let k = 0; k < 5 && back.digest() !== s1.digest(); k++) {
+      await back.syncAll();
+      await s1.syncAll();
+    }
+    assert.equal(back.get('group', 'S2'), undefined, "S4 merged S2's deletion");
+    assert.equal(back.get('problem', 'S2'), undefined);
+    assert.equal(back.digest(), s1.digest(), 'S4 identical to S1');
+    assert.equal(s3.digest(), s1.digest());
+  });
+});
