@@ -6,14 +6,11 @@
 // carrying it had been lost). One round on S2 (its partner in round 0: its ring successor S3)
 // pulls it, and its chain brings it to another store at once. Bounded waits, no speed asserted.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import type { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { LoopbackStores } from '../support/loopback-stores';
 import type { Replica } from '../../lib/sem/replica';
 import { signEntry } from '../../lib/sem/entry-proof';
 import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
-import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'follow-up-secret-0123456789abcdefgh';
@@ -21,24 +18,13 @@ const N = 5;
 
 describe('SEM: a change found by a round travels on at once (follow-up exchanges)', function () {
   this.timeout(60_000);
-  let range: LoopbackRange;
-  let base: string;
+  let net: LoopbackStores;
   const stores: ReplicatedStore[] = [];
 
   before(async () => {
-    range = allocLoopbackRange();
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-follow-up-'));
-    const port = await pickPortFreeOnAll(range.ips(N));
+    net = await LoopbackStores.open(N, SECRET, 'follow-up');
     for (let i = 1; i <= N; i++) {
-      const s = new ReplicatedStore({
-        identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
-        folder: path.join(base, `S${i}`),
-        secret: SECRET,
-        port,
-        seeds: i === 1 ? [] : [range.ip(1)],
-        syncIntervalMs: 3_600_000,
-      });
-      s.on('warning', () => undefined);
+      const s = net.store(i, { seeds: i === 1 ? [] : [net.range.ip(1)], syncIntervalMs: 3_600_000 });
       stores.push(s);
       await s.start();
     }
@@ -47,11 +33,7 @@ describe('SEM: a change found by a round travels on at once (follow-up exchanges
     await waitFor(() => stores.every((s) => s.records('group').length === N && s.digest() === stores[0].digest()), { what: 'five identical members', timeoutMs: 30_000 });
   });
 
-  after(async () => {
-    for (const s of stores) await s.stop().catch(() => undefined);
-    range?.release();
-    if (base) fs.rmSync(base, { recursive: true, force: true });
-  });
+  after(async () => net?.close());
 
   it("one round on S2 pulls S3's record; without any further round a follow-up brings it to a third store; rounds complete it", async () => {
     const [, s2, s3] = stores;

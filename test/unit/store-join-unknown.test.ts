@@ -7,54 +7,37 @@
 // for a join diff). Without the rule, 50 light VMs started at once stayed at 15-24 members each.
 // Real stores on their own loopback addresses; every wait has a deadline, no speed is asserted.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { LoopbackStores } from '../support/loopback-stores';
 import { SemClient, SemClientError } from '../../lib/sem/sem-http';
 import { freshness } from '../../lib/sem/sem-protocol';
 import { loadOrCreateVmKey, signMessage } from '../../lib/sem/vm-key';
 import { packSnapshot, signEntry } from '../../lib/sem/entry-proof';
 import type { SnapshotEntry } from '../../lib/sem/replica';
 import { toMember } from '../../lib/records/records';
-import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import type { LoopbackRange } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'join-unknown-secret-0123456789abcdef';
 
 describe('SEM: a VM whose join diff reached nobody is still admitted', function () {
   this.timeout(60_000);
+  let net: LoopbackStores;
   let range: LoopbackRange;
   let base: string;
   let port: number;
-  const stores: ReplicatedStore[] = [];
   let client: SemClient | undefined;
 
-  const store = (hostname: string, host: number, seeds: string[]) => {
-    const s = new ReplicatedStore({
-      identity: { hostname, address: range.ip(host), realServer: 'RS1', services: '-' },
-      folder: path.join(base, hostname),
-      secret: SECRET,
-      port,
-      seeds,
-      syncIntervalMs: 300,
-    });
-    s.on('warning', () => undefined);
-    stores.push(s);
-    return s;
-  };
+  const store = (hostname: string, host: number, seeds: string[]) => net.store(host, { hostname, seeds, syncIntervalMs: 300 });
 
   before(async () => {
-    range = allocLoopbackRange();
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-join-unknown-'));
-    port = await pickPortFreeOnAll(range.ips(3));
+    net = await LoopbackStores.open(3, SECRET, 'join-unknown');
+    ({ range, base, port } = net);
   });
 
   after(async () => {
     client?.close();
-    for (const s of stores) await s.stop().catch(() => undefined);
-    range?.release();
-    if (base) fs.rmSync(base, { recursive: true, force: true });
+    await net?.close();
   });
 
   it('S2 starts while its seed S1 is down (its join diff goes nowhere); once S1 is up, each lists the other and the files converge', async () => {
@@ -73,7 +56,7 @@ describe('SEM: a VM whose join diff reached nobody is still admitted', function 
   });
 
   it('a snapshot pushed by a VM whose key is not published: only its own group record, signed by the key it offers, is merged', async () => {
-    const s1 = stores.find((s) => s.identity.hostname === 'S1')!;
+    const s1 = net.made.find((s) => s.identity.hostname === 'S1')!;
     const key = loadOrCreateVmKey(path.join(base, 'S3'), 'S3');
     const own = toMember({ hostname: 'S3', address: range.ip(3), realServer: 'RS1', services: '-', state: 'member', publicKey: key.publicKey });
     const other = ['RS-FROM-S3', '0.1', '1', 'up'];

@@ -5,47 +5,18 @@
 // diverged (found by bench:failover's re-arm). Four real stores on loopback; rounds an hour apart,
 // so only the explicit exchanges run.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
-import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import { LoopbackStores } from '../support/loopback-stores';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'merge-deleted-claim-secret-0123456789';
 
 describe('SEM: a group deletion merged after its claim was deleted (G2 at merge)', function () {
   this.timeout(60_000);
-  let range: LoopbackRange;
-  let base: string;
-  let port: number;
-  const live: ReplicatedStore[] = [];
+  let net: LoopbackStores;
+  const make = (i: number) => net.store(i, { seeds: i === 1 ? [] : [net.range.ip(1)], syncIntervalMs: 3_600_000 });
 
-  const make = (i: number) => {
-    const s = new ReplicatedStore({
-      identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
-      folder: path.join(base, `S${i}`),
-      secret: SECRET,
-      port,
-      seeds: i === 1 ? [] : [range.ip(1)],
-      syncIntervalMs: 3_600_000,
-    });
-    s.on('warning', () => undefined);
-    live.push(s);
-    return s;
-  };
-
-  before(async () => {
-    range = allocLoopbackRange();
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-deleted-claim-'));
-    port = await pickPortFreeOnAll(range.ips(4));
-  });
-
-  after(async () => {
-    for (const s of live) await s.stop().catch(() => undefined);
-    range?.release();
-    if (base) fs.rmSync(base, { recursive: true, force: true });
-  });
+  before(async () => (net = await LoopbackStores.open(4, SECRET, 'deleted-claim')));
+  after(async () => net?.close());
 
   it('S4, down while S1 fenced out S2 and cleared its claim, ends identical without S2', async () => {
     const stores = [1, 2, 3, 4].map(make);

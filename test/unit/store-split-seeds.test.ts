@@ -6,50 +6,27 @@
 // no member has is asked every few rounds. Here: A = {S1, S3} (S1's seed S2 was down when it
 // started), B = {S2, S4} (S2 has no seed); S1 is the only VM with a seed in the other cluster.
 // Real stores on their own loopback addresses; bounded waits, no speed asserted.
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
-import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import type { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { LoopbackStores } from '../support/loopback-stores';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'split-seeds-secret-0123456789abcdefg';
 
 describe('SEM: two clusters formed around different seeds merge', function () {
   this.timeout(60_000);
-  let range: LoopbackRange;
-  let base: string;
-  let port: number;
+  let net: LoopbackStores;
   const stores: ReplicatedStore[] = [];
 
   const start = async (i: number, seeds: number[]) => {
-    const s = new ReplicatedStore({
-      identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
-      folder: path.join(base, `S${i}`),
-      secret: SECRET,
-      port,
-      seeds: seeds.map((n) => range.ip(n)),
-      syncIntervalMs: 200,
-      requestTimeoutMs: 2000,
-    });
-    s.on('warning', () => undefined);
+    const s = net.store(i, { seeds: seeds.map((n) => net.range.ip(n)), syncIntervalMs: 200, requestTimeoutMs: 2000 });
     stores.push(s);
     await s.start();
     return s;
   };
   const names = (s: ReplicatedStore) => s.records('group').map((r) => r[0]).sort();
 
-  before(async () => {
-    range = allocLoopbackRange();
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-split-seeds-'));
-    port = await pickPortFreeOnAll(range.ips(4));
-  });
-
-  after(async () => {
-    for (const s of stores) await s.stop().catch(() => undefined);
-    range?.release();
-    if (base) fs.rmSync(base, { recursive: true, force: true });
-  });
+  before(async () => (net = await LoopbackStores.open(4, SECRET, 'split-seeds')));
+  after(async () => net?.close());
 
   it('A = {S1, S3} and B = {S2, S4} formed apart; S1 asks its seed S2 although it has peers, and all four list all four', async () => {
     const s1 = await start(1, [2]); // S2 not listening yet: S1 alone

@@ -6,47 +6,31 @@
 // a relay. Three real stores (two at version 2, one at version 1) on their own loopback addresses;
 // bounded waits, no speed asserted.
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
-import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import type { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { LoopbackStores } from '../support/loopback-stores';
+import type { LoopbackRange } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'wire-version-secret-0123456789abcdef';
 
 describe('SEM: the wire version a peer announces, in requests and in answers', function () {
   this.timeout(60_000);
+  let net: LoopbackStores;
   let range: LoopbackRange;
-  let base: string;
   const stores: ReplicatedStore[] = [];
 
   before(async () => {
-    range = allocLoopbackRange();
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-wire-version-'));
-    const port = await pickPortFreeOnAll(range.ips(3));
+    net = await LoopbackStores.open(3, SECRET, 'wire-version');
+    range = net.range;
     for (const [i, version] of [[1, 2], [2, 2], [3, 1]] as const) {
-      const s = new ReplicatedStore({
-        identity: { hostname: `S${i}`, address: range.ip(i), realServer: 'RS1', services: '-' },
-        folder: path.join(base, `S${i}`),
-        secret: SECRET,
-        port,
-        seeds: i === 1 ? [] : [range.ip(1)],
-        syncIntervalMs: 200,
-        protocolVersion: version,
-      });
-      s.on('warning', () => undefined);
+      const s = net.store(i, { seeds: i === 1 ? [] : [range.ip(1)], syncIntervalMs: 200, protocolVersion: version });
       stores.push(s);
       await s.start();
     }
     await waitFor(() => stores.every((s) => s.records('group').length === 3), { what: 'three members everywhere', timeoutMs: 30_000 });
   });
 
-  after(async () => {
-    for (const s of stores) await s.stop().catch(() => undefined);
-    range?.release();
-    if (base) fs.rmSync(base, { recursive: true, force: true });
-  });
+  after(async () => net?.close());
 
   it('a version-2 store sees its version-2 peer as version 2 after its own requests were answered, and the version-1 peer as 1', async () => {
     const [s1, s2] = stores;

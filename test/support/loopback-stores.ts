@@ -1,0 +1,54 @@
+// Real ReplicatedStores for unit tests, each on its own loopback address: one temporary folder, one
+// SEM port free on every address of the range, store `S<i>` at range.ip(i) with the cluster secret,
+// warnings swallowed. close() stops every store made and removes the range and the folder.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ReplicatedStore, type StoreOptions } from '../../lib/sem/replicated-store';
+import { allocLoopbackRange, pickPortFreeOnAll, type LoopbackRange } from '../../harness/net';
+
+export class LoopbackStores {
+  /** Every store made, in order (a store made again for the same VM is added again). */
+  readonly made: ReplicatedStore[] = [];
+
+  private constructor(
+    readonly range: LoopbackRange,
+    readonly base: string,
+    readonly port: number,
+    private readonly secret: string,
+  ) {}
+
+  /** A range and a port free on its first `addresses` addresses. */
+  static async open(addresses: number, secret: string, prefix: string): Promise<LoopbackStores> {
+    const range = allocLoopbackRange();
+    try {
+      const port = await pickPortFreeOnAll(range.ips(addresses));
+      return new LoopbackStores(range, fs.mkdtempSync(path.join(os.tmpdir(), `p2p-${prefix}-`)), port, secret);
+    } catch (e) {
+      range.release();
+      throw e;
+    }
+  }
+
+  /** Store `hostname` (default S<host>) at range.ip(host), not started; `o` overrides the defaults. */
+  store(host: number, o: Partial<StoreOptions> & { hostname?: string } = {}): ReplicatedStore {
+    const { hostname = `S${host}`, ...rest } = o;
+    const s = new ReplicatedStore({
+      identity: { hostname, address: this.range.ip(host), realServer: 'RS1', services: '-' },
+      folder: path.join(this.base, hostname),
+      secret: this.secret,
+      port: this.port,
+      seeds: [],
+      ...rest,
+    });
+    s.on('warning', () => undefined);
+    this.made.push(s);
+    return s;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.made) await s.stop().catch(() => undefined);
+    this.range.release();
+    fs.rmSync(this.base, { recursive: true, force: true });
+  }
+}
