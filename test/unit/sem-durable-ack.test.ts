@@ -13,8 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { DurableFiles, WAL_FILE } from '../../lib/sem/durable-files';
 import { Replica } from '../../lib/sem/replica';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
-import { allocLoopbackRange, pickPortFreeOnAll } from '../../harness/net';
+import { LoopbackStores } from '../support/loopback-stores';
 
 type Method = (this: fsp.FileHandle, ...args: unknown[]) => Promise<unknown>;
 const DURABLE_CALLS = ['write', 'datasync', 'sync'] as const;
@@ -186,20 +185,8 @@ describe('SEM durability on the per-edit path', function () {
   });
 
   it('a receiver answers a diff only after its journal line is durable; its change event follows', async () => {
-    const range = allocLoopbackRange();
-    const ips = range.ips(2);
-    const port = await pickPortFreeOnAll(ips);
-    const stores = ips.map(
-      (ip, i) =>
-        new ReplicatedStore({
-          identity: { hostname: `S${i + 1}`, address: ip, realServer: 'RS1', services: '-' },
-          folder: path.join(dir, `S${i + 1}`),
-          port,
-          secret: 'durable-ack-secret-0123456789',
-          seeds: ips,
-          syncIntervalMs: 600_000,
-        }),
-    );
+    const net = await LoopbackStores.open(2, 'durable-ack-secret-0123456789', 'durable-ack');
+    const stores = [1, 2].map((i) => net.store(i, { seeds: net.range.ips(2), syncIntervalMs: 600_000 }));
     try {
       await Promise.all(stores.map((s) => s.start()));
       await Promise.all(stores.map((s) => s.syncAll()));
@@ -209,7 +196,7 @@ describe('SEM durability on the per-edit path', function () {
       const order: string[] = [];
       s2.on('change', () => order.push('change'));
       // Hold only S2's fdatasync: S1 saves its own edit, sends it, and S2 waits on the disk.
-      const s2gate = new FsyncGate(path.join(dir, 'S2'));
+      const s2gate = new FsyncGate(path.join(net.base, 'S2'));
       gate.uninstall();
       await s2gate.install();
       try {
@@ -229,8 +216,7 @@ describe('SEM durability on the per-edit path', function () {
         s2gate.uninstall();
       }
     } finally {
-      await Promise.all(stores.map((s) => s.stop()));
-      range.release();
+      await net.close();
     }
   });
 });
