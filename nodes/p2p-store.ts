@@ -6,7 +6,8 @@
 // every VM and every OD clone (common/store-identity.ts).
 import * as os from 'os';
 import * as path from 'path';
-import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus } from '../lib/sem/replicated-store';
+import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus, validateIdentity, type StoreOptions } from '../lib/sem/replicated-store';
+import { parkStore, takeParkedStore } from './common/store-handover';
 import { EnvValueError } from '../lib/records/env-value';
 import { MissingIdentityError, storeIdentity } from './common/store-identity';
 import type { RED } from './common/node-red';
@@ -48,6 +49,12 @@ export = function (RED: RED) {
     const users = new Set<StoreListener>();
     let status: StoreStatus = { state: 'starting', text: 'starting', message: { id: 'starting' } };
     let store: ReplicatedStore | undefined;
+    /** The store's settings but its identity (store-handover.ts). */
+    let settings = '';
+    /** The store was handed over running by the previous instance (a role call's deploy). */
+    let adopted = false;
+    /** A handed store that could not be taken is stopping: this one listens after it. */
+    let startAfter: Promise<void> | undefined;
 
     node.storeStatus = () => status;
     node.register = (user: StoreListener) => {
@@ -85,7 +92,7 @@ export = function (RED: RED) {
       }
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
-        return new ReplicatedStore({
+        const options: StoreOptions = {
           identity: storeIdentity(config, process.env),
           folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
           port: Number(config.port) || DEFAULT_SEM_PORT,
@@ -97,7 +104,18 @@ export = function (RED: RED) {
           autoJoin: config.autoJoin !== false,
           wireSecurity: config.insecureWire !== true,
           protocolVersion: Number(config.protocolVersion) === 1 ? 1 : undefined,
-        });
+        };
+        // Everything but the identity and the seeds (read only at a start): a store handed over
+        // by a role call's deploy is taken only if these are what it was made with.
+        const { identity, seeds: _seeds, ...rest } = options;
+        settings = JSON.stringify(rest);
+        const handed = takeParkedStore(node.id, settings, validateIdentity(identity));
+        if (handed.adopted) {
+          adopted = true;
+          return handed.adopted;
+        }
+        startAfter = handed.stopping;
+        return new ReplicatedStore(options);
       } catch (e) {
         // An unset ${NAME} or a value (typed or substituted) the store refuses: nothing starts.
         if (e instanceof EnvValueError) fail(t('p2p-store.errors.envUnset', { field: e.field, variable: e.variable }));
@@ -109,20 +127,31 @@ export = function (RED: RED) {
     store = create();
     node.files = store;
 
+    const onWarning = (w: string) => node.warn(w);
     if (store) {
       const s = store;
       registry.addStore(node.id, s);
       s.on('status', setStatus);
-      s.on('warning', (w: string) => node.warn(w));
-      s.start().then(
-        () => node.log(t('p2p-store.log.listening', { address: s.identity.address, port: s.port, folder: s.folder })),
-        (e: Error) => fail(e.message),
-      );
+      s.on('warning', onWarning);
+      if (adopted) {
+        // Already listening under this identity: nothing to load or start.
+        setStatus(s.status);
+        node.log(t('p2p-store.log.listening', { address: s.identity.address, port: s.port, folder: s.folder }));
+      } else {
+        (startAfter ?? Promise.resolve()).then(() => s.start()).then(
+          () => node.log(t('p2p-store.log.listening', { address: s.identity.address, port: s.port, folder: s.folder })),
+          (e: Error) => fail(e.message),
+        );
+      }
     }
 
-    node.on('close', (_removed: boolean, done: () => void) => {
+    node.on('close', (removed: boolean, done: () => void) => {
       registry.removeStore(node.id);
       if (!store) return done();
+      store.off('status', setStatus);
+      store.off('warning', onWarning);
+      // A role call's deploy: the store, already switched to the new identity, runs on for the next instance.
+      if (!removed && parkStore(node.id, store, settings)) return done();
       finishWithin(store.stop(), CLOSE_DEADLINE_MS, done);
     });
   }

@@ -74,7 +74,8 @@ export class DurableFiles {
 
   constructor(
     readonly folder: string,
-    private readonly hostname: string,
+    /** The VM's hostname, written in the checkpoint (changed by ReplicatedStore.switchIdentity). */
+    public hostname: string,
     readonly replica: Replica,
   ) {}
 

@@ -150,7 +150,8 @@ export function parseSeeds(seeds: string[] | string | undefined, defaultPort: nu
 }
 
 export class ReplicatedStore extends EventEmitter implements ClusterFiles {
-  readonly identity: Identity;
+  /** This VM's identity; changed only by switchIdentity (one synchronous step). */
+  private current: Identity;
   readonly port: number;
   readonly log: SemLog;
   private readonly replica = new Replica();
@@ -163,7 +164,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly server: SemServer;
   private readonly seeds: Target[];
   private readonly syncIntervalMs: number;
-  private readonly autoJoin: boolean;
+  /** Whether the store adds itself to the group file at its start (false for an OD). */
+  readonly autoJoin: boolean;
   private readonly snapshotBytes: number;
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
@@ -208,7 +210,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   constructor(opts: StoreOptions) {
     super();
     this.listened = new Promise<boolean>((r) => (this.settleListened = r));
-    this.identity = validateIdentity(opts.identity);
+    this.current = validateIdentity(opts.identity);
     if (typeof opts.secret !== 'string' || opts.secret.length < 8) {
       throw new ConfigError('the cluster secret is missing or shorter than 8 characters');
     }
@@ -249,8 +251,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.previousSecret,
       { version: this.version, heard: (target, v) => this.peerVersions.set(target.address, v) },
     );
+    const store = this;
     this.fanout = new Fanout({
-      self: this.identity.hostname,
+      // Read at each use: switchIdentity changes it.
+      get self() {
+        return store.identity.hostname;
+      },
       port: this.port,
       timeoutMs: opts.requestTimeoutMs ?? 2000,
       post: (target, path, body, opts) => this.client.post(target, path, body, opts),
@@ -264,7 +270,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       cannotRelay: (name) => this.setVersionOf(name, 1),
     });
     this.spreader = new Spreader({
-      self: this.identity.hostname,
+      get self() {
+        return store.identity.hostname;
+      },
       peers: () => this.peers().map((p) => p.hostname),
       exchange: (name) => this.tryCatchUp(name),
     });
@@ -356,6 +364,46 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   get folder(): string {
     return this.disk.folder;
+  }
+
+  get identity(): Identity {
+    return this.current;
+  }
+
+  /**
+   * Take another identity in place (an OD taking a backup's role, nodes/common/role-endpoint.ts):
+   * the same address, port, folder and files, another hostname, real server and services, signed
+   * with the key of the new hostname (created beside the others, vm-key.ts: each name its own key).
+   * The key is made ready first (a failure there changes nothing); then one synchronous step swaps
+   * identity, key, sequence numbers and checkpoint name, so every request is handled and answered
+   * either wholly as the old identity or wholly as the new one: the old one has stopped answering
+   * before the new one answers. Returns the identity it had (switch back to it to undo).
+   */
+  switchIdentity(next: Identity): Identity {
+    if (this.stopped) throw new ConfigError('the store is stopped');
+    const id = validateIdentity(next);
+    const before = this.current;
+    if (id.address !== before.address) throw new ConfigError(`a store keeps its address: ${before.address}, not ${id.address}`);
+    let key: VmKey;
+    try {
+      key = id.hostname === this.key.hostname ? this.key : loadOrCreateVmKey(this.folder, id.hostname);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    // From here on nothing throws: the swap is one turn of the event loop.
+    this.current = id;
+    this.key = key;
+    this.disk.hostname = id.hostname;
+    // Never reuse a sequence number the new name already used (a former VM of that name).
+    this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[id.hostname] ?? 0);
+    if (this.secure) this.proveOwnEntries();
+    for (const r of this.repairs.splice(0)) this.log.write('repaired', r);
+    this.log.write('applied', `identity ${before.hostname} -> ${id.hostname} (in place)`, { realServer: id.realServer, services: id.services });
+    // A record of the new name already in the group (a recovery taken over): its key is published.
+    if (this.replica.get('group', id.hostname)) this.publishKey();
+    this.updateStatus();
+    this.safeEmit('identity', { identity: id, before });
+    return before;
   }
 
   get status(): StoreStatus {

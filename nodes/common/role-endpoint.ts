@@ -10,7 +10,10 @@
 import type { IncomingMessage, ServerResponse } from 'http';
 import { readBounded } from '../../lib/net/bounded-body';
 import { ADMIN_CALL_BYTES, AdminCallRefused } from '../../lib/sem/admin-call';
-import { ReplicatedStore } from '../../lib/sem/replicated-store';
+import { ReplicatedStore, validateIdentity } from '../../lib/sem/replicated-store';
+import type { Identity } from '../../lib/records/cluster-api';
+import { performance } from 'perf_hooks';
+import { expectHandover } from './store-handover';
 import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
 import { registry } from './cluster-registry';
 import type { RED } from './node-red';
@@ -94,13 +97,65 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
     store.log.write('refused', `admin call ${ROLE_PATH} from ${call.from}: ${(e as Error).message}`, { from: remote });
     throw e;
   }
-  store.log.write('applied', `role call from ${call.from}: ${store.identity.hostname} becomes ${id.hostname}`, { from: remote, realServer: id.realServer, services: id.services });
-  await deploy(id, entry.id);
+  // One identity change at a time per store (a second call waits for the first to be done).
+  const prev = switching.get(entry.id) ?? Promise.resolve();
+  const mine = prev.then(() => takeIdentity(store, entry.id, id, call.from, remote, deploy));
+  const tail = mine.catch(() => undefined);
+  switching.set(entry.id, tail);
+  try {
+    await mine;
+  } finally {
+    if (switching.get(entry.id) === tail) switching.delete(entry.id);
+  }
   // Answered once the redeployed store listens as the backup: the caller's next edits (the
   // recovery's commit) reach it at once, without polling it (lib/recovery/role.ts assignRole).
   const listening = await listensAs(entry.id, id.hostname, LISTEN_WAIT_MS);
   return { ok: true, hostname: id.hostname, listening };
 }
+
+/** The identity change under way per p2p-store node id. */
+const switching = new Map<string, Promise<unknown>>();
+
+/**
+ * The store takes `id`: in place first when only its identity changes (the running store switches
+ * in one step, ReplicatedStore.switchIdentity: no restart, the SEM server never stops listening),
+ * then the flow is deployed with it (persisted in flows.json; the nodes that use the store start
+ * again under the new identity, and the store is handed to the store node's next instance running,
+ * store-handover.ts). A deploy that fails switches the store back: the VM is as it was. When more
+ * than the identity changes (autoJoin), the deploy alone does it and the store restarts (the
+ * fallback, as before).
+ */
+async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIdentity, from: string, remote: string, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  const before = store.identity;
+  const inPlace = store.autoJoin === id.autoJoin;
+  store.log.write('applied', `role call from ${from}: ${before.hostname} becomes ${id.hostname}${inPlace ? '' : ' (redeployed)'}`, { from: remote, realServer: id.realServer, services: id.services });
+  const next = validateIdentity(id);
+  const end = expectHandover(nodeId, next);
+  let switched = false;
+  try {
+    if (inPlace && !sameIdentity(before, next)) {
+      store.switchIdentity(next);
+      switched = true;
+    }
+    const t1 = performance.now();
+    await deploy(id, nodeId);
+    store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (switch ${Math.round(t1 - t0)} ms, flow deployed ${Math.round(performance.now() - t1)} ms)`);
+  } catch (e) {
+    if (switched) {
+      try {
+        store.switchIdentity(before);
+      } catch (e2) {
+        store.log.write('refused', `role ${id.hostname}: switching back to ${before.hostname} failed: ${(e2 as Error).message}`);
+      }
+    }
+    throw e;
+  } finally {
+    end();
+  }
+}
+
+const sameIdentity = (a: Identity, b: Identity) => a.hostname === b.hostname && a.address === b.address && a.realServer === b.realServer && a.services === b.services;
 
 /** Whether this runtime's store `nodeId` listens under `hostname` within `ms` (it is started
  * again by the deploy: the registry gets the new instance, which listens a moment later). */
