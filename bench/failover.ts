@@ -51,13 +51,17 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
       if (m) console.log(`  ${n} starter ${m[1]}: ${m[2]} ${m[3]} ms, at ${m[4]} ms of the plan: ${m[5].slice(0, 120)}`);
     }
   }
-  for (const n of rc.memberNames) {
+  // The ODs' own account of the role step (the call, the switch, the deploy).
+  const ods = rc.cluster.vms.map((v) => v.name).filter((n) => /^OD\d+$/.test(n));
+  for (const n of [...rc.memberNames, ...ods]) {
     for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
       const m = /^(\S+) (applied|sent|refused) (.*)$/.exec(l);
       if (!m) continue;
       const at = Date.parse(m[1]) - t0Epoch;
       if (at < 0) continue;
-      if (m[2] === 'applied' && !/local=1/.test(m[3])) continue;
+      const roleLine = /^(role |identity )/.test(m[3]);
+      if (ods.includes(n) && !roleLine) continue;
+      if (m[2] === 'applied' && !/local=1/.test(m[3]) && !roleLine) continue;
       if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
       lines.push([at, `${n} ${m[2]} ${m[3].slice(0, 200)}`]);
     }

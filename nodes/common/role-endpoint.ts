@@ -28,6 +28,9 @@ const LISTEN_WAIT_MS = 3_000;
 
 const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
 
+/** The role call being handled (calls are taken one after the other). */
+let queue: Promise<unknown> = Promise.resolve();
+
 /** The admin apps the route is installed on (one per runtime; a test helper makes several). */
 const installed = new WeakSet<object>();
 
@@ -48,7 +51,11 @@ export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeN
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    handle(req, deploy).then(
+    // One role call at a time per runtime: a second one waits until the first is done (its
+    // deploy would otherwise find the store node between two instances).
+    const run = queue.then(() => handle(req, deploy));
+    queue = run.catch(() => undefined);
+    run.then(
       (r) => answer(200, r),
       (e: unknown) => {
         const status = e instanceof AdminCallRefused ? e.status : e instanceof RoleError ? 400 : 503;
@@ -97,24 +104,12 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
     store.log.write('refused', `admin call ${ROLE_PATH} from ${call.from}: ${(e as Error).message}`, { from: remote });
     throw e;
   }
-  // One identity change at a time per store (a second call waits for the first to be done).
-  const prev = switching.get(entry.id) ?? Promise.resolve();
-  const mine = prev.then(() => takeIdentity(store, entry.id, id, call.from, remote, deploy));
-  const tail = mine.catch(() => undefined);
-  switching.set(entry.id, tail);
-  try {
-    await mine;
-  } finally {
-    if (switching.get(entry.id) === tail) switching.delete(entry.id);
-  }
+  await takeIdentity(store, entry.id, id, call.from, remote, deploy);
   // Answered once the redeployed store listens as the backup: the caller's next edits (the
   // recovery's commit) reach it at once, without polling it (lib/recovery/role.ts assignRole).
   const listening = await listensAs(entry.id, id.hostname, LISTEN_WAIT_MS);
   return { ok: true, hostname: id.hostname, listening };
 }
-
-/** The identity change under way per p2p-store node id. */
-const switching = new Map<string, Promise<unknown>>();
 
 /**
  * The store takes `id`: in place first when only its identity changes (the running store switches

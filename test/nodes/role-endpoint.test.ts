@@ -16,6 +16,7 @@ import { waitFor } from '../../harness/wait';
 import type { SealedAdminCall } from '../../lib/records/cluster-api';
 import { execFileSync } from 'child_process';
 import { runtimeFlowsProblem } from '../../nodes/common/runtime-flows';
+import { installRoleEndpoint } from '../../nodes/common/role-endpoint';
 
 helper.init(require.resolve('node-red'));
 
@@ -58,13 +59,13 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
 
   const odStore = () => (helper.getNode('store') as unknown as { files: ReplicatedStore }).files;
 
-  async function start() {
+  async function start(modules: unknown[] = [storeNode]) {
     const s1 = await caller('S1', S1, true);
     const flow = [
       { id: 'f1', type: 'tab' },
       { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval: 300, autoJoin: false },
     ];
-    await helper.load([storeNode], flow, { store: { secret: SECRET } });
+    await helper.load(modules as (typeof storeNode)[], flow, { store: { secret: SECRET } });
     // The OD catches up from S1: S1's record, with its key, is in the OD's own files.
     await waitFor(() => odStore().get("group", "S1")?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 }).catch((e) => {
       throw new Error(`${e.message}: OD store ${odStore().identity.hostname} ${odStore().status.text}; group ${JSON.stringify(odStore().records("group"))}`);
@@ -74,6 +75,10 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
 
   const role = { target: 'S2', backup: 'S2b', address: OD, realServer: 'RS3', services: 'tcp:80', od: 'OD3' };
   const send = (call: SealedAdminCall) => helper.request().post(ROLE_PATH).set(call.headers).send(call.body);
+  const flowStore = () =>
+    (helper as unknown as { _redNodes: { getFlows(): { flows: { type: string; hostname?: string; services?: string; autoJoin?: boolean }[] } } })._redNodes
+      .getFlows()
+      .flows.find((n) => n.type === 'p2p-store')!;
   const unchanged = () => {
     assert.equal(odStore().identity.hostname, 'OD3');
     const flows = (helper as unknown as { _redNodes: { getFlows(): { flows: { type: string; hostname?: string }[] } } })._redNodes.getFlows().flows;
@@ -82,12 +87,17 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
 
   it('a member\'s signed call makes the OD the backup, in its flows; a replay is refused', async () => {
     const s1 = await start();
+    const running = odStore();
     const call = s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) });
     const r = await send(call);
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    // Answered once the redeployed store listens as S2b (the caller need not poll it).
+    // Answered once the store listens as S2b (the caller need not poll it).
     assert.deepEqual(r.body, { ok: true, hostname: 'S2b', listening: true });
     assert.equal(odStore().identity.hostname, 'S2b');
+    // Switched in place: the running store was handed to the store node's next instance, not rebuilt.
+    assert.equal(odStore(), running, 'the same store, still running');
+    assert.equal(flowStore().hostname, 'S2b', 'persisted in the flows');
+    assert.equal(flowStore().services, 'tcp:80');
     assert.equal(odStore().identity.address, OD);
     assert.equal(odStore().identity.services, 'tcp:80');
     // The same call again (the new store instance still knows its nonce).
@@ -152,6 +162,45 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(r.status, 403);
     assert.match(r.body.error, /S9 is fenced/);
     unchanged();
+  });
+
+  it('a deploy that fails leaves the OD as it was: the store switched in place is switched back', async () => {
+    // The route installed first with a deploy that fails (a full disk): the store's module finds it installed.
+    const failingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) => installRoleEndpoint(RED, async () => {
+      throw new Error('ENOSPC: no space left on device');
+    });
+    const s1 = await start([failingDeploy, storeNode]);
+    const running = odStore();
+    const keyOD = running.publicKey;
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.error, /ENOSPC/);
+    unchanged();
+    assert.equal(odStore(), running);
+    assert.equal(running.publicKey, keyOD, "signs with the OD's key again");
+    const ping = await fetch(`http://${OD}:${port}/p2p/ping`).then((x) => x.json() as Promise<{ hostname: string }>);
+    assert.equal(ping.hostname, 'OD3');
+  });
+
+  it('two calls at once are taken one after the other; a change of more than the identity restarts the store (the fallback)', async () => {
+    const s1 = await start();
+    const running = odStore();
+    const a = s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) });
+    const b = s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: { ...roleIdentity(role, S1), hostname: 'S2c' } });
+    const [ra, rb] = await Promise.all([send(a), send(b)]);
+    assert.equal(ra.status, 200, JSON.stringify(ra.body));
+    assert.equal(rb.status, 200, JSON.stringify(rb.body));
+    assert.equal(odStore(), running, 'both in place');
+    assert.equal(odStore().identity.hostname, 'S2c');
+    assert.equal(flowStore().hostname, 'S2c');
+    // autoJoin on: not an identity change only; the flow is deployed and the store built anew.
+    const c = s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: { ...roleIdentity(role, S1), hostname: 'S2d', autoJoin: true } });
+    const rc = await send(c);
+    assert.equal(rc.status, 200, JSON.stringify(rc.body));
+    assert.deepEqual(rc.body, { ok: true, hostname: 'S2d', listening: true });
+    assert.notEqual(odStore(), running, 'a new store');
+    assert.equal(odStore().identity.hostname, 'S2d');
+    assert.equal(flowStore().autoJoin, true);
   });
 
   it("finds this Node-RED's internal flows module (the guard of runtime-flows.ts); a process without it gets the reason, with the version", async () => {

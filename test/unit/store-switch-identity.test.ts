@@ -1,0 +1,102 @@
+// ReplicatedStore.switchIdentity: an OD's running store takes a backup's identity in place (the
+// role step, nodes/common/role-endpoint.ts), with real stores on loopback. It answers under the new
+// name at once and signs with a key of that name (the member that adds it sees the key it then
+// publishes); a switch that cannot be made (another address, a key that cannot be read) changes
+// nothing; edits that a member makes while the OD switches all reach it, and it ends identical.
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { LoopbackStores } from '../support/loopback-stores';
+import { waitFor } from '../../harness/wait';
+import { httpRequest } from '../../harness/http';
+import { keyFolder } from '../../lib/sem/vm-key';
+import type { ReplicatedStore } from '../../lib/sem/replicated-store';
+
+const SECRET = 'switch-identity-secret-0123456789';
+
+describe('SEM: a running store switches its identity in place (the role step)', function () {
+  this.timeout(60_000);
+  let net: LoopbackStores;
+  let s1: ReplicatedStore;
+  let od: ReplicatedStore;
+
+  beforeEach(async () => {
+    net = await LoopbackStores.open(3, SECRET, 'switch-identity');
+    s1 = net.store(1, { syncIntervalMs: 200 });
+    const s2 = net.store(2, { seeds: [net.range.ip(1)], syncIntervalMs: 200 });
+    od = net.store(3, { hostname: 'OD3', autoJoin: false, seeds: [net.range.ip(1)], syncIntervalMs: 100 });
+    await s1.start();
+    await s2.start();
+    await od.start();
+    await waitFor(() => od.records('group').length === 2 && od.get('group', 'S2')?.[5] === s2.publicKey, { what: 'the OD caught up with S1 and S2', timeoutMs: 20_000 });
+  });
+  afterEach(async () => net?.close());
+
+  const ping = async () => JSON.parse((await httpRequest(`http://${od.identity.address}:${net.port}/p2p/ping`, { timeoutMs: 2000 })).body).hostname as string;
+  const backup = () => ({ hostname: 'S2b', address: od.identity.address, realServer: 'RS3', services: 'tcp:80' });
+
+  /** S1 recovers S2 with the OD as S2b: claim, then the commit's batch (problem recovered + group Add). */
+  async function commit(): Promise<void> {
+    const since = new Date().toISOString();
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', since] });
+    await s1.editBatch([
+      { file: 'problem', op: 'Mod', before: s1.get('problem', 'S2')!, record: ['S2', 'S1', 'network', 'recovered', 'S2b', since] },
+      { file: 'group', op: 'Add', record: ['S2b', od.identity.address, 'RS3', 'tcp:80'] },
+    ]);
+  }
+
+  it('answers as the backup at once, signs with its own key for that name, and is accepted as it', async () => {
+    const keyOD = od.publicKey;
+    const before = od.switchIdentity(backup());
+    assert.equal(before.hostname, 'OD3');
+    assert.deepEqual(od.identity, backup());
+    assert.equal(await ping(), 'S2b');
+    assert.ok(fs.existsSync(path.join(keyFolder(od.folder), 'S2b.pem')), 'a key of its own for S2b');
+    assert.notEqual(od.publicKey, keyOD, 'not the OD\'s key');
+    await commit();
+    // The backup publishes its key in the record S1 added (its own record: G1, signed as S2b).
+    await waitFor(() => s1.get('group', 'S2b')?.[5] === od.publicKey, { what: "S2b's key published at S1", timeoutMs: 20_000 });
+    await waitFor(() => od.digest() === s1.digest(), { what: 'S2b identical to S1', timeoutMs: 20_000 });
+    // Its checkpoint names it now (a restart of this folder is S2b's).
+    await od.stop();
+    const again = net.store(3, { hostname: 'S2b', folder: od.folder, autoJoin: false, seeds: [net.range.ip(1)] });
+    assert.equal(again.publicKey, od.publicKey, 'the same key for S2b after a restart');
+  });
+
+  it('a switch that cannot be made changes nothing; switching back restores the OD', async () => {
+    const keyOD = od.publicKey;
+    assert.throws(() => od.switchIdentity({ ...backup(), address: net.range.ip(9) }), /keeps its address/);
+    assert.throws(() => od.switchIdentity({ ...backup(), hostname: 'S2b; rm -rf /' }), /not a valid name/);
+    // A key for the new name that cannot be read: refused before anything changed.
+    fs.mkdirSync(path.join(keyFolder(od.folder), 'S7b.pem'), { recursive: true });
+    assert.throws(() => od.switchIdentity({ ...backup(), hostname: 'S7b' }), /S7b\.pem/);
+    assert.equal(od.identity.hostname, 'OD3');
+    assert.equal(od.publicKey, keyOD);
+    assert.equal(await ping(), 'OD3');
+    // The undo of a role step whose deploy failed (role-endpoint.ts): back to the OD as it was.
+    const was = od.switchIdentity(backup());
+    od.switchIdentity(was);
+    assert.equal(od.identity.hostname, 'OD3');
+    assert.equal(od.publicKey, keyOD);
+    assert.equal(await ping(), 'OD3');
+  });
+
+  it('edits made by a member while the OD switches all reach it, and it ends identical', async () => {
+    const N = 40;
+    let made = 0;
+    const editing = (async () => {
+      for (; made < N; made++) {
+        await s1.edit({ file: 'available-od', op: 'Add', record: [`X${made}`, net.range.ip(50 + made), 'RS1'] });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    // Switch in the middle of the stream, while the OD's exchanges with S1 run every 100 ms.
+    await waitFor(() => made >= N / 2, { what: 'half the edits made', timeoutMs: 20_000 });
+    od.switchIdentity(backup());
+    await editing;
+    await commit();
+    await waitFor(() => od.digest() === s1.digest(), { what: 'S2b identical to S1', timeoutMs: 20_000 });
+    for (let i = 0; i < N; i++) assert.ok(od.get('available-od', `X${i}`), `X${i} at S2b`);
+    await waitFor(() => s1.get('group', 'S2b')?.[5] === od.publicKey, { what: "S2b's key published at S1", timeoutMs: 20_000 });
+  });
+});
