@@ -2,15 +2,18 @@
 //
 // An OD is a clone of the ODS, whose Node-RED flow already holds every node of the package (the
 // ODS is the template every VM is made from). In an OD the flow's p2p-store runs under the OD's
-// own identity with autoJoin off: it is no member and watches nobody. Taking the role S2b is a
-// deployment of that same flow with the store's identity changed: hostname S2b, the target's
-// services, the OD's real server, autoJoin still off (the manager's group Add makes it a member).
+// own identity with autoJoin off: it is no member and watches nobody. Taking the role S2b gives
+// that store the backup's identity: hostname S2b, the target's services, the OD's real server,
+// autoJoin still off (the manager's group Add makes it a member).
 // The backup starter asks for it with one call to the OD's Node-RED (POST /p2p-ha/role), sealed,
 // MAC'd with the cluster secret and signed by the manager's VM key (lib/sem/admin-call.ts), with
 // the OD's address and name inside the signed bytes; the OD checks it against its own copy of the
-// group file (nodes/common/role-endpoint.ts) and deploys its flow with the store changed through
-// the runtime's flows API. No bearer token or other secret goes to the address that available-od
-// supplies (docs/security.md, "The admin path"). So:
+// group file (nodes/common/role-endpoint.ts), switches its running store to the identity in place
+// (ReplicatedStore.switchIdentity: one step, no restart) and deploys its flow with the store
+// changed through the runtime's flows API, the running store handed to the store node's next
+// instance (nodes/common/store-handover.ts); a failed deploy switches it back. No bearer token or
+// other secret goes to the address that available-od supplies (docs/security.md, "The admin
+// path"). So:
 //   - it is persisted (flows.json): a restarted S2b is still S2b;
 //   - it uses nothing beyond Node-RED itself (no extra listener on the OD);
 //   - the address is the OD's and stays so (the group record S2b carries it; the OD refuses an

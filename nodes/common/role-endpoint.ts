@@ -4,8 +4,9 @@
 // admin-call.ts: cluster-secret MAC, sealed body, the caller's VM signature checked against the
 // caller's group record in this VM's own files, caller not fenced, fresh time, unseen nonce, this
 // VM's address and name inside the signed bytes). Only the store's identity fields can change
-// (lib/recovery/role.ts identityFromCall: the address stays the one called); the flow is deployed
-// through the runtime's flows API (runtime-flows.ts). Every refusal goes to the store's rate-
+// (lib/recovery/role.ts identityFromCall: the address stays the one called): the running store
+// takes them in place (takeIdentity below), then the flow is deployed with them through the
+// runtime's flows API (runtime-flows.ts) to persist them. Every refusal goes to the store's rate-
 // limited refusal log; nothing is changed by a refused call.
 import type { IncomingMessage, ServerResponse } from 'http';
 import { readBounded } from '../../lib/net/bounded-body';
@@ -105,8 +106,8 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
     throw e;
   }
   await takeIdentity(store, entry.id, id, call.from, remote, deploy);
-  // Answered once the redeployed store listens as the backup: the caller's next edits (the
-  // recovery's commit) reach it at once, without polling it (lib/recovery/role.ts assignRole).
+  // Answered once the store listens as the backup (at once when switched in place): the caller's
+  // next edits (the recovery's commit) reach it at once, without polling it (role.ts assignRole).
   const listening = await listensAs(entry.id, id.hostname, LISTEN_WAIT_MS);
   return { ok: true, hostname: id.hostname, listening };
 }

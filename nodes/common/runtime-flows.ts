@@ -62,8 +62,10 @@ function runtimeFlows(nodeId: string): FlowsModule {
 }
 
 /**
- * Deploy the flow that runs the p2p-store node `storeNodeId` with that store given `id` (deployment type `nodes`: only the
- * store and the nodes that use it restart). Persisted like any deploy (flows.json).
+ * Deploy the flow that runs the p2p-store node `storeNodeId` with that store given `id` (deployment
+ * type `nodes`: only the store node and the nodes that use it start again; a store already switched
+ * in place by the role endpoint is handed over running, store-handover.ts). Persisted like any
+ * deploy (flows.json).
  */
 export async function deployOwnIdentity(id: StoreIdentity, storeNodeId: string): Promise<void> {
   const m = runtimeFlows(storeNodeId);
