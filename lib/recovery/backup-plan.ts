@@ -13,6 +13,7 @@
 //                 every failure in hand uses its OD, else suspend it and place anew; or start now)
 //   install+role  ==install procedure==>|                         (parallel: 'role' / 'install')
 //                 ==role (admin API)===>|
+//                 (the fence marks and problem `recovering` go as one batch)
 //   commit        problem recovered, available-od Del, group Add backup (one batch)
 //
 //   any error -> problem `failed` with the step, the outcome kind and the reason; a resumed OD
@@ -343,10 +344,16 @@ function problemEdit(st: Plan, status: ProblemStatus, note?: string): Edit | und
   return before ? { file: 'problem', op: 'Mod', before, record } : { file: 'problem', op: 'Add', record };
 }
 
-/** After the fence: the target is `fenced` in the group (out of the ring); a host not reached is `down`. One batch. */
-function markFenced(st: Plan, hostDown: boolean): void {
+/**
+ * After the fence: the target is `fenced` in the group (out of the ring); a host not reached is
+ * `down`. One batch, with the problem record's next status first when it moves on at the same
+ * instant (`recovering` once a reached host fenced it: one diff instead of two).
+ */
+function markFenced(st: Plan, hostDown: boolean, next?: ProblemStatus): void {
   const { files } = st;
   const edits: Edit[] = [];
+  const p = next ? problemEdit(st, next) : undefined;
+  if (p) edits.push(p);
   const g = files.get('group', st.target);
   if (g && fromMember(g).state !== 'fenced') {
     const record = toMember({ ...fromMember(g), state: 'fenced' });
@@ -770,7 +777,9 @@ export async function runBackupPlan(failure: FailureInput, deps: PlanDeps, setti
       } else {
         st.fence = f.how;
       }
-      markFenced(st, st.fence === 'confirmed-unreachable');
+      // A reached host: the recovery moves on to `recovering` now (stepPlaceAndResume then has
+      // nothing to write); a confirmed one first decides the joint placement.
+      markFenced(st, st.fence === 'confirmed-unreachable', st.fence === 'confirmed-unreachable' ? undefined : 'recovering');
       checkAbort(st);
     } catch (e) {
       const p = await st.resumeTask?.catch(() => undefined);

@@ -162,7 +162,8 @@ describe('recovery backup plan', () => {
     const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
     assert.ok(r.edits.some((l) => /already so/.test(l)));
     assert.equal(w.files.get('problem', 'S2')![3], 'recovered');
-    assert.deepEqual(batches, [2, 1], 'problem + OD refused whole, then the problem alone');
+    // The fence marks with problem `recovering` (2), then the commit: problem + OD refused whole, then the problem alone.
+    assert.deepEqual(batches, [2, 2, 1], 'problem + OD refused whole, then the problem alone');
   });
 
   it('the edits made together go as one batch each: the fence marks, and the commit (problem first, for the receivers\' authority check)', async () => {
@@ -180,6 +181,22 @@ describe('recovery backup plan', () => {
     assert.equal(r.fence, 'confirmed-unreachable');
     assert.deepEqual(batches, [
       ['group Mod S2', 'realserver Mod RS2'],
+      ['problem Mod S2', `available-od Del ${r.od}`, 'group Add S2b'],
+    ]);
+  });
+
+  it('a reached host: the fence mark and problem `recovering` go as one batch (problem first), then the commit', async () => {
+    const w = world();
+    const batches: string[][] = [];
+    const orig = w.files.editBatch.bind(w.files);
+    w.files.editBatch = (edits) => {
+      batches.push(edits.map((e) => (typeof e === 'string' ? e : `${e.file} ${e.op} ${e.record[0]}`)));
+      return orig(edits);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    assert.equal(r.fence, 'destroyed');
+    assert.deepEqual(batches, [
+      ['problem Mod S2', 'group Mod S2'],
       ['problem Mod S2', `available-od Del ${r.od}`, 'group Add S2b'],
     ]);
   });
