@@ -534,13 +534,26 @@ function fenceFailure(st: Plan, e: unknown, extra = ''): StepError {
  */
 async function stepFence(st: Plan): Promise<{ not: 'reached'; why: string } | { not?: undefined; how: FenceOutcome }> {
   st.current = 'fence';
-  writeProblem(st, 'fencing');
   // Only when the failed server's host is `up` in the realserver file: a host already known down
   // is a whole-host failure, whose backups are placed together once every manager's confirmation
   // is in (an early placement would race the other managers for the same OD).
   const rs = st.files.get('realserver', st.realServer);
-  if (rs && fromRealServer(rs).state === 'up') {
-    st.resumeTask = placeAndResume(st, undefined, 'fence');
+  const early = rs !== undefined && fromRealServer(rs).state === 'up';
+  // The OD is chosen before the claim is written, so that `fencing` names it (one diff: the
+  // resume's own record of it has nothing left to write). An earlier run's OD is checked first
+  // (placeAndResume), and a placement that fails now is decided again there, with its reason.
+  let first: Placement | undefined;
+  if (early && !st.adoptOd) {
+    try {
+      first = decidePlacement(st.files, st.target, st.realServer, { excludeOds: st.tried, excludeRealServers: st.badHosts, need: st.failure.need });
+      st.od = first.od;
+    } catch {
+      first = undefined;
+    }
+  }
+  writeProblem(st, 'fencing');
+  if (early) {
+    st.resumeTask = placeAndResume(st, first, 'fence');
     st.resumeTask.catch(() => undefined); // observed on every path below
   }
   const t = st.now();

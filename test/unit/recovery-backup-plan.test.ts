@@ -201,6 +201,19 @@ describe('recovery backup plan', () => {
     ]);
   });
 
+  it('the claim `fencing` names the OD resumed beside the fence: one edit, not a second one for the OD', async () => {
+    const w = world();
+    const single: string[] = [];
+    const orig = w.files.edit.bind(w.files);
+    w.files.edit = (e) => {
+      if (typeof e !== 'string' && e.file === 'problem') single.push(`${e.record[3]} od=${e.record[7] ?? '-'}`);
+      return orig(e);
+    };
+    const r = await runBackupPlan({ target: 'S2', detectedBy: 'S1' }, w.deps);
+    // (The batches' edits pass here too: the later statuses.) Before: `fencing od=-`, then `fencing od=OD3`.
+    assert.deepEqual(single.filter((x) => x.startsWith('fencing')), [`fencing od=${r.od}`]);
+  });
+
   it('a target already off counts as fenced', async () => {
     const w = world();
     w.hosts.get('RS2')!.domains.set('S2', 'shut off');
