@@ -121,6 +121,9 @@ const JOIN_ALL_MAX = 12;
  * SEED_ROUNDS rounds. */
 const SEED_ROUNDS = 5;
 
+/** How long after switchIdentity a message built under the old name is still signed as it (twice an exchange's deadline). */
+const RETIRED_KEY_MS = 10_000;
+
 /** Check an identity before anything listens or is written. */
 export function validateIdentity(id: Identity): Identity {
   if (!NAME_RE.test(id.hostname ?? '')) throw new ConfigError(`hostname ${JSON.stringify(id.hostname)} is not a valid name`);
@@ -169,6 +172,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly snapshotBytes: number;
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
+  /** The key of the name this store had before switchIdentity, for a short while (signingKey). */
+  private retired?: { key: VmKey; from: string; until: number };
   private publishing = false;
   /** A member's previous key, still accepted for a short while after it rotated (messages it
    * signed before it saw its own new record published may be in flight). */
@@ -245,7 +250,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
-      this.secure ? (label, body) => signMessage(this.key, label, body) : undefined,
+      this.secure ? (label, body) => signMessage(this.signingKey(body), label, body) : undefined,
       this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
       this.secure,
       this.previousSecret,
@@ -282,7 +287,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
-      sign: this.secure ? (label, text) => signMessage(this.key, label, text) : undefined,
+      sign: this.secure ? (label, text) => signMessage(this.signingKey(text), label, text) : undefined,
       encrypt: this.secure,
       previousSecret: this.previousSecret,
       // Every answer announces this store's wire version: a peer that hears none takes it for a
@@ -366,6 +371,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return this.disk.folder;
   }
 
+  /**
+   * The key a message is signed with: this VM's, except for a message an exchange built under the
+   * name it had before switchIdentity and sends after it (an anti-entropy exchange's pull after
+   * its summary), which is signed as what it claims to be (its `from`, in the first bytes of every
+   * exchange message) for RETIRED_KEY_MS. Signed with the new key it would be refused as a mix.
+   */
+  private signingKey(text: string): VmKey {
+    const r = this.retired;
+    if (!r) return this.key;
+    if (Date.now() > r.until) {
+      this.retired = undefined;
+      return this.key;
+    }
+    return text.slice(0, 128).includes(r.from) ? r.key : this.key;
+  }
+
   get identity(): Identity {
     return this.current;
   }
@@ -391,6 +412,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError((e as Error).message);
     }
     // From here on nothing throws: the swap is one turn of the event loop.
+    if (key !== this.key) this.retired = { key: this.key, from: `"from":${JSON.stringify(before.hostname)}`, until: Date.now() + RETIRED_KEY_MS };
     this.current = id;
     this.key = key;
     this.disk.hostname = id.hostname;

@@ -81,6 +81,20 @@ describe('SEM: a running store switches its identity in place (the role step)', 
     assert.equal(await ping(), 'OD3');
   });
 
+  it('an exchange begun under the old name and finished under the new one is not refused as a mix of the two', async () => {
+    const refused: string[] = [];
+    s1.on('refused', (r: { reason: string }) => refused.push(r.reason));
+    // Something the OD lacks: its exchange with S1 sends a summary (as OD3), then a pull for it.
+    await s1.edit({ file: 'available-od', op: 'Add', record: ['X1', net.range.ip(50), 'RS1'] });
+    // The summary exchange of an anti-entropy round (not the digest exchange syncAll makes with a seed).
+    const round = od as unknown as { catchUpWith(t: { address: string; port: number }, name: string): Promise<boolean> };
+    const exchange = round.catchUpWith({ address: net.range.ip(1), port: net.port }, 'S1');
+    od.switchIdentity(backup());
+    await exchange;
+    await waitFor(() => od.get('available-od', 'X1') !== undefined, { what: 'X1 pulled by the OD', timeoutMs: 10_000 });
+    assert.deepEqual(refused.filter((r) => /claims to come from/.test(r)), []);
+  });
+
   it('edits made by a member while the OD switches all reach it, and it ends identical', async () => {
     const N = 40;
     let made = 0;
