@@ -15,6 +15,10 @@ import { cpuSplitMs, loadAverage, rssMb, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 
 const EDITS = Number(process.env.EDITS ?? 200);
+// Edits before the measured ones (connections opened, code compiled). With the default 10, V8 is
+// still optimising the path during the measured edits (6-11 % of the CPU, docs/performance.md);
+// WARMUP=200 measures a warm VM.
+const WARMUP = Number(process.env.WARMUP ?? 10);
 // SECURE=on or off runs only that half (profiling); default both.
 const SECURE = process.env.SECURE ?? 'both';
 // CPU_PROF=<dir>: every VM is CPU-profiled (./cpu-profile.ts), its profile written into <dir>/<on|off>/ at exit.
@@ -90,8 +94,8 @@ async function measure(secure: boolean): Promise<Run> {
     let cpu0: ({ user: number; system: number } | undefined)[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
     let idleCpu: number[] = [];
-    for (let i = 0; i < EDITS + 10; i++) {
-      if (i === 10) {
+    for (let i = 0; i < EDITS + WARMUP; i++) {
+      if (i === WARMUP) {
         // What the six use with no edit at all (timers, anti-entropy): part of every figure below.
         const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
         await new Promise((r) => setTimeout(r, IDLE_MS));
@@ -110,8 +114,8 @@ async function measure(secure: boolean): Promise<Run> {
       prev = record;
       const result = JSON.parse(r.body) as { acked: { peer: string; ms: number }[]; failed: unknown[]; ms: number };
       if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
-      if (i === 9) await snapshot();
-      if (i < 10) continue; // warm-up: connections opened, code paths compiled
+      if (i === WARMUP - 1) await snapshot();
+      if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
@@ -202,6 +206,7 @@ function report(title: string, r: Run): void {
       disk: process.env.BENCH_DIR ? 'tmpfs' : 'ext4 (shared by the six VMs)',
       peers: 6,
       edits: EDITS,
+      warmup_edits: WARMUP,
       wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',
       p50_ms: main.overall.p50,
       p99_ms: main.overall.p99,
