@@ -118,13 +118,15 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
  * then the flow is deployed with it (persisted in flows.json; the nodes that use the store start
  * again under the new identity, and the store is handed to the store node's next instance running,
  * store-handover.ts). A deploy that fails switches the store back: the VM is as it was. When more
- * than the identity changes (autoJoin), the deploy alone does it and the store restarts (the
- * fallback, as before).
+ * than the identity changes (autoJoin, or the address: a fresh clone whose store still runs at the
+ * ODS's address), the deploy alone does it and the store restarts (the fallback, as before).
  */
 async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIdentity, from: string, remote: string, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<void> {
   const t0 = performance.now();
   const before = store.identity;
-  const inPlace = store.autoJoin === id.autoJoin;
+  // In place only when nothing but the name, services and real server change: a fresh clone whose
+  // store still runs at the ODS's address (its copied flow) is re-identified by the deploy alone.
+  const inPlace = store.autoJoin === id.autoJoin && store.identity.address === id.address;
   store.log.write('applied', `role call from ${from}: ${before.hostname} becomes ${id.hostname}${inPlace ? '' : ' (redeployed)'}`, { from: remote, realServer: id.realServer, services: id.services });
   const next = validateIdentity(id);
   const end = expectHandover(nodeId, next);
