@@ -203,6 +203,21 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(flowStore().autoJoin, true);
   });
 
+  it('a fresh clone whose store runs at another address than the one called is re-identified by the deploy (the store restarts there)', async () => {
+    // The clone's flow still names the ODS's address (OD here); the replicator calls the address it
+    // reserved for the clone (this runtime's own, 127.0.0.1 for the test client).
+    const s1 = await start();
+    const running = odStore();
+    const here = '127.0.0.1';
+    const clone = { hostname: 'OD11', address: here, realServer: 'RS1', services: '-', autoJoin: false };
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: here }, { identity: clone }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.hostname, 'OD11');
+    assert.notEqual(odStore(), running, 'a new store, at the new address');
+    assert.equal(odStore().identity.address, here);
+    assert.equal(flowStore().hostname, 'OD11');
+  });
+
   it("finds this Node-RED's internal flows module (the guard of runtime-flows.ts); a process without it gets the reason, with the version", async () => {
     await start();
     assert.equal(runtimeFlowsProblem('this'), null);
