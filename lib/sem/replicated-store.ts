@@ -28,6 +28,7 @@ import {
   encodeSummary,
   partialSnapshot,
   roundPartner,
+  RoundPacer,
   Spreader,
   plan,
   validateSummaryReply,
@@ -193,6 +194,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly spreader: Spreader;
   /** Rounds of anti-entropy made (even: the ring successor, odd: a random member). */
   private rounds = 0;
+  /** Rounds postponed while fan-out diffs arrive (./anti-entropy.ts, RoundPacer). */
+  private readonly pacer = new RoundPacer();
   /** The wire version this store speaks. */
   readonly version: WireVersion;
   /** The wire version each peer address announced in its last authenticated request or answer
@@ -510,6 +513,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const changed = diffs.map((d) => this.replica.apply(d, proof).length > 0);
     const lines = edits.map((e) => formatDiffLine(e));
     await this.disk.save(new Set(edits.map((e) => e.file)));
+    this.pacer.diffApplied();
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
       if (changed[i]) this.emitChange(d, true, 'edit');
@@ -757,6 +761,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
           this.emitChange(d, false, 'diff');
         });
         this.peerOk(diff.origin);
+        this.pacer.diffApplied();
         // Diffs from this origin were missed (this VM was down or cut off): catch up now, not at
         // the next periodic exchange.
         if (gap) this.syncSoon(diff.origin);
@@ -1100,7 +1105,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private scheduleSync(): void {
     if (this.stopped) return;
     this.syncTimer = setTimeout(() => {
-      this.round()
+      // A periodic round is postponed while fan-out diffs arrive (./anti-entropy.ts, RoundPacer).
+      (this.version > 1 && this.pacer.postpone() ? Promise.resolve() : this.round())
         .catch(() => undefined)
         .finally(() => this.scheduleSync());
     }, this.syncIntervalMs);
