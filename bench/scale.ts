@@ -78,6 +78,8 @@ async function runSize(n: number, base: string) {
     // Edits: S1 modifies one record EDITS times; each counts when every peer acknowledged it.
     const s1 = vms[0];
     const ms: number[] = [];
+    const roundsOf = async () => (await Promise.all(vms.map((v) => call(v, { cmd: 'rounds' })))).reduce((a, r) => [a[0] + Number(r.made), a[1] + Number(r.postponed)], [0, 0]);
+    const r0 = await roundsOf();
     const e0 = vms.map((v) => cpuSeconds(v.proc.pid));
     const ew0 = Date.now();
     let prev: string[] | null = null;
@@ -91,6 +93,7 @@ async function runSize(n: number, base: string) {
       else ms.push(Number(r.ms));
     }
     const loadEdits = loadAverage();
+    const r1 = await roundsOf();
     // CPU per edit, cluster-wide: every VM's CPU during the edits minus what it spends idle over
     // the same time (holds under load, where wall-clock figures do not).
     const editSecs = (Date.now() - ew0) / 1000;
@@ -123,6 +126,7 @@ async function runSize(n: number, base: string) {
       edit_to_all_ms: { p50: edit.p50, p99: edit.p99, n: edit.n, with_failed_peers: failed },
       cpu_ms_per_edit_all_vms: r2(cpuPerEditMs),
       cpu_ms_per_edit_all_vms_with_background: r2((editCpu / (EDITS + 5)) * 1000),
+      rounds_during_edits: { made: r1[0] - r0[0], postponed: r1[1] - r0[1] },
       converge_after_heal_ms: convergeMs,
       partition_s: PARTITION_S,
       rss_mb_per_vm: { mean: r2(rss.reduce((a, b) => a + b, 0) / n), max: Math.max(...rss) },

@@ -323,6 +323,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   /** Which wire version each member was last heard speaking (for status and tests). */
+  /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
+  roundCounts(): { made: number; postponed: number } {
+    return { made: this.rounds, postponed: this.pacer.total };
+  }
+
   peerWireVersions(): Record<string, WireVersion | undefined> {
     return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
   }
