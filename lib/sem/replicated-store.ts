@@ -863,9 +863,27 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.secure) this.boundSeqsByProofs(snapshot);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
+    if (this.secure) this.markMergedSeqs(snapshot.entries);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
     return changes.length;
+  }
+
+  /**
+   * The (origin, seq) of each merged entry's proof (its origin's signed diff) counts as received,
+   * as if the diff had come live: a replay of it is then refused by the replay guard (409), as a
+   * replay of a live diff is, whatever path the original came by (docs/security.md, rule 3).
+   * Durable as the live path is: the origin's highest number goes into the replica's numbers,
+   * saved with the merged entries, and is the guard's floor after a restart. The numbers are
+   * signed by their origin (the proof was verified), so no sender can raise them for another.
+   */
+  private markMergedSeqs(entries: SnapshotEntry[]): void {
+    for (const e of entries) {
+      const d = proofEdit(e);
+      if (!d || d.origin === this.identity.hostname || d.seq < 1) continue;
+      this.guard.accept(d.origin, d.seq);
+      this.replica.seqs[d.origin] = Math.max(this.replica.seqs[d.origin] ?? 0, d.seq);
+    }
   }
 
   /**
