@@ -145,5 +145,12 @@ export function proofEdit(e: SnapshotEntry): Diff | undefined {
   return diffs?.find((x) => x.origin === e[4] && x.lamport === e[3] && x.file === e[0]);
 }
 
+/** The time of the origin's signed diff that wrote an entry (its `ts`, covered by the origin's
+ * signature), or undefined when its proof is no diff (an entry signature carries no time). */
+export function proofTime(e: SnapshotEntry): number | undefined {
+  if (!e[5] || !proofDiffs(e[5])) return undefined;
+  return (JSON.parse(e[5].d!) as { ts: number }).ts;
+}
+
 /** The file of an entry, for messages. */
 export const describeEntry = (e: SnapshotEntry): string => `${e[0] as FileName} ${e[1]} (origin ${e[4]}, Lamport ${e[3]})`;

@@ -37,7 +37,7 @@ import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
 import { NonceJournal } from './nonce-journal';
-import { describeEntry, proofEdit, provenEntries } from './entry-verify';
+import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -955,7 +955,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return entries.filter((e) => {
       const [file, key, value, , origin] = e;
       if ((file !== 'group' && file !== 'problem') || !winning(e)) return true;
-      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring, proofEdit(e));
+      // Claims are judged at the time of the entry's signed diff (none without one, wire security on).
+      const at = this.secure ? (proofTime(e) ?? null) : undefined;
+      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring, proofEdit(e), at);
       if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
       return !denied;
     });
