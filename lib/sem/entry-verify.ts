@@ -4,7 +4,8 @@
 // publishes. Which keys count, given what the receiver holds:
 //
 //   K1  A VM's own group record (key = origin): when the receiver holds that record with a key,
-//       only that key (a key change is signed by the key it replaces, as a live rotation is);
+//       only that key (a key change is signed by the key it replaces, as a live rotation is), or
+//       the key the diff's chain of rotations leads to from it (./key-chain.ts: missed rotations);
 //       otherwise (nothing held, a tombstone, a record without key: a newcomer, a backup, a VM
 //       re-joining) the key the record itself offers, or the key its proof's diff replaced (a
 //       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is.
@@ -25,6 +26,7 @@ import { decodeDiff, diffsOf } from './sem-protocol';
 import type { Diff, SnapshotEntry } from './replica';
 import { sameRecord } from './replica';
 import { parseSignature, verifyMessage } from './vm-key';
+import { followKeyChain, keyChainOf } from './key-chain';
 
 /** A group entry as the receiver holds it (a tombstone has value null). */
 export interface GroupEntry {
@@ -91,7 +93,13 @@ export function keysFor(origin: string, lamport: number, g: GroupEntry | undefin
 
 /** K1: the keys a VM's own group record entry may be signed with. */
 export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined): string[] {
-  if (held?.value && keyOf(held.value)) return keysFor(e[4], e[3], held);
+  if (held?.value && keyOf(held.value)) {
+    // Or the key a chain of rotations leads to from the held one (./key-chain.ts): the chain is in
+    // the origin's signed diff, which must then be signed by that key.
+    const keys = keysFor(e[4], e[3], held);
+    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), keys) : undefined;
+    return followed && !keys.includes(followed) ? [...keys, followed] : keys;
+  }
   const offered = keyOf(e[2]);
   const previous = replacedKey({ value: e[2], lamport: e[3], proof: e[5] }, e[4]);
   return [offered, previous].filter((k): k is string => !!k);

@@ -36,6 +36,7 @@ import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from '.
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
+import { endorseKey, extendKeyChain, KeyEndorsement, loadKeyChain, withKeyChain } from './key-chain';
 import { NonceJournal } from './nonce-journal';
 import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
@@ -167,6 +168,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly snapshotBytes: number;
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
+  /** The endorsements of this VM's keys by the keys they replaced, oldest first (./key-chain.ts):
+   * sent with each diff of its own group record, so that a peer that missed rotations follows them. */
+  private keyChain: KeyEndorsement[];
   private publishing = false;
   /** A member's previous key, still accepted for a short while after it rotated (messages it
    * signed before it saw its own new record published may be in flight). */
@@ -232,6 +236,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     } catch (e) {
       throw new ConfigError((e as Error).message);
     }
+    this.keyChain = loadKeyChain(opts.folder, this.identity.hostname);
     this.disk.loadSync();
     this.repairLoadedState();
     if (this.secure) this.proveOwnEntries();
@@ -503,7 +508,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const wire: WireDiff = more.length ? { ...first, more } : first;
     // Signed once here: the signature travels with the diff (also through relays, ./fanout.ts) and
     // stays with the entries it writes as their origin proof (entry-proof.ts, d proofs).
-    const body = encodeDiff(wire);
+    // A diff of this VM's own group record carries its chain of key rotations (./key-chain.ts).
+    const own = this.secure && diffs.some((d) => d.file === 'group' && d.record[0] === origin);
+    const body = own ? withKeyChain(encodeDiff(wire), this.keyChain) : encodeDiff(wire);
     const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
     const proof: EntryProof | undefined = signature ? { d: body, s: signature } : undefined;
     this.guard.accept(origin, seq);
@@ -572,7 +579,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const next = prepareRotation(this.folder, this.identity.hostname);
     const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
     await this.edit({ file: 'group', op: 'Mod', before: have, record });
+    // The old key endorses the new one: the next diffs of this record carry it, so a peer that
+    // still holds a key before the old one follows (./key-chain.ts).
+    const endorsement = endorseKey(this.key, next.publicKey);
     this.key = commitRotation(this.folder, this.identity.hostname);
+    this.keyChain = extendKeyChain(this.folder, this.identity.hostname, this.keyChain, endorsement);
     // This VM's other entries are signed again under the new key: a peer that learns them later
     // (a newcomer) can check them once the old key is no longer visible in the group record's own
     // proof (a later change of the record replaces that proof). The record keeps its proof, signed
