@@ -8,7 +8,9 @@
 //       the key the diff's chain of rotations leads to from it (./key-chain.ts: missed rotations);
 //       otherwise (nothing held, a tombstone, a record without key: a newcomer, a backup, a VM
 //       re-joining) the key the record itself offers, or the key its proof's diff replaced (a
-//       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is.
+//       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is;
+//       but for a VM it holds nothing of and whose key the operator gave it (./key-anchors.ts),
+//       only that key or the key a chain of rotations leads to from it.
 //   K2  Any other entry: the key the origin's group record publishes, with this merge's accepted
 //       group entries overlaid (a newcomer learns the keys and the records in one snapshot), or the
 //       key that record's own proof shows it replaced (a rotation, or the deletion of a departed
@@ -91,8 +93,13 @@ export function keysFor(origin: string, lamport: number, g: GroupEntry | undefin
   return out;
 }
 
-/** K1: the keys a VM's own group record entry may be signed with. */
-export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined): string[] {
+/** K1: the keys a VM's own group record entry may be signed with; `anchor`: the operator-given key
+ * of a VM this receiver holds no entry of (./key-anchors.ts). */
+export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined, anchor?: string): string[] {
+  if (!held && anchor) {
+    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), [anchor]) : undefined;
+    return followed && followed !== anchor ? [anchor, followed] : [anchor];
+  }
   if (held?.value && keyOf(held.value)) {
     // Or the key a chain of rotations leads to from the held one (./key-chain.ts): the chain is in
     // the origin's signed diff, which must then be signed by that key.
@@ -130,7 +137,7 @@ export function proofRefusal(e: SnapshotEntry, keys: string[]): string | null {
  * The entries (each newer than what the receiver holds) whose origin's proof holds, in their
  * order; `refuse` is told each one left out and why. `held` reads the receiver's group entries.
  */
-export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refuse: (e: SnapshotEntry, why: string) => void): SnapshotEntry[] {
+export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refuse: (e: SnapshotEntry, why: string) => void, anchors?: ReadonlyMap<string, string>): SnapshotEntry[] {
   const accepted = new Map<string, GroupEntry>();
   const lookup: GroupLookup = (h) => accepted.get(h) ?? held(h);
   const ok = new Set<SnapshotEntry>();
@@ -141,7 +148,7 @@ export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refus
     if (e[0] === 'group') accepted.set(e[1], { value: e[2], lamport: e[3], proof: e[5] });
   };
   const isGroup = (e: SnapshotEntry) => e[0] === 'group';
-  for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1])));
+  for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1]), anchors?.get(e[1])));
   for (const e of entries) if (isGroup(e) && e[1] !== e[4]) judge(e, keysFor(e[4], e[3], lookup(e[4])));
   for (const e of entries) if (!isGroup(e)) judge(e, keysFor(e[4], e[3], lookup(e[4])));
   return entries.filter((e) => ok.has(e));

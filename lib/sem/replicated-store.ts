@@ -36,7 +36,8 @@ import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from '.
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
-import { endorseKey, extendKeyChain, KeyEndorsement, loadKeyChain, withKeyChain } from './key-chain';
+import { endorseKey, extendKeyChain, followKeyChain, KeyEndorsement, keyChainOf, loadKeyChain, withKeyChain } from './key-chain';
+import { anchorsFile, loadKeyAnchors } from './key-anchors';
 import { NonceJournal } from './nonce-journal';
 import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
@@ -171,6 +172,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** The endorsements of this VM's keys by the keys they replaced, oldest first (./key-chain.ts):
    * sent with each diff of its own group record, so that a peer that missed rotations follows them. */
   private keyChain: KeyEndorsement[];
+  /** Operator-given keys of members, for the bootstrap of a VM it holds nothing of (./key-anchors.ts). */
+  private readonly anchors: ReadonlyMap<string, string>;
   private publishing = false;
   /** A member's previous key, still accepted for a short while after it rotated (messages it
    * signed before it saw its own new record published may be in flight). */
@@ -237,6 +240,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       throw new ConfigError((e as Error).message);
     }
     this.keyChain = loadKeyChain(opts.folder, this.identity.hostname);
+    try {
+      this.anchors = loadKeyAnchors(opts.folder);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     this.disk.loadSync();
     this.repairLoadedState();
     if (this.secure) this.proveOwnEntries();
@@ -692,11 +700,24 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // One record only: a batch never speaks for a VM whose key is not published yet.
     const j = opts.join;
     if (j && !(j as WireDiff).more?.length && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+      const anchor = this.anchorOf(claimed);
+      if (anchor) {
+        // A VM this one holds nothing of, whose key the operator gave: that key, or where its
+        // chain of rotations leads (./key-anchors.ts).
+        const followed = followKeyChain(claimed, keyChainOf(ctx.body), [anchor]);
+        if ([anchor, followed].some((k) => k && verifyMessage(k, ctx.label, ctx.body, sig.sig))) return;
+        throw new ProtocolError(`refused: ${claimed}'s group record is not signed by the key the anchors file gives for it (${anchorsFile(this.folder)})`, 401);
+      }
       const offered = fromMember(j.record).publicKey;
       if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
     }
     if (opts.readOnly) return;
     throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
+  }
+
+  /** The operator-given key of `hostname` while this VM holds no group entry of it (./key-anchors.ts). */
+  private anchorOf(hostname: string): string | undefined {
+    return this.replica.version('group', hostname) ? undefined : this.anchors.get(hostname);
   }
 
   /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */
@@ -941,7 +962,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         const e = this.replica.entries([['group', h]])[0];
         return e ? { value: e[2], lamport: e[3], proof: e[5] } : undefined;
       };
-      entries = provenEntries(entries, held, (e, why) => this.refused(from, `entry from ${from} not merged: ${describeEntry(e)}: ${why}`));
+      entries = provenEntries(entries, held, (e, why) => this.refused(from, `entry from ${from} not merged: ${describeEntry(e)}: ${why}`), this.anchors);
     }
     // The view the rules read: this VM's group and problem files overlaid with what wins here.
     const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
