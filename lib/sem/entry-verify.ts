@@ -94,18 +94,18 @@ export function keysFor(origin: string, lamport: number, g: GroupEntry | undefin
 }
 
 /** K1: the keys a VM's own group record entry may be signed with; `anchor`: the operator-given key
- * of a VM this receiver holds no entry of (./key-anchors.ts). */
+ * of that VM (./key-anchors.ts), which counts unless the receiver holds its record with a key. */
 export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined, anchor?: string): string[] {
-  if (!held && anchor) {
-    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), [anchor]) : undefined;
-    return followed && followed !== anchor ? [anchor, followed] : [anchor];
-  }
   if (held?.value && keyOf(held.value)) {
     // Or the key a chain of rotations leads to from the held one (./key-chain.ts): the chain is in
     // the origin's signed diff, which must then be signed by that key.
     const keys = keysFor(e[4], e[3], held);
     const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), keys) : undefined;
     return followed && !keys.includes(followed) ? [...keys, followed] : keys;
+  }
+  if (anchor) {
+    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), [anchor]) : undefined;
+    return followed && followed !== anchor ? [anchor, followed] : [anchor];
   }
   const offered = keyOf(e[2]);
   const previous = replacedKey({ value: e[2], lamport: e[3], proof: e[5] }, e[4]);
@@ -149,7 +149,21 @@ export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refus
   };
   const isGroup = (e: SnapshotEntry) => e[0] === 'group';
   for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1]), anchors?.get(e[1])));
-  for (const e of entries) if (isGroup(e) && e[1] !== e[4]) judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  // Another VM's record of an anchored VM (a G4-shaped change, a recovery) must not bring it a key
+  // of its own: only the anchored one, or the one its own record in this merge was taken with.
+  const anchorRefusal = (e: SnapshotEntry): string | null => {
+    const anchor = anchors?.get(e[1]);
+    const h = held(e[1]);
+    const k = keyOf(e[2]);
+    if (!anchor || !k || (h?.value && keyOf(h.value)) || k === anchor || keyOf(accepted.get(e[1])?.value) === k) return null;
+    return `it gives ${e[1]} another key than the anchors file does`;
+  };
+  for (const e of entries) {
+    if (!isGroup(e) || e[1] === e[4]) continue;
+    const why = anchorRefusal(e);
+    if (why) refuse(e, why);
+    else judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  }
   for (const e of entries) if (!isGroup(e)) judge(e, keysFor(e[4], e[3], lookup(e[4])));
   return entries.filter((e) => ok.has(e));
 }

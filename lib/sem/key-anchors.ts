@@ -3,12 +3,14 @@
 // that is its seed could hand it a record of S1 with a key of the insider's making. The operator,
 // who can read every member's files, may give a newcomer the members' keys beforehand: a copy of a
 // member's group file as `<files folder>/.keys/anchors` (`p2p-ha init --trust-group FILE` writes
-// it). For a hostname listed there with a key, and of which this VM holds no group entry at all
-// (live or deleted), its own group record is then taken only when signed by that key, or by the
-// key a chain of rotations (./key-chain.ts) leads to from it; once this VM holds the record, that
-// record's key governs as for every VM (the anchor is a bootstrap, not a second authority: a VM
-// rebuilt later with a new key is taken as any re-joining VM is). Hostnames not listed (members
-// that joined after the copy) are trusted on first use, as before.
+// it). For a hostname listed there with a key, whose record this VM does not hold with a key
+// (nothing held, a tombstone, a record without key), its own group record is then taken (merged,
+// or as a live join diff) only when signed by that key, or by the key a chain of rotations
+// (./key-chain.ts) leads to from it, and a record of it written by another VM only when it gives
+// it that key; once this VM holds its record with a key, that key governs as for every VM.
+// Hostnames not listed (members that joined after the copy) are trusted on first use, as before.
+// A member rebuilt with a new key (not a rotation) after a deletion is refused by a VM whose
+// anchors list it: the operator removes or replaces its line there.
 import * as fs from 'fs';
 import * as path from 'path';
 import { formatFile, parseFile } from '../records/files';

@@ -700,10 +700,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // One record only: a batch never speaks for a VM whose key is not published yet.
     const j = opts.join;
     if (j && !(j as WireDiff).more?.length && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
-      const anchor = this.anchorOf(claimed);
+      const anchor = this.anchors.get(claimed);
       if (anchor) {
-        // A VM this one holds nothing of, whose key the operator gave: that key, or where its
-        // chain of rotations leads (./key-anchors.ts).
+        // A VM whose key the operator gave (and whose record this VM does not hold with a key):
+        // that key, or where its chain of rotations leads (./key-anchors.ts).
         const followed = followKeyChain(claimed, keyChainOf(ctx.body), [anchor]);
         if ([anchor, followed].some((k) => k && verifyMessage(k, ctx.label, ctx.body, sig.sig))) return;
         throw new ProtocolError(`refused: ${claimed}'s group record is not signed by the key the anchors file gives for it (${anchorsFile(this.folder)})`, 401);
@@ -713,11 +713,6 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     if (opts.readOnly) return;
     throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
-  }
-
-  /** The operator-given key of `hostname` while this VM holds no group entry of it (./key-anchors.ts). */
-  private anchorOf(hostname: string): string | undefined {
-    return this.replica.version('group', hostname) ? undefined : this.anchors.get(hostname);
   }
 
   /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */

@@ -28,7 +28,7 @@ describe('SEM: a newcomer with the members\' keys from its operator is not foole
   let net: LoopbackStores;
   let fake: SemServer | undefined;
 
-  before(async () => (net = await LoopbackStores.open(4, SECRET, 'anchors')));
+  before(async () => (net = await LoopbackStores.open(5, SECRET, 'anchors')));
   after(async () => {
     await fake?.close();
     await net?.close();
@@ -51,15 +51,13 @@ describe('SEM: a newcomer with the members\' keys from its operator is not foole
     const s2Record = s2.get('group', 'S2')!;
     // The operator copies a member's group file to the newcomer (p2p-ha init --trust-group).
     const anchors = anchorsText(fs.readFileSync(path.join(net.base, 'S1', 'group'), 'utf8'));
-    fs.mkdirSync(path.dirname(anchorsFile(path.join(net.base, 'S3'))), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(anchorsFile(path.join(net.base, 'S3')), anchors, { mode: 0o600 });
 
     // S2 turns insider: it answers at its address with its own true record and a false one of S1.
     await s2.stop();
     const s2Key = loadOrCreateVmKey(path.join(net.base, 'S2'), 'S2');
     const forger = loadOrCreateVmKey(path.join(net.base, 'forger'), 'S1');
     const forgedS1: RecordFields = ['S1', net.range.ip(1), 'RS1', '-', 'member', forger.publicKey];
-    const entries = [joinEntry(s2Record, s2Key, 5), joinEntry(forgedS1, forger, 6)];
+    let entries = [joinEntry(s2Record, s2Key, 5), joinEntry(forgedS1, forger, 6)];
     fake = new SemServer({
       host: net.range.ip(2),
       port: net.port,
@@ -76,7 +74,12 @@ describe('SEM: a newcomer with the members\' keys from its operator is not foole
     await fake.listen();
 
     const refused: string[] = [];
-    const s3 = net.store(3, { seeds: [net.range.ip(2)], syncIntervalMs: 3_600_000 });
+    const anchored = (i: number) => {
+      fs.mkdirSync(path.dirname(anchorsFile(path.join(net.base, `S${i}`))), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(anchorsFile(path.join(net.base, `S${i}`)), anchors, { mode: 0o600 });
+      return net.store(i, { seeds: [net.range.ip(2)], syncIntervalMs: 3_600_000 });
+    };
+    const s3 = anchored(3);
     s3.on('refused', (e: RefusalEvent) => refused.push(e.reason));
     const s4 = net.store(4, { seeds: [net.range.ip(2)], syncIntervalMs: 3_600_000 });
     await s3.start();
@@ -95,5 +98,19 @@ describe('SEM: a newcomer with the members\' keys from its operator is not foole
     // From S1 itself, S3 takes S1's true record.
     await s3.syncWith({ address: net.range.ip(1), port: net.port }, 'S1');
     assert.deepEqual(s3.get('group', 'S1'), trueS1);
+
+    // The insider's other way: a record of S1 in its own name, shaped as an operator's state
+    // change (G4, which a VM holding nothing of S1 takes), carrying the false key. Refused too.
+    const before: RecordFields = [...forgedS1];
+    const after: RecordFields = ['S1', net.range.ip(1), 'RS1', '-', 'maintenance', forger.publicKey];
+    const body = encodeDiff({ file: 'group', op: 'Mod', before, record: after, origin: 'S2', seq: 2, lamport: 6 });
+    entries = [joinEntry(s2Record, s2Key, 5), ['group', 'S1', after, 6, 'S2', { d: body, s: signMessage(s2Key, `POST ${DIFF_PATH}`, body) }]];
+    const s5 = anchored(5);
+    const refused5: string[] = [];
+    s5.on('refused', (e: RefusalEvent) => refused5.push(e.reason));
+    await s5.start();
+    assert.deepEqual(s5.get('group', 'S2'), s2Record);
+    assert.equal(s5.get('group', 'S1'), undefined, 'S5 took a record of S1 with the forged key');
+    assert.match(refused5.join('\n'), /not merged: group S1 \(origin S2, Lamport 6\): it gives S1 another key than the anchors file does/);
   });
 });
