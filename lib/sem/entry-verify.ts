@@ -28,7 +28,7 @@ import { decodeDiff, diffsOf } from './sem-protocol';
 import type { Diff, SnapshotEntry } from './replica';
 import { sameRecord } from './replica';
 import { parseSignature, verifyMessage } from './vm-key';
-import { followKeyChain, keyChainOf } from './key-chain';
+import { chainKeys, followKeyChain, keyChainOf } from './key-chain';
 
 /** A group entry as the receiver holds it (a tombstone has value null). */
 export interface GroupEntry {
@@ -82,14 +82,24 @@ function replacedKey(g: GroupEntry, hostname: string): string | undefined {
   return prev && prev[0] === hostname ? keyOf(prev) : undefined;
 }
 
-/** K2: the keys an entry of `origin` at `lamport` may be signed with, given the origin's group entry. */
+/** The keys `origin`'s own record's diff lists as its earlier ones (its chain of rotations,
+ * ./key-chain.ts), when that diff is the origin's own. */
+function chainedKeys(g: GroupEntry, origin: string): string[] {
+  const d = g.proof && proofDiffs(g.proof)?.find((x) => x.file === 'group' && x.lamport === g.lamport);
+  return d && d.origin === origin && d.record[0] === origin ? chainKeys(keyChainOf(g.proof!.d!)) : [];
+}
+
+/** K2: the keys an entry of `origin` at `lamport` may be signed with, given the origin's group entry:
+ * its key, and for an entry older than that record, the key its diff replaced and the keys its
+ * chain of rotations lists (an entry signed before a rotation keeps its diff, and its time). */
 export function keysFor(origin: string, lamport: number, g: GroupEntry | undefined): string[] {
   if (!g) return [];
   const out: string[] = [];
   const current = keyOf(g.value);
   if (current) out.push(current);
-  const previous = replacedKey(g, origin);
-  if (previous && previous !== current && lamport < g.lamport) out.push(previous);
+  if (lamport < g.lamport) {
+    for (const k of [replacedKey(g, origin), ...chainedKeys(g, origin)]) if (k && !out.includes(k)) out.push(k);
+  }
   return out;
 }
 

@@ -2,7 +2,7 @@
 // was away through several rotations of another can follow them. A rotation is a change of the
 // VM's own group record signed by the key it replaces: a receiver that holds the key before the
 // last one cannot check it. So at each rotation the VM also signs, with the old key, an
-// endorsement of the new one (label KEY_LABEL over [hostname, new key]), and keeps the last
+// endorsement of the new one (label KEY_LABEL over [hostname, old key, new key]), and keeps the last
 // MAX_KEY_CHAIN endorsements in `.keys/<hostname>.chain` (newest last). Every diff it sends of its
 // own group record carries them in a `keys` field of the diff body (covered by its signature, and
 // kept in the entry's proof, so anti-entropy ships them with the record; a release without chains
@@ -21,19 +21,19 @@ export const MAX_KEY_CHAIN = 8;
 /** The label an endorsement's signature covers (no route: it cannot be replayed as a message). */
 export const KEY_LABEL = 'p2p-key';
 
-/** [new public key, signature header of the key it replaced over KEY_LABEL and [hostname, new key]]. */
-export type KeyEndorsement = [publicKey: string, signature: string];
+/** [key replaced, new key, signature header of the replaced key over KEY_LABEL and [hostname, replaced, new]]. */
+export type KeyEndorsement = [previousKey: string, publicKey: string, signature: string];
 
 const chainFile = (folder: string, hostname: string) => path.join(keyFolder(folder), `${hostname}.chain`);
-const endorsedBytes = (hostname: string, publicKey: string) => JSON.stringify([hostname, publicKey]);
+const endorsedBytes = (hostname: string, previousKey: string, publicKey: string) => JSON.stringify([hostname, previousKey, publicKey]);
 
 /** The old key's endorsement of the key that replaces it. */
 export function endorseKey(old: VmKey, publicKey: string): KeyEndorsement {
-  return [publicKey, signMessage(old, KEY_LABEL, endorsedBytes(old.hostname, publicKey))];
+  return [old.publicKey, publicKey, signMessage(old, KEY_LABEL, endorsedBytes(old.hostname, old.publicKey, publicKey))];
 }
 
 const isEndorsement = (x: unknown): x is KeyEndorsement =>
-  Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && x[0].length <= 64 && typeof x[1] === 'string' && x[1].length <= 200;
+  Array.isArray(x) && x.length === 3 && x.every((f, i) => typeof f === 'string' && f.length <= (i === 2 ? 200 : 64));
 
 /** The endorsements kept for `hostname` (none when the file is missing or unreadable). */
 export function loadKeyChain(folder: string, hostname: string): KeyEndorsement[] {
@@ -78,14 +78,15 @@ export function keyChainOf(body: string): KeyEndorsement[] {
  */
 export function followKeyChain(hostname: string, chain: KeyEndorsement[], trusted: string[]): string | undefined {
   let current: string | undefined;
-  for (const [publicKey, signature] of chain.slice(-MAX_KEY_CHAIN)) {
+  for (const [previousKey, publicKey, signature] of chain.slice(-MAX_KEY_CHAIN)) {
+    if (current === undefined && !trusted.includes(previousKey)) continue; // older than what is held
+    if (current !== undefined && previousKey !== current) return undefined;
     const sig = parseSignature(signature);
-    if (!sig || sig.signer !== hostname) return undefined;
-    const bytes = endorsedBytes(hostname, publicKey);
-    if (current === undefined) {
-      if (trusted.some((k) => verifyMessage(k, KEY_LABEL, bytes, sig.sig))) current = publicKey;
-    } else if (verifyMessage(current, KEY_LABEL, bytes, sig.sig)) current = publicKey;
-    else return undefined;
+    if (!sig || sig.signer !== hostname || !verifyMessage(previousKey, KEY_LABEL, endorsedBytes(hostname, previousKey, publicKey), sig.sig)) return undefined;
+    current = publicKey;
   }
   return current;
 }
+
+/** Every key a chain names (replaced and new): the keys its VM held, as its own signed diff lists them. */
+export const chainKeys = (chain: KeyEndorsement[]): string[] => Array.from(new Set(chain.flatMap(([p, k]) => [p, k])));

@@ -595,9 +595,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // This VM's other entries are signed again under the new key: a peer that learns them later
     // (a newcomer) can check them once the old key is no longer visible in the group record's own
     // proof (a later change of the record replaces that proof). The record keeps its proof, signed
-    // by the old key: that is what holders of the old key check the change against.
+    // by the old key: that is what holders of the old key check the change against. Group and
+    // problem entries that carry their diff keep it: the rules at merge read its time and its
+    // edit (docs/security.md rule 7), and the old key stays listed in this VM's chain of
+    // rotations, which receivers accept for entries older than its record (entry-verify.ts K2).
     const me = this.identity.hostname;
-    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me));
+    const keepsDiff = (e: { file: string; proof?: EntryProof }) => (e.file === 'group' || e.file === 'problem') && e.proof?.d !== undefined;
+    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me) && !keepsDiff(e));
     await this.disk.save([]);
     this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
     return next.publicKey;
