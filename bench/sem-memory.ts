@@ -6,7 +6,9 @@
 // itself (bench/sem-memory-probe.ts, preloaded) V8 heap used/total, external and array buffers.
 // The aim (issue 16): RSS after 10,000 edits within 20 MB of the idle RSS.
 // Idle is sampled right after the group formed ('idle', the baseline of the growth), after full
-// GCs, and IDLE_S seconds later ('idle-later': how much an idle VM allocates, in scavenges).
+// GCs, and IDLE_S seconds later ('idle-later': how much an idle VM allocates, in scavenges); after
+// the edits, right after the last one ('after', compared with the aim), IDLE_S seconds later
+// ('after-idle') and after full GCs ('settled': what is still referenced, plus V8's sizing).
 // Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (runs the VMs with --max-semi-space-size to
 // compare V8's young-generation sizing), HEAP_SNAPSHOTS=1 (S1 writes a heap snapshot after the
 // warm-up and at the end, after full GCs; kept in the printed directory; compare them with
@@ -14,9 +16,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { waitFor } from '../harness/wait';
 import { RealServerEditor, startSemCluster } from './sem-cluster';
-import type { ProbeAnswer, ProbeRequest } from './sem-memory-probe';
+import type { ProbeRequest } from './sem-memory-probe';
+import { askProbe, snapshotPath } from './sem-memory-ask';
 import { cpuMs, loadAverage, summarize } from './stats';
 
 const EDITS = Number(process.env.EDITS ?? 10_000);
@@ -50,15 +52,9 @@ function procKb(file: string, field: string): number {
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
 }
 
-let probeN = 0;
 async function sample(pid: number, dir: string, at: string, edits: number, req: Omit<ProbeRequest, 'n'> = {}): Promise<Sample> {
-  const n = ++probeN;
-  fs.writeFileSync(path.join(dir, `${pid}.req`), JSON.stringify({ n, ...req }));
-  process.kill(pid, 'SIGURG');
-  const out = path.join(dir, `${pid}-${n}.json`);
-  await waitFor(() => fs.existsSync(out), { what: `S1's memory figures (${at})`, timeoutMs: 120_000 });
+  const a = await askProbe(pid, dir, req);
   if (req.settle) await new Promise((r) => setTimeout(r, 3000)); // the allocator returns freed pages
-  const a = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeAnswer;
   const s: Sample = {
     at,
     edits,
@@ -71,7 +67,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     externalMb: mb(a.memory.external),
     arrayBuffersMb: mb(a.memory.arrayBuffers),
     scavenges: a.scavenges,
-    ...(req.snapshot ? { snapshot: path.join(dir, `${pid}-${n}.heapsnapshot`) } : {}),
+    ...(req.snapshot ? { snapshot: snapshotPath(pid, dir, a) } : {}),
   };
   console.log(
     `${at.padEnd(12)} edits ${String(edits).padStart(6)}  RSS ${s.rssMb} MB (anon ${s.anonMb})  heap used ${s.heapUsedMb} / total ${s.heapTotalMb} (new space ${s.newSpaceMb})  external ${s.externalMb}  arrayBuffers ${s.arrayBuffersMb}  scavenges ${s.scavenges}  load ${s.load}`,
@@ -112,6 +108,10 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     const cpuPerEdit = Math.round((((cpuMs(pid) ?? 0) - cpu0) / EDITS) * 100) / 100;
     const after = await sample(pid, probeDir, 'after', EDITS);
     samples.push(after);
+    // Idle again for IDLE_S: what the VM keeps after a burst of edits, with no forced GC.
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    const afterIdle = await sample(pid, probeDir, 'after-idle', EDITS);
+    samples.push(afterIdle);
     const settled = await sample(pid, probeDir, 'settled', EDITS, { settle: true, snapshot: SNAPSHOTS });
     samples.push(settled);
     keepDir = SNAPSHOTS;
@@ -130,6 +130,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
         idle_rss_mb: idle.rssMb,
         rss_after_mb: after.rssMb,
         rss_growth_mb: growth,
+        rss_after_idle_mb: afterIdle.rssMb,
         settled_rss_mb: settled.rssMb,
         settled_growth_mb: settledGrowth,
         aim_mb: AIM_MB,
