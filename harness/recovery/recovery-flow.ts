@@ -236,6 +236,6 @@ export function testProcedure(uiPort: number): string {
   return `#!/bin/sh
 # Installs the configuration of $TARGET on the OD $OD (now $BACKUP at $BACKUP_ADDRESS).
 set -e
-curl -fsS -m 5 -X POST -H 'Content-Type: text/plain' --data "$TARGET" "http://$BACKUP_ADDRESS:${uiPort}/svc-config" >/dev/null
+curl -fsS -m 10 --retry 2 --retry-all-errors --retry-delay 1 -X POST -H 'Content-Type: text/plain' --data "$TARGET" "http://$BACKUP_ADDRESS:${uiPort}/svc-config" >/dev/null
 `;
 }
