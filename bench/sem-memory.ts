@@ -12,7 +12,8 @@
 // Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (runs the VMs with --max-semi-space-size to
 // compare V8's young-generation sizing), HEAP_SNAPSHOTS=1 (S1 writes a heap snapshot after the
 // warm-up and at the end, after full GCs; kept in the printed directory; compare them with
-// bench/sem-memory-heapdiff.js).
+// bench/sem-memory-heapdiff.js), ALLOC_PROFILE=1 (every VM's allocations, collected ones included,
+// as a .heapprofile per VM).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -25,6 +26,8 @@ const EDITS = Number(process.env.EDITS ?? 10_000);
 const RECEIVERS = Number(process.env.RECEIVERS ?? 3);
 const SAMPLE_EVERY = Number(process.env.SAMPLE_EVERY ?? 1000);
 const SNAPSHOTS = !!process.env.HEAP_SNAPSHOTS;
+/** ALLOC_PROFILE=1: every VM records what it allocates (bench/sem-memory-probe.ts), kept in the printed directory. */
+const ALLOC_PROFILE = !!process.env.ALLOC_PROFILE;
 const AIM_MB = 20;
 const WARMUP = 200;
 const IDLE_S = Number(process.env.IDLE_S ?? 30);
@@ -81,7 +84,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     `--require ${path.join(__dirname, 'sem-memory-probe.js')}`,
     process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
   ].join(' ').trim();
-  const sem = await startSemCluster(1 + RECEIVERS, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir } });
+  const sem = await startSemCluster(1 + RECEIVERS, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir, ...(ALLOC_PROFILE ? { MEMORY_ALLOC_PROFILE: '1' } : {}) } });
   const samples: Sample[] = [];
   let keepDir = false;
   try {
@@ -114,7 +117,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     samples.push(afterIdle);
     const settled = await sample(pid, probeDir, 'settled', EDITS, { settle: true, snapshot: SNAPSHOTS });
     samples.push(settled);
-    keepDir = SNAPSHOTS;
+    keepDir = SNAPSHOTS || ALLOC_PROFILE;
     const idle = samples[0];
     const during = samples.filter((s) => s.at === 'edits' || s.at === 'after');
     const growth = Math.round((after.rssMb - idle.rssMb) * 10) / 10;
@@ -148,9 +151,9 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
       }),
     );
   } finally {
-    if (keepDir) console.error(`heap snapshots kept in ${probeDir}`);
+    await sem.stop(); // the allocation profiles are written as the VMs exit
+    if (keepDir) console.error(`heap snapshots / allocation profiles kept in ${probeDir}`);
     else fs.rmSync(probeDir, { recursive: true, force: true });
-    await sem.stop();
   }
 })().catch((e) => {
   console.error(e);
