@@ -40,6 +40,8 @@ interface Figures {
   /** RSS and heap used after full GCs: what is referenced, without the garbage of the moment. */
   settledRssMb: number;
   heapUsedMb: number;
+  /** V8's heap as committed after the GCs: what of the settled RSS is V8's sizing, not live objects. */
+  heapTotalMb: number;
   externalMb: number;
   snapshot?: string;
 }
@@ -56,6 +58,7 @@ async function figures(pid: number, dir: string, snapshot: boolean, idle: number
     newSpaceMb: raw.spaces.find((s) => s.name === 'new_space')?.sizeMb ?? NaN,
     settledRssMb,
     heapUsedMb: mb(a.memory.heapUsed),
+    heapTotalMb: mb(a.memory.heapTotal),
     externalMb: mb(a.memory.external),
     ...(snap ? { snapshot: snap } : {}),
   };
