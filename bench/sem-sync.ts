@@ -11,10 +11,14 @@ import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { EDIT_PATH, semFlow } from '../harness/flows/sem-flow';
-import { cpuMs, loadAverage, rssMb, summarize } from './stats';
+import { cpuSplitMs, loadAverage, rssMb, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 
 const EDITS = Number(process.env.EDITS ?? 200);
+// Edits before the measured ones (connections opened, code compiled). With the default 10, V8 is
+// still optimising the path during the measured edits (6-11 % of the CPU, docs/performance.md);
+// WARMUP=200 measures a warm VM.
+const WARMUP = Number(process.env.WARMUP ?? 10);
 // SECURE=on or off runs only that half (profiling); default both.
 const SECURE = process.env.SECURE ?? 'both';
 // CPU_PROF=<dir>: every VM is CPU-profiled (./cpu-profile.ts), its profile written into <dir>/<on|off>/ at exit.
@@ -23,6 +27,8 @@ const CPU_PROF = process.env.CPU_PROF;
 // printed (needs strace; slows S3 down, so its latency figures are not comparable then). Any other
 // value is passed to strace as its options instead of -c (e.g. STRACE='-tt -e trace=write').
 const STRACE = !!process.env.STRACE;
+// CPU of the six while idle is measured for this long before the measured edits.
+const IDLE_MS = 3000;
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
 
 interface Run {
@@ -32,7 +38,7 @@ interface Run {
   load: { start: number; end: number };
   senderRss: { idle?: number; afterEdits?: number; nodeOptions: string };
   /** CPU time (ms, user + system) per measured edit: S1, each receiver, all six together. */
-  cpuPerEdit: { sender: number; receivers: Record<string, number>; total: number };
+  cpuPerEdit: { sender: number; receivers: Record<string, number>; total: number; system_share: number; idle_ms_per_s_all_six: number };
   strace?: string;
 }
 
@@ -85,12 +91,21 @@ async function measure(secure: boolean): Promise<Run> {
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let prev: string[] | null = null;
-    let cpu0: (number | undefined)[] = [];
+    let cpu0: ({ user: number; system: number } | undefined)[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
-    for (let i = 0; i < EDITS + 10; i++) {
-      if (i === 10) {
+    let idleCpu: number[] = [];
+    for (let i = 0; i < EDITS + WARMUP; i++) {
+      if (i === WARMUP) {
+        // What the six use with no edit at all (timers, anti-entropy): part of every figure below.
+        const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+        await new Promise((r) => setTimeout(r, IDLE_MS));
+        idleCpu = cluster.vms.map((vm, j) => {
+          const a = idle0[j], b = cpuSplitMs(vm.pid);
+          return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
+        });
         if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
-        cpu0 = cluster.vms.map((vm) => cpuMs(vm.pid));
+        if (CPU_PROF) markProfiles(cluster.vms);
+        cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
       }
       const record = ['RS1', (i / 1000).toFixed(3), String(i % 50), 'up'];
       const payload = prev ? { file: 'realserver', op: 'Mod', before: prev, record } : { file: 'realserver', op: 'Add', record };
@@ -99,13 +114,17 @@ async function measure(secure: boolean): Promise<Run> {
       prev = record;
       const result = JSON.parse(r.body) as { acked: { peer: string; ms: number }[]; failed: unknown[]; ms: number };
       if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
-      if (i === 9) await snapshot();
-      if (i < 10) continue; // warm-up: connections opened, code paths compiled
+      if (i === WARMUP - 1) await snapshot();
+      if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
-    const cpu1 = cluster.vms.map((vm) => cpuMs(vm.pid));
-    const perEdit = (i: number) => Math.round((((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / EDITS) * 100) / 100;
+    const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+    if (CPU_PROF) markProfiles(cluster.vms);
+    const used = (i: number, k: 'user' | 'system') => (cpu1[i]?.[k] ?? 0) - (cpu0[i]?.[k] ?? 0);
+    const perEdit = (i: number) => Math.round(((used(i, 'user') + used(i, 'system')) / EDITS) * 100) / 100;
+    const allSystem = cluster.vms.reduce((n, _, i) => n + used(i, 'system'), 0);
+    const allCpu = cluster.vms.reduce((n, _, i) => n + used(i, 'user') + used(i, 'system'), 0);
     const strace = tracer ? await stopStrace(tracer) : undefined;
     const rssAfter = rssMb(s1.pid);
     await snapshot();
@@ -123,6 +142,10 @@ async function measure(secure: boolean): Promise<Run> {
         sender: perEdit(0),
         receivers: Object.fromEntries(cluster.vms.slice(1).map((vm, i) => [vm.name, perEdit(i + 1)])),
         total: Math.round(cluster.vms.reduce((n, _, i) => n + perEdit(i), 0) * 100) / 100,
+        // The kernel's part of it (system calls, loopback TCP, file system).
+        system_share: allCpu ? Math.round((allSystem / allCpu) * 100) / 100 : 0,
+        // CPU ms per second the six use with no edit (the edits' figures above include it).
+        idle_ms_per_s_all_six: Math.round(idleCpu.reduce((n, x) => n + x, 0) * 10) / 10,
       },
       strace,
     };
@@ -132,6 +155,11 @@ async function measure(secure: boolean): Promise<Run> {
     range.release();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** CPU_PROF: the profiles cover the measured edits only (./cpu-profile.ts: first mark restarts, second writes). */
+function markProfiles(vms: { pid?: number }[]): void {
+  for (const vm of vms) if (vm.pid) process.kill(vm.pid, 'SIGWINCH');
 }
 
 /** strace -c -f on a running process, its summary in a file. */
@@ -161,7 +189,7 @@ function report(title: string, r: Run): void {
   console.log(`whole edit at S1 (local durable write + fan-out to 5 peers): p50 ${r.whole.p50} ms, p99 ${r.whole.p99} ms`);
   console.log(`S3..S6: p50 ${r.overall.p50} ms, p99 ${r.overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / r.overall.p50).toFixed(0)}x faster at p50`);
   console.log(`load average ${r.load.start} -> ${r.load.end}; S1 RSS ${r.senderRss.idle} -> ${r.senderRss.afterEdits} MB`);
-  console.log(`CPU per edit (ms): S1 ${r.cpuPerEdit.sender}, receivers ${JSON.stringify(r.cpuPerEdit.receivers)}, all six ${r.cpuPerEdit.total}`);
+  console.log(`CPU per edit (ms): S1 ${r.cpuPerEdit.sender}, receivers ${JSON.stringify(r.cpuPerEdit.receivers)}, all six ${r.cpuPerEdit.total} (${Math.round(r.cpuPerEdit.system_share * 100)} % in the kernel); idle: ${r.cpuPerEdit.idle_ms_per_s_all_six} ms/s for the six`);
   if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }
 
@@ -178,6 +206,7 @@ function report(title: string, r: Run): void {
       disk: process.env.BENCH_DIR ? 'tmpfs' : 'ext4 (shared by the six VMs)',
       peers: 6,
       edits: EDITS,
+      warmup_edits: WARMUP,
       wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',
       p50_ms: main.overall.p50,
       p99_ms: main.overall.p99,

@@ -45,10 +45,16 @@ export function loadAverage(): number {
 /** CPU time (user + system, all threads) a process has used, in ms (Linux /proc; clock ticks of
  * 10 ms), undefined when it is gone. Under load, CPU per operation is what compares across runs. */
 export function cpuMs(pid: number | undefined): number | undefined {
+  const c = cpuSplitMs(pid);
+  return c && c.user + c.system;
+}
+
+/** CPU time of a process so far (ms), in user space and in the kernel (system calls, its TCP sends). */
+export function cpuSplitMs(pid: number | undefined): { user: number; system: number } | undefined {
   if (!pid) return undefined;
   try {
     const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
+    return { user: Number(f[11]) * 10, system: Number(f[12]) * 10 };
   } catch {
     return undefined;
   }

@@ -47,8 +47,9 @@ export class ByteBudget {
 export interface BoundedReadOptions {
   /** Most bytes the body may have. */
   limit: number;
-  /** Deadline for the whole body, from the call. */
-  timeoutMs: number;
+  /** Deadline for the whole body, from the call; unset: none here, the caller holds one that
+   * destroys the stream (an HTTP client's deadline for its whole request). */
+  timeoutMs?: number;
   /** Content-Length as declared, when known: refused at once when above the limit. */
   declared?: number;
   /** Budgets the body's bytes are taken from while it is held (all must have room). */
@@ -106,7 +107,7 @@ export function readBounded(stream: Readable, o: BoundedReadOptions): Promise<Bu
     const onEnd = () => finish(null);
     const onError = (e: Error) => finish(new BodyError(`body not read: ${e.message}`, 'aborted'));
     const onClose = () => finish(new BodyError('connection closed before the body ended', 'aborted'));
-    const timer = setTimeout(() => finish(new BodyError(`body not complete within ${o.timeoutMs} ms`, 'timeout')), o.timeoutMs);
+    const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => finish(new BodyError(`body not complete within ${o.timeoutMs} ms`, 'timeout')), o.timeoutMs);
     if (o.declared !== undefined && (!Number.isSafeInteger(o.declared) || o.declared < 0 || o.declared > o.limit)) {
       return finish(new BodyError(`message too large (${o.declared} bytes > ${o.limit})`, 'too-large'));
     }

@@ -449,8 +449,10 @@ export class SemClient {
         (res) => {
           const status = res.statusCode ?? 0;
           // The answer is not authenticated until its MAC is checked: read it within a cap (a fake
-          // server at a seed's address must not make this runtime buffer without end).
-          readBounded(res, { limit: maxAnswerBytes, timeoutMs, declared: declaredLength(res.headers) }).then(
+          // server at a seed's address must not make this runtime buffer without end), and within
+          // the request's deadline (its timer below destroys the request and so this answer: one
+          // timer per request, not two).
+          readBounded(res, { limit: maxAnswerBytes, declared: declaredLength(res.headers) }).then(
             (buf) => {
               clearTimeout(timer);
               const wire = buf.toString('utf8');

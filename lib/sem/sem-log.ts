@@ -11,6 +11,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+const SPACE = /\s/;
+const SPACES = /\s+/g;
+const NEWLINE = /[\r\n]/;
+const NEWLINES = /[\r\n]+/g;
+
 export type LogEvent = 'sent' | 'received' | 'applied' | 'refused' | 'synced' | 'repaired';
 
 export class SemLog {
@@ -31,11 +36,17 @@ export class SemLog {
   }
 
   write(event: LogEvent, line: string, meta: Record<string, string | number | undefined> = {}): void {
-    const extras = Object.entries(meta)
-      .filter(([, v]) => v !== undefined && v !== '')
-      .map(([k, v]) => `${k}=${String(v).replace(/\s+/g, '_')}`)
-      .join(' ');
-    const text = `${new Date().toISOString()} ${event} ${line.replace(/[\r\n]+/g, ' ')}${extras ? ' | ' + extras : ''}\n`;
+    // Built by hand: two lines per diff on every VM, so no intermediate arrays and a regular
+    // expression only where there is something to replace.
+    let extras = '';
+    for (const k in meta) {
+      const v = meta[k];
+      if (v === undefined || v === '') continue;
+      const t = String(v);
+      extras += `${extras ? ' ' : ' | '}${k}=${SPACE.test(t) ? t.replace(SPACES, '_') : t}`;
+    }
+    const flat = NEWLINE.test(line) ? line.replace(NEWLINES, ' ') : line;
+    const text = `${new Date().toISOString()} ${event} ${flat}${extras}\n`;
     if (!this.stream) this.open();
     if (this.stream!.writableLength + this.pending.length > this.maxBuffered) {
       this.dropped += 1;

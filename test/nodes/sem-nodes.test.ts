@@ -106,6 +106,31 @@ describe('SEM nodes in Node-RED', function () {
     });
   });
 
+  it('sem send shows a burst of edits in a few statuses, the last edit\'s outcome last', async () => {
+    await load();
+    const send = helper.getNode('send') as unknown as { status: (s: { fill?: string; text?: string }) => void; receive: (m: unknown) => void };
+    const shown: { fill?: string; text?: string }[] = [];
+    const real = send.status.bind(send);
+    send.status = (s) => {
+      shown.push(s);
+      real(s);
+    };
+    const out = helper.getNode('out');
+    let done = 0;
+    out.on('input', () => done++);
+    // One burst, in one turn: 20 "sending" statuses at once, then 20 outcomes.
+    const edits = 20;
+    for (let i = 0; i < edits; i++) send.receive({ payload: `available-od, Add, OD${i + 10}, 127.0.2.${i + 10}, RS1` });
+    await waitFor(() => done === edits, { what: 'the burst sent', timeoutMs: 10_000 });
+    // Two statuses per edit before (sending, outcome). Now the sendings of one turn show once, and
+    // each outcome at most once, however slow the machine.
+    await waitFor(() => shown.length > 0 && shown[shown.length - 1].fill === 'green', { what: 'the outcome shown last', timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 400)); // nothing is still pending
+    assert.ok(shown.length <= edits + 1, `${shown.length} statuses for ${edits} edits`);
+    assert.deepEqual(shown[shown.length - 1], { fill: 'green', shape: 'dot', text: shown[shown.length - 1].text });
+    assert.match(shown[shown.length - 1].text ?? '', /^1\/1 peers in [\d.]+ ms$/);
+  });
+
   it('a refused edit goes to done(err) (a Catch node sees it) and changes nothing', async () => {
     const files = await load();
     const before = files.digest();

@@ -9,6 +9,7 @@ import { BodyError, ByteBudget, readBounded } from '../../lib/net/bounded-body';
 import { deployIdentity, RoleError } from '../../lib/recovery/role';
 import { RefusalLimiter, RefusalReport } from '../../lib/sem/refusal-limiter';
 import { bodyKey, open, seal, SealError } from '../../lib/sem/wire-crypto';
+import { SemClient, SemClientError } from '../../lib/sem/sem-http';
 
 const kindOf = async (p: Promise<unknown>) => {
   try {
@@ -102,6 +103,34 @@ describe('bounded body reads', () => {
       );
       assert.ok(written < 64 * 1024 * 1024, `${written} bytes were sent before the client closed`);
     } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('SEM client deadline', () => {
+  // The client reads an answer without a timer of its own: the request's deadline covers the
+  // answer's body too (one timer per request). An answer that starts and never ends must still be
+  // given up at that deadline, and its connection closed.
+  it('gives up an answer whose body never ends at the request deadline, and closes its connection', async () => {
+    let closed = false;
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"ok":');
+      res.socket?.once('close', () => (closed = true));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const client = new SemClient('a-secret-of-enough-length', 300);
+    try {
+      await assert.rejects(client.post({ address: '127.0.0.1', port }, '/p2p/sem/diff', '{}'), (e: unknown) => e instanceof SemClientError);
+      const deadline = Date.now() + 5000;
+      while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(closed, 'the connection of the unfinished answer is closed');
+      assert.deepEqual(client.retained(), { sockets: 0, queued: 0 });
+    } finally {
+      client.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }

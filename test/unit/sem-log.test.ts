@@ -29,4 +29,30 @@ describe('SEM log', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('writes one line per event: the diff on one line, then its non-empty fields with spaces made underscores', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-semlog-'));
+    const log = new SemLog(dir);
+    try {
+      log.write('applied', 'realserver, Add, RS1, 0.1, 1, up', { origin: 'S1', seq: 3, lamport: undefined, local: 1 });
+      log.write('sent', 'group, Mod,\nS2 ...', { acked: 'S2:1.0ms,S3:2.0ms', failed: '' });
+      log.write('refused', 'a reason\r\nwith two lines', { from: '127.0.0.9 and more' });
+      log.write('synced', 'nothing else');
+      await log.close();
+      const lines = fs.readFileSync(path.join(dir, 'sem.log'), 'utf8').split('\n').filter(Boolean);
+      const rest = lines.map((l) => {
+        assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /);
+        return l.slice(25);
+      });
+      assert.deepEqual(rest, [
+        'applied realserver, Add, RS1, 0.1, 1, up | origin=S1 seq=3 local=1',
+        'sent group, Mod, S2 ... | acked=S2:1.0ms,S3:2.0ms',
+        'refused a reason with two lines | from=127.0.0.9_and_more',
+        'synced nothing else',
+      ]);
+    } finally {
+      await log.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
