@@ -9,11 +9,12 @@
 // GCs, and IDLE_S seconds later ('idle-later': how much an idle VM allocates, in scavenges); after
 // the edits, right after the last one ('after', compared with the aim), IDLE_S seconds later
 // ('after-idle') and after full GCs ('settled': what is still referenced, plus V8's sizing).
-// Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (runs the VMs with --max-semi-space-size to
-// compare V8's young-generation sizing), HEAP_SNAPSHOTS=1 (S1 writes a heap snapshot after the
-// warm-up and at the end, after full GCs; kept in the printed directory; compare them with
-// bench/sem-memory-heapdiff.js), ALLOC_PROFILE=1 (every VM's allocations, collected ones included,
-// as a .heapprofile per VM).
+// Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (runs the VMs with
+// --max-semi-space-size to compare V8's young-generation sizing), HEAP_SNAPSHOTS=1 (S1 writes a
+// heap snapshot after the warm-up and at the end, after full GCs, kept in the printed directory;
+// compare them with bench/sem-memory-heapdiff.js; writing a snapshot adds ~150 MB of RSS for good,
+// so take the RSS figures from a run without it), ALLOC_PROFILE=1 (every VM's allocations,
+// collected ones included, as a .heapprofile per VM).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
