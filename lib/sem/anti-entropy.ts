@@ -12,9 +12,11 @@
 //   A -> B  snapshot  the entries where A's version is newer or B has none (the existing route;
 //                     merging a partial snapshot is the same LWW merge)
 //
-// Partial snapshots carry no sequence numbers: the replay guard is raised only by the full
-// snapshot of a join, so a diff that races with an exchange is applied (a no-op) rather than
-// refused. After a pairwise exchange both replicas hold the newer version of every key either had.
+// Partial snapshots carry no sequence numbers: the replay guard's floor is raised only by the full
+// snapshot of a join. Each merged entry's proof (its origin's signed diff) marks that diff's own
+// number as seen (ReplicatedStore.markMergedSeqs), so a replay of it is refused as one; a live diff
+// that races with an exchange carrying the same edit is answered 409 "contained" and counted as
+// acknowledged. After a pairwise exchange both replicas hold the newer version of every key either had.
 //
 // Spreading a difference at once (Spreader below). An exchange that changed a replica (A merged
 // what it pulled, or B's digest changed with what A pushed, or a pushed snapshot changed the
