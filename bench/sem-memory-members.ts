@@ -10,6 +10,8 @@
 // compared with the aim), then each is asked for its heap figures (bench/sem-memory-probe.ts) and
 // its RSS after full GCs ('settled': an idle bare Node-RED gives its young generation back then,
 // an active one does not, so the settled difference overstates the flow's cost).
+// IDLE_S shorter than ~30 s compares a VM that just joined (V8 not yet shrunk after the join's
+// peak: newSpaceMb shows it) with idle Node-REDs, and overstates the flow's cost.
 // MEMBERS=25,50,100 measures each size in turn (one cluster at a time) and prints the slope per
 // member. HEAP_SNAPSHOTS=1 keeps a heap snapshot of the cluster VM per size (after full GCs).
 import * as fs from 'fs';
