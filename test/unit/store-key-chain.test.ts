@@ -7,7 +7,6 @@
 // Three real stores on loopback; rounds an hour apart, so only the explicit exchanges run.
 import { strict as assert } from 'assert';
 import { LoopbackStores } from '../support/loopback-stores';
-import { waitFor } from '../../harness/wait';
 import { MAX_KEY_CHAIN } from '../../lib/sem/key-chain';
 import type { ReplicatedStore } from '../../lib/sem/replicated-store';
 import type { RefusalEvent } from '../../lib/records/cluster-api';
@@ -35,9 +34,7 @@ describe('SEM: a VM away through several key rotations of another follows them',
 
   it('S3, down while S2 rotated its key three times, takes its newest record and its edits', async () => {
     stores = [1, 2, 3].map(make);
-    for (const s of stores) await s.start();
-    for (const s of stores) await s.syncAll();
-    await waitFor(() => stores.every((s) => s.records('group').length === 3 && s.digest() === stores[0].digest()), { what: 'three identical members', timeoutMs: 30_000 });
+    await net.formIdentical(stores);
     const [s1, s2, s3] = stores;
     const first = keyOf(s3, 'S2');
     await s3.stop();

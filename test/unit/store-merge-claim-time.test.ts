@@ -10,7 +10,6 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { LoopbackStores } from '../support/loopback-stores';
 import { semPost } from '../support/sem-wire';
-import { waitFor } from '../../harness/wait';
 import { encodeDiff, freshness } from '../../lib/sem/sem-protocol';
 import { DIFF_PATH } from '../../lib/sem/fanout';
 import { packSnapshot } from '../../lib/sem/entry-proof';
@@ -35,9 +34,7 @@ describe('SEM: confirmations expire at merge too (judged at the time of the sign
     net = await LoopbackStores.open(4, SECRET, 'claim-time');
     stores = [1, 2, 3, 4].map((i) => net.store(i, { seeds: i === 1 ? [] : [net.range.ip(1)], syncIntervalMs: 3_600_000 }));
     stores[0].on('refused', (e: RefusalEvent) => refusals.push(e.reason));
-    for (const s of stores) await s.start();
-    for (const s of stores) await s.syncAll();
-    await waitFor(() => stores.every((s) => s.records('group').length === 4 && s.digest() === stores[0].digest()), { what: 'four identical members', timeoutMs: 30_000 });
+    await net.formIdentical(stores);
   });
   after(async () => net?.close());
 

@@ -11,7 +11,6 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { LoopbackStores } from '../support/loopback-stores';
 import { semPost } from '../support/sem-wire';
-import { waitFor } from '../../harness/wait';
 import { encodeDiff } from '../../lib/sem/sem-protocol';
 import { DIFF_PATH } from '../../lib/sem/fanout';
 import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
@@ -30,9 +29,7 @@ describe('SEM: a diff learned by anti-entropy is a replay when it comes again li
 
   it('S3 pulled S1 #n from S2: S1 #n replayed to S3 is refused 409, also after S3 restarts', async () => {
     const stores = [1, 2, 3].map(make);
-    for (const s of stores) await s.start();
-    for (const s of stores) await s.syncAll();
-    await waitFor(() => stores.every((s) => s.records('group').length === 3 && s.digest() === stores[0].digest()), { what: 'three identical members', timeoutMs: 30_000 });
+    await net.formIdentical(stores);
     const [s1, s2, s3] = stores;
     // S1's next diff, signed with its key, reaches S2 only; S1 then stops (it sends nothing more).
     const seq = internals(s1).disk.ownSeq + 1;

@@ -24,9 +24,7 @@ describe('SEM: a manager\'s recovery is merged by a VM that missed it, after the
 
   it('S4 (through S3) and a newcomer S5 (from S1 itself) end identical without S2', async () => {
     const stores = [1, 2, 3, 4].map(make);
-    for (const s of stores) await s.start();
-    for (const s of stores) await s.syncAll();
-    await waitFor(() => stores.every((s) => s.records('group').length === 4 && s.digest() === stores[0].digest()), { what: 'four identical members', timeoutMs: 30_000 });
+    await net.formIdentical(stores);
     const [s1, s2, s3, s4] = stores;
     await s4.stop();
     await s2.stop();
