@@ -25,6 +25,7 @@ export type VmCommand =
   | { cmd: 'digest' }
   | { cmd: 'members' }
   | { cmd: 'versions' }
+  | { cmd: 'rounds' }
   | { cmd: 'missing'; file: FileName; keys: string[] }
   | { cmd: 'stop' };
 export type VmRequest = VmCommand & { id: number };
@@ -63,6 +64,8 @@ process.on('message', (m: VmRequest) => {
         return { members: store.records('group').length };
       case 'versions':
         return { versions: store.peerWireVersions() };
+      case 'rounds':
+        return store.roundCounts();
       case 'stop':
         await store.stop();
         setImmediate(() => process.exit(0));

@@ -6,10 +6,14 @@
 // Per size it prints one JSON line: time to form (every VM lists every member), per-VM idle CPU %
 // and bytes/s (iptables byte counter of the namespace's loopback over IDLE_S seconds, divided by
 // the VM count), edit-to-all p50/p99 (S1's edit until every peer acknowledged it durably), the
-// convergence time after a PARTITION_S partition healed (every VM's digest equal), RSS per VM.
+// convergence time after a PARTITION_S partition healed (every VM's digest equal), RSS per VM,
+// and the CPU of an edit summed over all VMs (their CPU during the edits minus their idle rate;
+// and with the background, i.e. without that subtraction): it holds on a loaded machine, where
+// the wall-clock figures do not.
 // The last line is one JSON object with every size and the issue's targets beside them.
-// Files live on tmpfs by default (SCALE_DIR overrides): 100 VMs sharing one disk would measure
-// the disk's fsync queue, not the protocol; bench:sem measures the disk path with real Node-RED.
+// Files live on tmpfs by default (SCALE_DIR=<folder on a disk> overrides, like BENCH_DIR of
+// bench:sem; the JSON says which): 100 VMs sharing one disk would measure the disk's journal
+// commits, where real VMs each have their own disk; bench:sem measures the disk path with real Node-RED.
 // Needs root (network namespace, iptables); SIZES=6,25 EDITS=100 SYNC_MS=500 tune a run.
 import * as fs from 'fs';
 import { loadAverage, rssMb, summarize } from './stats';
@@ -74,6 +78,10 @@ async function runSize(n: number, base: string) {
     // Edits: S1 modifies one record EDITS times; each counts when every peer acknowledged it.
     const s1 = vms[0];
     const ms: number[] = [];
+    const roundsOf = async () => (await Promise.all(vms.map((v) => call(v, { cmd: 'rounds' })))).reduce((a, r) => [a[0] + Number(r.made), a[1] + Number(r.postponed)], [0, 0]);
+    const r0 = await roundsOf();
+    const e0 = vms.map((v) => cpuSeconds(v.proc.pid));
+    const ew0 = Date.now();
     let prev: string[] | null = null;
     let failed = 0;
     for (let i = 0; i < EDITS + 5; i++) {
@@ -85,6 +93,13 @@ async function runSize(n: number, base: string) {
       else ms.push(Number(r.ms));
     }
     const loadEdits = loadAverage();
+    const r1 = await roundsOf();
+    // CPU per edit, cluster-wide: every VM's CPU during the edits minus what it spends idle over
+    // the same time (holds under load, where wall-clock figures do not).
+    const editSecs = (Date.now() - ew0) / 1000;
+    const editCpu = vms.reduce((a, v, i) => a + (cpuSeconds(v.proc.pid) - e0[i]), 0);
+    const idleCpu = (cpuPct.reduce((a, b) => a + b, 0) / 100) * editSecs;
+    const cpuPerEditMs = ((editCpu - idleCpu) / (EDITS + 5)) * 1000;
 
     // Partition: the two halves cannot reach each other for PARTITION_S; each side edits.
     partition(true);
@@ -109,6 +124,9 @@ async function runSize(n: number, base: string) {
       idle_cpu_pct_per_vm: r2(cpuPct.reduce((a, b) => a + b, 0) / n),
       idle_bytes_per_s_per_vm: Math.round(bytes / secs / n),
       edit_to_all_ms: { p50: edit.p50, p99: edit.p99, n: edit.n, with_failed_peers: failed },
+      cpu_ms_per_edit_all_vms: r2(cpuPerEditMs),
+      cpu_ms_per_edit_all_vms_with_background: r2((editCpu / (EDITS + 5)) * 1000),
+      rounds_during_edits: { made: r1[0] - r0[0], postponed: r1[1] - r0[1] },
       converge_after_heal_ms: convergeMs,
       partition_s: PARTITION_S,
       rss_mb_per_vm: { mean: r2(rss.reduce((a, b) => a + b, 0) / n), max: Math.max(...rss) },

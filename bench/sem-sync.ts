@@ -6,11 +6,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { startCluster } from '../harness/cluster/launcher';
-import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
-import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
-import { EDIT_PATH, semFlow } from '../harness/flows/sem-flow';
+import { RealServerEditor, startSemCluster } from './sem-cluster';
 import { cpuSplitMs, loadAverage, rssMb, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 
@@ -44,9 +41,6 @@ interface Run {
 
 /** One cluster of six, S1 editing; `secure` = VM signatures and AES-256-GCM on (the default). */
 async function measure(secure: boolean): Promise<Run> {
-  const range = allocLoopbackRange();
-  const ips = Array.from({ length: 6 }, (_, i) => range.ip(i + 1));
-  const semPort = await pickPortFreeOnAll(ips);
   // BENCH_DIR=/dev/shm/... puts the VMs' files on tmpfs: fsync becomes free, which isolates the
   // protocol's own cost from the shared disk's (all six "VMs" share one disk on this machine).
   const baseDir = process.env.BENCH_DIR ? fs.mkdtempSync(path.join(process.env.BENCH_DIR, 'sem-bench-')) : undefined;
@@ -58,22 +52,18 @@ async function measure(secure: boolean): Promise<Run> {
     process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
     CPU_PROF ? `--require ${path.join(__dirname, 'cpu-profile.js')}` : '',
   ].join(' ').trim();
-  const cluster = await startCluster({
+  const sem = await startSemCluster(6, {
     keepDirs: !!process.env.HEAP_SNAPSHOTS,
     env: {
       ...(semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : {}),
       ...(CPU_PROF ? { CPU_PROF_DIR: path.resolve(CPU_PROF, secure ? 'on' : 'off') } : {}),
     },
-    count: 6,
-    ips,
     baseDir,
-    flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: 'bench-secret-123', seeds: ips, syncIntervalMs: 5000, insecureWire: !secure }),
+    flow: { insecureWire: !secure },
   });
+  const cluster = sem.cluster;
   try {
-    await waitFor(
-      () => cluster.vms.every((vm) => (fs.readFileSync(path.join(vm.userDir, 'p2p-ha', 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6),
-      { what: 'six members everywhere', timeoutMs: 30_000 },
-    );
+    const editor = new RealServerEditor(cluster.vms[0].url);
     const s1 = cluster.vms[0];
     const load0 = loadAverage();
     const rssIdle = rssMb(s1.pid);
@@ -90,7 +80,6 @@ async function measure(secure: boolean): Promise<Run> {
     };
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
-    let prev: string[] | null = null;
     let cpu0: ({ user: number; system: number } | undefined)[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
     let idleCpu: number[] = [];
@@ -107,13 +96,7 @@ async function measure(secure: boolean): Promise<Run> {
         if (CPU_PROF) markProfiles(cluster.vms);
         cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
       }
-      const record = ['RS1', (i / 1000).toFixed(3), String(i % 50), 'up'];
-      const payload = prev ? { file: 'realserver', op: 'Mod', before: prev, record } : { file: 'realserver', op: 'Add', record };
-      const r = await httpRequest(s1.url + EDIT_PATH, { method: 'POST', body: payload, timeoutMs: 10_000 });
-      if (r.status !== 200) throw new Error(`edit ${i} failed: ${r.body}`);
-      prev = record;
-      const result = JSON.parse(r.body) as { acked: { peer: string; ms: number }[]; failed: unknown[]; ms: number };
-      if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
+      const result = await editor.edit(i);
       if (i === WARMUP - 1) await snapshot();
       if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
@@ -151,8 +134,7 @@ async function measure(secure: boolean): Promise<Run> {
     };
   } finally {
     if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
-    await cluster.stopAll();
-    range.release();
+    await sem.stop();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@
 //   p2p-ha evacuate    --real-server RS1 [--url http://VM:1880] [--token T]
 //   p2p-ha rehearse    S2 [--url http://VM:1880] [--token T] [--json]   dry run of S2's failover
 //   p2p-ha init        --hostname S1 --address A --real-server RS1 --rs RS1=HOST[#SHA256:..] ...
-//                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--user-dir D] [--force]
+//                      --secret-file F --key-file F [--services ..] [--seeds A,B] [--trust-group F] [--user-dir D] [--force]
 //   p2p-ha rotate-secret --secret-file NEW --previous-secret-file OLD --until T|1h [--url U] [--token T]
 //   p2p-ha host-setup  --public-key "ssh-ed25519 ..." [--user p2pha] [--apply]
 // Exit codes: 0 done, 1 failed (the reason on stderr), 2 bad usage. Output goes to the streams
@@ -17,6 +17,7 @@ import * as path from 'path';
 import { formatStatus, readFolder } from './status';
 import { HistoryEntry, parseWhen, readHistory } from './history';
 import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
+import { anchorsFile, anchorsText } from '../sem/key-anchors';
 import { parseMaintenanceRequest } from './maintenance';
 import type { Rehearsal } from '../recovery/rehearsal';
 import type { Candidate } from '../recovery/placement';
@@ -46,6 +47,7 @@ const USAGE = `usage: p2p-ha <command> [options]
   init         --hostname NAME --address ADDR --real-server RS --rs RS1=HOST[:PORT][@USER][#SHA256:FP] ...
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
                [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--guest-key-file FILE] [--user-dir DIR] [--force]
+               [--trust-group FILE]   a member's group file: its members' keys, the only ones this VM takes for them
   rotate-secret --secret-file NEW --previous-secret-file OLD --until 2026-12-03T12:00:00Z|1h [--store ID]
                [--url http://127.0.0.1:1880] [--token T]   this VM's step of a cluster-secret rotation
   host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
@@ -283,10 +285,17 @@ async function run(argv: string[], io: Io): Promise<void> {
         ['flows_cred.json', JSON.stringify(r.credentials) + '\n', 0o600],
         ['p2p-ha-admin-token', r.adminToken + '\n', 0o600],
       ];
+      // The members' keys as the operator read them from a member (docs/security.md, bootstrap):
+      // the store then takes a member's record only when that key (or its rotations) signed it.
+      const trust = one(opt, 'trust-group');
+      if (trust !== undefined) files.push([path.relative(dir, anchorsFile(path.join(dir, 'p2p-ha'))), anchorsText(fs.readFileSync(trust, 'utf8')), 0o600]);
       fs.mkdirSync(dir, { recursive: true });
       const existing = files.filter(([n]) => fs.existsSync(path.join(dir, n))).map(([n]) => n);
       if (existing.length && !opt.has('force')) throw new Error(`${dir} already holds ${existing.join(', ')}: nothing written (--force to replace)`);
-      for (const [n, text, mode] of files) fs.writeFileSync(path.join(dir, n), text, { mode });
+      for (const [n, text, mode] of files) {
+        fs.mkdirSync(path.dirname(path.join(dir, n)), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(path.join(dir, n), text, { mode });
+      }
       io.out(`Wrote ${files.map(([n]) => n).join(', ')} in ${dir}.\n`);
       io.out(`Admin token (also in ${path.join(dir, 'p2p-ha-admin-token')}): ${r.adminToken}\n\nNext steps:\n${r.hostSteps.map((s) => `  ${s}`).join('\n')}\n`);
       return;

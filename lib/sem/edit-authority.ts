@@ -28,13 +28,19 @@
 //   --  realserver, available-od and reservation are shared work files (load collector, OD
 //       replicator, backup starter): any member may edit them.
 //
-// Confirmations expire: a problem record without a valid `since`, or older than the TTL, supports
-// no recovery (G2, G3). Residual risks are listed in docs/security.md.
+// Confirmations expire: a problem record without a valid `since`, older than the TTL, or dated
+// further ahead than the clocks may differ (CLAIM_SKEW_MS: a claim dated in the future would never
+// expire), supports no recovery (G2, G3). At merge the same holds at the time of the origin's
+// signed diff (mergeRefusal). Residual risks are listed in docs/security.md.
 import type { Edit } from '../records/cluster-api';
 import type { RecordFields } from '../records/files';
 import { operationRecords } from '../records/ring';
+import { LIMITS } from './sem-protocol';
 
 export const CONFIRMATION_TTL_MS = 30 * 60 * 1000;
+/** How far ahead of the judging clock a claim's date may be: the clock difference a diff's time may
+ * show (sem-protocol LIMITS.maxSkewMs). */
+export const CLAIM_SKEW_MS = LIMITS.maxSkewMs;
 const CLAIMED = new Set(['confirmed', 'fencing', 'recovering', 'recovered', 'failed']);
 
 /** What the rules read: the receiver's files as they are before the diff. */
@@ -61,6 +67,7 @@ function freshClaim(p: RecordFields | undefined, now: number, ttlMs: number): st
   const since = p[5] === '-' ? NaN : Date.parse(p[5]);
   if (!Number.isFinite(since)) return 'its problem record carries no date';
   if (now - since > ttlMs) return `its problem record's confirmation expired (${p[5]})`;
+  if (since - now > CLAIM_SKEW_MS) return `its problem record is dated in the future (${p[5]})`;
   return null;
 }
 
@@ -130,7 +137,7 @@ function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): b
  * (entry-verify.ts, before this), checked against the rules as far as they can be decided from
  * state alone. A diff is judged when it arrives, in the order edits happen; a merged entry is the
  * latest version of one key, possibly long after its edit, so the rules are relaxed where time or
- * order decide (confirmations do not expire here: the recovery may be over):
+ * order decide:
  *
  *   group record k by another VM (origin != k), when this VM holds k's record (altering it):
  *       allowed when the entry changes only its operator state (G4), when a claimed problem record
@@ -150,9 +157,17 @@ function backupOf(view: AuthorityView, k: string, now: number, ttlMs: number): b
  * `view` is this VM's state overlaid with the entries of the same merge that win (a problem record
  * and the group change it supports arrive together); `ring` is this VM's group file before the
  * merge; `proofEdit` is the entry's own edit when its proof is its origin's signed diff.
+ *
+ * Time (docs/security.md rule 7, "at merge"): a claim supports G2, G2m and G3 only when it was
+ * fresh at `at`, the time of the origin's signed diff that wrote the entry (its `ts`, which the
+ * proof carries and the origin signed): exactly what a live receiver of that diff would have
+ * accepted then, however late the merge. `at` null (wire security on, but the entry's proof is no
+ * diff: an entry signature, which carries no time) satisfies none of them; undefined (wire
+ * security off: no proofs at all, for measurements only) judges the claim's status alone.
+ * A problem record in another's name (P1) is judged from the entry's own diff when it has one,
+ * as live: a Mod by a manager of the target whose `before` names the same detector.
  * Residual (docs/security.md rule 10): a VM that holds nothing yet cannot tell a G4-shaped diff of
- * an insider from an operator's, nor a manager's status update from a manager writing in the other
- * manager's name.
+ * an insider from an operator's.
  */
 export function mergeRefusal(
   origin: string,
@@ -163,7 +178,11 @@ export function mergeRefusal(
   view: AuthorityView,
   ring: RecordFields[],
   proofEdit?: Edit,
+  at?: number | null,
 ): string | null {
+  // A claim as a live receiver of the entry's diff judged it, at the diff's time.
+  const claimed = (p: RecordFields | undefined): p is RecordFields =>
+    !!p && (at === undefined ? CLAIMED.has(p[3]) : at !== null && freshClaim(p, at, CONFIRMATION_TTL_MS) === null);
   // Managers of k: in this VM's ring for what it holds; for a record it does not hold, in the
   // view's ring with k counted as serving (a fenced VM has left the ring, its managers have not).
   const managersOfKey = (k: string) => (held ? managersOf(ring, k) : managersOf(withServing(view.records('group'), k), k));
@@ -177,11 +196,12 @@ export function mergeRefusal(
     // refuse the change for good and stay diverged. This grants nothing new: the origin must still
     // be the claim's detector or a manager of `key`, who may claim at any time.
     const p = view.get('problem', key) ?? view.deletedProblem?.(key);
-    if (p && CLAIMED.has(p[3]) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
+    if (claimed(p) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
     const was = held ?? (proofEdit?.op === 'Mod' ? proofEdit.before : undefined);
-    if (p && CLAIMED.has(p[3]) && was?.[4] === 'maintenance' && origin === p[1]) return null; // G2m
-    if (value && view.records('problem').some((q) => q[4] === key && CLAIMED.has(q[3]))) return null; // G3
-    return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) supports it (G2), and it is not an operator's state change (G4)`;
+    if (claimed(p) && was?.[4] === 'maintenance' && origin === p[1]) return null; // G2m
+    if (value && view.records('problem').some((q) => q[4] === key && claimed(q))) return null; // G3
+    const when = at === undefined ? '' : at === null ? ' (its proof carries no time to judge a confirmation at)' : ` at the time of its diff (${new Date(at).toISOString()})`;
+    return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) fresh${when} supports it (G2, G3), and it is not an operator's state change (G4)`;
   }
   if (file === 'problem') {
     const managers = managersOfKey(key);
@@ -190,7 +210,12 @@ export function mergeRefusal(
       return `${origin} may not delete the problem record of ${key} (P2): neither its detector, its target, nor a manager of ${key}`;
     }
     const named = value[1];
-    if (named === origin || (held && held[1] === named) || managers.includes(origin)) return null;
+    if (named === origin) return null;
+    // A manager's status update keeps the detector: the entry's own diff shows it (as live), or,
+    // without a diff, the record this VM holds does.
+    const keeps = proofEdit ? proofEdit.op === 'Mod' && proofEdit.before?.[1] === named : held?.[1] === named;
+    // Managers in this VM's ring or in the view's (the origin judged with the ring it had then).
+    if (keeps && (managers.includes(origin) || managersOf(withServing(view.records('group'), key), key).includes(origin))) return null;
     return `${origin} may not write a problem record of ${key} in the name of ${named} (P1)`;
   }
   return null;

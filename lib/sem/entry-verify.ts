@@ -4,10 +4,13 @@
 // publishes. Which keys count, given what the receiver holds:
 //
 //   K1  A VM's own group record (key = origin): when the receiver holds that record with a key,
-//       only that key (a key change is signed by the key it replaces, as a live rotation is);
+//       only that key (a key change is signed by the key it replaces, as a live rotation is), or
+//       the key the diff's chain of rotations leads to from it (./key-chain.ts: missed rotations);
 //       otherwise (nothing held, a tombstone, a record without key: a newcomer, a backup, a VM
 //       re-joining) the key the record itself offers, or the key its proof's diff replaced (a
-//       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is.
+//       rotation): self-certified, admitted by the cluster secret exactly as a live join diff is;
+//       but for a VM it holds nothing of and whose key the operator gave it (./key-anchors.ts),
+//       only that key or the key a chain of rotations leads to from it.
 //   K2  Any other entry: the key the origin's group record publishes, with this merge's accepted
 //       group entries overlaid (a newcomer learns the keys and the records in one snapshot), or the
 //       key that record's own proof shows it replaced (a rotation, or the deletion of a departed
@@ -25,6 +28,7 @@ import { decodeDiff, diffsOf } from './sem-protocol';
 import type { Diff, SnapshotEntry } from './replica';
 import { sameRecord } from './replica';
 import { parseSignature, verifyMessage } from './vm-key';
+import { chainKeys, followKeyChain, keyChainOf } from './key-chain';
 
 /** A group entry as the receiver holds it (a tombstone has value null). */
 export interface GroupEntry {
@@ -78,20 +82,41 @@ function replacedKey(g: GroupEntry, hostname: string): string | undefined {
   return prev && prev[0] === hostname ? keyOf(prev) : undefined;
 }
 
-/** K2: the keys an entry of `origin` at `lamport` may be signed with, given the origin's group entry. */
+/** The keys `origin`'s own record's diff lists as its earlier ones (its chain of rotations,
+ * ./key-chain.ts), when that diff is the origin's own. */
+function chainedKeys(g: GroupEntry, origin: string): string[] {
+  const d = g.proof && proofDiffs(g.proof)?.find((x) => x.file === 'group' && x.lamport === g.lamport);
+  return d && d.origin === origin && d.record[0] === origin ? chainKeys(keyChainOf(g.proof!.d!)) : [];
+}
+
+/** K2: the keys an entry of `origin` at `lamport` may be signed with, given the origin's group entry:
+ * its key, and for an entry older than that record, the key its diff replaced and the keys its
+ * chain of rotations lists (an entry signed before a rotation keeps its diff, and its time). */
 export function keysFor(origin: string, lamport: number, g: GroupEntry | undefined): string[] {
   if (!g) return [];
   const out: string[] = [];
   const current = keyOf(g.value);
   if (current) out.push(current);
-  const previous = replacedKey(g, origin);
-  if (previous && previous !== current && lamport < g.lamport) out.push(previous);
+  if (lamport < g.lamport) {
+    for (const k of [replacedKey(g, origin), ...chainedKeys(g, origin)]) if (k && !out.includes(k)) out.push(k);
+  }
   return out;
 }
 
-/** K1: the keys a VM's own group record entry may be signed with. */
-export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined): string[] {
-  if (held?.value && keyOf(held.value)) return keysFor(e[4], e[3], held);
+/** K1: the keys a VM's own group record entry may be signed with; `anchor`: the operator-given key
+ * of that VM (./key-anchors.ts), which counts unless the receiver holds its record with a key. */
+export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined, anchor?: string): string[] {
+  if (held?.value && keyOf(held.value)) {
+    // Or the key a chain of rotations leads to from the held one (./key-chain.ts): the chain is in
+    // the origin's signed diff, which must then be signed by that key.
+    const keys = keysFor(e[4], e[3], held);
+    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), keys) : undefined;
+    return followed && !keys.includes(followed) ? [...keys, followed] : keys;
+  }
+  if (anchor) {
+    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), [anchor]) : undefined;
+    return followed && followed !== anchor ? [anchor, followed] : [anchor];
+  }
   const offered = keyOf(e[2]);
   const previous = replacedKey({ value: e[2], lamport: e[3], proof: e[5] }, e[4]);
   return [offered, previous].filter((k): k is string => !!k);
@@ -122,7 +147,7 @@ export function proofRefusal(e: SnapshotEntry, keys: string[]): string | null {
  * The entries (each newer than what the receiver holds) whose origin's proof holds, in their
  * order; `refuse` is told each one left out and why. `held` reads the receiver's group entries.
  */
-export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refuse: (e: SnapshotEntry, why: string) => void): SnapshotEntry[] {
+export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refuse: (e: SnapshotEntry, why: string) => void, anchors?: ReadonlyMap<string, string>): SnapshotEntry[] {
   const accepted = new Map<string, GroupEntry>();
   const lookup: GroupLookup = (h) => accepted.get(h) ?? held(h);
   const ok = new Set<SnapshotEntry>();
@@ -133,8 +158,22 @@ export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refus
     if (e[0] === 'group') accepted.set(e[1], { value: e[2], lamport: e[3], proof: e[5] });
   };
   const isGroup = (e: SnapshotEntry) => e[0] === 'group';
-  for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1])));
-  for (const e of entries) if (isGroup(e) && e[1] !== e[4]) judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  for (const e of entries) if (isGroup(e) && e[1] === e[4]) judge(e, ownRecordKeys(e, held(e[1]), anchors?.get(e[1])));
+  // Another VM's record of an anchored VM (a G4-shaped change, a recovery) must not bring it a key
+  // of its own: only the anchored one, or the one its own record in this merge was taken with.
+  const anchorRefusal = (e: SnapshotEntry): string | null => {
+    const anchor = anchors?.get(e[1]);
+    const h = held(e[1]);
+    const k = keyOf(e[2]);
+    if (!anchor || !k || (h?.value && keyOf(h.value)) || k === anchor || keyOf(accepted.get(e[1])?.value) === k) return null;
+    return `it gives ${e[1]} another key than the anchors file does`;
+  };
+  for (const e of entries) {
+    if (!isGroup(e) || e[1] === e[4]) continue;
+    const why = anchorRefusal(e);
+    if (why) refuse(e, why);
+    else judge(e, keysFor(e[4], e[3], lookup(e[4])));
+  }
   for (const e of entries) if (!isGroup(e)) judge(e, keysFor(e[4], e[3], lookup(e[4])));
   return entries.filter((e) => ok.has(e));
 }
@@ -143,6 +182,13 @@ export function provenEntries(entries: SnapshotEntry[], held: GroupLookup, refus
 export function proofEdit(e: SnapshotEntry): Diff | undefined {
   const diffs = e[5] ? proofDiffs(e[5]) : null;
   return diffs?.find((x) => x.origin === e[4] && x.lamport === e[3] && x.file === e[0]);
+}
+
+/** The time of the origin's signed diff that wrote an entry (its `ts`, covered by the origin's
+ * signature), or undefined when its proof is no diff (an entry signature carries no time). */
+export function proofTime(e: SnapshotEntry): number | undefined {
+  if (!e[5] || !proofDiffs(e[5])) return undefined;
+  return (JSON.parse(e[5].d!) as { ts: number }).ts;
 }
 
 /** The file of an entry, for messages. */

@@ -28,6 +28,7 @@ import {
   encodeSummary,
   partialSnapshot,
   roundPartner,
+  RoundPacer,
   Spreader,
   plan,
   validateSummaryReply,
@@ -36,8 +37,10 @@ import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from '.
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
+import { endorseKey, extendKeyChain, followKeyChain, KeyEndorsement, keyChainOf, loadKeyChain, withKeyChain } from './key-chain';
+import { anchorsFile, loadKeyAnchors } from './key-anchors';
 import { NonceJournal } from './nonce-journal';
-import { describeEntry, proofEdit, provenEntries } from './entry-verify';
+import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 
 export const DEFAULT_SEM_PORT = 18801;
@@ -174,6 +177,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private key: VmKey;
   /** The key of the name this store had before switchIdentity, for a short while (signingKey). */
   private retired?: { key: VmKey; from: string; until: number };
+  /** The endorsements of this VM's keys by the keys they replaced, oldest first (./key-chain.ts):
+   * sent with each diff of its own group record, so that a peer that missed rotations follows them. */
+  private keyChain: KeyEndorsement[];
+  /** Operator-given keys of members, for the bootstrap of a VM it holds nothing of (./key-anchors.ts). */
+  private readonly anchors: ReadonlyMap<string, string>;
   private publishing = false;
   /** A member's previous key, still accepted for a short while after it rotated (messages it
    * signed before it saw its own new record published may be in flight). */
@@ -200,6 +208,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly spreader: Spreader;
   /** Rounds of anti-entropy made (even: the ring successor, odd: a random member). */
   private rounds = 0;
+  /** Rounds postponed while fan-out diffs arrive (./anti-entropy.ts, RoundPacer). */
+  private readonly pacer = new RoundPacer();
   /** The wire version this store speaks. */
   readonly version: WireVersion;
   /** The wire version each peer address announced in its last authenticated request or answer
@@ -236,6 +246,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
     try {
       this.key = loadOrCreateVmKey(opts.folder, this.identity.hostname);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    this.keyChain = loadKeyChain(opts.folder, this.identity.hostname);
+    try {
+      this.anchors = loadKeyAnchors(opts.folder);
     } catch (e) {
       throw new ConfigError((e as Error).message);
     }
@@ -333,6 +349,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   /** Which wire version each member was last heard speaking (for status and tests). */
+  /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
+  roundCounts(): { made: number; postponed: number } {
+    return { made: this.rounds, postponed: this.pacer.total };
+  }
+
   peerWireVersions(): Record<string, WireVersion | undefined> {
     return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
   }
@@ -406,8 +427,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const before = this.current;
     if (id.address !== before.address) throw new ConfigError(`a store keeps its address: ${before.address}, not ${id.address}`);
     let key: VmKey;
+    let chain: KeyEndorsement[];
     try {
       key = id.hostname === this.key.hostname ? this.key : loadOrCreateVmKey(this.folder, id.hostname);
+      // The endorsements of the new name's keys (key-chain.ts): none for a name this VM never had.
+      chain = id.hostname === before.hostname ? this.keyChain : loadKeyChain(this.folder, id.hostname);
     } catch (e) {
       throw new ConfigError((e as Error).message);
     }
@@ -415,6 +439,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (key !== this.key) this.retired = { key: this.key, from: `"from":${JSON.stringify(before.hostname)}`, until: Date.now() + RETIRED_KEY_MS };
     this.current = id;
     this.key = key;
+    this.keyChain = chain;
     this.disk.hostname = id.hostname;
     // Never reuse a sequence number the new name already used (a former VM of that name).
     this.disk.ownSeq = Math.max(this.disk.ownSeq, this.replica.seqs[id.hostname] ?? 0);
@@ -573,13 +598,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const wire: WireDiff = more.length ? { ...first, more } : first;
     // Signed once here: the signature travels with the diff (also through relays, ./fanout.ts) and
     // stays with the entries it writes as their origin proof (entry-proof.ts, d proofs).
-    const body = encodeDiff(wire);
+    // A diff of this VM's own group record carries its chain of key rotations (./key-chain.ts).
+    const own = this.secure && diffs.some((d) => d.file === 'group' && d.record[0] === origin);
+    const body = own ? withKeyChain(encodeDiff(wire), this.keyChain) : encodeDiff(wire);
     const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
     const proof: EntryProof | undefined = signature ? { d: body, s: signature } : undefined;
     this.guard.accept(origin, seq);
     const changed = diffs.map((d) => this.replica.apply(d, proof).length > 0);
     const lines = edits.map((e) => formatDiffLine(e));
     await this.disk.save(new Set(edits.map((e) => e.file)));
+    this.pacer.diffApplied();
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
       if (changed[i]) this.emitChange(d, true, 'edit');
@@ -642,13 +670,21 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const next = prepareRotation(this.folder, this.identity.hostname);
     const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
     await this.edit({ file: 'group', op: 'Mod', before: have, record });
+    // The old key endorses the new one: the next diffs of this record carry it, so a peer that
+    // still holds a key before the old one follows (./key-chain.ts).
+    const endorsement = endorseKey(this.key, next.publicKey);
     this.key = commitRotation(this.folder, this.identity.hostname);
+    this.keyChain = extendKeyChain(this.folder, this.identity.hostname, this.keyChain, endorsement);
     // This VM's other entries are signed again under the new key: a peer that learns them later
     // (a newcomer) can check them once the old key is no longer visible in the group record's own
     // proof (a later change of the record replaces that proof). The record keeps its proof, signed
-    // by the old key: that is what holders of the old key check the change against.
+    // by the old key: that is what holders of the old key check the change against. Group and
+    // problem entries that carry their diff keep it: the rules at merge read its time and its
+    // edit (docs/security.md rule 7), and the old key stays listed in this VM's chain of
+    // rotations, which receivers accept for entries older than its record (entry-verify.ts K2).
     const me = this.identity.hostname;
-    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me));
+    const keepsDiff = (e: { file: string; proof?: EntryProof }) => (e.file === 'group' || e.file === 'problem') && e.proof?.d !== undefined;
+    this.replica.prove(me, (e) => signEntry(this.key, e.file, e.key, e.value, e.lamport), (e) => !(e.file === 'group' && e.key === me) && !keepsDiff(e));
     await this.disk.save([]);
     this.log.write('applied', `key of ${this.identity.hostname} rotated`, { publicKey: next.publicKey });
     return next.publicKey;
@@ -751,6 +787,14 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // One record only: a batch never speaks for a VM whose key is not published yet.
     const j = opts.join;
     if (j && !(j as WireDiff).more?.length && j.file === 'group' && j.op !== 'Del' && j.record[0] === claimed) {
+      const anchor = this.anchors.get(claimed);
+      if (anchor) {
+        // A VM whose key the operator gave (and whose record this VM does not hold with a key):
+        // that key, or where its chain of rotations leads (./key-anchors.ts).
+        const followed = followKeyChain(claimed, keyChainOf(ctx.body), [anchor]);
+        if ([anchor, followed].some((k) => k && verifyMessage(k, ctx.label, ctx.body, sig.sig))) return;
+        throw new ProtocolError(`refused: ${claimed}'s group record is not signed by the key the anchors file gives for it (${anchorsFile(this.folder)})`, 401);
+      }
       const offered = fromMember(j.record).publicKey;
       if (offered !== '-' && verifyMessage(offered, ctx.label, ctx.body, sig.sig)) return;
     }
@@ -827,6 +871,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
           this.emitChange(d, false, 'diff');
         });
         this.peerOk(diff.origin);
+        this.pacer.diffApplied();
         // Diffs from this origin were missed (this VM was down or cut off): catch up now, not at
         // the next periodic exchange.
         if (gap) this.syncSoon(diff.origin);
@@ -933,9 +978,27 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.secure) this.boundSeqsByProofs(snapshot);
     const changes = this.replica.merge(snapshot);
     for (const [origin, seq] of Object.entries(snapshot.seqs)) this.guard.raise(origin, seq);
+    if (this.secure) this.markMergedSeqs(snapshot.entries);
     await this.disk.save(new Set(changes.map((c) => c.file)));
     for (const c of changes) this.emitKeyChange(c, from);
     return changes.length;
+  }
+
+  /**
+   * The (origin, seq) of each merged entry's proof (its origin's signed diff) counts as received,
+   * as if the diff had come live: a replay of it is then refused by the replay guard (409), as a
+   * replay of a live diff is, whatever path the original came by (docs/security.md, rule 3).
+   * Durable as the live path is: the origin's highest number goes into the replica's numbers,
+   * saved with the merged entries, and is the guard's floor after a restart. The numbers are
+   * signed by their origin (the proof was verified), so no sender can raise them for another.
+   */
+  private markMergedSeqs(entries: SnapshotEntry[]): void {
+    for (const e of entries) {
+      const d = proofEdit(e);
+      if (!d || d.origin === this.identity.hostname || d.seq < 1) continue;
+      this.guard.accept(d.origin, d.seq);
+      this.replica.seqs[d.origin] = Math.max(this.replica.seqs[d.origin] ?? 0, d.seq);
+    }
   }
 
   /**
@@ -982,7 +1045,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         const e = this.replica.entries([['group', h]])[0];
         return e ? { value: e[2], lamport: e[3], proof: e[5] } : undefined;
       };
-      entries = provenEntries(entries, held, (e, why) => this.refused(from, `entry from ${from} not merged: ${describeEntry(e)}: ${why}`));
+      entries = provenEntries(entries, held, (e, why) => this.refused(from, `entry from ${from} not merged: ${describeEntry(e)}: ${why}`), this.anchors);
     }
     // The view the rules read: this VM's group and problem files overlaid with what wins here.
     const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
@@ -1007,7 +1070,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return entries.filter((e) => {
       const [file, key, value, , origin] = e;
       if ((file !== 'group' && file !== 'problem') || !winning(e)) return true;
-      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring, proofEdit(e));
+      // Claims are judged at the time of the entry's signed diff (none without one, wire security on).
+      const at = this.secure ? (proofTime(e) ?? null) : undefined;
+      const denied = mergeRefusal(origin, file, key, value, this.replica.get(file, key), view, ring, proofEdit(e), at);
       if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
       return !denied;
     });
@@ -1170,7 +1235,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private scheduleSync(): void {
     if (this.stopped) return;
     this.syncTimer = setTimeout(() => {
-      this.round()
+      // A periodic round is postponed while fan-out diffs arrive (./anti-entropy.ts, RoundPacer).
+      (this.version > 1 && this.pacer.postpone() ? Promise.resolve() : this.round())
         .catch(() => undefined)
         .finally(() => this.scheduleSync());
     }, this.syncIntervalMs);

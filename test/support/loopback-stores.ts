@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore, type StoreOptions } from '../../lib/sem/replicated-store';
 import { allocLoopbackRange, pickPortFreeOnAll, type LoopbackRange } from '../../harness/net';
+import { waitFor } from '../../harness/wait';
 
 export class LoopbackStores {
   /** Every store made, in order (a store made again for the same VM is added again). */
@@ -44,6 +45,17 @@ export class LoopbackStores {
     s.on('warning', () => undefined);
     this.made.push(s);
     return s;
+  }
+
+  /** Starts `stores`, has each exchange with its peers once, and waits until every one lists all
+   *  of them and all hold identical files. */
+  async formIdentical(stores: ReplicatedStore[]): Promise<void> {
+    for (const s of stores) await s.start();
+    for (const s of stores) await s.syncAll();
+    await waitFor(() => stores.every((s) => s.records('group').length === stores.length && s.digest() === stores[0].digest()), {
+      what: `${stores.length} identical members`,
+      timeoutMs: 30_000,
+    });
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { Diff, Replica } from '../../lib/sem/replica';
-import { FOLLOW_UP_STEPS, FOLLOW_UP_WIDTH, Spreader, answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, plan, randomPartner, roundPartner } from '../../lib/sem/anti-entropy';
+import { FOLLOW_UP_STEPS, FOLLOW_UP_WIDTH, MAX_POSTPONED_ROUNDS, RoundPacer, Spreader, answerPull, answerSummary, decodePull, decodeSummary, encodePull, encodeSummary, plan, randomPartner, roundPartner } from '../../lib/sem/anti-entropy';
 
 const rs = (k: string, load: number) => [k, String(load), String(load % 4), 'up'];
 let lamport = 0;
@@ -166,6 +166,37 @@ describe('anti-entropy', () => {
       assert.ok(holders.length > 2, `the chains carried it beyond S1 and S2 (${holders.length} of ${n})`);
       for (const h of holders) assert.deepEqual(reps.get(h)!.records('realserver'), reps.get('S1')!.records('realserver'));
       for (const s of spreaders.values()) s.stop();
+    });
+  });
+
+  describe('rounds while edits flow', () => {
+    it('no diff since the last round: every round runs', () => {
+      const pacer = new RoundPacer();
+      for (let i = 0; i < 10; i++) assert.equal(pacer.postpone(), false);
+      assert.equal(pacer.total, 0);
+    });
+
+    it(`a diff since the last round postpones it, at most ${MAX_POSTPONED_ROUNDS} in a row: under a constant stream every ${MAX_POSTPONED_ROUNDS + 1}th round runs`, () => {
+      const pacer = new RoundPacer();
+      const ran: boolean[] = [];
+      for (let i = 0; i < 4 * (MAX_POSTPONED_ROUNDS + 1); i++) {
+        pacer.diffApplied();
+        ran.push(!pacer.postpone());
+      }
+      const expected = ran.map((_, i) => i % (MAX_POSTPONED_ROUNDS + 1) === MAX_POSTPONED_ROUNDS);
+      assert.deepEqual(ran, expected);
+      assert.equal(pacer.total, 4 * MAX_POSTPONED_ROUNDS);
+    });
+
+    it('the stream stops: the next round runs, and a new diff postpones again', () => {
+      const pacer = new RoundPacer();
+      pacer.diffApplied();
+      assert.equal(pacer.postpone(), true);
+      assert.equal(pacer.postpone(), false, 'no diff since the postponed round');
+      pacer.diffApplied();
+      pacer.diffApplied();
+      assert.equal(pacer.postpone(), true, 'several diffs between two rounds postpone one round');
+      assert.equal(pacer.postpone(), false);
     });
   });
 

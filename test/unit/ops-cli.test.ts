@@ -10,6 +10,7 @@ import { main } from '../../lib/ops/cli';
 import { parseWindowEnd, rotatedFlows } from '../../lib/ops/rotate-secret';
 import { decryptCredentials, parseRealServerSpec } from '../../lib/ops/init-setup';
 import { sshKeyPair } from '../../harness/ssh-keys';
+import { loadKeyAnchors } from '../../lib/sem/key-anchors';
 
 const T = Date.parse('2026-01-02T03:12:00.000Z');
 
@@ -97,6 +98,8 @@ describe('ops: history and the p2p-ha command line', () => {
     const r = await cli(args);
     assert.strictEqual(r.code, 0, r.err);
     assert.match(r.out, /RS2: no host key fingerprint given/);
+    // The V8 option docs/memory.md recommends is suggested, never set behind the user's back.
+    assert.match(r.out, /Suggested: NODE_OPTIONS=--max-semi-space-size=4/);
     const settings = fs.readFileSync(path.join(ud, 'settings.js'), 'utf8');
     const secret = /credentialSecret: "([0-9a-f]{64})"/.exec(settings)![1];
     assert.match(settings, /telemetry: \{ enabled: false/);
@@ -126,6 +129,17 @@ describe('ops: history and the p2p-ha command line', () => {
     const bad = await cli([...args.slice(0, 6), 'S4; rm -rf /', ...args.slice(7), '--force']);
     assert.strictEqual(bad.code, 1);
     assert.match(bad.err, /address "S4; rm -rf \/" is not/);
+    // --trust-group: the members' keys from a member's group file, as the store's key anchors.
+    const k1 = 'A'.repeat(43) + '=';
+    fs.writeFileSync(path.join(dir, 'group'), `# group\nS1, 10.0.0.1, RS1, tcp:80, member, ${k1}\nS2, 10.0.0.2, RS1, tcp:80\n`);
+    const anchored = await cli([...args, '--force', '--trust-group', path.join(dir, 'group')]);
+    assert.strictEqual(anchored.code, 0, anchored.err);
+    const anchorPath = path.join(ud, 'p2p-ha', '.keys', 'anchors');
+    assert.deepStrictEqual(Array.from(loadKeyAnchors(path.join(ud, 'p2p-ha'))), [['S1', k1]]);
+    assert.strictEqual(fs.statSync(anchorPath).mode & 0o777, 0o600);
+    fs.writeFileSync(path.join(dir, 'group'), 'not a group file\n');
+    const notGroup = await cli([...args, '--force', '--trust-group', path.join(dir, 'group')]);
+    assert.strictEqual(notGroup.code, 1);
   });
 
   it('host-setup prints the least-privilege user steps; usage errors exit 2', async () => {

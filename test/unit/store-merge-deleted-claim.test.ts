@@ -20,9 +20,7 @@ describe('SEM: a group deletion merged after its claim was deleted (G2 at merge)
 
   it('S4, down while S1 fenced out S2 and cleared its claim, ends identical without S2', async () => {
     const stores = [1, 2, 3, 4].map(make);
-    for (const s of stores) await s.start();
-    for (const s of stores) await s.syncAll();
-    await waitFor(() => stores.every((s) => s.records('group').length === 4 && s.digest() === stores[0].digest()), { what: 'four identical members', timeoutMs: 30_000 });
+    await net.formIdentical(stores);
     const [s1, s2, s3, s4] = stores;
     await s4.stop();
     await s2.stop();

@@ -1,0 +1,76 @@
+// A loopback SEM cluster of real Node-RED processes for the benches (harness/cluster/launcher with
+// harness/flows/sem-flow on each VM), and the edit the benches send: S1's realserver record
+// modified again and again through the flow's HTTP endpoint, as a flow on a VM would edit it.
+import * as fs from 'fs';
+import * as path from 'path';
+import { Cluster, ClusterOptions, startCluster } from '../harness/cluster/launcher';
+import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../harness/net';
+import { httpRequest } from '../harness/http';
+import { waitFor } from '../harness/wait';
+import { EDIT_PATH, semFlow, SemFlowOptions } from '../harness/flows/sem-flow';
+
+export interface SemCluster {
+  cluster: Cluster;
+  range: LoopbackRange;
+  ips: string[];
+  /** Stops every VM and releases the address range. */
+  stop(): Promise<void>;
+}
+
+/** `count` Node-RED VMs with the SEM flow, resolved once every VM's group file lists all of them. */
+export async function startSemCluster(
+  count: number,
+  o: { env?: ClusterOptions['env']; keepDirs?: boolean; baseDir?: string; flow?: Partial<SemFlowOptions> } = {},
+): Promise<SemCluster> {
+  const range = allocLoopbackRange();
+  const ips = Array.from({ length: count }, (_, i) => range.ip(i + 1));
+  try {
+    const semPort = await pickPortFreeOnAll(ips);
+    const cluster = await startCluster({
+      count,
+      ips,
+      env: o.env,
+      keepDirs: o.keepDirs,
+      baseDir: o.baseDir,
+      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: 'bench-secret-123', seeds: ips, syncIntervalMs: 5000, ...o.flow }),
+    });
+    const stop = async () => {
+      await cluster.stopAll();
+      range.release();
+    };
+    try {
+      const members = (dir: string) => (fs.readFileSync(path.join(dir, 'p2p-ha', 'group'), 'utf8').match(/^S\d+/gm) ?? []).length;
+      await waitFor(() => cluster.vms.every((vm) => members(vm.userDir) === count), { what: `${count} members everywhere`, timeoutMs: 30_000 + 3000 * count });
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return { cluster, range, ips, stop };
+  } catch (e) {
+    range.release();
+    throw e;
+  }
+}
+
+export interface EditResult {
+  acked: { peer: string; ms: number }[];
+  failed: unknown[];
+  ms: number;
+}
+
+/** Edit number i through `vmUrl`'s flow: S1's realserver record RS1, added first, then modified. */
+export class RealServerEditor {
+  private prev: string[] | null = null;
+  constructor(private readonly vmUrl: string) {}
+
+  async edit(i: number): Promise<EditResult> {
+    const record = ['RS1', (i / 1000).toFixed(3), String(i % 50), 'up'];
+    const payload = this.prev ? { file: 'realserver', op: 'Mod', before: this.prev, record } : { file: 'realserver', op: 'Add', record };
+    const r = await httpRequest(this.vmUrl + EDIT_PATH, { method: 'POST', body: payload, timeoutMs: 10_000 });
+    if (r.status !== 200) throw new Error(`edit ${i} failed: ${r.body}`);
+    this.prev = record;
+    const result = JSON.parse(r.body) as EditResult;
+    if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
+    return result;
+  }
+}

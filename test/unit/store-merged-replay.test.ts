@@ -1,0 +1,57 @@
+// A diff that a VM learned by anti-entropy (a summary/pull exchange: a partial snapshot, which
+// carries no sequence numbers) is a replay when it comes again live: the replay guard refuses it
+// (409), exactly as it refuses a diff received live, also after a restart (docs/security.md rule 3).
+// Before, the merged entry's (origin, seq) was not marked as seen: the replayed diff passed the
+// guard and was judged by the later rules (applied as a no-op for a shared file, 403 for another
+// VM's record), depending on which path the original had come by.
+// Three real stores on loopback; rounds an hour apart, so only the explicit exchanges run. S1's
+// diff reaches S2 alone (as when S3 is cut off from S1): it is made with S1's own key and posted
+// to S2, as S1's store would post it.
+import { strict as assert } from 'assert';
+import * as path from 'path';
+import { LoopbackStores } from '../support/loopback-stores';
+import { semPost } from '../support/sem-wire';
+import { encodeDiff } from '../../lib/sem/sem-protocol';
+import { DIFF_PATH } from '../../lib/sem/fanout';
+import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
+import type { ReplicatedStore } from '../../lib/sem/replicated-store';
+
+const SECRET = 'merged-replay-secret-0123456789abcdef';
+
+describe('SEM: a diff learned by anti-entropy is a replay when it comes again live', function () {
+  this.timeout(60_000);
+  let net: LoopbackStores;
+  const make = (i: number) => net.store(i, { seeds: i === 1 ? [] : [net.range.ip(1)], syncIntervalMs: 3_600_000 });
+  const internals = (s: ReplicatedStore) => s as unknown as { disk: { ownSeq: number }; replica: { clock: number } };
+
+  before(async () => (net = await LoopbackStores.open(3, SECRET, 'merged-replay')));
+  after(async () => net?.close());
+
+  it('S3 pulled S1 #n from S2: S1 #n replayed to S3 is refused 409, also after S3 restarts', async () => {
+    const stores = [1, 2, 3].map(make);
+    await net.formIdentical(stores);
+    const [s1, s2, s3] = stores;
+    // S1's next diff, signed with its key, reaches S2 only; S1 then stops (it sends nothing more).
+    const seq = internals(s1).disk.ownSeq + 1;
+    const lamport = Math.max(internals(s1).replica.clock, internals(s2).replica.clock, internals(s3).replica.clock) + 1;
+    await s1.stop();
+    const body = encodeDiff({ file: 'realserver', op: 'Add', record: ['RS-PULLED', '0.5', '1', 'up'], origin: 'S1', seq, lamport });
+    const key = loadOrCreateVmKey(path.join(net.base, 'S1'), 'S1');
+    const post = (ip: string) => semPost(ip, net.port, DIFF_PATH, body, { secret: SECRET, key });
+    assert.equal((await post(net.range.ip(2))).status, 200, 'S2 takes S1 #n live');
+    assert.equal(s3.get('realserver', 'RS-PULLED'), undefined);
+    // S3 learns it from S2 by a summary/pull exchange (no sequence numbers travel).
+    await s3.exchange({ address: net.range.ip(2), port: net.port }, 'S2');
+    assert.deepEqual(s3.get('realserver', 'RS-PULLED'), ['RS-PULLED', '0.5', '1', 'up'], 'S3 merged the entry');
+    const replay = await post(net.range.ip(3));
+    assert.equal(replay.status, 409, `replayed to S3: ${replay.body}`);
+    assert.match(replay.body, new RegExp(`replayed diff: S1 #${seq} was already received`));
+    // Durable: S3 restarts while S2 is down (so its join learns nothing anew) and still refuses it.
+    await s2.stop();
+    await s3.stop();
+    const back = make(3);
+    await back.start();
+    const again = await post(net.range.ip(3));
+    assert.equal(again.status, 409, `replayed to S3 after its restart: ${again.body}`);
+  });
+});
