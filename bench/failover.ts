@@ -159,6 +159,8 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   const twoService = summarize(worst(two, 'serviceMs'));
   const twoGroup = summarize(worst(two, 'groupMs'));
   const overhead = summarize([...one, ...two].flat().map((x) => x.overheadMs));
+  const overheadOne = summarize(one.flat().map((x) => x.overheadMs));
+  const overheadTwo = summarize(two.flat().map((x) => x.overheadMs));
   console.log(`\nfailover on the loopback cluster, ${RUNS} runs each, re-examination ${REEXAM_MS} ms included (ms):`);
   console.log('what                         p50      p99      note (s)  file-server method (s)');
   console.log(`one: kill -> service          ${String(oneService.p50).padEnd(8)} ${String(oneService.p99).padEnd(8)} ${NOTE.one_s}      ${NOTE.fileServer_one_s}`);
@@ -166,6 +168,7 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   console.log(`two: kill -> both services    ${String(twoService.p50).padEnd(8)} ${String(twoService.p99).padEnd(8)} ${NOTE.two_s}      ${NOTE.fileServer_two_s}`);
   console.log(`two: kill -> group everywhere ${String(twoGroup.p50).padEnd(8)} ${String(twoGroup.p99).padEnd(8)}`);
   console.log(`orchestration overhead (all targets): p50 ${overhead.p50}, p99 ${overhead.p99} (aim: under 300)`);
+  console.log(`  one failure: p50 ${overheadOne.p50}, p99 ${overheadOne.p99}; two at once: p50 ${overheadTwo.p50}, p99 ${overheadTwo.p99}`);
   console.log(`two over one (group everywhere, p50): ${(twoGroup.p50 / oneGroup.p50).toFixed(3)} (aim: within 1.2)`);
   console.log(
     JSON.stringify({
@@ -181,6 +184,10 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
       two_over_one: Math.round((twoGroup.p50 / oneGroup.p50) * 1000) / 1000,
       overhead_p50_ms: overhead.p50,
       overhead_p99_ms: overhead.p99,
+      overhead_one_p50_ms: overheadOne.p50,
+      overhead_one_p99_ms: overheadOne.p99,
+      overhead_two_p50_ms: overheadTwo.p50,
+      overhead_two_p99_ms: overheadTwo.p99,
       note_one_s: NOTE.one_s,
       note_two_s: NOTE.two_s,
       note_file_server_one_s: NOTE.fileServer_one_s,
