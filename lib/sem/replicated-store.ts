@@ -348,12 +348,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (r) this.peerVersions.set(fromMember(r).address, v);
   }
 
-  /** Which wire version each member was last heard speaking (for status and tests). */
   /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
   roundCounts(): { made: number; postponed: number } {
     return { made: this.rounds, postponed: this.pacer.total };
   }
 
+  /** Which wire version each member was last heard speaking (for status and tests). */
   peerWireVersions(): Record<string, WireVersion | undefined> {
     return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
   }
