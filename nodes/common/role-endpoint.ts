@@ -12,9 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'http';
 import { readBounded } from '../../lib/net/bounded-body';
 import { ADMIN_CALL_BYTES, AdminCallRefused } from '../../lib/sem/admin-call';
 import { ReplicatedStore, validateIdentity } from '../../lib/sem/replicated-store';
-import type { Identity } from '../../lib/records/cluster-api';
 import { performance } from 'perf_hooks';
-import { expectHandover } from './store-handover';
+import { expectHandover, sameIdentity } from './store-handover';
 import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
 import { registry } from './cluster-registry';
 import type { RED } from './node-red';
@@ -152,8 +151,6 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
     end();
   }
 }
-
-const sameIdentity = (a: Identity, b: Identity) => a.hostname === b.hostname && a.address === b.address && a.realServer === b.realServer && a.services === b.services;
 
 /** Whether this runtime's store `nodeId` listens under `hostname` within `ms` (it is started
  * again by the deploy: the registry gets the new instance, which listens a moment later). */

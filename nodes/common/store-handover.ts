@@ -29,7 +29,8 @@ interface Parked {
 const expected = new Map<string, Identity>();
 const parked = new Map<string, Parked>();
 
-const sameIdentity = (a: Identity, b: Identity) => a.hostname === b.hostname && a.address === b.address && a.realServer === b.realServer && a.services === b.services;
+/** Whether two identities are the same in every field (hostname, address, real server, services). */
+export const sameIdentity = (a: Identity, b: Identity) => a.hostname === b.hostname && a.address === b.address && a.realServer === b.realServer && a.services === b.services;
 
 /** The role endpoint announces its deploy; the returned function ends the announcement. */
 export function expectHandover(nodeId: string, identity: Identity): () => void {
