@@ -103,20 +103,19 @@ export function keysFor(origin: string, lamport: number, g: GroupEntry | undefin
   return out;
 }
 
+/** `keys`, and the key the chain of rotations in `e`'s proof leads to from one of them, if any. */
+function withChainEnd(e: SnapshotEntry, keys: string[]): string[] {
+  const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), keys) : undefined;
+  return followed && !keys.includes(followed) ? [...keys, followed] : keys;
+}
+
 /** K1: the keys a VM's own group record entry may be signed with; `anchor`: the operator-given key
  * of that VM (./key-anchors.ts), which counts unless the receiver holds its record with a key. */
 export function ownRecordKeys(e: SnapshotEntry, held: GroupEntry | undefined, anchor?: string): string[] {
-  if (held?.value && keyOf(held.value)) {
-    // Or the key a chain of rotations leads to from the held one (./key-chain.ts): the chain is in
-    // the origin's signed diff, which must then be signed by that key.
-    const keys = keysFor(e[4], e[3], held);
-    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), keys) : undefined;
-    return followed && !keys.includes(followed) ? [...keys, followed] : keys;
-  }
-  if (anchor) {
-    const followed = e[5]?.d !== undefined ? followKeyChain(e[4], keyChainOf(e[5].d), [anchor]) : undefined;
-    return followed && followed !== anchor ? [anchor, followed] : [anchor];
-  }
+  // The held key (or the anchored one), or the key a chain of rotations leads to from it
+  // (./key-chain.ts): the chain is in the origin's signed diff, which must then be signed by that key.
+  if (held?.value && keyOf(held.value)) return withChainEnd(e, keysFor(e[4], e[3], held));
+  if (anchor) return withChainEnd(e, [anchor]);
   const offered = keyOf(e[2]);
   const previous = replacedKey({ value: e[2], lamport: e[3], proof: e[5] }, e[4]);
   return [offered, previous].filter((k): k is string => !!k);
