@@ -56,7 +56,7 @@ function runSuite(suite) {
         console.log(`suite ${suite.name}: ${run.describe}`);
       } catch (e) {
         console.log(`suite ${suite.name} could not be prepared: ${e.message}`);
-        return resolve({ passed: 0, failed: 1, skipped: 0, code: 1 });
+        return resolve({ passed: 0, failed: 1, skipped: 0, code: 1, failures: `could not be prepared: ${e.message}` });
       }
     }
     const child = spawn(run.execPath, [mocha, '--config', path.join(root, '.mocharc.json'), ...run.args, ...files], {
@@ -76,8 +76,15 @@ function runSuite(suite) {
         return m ? Number(m[1]) : 0;
       };
       const r = { passed: count('passing'), failed: count('failing'), skipped: count('pending'), code };
+      // Mocha's failure report (from "N failing" on): said again at the end of the run, so the
+      // tail of a long CI log names what failed.
+      const at = text.search(/^\s*\d+ failing/m);
+      r.failures = at >= 0 ? text.slice(at).trimEnd() : '';
       // A suite that died without reporting a failure still failed.
-      if ((code !== 0 || signal) && r.failed === 0) r.failed = 1;
+      if ((code !== 0 || signal) && r.failed === 0) {
+        r.failed = 1;
+        r.failures = `the suite's mocha ended with ${signal ? `signal ${signal}` : `exit code ${code}`} and reported no failure`;
+      }
       resolve(r);
     });
   });
@@ -85,13 +92,16 @@ function runSuite(suite) {
 
 (async () => {
   const total = { passed: 0, failed: 0, skipped: 0 };
+  const failures = [];
   for (const suite of SUITES) {
     if (only.length && !only.includes(suite.name)) continue;
     const r = await runSuite(suite);
+    if (r.failed) failures.push(`--- suite ${suite.name}: ${r.failed} failed\n${r.failures || ''}`);
     total.passed += r.passed;
     total.failed += r.failed;
     total.skipped += r.skipped;
   }
+  if (failures.length) console.log(`\n=== what failed, again ===\n${failures.join('\n\n')}\n`);
   const skipped = total.skipped ? `, ${total.skipped} skipped` : '';
   console.log(`${total.passed} passed, ${total.failed} failed${skipped}`);
   process.exit(total.failed > 0 || total.passed === 0 ? 1 : 0);
