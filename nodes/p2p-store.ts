@@ -3,7 +3,10 @@
 // settings. Every other node of the package reads and edits the files through it.
 // Identity fields accept `${NAME}` and, left empty, come from P2P_HOSTNAME, P2P_ADDRESS,
 // P2P_REAL_SERVER, P2P_SERVICES (hostname defaults to os.hostname()), so one exported flow serves
-// every VM and every OD clone (common/store-identity.ts).
+// every VM and every OD clone (common/store-identity.ts). A role taken by a role call and not yet
+// in the flow (its deploy did not happen: a crash after the answer, or a deploy that failed) is in
+// the store folder's role file: the store starts as that role, says so, and deploys the flow to
+// persist it (lib/recovery/role-file.ts).
 import * as os from 'os';
 import * as path from 'path';
 import { ReplicatedStore, DEFAULT_SEM_PORT, StoreStatus, validateIdentity, type StoreOptions } from '../lib/sem/replicated-store';
@@ -15,7 +18,9 @@ import type { StoreListener, StoreNode } from './common/store-user';
 import { translator } from './common/i18n';
 import { registry } from './common/cluster-registry';
 import { finishWithin } from './common/close';
-import { installRoleEndpoint } from './common/role-endpoint';
+import { installRoleEndpoint, persistRole } from './common/role-endpoint';
+import { onUnsavedChange, readRoleFile, removeRoleFile, roleFilePath, setUnsaved, unsavedWhy } from './common/role-persist';
+import { startIdentity, type StartChoice } from '../lib/recovery/role-file';
 
 interface StoreConfig {
   name?: string;
@@ -56,6 +61,9 @@ export = function (RED: RED) {
     /** A handed store that could not be taken is stopping: this one listens after it. */
     let startAfter: Promise<void> | undefined;
 
+    /** The role this store started as from its role file (to be deployed into the flow). */
+    let fromRoleFile: Extract<StartChoice, { use: 'file' }> | undefined;
+
     node.storeStatus = () => status;
     node.register = (user: StoreListener) => {
       users.add(user);
@@ -64,10 +72,16 @@ export = function (RED: RED) {
     node.deregister = (user: StoreListener) => {
       users.delete(user);
     };
+    /** The store's own status, before the role's "flow not saved" is added to it. */
+    let own: StoreStatus = status;
     const setStatus = (s: StoreStatus) => {
-      status = s;
-      for (const u of users) u.storeChanged(s);
+      own = s;
+      const why = unsavedWhy(node.id);
+      // A role the flow does not hold yet: degraded (yellow), with the reason, until a deploy saves it.
+      status = why && (s.state === 'ok' || s.state === 'degraded') ? { state: 'degraded', text: `${s.text}; flow not saved: ${why}` } : s;
+      for (const u of users) u.storeChanged(status);
     };
+    const stopFollowing = onUnsavedChange(node.id, () => setStatus(own));
 
     const fail = (why: string) => {
       node.failure = why;
@@ -92,13 +106,15 @@ export = function (RED: RED) {
       }
       try {
         const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
+        const folder = config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha');
+        const start = roleAtStart(validateIdentity(storeIdentity(config, process.env)), folder);
         const options: StoreOptions = {
-          identity: storeIdentity(config, process.env),
-          folder: config.folder ? path.resolve(userDir, config.folder) : path.join(userDir, 'p2p-ha'),
+          identity: start.identity,
+          folder,
           port: Number(config.port) || DEFAULT_SEM_PORT,
           secret: node.credentials.secret,
           ...(previous && Number.isFinite(until) ? { previousSecret: { secret: previous, until } } : {}),
-          seeds: config.seeds ?? '',
+          seeds: (start.use === 'file' ? start.seeds : undefined) ?? config.seeds ?? '',
           syncIntervalMs: Number(config.syncInterval) || 2000,
           requestTimeoutMs: Number(config.requestTimeout) || 2000,
           autoJoin: config.autoJoin !== false,
@@ -124,6 +140,33 @@ export = function (RED: RED) {
         return undefined;
       }
     };
+    /**
+     * What this store starts as: its flow's identity, or the role in its folder's role file when
+     * the flow still gives the identity it had before that role (the deploy did not happen).
+     */
+    function roleAtStart(flow: ReturnType<typeof validateIdentity>, folder: string): StartChoice {
+      let choice: StartChoice;
+      try {
+        choice = startIdentity(flow, readRoleFile(folder));
+      } catch (e) {
+        node.warn(`p2p-store: ${(e as Error).message}: the role file is ignored, the flow's identity ${flow.hostname} is used`);
+        return { use: 'flow', identity: flow, removeFile: false };
+      }
+      if (choice.use === 'file') {
+        node.warn(`p2p-store: ${choice.why}: starting as ${choice.identity.hostname} (kept in ${roleFilePath(folder)}), and deploying the flow to persist it`);
+        setUnsaved(node.id, `runs as ${choice.identity.hostname} from its role file; the flow still says ${flow.hostname}`);
+        fromRoleFile = choice;
+        return choice;
+      }
+      if (choice.why) node.log(`p2p-store: ${choice.why}`);
+      if (choice.removeFile) {
+        const removed = removeRoleFile(folder);
+        if (removed !== true) node.warn(`p2p-store: the role file ${roleFilePath(folder)} could not be removed: ${removed}`);
+        setUnsaved(node.id, undefined);
+      }
+      return choice;
+    }
+
     store = create();
     node.files = store;
 
@@ -145,7 +188,29 @@ export = function (RED: RED) {
       }
     }
 
+    // Started as the role of its role file: once the flows run (a deploy in the middle of the
+    // runtime's start would find them half-made), deploy the flow with that role, in the role
+    // calls' queue. Its failure is said by persistRole (error log, status).
+    let closed = false;
+    let persistTimer: NodeJS.Timeout | undefined;
+    const persistFromFile = () => {
+      clearTimeout(persistTimer);
+      RED.events?.removeListener('flows:started', persistFromFile);
+      if (closed || !fromRoleFile || !store) return;
+      const r = fromRoleFile;
+      fromRoleFile = undefined;
+      persistRole(RED, node.id, { ...r.identity, autoJoin: store.autoJoin, ...(r.seeds !== undefined ? { seeds: r.seeds } : {}) }).catch(() => undefined);
+    };
+    if (fromRoleFile && store) {
+      RED.events?.on('flows:started', persistFromFile);
+      persistTimer = setTimeout(persistFromFile, 1000);
+    }
+
     node.on('close', (removed: boolean, done: () => void) => {
+      closed = true;
+      clearTimeout(persistTimer);
+      RED.events?.removeListener('flows:started', persistFromFile);
+      stopFollowing();
       registry.removeStore(node.id);
       if (!store) return done();
       store.off('status', setStatus);

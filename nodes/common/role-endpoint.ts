@@ -5,9 +5,11 @@
 // caller's group record in this VM's own files, caller not fenced, fresh time, unseen nonce, this
 // VM's address and name inside the signed bytes). Only the store's identity fields can change
 // (lib/recovery/role.ts identityFromCall: the address stays the one called): the running store
-// takes them in place (takeIdentity below), then the flow is deployed with them through the
-// runtime's flows API (runtime-flows.ts) to persist them. Every refusal goes to the store's rate-
-// limited refusal log; nothing is changed by a refused call.
+// takes them in place (takeIdentity below) and they are made durable in the store's own folder
+// (the role file, role-persist.ts); then the call is answered, and the flow is deployed with them
+// through the runtime's flows API (runtime-flows.ts) after the answer, off the recovery's path, to
+// persist them in flows.json. Every refusal goes to the store's rate-limited refusal log; nothing
+// is changed by a refused call.
 import type { IncomingMessage, ServerResponse } from 'http';
 import { readBounded } from '../../lib/net/bounded-body';
 import { ADMIN_CALL_BYTES, AdminCallRefused } from '../../lib/sem/admin-call';
@@ -18,6 +20,8 @@ import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../.
 import { registry } from './cluster-registry';
 import type { RED } from './node-red';
 import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
+import { readRoleFile, removeRoleFile, roleFilePath, setUnsaved, writeRoleFile } from './role-persist';
+import { nextRoleFile, type RoleFile } from '../../lib/recovery/role-file';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -28,19 +32,24 @@ const LISTEN_WAIT_MS = 3_000;
 
 const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
 
-/** The role call being handled (calls are taken one after the other). */
+type Deploy = (id: StoreIdentity, storeNodeId: string) => Promise<void>;
+
+/** The role call being handled, or the flow deploy that follows one (one after the other: a
+ * second call waits for the first one's deploy, which would otherwise find the store node
+ * between two instances). */
 let queue: Promise<unknown> = Promise.resolve();
 
-/** The admin apps the route is installed on (one per runtime; a test helper makes several). */
-const installed = new WeakSet<object>();
+/** The admin apps the route is installed on (one per runtime; a test helper makes several), with
+ * the way each applies an identity. */
+const installed = new WeakMap<object, Deploy>();
 
 /**
  * Install the route once per runtime. `deploy` is how the identity is applied (the runtime's flows
  * API; a test may pass its own).
  */
-export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void> = deployOwnIdentity): void {
+export function installRoleEndpoint(RED: RED, deploy: Deploy = deployOwnIdentity): void {
   if (installed.has(RED.httpAdmin)) return;
-  installed.add(RED.httpAdmin);
+  installed.set(RED.httpAdmin, deploy);
   // The runtime's flows module is internal to Node-RED (runtime-flows.ts says why): say at once
   // when this Node-RED does not have it, not only at the first role call.
   const problem = deploy === deployOwnIdentity ? runtimeFlowsProblem(RED.version?.()) : null;
@@ -51,21 +60,30 @@ export function installRoleEndpoint(RED: RED, deploy: (id: StoreIdentity, storeN
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    // One role call at a time per runtime: a second one waits until the first is done (its
-    // deploy would otherwise find the store node between two instances).
-    const run = queue.then(() => handle(req, deploy));
-    queue = run.catch(() => undefined);
-    run.then(
-      (r) => answer(200, r),
+    // One role call at a time per runtime: a second one waits until the first is done, its flow
+    // deploy (after its answer) included.
+    const run = queue.then(() => handle(req, deploy, RED)).then(
+      (r) => {
+        answer(200, r.answer);
+        // The flow deploy only once the answer is on its way (the next turn of the event loop).
+        return new Promise<void>((resolve) => setImmediate(resolve)).then(r.deploy);
+      },
       (e: unknown) => {
         const status = e instanceof AdminCallRefused ? e.status : e instanceof RoleError ? 400 : 503;
         answer(status, { error: e instanceof Error ? e.message : String(e) });
       },
     );
+    queue = run.catch(() => undefined);
   });
 }
 
-async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<{ ok: true; hostname: string; listening: boolean }> {
+interface Handled {
+  answer: { ok: true; hostname: string; listening: boolean };
+  /** The flow deploy that follows the answer (it never rejects). */
+  deploy: () => Promise<void>;
+}
+
+async function handle(req: IncomingMessage, deploy: Deploy, RED: RED): Promise<Handled> {
   const local = plainAddress(req.socket.localAddress);
   const remote = plainAddress(req.socket.remoteAddress);
   const stores = registry.storeEntries().filter((s) => s.files instanceof ReplicatedStore) as { id: string; files: ReplicatedStore }[];
@@ -104,23 +122,25 @@ async function handle(req: IncomingMessage, deploy: (id: StoreIdentity, storeNod
     store.log.write('refused', `admin call ${ROLE_PATH} from ${call.from}: ${(e as Error).message}`, { from: remote });
     throw e;
   }
-  await takeIdentity(store, entry.id, id, call.from, remote, deploy);
+  const { deploy: after } = await takeIdentity(store, entry.id, id, call.from, remote, deploy, RED);
   // Answered once the store listens as the backup (at once when switched in place): the caller's
   // next edits (the recovery's commit) reach it at once, without polling it (role.ts assignRole).
   const listening = await listensAs(entry.id, id.hostname, LISTEN_WAIT_MS);
-  return { ok: true, hostname: id.hostname, listening };
+  return { answer: { ok: true, hostname: id.hostname, listening }, deploy: after };
 }
 
 /**
- * The store takes `id`: in place first when only its identity changes (the running store switches
- * in one step, ReplicatedStore.switchIdentity: no restart, the SEM server never stops listening),
- * then the flow is deployed with it (persisted in flows.json; the nodes that use the store start
- * again under the new identity, and the store is handed to the store node's next instance running,
- * store-handover.ts). A deploy that fails switches the store back: the VM is as it was. When more
- * than the identity changes (autoJoin, or the address: a fresh clone whose store still runs at the
- * ODS's address), the deploy alone does it and the store restarts (the fallback, as before).
+ * The store takes `id`. When only its identity changes: in place (the running store switches in
+ * one step, ReplicatedStore.switchIdentity: no restart, the SEM server never stops listening),
+ * then the role file is written durably (a restart now starts as `id` whatever happens to the
+ * deploy); a failure of either switches the store back and the call fails, the VM as it was. The
+ * returned function is the flow deploy that persists it (flows.json; the nodes that use the store
+ * start again under the new identity, the store handed to the store node's next instance,
+ * store-handover.ts): it runs after the answer (persistRole). When more than the identity changes
+ * (autoJoin, or the address: a fresh clone whose store still runs at the ODS's address), the
+ * deploy alone does it before the answer and the store restarts (the fallback, as before).
  */
-async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIdentity, from: string, remote: string, deploy: (id: StoreIdentity, storeNodeId: string) => Promise<void>): Promise<void> {
+async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIdentity, from: string, remote: string, deploy: Deploy, RED: RED): Promise<{ deploy: () => Promise<void> }> {
   const t0 = performance.now();
   const before = store.identity;
   // In place only when nothing but the name, services and real server change: a fresh clone whose
@@ -128,16 +148,32 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
   const inPlace = store.autoJoin === id.autoJoin && store.identity.address === id.address;
   store.log.write('applied', `role call from ${from}: ${before.hostname} becomes ${id.hostname}${inPlace ? '' : ' (redeployed)'}`, { from: remote, realServer: id.realServer, services: id.services });
   const next = validateIdentity(id);
-  const end = expectHandover(nodeId, next);
+  if (!inPlace) {
+    const end = expectHandover(nodeId, next);
+    try {
+      await deploy(id, nodeId);
+    } finally {
+      end();
+    }
+    store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (flow deployed, store restarted)`);
+    return { deploy: () => Promise.resolve() };
+  }
+  let existing: RoleFile | undefined;
+  try {
+    existing = readRoleFile(store.folder);
+  } catch (e) {
+    // Unreadable: it says nothing about the flow; the one written now replaces it.
+    store.log.write('refused', `role ${id.hostname}: ${(e as Error).message} (replaced)`);
+  }
   let switched = false;
   try {
-    if (inPlace && !sameIdentity(before, next)) {
+    if (!sameIdentity(before, next)) {
       store.switchIdentity(next);
       switched = true;
     }
     const t1 = performance.now();
-    await deploy(id, nodeId);
-    store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (switch ${Math.round(t1 - t0)} ms, flow deployed ${Math.round(performance.now() - t1)} ms)`);
+    await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString()));
+    store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (switch ${Math.round(t1 - t0)} ms, durable ${Math.round(performance.now() - t1)} ms; flow deploy after the answer)`);
   } catch (e) {
     if (switched) {
       try {
@@ -146,10 +182,65 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
         store.log.write('refused', `role ${id.hostname}: switching back to ${before.hostname} failed: ${(e2 as Error).message}`);
       }
     }
-    throw e;
+    throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${(e as Error).message}`);
+  }
+  // Run after the answer, in the role calls' queue (installRoleEndpoint).
+  return { deploy: () => persist(RED, nodeId, id, deploy) };
+}
+
+/**
+ * Deploy the flow with the store's identity `id` (already taken and in the role file), the store
+ * handed over running. Never rejects: a failure is said loudly (error log, SEM log, the store's
+ * status) and the VM serves as `id` with its old flow; its role file makes a restart start as
+ * `id` too and deploy again; an operator's deploy of the flow persists it.
+ */
+async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Deploy): Promise<void> {
+  const storeOf = () => registry.storeEntries().find((s) => s.id === nodeId)?.files as ReplicatedStore | undefined;
+  const store = storeOf();
+  const want = validateIdentity(id);
+  if (!(store instanceof ReplicatedStore) || !sameIdentity(store.identity, want)) {
+    // Someone deployed since (the store node is gone, or runs as another identity): that deploy
+    // decided; this one would undo it. The store node at its start judged the role file.
+    store?.log.write('refused', `role ${id.hostname}: flow deploy not made: the store ${store ? `is ${store.identity.hostname} now` : 'is gone'} (deployed since)`);
+    return;
+  }
+  const folder = store.folder;
+  const end = expectHandover(nodeId, want);
+  const t0 = performance.now();
+  try {
+    await deploy(id, nodeId);
+    // The runtime starts the store node's next instance after the deploy resolved: the next call
+    // in the queue must find it.
+    await listensAs(nodeId, id.hostname, LISTEN_WAIT_MS);
+    const now = storeOf() ?? store;
+    now.log.write('applied', `role ${id.hostname}: flow deployed in ${Math.round(performance.now() - t0)} ms (persisted in flows.json)`);
+    const removed = removeRoleFile(folder);
+    if (removed !== true) now.log.write('refused', `role ${id.hostname}: the role file could not be removed: ${removed}`);
+    setUnsaved(nodeId, undefined);
+  } catch (e) {
+    const why = `the flow deploy that persists the role ${id.hostname} failed: ${e instanceof Error ? e.message : String(e)}`;
+    (storeOf() ?? store).log.write('refused', `role ${id.hostname}: ${why}`);
+    RED.log.error(`p2p-ha: ${why}. This VM serves as ${id.hostname} with its old flow; its role is kept in ${roleFilePath(folder)}, so a restart starts as ${id.hostname} too. Deploy its flow (or restart it) once the cause is mended.`);
+    setUnsaved(nodeId, why);
   } finally {
     end();
   }
+}
+
+/** Settles once the role calls and flow deploys queued now are done (tests, and a clean close). */
+export function roleCallsSettled(): Promise<void> {
+  return queue.then(() => undefined);
+}
+
+/**
+ * A store that started from its role file (the flow still gives the identity it had before the
+ * role, p2p-store.ts): deploy the flow with the role, in the role calls' queue.
+ */
+export function persistRole(RED: RED, nodeId: string, id: StoreIdentity): Promise<void> {
+  const deploy = installed.get(RED.httpAdmin) ?? deployOwnIdentity;
+  const run = queue.then(() => persist(RED, nodeId, id, deploy));
+  queue = run;
+  return run;
 }
 
 /** Whether this runtime's store `nodeId` listens under `hostname` within `ms` (it is started

@@ -16,7 +16,9 @@ import { waitFor } from '../../harness/wait';
 import type { SealedAdminCall } from '../../lib/records/cluster-api';
 import { execFileSync } from 'child_process';
 import { runtimeFlowsProblem } from '../../nodes/common/runtime-flows';
-import { installRoleEndpoint } from '../../nodes/common/role-endpoint';
+import { installRoleEndpoint, roleCallsSettled } from '../../nodes/common/role-endpoint';
+import { deployOwnIdentity } from '../../nodes/common/runtime-flows';
+import type { StoreNode } from '../../nodes/common/store-user';
 
 helper.init(require.resolve('node-red'));
 
@@ -43,6 +45,8 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
   });
 
   afterEach(async () => {
+    // A flow deploy runs after a role call's answer: let it finish in this test's runtime.
+    await roleCallsSettled();
     for (const c of callers.splice(0)) await c.stop();
     await helper.unload();
     await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
@@ -59,13 +63,15 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
 
   const odStore = () => (helper.getNode('store') as unknown as { files: ReplicatedStore }).files;
 
+  const odFlow = () => [
+    { id: 'f1', type: 'tab' },
+    { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval: 300, autoJoin: false },
+  ];
+  const roleFile = () => path.join(dir, 'OD3', '.role.json');
+
   async function start(modules: unknown[] = [storeNode]) {
     const s1 = await caller('S1', S1, true);
-    const flow = [
-      { id: 'f1', type: 'tab' },
-      { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval: 300, autoJoin: false },
-    ];
-    await helper.load(modules as (typeof storeNode)[], flow, { store: { secret: SECRET } });
+    await helper.load(modules as (typeof storeNode)[], odFlow(), { store: { secret: SECRET } });
     // The OD catches up from S1: S1's record, with its key, is in the OD's own files.
     await waitFor(() => odStore().get("group", "S1")?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 }).catch((e) => {
       throw new Error(`${e.message}: OD store ${odStore().identity.hostname} ${odStore().status.text}; group ${JSON.stringify(odStore().records("group"))}`);
@@ -76,7 +82,7 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
   const role = { target: 'S2', backup: 'S2b', address: OD, realServer: 'RS3', services: 'tcp:80', od: 'OD3' };
   const send = (call: SealedAdminCall) => helper.request().post(ROLE_PATH).set(call.headers).send(call.body);
   const flowStore = () =>
-    (helper as unknown as { _redNodes: { getFlows(): { flows: { type: string; hostname?: string; services?: string; autoJoin?: boolean }[] } } })._redNodes
+    (helper as unknown as { _redNodes: { getFlows(): { flows: { type: string; hostname?: string; services?: string; autoJoin?: boolean; seeds?: string }[] } } })._redNodes
       .getFlows()
       .flows.find((n) => n.type === 'p2p-store')!;
   const unchanged = () => {
@@ -93,7 +99,10 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     // Answered once the store listens as S2b (the caller need not poll it).
     assert.deepEqual(r.body, { ok: true, hostname: 'S2b', listening: true });
-    assert.equal(odStore().identity.hostname, 'S2b');
+    assert.equal(running.identity.hostname, 'S2b');
+    // The flow deploy runs after the answer; then the role file has done its work.
+    await roleCallsSettled();
+    assert.ok(!fs.existsSync(roleFile()), 'the role file is removed once the flow holds the role');
     // Switched in place: the running store was handed to the store node's next instance, not rebuilt.
     assert.equal(odStore(), running, 'the same store, still running');
     assert.equal(flowStore().hostname, 'S2b', 'persisted in the flows');
@@ -164,22 +173,96 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     unchanged();
   });
 
-  it('a deploy that fails leaves the OD as it was: the store switched in place is switched back', async () => {
-    // The route installed first with a deploy that fails (a full disk): the store's module finds it installed.
-    const failingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) => installRoleEndpoint(RED, async () => {
-      throw new Error('ENOSPC: no space left on device');
-    });
-    const s1 = await start([failingDeploy, storeNode]);
+  it('a role that cannot be made durable leaves the OD as it was: the store switched in place is switched back', async () => {
+    const s1 = await start();
     const running = odStore();
     const keyOD = running.publicKey;
+    // The role file's place taken by a folder that is not empty: the durable write's rename fails.
+    fs.mkdirSync(path.join(roleFile(), 'x'), { recursive: true });
     const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
     assert.equal(r.status, 503, JSON.stringify(r.body));
-    assert.match(r.body.error, /ENOSPC/);
+    assert.match(r.body.error, /could not be made durable/);
     unchanged();
     assert.equal(odStore(), running);
     assert.equal(running.publicKey, keyOD, "signs with the OD's key again");
     const ping = await fetch(`http://${OD}:${port}/p2p/ping`).then((x) => x.json() as Promise<{ hostname: string }>);
     assert.equal(ping.hostname, 'OD3');
+  });
+
+  it('answers once the role is durable, before its flow deploy; a second call waits for that deploy', async () => {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    const gatedDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) =>
+      installRoleEndpoint(RED, async (id, nodeId) => {
+        await gate;
+        await deployOwnIdentity(id, nodeId);
+      });
+    const s1 = await start([gatedDeploy, storeNode]);
+    const running = odStore();
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { ok: true, hostname: 'S2b', listening: true });
+    // Answered with the deploy still to come: the flow says OD3, the store and its role file S2b.
+    assert.equal(flowStore().hostname, 'OD3');
+    assert.equal(running.identity.hostname, 'S2b');
+    const file = JSON.parse(fs.readFileSync(roleFile(), 'utf8')) as { from: { hostname: string }; to: { hostname: string; seeds?: string } };
+    assert.equal(file.from.hostname, 'OD3');
+    assert.equal(file.to.hostname, 'S2b');
+    assert.equal(file.to.seeds, S1);
+    // A second call while that deploy waits is not taken before it is done.
+    let second: { status: number; body: { hostname?: string } } | undefined;
+    const b = send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: { ...roleIdentity(role, S1), hostname: 'S2c' } })).then((x: { status: number; body: { hostname?: string } }) => (second = x));
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal(second, undefined, 'the second call waits for the first one\'s deploy');
+    assert.equal(running.identity.hostname, 'S2b');
+    open();
+    await b;
+    assert.equal(second!.status, 200, JSON.stringify(second!.body));
+    await roleCallsSettled();
+    assert.equal(odStore(), running, 'the same store, handed over by both deploys');
+    assert.equal(odStore().identity.hostname, 'S2c');
+    assert.equal(flowStore().hostname, 'S2c');
+    assert.ok(!fs.existsSync(roleFile()));
+  });
+
+  it('a deploy that fails after the answer: the OD serves as the backup with its old flow and says so; a restart starts as the backup and persists it', async () => {
+    const failingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) => installRoleEndpoint(RED, async () => {
+      throw new Error('ENOSPC: no space left on device');
+    });
+    const s1 = await start([failingDeploy, storeNode]);
+    const running = odStore();
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await roleCallsSettled();
+    // Nothing half-made: the store serves as S2b (the manager goes on to its group Add), the flow
+    // is the OD's, and the store's status says the flow is not saved, with the reason.
+    assert.equal(odStore(), running);
+    assert.equal(running.identity.hostname, 'S2b');
+    assert.equal(flowStore().hostname, 'OD3');
+    const ping = await fetch(`http://${OD}:${port}/p2p/ping`).then((x) => x.json() as Promise<{ hostname: string }>);
+    assert.equal(ping.hostname, 'S2b');
+    const status = (helper.getNode('store') as unknown as StoreNode).storeStatus();
+    assert.equal(status.state, 'degraded');
+    assert.match(status.text, /flow not saved: the flow deploy that persists the role S2b failed: ENOSPC/);
+    assert.match(fs.readFileSync(path.join(dir, 'OD3', 'sem.log'), 'utf8'), /refused role S2b: the flow deploy that persists the role S2b failed: ENOSPC/);
+    assert.ok(fs.existsSync(roleFile()), 'the role stays in its role file');
+
+    // The runtime restarts with the flow that still says OD3 (as after a crash between the answer
+    // and the deploy): the store starts as S2b from its role file and deploys the flow with it.
+    await helper.unload();
+    await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
+    await new Promise<void>((resolve) => helper.startServer(() => resolve()));
+    await helper.load([storeNode], odFlow(), { store: { secret: SECRET } });
+    assert.equal(odStore().identity.hostname, 'S2b', 'started as S2b from the role file');
+    assert.equal(odStore().identity.services, 'tcp:80');
+    await waitFor(() => flowStore().hostname === 'S2b', { what: 'the flow deployed with S2b', timeoutMs: 10_000 });
+    await roleCallsSettled();
+    assert.equal(flowStore().services, 'tcp:80');
+    assert.equal(flowStore().seeds, S1);
+    assert.ok(!fs.existsSync(roleFile()), 'the role file is removed once the flow holds the role');
+    await waitFor(() => (helper.getNode('store') as unknown as StoreNode | null)?.storeStatus().state === 'ok', { what: 'the store ok', timeoutMs: 10_000 });
+    const again = await fetch(`http://${OD}:${port}/p2p/ping`).then((x) => x.json() as Promise<{ hostname: string }>);
+    assert.equal(again.hostname, 'S2b');
   });
 
   it('two calls at once are taken one after the other; a change of more than the identity restarts the store (the fallback)', async () => {
@@ -190,6 +273,7 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     const [ra, rb] = await Promise.all([send(a), send(b)]);
     assert.equal(ra.status, 200, JSON.stringify(ra.body));
     assert.equal(rb.status, 200, JSON.stringify(rb.body));
+    await roleCallsSettled();
     assert.equal(odStore(), running, 'both in place');
     assert.equal(odStore().identity.hostname, 'S2c');
     assert.equal(flowStore().hostname, 'S2c');
