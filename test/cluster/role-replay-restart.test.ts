@@ -4,6 +4,8 @@
 // 2-minute window. Real Node-RED processes: S1 (a member) and OD3 (an OD: its store does not join,
 // it catches up from S1). The call is made as S1 (its key, the cluster secret) and addressed to
 // the OD's address only (no name binding), so that only the nonce can refuse the replay.
+// Also: the OD killed (SIGKILL) with a role durable in its role file but not in flows.json (the
+// deploy after the answer could not save it) comes back as that role and saves its flow.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,6 +18,7 @@ import { sealAdminCall } from '../../lib/sem/admin-call';
 import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
 import { ROLE_PATH, roleIdentity } from '../../lib/recovery/role';
 import { ADMIN_NONCES_FILE } from '../../lib/sem/nonce-journal';
+import { ROLE_FILE } from '../../lib/recovery/role-file';
 import type { SealedAdminCall } from '../../lib/records/cluster-api';
 
 const SECRET = 'role-replay-restart-secret-0123456789';
@@ -26,11 +29,12 @@ describe('a role call replayed after the OD\'s runtime restarted is refused (rea
   this.timeout(180_000);
   let range: LoopbackRange;
   let cluster: Cluster;
+  let semPort = 0;
 
   before(async () => {
     range = allocLoopbackRange();
     const ips = range.ips(2);
-    const semPort = await pickPortFreeOnAll(ips);
+    semPort = await pickPortFreeOnAll(ips);
     cluster = await startCluster({
       names: ['S1', 'OD3'],
       ips,
@@ -91,5 +95,43 @@ describe('a role call replayed after the OD\'s runtime restarted is refused (rea
     // A new call from S1 is still taken after the restart (the endpoint works; only the replay is refused).
     const fresh = await sendToStore(od, sealAdminCall(SECRET, key, ROLE_PATH, { address: od.ip }, { identity: { ...identity, services: 'tcp:81' } }));
     assert.equal(fresh.status, 200, fresh.body);
+  });
+
+  it('killed with its role durable but not in flows.json, the OD comes back as that role and saves its flow', async () => {
+    const [s1, od] = [cluster.vm('S1'), cluster.vm('OD3')];
+    const key = loadOrCreateVmKey(filesOf(s1), 'S1');
+    const flowsFile = path.join(od.userDir, 'flows.json');
+    const was = storeOf(od)!.hostname!;
+    const ping = async () => {
+      const r = await httpRequest(`http://${od.ip}:${semPort}/p2p/ping`, { timeoutMs: 2000 }).catch(() => ({ status: 0, body: '' }));
+      return r.status === 200 ? (JSON.parse(r.body) as { hostname?: string }).hostname : undefined;
+    };
+    // Node-RED cannot save its flows: flows.json's place is taken by a folder that is not empty.
+    fs.renameSync(flowsFile, `${flowsFile}.kept`);
+    fs.mkdirSync(path.join(flowsFile, 'x'), { recursive: true });
+    try {
+      const identity = roleIdentity({ target: 'S7', backup: 'S7b', address: od.ip, realServer: 'RS3', services: 'tcp:82', od: was }, s1.ip);
+      const r = await sendToStore(od, sealAdminCall(SECRET, key, ROLE_PATH, { address: od.ip }, { identity }));
+      assert.equal(r.status, 200, r.body);
+      assert.equal(await ping(), 'S7b', 'answers as S7b at once');
+      await waitFor(() => /refused role S7b: the flow deploy that persists the role S7b failed/.test(fs.readFileSync(path.join(filesOf(od), 'sem.log'), 'utf8')), {
+        what: "the OD's SEM log saying its flow deploy failed",
+        timeoutMs: 20_000,
+      });
+      assert.equal(await ping(), 'S7b', 'still serves as S7b with its old flow');
+      await cluster.kill(od);
+    } finally {
+      fs.rmSync(flowsFile, { recursive: true, force: true });
+      fs.renameSync(`${flowsFile}.kept`, flowsFile);
+    }
+    assert.equal(storeOf(od)?.hostname, was, 'flows.json still holds the identity before the role');
+    assert.ok(fs.existsSync(path.join(filesOf(od), ROLE_FILE)), 'the role is in the role file');
+    await cluster.start(od);
+    await waitFor(async () => (await ping()) === 'S7b', { what: 'the restarted OD answering as S7b', timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(() => storeOf(od)?.hostname === 'S7b', { what: 'flows.json saved with S7b', timeoutMs: 30_000, intervalMs: 200 });
+    assert.equal((storeOf(od) as { services?: string }).services, 'tcp:82');
+    await waitFor(() => !fs.existsSync(path.join(filesOf(od), ROLE_FILE)), { what: 'the role file removed', timeoutMs: 10_000 });
+    const logs = cluster.logs(od);
+    assert.match(`${logs.nodeRed}\n${logs.stdout}`, /flow still says .*starting as S7b/);
   });
 });
