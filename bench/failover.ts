@@ -6,6 +6,7 @@
 // cluster is re-armed (the backup becomes a suspended OD again, the failed server rejoins).
 // Orchestration overhead = kill-to-group-everywhere minus the configured re-examination minus the
 // simulated hypervisor delays of that recovery's commands. Last line: one JSON object.
+import * as os from 'os';
 import { performance } from 'perf_hooks';
 import { httpRequest } from '../harness/http';
 import { RecoveryCluster } from '../harness/recovery/recovery-cluster';
@@ -70,7 +71,31 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
   for (const [at, l] of lines) console.log(`  +${String(Math.round(at)).padStart(6)} ${l}`);
 }
 
-async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[]> {
+/** The backup starters' own account of one run: each step's duration (ms), from their log lines. */
+function stepTimes(rc: RecoveryCluster, logStart: Map<string, number>): { step: string; ms: number }[] {
+  const out: { step: string; ms: number }[] = [];
+  for (const n of rc.memberNames) {
+    for (const l of rc.logs(n).slice(logStart.get(n) ?? 0).split('\n')) {
+      const m = /\[p2p-backup-starter[^\]]*\] \S+: (\w+) (\d+) ms \(at \d+ ms\)/.exec(l);
+      if (m) out.push({ step: m[1], ms: Number(m[2]) });
+    }
+  }
+  return out;
+}
+
+/** Per step, p50 / p99 over every recovery of the runs. */
+function stepSummary(all: { step: string; ms: number }[]): Record<string, { p50: number; p99: number; n: number }> {
+  const by = new Map<string, number[]>();
+  for (const x of all) by.set(x.step, [...(by.get(x.step) ?? []), x.ms]);
+  return Object.fromEntries([...by].map(([k, v]) => {
+    const s = summarize(v);
+    return [k, { p50: s.p50, p99: s.p99, n: v.length }];
+  }));
+}
+
+const loadAvg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+
+async function run(rc: RecoveryCluster, targets: string[], steps?: { step: string; ms: number }[]): Promise<TargetTimes[]> {
   const before = new Set(rc.members('S1'));
   const odNames = rc.recordsOf('S1', 'available-od').map((r) => r[0]);
   const execBefore = rc.sims.map((s) => s.execLog.length);
@@ -120,6 +145,7 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   stop = true;
   await Promise.all(pollers);
   if (process.env.TIMELINE) printTimeline(rc, targets, Date.now() - (performance.now() - t0), logStart);
+  steps?.push(...stepTimes(rc, logStart));
   const commands = rc.sims.flatMap((s, i) => s.execLog.slice(execBefore[i]));
   return targets.map((t) => {
     const f = found.get(t)!;
@@ -134,13 +160,15 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   const rc = await RecoveryCluster.start({ loads: [0.8, 0.6, 0.2], delays: { ...REALISTIC_DELAYS }, reexamNetworkMs: REEXAM_MS });
   const one: TargetTimes[][] = [];
   const two: TargetTimes[][] = [];
+  const steps = { one: [] as { step: string; ms: number }[], two: [] as { step: string; ms: number }[] };
+  const loadStart = loadAvg();
   try {
     for (const [mode, targets, into] of [
       ['one', ['S2'], one],
       ['two', ['S2', 'S5'], two],
     ] as const) {
       for (let i = 0; i <= RUNS; i++) {
-        const r = await run(rc, [...targets]);
+        const r = await run(rc, [...targets], i > 0 ? steps[mode] : undefined);
         // Run 0 is a warm-up (first connections, code compiled): not counted.
         if (i > 0) (into as TargetTimes[][]).push(r);
         console.log(
@@ -170,6 +198,13 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
   console.log(`orchestration overhead (all targets): p50 ${overhead.p50}, p99 ${overhead.p99} (aim: under 300)`);
   console.log(`  one failure: p50 ${overheadOne.p50}, p99 ${overheadOne.p99}; two at once: p50 ${overheadTwo.p50}, p99 ${overheadTwo.p99}`);
   console.log(`two over one (group everywhere, p50): ${(twoGroup.p50 / oneGroup.p50).toFixed(3)} (aim: within 1.2)`);
+  const stepsOne = stepSummary(steps.one);
+  const stepsTwo = stepSummary(steps.two);
+  const stepLine = (x: ReturnType<typeof stepSummary>) => Object.entries(x).map(([k, v]) => `${k} ${v.p50}/${v.p99}`).join(', ');
+  console.log(`starters' steps, p50/p99 ms: one: ${stepLine(stepsOne)}`);
+  console.log(`                          two: ${stepLine(stepsTwo)}`);
+  const loadEnd = loadAvg();
+  console.log(`load average at start ${loadStart.join(' ')}, at end ${loadEnd.join(' ')}`);
   console.log(
     JSON.stringify({
       bench: 'failover',
@@ -192,6 +227,10 @@ async function run(rc: RecoveryCluster, targets: string[]): Promise<TargetTimes[
       note_two_s: NOTE.two_s,
       note_file_server_one_s: NOTE.fileServer_one_s,
       note_file_server_two_s: NOTE.fileServer_two_s,
+      steps_one: stepsOne,
+      steps_two: stepsTwo,
+      load_avg_start: loadStart,
+      load_avg_end: loadEnd,
     }),
   );
 })().catch((e) => {

@@ -18,6 +18,7 @@ import { performance } from 'perf_hooks';
 import { expectHandover, sameIdentity } from './store-handover';
 import { identityFromCall, ROLE_PATH, RoleError, type StoreIdentity } from '../../lib/recovery/role';
 import { registry } from './cluster-registry';
+import type { ChangeEvent } from '../../lib/records/cluster-api';
 import type { RED } from './node-red';
 import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 import { readRoleFile, removeRoleFile, roleFilePath, setUnsaved, writeRoleFile } from './role-persist';
@@ -29,6 +30,14 @@ const BODY_TIMEOUT_MS = 5_000;
 /** How long the answer waits for the store to listen under its new identity (callers give the
  * call 5 s); past it the answer says `listening: false` and the caller asks the store itself. */
 const LISTEN_WAIT_MS = 3_000;
+
+/** After a role call's answer, the flow deploy waits until the manager's commit made this VM a
+ * member (its group record arrived) and SETTLE_MS more (its acknowledgement sent), or JOIN_WAIT_MS
+ * at most: the deploy (saving flows.json, restarting the nodes that use the store) is CPU and disk
+ * work that would otherwise compete with the commit on this VM. A bench on one machine showed the
+ * deploy overlapping the commit's acknowledgements (bench:failover, TIMELINE=1). */
+const JOIN_WAIT_MS = 2_000;
+const SETTLE_MS = 100;
 
 const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
 
@@ -185,7 +194,7 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
     throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${(e as Error).message}`);
   }
   // Run after the answer, in the role calls' queue (installRoleEndpoint).
-  return { deploy: () => persist(RED, nodeId, id, deploy) };
+  return { deploy: () => persist(RED, nodeId, id, deploy, true) };
 }
 
 /**
@@ -194,8 +203,12 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
  * status) and the VM serves as `id` with its old flow; its role file makes a restart start as
  * `id` too and deploy again; an operator's deploy of the flow persists it.
  */
-async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Deploy): Promise<void> {
+async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Deploy, afterJoin = false): Promise<void> {
   const storeOf = () => registry.storeEntries().find((s) => s.id === nodeId)?.files as ReplicatedStore | undefined;
+  if (afterJoin) {
+    const s = storeOf();
+    if (s instanceof ReplicatedStore) await joined(s, id.hostname, JOIN_WAIT_MS);
+  }
   const store = storeOf();
   const want = validateIdentity(id);
   if (!(store instanceof ReplicatedStore) || !sameIdentity(store.identity, want)) {
@@ -225,6 +238,29 @@ async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Depl
   } finally {
     end();
   }
+}
+
+/** Resolves SETTLE_MS after `hostname` is in `store`'s group file, or after `maxMs`. */
+function joined(store: ReplicatedStore, hostname: string, maxMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let settle: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(max);
+      store.off('change', onChange);
+      resolve();
+    };
+    const isMember = () => store.get('group', hostname) !== undefined;
+    const onChange = (ev: ChangeEvent) => {
+      if (settle || ev.file !== 'group' || !isMember()) return;
+      settle = setTimeout(done, SETTLE_MS);
+    };
+    const max = setTimeout(() => {
+      clearTimeout(settle);
+      done();
+    }, maxMs);
+    store.on('change', onChange);
+    if (isMember()) settle = setTimeout(done, SETTLE_MS);
+  });
 }
 
 /** Settles once the role calls and flow deploys queued now are done (tests, and a clean close). */
