@@ -225,6 +225,25 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.ok(!fs.existsSync(roleFile()));
   });
 
+  it("the flow deploy after the answer waits for the manager's commit that makes the VM a member", async () => {
+    let memberAtDeploy: boolean | undefined;
+    const recordingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) =>
+      installRoleEndpoint(RED, async (id, nodeId) => {
+        memberAtDeploy = odStore().get('group', 'S2b') !== undefined;
+        await deployOwnIdentity(id, nodeId);
+      });
+    const s1 = await start([recordingDeploy, storeNode]);
+    // The manager's claim naming S2b as the backup (rule G3 lets it add S2b's record).
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'service', 'recovering', 'S2b', new Date().toISOString()] });
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The commit, as the backup starter makes it once the role call answered.
+    await s1.edit({ file: 'group', op: 'Add', record: ['S2b', OD, 'RS3', 'tcp:80'] });
+    await roleCallsSettled();
+    assert.equal(memberAtDeploy, true, 'deployed only once S2b was a member');
+    assert.equal(flowStore().hostname, 'S2b');
+  });
+
   it('a deploy that fails after the answer: the OD serves as the backup with its old flow and says so; a restart starts as the backup and persists it', async () => {
     const failingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) => installRoleEndpoint(RED, async () => {
       throw new Error('ENOSPC: no space left on device');
