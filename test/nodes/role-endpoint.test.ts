@@ -263,7 +263,11 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     const status = (helper.getNode('store') as unknown as StoreNode).storeStatus();
     assert.equal(status.state, 'degraded');
     assert.match(status.text, /flow not saved: the flow deploy that persists the role S2b failed: ENOSPC/);
-    assert.match(fs.readFileSync(path.join(dir, 'OD3', 'sem.log'), 'utf8'), /refused role S2b: the flow deploy that persists the role S2b failed: ENOSPC/);
+    // The SEM log is written in the background.
+    await waitFor(() => /refused role S2b: the flow deploy that persists the role S2b failed: ENOSPC/.test(fs.readFileSync(path.join(dir, 'OD3', 'sem.log'), 'utf8')), {
+      what: 'the SEM log line',
+      timeoutMs: 10_000,
+    });
     assert.ok(fs.existsSync(roleFile()), 'the role stays in its role file');
 
     // The runtime restarts with the flow that still says OD3 (as after a crash between the answer
