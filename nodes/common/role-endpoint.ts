@@ -181,7 +181,9 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
       switched = true;
     }
     const t1 = performance.now();
-    await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString()));
+    await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString())).catch((e: Error) => {
+      throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${e.message}`);
+    });
     store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (switch ${Math.round(t1 - t0)} ms, durable ${Math.round(performance.now() - t1)} ms; flow deploy after the answer)`);
   } catch (e) {
     if (switched) {
@@ -191,7 +193,7 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
         store.log.write('refused', `role ${id.hostname}: switching back to ${before.hostname} failed: ${(e2 as Error).message}`);
       }
     }
-    throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${(e as Error).message}`);
+    throw e;
   }
   // Run after the answer, in the role calls' queue (installRoleEndpoint).
   return { deploy: () => persist(RED, nodeId, id, deploy, true) };
