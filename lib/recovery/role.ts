@@ -9,12 +9,12 @@
 // MAC'd with the cluster secret and signed by the manager's VM key (lib/sem/admin-call.ts), with
 // the OD's address and name inside the signed bytes; the OD checks it against its own copy of the
 // group file (nodes/common/role-endpoint.ts), switches its running store to the identity in place
-// (ReplicatedStore.switchIdentity: one step, no restart) and deploys its flow with the store
-// changed through the runtime's flows API, the running store handed to the store node's next
-// instance (nodes/common/store-handover.ts); a failed deploy switches it back. No bearer token or
-// other secret goes to the address that available-od supplies (docs/security.md, "The admin
-// path"). So:
-//   - it is persisted (flows.json): a restarted S2b is still S2b;
+// (ReplicatedStore.switchIdentity: one step, no restart), makes it durable in the store folder's
+// role file (./role-file.ts) and answers; then it deploys its flow with the store changed through
+// the runtime's flows API, the running store handed to the store node's next instance
+// (nodes/common/store-handover.ts). No bearer token or other secret goes to the address that
+// available-od supplies (docs/security.md, "The admin path"). So:
+//   - it is persisted (the role file, then flows.json): a restarted S2b is still S2b;
 //   - it uses nothing beyond Node-RED itself (no extra listener on the OD);
 //   - the address is the OD's and stays so (the group record S2b carries it; the OD refuses an
 //     identity with another address).
