@@ -75,7 +75,7 @@ describe('SEM between six Node-RED processes', function () {
       // The SEM log is a buffered stream: its line may land a moment after the acknowledgement.
       await waitFor(() => /applied available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8')), {
         what: `the applied line in ${vm.name}'s SEM log`,
-        timeoutMs: 5000,
+        timeoutMs: 30_000,
       });
     }
   });
