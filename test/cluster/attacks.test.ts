@@ -85,7 +85,10 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     range?.release();
   });
 
-  it('attack 2: 1000 unauthenticated connections and 64 slow 8 MiB senders: the runtime stays up, RSS grows < 50 MB and comes back within 10 MB', async () => {
+  it('attack 2: 1000 unauthenticated connections and 64 slow 8 MiB senders: the runtime stays up, RSS grows < 50 MB and comes back within 10 MB', async function () {
+    // The memory comes back when V8 shrinks its heap, which it does late on a busy machine (about
+    // 90 s of the 120 s once at load 15-20): a longer deadline, and the time it took printed.
+    this.timeout(420_000);
     const s1 = cluster.vm('S1');
     const pid = s1.pid!;
     // Baseline: the runtime at rest (a few samples, the highest).
@@ -136,12 +139,13 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const grew = (peak - base) / MiB;
     console.log(`      S1 RSS: base ${(base / MiB).toFixed(1)} MB, peak ${(peak / MiB).toFixed(1)} MB (+${grew.toFixed(1)} MB)`);
     assert.ok(grew < 50, `RSS grew by ${grew.toFixed(1)} MB (base ${(base / MiB).toFixed(1)} MB, peak ${(peak / MiB).toFixed(1)} MB)`);
+    const floodEnded = Date.now();
     await waitFor(() => rss(pid) - base < 10 * MiB, {
       what: `S1's RSS back within 10 MB of ${(base / MiB).toFixed(1)} MB`,
-      timeoutMs: 120_000,
+      timeoutMs: 300_000,
       intervalMs: 500,
     });
-    console.log(`      S1 RSS ${(rss(pid) / MiB).toFixed(1)} MB after; ${refusedEarly} slow senders refused before their body ended`);
+    console.log(`      S1 RSS ${(rss(pid) / MiB).toFixed(1)} MB after ${((Date.now() - floodEnded) / 1000).toFixed(1)} s; ${refusedEarly} slow senders refused before their body ended`);
     assert.ok(refusedEarly > 0, 'no slow sender was answered (refused) before its body ended');
     await waitFor(() => /^ODA1, /m.test(fs.readFileSync(path.join(filesOf(s1), 'available-od'), 'utf8')), { what: 'the edit on S1', timeoutMs: 30_000 });
     const admin = await httpRequest(s1.url + '/settings', { timeoutMs: 5000 });
