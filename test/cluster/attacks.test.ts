@@ -75,7 +75,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     });
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 2), {
       what: 'two members in every group file',
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
       intervalMs: 200,
     });
   });

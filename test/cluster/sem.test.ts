@@ -51,7 +51,7 @@ describe('SEM between six Node-RED processes', function () {
     // Every VM has joined: each group file lists all six.
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6), {
       what: 'six members in every group file',
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
       intervalMs: 200,
     });
   });
