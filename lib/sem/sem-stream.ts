@@ -350,26 +350,26 @@ export class ClientStream {
     }, CLIENT_IDLE_MS);
   }
 
-  /** Close without a failure (idle, or the client stops): requests in flight fail as broken. */
+  /** Close from this side (idle, or the client stops): requests in flight fail, not retried. */
   close(outcome: 'idle' | 'failed' = 'failed', reason = 'stream closed'): void {
     this.req?.destroy();
-    this.fail(reason);
+    this.fail(reason, false);
     this.socket?.destroy();
     this.end(outcome);
   }
 
   private destroy(reason: string): void {
     if (this.ended) return;
-    this.fail(reason);
+    this.fail(reason, true);
     this.socket?.destroy();
     this.end('failed');
   }
 
-  private fail(reason: string): void {
+  private fail(reason: string, retry: boolean): void {
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       this.pending.delete(id);
-      p.reject(this.o.broken(reason, true));
+      p.reject(this.o.broken(reason, retry));
     }
   }
 
