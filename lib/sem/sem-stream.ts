@@ -16,7 +16,8 @@
 // Bounds before authentication (docs/security.md), server side: a frame's body is capped by its
 // route's cap before it is kept, its bytes count in the pre-authentication budgets, a started frame
 // must be complete within the body deadline, a new stream must bring its first authenticated frame
-// within the header + body deadlines, a frame that fails its MAC (or any check before it) is
+// within the header + body deadlines (closed quietly if it brought no byte at all, as an idle HTTP
+// connection is), a frame that fails its MAC (or any check before it) is
 // answered as a POST would be and closes the stream, the socket counts in the connection caps (it
 // was admitted as an HTTP connection), and a stream idle for the idle time is closed.
 //
@@ -71,6 +72,7 @@ export class ServerStream {
   private readonly reader: FrameReader;
   private inFlight = 0;
   private authenticated = false;
+  private received = false;
   private firstTimer?: NodeJS.Timeout;
   private frameTimer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
@@ -89,7 +91,12 @@ export class ServerStream {
       },
       onFrame: (f) => this.frame(f),
     });
-    this.firstTimer = setTimeout(() => this.refuse(`no authenticated frame within ${o.firstFrameMs} ms of the stream's start`), o.firstFrameMs);
+    // Nothing at all within the deadline is an idle connection (closed quietly, as HTTP's keep-alive
+    // is); bytes but no authenticated frame is a refusal.
+    this.firstTimer = setTimeout(() => {
+      if (this.received) this.refuse(`no authenticated frame within ${o.firstFrameMs} ms of the stream's start`);
+      else this.destroy();
+    }, o.firstFrameMs);
     s.on('data', (c: Buffer) => this.data(c));
     s.on('error', () => undefined);
     s.on('close', () => this.cleanup());
@@ -104,6 +111,7 @@ export class ServerStream {
 
   private data(c: Buffer): void {
     if (this.closed) return;
+    this.received = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     try {
@@ -360,9 +368,12 @@ export class ClientStream {
 
   private destroy(reason: string): void {
     if (this.ended) return;
+    // Closed with nothing in flight (the peer's idle close, or it went away): nothing failed; the
+    // next request asks again (and backs off if that fails).
+    const outcome = this.pending.size > 0 || this.state !== 'open' ? 'failed' : 'idle';
     this.fail(reason, true);
     this.socket?.destroy();
-    this.end('failed');
+    this.end(outcome);
   }
 
   private fail(reason: string, retry: boolean): void {
