@@ -270,7 +270,10 @@ describe('SEM stream: server bounds and client behaviour', function () {
     const target = { address: ip, port };
     for (let i = 0; i < 5; i++) assert.deepEqual(await c.post(target, DIFF, `m${i}`), { echo: `m${i}` });
     assert.equal(c.streamOpen(target), false);
-    assert.equal(c.retained().streams, 0, 'no stream kept after the refusal (and none asked again meanwhile)');
+    assert.equal(c.retained().streams, 0, 'no stream kept after the refusal');
+    // Not asked again for a while (NO_STREAM_RETRY_MS), not at every post.
+    const backoff = (c as unknown as { streamBackoff: Map<string, { until: number }> }).streamBackoff.get(`${ip}:${port}`);
+    assert.ok(backoff && backoff.until - Date.now() > 30_000, JSON.stringify(backoff));
     assert.deepEqual(handled, ['m0', 'm1', 'm2', 'm3', 'm4']);
     assert.equal(server!.load.streams, 0);
   });
@@ -326,8 +329,9 @@ describe('SEM stream: server bounds and client behaviour', function () {
     const { socket } = await upgrade(ip, port);
     sockets.push(socket);
     const closed = new Promise((r) => socket.once('close', r));
-    await server!.close();
+    const s = server!;
     server = undefined;
-    await deadline(closed, 2_000, 'the stream closed by the server');
+    // Both within a deadline shorter than the stream's own first-frame deadline (10 s).
+    await deadline(Promise.all([s.close(), closed]), 2_000, 'the server closed with its stream');
   });
 });
