@@ -40,6 +40,9 @@ export const STREAM_BACKOFF_MS = { first: 1_000, max: 30_000 };
 export const CLIENT_IDLE_MS = 10_000;
 /** Frames of one stream being handled at once; past it the server stops reading the socket. */
 export const MAX_IN_FLIGHT = 256;
+/** Bytes a client may have written that its peer has not read (a stopped peer): past it the stream
+ * is given up (its requests fail as broken) rather than buffered without end. */
+export const MAX_UNSENT_BYTES = 1024 * 1024;
 
 /** What a server does with one frame: the same dispatch as a POST. Returns true when the frame
  * passed authentication (its MAC and seal). `respond` is called once with the answer. */
@@ -324,6 +327,10 @@ export class ClientStream {
   request(head: FrameHead, body: string, cap: number, timeoutMs: number): Promise<StreamAnswer> {
     const socket = this.socket;
     if (this.state !== 'open' || !socket) return Promise.reject(this.o.broken('stream not open', true));
+    if (socket.writableLength > MAX_UNSENT_BYTES) {
+      this.destroy(`the peer has not read ${socket.writableLength} bytes`);
+      return Promise.reject(this.o.broken('stream given up: the peer does not read', true));
+    }
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const id = this.nextId;
