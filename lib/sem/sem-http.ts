@@ -5,6 +5,9 @@
 // route needs a valid MAC. Nothing is read before that check without a cap: connections (in all
 // and per address), header and body deadlines of seconds, a byte cap per route and a budget of
 // bytes held before authentication (in all and per address). See docs/security.md.
+// Diffs and relay messages may also arrive as frames of a persistent stream per peer pair
+// (./sem-stream.ts, `streamRoutes`): an upgraded connection whose frames reach the same dispatch
+// (`authenticated`) as a POST; the client sends them there once the peer accepted a stream.
 import * as http from 'http';
 import { AddressInfo, Socket } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
@@ -402,7 +405,8 @@ export class SemClientError extends Error {
  * know this secret) or a stranger. */
 export class UnauthenticatedAnswer extends SemClientError {}
 
-/** Signed requests to peers over keep-alive connections (a diff costs one round trip). */
+/** Signed requests to peers over keep-alive connections (a diff costs one round trip), or as frames
+ * on a stream per peer for the paths given in `streamPaths` (./sem-stream.ts). */
 export class SemClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8, keepAliveMsecs: 10_000 });
 
