@@ -324,6 +324,38 @@ describe('SEM stream: server bounds and client behaviour', function () {
     await waitFor(() => server!.load.streams === 0, { what: 'the server side closed', timeoutMs: 5_000 });
   });
 
+  it('a client gives a stream up when its peer stops reading (bytes not buffered without end)', async () => {
+    // A peer that accepts the stream and then reads nothing (a stopped VM); any other connection
+    // is closed at once, so the requests retried over HTTP fail fast.
+    const conns: net.Socket[] = [];
+    const fake = net.createServer((sock) => {
+      conns.push(sock);
+      sock.on('error', () => undefined);
+      sock.once('data', (c: Buffer) => {
+        if (!c.toString().startsWith(`GET ${STREAM_PATH}`)) return void sock.destroy();
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${STREAM_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
+        sock.pause();
+      });
+    });
+    await new Promise<void>((r) => fake.listen(port, ip, () => r()));
+    try {
+      const c = client();
+      const target = { address: ip, port };
+      await c.post(target, DIFF, 'opens the stream').catch(() => undefined);
+      await waitFor(() => c.streamOpen(target), { what: 'the stream to open', timeoutMs: 10_000 });
+      const body = 'x'.repeat(15 * 1024);
+      const posts = Array.from({ length: 1500 }, (_, i) => c.post(target, DIFF, body + i, { timeoutMs: 60_000 }).then(() => 'answered', () => 'failed'));
+      // Far before the requests' own deadline: the stream is given up and every request fails.
+      const outcomes = await deadline(Promise.all(posts), 20_000, 'every request settled');
+      assert.ok(outcomes.every((o) => o === 'failed'));
+      assert.equal(c.streamOpen(target), false);
+      assert.equal(c.retained().streams, 0);
+    } finally {
+      conns.forEach((s) => s.destroy());
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
+  });
+
   it('the server closes its streams when it closes', async () => {
     await serve({ [DIFF]: echo });
     const { socket } = await upgrade(ip, port);
