@@ -27,6 +27,10 @@ export const MAC_HEADER = 'x-p2p-mac';
  * posts, and it never makes such a peer a relay. The header is not covered by the MAC: forging it
  * can only make two version-2 peers fall back to version 1, which is as safe, only costlier.
  * docs/operations.md, "Upgrading", gives the order.
+ *
+ * Diff streams (./sem-stream.ts) are not a wire version: a version-2 store of this release accepts
+ * the upgrade `GET /p2p/stream`; an older one (or one set to version 1) answers 404 and is posted
+ * to as before. Frames carry the same bodies and x-p2p-* values as POSTs, this header included.
  */
 export const WIRE_VERSION = 2;
 export const PREVIOUS_WIRE_VERSION = 1;
