@@ -372,6 +372,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { made: this.rounds, postponed: this.pacer.total };
   }
 
+  /** Answers this store accepted, by how they were authenticated: by pair key, by signature, by
+   * the cluster MAC alone (a seed, or a member without a published key) (tests, benches). */
+  answersAccepted(): { pair: number; signed: number; macOnly: number } {
+    return { ...this.answers.accepted };
+  }
+
   /** Which wire version each member was last heard speaking (for status and tests). */
   peerWireVersions(): Record<string, WireVersion | undefined> {
     return Object.fromEntries(this.peers().map((p) => [p.hostname, this.peerVersions.get(p.address)]));
