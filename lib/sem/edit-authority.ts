@@ -48,10 +48,10 @@ export interface AuthorityView {
   get(file: 'group' | 'problem', key: string): RecordFields | undefined;
   records(file: 'group' | 'problem'): RecordFields[];
   /**
-   * At merge only: the problem record of `key` that a verified deletion removed (the record its
-   * origin's signed Del diff carries), when the problem file holds none for `key` now.
+   * At merge only: the problem records that verified deletions removed (each the record its
+   * origin's signed Del diff carries), for the keys the problem file holds none of now.
    */
-  deletedProblem?(key: string): RecordFields | undefined;
+  deletedProblems?(): RecordFields[];
 }
 
 /** P1/P2 managers of a target in the ring derived from the group file. */
@@ -197,11 +197,13 @@ export function mergeRefusal(
     // off meanwhile) still sees the claim in the deletion's signed diff: without it, it would
     // refuse the change for good and stay diverged. This grants nothing new: the origin must still
     // be the claim's detector or a manager of `key`, who may claim at any time.
-    const p = view.get('problem', key) ?? view.deletedProblem?.(key);
+    // G3 likewise reads the claims that named `key` as their backup and were deleted since.
+    const deleted = view.deletedProblems?.() ?? [];
+    const p = view.get('problem', key) ?? deleted.find((q) => q[0] === key);
     if (claimed(p) && managers.includes(p[1]) && (origin === p[1] || managers.includes(origin))) return null; // G2
     const was = held ?? (proofEdit?.op === 'Mod' ? proofEdit.before : undefined);
     if (claimed(p) && was?.[4] === 'maintenance' && origin === p[1]) return null; // G2m
-    if (value && view.records('problem').some((q) => q[4] === key && claimed(q))) return null; // G3
+    if (value && [...view.records('problem'), ...deleted].some((q) => q[4] === key && claimed(q))) return null; // G3
     const when = at === undefined ? '' : at === null ? ' (its proof carries no time to judge a confirmation at)' : ` at the time of its diff (${new Date(at).toISOString()})`;
     return `${origin} may not ${value ? 'change' : 'delete'} the group record of ${key}: no claimed problem record of ${key} by one of its managers (${managers.join(' ') || 'none'}) fresh${when} supports it (G2, G3), and it is not an operator's state change (G4)`;
   }

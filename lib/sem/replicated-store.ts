@@ -1070,6 +1070,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // The view the rules read: this VM's group and problem files overlaid with what wins here.
     const overlay = { group: new Map<string, RecordFields | null>(), problem: new Map<string, RecordFields | null>() };
     for (const e of entries) if ((e[0] === 'group' || e[0] === 'problem') && winning(e)) overlay[e[0]].set(e[1], e[2]);
+    let deleted: RecordFields[] | undefined;
     const view: AuthorityView = {
       get: (f, k) => (overlay[f].has(k) ? overlay[f].get(k) ?? undefined : this.replica.get(f, k)),
       records: (f) => {
@@ -1077,14 +1078,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         for (const r of overlay[f].values()) if (r) out.push(r);
         return out;
       },
-      // The problem record a deletion removed, from the deletion's proof (verified above when it
-      // comes in this merge, when it was merged or applied when it is held).
-      deletedProblem: (k) => {
-        const tomb = entries.find((e) => e[0] === 'problem' && e[1] === k && winning(e)) ?? this.replica.entries([['problem', k]])[0];
-        if (!tomb || tomb[2]) return undefined;
-        const d = proofEdit(tomb);
-        return d && d.op === 'Del' ? d.record : undefined;
-      },
+      // The problem records deletions removed, from the deletions' proofs (verified above when
+      // they come in this merge, when they were merged or applied when they are held): what wins
+      // in this merge overrides what is held. Read once per merge, on first use.
+      deletedProblems: () => (deleted ??= this.deletedProblems(entries.filter((e) => e[0] === 'problem' && winning(e)))),
     };
     const ring = this.replica.records('group');
     return entries.filter((e) => {
@@ -1096,6 +1093,20 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       if (denied) this.refused(from, `entry from ${from} not merged: ${denied}`);
       return !denied;
     });
+  }
+
+  /** The problem records removed by the deletions among `incoming` and, for the other keys, held. */
+  private deletedProblems(incoming: SnapshotEntry[]): RecordFields[] {
+    const tombs = new Map<string, SnapshotEntry>();
+    for (const e of this.replica.entries(this.replica.versions('problem').map(([k]): [FileName, string] => ['problem', k]))) tombs.set(e[1], e);
+    for (const e of incoming) tombs.set(e[1], e);
+    const out: RecordFields[] = [];
+    for (const tomb of tombs.values()) {
+      if (tomb[2]) continue;
+      const d = proofEdit(tomb);
+      if (d && d.op === 'Del') out.push(d.record);
+    }
+    return out;
   }
 
   /** One anti-entropy round with one peer: pull its state if ours differs, push ours if it lacks.
