@@ -1332,14 +1332,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /**
    * The X25519 key this VM's group record should carry (sem-protocol.ts, version 3's rules): its
-   * own once published, or once every serving member was heard speaking version 3 or later (a
-   * release before refuses a record with it); '-' before that, and at wire version 2 or below.
+   * own once published, or once every serving member (at least one) was heard speaking version 3
+   * or later (a release before refuses a record with it); '-' before that, and at wire version 2
+   * or below.
    */
   private dhKeyToPublish(have: RecordFields | undefined): string {
     const dh = this.version >= 3 ? this.dh : undefined;
     if (!dh) return '-';
     if (have && fromMember(have).dhKey !== '-') return dh.publicKey;
-    const all3 = this.peers().every((p) => (this.peerVersions.get(p.address) ?? 1) >= 3);
+    // Alone (or not knowing its peers yet: a newcomer whose seeds did not answer) it waits: the
+    // members it has not heard of may run an older release, and a VM alone needs no answers.
+    const peers = this.peers();
+    const all3 = peers.length > 0 && peers.every((p) => (this.peerVersions.get(p.address) ?? 1) >= 3);
     return all3 ? dh.publicKey : '-';
   }
 

@@ -34,7 +34,7 @@ export const MAC_HEADER = 'x-p2p-mac';
  * can only make two version-2 peers fall back to version 1, which is as safe, only costlier.
  *
  * Version 3's rules (pair keys): a VM publishes its X25519 key in its group record only once every
- * serving member of its group file was heard announcing version 3 or later (before, its record
+ * serving member of its group file (at least one) was heard announcing version 3 or later (before, its record
  * would be refused by the others); once published it stays (a VM rolled back below 3 after that
  * refuses the records that carry one: roll back only before every VM publishes, or take its files
  * from a peer again). A VM asked answers by pair key only when the request names the pair its own
