@@ -2,8 +2,9 @@
 // by pair key"): every VM publishes an X25519 key and a peer's answers to it come authenticated by
 // the pair key of the two; an insider holding the cluster secret and its own VM's keys (S2),
 // answering at S3's address, cannot make S1 take an answer as S3's, nor can a genuine answer of S3
-// to another request be replayed; after S3 rotates its keys its old pair key authenticates nothing,
-// and after S3 is revoked nothing does. A rolling upgrade: a store held at wire version 2 gets no
+// to another request be replayed; a relay asks in its own name and gets its answers by its own
+// pair key; after S3 rotates its keys its old pair key authenticates nothing, and after S3 is
+// revoked nothing does. A rolling upgrade: a store held at wire version 2 gets no
 // pair header and signs; its version-3 peer publishes no X25519 key while it is a member (a
 // release before version 3 refuses such a record), and does once it was upgraded.
 // Real stores on their own loopback addresses; S3's address is taken by a test server (SemServer,
@@ -14,6 +15,7 @@ import { LoopbackStores } from '../support/loopback-stores';
 import type { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { SemServer } from '../../lib/sem/sem-http';
 import { SUMMARY_PATH } from '../../lib/sem/anti-entropy';
+import type { FanoutResult, Peer, SignedDiff } from '../../lib/sem/fanout';
 import { derivePairKey, pairTag, parsePairRequest } from '../../lib/sem/pair-key';
 import { loadOrCreateVmKey, signMessage, X25519, ED25519, type VmKey } from '../../lib/sem/vm-key';
 import { managersOf } from '../../lib/sem/edit-authority';
@@ -21,6 +23,12 @@ import { fromMember } from '../../lib/records/records';
 import { waitFor } from '../../harness/wait';
 
 const SECRET = 'pair-key-secret-0123456789abcdefghijkl';
+
+/** The fan-out of a store, reached into to send along a tree of one relay (as store-relay-pipelined.test.ts). */
+interface Relaying {
+  send(d: SignedDiff, peers: Peer[]): Promise<FanoutResult>;
+  viaRelay(d: SignedDiff, chunk: Peer[]): Promise<FanoutResult>;
+}
 
 /** How the server at S3's address authenticates its answer to S1's request. */
 type Forge = (label: string, text: string, pair: string | undefined) => string;
@@ -89,6 +97,26 @@ describe('SEM: answers by pair key between real stores', function () {
     const after = s1.answersAccepted();
     assert.equal(after.pair - before.pair, 2, `both answers by pair key (${JSON.stringify({ before, after })})`);
     assert.equal(after.signed, before.signed, 'no answer needed a signature');
+  });
+
+  it('a diff sent through a relay: the relay asks in its own name, and each answer comes by the pair key of who asked', async () => {
+    const [s1, s2] = stores;
+    // S1 sends through the tree path (as past DIRECT_MAX peers): relay S2 passes the diff to S3.
+    const f1 = (s1 as unknown as { fanout: Relaying }).fanout;
+    const send = f1.send;
+    f1.send = (d, peers) => f1.viaRelay(d, [...peers].sort((a, b) => a.hostname.localeCompare(b.hostname)));
+    try {
+      const [b1, b2] = [s1.answersAccepted(), s2.answersAccepted()];
+      const r = await s1.edit({ file: 'realserver', op: 'Add', record: ['RS-RELAYED', '0.1', '1', 'up'] });
+      assert.deepEqual(r.acked.map((a) => a.peer).sort(), ['S2', 'S3'], JSON.stringify(r.failed));
+      // S1 got one answer (the relay's, for its subtree) by the pair key of S1 and S2; S2 got
+      // S3's by the pair key of S2 and S3 (S2 asked, not the diff's origin S1).
+      assert.equal(s1.answersAccepted().pair - b1.pair, 1, "the relay's answer to S1");
+      assert.equal(s2.answersAccepted().pair - b2.pair, 1, "S3's answer to the relay S2");
+      assert.equal(s2.answersAccepted().signed, b2.signed);
+    } finally {
+      f1.send = send;
+    }
   });
 
   it("an insider (S2: the cluster secret and its own keys) at S3's address cannot forge S3's answer to S1", async () => {
