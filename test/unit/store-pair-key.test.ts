@@ -16,8 +16,9 @@ import type { ReplicatedStore } from '../../lib/sem/replicated-store';
 import { SemServer } from '../../lib/sem/sem-http';
 import { SUMMARY_PATH } from '../../lib/sem/anti-entropy';
 import type { FanoutResult, Peer, SignedDiff } from '../../lib/sem/fanout';
-import { derivePairKey, pairTag, parsePairRequest } from '../../lib/sem/pair-key';
-import { loadOrCreateVmKey, signMessage, X25519, ED25519, type VmKey } from '../../lib/sem/vm-key';
+import { derivePairKey, pairRequest, pairTag, parsePairRequest, parsePairTag } from '../../lib/sem/pair-key';
+import type { AnswerAuth } from '../../lib/sem/pair-key-answer';
+import { loadOrCreateVmKey, parseSignature, signMessage, X25519, ED25519, type VmKey } from '../../lib/sem/vm-key';
 import { managersOf } from '../../lib/sem/edit-authority';
 import { fromMember } from '../../lib/records/records';
 import { waitFor } from '../../harness/wait';
@@ -117,6 +118,28 @@ describe('SEM: answers by pair key between real stores', function () {
     } finally {
       f1.send = send;
     }
+  });
+
+  it('a pair header naming other keys (stale, or changed on the way) gets a signed answer, which the asker takes', () => {
+    const [s1, , s3] = stores;
+    const auth = (s: ReplicatedStore) => (s as unknown as { answers: AnswerAuth }).answers;
+    const header = auth(s1).requestHeader(net.range.ip(3))!;
+    assert.equal(parsePairRequest(header)?.requester, 'S1');
+    const label = 'answer some-request-mac 200';
+    const text = JSON.stringify({ ok: true, applied: true });
+    // The header as S1 sends it: a tag under the pair key, taken by S1.
+    const tag = auth(s3).sign(label, text, header);
+    assert.ok(parsePairTag(tag), tag);
+    assert.equal(auth(s1).check(net.range.ip(3), label, text, tag), null);
+    // Another pair id (keys S3 does not hold as S1's), or another requester: S3 signs instead.
+    const other = auth(s3).sign(label, text, pairRequest('S1', 'A'.repeat(22)));
+    assert.equal(parsePairTag(other), null);
+    assert.equal(parseSignature(other)?.signer, 'S3');
+    assert.equal(auth(s1).check(net.range.ip(3), label, text, other), null, "S3's signature is taken");
+    assert.equal(parseSignature(auth(s3).sign(label, text, pairRequest('S2', parsePairRequest(header)!.id)))?.signer, 'S3');
+    // What S1 never takes from a member that publishes keys: the MAC alone, or a tag for another label.
+    assert.match(auth(s1).check(net.range.ip(3), label, text, undefined) ?? '', /carries no VM signature/);
+    assert.match(auth(s1).check(net.range.ip(3), 'answer another-mac 200', text, tag) ?? '', /not authenticated by the pair key/);
   });
 
   it("an insider (S2: the cluster secret and its own keys) at S3's address cannot forge S3's answer to S1", async () => {
