@@ -95,7 +95,18 @@ function tryClaim(lock: string): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  const owner = Number(fs.readFileSync(lock, 'utf8').trim());
+  let text: string;
+  let age: number;
+  try {
+    text = fs.readFileSync(lock, 'utf8').trim();
+    age = Date.now() - fs.statSync(lock).mtimeMs;
+  } catch {
+    return false; // removed meanwhile by its owner or another claimant: try the next range
+  }
+  // Empty: its creator is between creating the file and writing its pid (one writeFileSync is an
+  // open then a write). Taken, unless it stayed empty long enough for its writer to be dead.
+  if (text === '' && age < 10_000) return false;
+  const owner = Number(text);
   if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false;
   // Stale: its owner died without releasing. Remove and race for it again (wx decides the winner).
   try {

@@ -12,7 +12,7 @@
 //     uiPorts            fixed ports per VM (default: a free port on each VM's own address)
 //     flows              FlowNode[] or (vm) => FlowNode[]; credentials go inside node objects
 //     parallel (3)       how many VMs boot at once
-//     startTimeoutMs (30000), stopTimeoutMs (5000)
+//     startTimeoutMs (60000), stopTimeoutMs (5000)
 //     baseDir            where the user directories go (default a fresh temp dir, removed by stopAll)
 //     keepDirs (false)   keep the user directories after stopAll (to read logs after a failure)
 //     settings           extra Node-RED settings merged into each settings file (JSON values only)
@@ -357,7 +357,7 @@ export class Cluster {
     const p = this.proc(v);
     if (this.stoppedAll) throw new Error('cluster already stopped');
     if (p.child) throw new Error(`VM ${p.name} is already ${p.state} (pid ${p.pid})`);
-    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
     // If someone else took an auto-chosen port between the pick and the bind, pick again.
     for (let attempt = 1; ; attempt++) {
       this.spawn(p);
@@ -498,13 +498,13 @@ export class Cluster {
       method: 'POST',
       headers: { 'Node-RED-Deployment-Type': 'full', 'Node-RED-API-Version': 'v1' },
       body: flows,
-      timeoutMs: 15_000,
+      timeoutMs: 30_000,
     });
     if (r.status !== 204 && r.status !== 200) {
       throw new Error(`deploy to ${p.name} (${p.url}) answered ${r.status}: ${r.body.slice(0, 500)}`);
     }
     if (o.waitStarted === false) return;
-    await waitFor(started, { timeoutMs: 15_000, intervalMs: 20, what: `${p.name} to start the deployed flows` }).catch(
+    await waitFor(started, { timeoutMs: 30_000, intervalMs: 20, what: `${p.name} to start the deployed flows` }).catch(
       (err: Error) => {
         throw new Error(`${err.message}\n${this.tail(p)}`);
       },

@@ -165,8 +165,8 @@ export class RecoveryCluster {
         const r = await rc.edit('S1', `available-od, Add, OD${i + 1}, ${odIps[i]}, RS${i + 1}`);
         if (r.status !== 200) throw new Error(`seeding available-od: ${JSON.stringify(r.body)}`);
       }
-      await waitFor(() => RS.every((r) => rc!.fileOf('S1', 'realserver').includes(`RS${r}, `)), { what: 'realserver file written by the collector', timeoutMs: 20_000 });
-      await waitFor(() => rc!.identical([...MEMBERS, ...ods]), { what: 'identical files on members and ODs', timeoutMs: 20_000, intervalMs: 200 });
+      await waitFor(() => RS.every((r) => rc!.fileOf('S1', 'realserver').includes(`RS${r}, `)), { what: 'realserver file written by the collector', timeoutMs: 60_000 });
+      await waitFor(() => rc!.identical([...MEMBERS, ...ods]), { what: 'identical files on members and ODs', timeoutMs: 60_000, intervalMs: 200 });
       for (let i = 0; i < m; i++) {
         sims[i].addDomain(`ODS-RS${i + 1}`, 'shut off');
         for (const x of MEMBERS.filter((v) => rsOf(v, m) === `RS${i + 1}`)) sims[i].addDomain(x, 'running');

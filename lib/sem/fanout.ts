@@ -11,6 +11,10 @@
 //   itself (both wait only for the message's authentication), so a level costs one hop, not one
 //   hop plus an fdatasync. With 24 and 7: direct up to 25 VMs, one relay level up to ~175 VMs.
 //
+// Transport: `post` is the store's SemClient, which sends diffs and relay messages as frames on a
+// persistent stream per peer (./sem-stream.ts) and over HTTP POST to a peer without streams; the
+// messages, answers and the rules below are the same on both.
+//
 // Rolling upgrades (issue 15): only a peer known to speak wire version 2 is chosen as a relay (a
 // version-1 store has no relay route); a version-1 peer inside a subtree gets the plain diff from
 // its relay, as from any sender. A relay that answers "no route" is not chosen again.

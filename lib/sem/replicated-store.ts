@@ -289,6 +289,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         heard: (target, v) => this.peerVersions.set(target.address, v),
         pair: this.secure ? (target) => this.answers.requestHeader(target.address) : undefined,
       },
+      // Diffs (and relayed diffs) travel on a stream per peer when the peer accepts one (./sem-stream.ts).
+      this.version > 1 ? [DIFF_PATH, RELAY_PATH] : [],
     );
     const store = this;
     this.fanout = new Fanout({
@@ -329,6 +331,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       // version-1 VM (full digest exchanges with it, never a relay).
       version: this.version,
       limits: { preAuthBytesPerPeer: this.snapshotBytes, preAuthBytes: 2 * this.snapshotBytes, ...(opts.serverLimits ?? {}) },
+      // A version-1 store is a release before streams: it accepts none (an upgrade is answered 404).
+      streamRoutes: this.version > 1 ? [DIFF_PATH, RELAY_PATH] : [],
       routes: {
         // Version 1's routes, answered by every version.
         '/p2p/sem/diff': { limit: LIMITS.diffBytes, handler: this.heard((ctx) => this.onDiff(ctx)) },
@@ -1446,6 +1450,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       sockets: c.sockets,
       pairKeys: this.answers.retained(),
       queuedRequests: c.queued,
+      streams: c.streams,
+      streamRequests: c.inFlight,
       listeners: this.eventNames().reduce((n, e) => n + this.listenerCount(e), 0),
     };
   }

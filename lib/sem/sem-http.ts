@@ -5,6 +5,9 @@
 // route needs a valid MAC. Nothing is read before that check without a cap: connections (in all
 // and per address), header and body deadlines of seconds, a byte cap per route and a budget of
 // bytes held before authentication (in all and per address). See docs/security.md.
+// Diffs and relay messages may also arrive as frames of a persistent stream per peer pair
+// (./sem-stream.ts, `streamRoutes`): an upgraded connection whose frames reach the same dispatch
+// (`authenticated`) as a POST; the client sends them there once the peer accepted a stream.
 import * as http from 'http';
 import { AddressInfo, Socket } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
@@ -13,6 +16,8 @@ import { SIG_HEADER } from './vm-key';
 import { PAIR_HEADER } from './pair-key';
 import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
 import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedVersion, mac, responseLabel, verifyMac } from './sem-protocol';
+import { ClientStream, NO_STREAM_RETRY_MS, STREAM_BACKOFF_MS, STREAM_PATH, STREAM_PROTOCOL, ServerStream, StreamAnswer } from './sem-stream';
+import type { FrameHead } from './sem-stream-frame';
 
 export interface Reply {
   status: number;
@@ -89,7 +94,22 @@ export interface ServerOptions {
   previousSecret?: () => string | undefined;
   /** Announce this wire version on every answer (unset: announce nothing, as version 1 did). */
   version?: WireVersion;
+  /** Routes that may also arrive as frames of a persistent stream (./sem-stream.ts); unset or
+   * empty: no stream is accepted (an upgrade is answered 404, as by a release without streams). */
+  streamRoutes?: string[];
 }
+
+/** A request as both transports hand it over: an HTTP POST's, or a stream frame's. */
+interface Incoming {
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  remote: string;
+  /** A refusal before authentication closes the connection (a stream's rule). */
+  closeOnRefusal: boolean;
+}
+
+type Respond = (a: PreparedAnswer, close: boolean) => void;
 
 interface PeerSlot {
   connections: number;
@@ -102,6 +122,7 @@ export class SemServer {
   private readonly budget: ByteBudget;
   private readonly peers = new Map<string, PeerSlot>();
   private connections = 0;
+  private readonly streams = new Set<ServerStream>();
 
   private readonly key?: Buffer;
 
@@ -112,8 +133,8 @@ export class SemServer {
   }
 
   /** Connections open now, and body bytes held before authentication (for tests and status). */
-  get load(): { connections: number; preAuthBytes: number } {
-    return { connections: this.connections, preAuthBytes: this.budget.inUse };
+  get load(): { connections: number; preAuthBytes: number; streams: number } {
+    return { connections: this.connections, preAuthBytes: this.budget.inUse, streams: this.streams.size };
   }
 
   listen(): Promise<number> {
@@ -127,6 +148,7 @@ export class SemServer {
     server.maxHeadersCount = 32;
     server.on('connection', (socket: Socket) => this.admit(socket));
     server.on('clientError', (_err, socket) => socket.destroy());
+    if (this.opts.streamRoutes?.length) server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -144,7 +166,46 @@ export class SemServer {
     return new Promise((resolve) => {
       s.close(() => resolve());
       s.closeAllConnections();
+      // Upgraded sockets are no longer the HTTP server's: closed here.
+      for (const st of this.streams) st.destroy();
     });
+  }
+
+  /** `GET /p2p/stream` with `Upgrade: p2p-sem-stream/1`: the socket becomes a stream (./sem-stream.ts).
+   * It was admitted as a connection (it counts in the caps until it closes). */
+  private upgrade(req: http.IncomingMessage, socket: Socket, early: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    const remote = socket.remoteAddress ?? '?';
+    if (!this.server || req.method !== 'GET' || path !== STREAM_PATH || String(req.headers.upgrade).toLowerCase() !== STREAM_PROTOCOL) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.on('error', () => undefined);
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const l = this.limits;
+    const slot = this.peers.get(remote);
+    const routes = new Set(this.opts.streamRoutes);
+    const version = this.opts.version && this.opts.version > 1 ? `${WIRE_VERSION_HEADER}: ${this.opts.version}\r\n` : '';
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${STREAM_PROTOCOL}\r\nConnection: Upgrade\r\n${version}\r\n`);
+    const stream: ServerStream = new ServerStream({
+      socket,
+      early,
+      remote,
+      routeLimit: (p) => (routes.has(p) ? this.opts.routes[p]?.limit : undefined),
+      budgets: slot ? [this.budget, slot.budget] : [this.budget],
+      firstFrameMs: l.headersTimeoutMs + l.bodyTimeoutMs,
+      frameMs: l.bodyTimeoutMs,
+      idleMs: l.idleTimeoutMs,
+      refused: (reason) => this.opts.onRefused(remote, reason),
+      dispatch: (f, respond) => {
+        const route = this.opts.routes[f.path];
+        return this.authenticated({ path: f.path, headers: f.headers, body: f.body, remote: f.remote, closeOnRefusal: true }, route.handler, (a, close) =>
+          respond(a.status, answerHead(a.headers), a.text, close),
+        );
+      },
+    });
+    this.streams.add(stream);
+    socket.once('close', () => this.streams.delete(stream));
   }
 
   /** An answer's bytes and headers: MAC'd (and signed, sealed) when it answers an authenticated request. */
@@ -201,7 +262,7 @@ export class SemServer {
     const remote = req.socket.remoteAddress ?? '?';
     const path = (req.url ?? '').split('?')[0];
     const send = (status: number, body: unknown, requestMac?: string, close = false, secret = this.opts.secret) =>
-      this.write(req, res, this.prepare(status, body, requestMac, secret, req.headers[PAIR_HEADER] as string | undefined), close);
+      this.write(req, res, this.prepare(status, body, requestMac, secret), close);
     if (req.method === 'GET' && path === '/p2p/ping') return send(200, this.opts.ping());
     const route = req.method === 'POST' ? this.opts.routes[path] : undefined;
     if (!route) {
@@ -226,7 +287,9 @@ export class SemServer {
       budgets,
       keepOpen: true,
     }).then(
-      (buf) => this.authenticated(req, res, path, route.handler, buf.toString('utf8'), remote, send, refuse),
+      (buf) => {
+        this.authenticated({ path, headers: req.headers, body: buf.toString('utf8'), remote, closeOnRefusal: false }, route.handler, (a, close) => this.write(req, res, a, close));
+      },
       (e: unknown) => {
         if (e instanceof BodyError) refuse(e.status, e.message, true);
         else refuse(400, String(e), true);
@@ -234,17 +297,22 @@ export class SemServer {
     );
   }
 
-  private authenticated(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    path: string,
-    handler: Route,
-    body: string,
-    remote: string,
-    send: (status: number, body: unknown, requestMac?: string, close?: boolean, secret?: string) => void,
-    refuse: (status: number, reason: string) => void,
-  ): void {
-    const given = req.headers[MAC_HEADER];
+  /**
+   * One request, whichever transport brought it: MAC (current or previous secret), seal, then the
+   * route's handler, whose answer is prepared and handed to `respond` (once its data is durable).
+   * Returns true when the request passed authentication and reached its handler.
+   */
+  private authenticated(input: Incoming, handler: Route, respond: Respond): boolean {
+    const { path, headers, body, remote } = input;
+    const pair = input.headers[PAIR_HEADER] as string | undefined;
+    const send = (status: number, answer: unknown, requestMac?: string, close = false, secret = this.opts.secret) =>
+      respond(this.prepare(status, answer, requestMac, secret, pair), close);
+    const refuse = (status: number, reason: string): false => {
+      this.opts.onRefused(remote, reason);
+      send(status, { error: reason }, undefined, input.closeOnRefusal);
+      return false;
+    };
+    const given = headers[MAC_HEADER];
     let secret = this.opts.secret;
     if (!verifyMac(secret, `POST ${path}`, body, given)) {
       const previous = this.opts.previousSecret?.();
@@ -254,7 +322,7 @@ export class SemServer {
       secret = previous;
     }
     const requestMac = given as string;
-    const sealed = req.headers[ENC_HEADER] === '1';
+    const sealed = headers[ENC_HEADER] === '1';
     if (sealed !== !!this.key) return refuse(400, sealed ? 'refused: an encrypted message, this VM does not encrypt' : 'refused: a plain-text message, this cluster encrypts');
     let plain = body;
     if (this.key) {
@@ -271,7 +339,7 @@ export class SemServer {
       send(status, { ...(err instanceof ProtocolError ? err.details : {}), error: reason }, requestMac, false, secret);
     };
     Promise.resolve()
-      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: req.headers[SIG_HEADER] as string | undefined, version: announcedVersion(req.headers[WIRE_VERSION_HEADER]) }))
+      .then(() => handler({ body: plain, remote, label: `POST ${path}`, signature: headers[SIG_HEADER] as string | undefined, version: announcedVersion(headers[WIRE_VERSION_HEADER]) }))
       .then((reply) => {
         if (!reply.ready) {
           send(reply.status, reply.body, requestMac, false, secret);
@@ -279,14 +347,22 @@ export class SemServer {
           return;
         }
         // Prepared now, written once the handler's data is durable.
-        const answer = this.prepare(reply.status, reply.body, requestMac, secret, req.headers[PAIR_HEADER] as string | undefined);
+        const answer = this.prepare(reply.status, reply.body, requestMac, secret, pair);
         return reply.ready.then(() => {
-          this.write(req, res, answer, false);
+          respond(answer, false);
           reply.afterSend?.();
         });
       })
       .catch(failed);
+    return true;
   }
+}
+
+/** An answer's x-p2p-* headers, as a stream frame's head carries them. */
+function answerHead(h: http.OutgoingHttpHeaders): FrameHead {
+  const head: FrameHead = {};
+  for (const k of Object.keys(h)) if (k.startsWith('x-p2p-')) head[k] = String(h[k]);
+  return head;
 }
 
 interface PreparedAnswer {
@@ -332,7 +408,8 @@ export class SemClientError extends Error {
  * know this secret) or a stranger. */
 export class UnauthenticatedAnswer extends SemClientError {}
 
-/** Signed requests to peers over keep-alive connections (a diff costs one round trip). */
+/** Signed requests to peers over keep-alive connections (a diff costs one round trip), or as frames
+ * on a stream per peer for the paths given in `streamPaths` (./sem-stream.ts). */
 export class SemClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8, keepAliveMsecs: 10_000 });
 
@@ -355,9 +432,19 @@ export class SemClient {
      * hears the version each authenticated answer announces, and the pair header of a request to
      * a target (./pair-key-answer.ts). */
     private readonly wire: { version?: WireVersion; heard?: (target: Target, version: WireVersion) => void; pair?: (target: Target) => string | undefined } = {},
+    /** Paths sent over a persistent stream per peer (./sem-stream.ts) when the peer accepts one. */
+    streamPaths: string[] = [],
   ) {
     if (encrypt) this.key = bodyKey(secret);
+    this.streamPaths = new Set(streamPaths);
   }
+
+  private readonly streamPaths: ReadonlySet<string>;
+  /** Streams by peer (address:port): opening or open. */
+  private readonly streams = new Map<string, ClientStream>();
+  /** Peers not to open a stream to before `until`, and the last backoff (doubled on each failure). */
+  private readonly streamBackoff = new Map<string, { until: number; delay: number }>();
+  private closed = false;
 
   private readonly key?: Buffer;
   private previousKey?: { secret: string; key: Buffer };
@@ -404,13 +491,24 @@ export class SemClient {
   }
 
   close(): void {
+    this.closed = true;
     this.agent.destroy();
+    for (const s of [...this.streams.values()]) s.close('failed', 'the client closed');
+    this.streams.clear();
   }
 
-  /** Open sockets (in use and idle) and requests queued for one: bounded by maxSockets per peer. */
-  retained(): { sockets: number; queued: number } {
+  /** Open sockets (in use and idle) and requests queued for one: bounded by maxSockets per peer;
+   * streams open or opening (one per peer at most) and their requests in flight. */
+  retained(): { sockets: number; queued: number; streams: number; inFlight: number } {
     const count = (m: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
-    return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests) };
+    let inFlight = 0;
+    for (const s of this.streams.values()) inFlight += s.inFlight;
+    return { sockets: count(this.agent.sockets) + count(this.agent.freeSockets), queued: count(this.agent.requests), streams: this.streams.size, inFlight };
+  }
+
+  /** Whether a stream to this peer is open now (for tests and status). */
+  streamOpen(target: Target): boolean {
+    return this.streams.get(`${target.address}:${target.port}`)?.state === 'open';
   }
 
   /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once (per secret). */
@@ -432,6 +530,16 @@ export class SemClient {
     const pair = this.wire.pair?.(target);
     const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const version = this.wire.version && this.wire.version > 1 ? String(this.wire.version) : undefined;
+    const stream = this.streamPaths.has(path) ? this.streamTo(target) : undefined;
+    if (stream) {
+      const head: FrameHead = { path, [MAC_HEADER]: requestMac };
+      if (signature) head[SIG_HEADER] = signature;
+      if (key) head[ENC_HEADER] = '1';
+      if (version) head[WIRE_VERSION_HEADER] = version;
+      if (pair) head[PAIR_HEADER] = pair;
+      return stream.request(head, body, maxAnswerBytes, timeoutMs).then((a: StreamAnswer) => this.answerOf(target, a.status, a.headers, a.body.toString('utf8'), requestMac, secret, key));
+    }
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -448,7 +556,7 @@ export class SemClient {
             ...(signature ? { [SIG_HEADER]: signature } : {}),
             ...(key ? { [ENC_HEADER]: '1' } : {}),
             ...(pair ? { [PAIR_HEADER]: pair } : {}),
-            ...(this.wire.version && this.wire.version > 1 ? { [WIRE_VERSION_HEADER]: String(this.wire.version) } : {}),
+            ...(version ? { [WIRE_VERSION_HEADER]: version } : {}),
           },
         },
         (res) => {
@@ -460,38 +568,11 @@ export class SemClient {
           readBounded(res, { limit: maxAnswerBytes, declared: declaredLength(res.headers) }).then(
             (buf) => {
               clearTimeout(timer);
-              const wire = buf.toString('utf8');
-              const label = responseLabel(requestMac, status);
-              const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
-                try {
-                  return JSON.parse(t);
-                } catch {
-                  return undefined;
-                }
-              };
-              if (!verifyMac(secret, label, wire, res.headers[MAC_HEADER])) {
-                // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
-                const hint = parse(wire)?.error;
-                const why = hint ? `: ${truncate(String(hint))}` : '';
-                return reject(new UnauthenticatedAnswer(`unauthenticated answer (HTTP ${status})${why}`, status));
+              try {
+                resolve(this.answerOf(target, status, res.headers, buf.toString('utf8'), requestMac, secret, key));
+              } catch (e) {
+                reject(e);
               }
-              let text = wire;
-              if (key) {
-                if (res.headers[ENC_HEADER] !== '1') return reject(new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status));
-                try {
-                  text = open(key, label, wire);
-                } catch (e) {
-                  return reject(new SemClientError(`answer refused (HTTP ${status}): ${(e as Error).message}`, status));
-                }
-              }
-              const parsed = parse(text);
-              const unsigned = this.checkAnswer?.(target, label, text, res.headers[SIG_HEADER] as string | undefined);
-              if (unsigned) return reject(new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status));
-              this.wire.heard?.(target, announcedVersion(res.headers[WIRE_VERSION_HEADER]));
-              if (status < 200 || status >= 300) {
-                return reject(new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed));
-              }
-              resolve(parsed);
             },
             (e: Error) => {
               clearTimeout(timer);
@@ -510,5 +591,84 @@ export class SemClient {
       });
       req.end(body);
     });
+  }
+
+  /** An answer's checks, whichever transport brought it: MAC, seal, the peer's signature; its
+   * parsed body, or the SemClientError it stands for. */
+  private answerOf(target: Target, status: number, headers: Record<string, string | string[] | undefined>, wire: string, requestMac: string, secret: string, key: Buffer | undefined): unknown {
+    const label = responseLabel(requestMac, status);
+    const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
+      try {
+        return JSON.parse(t);
+      } catch {
+        return undefined;
+      }
+    };
+    if (!verifyMac(secret, label, wire, headers[MAC_HEADER])) {
+      // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
+      const hint = parse(wire)?.error;
+      const why = hint ? `: ${truncate(String(hint))}` : '';
+      throw new UnauthenticatedAnswer(`unauthenticated answer (HTTP ${status})${why}`, status);
+    }
+    let text = wire;
+    if (key) {
+      if (headers[ENC_HEADER] !== '1') throw new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status);
+      try {
+        text = open(key, label, wire);
+      } catch (e) {
+        throw new SemClientError(`answer refused (HTTP ${status}): ${(e as Error).message}`, status);
+      }
+    }
+    const parsed = parse(text);
+    const unsigned = this.checkAnswer?.(target, label, text, headers[SIG_HEADER] as string | undefined);
+    if (unsigned) throw new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status);
+    this.wire.heard?.(target, announcedVersion(headers[WIRE_VERSION_HEADER]));
+    if (status < 200 || status >= 300) throw new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed);
+    return parsed;
+  }
+
+  /**
+   * The open stream to a peer, or undefined (post over HTTP meanwhile): none is open, so one is
+   * opened in the background unless the peer is in its backoff (it refused a stream lately, or a
+   * stream to it failed or broke).
+   */
+  private streamTo(target: Target): ClientStream | undefined {
+    if (this.closed) return undefined;
+    const peer = `${target.address}:${target.port}`;
+    const s = this.streams.get(peer);
+    if (s) return s.state === 'open' ? s : undefined;
+    const b = this.streamBackoff.get(peer);
+    if (b && Date.now() < b.until) return undefined;
+    const stream: ClientStream = new ClientStream({
+      address: target.address,
+      port: target.port,
+      localAddress: this.localAddress,
+      headers: this.wire.version && this.wire.version > 1 ? { [WIRE_VERSION_HEADER]: String(this.wire.version) } : {},
+      timeoutMs: this.timeoutMs,
+      lateAnswerBytes: SMALL_ANSWER_BYTES,
+      broken: (reason, retry) => {
+        const e = new SemClientError(`stream to ${peer}: ${reason}`);
+        (e as { reused?: boolean }).reused = retry;
+        return e;
+      },
+      onState: (outcome) => {
+        if (outcome === 'open') {
+          this.streamBackoff.delete(peer);
+          return;
+        }
+        if (this.streams.get(peer) === stream) this.streams.delete(peer);
+        if (outcome === 'idle') return;
+        if (outcome === 'refused') {
+          // Answered without upgrading: a store that does not know streams (rolling upgrade).
+          this.streamBackoff.set(peer, { until: Date.now() + NO_STREAM_RETRY_MS, delay: STREAM_BACKOFF_MS.first });
+          return;
+        }
+        const prev = this.streamBackoff.get(peer);
+        const delay = prev ? Math.min(prev.delay * 2, STREAM_BACKOFF_MS.max) : STREAM_BACKOFF_MS.first;
+        this.streamBackoff.set(peer, { until: Date.now() + delay, delay });
+      },
+    });
+    if (stream.state !== 'closed') this.streams.set(peer, stream);
+    return undefined;
   }
 }

@@ -34,8 +34,8 @@ export const MAC_HEADER = 'x-p2p-mac';
  * can only make two version-2 peers fall back to version 1, which is as safe, only costlier.
  *
  * Version 3's rules (pair keys): a VM publishes its X25519 key in its group record only once every
- * serving member of its group file (at least one) was heard announcing version 3 or later (before, its record
- * would be refused by the others); once published it stays (a VM rolled back below 3 after that
+ * serving member of its group file (at least one) was heard announcing version 3 or later (before,
+ * its record would be refused by the others); once published it stays (a VM rolled back below 3 after that
  * refuses the records that carry one: roll back only before every VM publishes, or take its files
  * from a peer again). A VM asked answers by pair key only when the request names the pair its own
  * group file gives (both published keys), else it signs with Ed25519 as version 2 does. The
@@ -46,6 +46,10 @@ export const MAC_HEADER = 'x-p2p-mac';
  * record publishes a key. Forging the version header or PAIR_HEADER can only turn pair-key answers
  * into signed ones, or make an answer fail its check (as dropping it would).
  * docs/operations.md, "Upgrading", gives the order.
+ *
+ * Diff streams (./sem-stream.ts) are not a wire version: a store of version 2 or 3 of this release accepts
+ * the upgrade `GET /p2p/stream`; an older one (or one set to version 1) answers 404 and is posted
+ * to as before. Frames carry the same bodies and x-p2p-* values as POSTs, this header included.
  */
 export const WIRE_VERSION = 3;
 export const PREVIOUS_WIRE_VERSION = 2;

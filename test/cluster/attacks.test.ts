@@ -75,7 +75,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     });
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 2), {
       what: 'two members in every group file',
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
       intervalMs: 200,
     });
   });
@@ -85,7 +85,10 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     range?.release();
   });
 
-  it('attack 2: 1000 unauthenticated connections and 64 slow 8 MiB senders: the runtime stays up, RSS grows < 50 MB and comes back within 10 MB', async () => {
+  it('attack 2: 1000 unauthenticated connections and 64 slow 8 MiB senders: the runtime stays up, RSS grows < 50 MB and comes back within 10 MB', async function () {
+    // The memory comes back when V8 shrinks its heap, which it does late on a busy machine (about
+    // 90 s of the 120 s once at load 15-20): a longer deadline, and the time it took printed.
+    this.timeout(420_000);
     const s1 = cluster.vm('S1');
     const pid = s1.pid!;
     // Baseline: the runtime at rest (a few samples, the highest).
@@ -136,14 +139,15 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const grew = (peak - base) / MiB;
     console.log(`      S1 RSS: base ${(base / MiB).toFixed(1)} MB, peak ${(peak / MiB).toFixed(1)} MB (+${grew.toFixed(1)} MB)`);
     assert.ok(grew < 50, `RSS grew by ${grew.toFixed(1)} MB (base ${(base / MiB).toFixed(1)} MB, peak ${(peak / MiB).toFixed(1)} MB)`);
+    const floodEnded = Date.now();
     await waitFor(() => rss(pid) - base < 10 * MiB, {
       what: `S1's RSS back within 10 MB of ${(base / MiB).toFixed(1)} MB`,
-      timeoutMs: 120_000,
+      timeoutMs: 300_000,
       intervalMs: 500,
     });
-    console.log(`      S1 RSS ${(rss(pid) / MiB).toFixed(1)} MB after; ${refusedEarly} slow senders refused before their body ended`);
+    console.log(`      S1 RSS ${(rss(pid) / MiB).toFixed(1)} MB after ${((Date.now() - floodEnded) / 1000).toFixed(1)} s; ${refusedEarly} slow senders refused before their body ended`);
     assert.ok(refusedEarly > 0, 'no slow sender was answered (refused) before its body ended');
-    await waitFor(() => /^ODA1, /m.test(fs.readFileSync(path.join(filesOf(s1), 'available-od'), 'utf8')), { what: 'the edit on S1', timeoutMs: 10_000 });
+    await waitFor(() => /^ODA1, /m.test(fs.readFileSync(path.join(filesOf(s1), 'available-od'), 'utf8')), { what: 'the edit on S1', timeoutMs: 30_000 });
     const admin = await httpRequest(s1.url + '/settings', { timeoutMs: 5000 });
     assert.equal(admin.status, 200, 'the runtime does not answer');
   });
@@ -245,15 +249,15 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const e2 = await edit(s2, 'available-od, Add, ODC2, 127.0.2.23, RS1');
     assert.equal(e2.status, 200, JSON.stringify(e2.body));
     assert.ok(e2.body.lamport < Number.MAX_SAFE_INTEGER && Number.isSafeInteger(e2.body.lamport + 1), `S2 ticks on (${e2.body.lamport})`);
-    await waitFor(() => has(s1, 'available-od', /^ODC2, /m), { what: 'S2\'s edit on S1', timeoutMs: 10_000 });
+    await waitFor(() => has(s1, 'available-od', /^ODC2, /m), { what: 'S2\'s edit on S1', timeoutMs: 30_000 });
     const e1 = await edit(s1, 'available-od, Add, ODC1, 127.0.2.24, RS1');
     assert.equal(e1.status, 200, JSON.stringify(e1.body));
-    await waitFor(() => has(s2, 'available-od', /^ODC1, /m), { what: 'S1\'s edit on S2', timeoutMs: 10_000 });
+    await waitFor(() => has(s2, 'available-od', /^ODC1, /m), { what: 'S1\'s edit on S2', timeoutMs: 30_000 });
     // The repaired record itself converges (S1 learns it by anti-entropy), and can be edited.
-    await waitFor(() => has(s1, 'available-od', /^ODP1, /m), { what: 'the repaired record on S1', timeoutMs: 10_000 });
+    await waitFor(() => has(s1, 'available-od', /^ODP1, /m), { what: 'the repaired record on S1', timeoutMs: 30_000 });
     const del = await edit(s1, 'available-od, Del, ODP1, 127.0.2.26, RS1');
     assert.equal(del.status, 200, JSON.stringify(del.body));
-    await waitFor(() => !has(s2, 'available-od', /^ODP1, /m), { what: 'the Del of the repaired record on S2', timeoutMs: 10_000 });
+    await waitFor(() => !has(s2, 'available-od', /^ODP1, /m), { what: 'the Del of the repaired record on S2', timeoutMs: 30_000 });
   });
 
   it('attack 6: a digest or snapshot request replayed, or stale, is refused', async () => {
@@ -279,7 +283,9 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const [s1, s2] = [cluster.vm('S1'), cluster.vm('S2')];
     const useful = await edit(s1, 'available-od, Add, ODD1, 127.0.2.25, RS1');
     assert.equal(useful.status, 200);
-    await waitFor(() => /applied available-od, Add, ODD1/.test(semLog(s2)), { what: 'the useful line', timeoutMs: 5000 });
+    // Logged `applied` (the diff brought it) or `synced` (an anti-entropy exchange won the race).
+    const usefulLine = /(?:applied|synced) available-od, Add, ODD1/;
+    await waitFor(() => usefulLine.test(semLog(s2)), { what: 'the useful line', timeoutMs: 30_000 });
     const sizeBefore = semLog(s2).length;
     const flooder = attackers[7];
     const body = encodeDiff({ file: 'group', op: 'Del', record: ['S1', s1.ip, 'RS1', '-'], origin: 'S1', seq: 99, lamport: 99 });
@@ -294,7 +300,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const summarised = () => Array.from(semLog(s2).matchAll(re), (m) => Number(m[1])).reduce((a, b) => a + b, 0);
     await waitFor(() => summarised() >= 1000, { what: 'summary lines standing for 1000 refusals', timeoutMs: 40_000 });
     const log = semLog(s2);
-    assert.match(log, /applied available-od, Add, ODD1/, 'the useful line was rotated away');
+    assert.match(log, usefulLine, 'the useful line was rotated away');
     assert.ok(log.length - sizeBefore < 20_000, `the flood added ${log.length - sizeBefore} bytes to the log`);
     assert.ok(!has(s2, 'group', /^$/) && groupCount(s2) === 2);
   });
@@ -333,7 +339,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     const rot = await httpRequest(s1.url + '/p2p-ha/store/store/rotate-key', { method: 'POST', body: {}, timeoutMs: 10_000 });
     assert.equal(rot.status, 200, rot.body);
     const { publicKey } = JSON.parse(rot.body) as { publicKey: string };
-    await waitFor(() => fs.readFileSync(path.join(filesOf(s2), 'group'), 'utf8').includes(publicKey), { what: 'S1\'s new key on S2', timeoutMs: 10_000 });
+    await waitFor(() => fs.readFileSync(path.join(filesOf(s2), 'group'), 'utf8').includes(publicKey), { what: 'S1\'s new key on S2', timeoutMs: 30_000 });
     const e1 = await edit(s1, 'available-od, Add, ODE1, 127.0.2.27, RS1');
     assert.deepEqual(e1.body.acked.map((a: { peer: string }) => a.peer), ['S2'], JSON.stringify(e1.body));
     // The old key is accepted for 10 s after the change (messages in flight), then never again.
@@ -364,7 +370,7 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     assert.equal(del2.status, 403, del2.body);
     assert.match(del2.body, /carries no date/);
     assert.match(fs.readFileSync(path.join(filesOf(s1), 'group'), 'utf8'), /^S1, /m, 'S1 is still a member');
-    await waitFor(() => /refused group, Del, S1, .* S2 may not change the group record of S1/.test(semLog(s1)), { what: 'the refusal with its reason in S1\'s log', timeoutMs: 5000 });
+    await waitFor(() => /refused group, Del, S1, .* S2 may not change the group record of S1/.test(semLog(s1)), { what: 'the refusal with its reason in S1\'s log', timeoutMs: 30_000 });
     // Clean up: the problem record is deleted by its detector.
     const cleanup = await asS2({ file: 'problem', op: 'Del', record: ['S1', 'S2', 'network', 'confirmed', '-', '-'], origin: 'S2', seq: 500_005, lamport: 12 });
     assert.equal(cleanup.status, 200, cleanup.body);

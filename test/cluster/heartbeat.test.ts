@@ -42,7 +42,7 @@ describe('heartbeat on six Node-RED processes (loopback)', function () {
         const texts = hc.running().map((v) => JSON.stringify(hc.file(v, 'problem')));
         return texts.every((t) => t === texts[0]) ? texts[0] : undefined;
       },
-      { what: 'identical problem files on every live peer', timeoutMs: 10_000, intervalMs: 50 },
+      { what: 'identical problem files on every live peer', timeoutMs: 30_000, intervalMs: 50 },
     );
   }
 

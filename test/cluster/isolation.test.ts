@@ -133,7 +133,7 @@ describe('isolation: a fenced server does not rejoin (loopback)', function () {
     const fencedRec = [...rec.slice(0, 4), 'fenced', rec[5] ?? '-'];
     const r = await httpRequest(c.vm('S1').url + EDIT_PATH, { method: 'POST', body: { file: 'group', op: 'Mod', before: rec, record: fencedRec }, timeoutMs: 10_000 });
     assert.equal(r.status, 200, r.body);
-    await waitFor(async () => (await c.service(s2.ip)) === null, { what: 'S2 stops serving once it learns it is fenced', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(async () => (await c.service(s2.ip)) === null, { what: 'S2 stops serving once it learns it is fenced', timeoutMs: 30_000, intervalMs: 100 });
     // The operator (or the host's autostart) restarts S2's server.
     await c.cluster.kill('S2');
     let answered = 0;

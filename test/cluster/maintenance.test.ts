@@ -42,7 +42,7 @@ describe('maintenance mode on the loopback cluster', function () {
     const on = await maintenance(c, 'S4', { vm: 'S2', on: true });
     assert.equal(on.status, 200, JSON.stringify(on.body));
     assert.equal(on.body.changed, true);
-    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'maintenance'), { what: 'S2 in maintenance everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'maintenance'), { what: 'S2 in maintenance everywhere', timeoutMs: 30_000, intervalMs: 100 });
     const listed = await httpRequest(c.vm('S5').url + '/p2p-ha/maintenance', { timeoutMs: 5000 });
     assert.deepEqual(JSON.parse(listed.body), { vms: ['S2'], realServers: [] });
 
@@ -62,7 +62,7 @@ describe('maintenance mode on the loopback cluster', function () {
     // Out of maintenance: watched again. Stopped now, it is a failure: fenced, S2b takes over.
     const off = await maintenance(c, 'S1', { vm: 'S2', on: false });
     assert.equal(off.status, 200, JSON.stringify(off.body));
-    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'member'), { what: 'S2 a member again everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(() => others.every((n) => stateOf(c, n, 'S2') === 'member'), { what: 'S2 a member again everywhere', timeoutMs: 30_000, intervalMs: 100 });
     // One heartbeat interval for the managers to watch it again before the stop.
     await new Promise((r) => setTimeout(r, 2000));
     await c.cluster.kill('S2');
@@ -95,7 +95,7 @@ describe('maintenance mode on the loopback cluster', function () {
         });
         return x.status === 409 && /deploy a p2p-maintenance node/.test(x.body) ? undefined : x;
       },
-      { what: 'the p2p-maintenance node running on S1', timeoutMs: 15_000, intervalMs: 500 },
+      { what: 'the p2p-maintenance node running on S1', timeoutMs: 30_000, intervalMs: 500 },
     );
     const body = JSON.parse(r.body);
     assert.equal(r.status, 200, r.body);
@@ -124,7 +124,7 @@ describe('maintenance mode on the loopback cluster', function () {
     const live = ['S1', 'S3', 'S4', 'S5', 'S6'];
     await waitFor(() => live.every((n) => c.recordsOf(n, 'realserver').find((x) => x[0] === 'RS3')?.[3] === 'maintenance'), {
       what: 'RS3 in maintenance everywhere',
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
       intervalMs: 100,
     });
     // The load collector (S1, every second) keeps the state.
@@ -146,7 +146,7 @@ describe('maintenance mode on the loopback cluster', function () {
         const s5 = await scrape('S5');
         return sampleValue(s5, 'p2p_ha_failovers_total', { outcome: 'recovered' }) === 1 ? { s5, s1: await scrape('S1') } : undefined;
       },
-      { what: 'the failover counted on S5', timeoutMs: 10_000, intervalMs: 200 },
+      { what: 'the failover counted on S5', timeoutMs: 30_000, intervalMs: 200 },
     );
     assert.ok((sampleValue(after.s1, 'p2p_ha_heartbeat_transitions_total', { to: 'reexamining' }) ?? 0) > (sampleValue(before.s1, 'p2p_ha_heartbeat_transitions_total', { to: 'reexamining' }) ?? 0));
     assert.ok((sampleValue(after.s1, 'p2p_ha_recovery_step_seconds_count', { step: 'fencing' }) ?? 0) >= 1);
@@ -161,7 +161,7 @@ describe('maintenance mode on the loopback cluster', function () {
     // failover it ran, the maintenance) is still there and back in its sidebar timeline.
     const on = await maintenance(c, 'S3', { vm: 'S1', on: true });
     assert.equal(on.status, 200, JSON.stringify(on.body));
-    await waitFor(() => ['S3', 'S4', 'S5', 'S6'].every((n) => stateOf(c, n, 'S1') === 'maintenance'), { what: 'S1 in maintenance everywhere', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(() => ['S3', 'S4', 'S5', 'S6'].every((n) => stateOf(c, n, 'S1') === 'maintenance'), { what: 'S1 in maintenance everywhere', timeoutMs: 30_000, intervalMs: 100 });
     await c.cluster.stop('S1');
     await c.cluster.start('S1');
     // The admin API answers before the flows have started: the view is null until the store runs.

@@ -79,7 +79,7 @@ describe('recovery on the loopback cluster', function () {
         const t = times();
         return t.s2.every(Number.isFinite) && t.s5.every(Number.isFinite) ? t : undefined;
       },
-      { what: `fencing and recovered in S1's and S4's SEM logs (${JSON.stringify(times())})`, timeoutMs: 10_000, intervalMs: 100 },
+      { what: `fencing and recovered in S1's and S4's SEM logs (${JSON.stringify(times())})`, timeoutMs: 30_000, intervalMs: 100 },
     );
     assert.ok(s2[0]! < s5[1]! && s5[0]! < s2[1]!, `recoveries overlap: S2 ${s2.join('-')}, S5 ${s5.join('-')}`);
     await waitFor(() => c.identical(live()), { what: 'identical files on every live VM', timeoutMs: 20_000, intervalMs: 200 });
@@ -116,7 +116,7 @@ describe('recovery on the loopback cluster', function () {
     assert.match(p.slice(6).join(','), /fence: .*program-missing/);
     // Nothing was started: every OD is still suspended (the one resumed beside the fence was put
     // back to sleep), no S2b anywhere, S2 not marked fenced (it was not).
-    await waitFor(() => ['OD1', 'OD2', 'OD3'].every((od) => c.vm(od).state === 'frozen'), { what: 'every OD suspended', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(() => ['OD1', 'OD2', 'OD3'].every((od) => c.vm(od).state === 'frozen'), { what: 'every OD suspended', timeoutMs: 30_000, intervalMs: 100 });
     for (const [rs, od] of [['RS1', 'OD1'], ['RS2', 'OD2'], ['RS3', 'OD3']]) assert.equal(c.sim(rs).domains.get(od)!.state, 'paused', `${od} paused on ${rs}`);
     for (const n of ['S1', 'S3', 'S4', 'S5', 'S6']) assert.ok(!c.members(n).includes('S2b'), `no S2b in ${n}'s group`);
     assert.notEqual(c.recordsOf('S1', 'group').find((r) => r[0] === 'S2')?.[4], 'fenced', 'S2 not recorded fenced');

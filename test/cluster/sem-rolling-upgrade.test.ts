@@ -40,7 +40,7 @@ describe('SEM rolling upgrade: wire versions 1 and 2 in one cluster (27 light VM
       seeds: [ips[0], ips[1]].filter((s) => s !== address),
       syncIntervalMs: 2000,
       // Generous: the test asserts who acknowledges, not how fast, on a shared 2-core machine.
-      requestTimeoutMs: 8000,
+      requestTimeoutMs: 15_000,
       protocolVersion: isOld(k + 1) ? 1 : 2,
     }));
   });

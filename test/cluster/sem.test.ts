@@ -51,7 +51,7 @@ describe('SEM between six Node-RED processes', function () {
     // Every VM has joined: each group file lists all six.
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6), {
       what: 'six members in every group file',
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
       intervalMs: 200,
     });
   });
@@ -73,9 +73,15 @@ describe('SEM between six Node-RED processes', function () {
     for (const vm of cluster.vms.slice(1)) {
       assert.match(fs.readFileSync(path.join(filesOf(vm), 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m, vm.name);
       // The SEM log is a buffered stream: its line may land a moment after the acknowledgement.
-      await waitFor(() => /applied available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8')), {
-        what: `the applied line in ${vm.name}'s SEM log`,
-        timeoutMs: 5000,
+      // The edit is logged `applied` when the diff brought it, or `synced` when an anti-entropy
+      // exchange carrying it won the race (the late diff is then answered 409 "contained", which
+      // S1 counts as an acknowledgement: lib/sem/anti-entropy.ts): on a loaded machine either.
+      await waitFor(() => /(?:applied|synced) available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8')), {
+        what: `the applied (or synced) line in ${vm.name}'s SEM log`,
+        timeoutMs: 30_000,
+      }).catch((e: Error) => {
+        const about = fs.readFileSync(path.join(filesOf(vm), 'sem.log'), 'utf8').split('\n').filter((l) => l.includes('OD1'));
+        throw new Error(`${e.message}\n${vm.name}'s SEM log lines about OD1:\n${about.join('\n')}`);
       });
     }
   });

@@ -91,16 +91,20 @@ describe('ops nodes in Node-RED (events, maintenance)', function () {
     const { st2, got } = await load();
     helper.getNode('mt').receive({ payload: { vm: 'S2', on: true } });
     await waitFor(() => st2.files.get('group', 'S2')?.[4] === 'maintenance', { what: 'S2 in maintenance on S2', timeoutMs: 10_000 });
+    // S2 applies the edit before it acknowledges it, and the node sends only once S1's edit has its
+    // acknowledgements (through Node-RED's asynchronous send): wait for that msg, too.
+    await waitFor(() => got.mtout.length >= 1, { what: "the maintenance node's msg", timeoutMs: 10_000 });
+    assert.equal(got.mtout.length, 1);
     assert.equal(got.mtout[0].payload.changed, true);
     await waitFor(() => got.all1.length >= 1 && got.all2.length >= 1, { what: 'maintenance-on on both', timeoutMs: 10_000 });
     assert.equal(got.all2[0].topic, 'p2p-ha/maintenance-on');
     assert.equal(got.alert1.length + got.alert2.length, 1, 'one alert');
     assert.equal(got.alert1.length, 1, 'S1 alerts about S2');
     helper.getNode('mt').receive({ payload: { vm: 'S2', on: 'maybe' } });
-    await waitFor(() => got.caught.length === 1, { what: 'the bad msg caught', timeoutMs: 5000 });
+    await waitFor(() => got.caught.length === 1, { what: 'the bad msg caught', timeoutMs: 10_000 });
     assert.match(got.caught[0].error.message, /on must be true or false/);
     helper.getNode('mt-nostore').receive({ payload: { vm: 'S2', on: false } });
-    await waitFor(() => got.caught.length === 2, { what: 'the store-less node answers with an error', timeoutMs: 5000 });
+    await waitFor(() => got.caught.length === 2, { what: 'the store-less node answers with an error', timeoutMs: 10_000 });
     assert.match(got.caught[1].error.message, /no p2p-store configured/);
     assert.equal(st2.files.get('group', 'S2')?.[4], 'maintenance', 'nothing changed');
   });

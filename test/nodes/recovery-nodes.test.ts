@@ -115,10 +115,10 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
   async function load(nodes: object[], extraTypes: unknown[] = []) {
     await helper.load([storeNode, realServerNode, catchNode, ...extraTypes], flow(nodes), creds);
     const store = helper.getNode('store') as unknown as { files: ClusterFiles; storeStatus(): { state: string } };
-    await waitFor(() => store.storeStatus().state !== 'starting' && store.files.get('group', 'S1'), { what: 'store started', timeoutMs: 5000 });
+    await waitFor(() => store.storeStatus().state !== 'starting' && store.files.get('group', 'S1'), { what: 'store started', timeoutMs: 10_000 });
     for (const i of [1, 2, 3]) {
       const r = helper.getNode(`rs${i}`) as unknown as { connection: { state: string } };
-      await waitFor(() => r.connection.state === 'connected', { what: `RS${i} connected`, timeoutMs: 5000 });
+      await waitFor(() => r.connection.state === 'connected', { what: `RS${i} connected`, timeoutMs: 10_000 });
     }
     await seed(store.files);
     return store.files;
@@ -139,23 +139,23 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     const nofit = collect('nofit');
     const caught = collect('caught');
     helper.getNode('placer').receive({ topic: 'failure', payload: { target: 'S2', realServer: 'RS2' } });
-    await waitFor(() => out.length === 1, { what: 'placement', timeoutMs: 3000 });
+    await waitFor(() => out.length === 1, { what: 'placement', timeoutMs: 10_000 });
     assert.equal(out[0].placement.realServer, 'RS3');
     assert.equal(out[0].placement.od, 'OD3');
     assert.deepEqual(out[0].placement.candidates.map((c: any) => c.realServer), ['RS3', 'RS2', 'RS1']);
     helper.getNode('placer').receive({ payload: { targets: [{ target: 'S3', realServer: 'RS3' }, { target: 'S6', realServer: 'RS3' }] } });
-    await waitFor(() => out.length === 2, { what: 'placements', timeoutMs: 3000 });
+    await waitFor(() => out.length === 2, { what: 'placements', timeoutMs: 10_000 });
     assert.deepEqual(out[1].placements.map((p: any) => p.placement.od), ['OD3', 'OD2']);
     for (const od of files.records('available-od')) await files.edit({ file: 'available-od', op: 'Del', record: od });
     helper.getNode('placer').receive({ payload: { target: 'S2' } });
-    await waitFor(() => out.length === 3 && nofit.length === 1, { what: 'no-fit msgs', timeoutMs: 3000 });
+    await waitFor(() => out.length === 3 && nofit.length === 1, { what: 'no-fit msgs', timeoutMs: 10_000 });
     assert.match(out[2].placement.error, /no available OD/);
     assert.equal(out[2].payload.target, 'S2', 'the failure goes on to the starter');
     assert.equal(nofit[0].topic, 'no-placement');
     assert.match(nofit[0].payload.reason, /no available OD/);
     assert.equal(caught.length, 0);
     helper.getNode('placer').receive({ payload: {} });
-    await waitFor(() => caught.length === 1, { what: 'bad input error', timeoutMs: 3000 });
+    await waitFor(() => caught.length === 1, { what: 'bad input error', timeoutMs: 10_000 });
     assert.match(caught[0].error.message, /payload.target/);
   });
 
@@ -264,7 +264,7 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     const asked: any[] = [];
     helper.getNode('out').on('input', (m: any) => asked.push(m));
     helper.getNode('rep').receive({});
-    await waitFor(() => asked.some((m) => m.topic === 'od-pool'), { what: 'plan msg', timeoutMs: 3000 });
+    await waitFor(() => asked.some((m) => m.topic === 'od-pool'), { what: 'plan msg', timeoutMs: 10_000 });
     const plan = asked.find((m) => m.topic === 'od-pool').payload;
     assert.deepEqual(plan.replicatesFor, ['RS1']);
     assert.equal(plan.plan.target, 2);
@@ -299,7 +299,7 @@ describe('recovery nodes in Node-RED (sim real servers)', function () {
     await load([{ id: 'starter', z: 'f1', type: 'p2p-backup-starter', store: 'store', procedureDir: '../etc', wires: [['out']] }, { id: 'c', z: 'f1', type: 'catch', scope: ['starter'], wires: [['caught']] }], [starterNode]);
     const caught = collect('caught');
     helper.getNode('starter').receive({ payload: { target: 'S2' } });
-    await waitFor(() => caught.length === 1, { what: 'error', timeoutMs: 3000 });
+    await waitFor(() => caught.length === 1, { what: 'error', timeoutMs: 10_000 });
     assert.match(caught[0].error.message, /procedure folder/);
     assert.equal(sims[1].domains.get('S2')!.state, 'running');
   });

@@ -24,7 +24,7 @@ const A = '127.0.7.1';
 const B = '127.0.7.2';
 
 describe('SEM nodes in Node-RED', function () {
-  this.timeout(20_000);
+  this.timeout(60_000);
   let dir: string;
   let port: number;
   let peer: ReplicatedStore | undefined;
@@ -73,7 +73,7 @@ describe('SEM nodes in Node-RED', function () {
   async function load() {
     await helper.load([storeNode, sendNode, receiveNode, catchNode], flow(), { store: { secret: SECRET } });
     const store = helper.getNode('store') as unknown as { files: ReplicatedStore };
-    await waitFor(() => store.files.get('group', 'S1'), { what: 'S1 in its own group file', timeoutMs: 5000 });
+    await waitFor(() => store.files.get('group', 'S1'), { what: 'S1 in its own group file', timeoutMs: 10_000 });
     peer = new ReplicatedStore({
       identity: { hostname: 'S2', address: B, realServer: 'RS2', services: '-' },
       folder: path.join(dir, 'S2'),
@@ -83,7 +83,7 @@ describe('SEM nodes in Node-RED', function () {
       syncIntervalMs: 500,
     });
     await peer.start();
-    await waitFor(() => store.files.get('group', 'S2'), { what: 'S2 joined S1', timeoutMs: 5000 });
+    await waitFor(() => store.files.get('group', 'S2'), { what: 'S2 joined S1', timeoutMs: 10_000 });
     return store.files;
   }
 
@@ -102,7 +102,7 @@ describe('SEM nodes in Node-RED', function () {
     // The log is a buffered stream: its line may land a moment after the msg.
     await waitFor(() => /sent available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(dir, 'S1', 'sem.log'), 'utf8')), {
       what: 'the sent line in S1\'s SEM log',
-      timeoutMs: 5000,
+      timeoutMs: 10_000,
     });
   });
 
@@ -124,7 +124,7 @@ describe('SEM nodes in Node-RED', function () {
     await waitFor(() => done === edits, { what: 'the burst sent', timeoutMs: 10_000 });
     // Two statuses per edit before (sending, outcome). Now the sendings of one turn show once, and
     // each outcome at most once, however slow the machine.
-    await waitFor(() => shown.length > 0 && shown[shown.length - 1].fill === 'green', { what: 'the outcome shown last', timeoutMs: 5000 });
+    await waitFor(() => shown.length > 0 && shown[shown.length - 1].fill === 'green', { what: 'the outcome shown last', timeoutMs: 10_000 });
     await new Promise((r) => setTimeout(r, 400)); // nothing is still pending
     assert.ok(shown.length <= edits + 1, `${shown.length} statuses for ${edits} edits`);
     assert.deepEqual(shown[shown.length - 1], { fill: 'green', shape: 'dot', text: shown[shown.length - 1].text });

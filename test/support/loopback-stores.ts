@@ -1,6 +1,7 @@
 // Real ReplicatedStores for unit tests, each on its own loopback address: one temporary folder, one
 // SEM port free on every address of the range, store `S<i>` at range.ip(i) with the cluster secret,
-// warnings swallowed. close() stops every store made and removes the range and the folder.
+// warnings swallowed, requests given 10 s. close() stops every store made and removes the range and
+// the folder.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -40,6 +41,10 @@ export class LoopbackStores {
       secret: this.secret,
       port: this.port,
       seeds: [],
+      // All the stores of a test share one event loop: on a loaded machine a request can wait
+      // longer than the product's 2 s default without anything being wrong (no test here is
+      // about a request timing out; one that is passes its own).
+      requestTimeoutMs: 10_000,
       ...rest,
     });
     s.on('warning', () => undefined);

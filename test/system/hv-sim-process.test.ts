@@ -54,7 +54,7 @@ describe('hv: driver -> simulated real server -> Node-RED processes', function (
     assert.strictEqual(pidState(vm.pid!), 'T');
     assert.strictEqual(await driver.domstate('ods'), 'paused');
     await driver.resume('ods');
-    await waitFor(() => answers(vm.url), { timeoutMs: 3000, what: 'ods answering after resume' });
+    await waitFor(() => answers(vm.url), { timeoutMs: 15_000, what: 'ods answering after resume' });
   });
 
   it('destroy kills it; virt-clone copies the shut-off original; start spawns the clone', async () => {
@@ -77,7 +77,7 @@ describe('hv: driver -> simulated real server -> Node-RED processes', function (
     assert.strictEqual(pidState(pid), 'T');
     await driver.start('od1');
     assert.strictEqual(od.pid, pid, 'the same process goes on');
-    await waitFor(() => answers(od.url), { timeoutMs: 3000, what: 'od1 answering after start from managed save' });
+    await waitFor(() => answers(od.url), { timeoutMs: 15_000, what: 'od1 answering after start from managed save' });
     await driver.destroy('od1');
     await driver.undefine('od1');
     assert.ok(!(await driver.listDomains()).some((d) => d.name === 'od1'));

@@ -32,7 +32,7 @@ async function failure(url: string, timeoutMs: number): Promise<string> {
 }
 
 describe('cluster launcher (real Node-RED processes)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let range: LoopbackRange;
   let cluster: Cluster;
 
@@ -93,7 +93,7 @@ describe('cluster launcher (real Node-RED processes)', function () {
     const pid = vm.pid!;
     await cluster.freeze(vm);
     assert.strictEqual(vm.state, 'frozen');
-    await waitFor(() => pidState(pid) === 'T', { timeoutMs: 2000, what: `${vm.name} stopped state in /proc` });
+    await waitFor(() => pidState(pid) === 'T', { timeoutMs: 10_000, what: `${vm.name} stopped state in /proc` });
     // The kernel still accepts the connection (listen backlog) but nobody answers.
     assert.match(await failure(`${vm.url}/settings`, 500), /no answer within 500 ms/);
     await cluster.thaw(vm);
@@ -192,11 +192,11 @@ describe('cluster launcher (real Node-RED processes)', function () {
       });
       const [running, frozen] = started.pids;
       parent.kill('SIGKILL');
-      await waitFor(() => !pidAlive(running), { timeoutMs: 5000, what: `orphaned VM ${running} to exit by its watchdog` });
+      await waitFor(() => !pidAlive(running), { timeoutMs: 20_000, what: `orphaned VM ${running} to exit by its watchdog` });
       assert.strictEqual(pidState(frozen), 'T', 'the frozen orphan should still be there (its watchdog cannot run)');
       assert.ok(fs.existsSync(started.baseDir));
       sweepOrphanedBaseDirs();
-      await waitFor(() => !pidAlive(frozen), { timeoutMs: 5000, what: `the sweep to kill frozen orphan ${frozen}` });
+      await waitFor(() => !pidAlive(frozen), { timeoutMs: 20_000, what: `the sweep to kill frozen orphan ${frozen}` });
       assert.ok(!fs.existsSync(started.baseDir), 'the dead launcher\'s directory was not swept');
     } finally {
       parent.kill('SIGKILL');

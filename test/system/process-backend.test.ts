@@ -45,10 +45,10 @@ describe('process backend of the simulated real server', function () {
     const vm = backend.vm('ods');
     const pid = vm.pid!;
     await backend.suspend('ods');
-    await waitFor(() => pidState(pid) === 'T', { timeoutMs: 2000, what: 'ods stopped in /proc' });
+    await waitFor(() => pidState(pid) === 'T', { timeoutMs: 10_000, what: 'ods stopped in /proc' });
     await assert.rejects(backend.suspend('ods'), /already suspended/);
     await backend.resume('ods');
-    await waitFor(() => answers(vm.url), { timeoutMs: 3000, what: 'ods answering after resume' });
+    await waitFor(() => answers(vm.url), { timeoutMs: 15_000, what: 'ods answering after resume' });
     await assert.rejects(backend.resume('ods'), /not suspended/);
   });
 

@@ -128,7 +128,7 @@ describe('SEM client deadline', () => {
       const deadline = Date.now() + 5000;
       while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.ok(closed, 'the connection of the unfinished answer is closed');
-      assert.deepEqual(client.retained(), { sockets: 0, queued: 0 });
+      assert.deepEqual(client.retained(), { sockets: 0, queued: 0, streams: 0, inFlight: 0 });
     } finally {
       client.close();
       server.closeAllConnections();

@@ -69,18 +69,18 @@ describe('edit authority applied to local edits', function () {
     const g1 = s1.get('group', 'S1')!;
     const maint = [...g1.slice(0, 4), 'maintenance', ...g1.slice(5)];
     await s2.edit({ file: 'group', op: 'Mod', before: g1, record: maint });
-    await waitFor(() => s1.get('group', 'S1')?.[4] === 'maintenance', { what: 'S1 in maintenance on S1', timeoutMs: 5000 });
+    await waitFor(() => s1.get('group', 'S1')?.[4] === 'maintenance', { what: 'S1 in maintenance on S1', timeoutMs: 15_000 });
     await s2.edit({ file: 'group', op: 'Mod', before: maint, record: g1 });
-    await waitFor(() => s1.get('group', 'S1')?.join() === g1.join(), { what: 'S1 a member again', timeoutMs: 5000 });
+    await waitFor(() => s1.get('group', 'S1')?.join() === g1.join(), { what: 'S1 a member again', timeoutMs: 15_000 });
     // S2 is S1's manager (two members): with its own dated confirmation it may mark S1 fenced.
     const problem = ['S1', 'S2', 'service', 'confirmed', '-', new Date().toISOString()];
     await s2.edit({ file: 'problem', op: 'Add', record: problem });
     const fenced = [...g1.slice(0, 4), 'fenced', ...g1.slice(5)];
     await s2.edit({ file: 'group', op: 'Mod', before: g1, record: fenced });
-    await waitFor(() => s1.get('group', 'S1')?.[4] === 'fenced', { what: 'the fence on S1', timeoutMs: 5000 });
+    await waitFor(() => s1.get('group', 'S1')?.[4] === 'fenced', { what: 'the fence on S1', timeoutMs: 15_000 });
     // Re-admission (G4), then the problem record is closed by its detector (P2).
     await s2.edit({ file: 'group', op: 'Mod', before: fenced, record: g1 });
     await s2.edit({ file: 'problem', op: 'Del', record: problem });
-    await waitFor(() => s1.digest() === s2.digest(), { what: 'identical files', timeoutMs: 5000 });
+    await waitFor(() => s1.digest() === s2.digest(), { what: 'identical files', timeoutMs: 15_000 });
   });
 });

@@ -7,7 +7,7 @@ import { Sentinel } from '../../lib/monitor/sentinel';
 
 const HOST = '127.0.31.8';
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

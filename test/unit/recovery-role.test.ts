@@ -49,7 +49,7 @@ describe('recovery role', () => {
     };
     const here = { ...role, address: '127.0.0.1' };
     try {
-      await assignRole(here, { url, signer, timeoutMs: 2000 });
+      await assignRole(here, { url, signer, timeoutMs: 10_000 });
       assert.equal(seen.length, 1);
       assert.equal(seen[0].url, ROLE_PATH);
       assert.equal(seen[0].headers.authorization, undefined, 'no bearer token');
@@ -79,7 +79,7 @@ describe('recovery role', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const o = { url: `http://127.0.0.1:${port}`, semPort: port, signer: { sealAdminCall: () => ({ body: 'sealed', headers: {} }) }, timeoutMs: 2000, readyTimeoutMs: 2000 };
+    const o = { url: `http://127.0.0.1:${port}`, semPort: port, signer: { sealAdminCall: () => ({ body: 'sealed', headers: {} }) }, timeoutMs: 10_000, readyTimeoutMs: 10_000 };
     const here = { ...role, address: '127.0.0.1' };
     const run = async (answer: typeof roleAnswer, names: string[]) => {
       roleAnswer = answer;

@@ -7,6 +7,7 @@
 //   - a receiver answers a diff (acknowledges it) only after its journal line is durable, although
 //     it prepares the answer meanwhile; its change event follows the answer.
 import { strict as assert } from 'assert';
+import { waitFor } from '../../harness/wait';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as os from 'os';
@@ -193,6 +194,10 @@ describe('SEM durability on the per-edit path', function () {
       assert.deepEqual(stores[0].peers().map((p) => p.hostname), ['S2']);
       const [s1, s2] = stores;
       await s1.edit('realserver, Add, RS1, 0.1, 1, up');
+      // The diff below travels on S1's stream to S2 (lib/sem/sem-stream.ts), which the first edit
+      // opened: the acknowledgement rule holds on the stream as on a POST.
+      const streamOpen = () => (s1 as unknown as { client: { streamOpen(t: { address: string; port: number }): boolean } }).client.streamOpen({ address: s2.identity.address, port: net.port });
+      await waitFor(streamOpen, { what: 'the stream from S1 to S2', timeoutMs: 10_000 });
       const order: string[] = [];
       s2.on('change', () => order.push('change'));
       // Hold only S2's fdatasync: S1 saves its own edit, sends it, and S2 waits on the disk.
