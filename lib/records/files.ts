@@ -86,6 +86,9 @@ export const SCHEMAS: Record<FileName, FileSchema> = {
     optional: [
       { name: 'state', check: oneOf(MEMBER_STATES), expect: MEMBER_STATES.join('|') },
       { name: 'publicKey', check: re(PUBLIC_KEY_RE), expect: 'a base64 Ed25519 public key or -' },
+      // The X25519 key answers are authenticated with (lib/sem/pair-key.ts); published only once
+      // every member speaks wire version 3 (a release before refuses a group record this long).
+      { name: 'dhKey', check: re(PUBLIC_KEY_RE), expect: 'a base64 X25519 public key or -' },
     ],
     key: (r) => r[0],
   },

@@ -13,7 +13,7 @@ export type ProblemKind = (typeof PROBLEM_KINDS)[number];
 export type ProblemStatus = (typeof PROBLEM_STATUSES)[number];
 export type RealServerState = (typeof REALSERVER_STATES)[number];
 
-/** group: `hostname, address, realServer, services[, state[, publicKey]]` */
+/** group: `hostname, address, realServer, services[, state[, publicKey[, dhKey]]]` */
 export interface Member {
   hostname: string;
   address: string;
@@ -24,6 +24,8 @@ export interface Member {
   state: MemberState;
   /** Base64 raw Ed25519 public key, or '-' when the VM has not published one. */
   publicKey: string;
+  /** Base64 raw X25519 public key (answers by pair key, lib/sem/pair-key.ts), or '-'. */
+  dhKey: string;
 }
 
 /** problem: `target, detectedBy, kind, status, backup, since[, note[, od]]` */
@@ -123,13 +125,14 @@ export function fromMember(r: RecordFields): Member {
     services: r[3],
     state: (r[4] as MemberState | undefined) ?? 'member',
     publicKey: r[5] ?? '-',
+    dhKey: r[6] ?? '-',
   };
 }
 
 export function toMember(m: Pick<Member, 'hostname' | 'address' | 'realServer' | 'services'> & Partial<Member>): RecordFields {
   return trimDefaults(
-    [m.hostname, m.address, m.realServer, m.services === '' ? '-' : m.services, m.state ?? 'member', m.publicKey ?? '-'],
-    ['member', '-'],
+    [m.hostname, m.address, m.realServer, m.services === '' ? '-' : m.services, m.state ?? 'member', m.publicKey ?? '-', m.dhKey ?? '-'],
+    ['member', '-', '-'],
     4,
   );
 }

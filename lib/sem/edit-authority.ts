@@ -120,7 +120,9 @@ function operatorStateChange(edit: Edit): boolean {
   const b = edit.before;
   const r = edit.record;
   for (let i = 0; i < 4; i++) if (b[i] !== r[i]) return false;
-  if ((b[5] ?? '-') !== (r[5] ?? '-') || r.length > 6) return false;
+  // The published keys (Ed25519, X25519) stay as they are: only their owner changes them (G1).
+  for (const i of [5, 6]) if ((b[i] ?? '-') !== (r[i] ?? '-')) return false;
+  if (r.length > 7) return false;
   const from = b[4] ?? 'member';
   const to = r[4] ?? 'member';
   return (from === 'member' && to === 'maintenance') || (from === 'maintenance' && to === 'member') || (from === 'fenced' && (to === 'member' || to === 'maintenance'));

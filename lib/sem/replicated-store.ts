@@ -13,7 +13,8 @@ import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, WIRE_VERSION, WireDiff, WireVersion, batchProblem, decodeDiff, decodeDigest, decodeSnapshot, diffsOf, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
 import { Reply, RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
-import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey } from './vm-key';
+import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey, X25519 } from './vm-key';
+import { AnswerAuth } from './pair-key-answer';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
 import { AuthorityView, batchAuthorityRefusal, managersOf, mergeRefusal } from './edit-authority';
 import { SemLog } from './sem-log';
@@ -80,7 +81,8 @@ export interface StoreOptions {
    */
   wireSecurity?: boolean;
   /**
-   * The wire version this store speaks (sem-protocol WIRE_VERSION; default 2). 1 makes it behave
+   * The wire version this store speaks (sem-protocol WIRE_VERSION; default 3). 2 makes it behave as
+   * the release before answers by pair key (it publishes no X25519 key and always signs). 1 makes it behave
    * exactly as the release before version 2 on the wire: no version header, no summary, pull or
    * relay routes, a digest exchange with every peer each round, direct posts to every peer. For a
    * rolling upgrade's tests and for holding a cluster back (docs/operations.md, "Upgrading").
@@ -175,6 +177,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private readonly snapshotBytes: number;
   /** This VM's signing key (its public half is published in its group record). */
   private key: VmKey;
+  /** This VM's X25519 key (wire security on), made, rotated and gone with `key`: answers by pair key. */
+  private dh?: VmKey;
+  /** Authenticates this VM's answers and checks those it gets (./pair-key-answer.ts). */
+  private readonly answers: AnswerAuth;
   /** The key of the name this store had before switchIdentity, for a short while (signingKey). */
   private retired?: { key: VmKey; from: string; until: number };
   /** The endorsements of this VM's keys by the keys they replaced, oldest first (./key-chain.ts):
@@ -237,7 +243,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     this.previousSecret = prev && prev.secret !== opts.secret ? () => (Date.now() < prev.until ? prev.secret : undefined) : () => undefined;
     this.secure = opts.wireSecurity !== false;
-    this.version = opts.protocolVersion === 1 ? 1 : WIRE_VERSION;
+    this.version = opts.protocolVersion === 1 || opts.protocolVersion === 2 ? opts.protocolVersion : WIRE_VERSION;
     this.port = opts.port ?? DEFAULT_SEM_PORT;
     this.seeds = parseSeeds(opts.seeds, this.port);
     this.syncIntervalMs = Math.max(100, opts.syncIntervalMs ?? 2000);
@@ -246,6 +252,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.disk = new DurableFiles(opts.folder, this.identity.hostname, this.replica);
     try {
       this.key = loadOrCreateVmKey(opts.folder, this.identity.hostname);
+      if (this.secure) this.dh = loadOrCreateVmKey(opts.folder, this.identity.hostname, X25519);
     } catch (e) {
       throw new ConfigError((e as Error).message);
     }
@@ -262,15 +269,26 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.adminJournal.load(ReplicatedStore.adminNonces);
     for (const [origin, seq] of Object.entries(this.replica.seqs)) this.guard.raise(origin, seq);
     this.log = new SemLog(opts.folder);
+    this.answers = new AnswerAuth({
+      hostname: () => this.identity.hostname,
+      signingKey: (text) => this.signingKey(text),
+      dhKey: () => (this.version >= 3 ? this.dh : undefined),
+      record: (h) => this.replica.get('group', h),
+      records: () => this.replica.records('group'),
+    });
     this.client = new SemClient(
       opts.secret,
       opts.requestTimeoutMs ?? 2000,
       /^\d+\.\d+\.\d+\.\d+$/.test(this.identity.address) ? this.identity.address : undefined,
       this.secure ? (label, body) => signMessage(this.signingKey(body), label, body) : undefined,
-      this.secure ? (target, label, text, signature) => this.checkAnswer(target, label, text, signature) : undefined,
+      this.secure ? (target, label, text, signature) => this.answers.check(target.address, label, text, signature) : undefined,
       this.secure,
       this.previousSecret,
-      { version: this.version, heard: (target, v) => this.peerVersions.set(target.address, v) },
+      {
+        version: this.version,
+        heard: (target, v) => this.peerVersions.set(target.address, v),
+        pair: this.secure ? (target) => this.answers.requestHeader(target.address) : undefined,
+      },
       // Diffs (and relayed diffs) travel on a stream per peer when the peer accepts one (./sem-stream.ts).
       this.version > 1 ? [DIFF_PATH, RELAY_PATH] : [],
     );
@@ -287,8 +305,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       peerOk: (name) => this.peerOk(name),
       peerFailed: (name, error) => this.peerFailed(name, error),
       knownDown: (name) => this.knownDown(name),
-      // Only a peer known to speak version 2 relays (a version-1 store has no relay route).
-      canRelay: (name) => this.version > 1 && this.versionOf(name) === 2,
+      // Only a peer known to speak version 2 or later relays (a version-1 store has no relay route).
+      canRelay: (name) => this.version > 1 && (this.versionOf(name) ?? 1) >= 2,
       isNoRoute: (e) => e instanceof SemClientError && e.status === 404,
       cannotRelay: (name) => this.setVersionOf(name, 1),
     });
@@ -305,7 +323,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       secret: opts.secret,
       ping: () => ({ hostname: this.identity.hostname, address: this.identity.address, time: Date.now() }),
       onRefused: (remote, reason) => this.refused(remote, reason),
-      sign: this.secure ? (label, text) => signMessage(this.signingKey(text), label, text) : undefined,
+      // By the pair key of (this VM, the requester) when the request names it, else signed (./pair-key-answer.ts).
+      sign: this.secure ? (label, text, pair) => this.answers.sign(label, text, pair) : undefined,
       encrypt: this.secure,
       previousSecret: this.previousSecret,
       // Every answer announces this store's wire version: a peer that hears none takes it for a
@@ -355,6 +374,12 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
   roundCounts(): { made: number; postponed: number } {
     return { made: this.rounds, postponed: this.pacer.total };
+  }
+
+  /** Answers this store accepted, by how they were authenticated: by pair key, by signature, by
+   * the cluster MAC alone (a seed, or a member without a published key) (tests, benches). */
+  answersAccepted(): { pair: number; signed: number; macOnly: number } {
+    return { ...this.answers.accepted };
   }
 
   /** Which wire version each member was last heard speaking (for status and tests). */
@@ -431,9 +456,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const before = this.current;
     if (id.address !== before.address) throw new ConfigError(`a store keeps its address: ${before.address}, not ${id.address}`);
     let key: VmKey;
+    let dh: VmKey | undefined;
     let chain: KeyEndorsement[];
     try {
       key = id.hostname === this.key.hostname ? this.key : loadOrCreateVmKey(this.folder, id.hostname);
+      dh = !this.dh || id.hostname === this.dh.hostname ? this.dh : loadOrCreateVmKey(this.folder, id.hostname, X25519);
       // The endorsements of the new name's keys (key-chain.ts): none for a name this VM never had.
       chain = id.hostname === before.hostname ? this.keyChain : loadKeyChain(this.folder, id.hostname);
     } catch (e) {
@@ -443,6 +470,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (key !== this.key) this.retired = { key: this.key, from: `"from":${JSON.stringify(before.hostname)}`, until: Date.now() + RETIRED_KEY_MS };
     this.current = id;
     this.key = key;
+    this.dh = dh;
     this.keyChain = chain;
     this.disk.hostname = id.hostname;
     // Never reuse a sequence number the new name already used (a former VM of that name).
@@ -672,12 +700,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const have = this.replica.get('group', this.identity.hostname);
     if (!have) throw new EditError(`${this.identity.hostname} has no group record to publish a key in`);
     const next = prepareRotation(this.folder, this.identity.hostname);
-    const record = toMember({ ...fromMember(have), publicKey: next.publicKey });
+    // The X25519 key is rotated with it, published in the same change (when it is published at all).
+    const published = this.dhKeyToPublish(have) !== '-';
+    const nextDh = this.dh ? prepareRotation(this.folder, this.identity.hostname, X25519) : undefined;
+    const record = toMember({ ...fromMember(have), publicKey: next.publicKey, dhKey: published && nextDh ? nextDh.publicKey : '-' });
     await this.edit({ file: 'group', op: 'Mod', before: have, record });
     // The old key endorses the new one: the next diffs of this record carry it, so a peer that
     // still holds a key before the old one follows (./key-chain.ts).
     const endorsement = endorseKey(this.key, next.publicKey);
     this.key = commitRotation(this.folder, this.identity.hostname);
+    if (nextDh) this.dh = commitRotation(this.folder, this.identity.hostname, X25519);
     this.keyChain = extendKeyChain(this.folder, this.identity.hostname, this.keyChain, endorsement);
     // This VM's other entries are signed again under the new key: a peer that learns them later
     // (a newcomer) can check them once the old key is no longer visible in the group record's own
@@ -804,18 +836,6 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
     if (opts.readOnly) return;
     throw new ProtocolError(`refused: ${claimed} publishes no key in the group file (a VM first adds its own group record with its key)`, 401);
-  }
-
-  /** An answer must be signed by the key of the member at the address asked (a seed not yet known: the MAC only). */
-  private checkAnswer(target: Target, label: string, text: string, signature: string | undefined): string | null {
-    const sig = parseSignature(signature);
-    if (!sig) return 'the answer carries no VM signature';
-    const r = this.replica.get('group', sig.signer);
-    if (!r) return null;
-    const m = fromMember(r);
-    if (m.address !== target.address) return `signed by ${sig.signer}, whose address is ${m.address}, not ${target.address}`;
-    if (m.publicKey === '-') return null;
-    return verifyMessage(m.publicKey, label, text, sig.sig) ? null : `not signed by the key ${sig.signer} publishes`;
   }
 
   /** A diff posted to this VM, or relayed to it (`checked`: decoded and authenticated by onRelay). */
@@ -1208,6 +1228,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
           (e: Error) => this.peerFailed(seed.address, e.message),
         ),
     ]);
+    // The peers heard this round may be the last ones the wire version rules wait for (dhKeyToPublish).
+    this.publishKey();
     this.updateStatus();
   }
 
@@ -1275,7 +1297,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const have = this.replica.get('group', id.hostname);
     // Keep the record's state (maintenance, fenced): a VM restarted while in maintenance stays so
     // until someone changes it (lib/ops/maintenance.ts); the public key is this VM's own.
-    const want = toMember({ ...id, state: have ? fromMember(have).state : 'member', publicKey: this.key.publicKey });
+    const want = toMember({ ...id, state: have ? fromMember(have).state : 'member', publicKey: this.key.publicKey, dhKey: this.dhKeyToPublish(have) });
     if (sameRecord(have, want)) return;
     // A fence is not undone by a restart (issue 12): a VM marked fenced stays out until an
     // operator re-admits it (lib/monitor/readmit.ts); its heartbeat keeps its service stopped.
@@ -1292,22 +1314,41 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /**
    * A VM made a member by another (a backup added by the manager that recovered it) publishes its
-   * key in the record it was given. A record that publishes another key is not overwritten: this
-   * VM's messages are then refused everywhere, and it says so.
+   * key in the record it was given, and any VM its X25519 key once the wire version rules allow it
+   * (dhKeyToPublish). A record that publishes another key is not overwritten: this VM's messages
+   * are then refused everywhere, and it says so.
    */
   private publishKey(): void {
     const have = this.replica.get('group', this.identity.hostname);
     if (!have || this.publishing || this.stopped) return;
-    const published = fromMember(have).publicKey;
-    if (published === this.key.publicKey) return;
-    if (published !== '-') {
+    const m = fromMember(have);
+    if (m.publicKey !== '-' && m.publicKey !== this.key.publicKey) {
       this.safeEmit('warning', `the group record of ${this.identity.hostname} publishes another key than this VM's (${this.key.file}): peers refuse this VM's messages; rotate or revoke (docs/security.md)`);
       return;
     }
+    const dhKey = this.dhKeyToPublish(have);
+    if (m.publicKey === this.key.publicKey && m.dhKey === dhKey) return;
     this.publishing = true;
-    this.edit({ file: 'group', op: 'Mod', before: have, record: toMember({ ...fromMember(have), publicKey: this.key.publicKey }) })
+    this.edit({ file: 'group', op: 'Mod', before: have, record: toMember({ ...m, publicKey: this.key.publicKey, dhKey }) })
       .catch((e: Error) => this.safeEmit('warning', `could not publish this VM's key: ${e.message}`))
       .finally(() => (this.publishing = false));
+  }
+
+  /**
+   * The X25519 key this VM's group record should carry (sem-protocol.ts, version 3's rules): its
+   * own once published, or once every serving member (at least one) was heard speaking version 3
+   * or later (a release before refuses a record with it); '-' before that, and at wire version 2
+   * or below.
+   */
+  private dhKeyToPublish(have: RecordFields | undefined): string {
+    const dh = this.version >= 3 ? this.dh : undefined;
+    if (!dh) return '-';
+    if (have && fromMember(have).dhKey !== '-') return dh.publicKey;
+    // Alone (or not knowing its peers yet: a newcomer whose seeds did not answer) it waits: the
+    // members it has not heard of may run an older release, and a VM alone needs no answers.
+    const peers = this.peers();
+    const all3 = peers.length > 0 && peers.every((p) => (this.peerVersions.get(p.address) ?? 1) >= 3);
+    return all3 ? dh.publicKey : '-';
   }
 
   /** A group record whose key changed: the old key stays acceptable for ROTATION_GRACE_MS. */
@@ -1319,6 +1360,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
     if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
+    if (diff.file === 'group') for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
     if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     const ev: ChangeEvent = {
       file: diff.file,
@@ -1337,6 +1379,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   private emitKeyChange(c: KeyChange, from: string): void {
     if (c.file === 'group') this.noteKeyChange(c.before, c.after);
+    if (c.file === 'group') this.answers.forget(c.key);
     if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
@@ -1405,6 +1448,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       peerStates: this.peerState.size,
       pendingSyncs: this.pendingSync.size,
       sockets: c.sockets,
+      pairKeys: this.answers.retained(),
       queuedRequests: c.queued,
       streams: c.streams,
       streamRequests: c.inFlight,

@@ -13,6 +13,7 @@ import { AddressInfo, Socket } from 'net';
 import { BodyError, ByteBudget, readBounded } from '../net/bounded-body';
 import { truncate } from '../records/files';
 import { SIG_HEADER } from './vm-key';
+import { PAIR_HEADER } from './pair-key';
 import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
 import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedVersion, mac, responseLabel, verifyMac } from './sem-protocol';
 import { ClientStream, NO_STREAM_RETRY_MS, STREAM_BACKOFF_MS, STREAM_PATH, STREAM_PROTOCOL, ServerStream, StreamAnswer } from './sem-stream';
@@ -82,8 +83,9 @@ export interface ServerOptions {
   /** Called for each request or connection refused before its handler ran (bad MAC, too big, ...). */
   onRefused: (remote: string, reason: string) => void;
   limits?: Partial<ServerLimits>;
-  /** This VM's signature of an answer (header value), when it signs. */
-  sign?: (label: string, body: string) => string;
+  /** This VM's signature of an answer (header value), when it signs; `pair` is the request's
+   * PAIR_HEADER (the requester and the pair key it expects: ./pair-key-answer.ts). */
+  sign?: (label: string, body: string, pair?: string) => string;
   /** Bodies sealed with AES-256-GCM under a key derived from the secret (wire-crypto); a plain
    * request is then refused. */
   encrypt?: boolean;
@@ -207,13 +209,13 @@ export class SemServer {
   }
 
   /** An answer's bytes and headers: MAC'd (and signed, sealed) when it answers an authenticated request. */
-  private prepare(status: number, body: unknown, requestMac: string | undefined, secret: string): PreparedAnswer {
+  private prepare(status: number, body: unknown, requestMac: string | undefined, secret: string, pair?: string): PreparedAnswer {
     let text = JSON.stringify(body);
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
     if (requestMac) {
       // Answered under the secret the request was MAC'd with (the previous one during a rotation).
       const label = responseLabel(requestMac, status);
-      if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text);
+      if (this.opts.sign) headers[SIG_HEADER] = this.opts.sign(label, text, pair);
       if (this.key) {
         text = seal(secret === this.opts.secret ? this.key : bodyKey(secret), label, text);
         headers[ENC_HEADER] = '1';
@@ -302,8 +304,9 @@ export class SemServer {
    */
   private authenticated(input: Incoming, handler: Route, respond: Respond): boolean {
     const { path, headers, body, remote } = input;
+    const pair = input.headers[PAIR_HEADER] as string | undefined;
     const send = (status: number, answer: unknown, requestMac?: string, close = false, secret = this.opts.secret) =>
-      respond(this.prepare(status, answer, requestMac, secret), close);
+      respond(this.prepare(status, answer, requestMac, secret, pair), close);
     const refuse = (status: number, reason: string): false => {
       this.opts.onRefused(remote, reason);
       send(status, { error: reason }, undefined, input.closeOnRefusal);
@@ -344,7 +347,7 @@ export class SemServer {
           return;
         }
         // Prepared now, written once the handler's data is durable.
-        const answer = this.prepare(reply.status, reply.body, requestMac, secret);
+        const answer = this.prepare(reply.status, reply.body, requestMac, secret, pair);
         return reply.ready.then(() => {
           respond(answer, false);
           reply.afterSend?.();
@@ -425,9 +428,10 @@ export class SemClient {
     /** The secret before a rotation, while it is accepted: used for a peer that does not know the
      * new one yet (docs/security.md, rotate the cluster secret). */
     private readonly previousSecret?: () => string | undefined,
-    /** This VM's wire version, announced on every request (unset: none, as version 1), and who
-     * hears the version each authenticated answer announces. */
-    private readonly wire: { version?: WireVersion; heard?: (target: Target, version: WireVersion) => void } = {},
+    /** This VM's wire version, announced on every request (unset: none, as version 1), who
+     * hears the version each authenticated answer announces, and the pair header of a request to
+     * a target (./pair-key-answer.ts). */
+    private readonly wire: { version?: WireVersion; heard?: (target: Target, version: WireVersion) => void; pair?: (target: Target) => string | undefined } = {},
     /** Paths sent over a persistent stream per peer (./sem-stream.ts) when the peer accepts one. */
     streamPaths: string[] = [],
   ) {
@@ -523,6 +527,7 @@ export class SemClient {
   private once(target: Target, path: string, plain: string, opts: PostOptions, secret = this.secret): Promise<unknown> {
     const { signature, body, requestMac } = this.prepare(path, plain, opts.signature, secret);
     const key = this.keyOf(secret);
+    const pair = this.wire.pair?.(target);
     const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const version = this.wire.version && this.wire.version > 1 ? String(this.wire.version) : undefined;
@@ -532,6 +537,7 @@ export class SemClient {
       if (signature) head[SIG_HEADER] = signature;
       if (key) head[ENC_HEADER] = '1';
       if (version) head[WIRE_VERSION_HEADER] = version;
+      if (pair) head[PAIR_HEADER] = pair;
       return stream.request(head, body, maxAnswerBytes, timeoutMs).then((a: StreamAnswer) => this.answerOf(target, a.status, a.headers, a.body.toString('utf8'), requestMac, secret, key));
     }
     return new Promise((resolve, reject) => {
@@ -549,6 +555,7 @@ export class SemClient {
             [MAC_HEADER]: requestMac,
             ...(signature ? { [SIG_HEADER]: signature } : {}),
             ...(key ? { [ENC_HEADER]: '1' } : {}),
+            ...(pair ? { [PAIR_HEADER]: pair } : {}),
             ...(version ? { [WIRE_VERSION_HEADER]: version } : {}),
           },
         },

@@ -21,27 +21,47 @@ export const MAC_HEADER = 'x-p2p-mac';
  *      snapshots on a difference), every diff posted directly to every peer.
  *   2  adds summary and pull (anti-entropy with one partner a round, only what differs) and
  *      relay (a fan-out tree past 24 peers); keeps answering every route of version 1.
+ *   3  answers by pair key (./pair-key.ts, docs/security.md "Answers by pair key"): a group record
+ *      may carry a 7th field, the VM's X25519 key (`dhKey`), which a release before version 3
+ *      refuses (a record of 7 fields is invalid there); requests may carry PAIR_HEADER (the
+ *      requester and the pair it expects), which a release before ignores; an answer's
+ *      `x-p2p-sig` may then be a pair-key tag (`<hostname> p=<HMAC>`) instead of a signature.
+ *      Routes and bodies are those of version 2.
  *
  * A version-2 store speaks version 1 to a peer whose last authenticated message announced 1 (or
  * that answered a summary with "no route"): a full digest exchange instead of a summary, direct
  * posts, and it never makes such a peer a relay. The header is not covered by the MAC: forging it
  * can only make two version-2 peers fall back to version 1, which is as safe, only costlier.
+ *
+ * Version 3's rules (pair keys): a VM publishes its X25519 key in its group record only once every
+ * serving member of its group file (at least one) was heard announcing version 3 or later (before,
+ * its record would be refused by the others); once published it stays (a VM rolled back below 3 after that
+ * refuses the records that carry one: roll back only before every VM publishes, or take its files
+ * from a peer again). A VM asked answers by pair key only when the request names the pair its own
+ * group file gives (both published keys), else it signs with Ed25519 as version 2 does. The
+ * requester accepts from a member either a tag under the pair key it computes for that member or
+ * that member's Ed25519 signature, at every version: a signature is as strong against an insider
+ * as a pair key, so taking it is no downgrade (only slower), and a VM whose newest key has not
+ * reached the peer yet still gets its answers. Never the cluster MAC alone from a member whose
+ * record publishes a key. Forging the version header or PAIR_HEADER can only turn pair-key answers
+ * into signed ones, or make an answer fail its check (as dropping it would).
  * docs/operations.md, "Upgrading", gives the order.
  *
- * Diff streams (./sem-stream.ts) are not a wire version: a version-2 store of this release accepts
+ * Diff streams (./sem-stream.ts) are not a wire version: a store of version 2 or 3 of this release accepts
  * the upgrade `GET /p2p/stream`; an older one (or one set to version 1) answers 404 and is posted
  * to as before. Frames carry the same bodies and x-p2p-* values as POSTs, this header included.
  */
-export const WIRE_VERSION = 2;
-export const PREVIOUS_WIRE_VERSION = 1;
+export const WIRE_VERSION = 3;
+export const PREVIOUS_WIRE_VERSION = 2;
 export const WIRE_VERSION_HEADER = 'x-p2p-proto';
-export type WireVersion = 1 | 2;
+export type WireVersion = 1 | 2 | 3;
 
 /** The version a header announces: absent or unreadable is 1; a later version than ours is ours
  * (it promises to answer our routes). */
 export function announcedVersion(header: unknown): WireVersion {
   const n = typeof header === 'string' ? Number(header) : NaN;
-  return Number.isInteger(n) && n >= WIRE_VERSION ? WIRE_VERSION : 1;
+  if (!Number.isInteger(n) || n < 2) return 1;
+  return n >= WIRE_VERSION ? WIRE_VERSION : (n as WireVersion);
 }
 export const LIMITS = {
   /** A diff is one record or two, a batch a few more: a few hundred bytes to a few KB. */

@@ -3,13 +3,24 @@
 // folder of the files' folder), one per hostname: an OD that takes the role S2b gets a key of its
 // own for S2b. Its public key is published in the VM's group record (the optional `publicKey`
 // field); every message this VM sends is signed with it, and receivers check it against that record
-// (docs/security.md).
+// (docs/security.md). Beside it, made, rotated and removed with it, the VM's X25519 key (`X25519`,
+// `<hostname>.x25519.pem`): answers to a peer are authenticated with a key agreed with that peer
+// (./pair-key.ts), its public half published as the group record's `dhKey`.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, sign, verify } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** A kind of key pair kept per hostname in the key folder: its type, its file's suffix, and the
+ * DER prefix of its SubjectPublicKeyInfo (the raw 32-byte public key follows it). */
+export interface KeyKind {
+  type: 'ed25519' | 'x25519';
+  suffix: string;
+  spki: Buffer;
+}
+/** The signing key (every message, every entry proof). */
+export const ED25519: KeyKind = { type: 'ed25519', suffix: '.pem', spki: Buffer.from('302a300506032b6570032100', 'hex') };
+/** The key agreement key: answers authenticated by a pair key (./pair-key.ts). */
+export const X25519: KeyKind = { type: 'x25519', suffix: '.x25519.pem', spki: Buffer.from('302a300506032b656e032100', 'hex') };
 
 export class VmKeyError extends Error {}
 
@@ -22,27 +33,28 @@ export interface VmKey {
 }
 
 export const keyFolder = (folder: string) => path.join(folder, '.keys');
-const keyFile = (folder: string, hostname: string) => path.join(keyFolder(folder), `${hostname}.pem`);
+const keyFile = (folder: string, hostname: string, kind: KeyKind) => path.join(keyFolder(folder), `${hostname}${kind.suffix}`);
 
 export function publicKeyB64(key: KeyObject): string {
   const der = createPublicKey(key).export({ format: 'der', type: 'spki' });
-  return der.subarray(SPKI_PREFIX.length).toString('base64');
+  return der.subarray(ED25519.spki.length).toString('base64');
 }
 
 const cache = new Map<string, KeyObject | null>();
 
-/** The KeyObject of a published public key, or null when it is not a valid Ed25519 key. */
-export function publicKeyObject(b64: string): KeyObject | null {
-  if (cache.has(b64)) return cache.get(b64)!;
+/** The KeyObject of a published public key, or null when it is not a valid key of that kind. */
+export function publicKeyObject(b64: string, kind: KeyKind = ED25519): KeyObject | null {
+  const id = `${kind.type}:${b64}`;
+  if (cache.has(id)) return cache.get(id)!;
   let k: KeyObject | null = null;
   try {
     const raw = Buffer.from(b64, 'base64');
-    if (raw.length === 32) k = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    if (raw.length === 32) k = createPublicKey({ key: Buffer.concat([kind.spki, raw]), format: 'der', type: 'spki' });
   } catch {
     k = null;
   }
   if (cache.size > 4096) cache.clear();
-  cache.set(b64, k);
+  cache.set(id, k);
   return k;
 }
 
@@ -57,9 +69,13 @@ function writeKey(file: string, key: KeyObject): void {
   fs.renameSync(tmp, file);
 }
 
-/** This VM's key for `hostname`, created (0600) when there is none. */
-export function loadOrCreateVmKey(folder: string, hostname: string): VmKey {
-  const file = keyFile(folder, hostname);
+const generate = (kind: KeyKind): KeyObject =>
+  // Two literal calls: the overloads of generateKeyPairSync are per type.
+  kind.type === 'ed25519' ? generateKeyPairSync('ed25519').privateKey : generateKeyPairSync('x25519').privateKey;
+
+/** This VM's key of a kind (default: its Ed25519 signing key) for `hostname`, created (0600) when there is none. */
+export function loadOrCreateVmKey(folder: string, hostname: string, kind: KeyKind = ED25519): VmKey {
+  const file = keyFile(folder, hostname, kind);
   let privateKey: KeyObject;
   if (fs.existsSync(file)) {
     const mode = fs.statSync(file).mode & 0o777;
@@ -69,27 +85,27 @@ export function loadOrCreateVmKey(folder: string, hostname: string): VmKey {
     } catch (e) {
       throw new VmKeyError(`${file} is not a private key (${(e as Error).message}); move it away to make a new one (then rotate: docs/security.md)`);
     }
-    if (privateKey.asymmetricKeyType !== 'ed25519') throw new VmKeyError(`${file} is not an Ed25519 key`);
+    if (privateKey.asymmetricKeyType !== kind.type) throw new VmKeyError(`${file} is not an ${kind.type === 'ed25519' ? 'Ed25519' : 'X25519'} key`);
   } else {
-    privateKey = generateKeyPairSync('ed25519').privateKey;
+    privateKey = generate(kind);
     writeKey(file, privateKey);
   }
   return { hostname, privateKey, publicKey: publicKeyB64(privateKey), file };
 }
 
-/** Rotation, step 1: a new key beside the current one (`<hostname>.pem.next`); the current one stays in use. */
-export function prepareRotation(folder: string, hostname: string): VmKey {
-  const file = `${keyFile(folder, hostname)}.next`;
-  const privateKey = generateKeyPairSync('ed25519').privateKey;
+/** Rotation, step 1: a new key beside the current one (`<hostname><suffix>.next`); the current one stays in use. */
+export function prepareRotation(folder: string, hostname: string, kind: KeyKind = ED25519): VmKey {
+  const file = `${keyFile(folder, hostname, kind)}.next`;
+  const privateKey = generate(kind);
   writeKey(file, privateKey);
   return { hostname, privateKey, publicKey: publicKeyB64(privateKey), file };
 }
 
 /** Rotation, step 2 (once the new public key is published): the new key replaces the current one. */
-export function commitRotation(folder: string, hostname: string): VmKey {
-  const file = keyFile(folder, hostname);
+export function commitRotation(folder: string, hostname: string, kind: KeyKind = ED25519): VmKey {
+  const file = keyFile(folder, hostname, kind);
   fs.renameSync(`${file}.next`, file);
-  return loadOrCreateVmKey(folder, hostname);
+  return loadOrCreateVmKey(folder, hostname, kind);
 }
 
 export const SIG_HEADER = 'x-p2p-sig';

@@ -310,9 +310,11 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     for (const vm of [s1, s2]) {
       const keyFile = path.join(filesOf(vm), '.keys', `${vm.name}.pem`);
       assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, `${vm.name}'s key file mode`);
+      // Its X25519 key (answers by pair key, docs/security.md rule 11) beside it, 0600 too.
+      assert.equal(fs.statSync(path.join(filesOf(vm), '.keys', `${vm.name}.x25519.pem`)).mode & 0o777, 0o600, `${vm.name}'s X25519 key file mode`);
       assert.equal(fs.statSync(path.dirname(keyFile)).mode & 0o777, 0o700);
       for (const other of [s1, s2]) {
-        assert.match(fs.readFileSync(path.join(filesOf(other), 'group'), 'utf8'), new RegExp(`^${vm.name}, .*, member, [A-Za-z0-9+/]{43}=$`, 'm'), `${vm.name}'s key in ${other.name}'s group file`);
+        assert.match(fs.readFileSync(path.join(filesOf(other), 'group'), 'utf8'), new RegExp(`^${vm.name}, .*, member, [A-Za-z0-9+/]{43}=(?:, [A-Za-z0-9+/]{43}=)?$`, 'm'), `${vm.name}'s key in ${other.name}'s group file`);
       }
     }
     const before = fs.readFileSync(path.join(filesOf(s1), 'group'), 'utf8');

@@ -37,7 +37,9 @@ describe('edit authority applied to local edits', function () {
     s1 = store(1);
     s2 = store(2);
     await Promise.all([s1.start(), s2.start()]);
-    await waitFor(() => s1.get('group', 'S2')?.[5] !== undefined && s2.get('group', 'S1')?.[5] !== undefined, { what: 'both members with their keys on both', timeoutMs: 10_000 });
+    // Both keys of both (Ed25519, then X25519 once each heard the other: docs/security.md rule 11),
+    // so that no VM changes its own record during the test.
+    await waitFor(() => [s1, s2].every((s) => ['S1', 'S2'].every((h) => s.get('group', h)?.[6] !== undefined)), { what: 'both members with their keys on both', timeoutMs: 10_000 });
   });
 
   after(async () => {
