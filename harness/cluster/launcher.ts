@@ -68,7 +68,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { httpRequest } from '../http';
 import { pickFreePort } from '../net';
-import { pidsUsingDir } from '../procs';
+import { pidState, pidsUsingDir } from '../procs';
 import { waitFor } from '../wait';
 
 export interface FlowNode {
@@ -511,13 +511,19 @@ export class Cluster {
     );
   }
 
-  /** Send `signal`; for SIGKILL, resolve once the process is gone. */
+  /** Send `signal`; for SIGKILL, resolve once the process is gone; for SIGSTOP, once the kernel
+   * shows it stopped (a signal is delivered asynchronously: /proc showed 'R' just after kill() on a
+   * loaded CI machine), as `virsh suspend` returns only once the guest is paused. */
   async kill(v: string | Vm, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.proc(v);
     if (!p.child || p.pid === undefined) throw new Error(`VM ${p.name} is not running (${p.state})`);
-    process.kill(p.pid, signal);
-    if (signal === 'SIGSTOP') p.state = 'frozen';
-    else if (signal === 'SIGCONT') p.state = 'running';
+    const pid = p.pid;
+    process.kill(pid, signal);
+    if (signal === 'SIGSTOP') {
+      p.state = 'frozen';
+      const stopped = () => ['T', 't', 'Z', undefined].includes(pidState(pid));
+      await waitFor(stopped, { timeoutMs: 10_000, intervalMs: 2, what: `${p.name} (pid ${pid}) stopped by SIGSTOP` });
+    } else if (signal === 'SIGCONT') p.state = 'running';
     else if (signal === 'SIGKILL') await p.exited;
   }
 
