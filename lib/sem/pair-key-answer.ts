@@ -11,7 +11,8 @@
 //     group record publishes, by the member at the address it asked; or
 //   - signed by the Ed25519 key that record publishes (always acceptable: a signature is at least
 //     as strong against an insider as a pair key, so this is no downgrade; it only costs more);
-//   - never the cluster MAC alone once that record publishes a key (a seed not yet in the group
+//   - never the cluster MAC alone once that record publishes a key, nor an answer signed under a
+//     name outside the group file at the address of such a member (a seed not yet in the group
 //     file is taken on the MAC alone, as before: bootstrap).
 import { fromMember, type Member } from '../records/records';
 import { PAIR_HEADER, PairKeys, pairRequest, pairTag, parsePairRequest, parsePairTag, verifyPairTag } from './pair-key';
@@ -110,8 +111,15 @@ export class AnswerAuth {
     if (!sig) return 'the answer carries no VM signature';
     const m = this.member(sig.signer);
     if (m && m.address !== address) return `signed by ${sig.signer}, whose address is ${m.address}, not ${address}`;
+    if (!m) {
+      // A seed not in the group file yet: the MAC alone (bootstrap). Not at a member's address
+      // when that member publishes a key: there only that member answers (else an insider on the
+      // path could acknowledge in its place under an unknown name).
+      const at = this.memberAt(address);
+      if (at && at.publicKey !== '-') return `signed by ${sig.signer}, which is not in the group file, at ${address}, where ${at.hostname} answers`;
+    }
     if (!m || m.publicKey === '-') {
-      // A seed not in the group file yet, or a member without a published key: the MAC alone (bootstrap).
+      // A seed not in the group file yet, or a member without a published key: the MAC alone.
       this.accepted.macOnly++;
       return null;
     }

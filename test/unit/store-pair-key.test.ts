@@ -155,6 +155,8 @@ describe('SEM: answers by pair key between real stores', function () {
       ["S2's pair key with S1", (l, t) => pairTag(derivePairKey(insiderDh, 'S2', s1Party), 'S1', 'S3', l, t), /not authenticated by the pair key of S1 and S3/],
       ["S2's pair key with S1, as S2", (l, t) => pairTag(derivePairKey(insiderDh, 'S2', s1Party), 'S1', 'S2', l, t), /answered by S2, whose address is/],
       ["S2's signature in S3's name", (l, t) => signMessage({ ...insiderSig, hostname: 'S3' }, l, t), /not signed by the key S3 publishes/],
+      // A name outside the group file (the bootstrap case of a seed) is not taken at S3's address.
+      ["S2's signature under a name no VM has", (l, t) => signMessage({ ...insiderSig, hostname: 'NOBODY9' }, l, t), /NOBODY9, which is not in the group file, at .* where S3 answers/],
     ];
     for (const [what, f, why] of forgeries) {
       forge = f;
