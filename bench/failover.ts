@@ -12,6 +12,7 @@ import { httpRequest } from '../harness/http';
 import { RecoveryCluster } from '../harness/recovery/recovery-cluster';
 import { REALISTIC_DELAYS } from '../harness/sim/sim-server';
 import { summarize } from './stats';
+import { PHASES, recoveryPhases, type Phase } from './failover-phases';
 
 const RUNS = Number(process.env.RUNS ?? 10);
 const REEXAM_MS = Number(process.env.REEXAM_MS ?? 2000);
@@ -26,6 +27,10 @@ interface TargetTimes {
   groupMs: number;
   hvMs: number;
   overheadMs: number;
+  /** Where the time went (failover-phases.ts), ms. */
+  phases: Partial<Record<Phase, number>>;
+  /** The last live VM whose group file showed the recovery, and how long after the first. */
+  last: string;
 }
 
 /** The simulated hypervisor time of one recovery's commands (each exec, plus its operation). */
@@ -61,8 +66,9 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
       const at = Date.parse(m[1]) - t0Epoch;
       if (at < 0) continue;
       const roleLine = /^(role |identity )/.test(m[3]);
-      if (ods.includes(n) && !roleLine) continue;
-      if (m[2] === 'applied' && !/local=1/.test(m[3]) && !roleLine) continue;
+      // The OD's own lines (the role, and how the recovery's diffs reached it); a member's, only its own edits.
+      if (ods.includes(n) && !roleLine && m[2] !== 'applied') continue;
+      if (!ods.includes(n) && m[2] === 'applied' && !/local=1/.test(m[3]) && !roleLine) continue;
       if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
       lines.push([at, `${n} ${m[2]} ${m[3].slice(0, 200)}`]);
     }
@@ -93,13 +99,25 @@ function stepSummary(all: { step: string; ms: number }[]): Record<string, { p50:
   }));
 }
 
+/** Per phase, p50 / p99 over every recovery of the runs (a phase not found in a run's logs is left out). */
+function phaseSummary(all: TargetTimes[]): Record<string, { p50: number; p99: number; n: number }> {
+  const out: Record<string, { p50: number; p99: number; n: number }> = {};
+  for (const k of PHASES) {
+    const v = all.map((x) => x.phases[k]).filter((x): x is number => x !== undefined);
+    if (!v.length) continue;
+    const s = summarize(v);
+    out[k] = { p50: Math.round(s.p50), p99: Math.round(s.p99), n: v.length };
+  }
+  return out;
+}
+
 const loadAvg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
 async function run(rc: RecoveryCluster, targets: string[], steps?: { step: string; ms: number }[]): Promise<TargetTimes[]> {
   const before = new Set(rc.members('S1'));
   const odNames = rc.recordsOf('S1', 'available-od').map((r) => r[0]);
   const execBefore = rc.sims.map((s) => s.execLog.length);
-  const found = new Map<string, { serviceMs?: number; groupMs?: number; backup?: string; od?: string }>(targets.map((t) => [t, {}]));
+  const found = new Map<string, { serviceMs?: number; groupMs?: number; backup?: string; od?: string; seen?: Map<string, number>; last?: string }>(targets.map((t) => [t, {}]));
   let stop = false;
   const logStart = new Map(rc.memberNames.map((n) => [n, rc.logs(n).length]));
   const t0 = performance.now();
@@ -136,7 +154,18 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
       const live = [...before].filter((n) => !targets.includes(n)).concat(known.map((f) => f.od!));
       for (const f of known) {
         if (f.groupMs !== undefined) continue;
-        if (live.every((n) => { const m = rc.members(n); return m.includes(f.backup!) && !targets.some((t) => m.includes(t)); })) f.groupMs = performance.now() - t0;
+        const seen = (f.seen ??= new Map<string, number>());
+        for (const n of live) {
+          if (seen.has(n)) continue;
+          const m = rc.members(n);
+          if (m.includes(f.backup!) && !targets.some((t) => m.includes(t))) seen.set(n, performance.now() - t0);
+        }
+        if (live.every((n) => seen.has(n))) {
+          f.groupMs = performance.now() - t0;
+          // The last VM to show it, and how long after the first one (where the spread goes).
+          const order = [...seen].sort((a, b) => a[1] - b[1]);
+          f.last = `${order[order.length - 1][0]} +${Math.round(order[order.length - 1][1] - order[0][1])} ms after ${order[0][0]}`;
+        }
       }
     }
     if (known.every((f) => f.groupMs !== undefined && f.serviceMs !== undefined)) break;
@@ -144,15 +173,26 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
   }
   stop = true;
   await Promise.all(pollers);
-  if (process.env.TIMELINE) printTimeline(rc, targets, Date.now() - (performance.now() - t0), logStart);
+  const t0Epoch = Date.now() - (performance.now() - t0);
+  const missed = targets.filter((t) => found.get(t)!.groupMs === undefined || found.get(t)!.serviceMs === undefined);
+  if (process.env.TIMELINE || missed.length) printTimeline(rc, targets, t0Epoch, logStart);
+  if (missed.length) {
+    // What the files and the starters say, before the error ends the bench.
+    console.log(`not recovered: ${missed.join(' ')}; S1's problem file: ${JSON.stringify(rc.recordsOf('S1', 'problem'))}`);
+    for (const n of rc.memberNames) {
+      for (const l of rc.logs(n).slice(logStart.get(n) ?? 0).split('\n')) if (/p2p-backup-starter|p2p-heartbeat|warn|error/i.test(l)) console.log(`  ${n}: ${l.slice(0, 300)}`);
+    }
+  }
   steps?.push(...stepTimes(rc, logStart));
+  const starterLog = rc.memberNames.map((n) => rc.logs(n).slice(logStart.get(n) ?? 0)).join('\n');
   const commands = rc.sims.flatMap((s, i) => s.execLog.slice(execBefore[i]));
   return targets.map((t) => {
     const f = found.get(t)!;
     if (f.groupMs === undefined || f.serviceMs === undefined) throw new Error(`${t}: not recovered within 60 s: ${JSON.stringify(f)}`);
     const mine = commands.filter((c) => c.includes(`'${t}'`) || c.includes(`'${f.od}'`) || c.includes(`/${t}.sh`));
     const hvMs = hvDelay(mine);
-    return { target: t, backup: f.backup!, od: f.od!, serviceMs: f.serviceMs, groupMs: f.groupMs, hvMs, overheadMs: f.groupMs - REEXAM_MS - hvMs };
+    const phases = recoveryPhases(rc, t, f.od!, t0Epoch, t0Epoch + f.groupMs, starterLog);
+    return { target: t, backup: f.backup!, od: f.od!, serviceMs: f.serviceMs, groupMs: f.groupMs, hvMs, overheadMs: f.groupMs - REEXAM_MS - hvMs, phases, last: f.last ?? '?' };
   });
 }
 
@@ -175,6 +215,7 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
           `${mode} ${i === 0 ? 'warm-up' : `run ${i}`}: ` +
             r.map((x) => `${x.target}->${x.backup} on ${x.od}: service ${Math.round(x.serviceMs)} ms, group everywhere ${Math.round(x.groupMs)} ms, overhead ${Math.round(x.overheadMs)} ms`).join('; '),
         );
+        for (const x of r) console.log(`  ${x.target} phases (ms): ${Object.entries(x.phases).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; last to show it: ${x.last}`);
         for (const x of r) await rc.rearm(x.target, x.backup, x.od);
       }
     }
@@ -203,6 +244,11 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
   const stepLine = (x: ReturnType<typeof stepSummary>) => Object.entries(x).map(([k, v]) => `${k} ${v.p50}/${v.p99}`).join(', ');
   console.log(`starters' steps, p50/p99 ms: one: ${stepLine(stepsOne)}`);
   console.log(`                          two: ${stepLine(stepsTwo)}`);
+  const phasesOne = phaseSummary(one.flat());
+  const phasesTwo = phaseSummary(two.flat());
+  const phaseLine = (x: ReturnType<typeof phaseSummary>) => Object.entries(x).map(([k, v]) => `${k} ${v.p50}/${v.p99}`).join(', ');
+  console.log(`phases (failover-phases.ts), p50/p99 ms: one: ${phaseLine(phasesOne)}`);
+  console.log(`                                   two: ${phaseLine(phasesTwo)}`);
   const loadEnd = loadAvg();
   console.log(`load average at start ${loadStart.join(' ')}, at end ${loadEnd.join(' ')}`);
   console.log(
@@ -229,6 +275,8 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
       note_file_server_two_s: NOTE.fileServer_two_s,
       steps_one: stepsOne,
       steps_two: stepsTwo,
+      phases_one: phasesOne,
+      phases_two: phasesTwo,
       load_avg_start: loadStart,
       load_avg_end: loadEnd,
     }),
