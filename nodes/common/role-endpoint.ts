@@ -6,9 +6,10 @@
 // VM's address and name inside the signed bytes). Only the store's identity fields can change
 // (lib/recovery/role.ts identityFromCall: the address stays the one called): the running store
 // takes them in place (takeIdentity below) and they are made durable in the store's own folder
-// (the role file, role-persist.ts); then the call is answered, and the flow is deployed with them
-// through the runtime's flows API (runtime-flows.ts) after the answer, off the recovery's path, to
-// persist them in flows.json. Every refusal goes to the store's rate-limited refusal log; nothing
+// (the role file, role-persist.ts), while the store catches up with the calling manager (one
+// anti-entropy exchange: the OD was frozen and missed the recovery's own edits); then the call is
+// answered, and the flow is deployed with them through the runtime's flows API (runtime-flows.ts)
+// after the answer, off the recovery's path, to persist them in flows.json. Every refusal goes to the store's rate-limited refusal log; nothing
 // is changed by a refused call.
 import type { IncomingMessage, ServerResponse } from 'http';
 import { readBounded } from '../../lib/net/bounded-body';
@@ -23,6 +24,7 @@ import type { RED } from './node-red';
 import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 import { readRoleFile, removeRoleFile, roleFilePath, setUnsaved, writeRoleFile } from './role-persist';
 import { nextRoleFile, type RoleFile } from '../../lib/recovery/role-file';
+import { fromMember } from '../../lib/records/records';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -180,6 +182,7 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
       store.switchIdentity(next);
       switched = true;
     }
+    catchUpWithCaller(store, from);
     const t1 = performance.now();
     await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString())).catch((e: Error) => {
       throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${e.message}`);
@@ -197,6 +200,22 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
   }
   // Run after the answer, in the role calls' queue (installRoleEndpoint).
   return { deploy: () => persist(RED, nodeId, id, deploy, true) };
+}
+
+/**
+ * Right after the switch, beside the role file's write: one anti-entropy exchange with the manager
+ * that called (at the address its group record gives, never one the call names). The OD was frozen
+ * and is no member: the manager's recent edits (its claim, the target marked `fenced`, and what
+ * it holds of other recoveries) did not reach it, and the manager's commit, the first diff sent to
+ * it as a member, would only show that gap and start a catch-up then (seen in bench:failover: the
+ * backup was the last VM to show the recovery, 120-300 ms after its manager). Merging is what any
+ * exchange does (each entry's proof and authority checked), so it changes nothing the role
+ * decides; a failure is left to the periodic rounds.
+ */
+function catchUpWithCaller(store: ReplicatedStore, caller: string): void {
+  const rec = store.get('group', caller);
+  if (!rec) return;
+  store.exchange({ address: fromMember(rec).address, port: store.port }, caller).catch(() => undefined);
 }
 
 /**

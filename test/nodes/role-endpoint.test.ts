@@ -63,15 +63,15 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
 
   const odStore = () => (helper.getNode('store') as unknown as { files: ReplicatedStore }).files;
 
-  const odFlow = () => [
+  const odFlow = (syncInterval = 300) => [
     { id: 'f1', type: 'tab' },
-    { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval: 300, autoJoin: false },
+    { id: 'store', type: 'p2p-store', hostname: 'OD3', address: OD, realServer: 'RS3', services: '-', folder: path.join(dir, 'OD3'), port, seeds: S1, syncInterval, autoJoin: false },
   ];
   const roleFile = () => path.join(dir, 'OD3', '.role.json');
 
-  async function start(modules: unknown[] = [storeNode]) {
+  async function start(modules: unknown[] = [storeNode], syncInterval?: number) {
     const s1 = await caller('S1', S1, true);
-    await helper.load(modules as (typeof storeNode)[], odFlow(), { store: { secret: SECRET } });
+    await helper.load(modules as (typeof storeNode)[], odFlow(syncInterval), { store: { secret: SECRET } });
     // The OD catches up from S1: S1's record, with its key, is in the OD's own files.
     await waitFor(() => odStore().get("group", "S1")?.[5] === s1.publicKey, { what: "S1's key in the OD's group file", timeoutMs: 10_000 }).catch((e) => {
       throw new Error(`${e.message}: OD store ${odStore().identity.hostname} ${odStore().status.text}; group ${JSON.stringify(odStore().records("group"))}`);
@@ -223,6 +223,17 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(odStore().identity.hostname, 'S2c');
     assert.equal(flowStore().hostname, 'S2c');
     assert.ok(!fs.existsSync(roleFile()));
+  });
+
+  it('the backup catches up with the manager that called at once, not at its next round', async () => {
+    // Anti-entropy every 60 s: only the role call's own catch-up can bring the manager's edits in time.
+    const s1 = await start([storeNode], 60_000);
+    // Made while the OD (no member, no peer) gets no diffs: the claim and the target fenced.
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'service', 'recovering', 'S2b', new Date().toISOString()] });
+    assert.equal(odStore().get('problem', 'S2'), undefined, 'the OD has not seen the claim yet');
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitFor(() => odStore().get('problem', 'S2')?.[3] === 'recovering', { what: "the manager's claim in the backup's files", timeoutMs: 5_000 });
   });
 
   it("the flow deploy after the answer waits for the manager's commit that makes the VM a member", async () => {
