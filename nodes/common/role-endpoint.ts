@@ -25,6 +25,7 @@ import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 import { readRoleFile, removeRoleFile, roleFilePath, setUnsaved, writeRoleFile } from './role-persist';
 import { nextRoleFile, type RoleFile } from '../../lib/recovery/role-file';
 import { fromMember } from '../../lib/records/records';
+import { catchUpPartners } from '../../lib/recovery/role-catch-up';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -183,6 +184,7 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
       switched = true;
     }
     catchUpWithCaller(store, from);
+    catchUpOnceMember(store, id.hostname, from);
     const t1 = performance.now();
     await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString())).catch((e: Error) => {
       throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${e.message}`);
@@ -218,6 +220,23 @@ function catchUpWithCaller(store: ReplicatedStore, caller: string): void {
   store.exchange({ address: fromMember(rec).address, port: store.port }, caller).catch(() => undefined);
 }
 
+/** How long a backup watches for the commit that makes it a member, to catch up then. */
+const MEMBER_WAIT_MS = 5_000;
+
+/**
+ * Once the commit has made this VM a member (its group record arrived), one exchange with each
+ * manager of the recoveries in hand (lib/recovery/role-catch-up.ts): what they sent before they
+ * knew this VM as a member. Not a member within MEMBER_WAIT_MS: the periodic rounds do it.
+ */
+function catchUpOnceMember(store: ReplicatedStore, hostname: string, caller: string): void {
+  void memberWithin(store, hostname, MEMBER_WAIT_MS, 0).then((member) => {
+    if (!member || store.identity.hostname !== hostname) return;
+    for (const p of catchUpPartners(hostname, caller, store.records('group'), store.records('problem'), Date.now())) {
+      store.exchange({ address: p.address, port: store.port }, p.hostname).catch(() => undefined);
+    }
+  });
+}
+
 /**
  * Deploy the flow with the store's identity `id` (already taken and in the role file), the store
  * handed over running. Never rejects: a failure is said loudly (error log, SEM log, the store's
@@ -228,7 +247,7 @@ async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Depl
   const storeOf = () => registry.storeEntries().find((s) => s.id === nodeId)?.files as ReplicatedStore | undefined;
   if (afterJoin) {
     const s = storeOf();
-    if (s instanceof ReplicatedStore) await joined(s, id.hostname, JOIN_WAIT_MS);
+    if (s instanceof ReplicatedStore) await memberWithin(s, id.hostname, JOIN_WAIT_MS, SETTLE_MS);
   }
   const store = storeOf();
   const want = validateIdentity(id);
@@ -261,26 +280,26 @@ async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Depl
   }
 }
 
-/** Resolves SETTLE_MS after `hostname` is in `store`'s group file, or after `maxMs`. */
-function joined(store: ReplicatedStore, hostname: string, maxMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
+/** Resolves true `settleMs` after `hostname` is in `store`'s group file, false after `maxMs` without it. */
+function memberWithin(store: ReplicatedStore, hostname: string, maxMs: number, settleMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     let settle: NodeJS.Timeout | undefined;
-    const done = () => {
+    const done = (member: boolean) => {
       clearTimeout(max);
       store.off('change', onChange);
-      resolve();
+      resolve(member);
     };
     const isMember = () => store.get('group', hostname) !== undefined;
     const onChange = (ev: ChangeEvent) => {
       if (settle || ev.file !== 'group' || !isMember()) return;
-      settle = setTimeout(done, SETTLE_MS);
+      settle = setTimeout(() => done(true), settleMs);
     };
     const max = setTimeout(() => {
       clearTimeout(settle);
-      done();
+      done(false);
     }, maxMs);
     store.on('change', onChange);
-    if (isMember()) settle = setTimeout(done, SETTLE_MS);
+    if (isMember()) settle = setTimeout(() => done(true), settleMs);
   });
 }
 

@@ -236,6 +236,31 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     await waitFor(() => odStore().get('problem', 'S2')?.[3] === 'recovering', { what: "the manager's claim in the backup's files", timeoutMs: 5_000 });
   });
 
+  it('once the commit makes it a member, the backup catches up with the managers of the other recoveries in hand', async () => {
+    const s1 = await start([storeNode], 60_000);
+    const s9 = await caller('S9', S9, true);
+    // Another recovery under way, S9's: its commit may be sent before S9 knows the backup as a member.
+    await s9.edit({ file: 'problem', op: 'Add', record: ['S5', 'S9', 'network', 'recovering', 'S5b', new Date().toISOString()] });
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', new Date().toISOString()] });
+    await waitFor(() => s1.get('problem', 'S5') !== undefined, { what: "S9's claim at S1", timeoutMs: 5_000 });
+    const od = odStore();
+    const asked: string[] = [];
+    const exchange = od.exchange.bind(od);
+    od.exchange = (target, name) => {
+      asked.push(name ?? target.address);
+      return exchange(target, name);
+    };
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The catch-up with the caller brings both claims.
+    await waitFor(() => od.get('problem', 'S5') !== undefined && od.get('problem', 'S2') !== undefined, { what: 'both claims in the backup\'s files', timeoutMs: 5_000 });
+    assert.deepEqual(asked, ['S1']);
+    // The commit: now a member, it asks the managers of both recoveries.
+    await s1.edit({ file: 'group', op: 'Add', record: ['S2b', OD, 'RS3', 'tcp:80'] });
+    await waitFor(() => asked.includes('S9'), { what: 'an exchange with S9 once a member', timeoutMs: 4_000 });
+    assert.deepEqual([...new Set(asked)].sort(), ['S1', 'S9'], 'only the managers of the recoveries in hand');
+  });
+
   it("the flow deploy after the answer waits for the manager's commit that makes the VM a member", async () => {
     let memberAtDeploy: boolean | undefined;
     const recordingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) =>

@@ -1,0 +1,39 @@
+// Whom a backup catches up with once it is a member (nodes/common/role-endpoint.ts). An OD was
+// frozen and no member: no diff was sent to it. Right after the role call it catches up with the
+// manager that called (the recovery's own claim and fence marks); but edits that other managers
+// sent while they did not know it as a member yet (a second recovery's commit made at the same
+// moment: two failures at once) reach it only at its next anti-entropy round (seen in
+// bench:failover: the other backup showed up on it up to 1.5 s after every other VM). So when its
+// own group record arrives it catches up once more with the managers of the recoveries in hand:
+// the caller and every manager whose recovery is under way or just done. That is one exchange per
+// recovery in hand, not one per member, so it stays small in a large group.
+import type { RecordFields } from '../records/files';
+import { naturalCompare } from '../records/natural-sort';
+import { isStatusIn } from '../records/problem';
+import { fromMember, fromProblem, isServing, type ProblemStatus } from '../records/records';
+
+/** Recoveries that may have sent edits a new member missed: under way, or done a moment ago. */
+const RECENT_STATUSES: readonly ProblemStatus[] = ['confirmed', 'fencing', 'recovering', 'recovered'];
+
+/** A recovery started longer ago than this (its `since`) is not in hand any more. */
+export const CATCH_UP_WINDOW_MS = 60_000;
+
+/**
+ * The members (name and address from the group file) that `me`, a backup just made a member by
+ * `caller`'s commit, catches up with: `caller` and the acting managers of the problems of
+ * RECENT_STATUSES detected within the window. Only serving members other than `me`, in natural order.
+ */
+export function catchUpPartners(me: string, caller: string, group: RecordFields[], problems: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { hostname: string; address: string }[] {
+  const managers = new Set([caller]);
+  for (const p of problems.map(fromProblem)) {
+    if (!isStatusIn(p.status, RECENT_STATUSES)) continue;
+    const since = Date.parse(p.since);
+    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
+    managers.add(p.detectedBy);
+  }
+  return group
+    .map(fromMember)
+    .filter((m) => m.hostname !== me && managers.has(m.hostname) && isServing(m))
+    .map((m) => ({ hostname: m.hostname, address: m.address }))
+    .sort((a, b) => naturalCompare(a.hostname, b.hostname));
+}
