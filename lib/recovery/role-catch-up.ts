@@ -6,7 +6,8 @@
 // bench:failover: the other backup showed up on it up to 1.5 s after every other VM). So when its
 // own group record arrives it catches up once more with the managers of the recoveries in hand:
 // the caller and every manager whose recovery is under way or just done. That is one exchange per
-// recovery in hand, not one per member, so it stays small in a large group.
+// recovery in hand, not one per member, so it stays small in a large group. Its flow deploy then
+// waits until no recovery is under way in its files (recoveriesUnderWay).
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { isStatusIn } from '../records/problem';
@@ -14,6 +15,8 @@ import { fromMember, fromProblem, isServing, type ProblemStatus } from '../recor
 
 /** Recoveries that may have sent edits a new member missed: under way, or done a moment ago. */
 const RECENT_STATUSES: readonly ProblemStatus[] = ['confirmed', 'fencing', 'recovering', 'recovered'];
+/** Recoveries whose commit is still to come. */
+const UNDER_WAY: readonly ProblemStatus[] = ['confirmed', 'fencing', 'recovering'];
 
 /** A recovery started longer ago than this (its `since`) is not in hand any more. */
 export const CATCH_UP_WINDOW_MS = 60_000;
@@ -36,4 +39,17 @@ export function catchUpPartners(me: string, caller: string, group: RecordFields[
     .filter((m) => m.hostname !== me && managers.has(m.hostname) && isServing(m))
     .map((m) => ({ hostname: m.hostname, address: m.address }))
     .sort((a, b) => naturalCompare(a.hostname, b.hostname));
+}
+
+/**
+ * The targets of the recoveries under way in these files (detected within the window): the backup
+ * defers its flow deploy (CPU and disk work) until their commits have reached it too, so that it
+ * does not compete with them (nodes/common/role-endpoint.ts, two failures at once).
+ */
+export function recoveriesUnderWay(problems: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): string[] {
+  return problems
+    .map(fromProblem)
+    .filter((p) => isStatusIn(p.status, UNDER_WAY) && Number.isFinite(Date.parse(p.since)) && nowMs - Date.parse(p.since) <= windowMs)
+    .map((p) => p.target)
+    .sort(naturalCompare);
 }

@@ -25,7 +25,7 @@ import { deployOwnIdentity, runtimeFlowsProblem } from './runtime-flows';
 import { readRoleFile, removeRoleFile, roleFilePath, setUnsaved, writeRoleFile } from './role-persist';
 import { nextRoleFile, type RoleFile } from '../../lib/recovery/role-file';
 import { fromMember } from '../../lib/records/records';
-import { catchUpPartners } from '../../lib/recovery/role-catch-up';
+import { catchUpPartners, recoveriesUnderWay } from '../../lib/recovery/role-catch-up';
 
 /** How long a caller may take to send its (small) body. */
 const BODY_TIMEOUT_MS = 5_000;
@@ -35,7 +35,8 @@ const BODY_TIMEOUT_MS = 5_000;
 const LISTEN_WAIT_MS = 3_000;
 
 /** After a role call's answer, the flow deploy waits until the manager's commit made this VM a
- * member (its group record arrived) and SETTLE_MS more (its acknowledgement sent), or JOIN_WAIT_MS
+ * member (its group record arrived) and no other recovery is under way in its files (their commits
+ * arrived too: two failures at once), and SETTLE_MS more (its acknowledgement sent), or JOIN_WAIT_MS
  * at most: the deploy (saving flows.json, restarting the nodes that use the store) is CPU and disk
  * work that would otherwise compete with the commit on this VM. A bench on one machine showed the
  * deploy overlapping the commit's acknowledgements (bench:failover, TIMELINE=1). */
@@ -247,7 +248,9 @@ async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Depl
   const storeOf = () => registry.storeEntries().find((s) => s.id === nodeId)?.files as ReplicatedStore | undefined;
   if (afterJoin) {
     const s = storeOf();
-    if (s instanceof ReplicatedStore) await memberWithin(s, id.hostname, JOIN_WAIT_MS, SETTLE_MS);
+    // A member, and no other recovery under way in its files (two failures at once: the other
+    // commit is applied here without the deploy beside it).
+    if (s instanceof ReplicatedStore) await whenWithin(s, () => s.get('group', id.hostname) !== undefined && recoveriesUnderWay(s.records('problem'), Date.now()).length === 0, JOIN_WAIT_MS, SETTLE_MS);
   }
   const store = storeOf();
   const want = validateIdentity(id);
@@ -282,6 +285,12 @@ async function persist(RED: RED, nodeId: string, id: StoreIdentity, deploy: Depl
 
 /** Resolves true `settleMs` after `hostname` is in `store`'s group file, false after `maxMs` without it. */
 function memberWithin(store: ReplicatedStore, hostname: string, maxMs: number, settleMs: number): Promise<boolean> {
+  return whenWithin(store, () => store.get('group', hostname) !== undefined, maxMs, settleMs);
+}
+
+/** Resolves true `settleMs` after `holds()` is true (asked now and at each change of the group or
+ * problem file), false after `maxMs` without it. */
+function whenWithin(store: ReplicatedStore, holds: () => boolean, maxMs: number, settleMs: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     let settle: NodeJS.Timeout | undefined;
     const done = (member: boolean) => {
@@ -289,9 +298,8 @@ function memberWithin(store: ReplicatedStore, hostname: string, maxMs: number, s
       store.off('change', onChange);
       resolve(member);
     };
-    const isMember = () => store.get('group', hostname) !== undefined;
     const onChange = (ev: ChangeEvent) => {
-      if (settle || ev.file !== 'group' || !isMember()) return;
+      if (settle || (ev.file !== 'group' && ev.file !== 'problem') || !holds()) return;
       settle = setTimeout(() => done(true), settleMs);
     };
     const max = setTimeout(() => {
@@ -299,7 +307,7 @@ function memberWithin(store: ReplicatedStore, hostname: string, maxMs: number, s
       done(false);
     }, maxMs);
     store.on('change', onChange);
-    if (isMember()) settle = setTimeout(() => done(true), settleMs);
+    if (holds()) settle = setTimeout(() => done(true), settleMs);
   });
 }
 

@@ -280,6 +280,31 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(flowStore().hostname, 'S2b');
   });
 
+  it('with another recovery under way, the flow deploy also waits for its commit', async () => {
+    let otherAtDeploy: string | undefined;
+    const recordingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) =>
+      installRoleEndpoint(RED, async (id, nodeId) => {
+        otherAtDeploy = odStore().get('problem', 'S5')?.[3];
+        await deployOwnIdentity(id, nodeId);
+      });
+    const s1 = await start([recordingDeploy, storeNode]);
+    const s9 = await caller('S9', S9, true);
+    const other = ['S5', 'S9', 'network', 'recovering', 'S5b', new Date().toISOString()];
+    await s9.edit({ file: 'problem', op: 'Add', record: other });
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', new Date().toISOString()] });
+    await waitFor(() => odStore().get('problem', 'S5') !== undefined, { what: "S9's recovery in the OD's files", timeoutMs: 5_000 });
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await s1.edit({ file: 'group', op: 'Add', record: ['S2b', OD, 'RS3', 'tcp:80'] });
+    await waitFor(() => s9.get('group', 'S2b') !== undefined, { what: 'S2b a member at S9', timeoutMs: 5_000 });
+    // S9's commit, well after S1's (a member + SETTLE_MS was the old wait): the deploy waited for it.
+    await new Promise((r) => setTimeout(r, 700));
+    await s9.edit({ file: 'problem', op: 'Mod', before: other, record: [...other.slice(0, 3), 'recovered', ...other.slice(4)] });
+    await roleCallsSettled();
+    assert.equal(otherAtDeploy, 'recovered', 'deployed only once the other recovery was committed');
+    assert.equal(flowStore().hostname, 'S2b');
+  });
+
   it('a deploy that fails after the answer: the OD serves as the backup with its old flow and says so; a restart starts as the backup and persists it', async () => {
     const failingDeploy = (RED: Parameters<typeof installRoleEndpoint>[0]) => installRoleEndpoint(RED, async () => {
       throw new Error('ENOSPC: no space left on device');

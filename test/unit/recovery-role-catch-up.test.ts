@@ -1,7 +1,7 @@
 // Whom a backup catches up with once it is a member (lib/recovery/role-catch-up.ts): the manager
 // that called and the acting managers of the other recoveries in hand, serving members only.
 import { strict as assert } from 'assert';
-import { catchUpPartners, CATCH_UP_WINDOW_MS } from '../../lib/recovery/role-catch-up';
+import { catchUpPartners, CATCH_UP_WINDOW_MS, recoveriesUnderWay } from '../../lib/recovery/role-catch-up';
 
 const now = Date.parse('2026-12-03T18:00:00.000Z');
 const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
@@ -45,5 +45,19 @@ describe('recovery role catch-up partners', () => {
     assert.deepEqual(catchUpPartners('S2b', 'S5', group, [], now), []);
     // A member in maintenance still gets diffs (a peer): it counts.
     assert.deepEqual(names(catchUpPartners('S2b', 'S6', group, [], now)), ['S6']);
+  });
+
+  it('recoveries under way: confirmed, fencing or recovering, detected within the window', () => {
+    const problems = [
+      ['S5', 'S4', 'network', 'recovering', 'S5b', iso(1000)],
+      ['S3', 'S1', 'network', 'fencing', 'S3b', iso(1000)],
+      ['S2', 'S1', 'network', 'recovered', 'S2b', iso(1000)],
+      ['S6', 'S1', 'network', 'failed', '-', iso(1000)],
+      ['S7', 'S1', 'network', 'detected', '-', iso(1000)],
+      ['S8', 'S1', 'network', 'confirmed', '-', iso(CATCH_UP_WINDOW_MS + 1)],
+      ['S9', 'S1', 'network', 'confirmed', '-', '-'],
+    ];
+    assert.deepEqual(recoveriesUnderWay(problems, now), ['S3', 'S5']);
+    assert.deepEqual(recoveriesUnderWay([], now), []);
   });
 });
