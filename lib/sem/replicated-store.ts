@@ -371,9 +371,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (r) this.peerVersions.set(fromMember(r).address, v);
   }
 
-  /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
-  roundCounts(): { made: number; postponed: number } {
-    return { made: this.rounds, postponed: this.pacer.total };
+  /** Anti-entropy rounds made, periodic rounds postponed while diffs arrived, follow-up chains
+   * started and their exchanges (benches, tests). */
+  roundCounts(): { made: number; postponed: number; chains: number; followUps: number } {
+    return { made: this.rounds, postponed: this.pacer.total, chains: this.spreader.counts.chains, followUps: this.spreader.counts.exchanges };
   }
 
   /** Answers this store accepted, by how they were authenticated: by pair key, by signature, by
@@ -1216,7 +1217,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   async round(): Promise<void> {
     if (this.version === 1) return this.syncAll();
     const round = this.rounds++;
-    const name = roundPartner(this.identity.hostname, this.peers().map((p) => p.hostname), round);
+    const peers = this.peers();
+    // Members never heard from (and not known down) are preferred as random partners (./anti-entropy.ts).
+    const unheard = new Set(peers.filter((p) => !this.peerVersions.has(p.address) && !this.knownDown(p.hostname)).map((p) => p.hostname));
+    const name = roundPartner(this.identity.hostname, peers.map((p) => p.hostname), round, Math.random, unheard);
     if (!name) return this.syncAll();
     const strangers = round % SEED_ROUNDS === SEED_ROUNDS - 1 ? this.strangerSeeds() : [];
     const seed = strangers[Math.floor(round / SEED_ROUNDS) % Math.max(1, strangers.length)];
