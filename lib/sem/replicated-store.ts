@@ -286,7 +286,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.previousSecret,
       {
         version: this.version,
-        heard: (target, v) => this.peerVersions.set(target.address, v),
+        heard: (target, v) => this.heardVersion(target.address, v),
         pair: this.secure ? (target) => this.answers.requestHeader(target.address) : undefined,
       },
       // Diffs (and relayed diffs) travel on a stream per peer when the peer accepts one (./sem-stream.ts).
@@ -355,9 +355,31 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private heard(handler: (ctx: RouteContext) => Promise<Reply> | Reply): (ctx: RouteContext) => Promise<Reply> {
     return async (ctx) => {
       const reply = await handler(ctx);
-      this.peerVersions.set(ctx.remote, ctx.version);
+      this.heardVersion(ctx.remote, ctx.version);
       return reply;
     };
+  }
+
+  /** A peer's wire version, heard on an authenticated request or answer. A peer heard at version 3
+   * for the first time may be the last one this VM's X25519 key waits for (dhKeyToPublish): it is
+   * published now, not at the next round (up to the sync interval later; until then every answer
+   * to and from this VM is signed and verified with Ed25519 instead of tagged by pair key). */
+  private heardVersion(address: string, v: WireVersion): void {
+    const was = this.peerVersions.get(address);
+    this.peerVersions.set(address, v);
+    if (was !== v && v >= 3) this.publishKeySoon();
+  }
+
+  private publishKeyQueued = false;
+
+  /** publishKey at the next turn, once however often asked in this one (it reads the group file). */
+  private publishKeySoon(): void {
+    if (this.publishKeyQueued || this.version < 3 || !this.dh) return;
+    this.publishKeyQueued = true;
+    setImmediate(() => {
+      this.publishKeyQueued = false;
+      this.publishKey();
+    });
   }
 
   /** The wire version a member announced last (by its group file address), if heard. */
@@ -1362,6 +1384,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
     if (diff.file === 'group') for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
     if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
+    // Another member came or changed: it may be the last one the X25519 key waited for.
+    else if (diff.file === 'group' && recordKey('group', diff.record) !== this.identity.hostname) this.publishKeySoon();
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
