@@ -664,7 +664,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pacer.diffApplied();
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
-      if (changed[i]) this.emitChange(d, true, 'edit');
+      if (changed[i]) this.emitChange(d, true, 'edit', lines[i]);
     });
     const { acked, failed } = await this.broadcast(wire, lines.join(' + '), { body, signature });
     return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
@@ -865,7 +865,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const remote = ctx.remote;
     const diff = checked ?? decodeDiff(ctx.body);
     const all = diffsOf(diff);
-    const line = all.map((d) => formatDiffLine(d)).join(' + ');
+    // Each record's line is made once: the refusals, both log lines and the change event share it.
+    const lines = all.map((d) => formatDiffLine(d));
+    const line = lines.join(' + ');
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     if (!checked) this.authenticate(diff.origin, ctx, { join: diff });
     const floor = this.guard.max(diff.origin);
@@ -897,7 +899,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (denied) throw new ProtocolError(`refused ${line}: ${all.length > 1 ? `record ${denied.index + 1} of ${all.length}: ` : ''}${denied.reason}`, 403);
     const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
-    for (const d of all) this.log.write('received', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote });
+    all.forEach((d, i) => this.log.write('received', lines[i], { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote }));
     // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
     // The origin's signed bytes stay with the entries: anti-entropy ships them as their proof.
     const proof: EntryProof | undefined = this.secure && ctx.signature ? { d: ctx.body, s: ctx.signature } : undefined;
@@ -913,8 +915,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       afterSend: () => {
         all.forEach((d, i) => {
           if (!changed[i]) return;
-          this.log.write('applied', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport });
-          this.emitChange(d, false, 'diff');
+          this.log.write('applied', lines[i], { origin: d.origin, seq: d.seq, lamport: d.lamport });
+          this.emitChange(d, false, 'diff', lines[i]);
         });
         this.peerOk(diff.origin);
         this.pacer.diffApplied();
@@ -1380,7 +1382,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (was !== '-' && was !== fromMember(after).publicKey) this.previousKeys.set(before[0], { key: was, until: Date.now() + ROTATION_GRACE_MS });
   }
 
-  private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+  private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via'], line = formatDiffLine(diff)): void {
     if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
     if (diff.file === 'group') for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
     if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
@@ -1391,7 +1393,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       op: diff.op,
       record: diff.record,
       before: diff.before,
-      line: formatDiffLine(diff),
+      line,
       origin: diff.origin,
       seq: diff.seq,
       lamport: diff.lamport,
