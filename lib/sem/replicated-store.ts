@@ -1407,6 +1407,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (c.file === 'group') this.noteKeyChange(c.before, c.after);
     if (c.file === 'group') this.answers.forget(c.key);
     if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
+    // Another member learned by anti-entropy: it may be the last one the X25519 key waited for.
+    else if (c.file === 'group') this.publishKeySoon();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
     const line = formatDiffLine(edit);
