@@ -2,9 +2,12 @@
 // six etcd members (Debian's etcd-server, Raft) on their own loopback addresses; a client puts a
 // key through member 1 PUTS times and, for each put, the time until every other member applied it
 // is read from a watch on that member (an event is delivered once the member applied the entry).
-// Then bench:sem (six Node-RED VMs, S1's edit durably applied on each peer) runs as a child. Both
-// figures are each-peer / each-member p50 and p99, with the load average. When etcd is not
-// installed the etcd half is skipped and said so.
+// Then bench:sem (six Node-RED VMs, S1's edit durably applied on each peer) runs as a child. Then
+// six light VMs (bench/scale-vm.ts: the same ReplicatedStore, routes, wire security, journal and
+// text files, no Node-RED runtime around it, files on the same disk) do the same edits: etcd is a
+// bare daemon too, so that figure says where the protocol itself stands; the issue's ratio is the
+// Node-RED one. All figures are each-peer / each-member p50 and p99, with the load average. When
+// etcd is not installed the etcd half is skipped and said so.
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
@@ -14,6 +17,7 @@ import { allocLoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { loadAverage, summarize } from './stats';
+import { call, startVm, stopVms, until, type Vm } from './scale-cluster';
 
 const PUTS = Number(process.env.PUTS ?? 200);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -159,10 +163,44 @@ function semRun(): Promise<{ p50_ms: number; p99_ms: number; load_average: unkno
   });
 }
 
+/** Six light VMs on loopback addresses of their own, files on the same disk as etcd's; S1 edits. */
+async function semLightRun() {
+  const range = allocLoopbackRange();
+  const ips = range.ips(6);
+  const port = await pickPortFreeOnAll(ips);
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'sem-light-anchor-'));
+  const vms: Vm[] = ips.map((address, i) =>
+    startVm({ hostname: `S${i + 1}`, address, port, folder: path.join(base, `S${i + 1}`), seeds: ips.slice(0, 2).filter((s) => s !== address), syncIntervalMs: 1000, requestTimeoutMs: 2000 }),
+  );
+  try {
+    await Promise.all(vms.map((v) => v.started));
+    await until('six light VMs listing six members', 60_000, async () => (await Promise.all(vms.map((v) => call(v, { cmd: 'members' })))).every((m) => m.members === 6));
+    const perPeer: Record<string, number[]> = {};
+    const load0 = loadAverage();
+    let prev: string[] | null = null;
+    for (let i = 0; i < PUTS + 10; i++) {
+      const record = ['RS1', (i / 1000).toFixed(3), String(i % 50), 'up'];
+      const r = await call(vms[0], { cmd: 'edit', edit: prev ? { file: 'realserver', op: 'Mod', before: prev, record } : { file: 'realserver', op: 'Add', record } });
+      prev = record;
+      if (Number(r.failed) > 0) throw new Error(`light edit ${i}: ${String(r.why)}`);
+      if (i < 10) continue;
+      for (const [peer, ms] of r.peers as [string, number][]) (perPeer[peer] ??= []).push(ms);
+    }
+    // As bench:sem's figure: S3..S6 (the note's Table 1 peers).
+    const s = summarize(Object.keys(perPeer).filter((p) => p !== 'S2').flatMap((p) => perPeer[p]));
+    return { vms: 6, edits: PUTS, wire_security: 'on', p50_ms: s.p50, p99_ms: s.p99, load_average: { start: load0, end: loadAverage() } };
+  } finally {
+    await stopVms(vms);
+    fs.rmSync(base, { recursive: true, force: true });
+    range.release();
+  }
+}
+
 (async () => {
   const bin = etcdBinary();
   const etcd = bin ? await etcdRun(bin) : undefined;
   const sem = await semRun();
+  const light = await semLightRun();
   console.log(
     JSON.stringify({
       bench: 'anchor-etcd',
@@ -173,6 +211,8 @@ function semRun(): Promise<{ p50_ms: number; p99_ms: number; load_average: unkno
       sem_without_wire_security: sem.without_wire_security ? { p50_ms: sem.without_wire_security.p50_ms, p99_ms: sem.without_wire_security.p99_ms } : null,
       sem_p99_over_etcd_p99: etcd ? Math.round((sem.p99_ms / etcd.p99_ms) * 100) / 100 : null,
       aim_at_most: 0.8,
+      sem_light: { what: 'six light VMs: the same store and wire, no Node-RED runtime (bench/scale-vm.ts)', ...light },
+      sem_light_p99_over_etcd_p99: etcd ? Math.round((light.p99_ms / etcd.p99_ms) * 100) / 100 : null,
     }),
   );
 })().catch((e) => {

@@ -54,7 +54,7 @@ process.on('message', (m: VmRequest) => {
     switch (m.cmd) {
       case 'edit': {
         const r = await store.edit(m.edit);
-        return { ms: r.ms, acked: r.acked.length, failed: r.failed.length, why: r.failed.map((f) => `${f.peer}: ${f.error}`) };
+        return { ms: r.ms, acked: r.acked.length, failed: r.failed.length, why: r.failed.map((f) => `${f.peer}: ${f.error}`), peers: r.acked.map((a) => [a.peer, a.ms]) };
       }
       case 'digest':
         return { digest: store.digest() };

@@ -95,6 +95,7 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
 
   /** The rule's state now (for the status line and the sidebar). */
   state(): IsolationState {
+    this.followName();
     return this.last ?? this.tracker.evaluate(this.clock.now());
   }
 
@@ -108,6 +109,7 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
    * freshness window (recovery-claim.ts rule 6: below re-examination - probe timeout).
    */
   majority(now = this.clock.now(), withinMs?: number): { ok: boolean; why: string } {
+    this.followName();
     const st = this.tracker.evaluate(now, withinMs === undefined ? undefined : Math.min(withinMs, this.settings.freshMs));
     // A VM outside the group (an OD) or fenced decides nothing for the group.
     return { ok: st.state === 'majority', why: st.why };
@@ -116,13 +118,28 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
   /** IsolationGate (cluster-api.ts). */
   check(target: string, now: number): IsolationVerdict {
     try {
+      this.followName();
       return this.tracker.gate(target, now);
     } catch (e) {
       return { ok: false, why: `isolation gate failed: ${(e as Error).message}`, retryAfterMs: this.settings.probeIntervalMs };
     }
   }
 
+  /**
+   * The store's name is read at each use, as the heartbeat does: a backup whose identity switched
+   * (role call) is judged under its new name at once, also when the flow deploy that would restart
+   * this monitor under it fails or has not happened yet.
+   */
+  private followName(): void {
+    const now = this.files.identity.hostname;
+    const before = this.tracker.self;
+    if (now === before) return;
+    this.tracker.rename(now);
+    this.emit('warn', `isolation: this VM is now ${now} (was ${before}): the isolation rule applies to ${now}`);
+  }
+
   private readGroup(): void {
+    this.followName();
     try {
       this.tracker.setGroup(this.files.records('group').map(fromMember));
     } catch (e) {
@@ -159,6 +176,7 @@ export class IsolationMonitor extends EventEmitter implements IsolationGate {
   private evaluate(): void {
     if (!this.running || this.deferring) return;
     try {
+      this.followName();
       const now = this.clock.now();
       const st = this.tracker.evaluate(now);
       const silentMs = now - (st.majorityAt ?? this.tracker.startedAt);

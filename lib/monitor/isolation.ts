@@ -128,12 +128,31 @@ export class IsolationTracker {
   private readonly contacts = new Map<string, Contact>();
 
   constructor(
-    readonly self: string,
+    private name: string,
     /** When this VM started watching: "never seen" counts from here, and so does T_iso at start. */
     readonly startedAt: number,
     settings: Partial<IsolationSettings> = {},
   ) {
     this.settings = validateIsolationSettings({ ...ISOLATION_DEFAULTS, ...settings });
+  }
+
+  /** The name this VM is judged under (its store's hostname). */
+  get self(): string {
+    return this.name;
+  }
+
+  /**
+   * This VM now answers to another name (a backup that took a failed member's role: the store's
+   * identity switched in place, before any flow deploy). The rule judges the new name from now on:
+   * once the group file lists it, it is a voter that must stop when cut off. Its membership history
+   * starts again (the old name's "was a member" says nothing about the new one); the contacts with
+   * the other members stay, they are what this VM heard, whatever its name.
+   */
+  rename(next: string): void {
+    if (next === this.name) return;
+    this.name = next;
+    this.contacts.delete(next);
+    this.wasMember = this.members.some((m) => m.hostname === next);
   }
 
   /** The group as the files say it now (typed members). */

@@ -74,6 +74,8 @@ export interface ServerStreamOptions {
 export class ServerStream {
   private readonly reader: FrameReader;
   private inFlight = 0;
+  /** Frames cut from the socket so far (a completed one restarts the deadline of the next). */
+  private completed = 0;
   private authenticated = false;
   private received = false;
   private firstTimer?: NodeJS.Timeout;
@@ -94,7 +96,10 @@ export class ServerStream {
         if (limit === undefined) throw new FrameError(`no route ${String(head.path).slice(0, 80)} on a stream`, 'malformed', id);
         return limit;
       },
-      onFrame: (f) => this.frame(f),
+      onFrame: (f) => {
+        this.completed += 1;
+        this.frame(f);
+      },
     });
     // Nothing at all within the deadline is an idle connection (closed quietly, as HTTP's keep-alive
     // is); bytes but no authenticated frame is a refusal.
@@ -118,6 +123,7 @@ export class ServerStream {
     if (this.closed) return;
     this.received = true;
     this.lastActive = Date.now();
+    const before = this.completed;
     try {
       this.reader.push(c);
     } catch (e) {
@@ -127,6 +133,12 @@ export class ServerStream {
       return;
     }
     if (this.closed) return;
+    // The deadline is per frame: the partial frame left after a completed one started in this
+    // chunk, so it gets its own (a busy stream whose chunks all end mid-frame is not refused).
+    if (this.reader.partial && this.frameTimer && this.completed !== before) {
+      clearTimeout(this.frameTimer);
+      this.frameTimer = undefined;
+    }
     if (this.reader.partial && !this.frameTimer) {
       this.frameTimer = setTimeout(() => this.refuse(`frame not complete within ${this.o.frameMs} ms`), this.o.frameMs);
     } else if (!this.reader.partial && this.frameTimer) {

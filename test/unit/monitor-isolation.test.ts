@@ -11,6 +11,7 @@ import { readmit, ReadmitError } from '../../lib/monitor/readmit';
 import { fromMember } from '../../lib/records/records';
 import type { RecordFields } from '../../lib/records/files';
 import type { IsolationState } from '../../lib/monitor/isolation';
+import type { Identity } from '../../lib/records/cluster-api';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const names = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'];
@@ -145,9 +146,9 @@ describe('monitor: isolation gate (fence could not reach the host)', () => {
 });
 
 describe('monitor: isolation monitor (fake time, pings)', () => {
-  function setup(opts: { fenced?: string[]; catchUp?: () => Promise<void> } = {}) {
+  function setup(opts: { fenced?: string[]; catchUp?: () => Promise<void>; self?: Identity } = {}) {
     const clock = new FakeClock(T0);
-    const files = new MemoryFiles({ hostname: 'S2', address: '127.0.1.2', realServer: 'RS2', services: 'tcp:80' }, { group: groupOf(opts.fenced) });
+    const files = new MemoryFiles(opts.self ?? { hostname: 'S2', address: '127.0.1.2', realServer: 'RS2', services: 'tcp:80' }, { group: groupOf(opts.fenced) });
     let cut = new Set<string>();
     let starved: [number, number] | undefined;
     const pings: string[] = [];
@@ -235,6 +236,28 @@ describe('monitor: isolation monitor (fake time, pings)', () => {
     assert.strictEqual(caughtUp, 1);
     assert.deepStrictEqual(x.events.map((e) => e.ev), ['self-fence'], 'no rejoined: it learned it was fenced first');
     assert.strictEqual(x.mon.state().state, 'fenced');
+    x.mon.stop();
+  });
+
+  it('a backup that took a member\'s role is judged under its new name at once: cut off, it self-fences before any deploy', async () => {
+    // OD7 (outside the group) takes the role of S2, which was fenced: its store switches identity in
+    // place (the role call) and the manager adds S2b to the group. No flow deploy restarts this
+    // monitor (it failed, or has not happened yet): the rule must still apply to S2b.
+    const od: Identity = { hostname: 'OD7', address: '127.0.1.7', realServer: 'RS2', services: 'tcp:80' };
+    const x = setup({ fenced: ['S2'], self: od });
+    x.mon.start();
+    await x.clock.advance(2000);
+    assert.strictEqual(x.mon.state().state, 'not-member');
+    od.hostname = 'S2b';
+    await x.files.edit({ file: 'group', op: 'Add', record: ['S2b', '127.0.1.7', 'RS2', 'tcp:80'] });
+    await x.clock.advance(1000);
+    assert.strictEqual(x.mon.state().state, 'majority', 'S2b is a voter that hears the majority');
+    assert.ok(x.warnings.some((w) => /now S2b \(was OD7\)/.test(w)), x.warnings.join(' | '));
+    x.setCut(['S1', 'S3', 'S4', 'S5', 'S6']);
+    await x.clock.advance(ISOLATION_DEFAULTS.tIsoMs + 1000);
+    assert.deepStrictEqual(x.events.map((e) => e.ev), ['self-fence']);
+    assert.strictEqual(x.events[0].st.state, 'isolated');
+    assert.ok(x.events[0].st.reachable.includes('S2b'));
     x.mon.stop();
   });
 

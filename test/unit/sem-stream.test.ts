@@ -11,6 +11,7 @@ import { ByteBudget } from '../../lib/net/bounded-body';
 import { SemClient, SemClientError, SemServer, type Route, type ServerLimits } from '../../lib/sem/sem-http';
 import { mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
 import { STREAM_PATH, STREAM_PROTOCOL } from '../../lib/sem/sem-stream';
+import { bodyKey, ENC_HEADER, seal } from '../../lib/sem/wire-crypto';
 import { encodeFrame, Frame, FrameError, FrameReader, FRAME_PREFIX_BYTES } from '../../lib/sem/sem-stream-frame';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
@@ -140,6 +141,11 @@ describe('SEM stream: server bounds and client behaviour', function () {
 
   /** A raw frame for DIFF, MAC'd with `secret`. */
   const frame = (id: number, body: string, secret = SECRET) => encodeFrame(id, { path: DIFF, [MAC_HEADER]: mac(secret, `POST ${DIFF}`, body) }, body);
+  /** A raw frame for DIFF as a client of this cluster sends it: sealed, then MAC'd. */
+  const sealedFrame = (id: number, plain: string) => {
+    const body = seal(bodyKey(SECRET), `POST ${DIFF}`, plain);
+    return encodeFrame(id, { path: DIFF, [MAC_HEADER]: mac(SECRET, `POST ${DIFF}`, body), [ENC_HEADER]: '1' }, body);
+  };
 
   before(async () => {
     range = allocLoopbackRange();
@@ -253,6 +259,28 @@ describe('SEM stream: server bounds and client behaviour', function () {
     assert.equal(server!.load.preAuthBytes, 0);
     await waitFor(() => server!.load.streams === 0, { what: 'no stream left', timeoutMs: 5_000 });
     assert.deepEqual(handled, []);
+  });
+
+  it('gives each frame its own deadline: a busy stream whose chunks all end mid-frame is not refused', async () => {
+    await serve({ [DIFF]: echo }, { headersTimeoutMs: 300, bodyTimeoutMs: 300 });
+    const a = await upgrade(ip, port);
+    sockets.push(a.socket);
+    const { frames } = collect(a.socket);
+    // Ten frames over ~1.5 s (five times the frame deadline), each chunk the rest of one frame and
+    // the first half of the next: a frame is always partial between chunks, none takes long.
+    const all = Array.from({ length: 10 }, (_, i) => sealedFrame(i + 1, `frame ${i + 1}`));
+    let rest: Buffer = Buffer.alloc(0);
+    for (const f of all) {
+      const half = Math.floor(f.length / 2);
+      a.socket.write(Buffer.concat([rest, f.subarray(0, half)]));
+      rest = f.subarray(half);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    a.socket.write(rest);
+    await waitFor(() => frames.length === 10, { what: `ten answers (got ${frames.length}; refused: ${refused.join('; ')})`, timeoutMs: 10_000 });
+    assert.deepEqual(frames.map((f) => f.head.status), Array(10).fill('200'));
+    assert.deepEqual(refused, []);
+    assert.equal(a.socket.destroyed, false, 'the stream is still open');
   });
 
   it('answers a forged frame 401 unauthenticated and closes the stream; nothing is handled', async () => {
