@@ -175,11 +175,14 @@ describe('SEM stream: server bounds and client behaviour', function () {
     const target = { address: ip, port };
     await c.post(target, DIFF, 'open');
     await waitFor(() => c.streamOpen(target) && server!.load.streams === 1, { what: 'a stream open', timeoutMs: 10_000 });
+    // The client's stream object: a stream closed and opened again would be another one.
+    const streamOf = () => (c as unknown as { streams: Map<string, unknown> }).streams.get(`${ip}:${port}`);
+    const first = streamOf();
     const until = Date.now() + 1500;
     let n = 0;
     while (Date.now() < until) {
       assert.deepEqual(await c.post(target, DIFF, `r${++n}`), { echo: `r${n}` });
-      assert.ok(c.streamOpen(target) && server!.load.streams === 1, `still the one stream after ${n} requests`);
+      assert.ok(streamOf() === first && c.streamOpen(target) && server!.load.streams === 1, `still the one stream after ${n} requests`);
       await new Promise((r) => setTimeout(r, 100));
     }
     await waitFor(() => server!.load.streams === 0 && !c.streamOpen(target), { what: 'the idle stream closed by the server', timeoutMs: 10_000 });
