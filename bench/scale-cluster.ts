@@ -41,7 +41,10 @@ export function specs(n: number, dir: string, syncIntervalMs: number): VmSpec[] 
 
 /** Start one VM; `started` resolves once its store listens and joined. */
 export function startVm(spec: VmSpec): Vm {
-  const proc = fork(path.join(__dirname, 'scale-vm.js'), [], { env: { ...process.env, SCALE_VM: JSON.stringify(spec) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // SCALE_VM_NODE_ARGS: node options for the VMs only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" to
+  // profile them (NODE_OPTIONS refuses --cpu-prof, and the bench re-executes itself in its namespace).
+  const execArgv = process.env.SCALE_VM_NODE_ARGS?.split(' ').filter(Boolean);
+  const proc = fork(path.join(__dirname, 'scale-vm.js'), [], { env: { ...process.env, SCALE_VM: JSON.stringify(spec) }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const vm = { spec, name: spec.hostname, address: spec.address, proc, pending: new Map(), nextId: 0 } as unknown as Vm;
   vm.started = new Promise((resolve, reject) => {
     proc.on('message', (m: Record<string, unknown>) => {

@@ -6,6 +6,7 @@
 import { ReplicatedStore } from '../lib/sem/replicated-store';
 import type { Edit } from '../lib/records/cluster-api';
 import type { FileName } from '../lib/records/files';
+import { fromMember } from '../lib/records/records';
 
 /** One light VM's settings, passed by bench/scale-cluster.ts in SCALE_VM (JSON). */
 export interface VmConfig {
@@ -26,6 +27,8 @@ export type VmCommand =
   | { cmd: 'members' }
   | { cmd: 'versions' }
   | { cmd: 'rounds' }
+  | { cmd: 'answers' }
+  | { cmd: 'pairKeys' }
   | { cmd: 'missing'; file: FileName; keys: string[] }
   | { cmd: 'stop' };
 export type VmRequest = VmCommand & { id: number };
@@ -66,6 +69,11 @@ process.on('message', (m: VmRequest) => {
         return { versions: store.peerWireVersions() };
       case 'rounds':
         return store.roundCounts();
+      case 'answers':
+        return store.answersAccepted();
+      case 'pairKeys':
+        // Members whose group record publishes an X25519 key (answers by pair key need both ends').
+        return { published: store.records('group').filter((r) => fromMember(r).dhKey !== '-').length };
       case 'stop':
         await store.stop();
         setImmediate(() => process.exit(0));

@@ -286,7 +286,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       this.previousSecret,
       {
         version: this.version,
-        heard: (target, v) => this.peerVersions.set(target.address, v),
+        heard: (target, v) => this.heardVersion(target.address, v),
         pair: this.secure ? (target) => this.answers.requestHeader(target.address) : undefined,
       },
       // Diffs (and relayed diffs) travel on a stream per peer when the peer accepts one (./sem-stream.ts).
@@ -355,9 +355,31 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   private heard(handler: (ctx: RouteContext) => Promise<Reply> | Reply): (ctx: RouteContext) => Promise<Reply> {
     return async (ctx) => {
       const reply = await handler(ctx);
-      this.peerVersions.set(ctx.remote, ctx.version);
+      this.heardVersion(ctx.remote, ctx.version);
       return reply;
     };
+  }
+
+  /** A peer's wire version, heard on an authenticated request or answer. A peer heard at version 3
+   * for the first time may be the last one this VM's X25519 key waits for (dhKeyToPublish): it is
+   * published now, not at the next round (up to the sync interval later; until then every answer
+   * to and from this VM is signed and verified with Ed25519 instead of tagged by pair key). */
+  private heardVersion(address: string, v: WireVersion): void {
+    const was = this.peerVersions.get(address);
+    this.peerVersions.set(address, v);
+    if (was !== v && v >= 3) this.publishKeySoon();
+  }
+
+  private publishKeyQueued = false;
+
+  /** publishKey at the next turn, once however often asked in this one (it reads the group file). */
+  private publishKeySoon(): void {
+    if (this.publishKeyQueued || this.version < 3 || !this.dh) return;
+    this.publishKeyQueued = true;
+    setImmediate(() => {
+      this.publishKeyQueued = false;
+      this.publishKey();
+    });
   }
 
   /** The wire version a member announced last (by its group file address), if heard. */
@@ -371,9 +393,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (r) this.peerVersions.set(fromMember(r).address, v);
   }
 
-  /** Anti-entropy rounds made and periodic rounds postponed while diffs arrived (benches, tests). */
-  roundCounts(): { made: number; postponed: number } {
-    return { made: this.rounds, postponed: this.pacer.total };
+  /** Anti-entropy rounds made, periodic rounds postponed while diffs arrived, follow-up chains
+   * started and their exchanges (benches, tests). */
+  roundCounts(): { made: number; postponed: number; chains: number; followUps: number } {
+    return { made: this.rounds, postponed: this.pacer.total, chains: this.spreader.counts.chains, followUps: this.spreader.counts.exchanges };
   }
 
   /** Answers this store accepted, by how they were authenticated: by pair key, by signature, by
@@ -642,7 +665,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pacer.diffApplied();
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
-      if (changed[i]) this.emitChange(d, true, 'edit');
+      if (changed[i]) this.emitChange(d, true, 'edit', lines[i]);
     });
     const { acked, failed } = await this.broadcast(wire, lines.join(' + '), { body, signature });
     return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
@@ -843,7 +866,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const remote = ctx.remote;
     const diff = checked ?? decodeDiff(ctx.body);
     const all = diffsOf(diff);
-    const line = all.map((d) => formatDiffLine(d)).join(' + ');
+    // Each record's line is made once: the refusals, both log lines and the change event share it.
+    const lines = all.map((d) => formatDiffLine(d));
+    const line = lines.join(' + ');
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     if (!checked) this.authenticate(diff.origin, ctx, { join: diff });
     const floor = this.guard.max(diff.origin);
@@ -875,7 +900,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (denied) throw new ProtocolError(`refused ${line}: ${all.length > 1 ? `record ${denied.index + 1} of ${all.length}: ` : ''}${denied.reason}`, 403);
     const gap = known > 0 && diff.seq > known + 1;
     this.guard.accept(diff.origin, diff.seq);
-    for (const d of all) this.log.write('received', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote });
+    all.forEach((d, i) => this.log.write('received', lines[i], { origin: d.origin, seq: d.seq, lamport: d.lamport, from: remote }));
     // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
     // The origin's signed bytes stay with the entries: anti-entropy ships them as their proof.
     const proof: EntryProof | undefined = this.secure && ctx.signature ? { d: ctx.body, s: ctx.signature } : undefined;
@@ -891,8 +916,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       afterSend: () => {
         all.forEach((d, i) => {
           if (!changed[i]) return;
-          this.log.write('applied', formatDiffLine(d), { origin: d.origin, seq: d.seq, lamport: d.lamport });
-          this.emitChange(d, false, 'diff');
+          this.log.write('applied', lines[i], { origin: d.origin, seq: d.seq, lamport: d.lamport });
+          this.emitChange(d, false, 'diff', lines[i]);
         });
         this.peerOk(diff.origin);
         this.pacer.diffApplied();
@@ -1216,7 +1241,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   async round(): Promise<void> {
     if (this.version === 1) return this.syncAll();
     const round = this.rounds++;
-    const name = roundPartner(this.identity.hostname, this.peers().map((p) => p.hostname), round);
+    const peers = this.peers();
+    // Members never heard from (and not known down) are preferred as random partners (./anti-entropy.ts).
+    const unheard = new Set(peers.filter((p) => !this.peerVersions.has(p.address) && !this.knownDown(p.hostname)).map((p) => p.hostname));
+    const name = roundPartner(this.identity.hostname, peers.map((p) => p.hostname), round, Math.random, unheard);
     if (!name) return this.syncAll();
     const strangers = round % SEED_ROUNDS === SEED_ROUNDS - 1 ? this.strangerSeeds() : [];
     const seed = strangers[Math.floor(round / SEED_ROUNDS) % Math.max(1, strangers.length)];
@@ -1358,16 +1386,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (was !== '-' && was !== fromMember(after).publicKey) this.previousKeys.set(before[0], { key: was, until: Date.now() + ROTATION_GRACE_MS });
   }
 
-  private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via']): void {
+  private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via'], line = formatDiffLine(diff)): void {
     if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
     if (diff.file === 'group') for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
     if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
+    // Another member came or changed: it may be the last one the X25519 key waited for.
+    else if (diff.file === 'group' && recordKey('group', diff.record) !== this.identity.hostname) this.publishKeySoon();
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
       record: diff.record,
       before: diff.before,
-      line: formatDiffLine(diff),
+      line,
       origin: diff.origin,
       seq: diff.seq,
       lamport: diff.lamport,
@@ -1381,6 +1411,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (c.file === 'group') this.noteKeyChange(c.before, c.after);
     if (c.file === 'group') this.answers.forget(c.key);
     if (c.file === 'group' && c.key === this.identity.hostname) this.publishKey();
+    // Another member learned by anti-entropy: it may be the last one the X25519 key waited for.
+    else if (c.file === 'group') this.publishKeySoon();
     const op = !c.before ? 'Add' : !c.after ? 'Del' : 'Mod';
     const edit: Edit = op === 'Mod' ? { file: c.file, op, before: c.before!, record: c.after! } : { file: c.file, op, record: (c.after ?? c.before)! };
     const line = formatDiffLine(edit);

@@ -1,9 +1,12 @@
 // The SEM log: every diff sent, received, applied or refused, one line each in the note's Diff.dat
 // form with a timestamp, so the sync time can be read from the log as the note did:
 //   2026-11-26T14:40:00.123Z applied group, Del, S2, 127.0.1.2, RS1, tcp:80 | origin=S1 seq=5 lamport=9
-// Appends are collected in memory and handed to a write stream once per turn of the event loop
-// (setImmediate), so the lines of one diff (received, applied, sent) cost one write to the
-// thread pool and one system call, not one each; never on the path of an acknowledgement. The log is
+// Appends are collected in memory and handed to a write stream at most every FLUSH_MS (or sooner
+// once FLUSH_BYTES wait), so a stream of diffs costs one write to the thread pool per interval, not
+// one or two per diff: each write is a round trip through libuv's pool (a futex wake of a pool
+// thread, the write, an eventfd wake of the event loop), which on a VM sharing its cores costs more
+// than the line itself (docs/performance.md, fourth pass). Each line keeps the time of its event;
+// only its arrival in the file may lag by up to FLUSH_MS. close() writes what waits. The log is
 // rotated once it passes `maxBytes` (one previous file kept as sem.log.1). When the disk is slower
 // than the diffs (a burst on a busy disk), at most `maxBuffered` bytes wait in memory: further
 // lines are dropped and counted, and one line says how many once the buffer has drained. The log
@@ -16,15 +19,21 @@ const SPACES = /\s+/g;
 const NEWLINE = /[\r\n]/;
 const NEWLINES = /[\r\n]+/g;
 
+/** Lines wait at most this long in memory before they are handed to the stream. */
+export const FLUSH_MS = 100;
+/** ...or until this many bytes wait. */
+export const FLUSH_BYTES = 64 * 1024;
+
 export type LogEvent = 'sent' | 'received' | 'applied' | 'refused' | 'synced' | 'repaired';
 
 export class SemLog {
   private stream: fs.WriteStream | null = null;
   private size = 0;
   private dropped = 0;
-  /** Lines of this turn, written together at its end. */
+  /** Lines waiting to be handed to the stream together. */
   private pending = '';
-  private flushing: NodeJS.Immediate | null = null;
+  private flushing: NodeJS.Timeout | null = null;
+  private written = 0;
   readonly file: string;
 
   constructor(
@@ -57,18 +66,26 @@ export class SemLog {
       this.dropped = 0;
     }
     this.pending += text;
-    this.flushing ??= setImmediate(() => this.flush());
+    if (this.pending.length >= FLUSH_BYTES) this.flush();
+    else this.flushing ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
-  /** Hand this turn's lines to the stream in one write; rotate once the file passed maxBytes. */
+  /** Hand the waiting lines to the stream in one write; rotate once the file passed maxBytes. */
   private flush(): void {
+    if (this.flushing) clearTimeout(this.flushing);
     this.flushing = null;
     const text = this.pending;
     this.pending = '';
     if (!text || !this.stream) return;
     this.stream.write(text);
+    this.written += 1;
     this.size += text.length;
     if (this.size > this.maxBytes) this.rotate();
+  }
+
+  /** Writes handed to the stream so far (each one trip through the thread pool). */
+  get writes(): number {
+    return this.written;
   }
 
   /** Bytes waiting for the disk, and lines dropped since the last write that went through. */
@@ -77,7 +94,6 @@ export class SemLog {
   }
 
   close(): Promise<void> {
-    if (this.flushing) clearImmediate(this.flushing);
     this.flush();
     const s = this.stream;
     this.stream = null;

@@ -81,6 +81,8 @@ export class ServerStream {
   private firstTimer?: NodeJS.Timeout;
   private frameTimer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
+  /** When a byte arrived or the last answer left (Date.now()). */
+  private lastActive = 0;
   private closed = false;
 
   constructor(private readonly o: ServerStreamOptions) {
@@ -120,8 +122,7 @@ export class ServerStream {
   private data(c: Buffer): void {
     if (this.closed) return;
     this.received = true;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+    this.lastActive = Date.now();
     const before = this.completed;
     try {
       this.reader.push(c);
@@ -193,11 +194,24 @@ export class ServerStream {
     this.o.socket.destroy();
   }
 
+  /** Idle from now on (nothing in flight, no frame half-read): closed after idleMs unless more
+   * comes. The timer is armed once and, when it fires early (activity since), armed again for what
+   * is left, so a frame costs an assignment, not a clearTimeout and a setTimeout. */
   private idleCheck(): void {
-    if (this.closed || this.inFlight > 0 || this.reader.partial || this.idleTimer) return;
+    if (this.closed || this.inFlight > 0 || this.reader.partial) return;
+    this.lastActive = Date.now();
+    if (!this.idleTimer) this.armIdle(this.o.idleMs);
+  }
+
+  private armIdle(ms: number): void {
     this.idleTimer = setTimeout(() => {
-      if (this.inFlight === 0 && !this.reader.partial) this.o.socket.destroy();
-    }, this.o.idleMs);
+      this.idleTimer = undefined;
+      // Busy: the answer that ends it (idleCheck) arms the timer again.
+      if (this.closed || this.inFlight > 0 || this.reader.partial) return;
+      const left = this.lastActive + this.o.idleMs - Date.now();
+      if (left > 0) this.armIdle(left);
+      else this.o.socket.destroy();
+    }, ms);
   }
 
   /** Stop reading and forget what is held; the socket is closed by the caller. */
@@ -264,6 +278,8 @@ export class ClientStream {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private idleTimer?: NodeJS.Timeout;
+  /** When the last request ended (Date.now()). */
+  private lastActive = 0;
   private ended = false;
   private req?: http.ClientRequest;
   state: 'opening' | 'open' | 'closed' = 'opening';
@@ -343,8 +359,6 @@ export class ClientStream {
       this.destroy(`the peer has not read ${socket.writableLength} bytes`);
       return Promise.reject(this.o.broken('stream given up: the peer does not read', true));
     }
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     return new Promise<StreamAnswer>((resolve, reject) => {
@@ -370,11 +384,23 @@ export class ClientStream {
     this.idleCheck();
   }
 
+  /** Idle from now on (nothing in flight): closed after CLIENT_IDLE_MS unless a request comes. As
+   * on the server, the timer is armed once and armed again for what is left when it fires early. */
   private idleCheck(): void {
-    if (this.state !== 'open' || this.pending.size > 0 || this.idleTimer) return;
+    if (this.state !== 'open' || this.pending.size > 0) return;
+    this.lastActive = Date.now();
+    if (!this.idleTimer) this.armIdle(CLIENT_IDLE_MS);
+  }
+
+  private armIdle(ms: number): void {
     this.idleTimer = setTimeout(() => {
-      if (this.pending.size === 0) this.close('idle');
-    }, CLIENT_IDLE_MS);
+      this.idleTimer = undefined;
+      // Busy: the answer (or failure) that ends it arms the timer again.
+      if (this.state !== 'open' || this.pending.size > 0) return;
+      const left = this.lastActive + CLIENT_IDLE_MS - Date.now();
+      if (left > 0) this.armIdle(left);
+      else this.close('idle');
+    }, ms);
   }
 
   /** Close from this side (idle, or the client stops): requests in flight fail, not retried. */

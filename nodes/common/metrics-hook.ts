@@ -51,7 +51,7 @@ export class ClusterMetrics {
     files.on('change', (c: ChangeEvent) => this.onChange(c));
     files.on('refused', (r: RefusalEvent) => this.metrics.inc('p2p_ha_sem_refused_total', h('p2p_ha_sem_refused_total'), { reason: reasonClass(r.reason) }));
     files.on('sent', (s: { acked: PeerAck[]; failed: PeerFailure[] }) => {
-      for (const a of s.acked) this.metrics.observe('p2p_ha_sem_ack_seconds', h('p2p_ha_sem_ack_seconds'), { peer: a.peer }, a.ms / 1000);
+      for (const a of s.acked) this.ackOf(a.peer)(a.ms / 1000);
       for (const f of s.failed) this.metrics.inc('p2p_ha_sem_unacked_total', h('p2p_ha_sem_unacked_total'), { peer: f.peer });
     });
   }
@@ -62,8 +62,21 @@ export class ClusterMetrics {
     source.heartbeat.on('transition', (t: { to: string }) => this.metrics.inc('p2p_ha_heartbeat_transitions_total', h('p2p_ha_heartbeat_transitions_total'), { to: t.to }));
   }
 
+  /** The per-diff series, found once each (a diff on every VM, five acks per edit on its sender). */
+  private readonly changeCounters = new Map<string, (by?: number) => void>();
+  private readonly ackHistograms = new Map<string, (v: number) => void>();
+
+  private ackOf(peer: string): (v: number) => void {
+    let f = this.ackHistograms.get(peer);
+    if (!f) this.ackHistograms.set(peer, (f = this.metrics.histogramOf('p2p_ha_sem_ack_seconds', h('p2p_ha_sem_ack_seconds'), { peer })));
+    return f;
+  }
+
   onChange(c: ChangeEvent, now = Date.now()): void {
-    this.metrics.inc('p2p_ha_sem_changes_total', h('p2p_ha_sem_changes_total'), { file: c.file, via: c.via });
+    const k = `${c.file}\n${c.via}`;
+    let count = this.changeCounters.get(k);
+    if (!count) this.changeCounters.set(k, (count = this.metrics.counterOf('p2p_ha_sem_changes_total', h('p2p_ha_sem_changes_total'), { file: c.file, via: c.via })));
+    count();
     if (c.file !== 'problem' || c.op === 'Del') return;
     const p = fromProblem(c.record);
     const last = this.lastStatus.get(p.target);

@@ -65,6 +65,43 @@ describe('anti-entropy', () => {
     assert.equal(randomPartner('S1', members, new Set(['S2', 'S3', 'S4'])), undefined);
   });
 
+  it('a random round picks a member never heard from while there is one; the ring successor keeps its rounds', () => {
+    const members = Array.from({ length: 50 }, (_, i) => `S${i + 1}`);
+    const unheard = new Set(['S2', 'S17', 'S40', 'S1']);
+    const picked = new Set<string>();
+    for (let k = 0; k < 200; k++) {
+      const p = roundPartner('S1', members, 2 * k + 1, () => (k % 10) / 10, unheard)!;
+      assert.ok(['S2', 'S17', 'S40'].includes(p), `round ${2 * k + 1}: ${p} was heard from already`);
+      picked.add(p);
+      // Even rounds stay with the ring successor, heard or not.
+      assert.equal(roundPartner('S1', members, 2 * k, () => (k % 10) / 10, unheard), 'S2');
+    }
+    assert.deepEqual([...picked].sort(), ['S17', 'S2', 'S40'], 'each unheard member is chosen');
+    // Every member heard from (or only itself left unheard): uniform among the others again.
+    for (let k = 0; k < 20; k++) assert.ok(!['S1', 'S2'].includes(roundPartner('S1', members, 1, () => k / 20, new Set(['S1']))!));
+    // Learning every member's version by random rounds alone: about N rounds with the preference
+    // (each odd round reaches a new member), where uniform choice needs the coupon collector's N ln N.
+    const roundsToHearAll = (prefer: boolean, seed: number) => {
+      // mulberry32: a seeded generator, so the test is deterministic.
+      let x = seed;
+      const rng = () => {
+        x = (x + 0x6d2b79f5) | 0;
+        let t = Math.imul(x ^ (x >>> 15), 1 | x);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+      };
+      const left = new Set(members.filter((m) => m !== 'S1' && m !== 'S2'));
+      let r = 1;
+      for (; left.size > 0 && r < 100_000; r += 2) left.delete(roundPartner('S1', members, r, rng, prefer ? left : new Set())!);
+      return r;
+    };
+    for (let seed = 1; seed <= 5; seed++) {
+      // 48 members besides the successor: 48 random rounds with the preference.
+      assert.equal(roundsToHearAll(true, seed), 2 * 48 + 1, 'with the preference: one new member every random round');
+      assert.ok(roundsToHearAll(false, seed) > 2 * 2 * 48, 'uniform choice: more than twice as many');
+    }
+  });
+
   describe('follow-up chains', () => {
     const settle = () => new Promise((r) => setTimeout(r, 20));
     const members = Array.from({ length: 20 }, (_, i) => `S${i + 1}`);

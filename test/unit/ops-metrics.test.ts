@@ -79,4 +79,24 @@ describe('ops: metrics', () => {
     assert.strictEqual(reasonClass('refused problem, Mod, S2, S1, network, detected, -, -: before does not match problem (it is: x)'), 'before does not match');
     assert.strictEqual(reasonClass('12345'), 'other');
   });
+
+  it('a series counted often through counterOf / histogramOf writes the same text as inc / observe', () => {
+    const a = new Metrics();
+    const b = new Metrics();
+    for (const m of [a, b]) m.declare('h_seconds', 'a histogram', 'histogram');
+    const labels = { file: 'realserver', via: 'diff "x"\n' };
+    const count = b.counterOf('c_total', 'a counter', labels);
+    const ack = b.histogramOf('h_seconds', 'a histogram', { peer: 'S2' });
+    for (const v of [0.0004, 0.003, 0.2, 7, NaN, 500]) {
+      a.inc('c_total', 'a counter', labels);
+      a.observe('h_seconds', 'a histogram', { peer: 'S2' }, v);
+      count();
+      ack(v);
+    }
+    a.inc('c_total', 'a counter', labels, 3);
+    count(3);
+    assert.equal(b.text(), a.text());
+    assert.equal(sampleValue(parsePrometheusText(b.text()), 'c_total', labels), 9);
+    assert.throws(() => count(-1), /only goes up/);
+  });
 });

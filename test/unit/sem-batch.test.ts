@@ -135,9 +135,10 @@ describe('SEM batch: between real stores (signed, sealed, replay-guarded)', func
     await s2.start();
     s3 = make(2);
     await s3.start();
-    // Three members with their keys published, on every store.
-    await waitFor(() => [s1, s2, s3].every((s) => s.records('group').length === 3 && s.records('group').every((r) => (r[5] ?? '-') !== '-')), {
-      what: 'three members with keys on every store',
+    // Three members with their keys published (Ed25519 and X25519: a VM publishes the latter once it
+    // heard every member, a group edit that must not fall into a test's journal count), on every store.
+    await waitFor(() => [s1, s2, s3].every((s) => s.records('group').length === 3 && s.records('group').every((r) => (r[5] ?? '-') !== '-' && (r[6] ?? '-') !== '-')), {
+      what: 'three members with both keys on every store',
       timeoutMs: 20_000,
     });
   });

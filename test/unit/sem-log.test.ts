@@ -5,7 +5,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { SemLog } from '../../lib/sem/sem-log';
+import { FLUSH_BYTES, FLUSH_MS, SemLog } from '../../lib/sem/sem-log';
 
 describe('SEM log', () => {
   it('keeps at most its cap waiting for the disk, then says how many lines it dropped', async () => {
@@ -50,6 +50,45 @@ describe('SEM log', () => {
         'refused a reason with two lines | from=127.0.0.9_and_more',
         'synced nothing else',
       ]);
+    } finally {
+      await log.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hands the lines of many turns to the disk in one write per interval, in order, each with its own time', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-semlog-'));
+    const log = new SemLog(dir);
+    const file = path.join(dir, 'sem.log');
+    try {
+      const t0 = Date.now();
+      // Ten diffs, each in a turn of its own (as a receiver sees them): two lines each.
+      for (let i = 0; i < 10; i++) {
+        log.write('received', `realserver, Mod, RS1, 0.${i}, 1, up`, { seq: i + 1 });
+        await new Promise((r) => setImmediate(r));
+        log.write('applied', `realserver, Mod, RS1, 0.${i}, 1, up`, { seq: i + 1 });
+        await new Promise((r) => setImmediate(r));
+      }
+      // Within the interval nothing was written yet (the loop above takes far less than FLUSH_MS
+      // on any machine; where it did not, the count below says so instead of failing wrongly).
+      const early = Date.now() - t0 < FLUSH_MS / 2;
+      if (early) assert.equal(log.writes, 0, 'no write within the interval');
+      const deadline = Date.now() + 10_000;
+      while (log.writes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (early) assert.equal(log.writes, 1, 'twenty lines of ten turns: one write');
+      while (log.retained().bufferedBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      assert.equal(lines.length, 20);
+      lines.forEach((l, i) => assert.match(l, new RegExp(` ${i % 2 ? 'applied' : 'received'} realserver, Mod, RS1, 0\\.${Math.floor(i / 2)}, 1, up \\| seq=${Math.floor(i / 2) + 1}$`)));
+      // A burst past FLUSH_BYTES is written at once, without waiting for the interval.
+      const before = log.writes;
+      const long = 'x'.repeat(1000);
+      for (let i = 0; i * 1000 < FLUSH_BYTES + 1000; i++) log.write('refused', long);
+      assert.equal(log.writes, before + 1, 'written once FLUSH_BYTES waited');
+      // close() writes what still waits.
+      log.write('synced', 'the last line');
+      await log.close();
+      assert.match(fs.readFileSync(file, 'utf8'), /synced the last line\n$/);
     } finally {
       await log.close();
       fs.rmSync(dir, { recursive: true, force: true });

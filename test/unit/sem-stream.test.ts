@@ -167,6 +167,28 @@ describe('SEM stream: server bounds and client behaviour', function () {
 
   after(() => range?.release());
 
+  it('keeps a stream that carries a request more often than its idle time, and closes it once idle', async () => {
+    // The idle timer is armed once and re-armed for what is left when it fires early
+    // (sem-stream.ts idleCheck): a stream in use must never be closed under its requests.
+    await serve({ [DIFF]: echo }, { idleTimeoutMs: 400 });
+    const c = client();
+    const target = { address: ip, port };
+    await c.post(target, DIFF, 'open');
+    await waitFor(() => c.streamOpen(target) && server!.load.streams === 1, { what: 'a stream open', timeoutMs: 10_000 });
+    // The client's stream object: a stream closed and opened again would be another one.
+    const streamOf = () => (c as unknown as { streams: Map<string, unknown> }).streams.get(`${ip}:${port}`);
+    const first = streamOf();
+    const until = Date.now() + 1500;
+    let n = 0;
+    while (Date.now() < until) {
+      assert.deepEqual(await c.post(target, DIFF, `r${++n}`), { echo: `r${n}` });
+      assert.ok(streamOf() === first && c.streamOpen(target) && server!.load.streams === 1, `still the one stream after ${n} requests`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitFor(() => server!.load.streams === 0 && !c.streamOpen(target), { what: 'the idle stream closed by the server', timeoutMs: 10_000 });
+    assert.deepEqual(refused, []);
+  });
+
   it('carries several requests at once on one stream, answered in any order, through the route handler', async () => {
     const held: (() => void)[] = [];
     await serve({
