@@ -173,6 +173,9 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
   }
   stop = true;
   await Promise.all(pollers);
+  // The SEM log hands its lines to the disk every 100 ms (lib/sem/sem-log.ts FLUSH_MS): wait for
+  // them before the phases are read from it (after the times above were taken).
+  await sleep(250);
   const t0Epoch = Date.now() - (performance.now() - t0);
   const missed = targets.filter((t) => found.get(t)!.groupMs === undefined || found.get(t)!.serviceMs === undefined);
   if (process.env.TIMELINE || missed.length) printTimeline(rc, targets, t0Epoch, logStart);
