@@ -184,14 +184,13 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
       store.switchIdentity(next);
       switched = true;
     }
+    catchUpWithCaller(store, from);
     catchUpOnceMember(store, id.hostname, from);
     const t1 = performance.now();
     await writeRoleFile(store.folder, nextRoleFile(before, existing, { ...next, ...(id.seeds !== undefined ? { seeds: id.seeds } : {}) }, new Date().toISOString())).catch((e: Error) => {
       throw new Error(`role ${id.hostname}: the role could not be made durable (${roleFilePath(store.folder)}): ${e.message}`);
     });
     store.log.write('applied', `role ${id.hostname} taken in ${Math.round(performance.now() - t0)} ms (switch ${Math.round(t1 - t0)} ms, durable ${Math.round(performance.now() - t1)} ms; flow deploy after the answer)`);
-    // Once durable (not beside the role file's fsyncs, which it would slow: seen in bench:failover).
-    catchUpWithCaller(store, from);
   } catch (e) {
     if (switched) {
       try {
@@ -207,7 +206,7 @@ async function takeIdentity(store: ReplicatedStore, nodeId: string, id: StoreIde
 }
 
 /**
- * Once the role is durable, while the call is answered: one anti-entropy exchange with the manager
+ * Right after the switch, beside the role file's write: one anti-entropy exchange with the manager
  * that called (at the address its group record gives, never one the call names). The OD was frozen
  * and is no member: the manager's recent edits (its claim, the target marked `fenced`, and what
  * it holds of other recoveries) did not reach it, and the manager's commit, the first diff sent to
