@@ -106,6 +106,9 @@ export class SimRealServer {
   delays: Partial<Record<SimOp, number>>;
   /** Every exec request received, in order (also ones refused): tests count them. */
   readonly execLog: string[] = [];
+  /** When each command of execLog (same index) was asked for, epoch ms (bench:failover lays the
+   * simulated delays of a recovery's commands on the clock to count overlapping ones once). */
+  readonly execStarts: number[] = [];
   /**
    * Programs taken off this host's PATH, as dash reports them: `sh: 1: virsh: not found`, exit
    * 127, and `command -v virsh` fails (dash says the same with exit 127 for a file on PATH that
@@ -255,6 +258,7 @@ export class SimRealServer {
         session.on('exec', (acceptExec, _reject, info) => {
           const ch = acceptExec();
           this.execLog.push(info.command);
+          this.execStarts.push(Date.now());
           const input: Buffer[] = [];
           ch.on('data', (d: Buffer) => input.push(d));
           ch.on('end', () => {
