@@ -69,7 +69,7 @@ export class Metrics {
   }
 
   inc(name: string, help: string, labels: Labels = {}, by = 1): void {
-    if (!(by >= 0)) throw new Error(`a counter only goes up (${name} by ${by})`);
+    checkIncrement(name, by);
     this.series(this.family(name, help, 'counter'), labels).value += by;
   }
 
@@ -103,7 +103,7 @@ export class Metrics {
   counterOf(name: string, help: string, labels: Labels): (by?: number) => void {
     const s = this.series(this.family(name, help, 'counter'), labels);
     return (by = 1) => {
-      if (!(by >= 0)) throw new Error(`a counter only goes up (${name} by ${by})`);
+      checkIncrement(name, by);
       s.value += by;
     };
   }
@@ -137,6 +137,11 @@ export class Metrics {
     }
     return out.join('\n') + '\n';
   }
+}
+
+/** A counter only goes up: checked before a series is found or made. */
+function checkIncrement(name: string, by: number): void {
+  if (!(by >= 0)) throw new Error(`a counter only goes up (${name} by ${by})`);
 }
 
 function record(f: Family, s: { counts?: number[]; sum?: number; count?: number }, value: number): void {
