@@ -13,7 +13,7 @@ import { NonceCache, ReplayGuard } from './replay-guard';
 import { operationRecords } from '../records/ring';
 import { LIMITS, ProtocolError, WIRE_VERSION, WireDiff, WireVersion, batchProblem, decodeDiff, decodeDigest, decodeSnapshot, diffsOf, encodeDiff, freshness, lamportCeiling, validateSnapshot } from './sem-protocol';
 import { Reply, RouteContext, SemClient, SemClientError, SemServer, ServerLimits, Target } from './sem-http';
-import { commitRotation, loadOrCreateVmKey, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey, X25519 } from './vm-key';
+import { commitRotation, loadOrCreateVmKey, makeVmKeyFile, parseSignature, prepareRotation, signMessage, verifyMessage, VmKey, X25519 } from './vm-key';
 import { AnswerAuth } from './pair-key-answer';
 import { fromMember, isServing, toMember, toProblem } from '../records/records';
 import { AuthorityView, batchAuthorityRefusal, managersOf, mergeRefusal } from './edit-authority';
@@ -473,6 +473,25 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * either wholly as the old identity or wholly as the new one: the old one has stopped answering
    * before the new one answers. Returns the identity it had (switch back to it to undo).
    */
+  /**
+   * The keys switchIdentity would make for `hostname` (its signing key, and its X25519 key when
+   * this store has one), made now on disk, both at once and off the event loop, so that the switch
+   * only reads them (nodes/common/role-endpoint.ts calls this first). Changes nothing else: a
+   * failure here leaves the store as it was.
+   */
+  async prepareIdentityKeys(hostname: string): Promise<void> {
+    if (this.stopped) throw new ConfigError('the store is stopped');
+    if (!NAME_RE.test(hostname)) throw new ConfigError(`hostname ${JSON.stringify(hostname)} is not a valid name`);
+    try {
+      await Promise.all([
+        hostname === this.key.hostname ? undefined : makeVmKeyFile(this.folder, hostname),
+        !this.dh || hostname === this.dh.hostname ? undefined : makeVmKeyFile(this.folder, hostname, X25519),
+      ]);
+    } catch (e) {
+      throw new ConfigError(`the keys of ${hostname} could not be made: ${(e as Error).message}`);
+    }
+  }
+
   switchIdentity(next: Identity): Identity {
     if (this.stopped) throw new ConfigError('the store is stopped');
     const id = validateIdentity(next);

@@ -58,15 +58,35 @@ export function publicKeyObject(b64: string, kind: KeyKind = ED25519): KeyObject
   return k;
 }
 
-function writeKey(file: string, key: KeyObject): void {
+/** The key folder (0700) made for `file`; the temp name its key is written under first. */
+function keyTemp(file: string): string {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   fs.chmodSync(path.dirname(file), 0o700);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, key.export({ format: 'pem', type: 'pkcs8' }) as string, { mode: 0o600 });
+  return `${file}.tmp-${process.pid}-${++tmpCounter}`;
+}
+let tmpCounter = 0;
+const pem = (key: KeyObject) => key.export({ format: 'pem', type: 'pkcs8' }) as string;
+
+function writeKey(file: string, key: KeyObject): void {
+  const tmp = keyTemp(file);
+  fs.writeFileSync(tmp, pem(key), { mode: 0o600 });
   const fd = fs.openSync(tmp, 'r');
   fs.fsyncSync(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
+}
+
+/** writeKey off the event loop (libuv's pool): the same temp file, fsync and rename. */
+async function writeKeyAsync(file: string, key: KeyObject): Promise<void> {
+  const tmp = keyTemp(file);
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(pem(key));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, file);
 }
 
 const generate = (kind: KeyKind): KeyObject =>
@@ -91,6 +111,18 @@ export function loadOrCreateVmKey(folder: string, hostname: string, kind: KeyKin
     writeKey(file, privateKey);
   }
   return { hostname, privateKey, publicKey: publicKeyB64(privateKey), file };
+}
+
+/**
+ * The key file of a kind for `hostname` made (0600, fsynced) when there is none, off the event
+ * loop; loadOrCreateVmKey then only reads it. A role's switch (ReplicatedStore.switchIdentity) is
+ * one synchronous step: made inside it, the new name's two keys cost two fsyncs on the event loop
+ * of the OD, which meanwhile cannot answer the installation procedure's call or run its catch-up.
+ */
+export async function makeVmKeyFile(folder: string, hostname: string, kind: KeyKind = ED25519): Promise<void> {
+  const file = keyFile(folder, hostname, kind);
+  if (fs.existsSync(file)) return;
+  await writeKeyAsync(file, generate(kind));
 }
 
 /** Rotation, step 1: a new key beside the current one (`<hostname><suffix>.next`); the current one stays in use. */

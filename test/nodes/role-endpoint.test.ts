@@ -189,6 +189,25 @@ describe('role calls to a runtime (POST /p2p-ha/role)', function () {
     assert.equal(ping.hostname, 'OD3');
   });
 
+  it("makes the new name's keys before the switch: keys that cannot be made leave the OD as it was", async () => {
+    const s1 = await start();
+    const running = odStore();
+    const keyOD = running.publicKey;
+    const asked: string[] = [];
+    running.prepareIdentityKeys = async (hostname: string) => {
+      asked.push(`${hostname} asked while ${running.identity.hostname}`);
+      throw new Error('no space left on device (test)');
+    };
+    const r = await send(s1.sealAdminCall(ROLE_PATH, { address: OD }, { identity: roleIdentity(role, S1) }));
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.error, /no space left on device \(test\)/);
+    assert.deepEqual(asked, ['S2b asked while OD3'], 'asked once, before the switch');
+    unchanged();
+    assert.equal(odStore(), running);
+    assert.equal(running.publicKey, keyOD);
+    assert.ok(!fs.existsSync(roleFile()), 'no role file');
+  });
+
   it('answers once the role is durable, before its flow deploy; a second call waits for that deploy', async () => {
     let open: () => void = () => undefined;
     const gate = new Promise<void>((r) => (open = r));

@@ -9,7 +9,8 @@ import * as path from 'path';
 import { LoopbackStores } from '../support/loopback-stores';
 import { waitFor } from '../../harness/wait';
 import { httpRequest } from '../../harness/http';
-import { keyFolder } from '../../lib/sem/vm-key';
+import { keyFolder, publicKeyB64 } from '../../lib/sem/vm-key';
+import { createPrivateKey } from 'crypto';
 import type { ReplicatedStore } from '../../lib/sem/replicated-store';
 
 const SECRET = 'switch-identity-secret-0123456789';
@@ -61,6 +62,32 @@ describe('SEM: a running store switches its identity in place (the role step)', 
     await od.stop();
     const again = net.store(3, { hostname: 'S2b', folder: od.folder, autoJoin: false, seeds: [net.range.ip(1)] });
     assert.equal(again.publicKey, od.publicKey, 'the same key for S2b after a restart');
+  });
+
+  it("the new name's keys made ahead (off the event loop) change nothing; the switch then takes them and writes none", async () => {
+    const keyOD = od.publicKey;
+    const dir = keyFolder(od.folder);
+    const withDh = fs.existsSync(path.join(dir, 'OD3.x25519.pem'));
+    await assert.rejects(od.prepareIdentityKeys('S2b/../x'), /not a valid name/);
+    await od.prepareIdentityKeys('S2b');
+    const made = withDh ? ['S2b.pem', 'S2b.x25519.pem'] : ['S2b.pem'];
+    for (const f of made) {
+      assert.ok(fs.existsSync(path.join(dir, f)), `${f} made`);
+      assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} readable by the runtime's user only`);
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no temp file left');
+    // Nothing else changed: still the OD, signing with its own key.
+    assert.equal(od.identity.hostname, 'OD3');
+    assert.equal(od.publicKey, keyOD);
+    assert.equal(await ping(), 'OD3');
+    const mtimes = made.map((f) => fs.statSync(path.join(dir, f)).mtimeMs);
+    const prepared = publicKeyB64(createPrivateKey(fs.readFileSync(path.join(dir, 'S2b.pem'), 'utf8')));
+    // Made again: the keys that are there are kept.
+    await od.prepareIdentityKeys('S2b');
+    od.switchIdentity(backup());
+    assert.equal(od.publicKey, prepared, 'the switch signs with the key made ahead');
+    assert.deepEqual(made.map((f) => fs.statSync(path.join(dir, f)).mtimeMs), mtimes, 'the switch wrote no key');
+    assert.equal(await ping(), 'S2b');
   });
 
   it('a switch that cannot be made changes nothing; switching back restores the OD', async () => {
