@@ -38,6 +38,8 @@ import { decideTakeover, takeoverRecord, TAKEOVER_DEFAULTS } from '../lib/recove
 import { pingManager, sourceAddress } from '../lib/monitor/probes';
 import type { ChangeEvent, ClusterFiles } from '../lib/records/cluster-api';
 import { fromProblem } from '../lib/records/records';
+import { pushToOtherBackups } from '../lib/recovery/role-catch-up';
+import { ReplicatedStore } from '../lib/sem/replicated-store';
 
 interface StarterConfig {
   name?: string;
@@ -205,6 +207,19 @@ export = function (RED: RED) {
           },
           settings,
         );
+        // Two failures at once: once this recovery's commit is applied here (its problem record
+        // `recovered`, a local edit: the change event comes after the journal write), it is pushed
+        // to the ODs of the other recoveries in hand, which it would otherwise reach only after
+        // their own commit made them members (lib/recovery/role-catch-up.ts).
+        const store = files instanceof ReplicatedStore ? files : undefined;
+        const onCommitted = (c: ChangeEvent) => {
+          if (!c.local || c.file !== 'problem' || c.record[0] !== target || fromProblem(c.record).status !== 'recovered') return;
+          store?.off('change', onCommitted);
+          const asked = pushToOtherBackups(store!, target);
+          if (asked.length) node.log(`${target}: committed; pushed to ${asked.join(', ')}, the OD(s) of the other recoveries in hand`);
+        };
+        store?.on('change', onCommitted);
+        void run.catch(() => undefined).finally(() => store?.off('change', onCommitted));
         const finished = run.then(
           (r: RecoveryResult) => {
             running.delete(target);

@@ -8,10 +8,16 @@
 // the caller and every manager whose recovery is under way or just done. That is one exchange per
 // recovery in hand, not one per member, so it stays small in a large group. Its flow deploy then
 // waits until no recovery is under way in its files (recoveriesUnderWay).
+//
+// The manager's side of the same gap (two failures at once): its commit goes to the members it
+// knows, and the other recovery's backup is none yet (its OD becomes a member only with the other
+// manager's commit, after which it catches up with this manager: one more exchange, at the end of
+// the other recovery). So once its own commit is applied, a manager also pushes it to the ODs of
+// the other recoveries in hand (pushToOtherBackups): an exchange, which decides nothing.
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { isStatusIn } from '../records/problem';
-import { fromMember, fromProblem, isServing, type ProblemStatus } from '../records/records';
+import { fromMember, fromOd, fromProblem, isServing, type ProblemStatus } from '../records/records';
 
 /** Recoveries that may have sent edits a new member missed: under way, or done a moment ago. */
 const RECENT_STATUSES: readonly ProblemStatus[] = ['confirmed', 'fencing', 'recovering', 'recovered'];
@@ -52,4 +58,47 @@ export function recoveriesUnderWay(problems: RecordFields[], nowMs: number, wind
     .filter((p) => isStatusIn(p.status, UNDER_WAY) && Number.isFinite(Date.parse(p.since)) && nowMs - Date.parse(p.since) <= windowMs)
     .map((p) => p.target)
     .sort(naturalCompare);
+}
+
+/** A recovery whose OD is resumed and whose commit is still to come. */
+const RESUMED: readonly ProblemStatus[] = ['recovering'];
+
+/**
+ * The ODs of the other recoveries in hand, as `me`'s files show them once `me` committed the
+ * recovery of `myTarget`: problems `recovering` (fenced, OD resumed, commit to come) detected within
+ * the window, other than `myTarget`, naming an OD that available-od still lists (its address).
+ * Their commit has not reached `me` yet, so their backup is no member here and `me`'s commit did
+ * not go to it. In natural order of the OD's name.
+ */
+export function otherBackupsInHand(myTarget: string, problems: RecordFields[], availableOd: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { od: string; address: string }[] {
+  const ods = new Map(availableOd.map(fromOd).map((o) => [o.od, o.address]));
+  const out: { od: string; address: string }[] = [];
+  for (const p of problems.map(fromProblem)) {
+    if (p.target === myTarget || !isStatusIn(p.status, RESUMED) || p.od === '-') continue;
+    const since = Date.parse(p.since);
+    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
+    const address = ods.get(p.od);
+    if (address) out.push({ od: p.od, address });
+  }
+  return out.sort((a, b) => naturalCompare(a.od, b.od));
+}
+
+/** What pushToOtherBackups needs of a store (ReplicatedStore has it). */
+export interface ExchangingFiles {
+  records(file: 'problem' | 'available-od'): RecordFields[];
+  readonly port: number;
+  exchange(target: { address: string; port: number }, name?: string): Promise<boolean>;
+}
+
+/**
+ * Right after `files` applied its commit of `myTarget`'s recovery: one anti-entropy exchange with
+ * each OD of the other recoveries in hand (otherBackupsInHand), which so holds this commit before
+ * its own manager's commit makes it a member. An exchange merges with every entry's proof and
+ * authority checked, so it decides nothing; a failure is left to the catch-ups and rounds. Returns
+ * the ODs asked.
+ */
+export function pushToOtherBackups(files: ExchangingFiles, myTarget: string, nowMs = Date.now()): string[] {
+  const ods = otherBackupsInHand(myTarget, files.records('problem'), files.records('available-od'), nowMs);
+  for (const o of ods) files.exchange({ address: o.address, port: files.port }, o.od).catch(() => undefined);
+  return ods.map((o) => o.od);
 }

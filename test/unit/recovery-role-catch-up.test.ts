@@ -1,7 +1,12 @@
 // Whom a backup catches up with once it is a member (lib/recovery/role-catch-up.ts): the manager
-// that called and the acting managers of the other recoveries in hand, serving members only.
+// that called and the acting managers of the other recoveries in hand, serving members only; and
+// to which ODs a manager pushes its commit (the other recoveries' ODs, resumed, commit to come),
+// with real stores on loopback: the push is what brings the commit to such an OD.
 import { strict as assert } from 'assert';
-import { catchUpPartners, CATCH_UP_WINDOW_MS, recoveriesUnderWay } from '../../lib/recovery/role-catch-up';
+import * as fs from 'fs';
+import { catchUpPartners, CATCH_UP_WINDOW_MS, otherBackupsInHand, pushToOtherBackups, recoveriesUnderWay } from '../../lib/recovery/role-catch-up';
+import { LoopbackStores } from '../support/loopback-stores';
+import { waitFor } from '../../harness/wait';
 
 const now = Date.parse('2026-12-03T18:00:00.000Z');
 const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
@@ -60,4 +65,61 @@ describe('recovery role catch-up partners', () => {
     assert.deepEqual(recoveriesUnderWay(problems, now), ['S3', 'S5']);
     assert.deepEqual(recoveriesUnderWay([], now), []);
   });
+
+  it('the ODs a manager pushes its commit to: the other recoveries recovering, with their OD still in available-od', () => {
+    const problems = [
+      ['S2', 'S1', 'network', 'recovering', 'S2b', iso(3000), '-', 'OD3'],
+      ['S5', 'S4', 'network', 'recovering', 'S5b', iso(3000), '-', 'OD2'],
+      ['S7', 'S4', 'network', 'recovering', 'S7b', iso(3000), '-', 'OD10'],
+      ['S8', 'S3', 'network', 'fencing', 'S8b', iso(3000), '-', 'OD4'],
+      ['S9', 'S3', 'network', 'recovered', 'S9b', iso(3000), '-', 'OD5'],
+      ['S10', 'S3', 'network', 'recovering', 'S10b', iso(CATCH_UP_WINDOW_MS + 1), '-', 'OD6'],
+      ['S11', 'S3', 'network', 'recovering', 'S11b', iso(3000), '-', 'OD7'],
+      ['S12', 'S3', 'network', 'recovering', 'S12b', iso(3000)],
+    ];
+    const ods = ['OD2', 'OD3', 'OD4', 'OD5', 'OD6', 'OD10'].map((o, i) => [o, `127.0.2.${100 + i}`, 'RS1']);
+    // Not: its own target, fencing (OD maybe not resumed), recovered (its backup is a member, it got
+    // the commit), outside the window, an OD gone from available-od (OD7), no OD named.
+    assert.deepEqual(otherBackupsInHand('S2', problems, ods, now), [
+      { od: 'OD2', address: '127.0.2.100' },
+      { od: 'OD10', address: '127.0.2.105' },
+    ]);
+    assert.deepEqual(otherBackupsInHand('S2', [], ods, now), []);
+  });
 });
+
+describe('recovery: a commit pushed to the OD of the other recovery in hand (real stores)', function () {
+  this.timeout(60_000);
+  let net: LoopbackStores | undefined;
+  afterEach(async () => {
+    await net?.close();
+    net = undefined;
+  });
+
+  it("brings the commit to an OD that is no member yet (without it, only that OD's own rounds would)", async () => {
+    net = await LoopbackStores.open(3, 'push-other-backups-secret-0123456789', 'push-backups');
+    const s1 = net.store(1, { syncIntervalMs: 60_000 });
+    const s4 = net.store(2, { hostname: 'S4', seeds: [net.range.ip(1)], syncIntervalMs: 60_000 });
+    await net.formIdentical([s1, s4]);
+    const od = net.store(3, { hostname: 'OD2', autoJoin: false, seeds: [net.range.ip(1)], syncIntervalMs: 60_000 });
+    await od.start();
+    await waitFor(() => od.records('group').length === 2, { what: 'the OD caught up from its seed', timeoutMs: 20_000 });
+    const since = new Date().toISOString();
+    await s1.edit({ file: 'available-od', op: 'Add', record: ['OD2', net.range.ip(3), 'RS2'] });
+    await s4.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'recovering', 'S5b', since, '-', 'OD2'] });
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', since, '-', 'OD3'] });
+    await s1.editBatch([
+      { file: 'problem', op: 'Mod', before: s1.get('problem', 'S2')!, record: ['S2', 'S1', 'network', 'recovered', 'S2b', since, '-', 'OD3'] },
+      { file: 'group', op: 'Add', record: ['S2b', net.range.ip(9), 'RS3', '-'] },
+    ]);
+    // S1's commit went to the members (S4), not to the OD.
+    assert.ok(s4.get('group', 'S2b'));
+    assert.equal(od.get('group', 'S2b'), undefined);
+    assert.deepEqual(pushToOtherBackups(s1, 'S2'), ['OD2']);
+    await waitFor(() => od.get('group', 'S2b') !== undefined && od.get('problem', 'S2')?.[3] === 'recovered', { what: "S1's commit at the OD", timeoutMs: 20_000 });
+    // The OD's store refused nothing of it (every entry's proof and authority checked).
+    const log = fs.readFileSync(`${od.folder}/sem.log`, 'utf8');
+    assert.doesNotMatch(log, / refused .*S2b/);
+  });
+});
+
