@@ -80,16 +80,19 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
   const ods = rc.cluster.vms.map((v) => v.name).filter((n) => /^OD\d+$/.test(n));
   for (const n of [...rc.memberNames, ...ods]) {
     for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
-      const m = /^(\S+) (applied|sent|refused) (.*)$/.exec(l);
+      const m = /^(\S+) (applied|sent|refused|synced) (.*)$/.exec(l);
       if (!m) continue;
       const at = Date.parse(m[1]) - t0Epoch;
       if (at < 0) continue;
       const roleLine = /^(role |identity )/.test(m[3]);
       // The OD's own lines (the role, and how the recovery's diffs reached it); a member's, only its own edits.
-      if (ods.includes(n) && !roleLine && m[2] !== 'applied') continue;
-      if (!ods.includes(n) && m[2] === 'applied' && !/local=1/.test(m[3]) && !roleLine) continue;
+      // (an OD's `synced` lines: what reached it by an exchange, a catch-up or a manager's push)
+      if (ods.includes(n) && !roleLine && m[2] !== 'applied' && m[2] !== 'synced') continue;
+      if (!ods.includes(n) && (m[2] === 'synced' || (m[2] === 'applied' && !/local=1/.test(m[3]))) && !roleLine) continue;
       if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
-      lines.push([at, `${n} ${m[2]} ${m[3].slice(0, 200)}`]);
+      // Long lines shortened in the middle: the end says who acknowledged (sent) or where from (synced).
+      const text = m[3].length > 260 ? `${m[3].slice(0, 150)} ... ${m[3].slice(-100)}` : m[3];
+      lines.push([at, `${n} ${m[2]} ${text}`]);
     }
   }
   lines.sort((a, b) => a[0] - b[0]);

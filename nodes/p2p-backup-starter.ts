@@ -215,8 +215,12 @@ export = function (RED: RED) {
         const onCommitted = (c: ChangeEvent) => {
           if (!c.local || c.file !== 'problem' || c.record[0] !== target || fromProblem(c.record).status !== 'recovered') return;
           store?.off('change', onCommitted);
-          const asked = pushToOtherBackups(store!, target);
-          if (asked.length) node.log(`${target}: committed; pushed to ${asked.join(', ')}, the OD(s) of the other recoveries in hand`);
+          // At the next turn: the commit's own fan-out to the members (started in this one) first.
+          setImmediate(() => {
+            if (abort.signal.aborted) return;
+            const asked = pushToOtherBackups(store!, target);
+            if (asked.length) node.log(`${target}: committed; pushed to ${asked.join(', ')}, the OD(s) of the other recoveries in hand`);
+          });
         };
         store?.on('change', onCommitted);
         void run.catch(() => undefined).finally(() => store?.off('change', onCommitted));
