@@ -7,7 +7,8 @@
 // `failed`. The isolation gate (for a fence that cannot reach the host) is the heartbeat's of the
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
-// dropped with a warning.
+// dropped with a warning. Once a recovery's commit is applied here, it is pushed (one exchange) to
+// the ODs of the other recoveries in hand, which are no members yet (lib/recovery/role-catch-up.ts).
 // Takeover (lib/recovery/takeover.ts): every few seconds the node looks for recoveries held by
 // another manager whose problem record has not changed for the takeover bound (default 60 s);
 // when this VM is the next taker and the acting manager is gone (not serving, failed, or not

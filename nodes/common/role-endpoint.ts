@@ -143,8 +143,9 @@ async function handle(req: IncomingMessage, deploy: Deploy, RED: RED): Promise<H
 }
 
 /**
- * The store takes `id`. When only its identity changes: in place (the running store switches in
- * one step, ReplicatedStore.switchIdentity: no restart, the SEM server never stops listening),
+ * The store takes `id`. When only its identity changes: in place (the new name's keys made first,
+ * off the event loop; then the running store switches in one step, ReplicatedStore.switchIdentity:
+ * no restart, the SEM server never stops listening),
  * then the role file is written durably (a restart now starts as `id` whatever happens to the
  * deploy); a failure of either switches the store back and the call fails, the VM as it was. The
  * returned function is the flow deploy that persists it (flows.json; the nodes that use the store
