@@ -676,8 +676,10 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pacer.diffApplied();
     // The frames to the peers are written first (broadcast writes them before its first await once
     // the key gate is open), the edit's own log lines and change listeners run while the peers
-    // work on it: their time is not added to every peer's acknowledgement (docs/performance.md).
-    diffs.forEach((d, i) => changed[i] && this.noteChange(d, true));
+    // work on it: their time is not added to every peer's acknowledgement (docs/performance.md, sender).
+    diffs.forEach((d, i) => {
+      if (changed[i]) this.noteChange(d, true);
+    });
     const sent = this.broadcast(wire, lines.join(' + '), { body, signature });
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
