@@ -62,6 +62,12 @@ export class Replica {
   private readonly changed = new Map<string, Entry>();
   /** Per-file digests, computed on demand and dropped when a key of the file changes. */
   private readonly fileHashes = new Map<FileName, string>();
+  /** Per-file live entries in natural key order, built on demand and dropped when a key of the
+   * file changes: every anti-entropy round, status update and fan-out reads the group's records,
+   * and sorting them each time was most of what an idle VM of 100 allocated (docs/memory.md). */
+  private readonly sorted = new Map<FileName, Entry[]>();
+  /** Per-file change counter: lets a reader cache what it derives from a file's records. */
+  private readonly revisions = new Map<FileName, number>();
   /** Lamport clock: above every version this replica has seen. */
   clock = 0;
   readonly seqs: Record<string, number> = {};
@@ -72,9 +78,19 @@ export class Replica {
 
   /** Live records of a file, in natural key order, so every peer writes byte-identical files. */
   records(file: FileName): RecordFields[] {
-    const live: Entry[] = [];
-    for (const e of this.files.get(file)!.values()) if (e.value) live.push(e);
-    return live.sort((a, b) => naturalCompare(a.key, b.key)).map((e) => e.value!.slice());
+    let live = this.sorted.get(file);
+    if (!live) {
+      live = [];
+      for (const e of this.files.get(file)!.values()) if (e.value) live.push(e);
+      live.sort((a, b) => naturalCompare(a.key, b.key));
+      this.sorted.set(file, live);
+    }
+    return live.map((e) => e.value!.slice());
+  }
+
+  /** How many times a key of `file` was written here: equal counts mean the same records. */
+  revision(file: FileName): number {
+    return this.revisions.get(file) ?? 0;
   }
 
   get(file: FileName, key: string): RecordFields | undefined {
@@ -259,6 +275,8 @@ export class Replica {
     if (proof) entry.proof = proof;
     map.set(key, entry);
     this.fileHashes.delete(file);
+    this.sorted.delete(file);
+    this.revisions.set(file, this.revision(file) + 1);
     this.changed.set(`${file}\0${key}`, entry);
     const before = cur?.value ?? null;
     if (sameRecord(before, value)) return null;

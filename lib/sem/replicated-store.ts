@@ -221,6 +221,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** The wire version each peer address announced in its last authenticated request or answer
    * (absent: not heard yet). One entry per member or seed address. */
   private readonly peerVersions = new Map<string, WireVersion>();
+  /** peers() as last derived, with the group file's revision and the name it was derived for. */
+  private peerList?: { revision: number; me: string; list: { hostname: string; address: string }[] };
   private syncTimer?: NodeJS.Timeout;
   private stopped = false;
   /** Settled once start() listens (true) or cannot, or the store stopped first (false). */
@@ -599,16 +601,25 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   get(file: FileName, key: string): RecordFields | undefined {
-    return this.records(file).find((r) => recordKey(file, r) === key);
+    if (file === 'operation') return this.records(file).find((r) => recordKey(file, r) === key);
+    return this.replica.get(file, key);
   }
 
   peers(): { hostname: string; address: string }[] {
-    // A fenced member (destroyed and replaced) is no peer: edits are not sent to it.
-    return this.replica
-      .records('group')
-      .map(fromMember)
-      .filter((m) => m.hostname !== this.identity.hostname && isServing(m))
-      .map((m) => ({ hostname: m.hostname, address: m.address }));
+    // Read by every round, status update and fan-out: derived once per change of the group file
+    // (or of this VM's name), handed out as copies.
+    const me = this.identity.hostname;
+    const revision = this.replica.revision('group');
+    if (this.peerList?.revision !== revision || this.peerList.me !== me) {
+      // A fenced member (destroyed and replaced) is no peer: edits are not sent to it.
+      const list = this.replica
+        .records('group')
+        .map(fromMember)
+        .filter((m) => m.hostname !== me && isServing(m))
+        .map((m) => ({ hostname: m.hostname, address: m.address }));
+      this.peerList = { revision, me, list };
+    }
+    return this.peerList.list.map((p) => ({ ...p }));
   }
 
   /** The digest of this replica: equal on two peers means identical files. */

@@ -115,3 +115,35 @@ describe('diff apply (property): order and duplication do not matter', () => {
     assert.deepEqual(y.records('problem'), [other.record]);
   });
 });
+
+describe('Replica.records: the sorted view kept between changes', () => {
+  it('equals a fresh sort of the live entries after any stream of diffs, read between them', () => {
+    fc.assert(
+      fc.property(diffArb, (diffs) => {
+        const r = new Replica();
+        let revision = r.revision('realserver');
+        for (const d of diffs) {
+          const before = r.records('realserver');
+          const changed = r.apply(d).length > 0;
+          const after = r.records('realserver');
+          // A fresh replica fed the same state: nothing cached there.
+          const fresh = new Replica();
+          fresh.merge(r.snapshot());
+          assert.deepStrictEqual(after, fresh.records('realserver'));
+          if (changed) assert.notDeepStrictEqual(after, before);
+          assert.ok(r.revision('realserver') >= revision);
+          revision = r.revision('realserver');
+        }
+      }),
+    );
+  });
+
+  it('hands out copies: a caller changing a record changes nothing held', () => {
+    const r = new Replica();
+    r.apply({ file: 'realserver', op: 'Add', record: rsRecord('RS1', 1), origin: 'S1', seq: 1, lamport: 1 });
+    const got = r.records('realserver');
+    got[0][1] = 'changed';
+    got.pop();
+    assert.deepStrictEqual(r.records('realserver'), [rsRecord('RS1', 1)]);
+  });
+});
