@@ -46,6 +46,9 @@ export function writeFileAtomicSync(file: string, data: string): void {
   renameSync(tmp, file);
 }
 
+/** Old versions waiting for the pool's close before they are closed on the calling thread. */
+const MAX_WAITING = 32;
+
 /**
  * Replaces files atomically against a killed process (not a power loss: no fsync), on the calling
  * thread: open a temp file, write, rename it over the target. For small files regenerated from a
@@ -56,15 +59,18 @@ export function writeFileAtomicSync(file: string, data: string): void {
  * drops the old inode's last reference, and the kernel then truncates it and frees its blocks
  * inside the rename; on an ext4 mounted with `discard` and without a journal (this project's test
  * machines) that includes a synchronous TRIM of the freed blocks, a device round trip: measured
- * 0.5 ms p50 / 5 ms p99 of a receiver's event loop per diff (docs/performance.md, fifth pass). So
+ * ~0.5 ms p50 and 8-17 ms p99 of a receiver's event loop per diff (docs/performance.md, fifth pass). So
  * the descriptor each replacement wrote with stays open until the file is replaced again, and
  * the rename then drops only a name: the old version is freed when its descriptor is closed, in
- * libuv's pool. Readers see exactly what they saw before: the old version or the new one, whole.
+ * libuv's pool, one at a time. Readers see exactly what they saw before: the old version or the new
+ * one, whole.
  */
 export class FileReplacer {
   /** The open descriptor of each file's current version (the temp file it was written as). */
   private readonly held = new Map<string, number>();
-  private readonly closing = new Set<Promise<void>>();
+  /** The close running in the pool, and the old versions waiting for it. */
+  private inFlight?: Promise<void>;
+  private readonly waiting: number[] = [];
 
   /** Replace `file` with `data`; throws (nothing replaced) if it cannot be written. */
   replace(file: string, data: string): void {
@@ -93,27 +99,36 @@ export class FileReplacer {
     if (prev !== undefined) this.closeInPool(prev);
   }
 
-  /** Descriptors being closed in the pool (tests). */
+  /** Old versions not yet closed: the one being closed in the pool and those waiting (tests). */
   get pendingCloses(): number {
-    return this.closing.size;
+    return this.waiting.length + (this.inFlight ? 1 : 0);
   }
 
   /** Close every held descriptor and wait for all closes. */
   async close(): Promise<void> {
     for (const fd of this.held.values()) this.closeInPool(fd);
     this.held.clear();
-    while (this.closing.size) await Promise.all(Array.from(this.closing));
+    while (this.inFlight) await this.inFlight;
   }
 
   private hold(file: string, fd: number | undefined): void {
     if (fd !== undefined) this.held.set(file, fd);
   }
 
+  /** One close at a time in the pool (a discard can take milliseconds, and the journal's durable
+   * write must find a free pool thread); a backlog beyond MAX_WAITING is closed here instead, so
+   * the old versions held never grow without bound on a disk slower than the rewrites. */
   private closeInPool(fd: number): void {
-    const done: Promise<void> = new Promise<void>((resolve) => close(fd, () => resolve())).then(() => {
-      this.closing.delete(done);
+    if (this.inFlight) {
+      if (this.waiting.length >= MAX_WAITING) closeSync(this.waiting.shift()!);
+      this.waiting.push(fd);
+      return;
+    }
+    this.inFlight = new Promise<void>((resolve) => close(fd, () => resolve())).then(() => {
+      this.inFlight = undefined;
+      const next = this.waiting.shift();
+      if (next !== undefined) this.closeInPool(next);
     });
-    this.closing.add(done);
   }
 }
 

@@ -2,7 +2,8 @@
 // but the replaced version is freed in libuv's pool, not inside the rename (on an ext4 with
 // `discard` and no journal, freeing it is a synchronous TRIM: docs/performance.md, fifth pass).
 // Checked: the old version stays open until the pool closes it (with the pool held busy, it is
-// still open after replace returns), also for the version a previous process left; close() leaves
+// still open after replace returns), also for the version a previous process left; one close at a
+// time, at most 32 waiting; close() leaves
 // no descriptor behind; a reader in another process never sees a torn file.
 import { strict as assert } from 'assert';
 import { execFileSync, spawn } from 'child_process';
@@ -96,6 +97,25 @@ describe('FileReplacer: atomic text files, old versions freed in the pool', () =
     }
     await r.close();
     assert.deepEqual(openIn(dir), []);
+  });
+
+  it('closes one old version at a time in the pool, and never holds more than 32 waiting', async () => {
+    const file = path.join(dir, 'vmstatus');
+    const r = new FileReplacer();
+    r.replace(file, 'v0\n');
+    const release = await holdPool(dir);
+    try {
+      for (let k = 1; k <= 40; k++) r.replace(file, `v${k}\n`);
+      // One close queued in the pool, 32 waiting; the 7 oldest were closed on this thread.
+      assert.equal(r.pendingCloses, 33);
+      assert.equal(openIn(dir).filter((t) => t.endsWith(' (deleted)')).length, 33);
+    } finally {
+      await release();
+    }
+    await r.close();
+    assert.equal(r.pendingCloses, 0);
+    assert.deepEqual(openIn(dir), []);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'v40\n');
   });
 
   it('a failed replacement throws and leaves the file and what is held as they were', async () => {
