@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { waitFor } from '../harness/wait';
 import { RealServerEditor, startSemCluster } from './sem-cluster';
-import { cpuSplitMs, loadAverage, rssMb, summarize } from './stats';
+import { cpuSplitMs, loadAverage, rssMb, schedOf, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 
 const EDITS = Number(process.env.EDITS ?? 200);
@@ -36,7 +36,17 @@ interface Run {
   senderRss: { idle?: number; afterEdits?: number; nodeOptions: string };
   /** CPU time (ms, user + system) per measured edit: S1, each receiver, all six together. */
   cpuPerEdit: { sender: number; receivers: Record<string, number>; total: number; system_share: number; idle_ms_per_s_all_six: number };
+  /** Per measured edit, each VM's main thread (event loop): ms on a core, ms runnable but waiting
+   * for a core, voluntary and involuntary context switches; S1, and the mean of the receivers. */
+  schedPerEdit: { sender: Sched; receivers_mean: Sched };
   strace?: string;
+}
+
+interface Sched {
+  on_cpu_ms: number;
+  runqueue_wait_ms: number;
+  voluntary: number;
+  involuntary: number;
 }
 
 /** One cluster of six, S1 editing; `secure` = VM signatures and AES-256-GCM on (the default). */
@@ -81,6 +91,7 @@ async function measure(secure: boolean): Promise<Run> {
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
     let cpu0: ({ user: number; system: number } | undefined)[] = [];
+    let sched0: ReturnType<typeof schedOf>[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
     let idleCpu: number[] = [];
     for (let i = 0; i < EDITS + WARMUP; i++) {
@@ -95,6 +106,7 @@ async function measure(secure: boolean): Promise<Run> {
         if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
         if (CPU_PROF) markProfiles(cluster.vms);
         cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+        sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
       }
       const result = await editor.edit(i);
       if (i === WARMUP - 1) await snapshot();
@@ -103,6 +115,7 @@ async function measure(secure: boolean): Promise<Run> {
       for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
     }
     const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+    const sched1 = cluster.vms.map((vm) => schedOf(vm.pid));
     if (CPU_PROF) markProfiles(cluster.vms);
     const used = (i: number, k: 'user' | 'system') => (cpu1[i]?.[k] ?? 0) - (cpu0[i]?.[k] ?? 0);
     const perEdit = (i: number) => Math.round(((used(i, 'user') + used(i, 'system')) / EDITS) * 100) / 100;
@@ -130,6 +143,7 @@ async function measure(secure: boolean): Promise<Run> {
         // CPU ms per second the six use with no edit (the edits' figures above include it).
         idle_ms_per_s_all_six: Math.round(idleCpu.reduce((n, x) => n + x, 0) * 10) / 10,
       },
+      schedPerEdit: { sender: schedDelta([0], sched0, sched1), receivers_mean: schedDelta(cluster.vms.slice(1).map((_, i) => i + 1), sched0, sched1) },
       strace,
     };
   } finally {
@@ -137,6 +151,13 @@ async function measure(secure: boolean): Promise<Run> {
     await sem.stop();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** The scheduling figures of VMs `which` per measured edit, averaged over them. */
+function schedDelta(which: number[], a: ReturnType<typeof schedOf>[], b: ReturnType<typeof schedOf>[]): Sched {
+  const per = (k: 'onCpuMs' | 'waitMs' | 'voluntary' | 'involuntary') =>
+    Math.round((which.reduce((n, i) => n + ((b[i]?.[k] ?? 0) - (a[i]?.[k] ?? 0)), 0) / which.length / EDITS) * 1000) / 1000;
+  return { on_cpu_ms: per('onCpuMs'), runqueue_wait_ms: per('waitMs'), voluntary: per('voluntary'), involuntary: per('involuntary') };
 }
 
 /** CPU_PROF: the profiles cover the measured edits only (./cpu-profile.ts: first mark restarts, second writes). */
@@ -172,6 +193,8 @@ function report(title: string, r: Run): void {
   console.log(`S3..S6: p50 ${r.overall.p50} ms, p99 ${r.overall.p99} ms; the note: 278-327 ms (mean) -> ${(300 / r.overall.p50).toFixed(0)}x faster at p50`);
   console.log(`load average ${r.load.start} -> ${r.load.end}; S1 RSS ${r.senderRss.idle} -> ${r.senderRss.afterEdits} MB`);
   console.log(`CPU per edit (ms): S1 ${r.cpuPerEdit.sender}, receivers ${JSON.stringify(r.cpuPerEdit.receivers)}, all six ${r.cpuPerEdit.total} (${Math.round(r.cpuPerEdit.system_share * 100)} % in the kernel); idle: ${r.cpuPerEdit.idle_ms_per_s_all_six} ms/s for the six`);
+  const sc = (x: Sched) => `${x.on_cpu_ms} ms on a core, ${x.runqueue_wait_ms} ms waiting for one, ${x.voluntary} voluntary / ${x.involuntary} involuntary switches`;
+  console.log(`per edit, main thread: S1 ${sc(r.schedPerEdit.sender)}; each receiver ${sc(r.schedPerEdit.receivers_mean)}`);
   if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }
 
@@ -200,6 +223,7 @@ function report(title: string, r: Run): void {
       load_average: main.load,
       sender_rss_mb: main.senderRss,
       cpu_ms_per_edit: main.cpuPerEdit,
+      sched_per_edit: main.schedPerEdit,
       without_wire_security:
         on && off
           ? {
@@ -210,6 +234,7 @@ function report(title: string, r: Run): void {
               edit_p99_ms: off.whole.p99,
               load_average: off.load,
               cpu_ms_per_edit: off.cpuPerEdit,
+              sched_per_edit: off.schedPerEdit,
             }
           : undefined,
       note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },

@@ -50,6 +50,23 @@ export function cpuMs(pid: number | undefined): number | undefined {
 }
 
 /** CPU time of a process so far (ms), in user space and in the kernel (system calls, its TCP sends). */
+/**
+ * Scheduling of a process's main thread (its event loop) from /proc: ms on a core and ms runnable
+ * but waiting for one (the kernel's schedstat, ns), and its context switches: voluntary (it
+ * waited, e.g. in epoll) and involuntary (preempted, e.g. by a process its write woke).
+ */
+export function schedOf(pid: number | undefined): { onCpuMs: number; waitMs: number; voluntary: number; involuntary: number } | undefined {
+  if (!pid) return undefined;
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+    return { onCpuMs: run / 1e6, waitMs: wait / 1e6, voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+  } catch {
+    return undefined;
+  }
+}
+
 export function cpuSplitMs(pid: number | undefined): { user: number; system: number } | undefined {
   if (!pid) return undefined;
   try {

@@ -674,11 +674,18 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const lines = edits.map((e) => formatDiffLine(e));
     await this.disk.save(new Set(edits.map((e) => e.file)));
     this.pacer.diffApplied();
+    // The frames to the peers are written first (broadcast writes them before its first await once
+    // the key gate is open), the edit's own log lines and change listeners run while the peers
+    // work on it: their time is not added to every peer's acknowledgement (docs/performance.md, sender).
+    diffs.forEach((d, i) => {
+      if (changed[i]) this.noteChange(d, true);
+    });
+    const sent = this.broadcast(wire, lines.join(' + '), { body, signature });
     diffs.forEach((d, i) => {
       this.log.write('applied', lines[i], { origin, seq, lamport: d.lamport, local: 1 });
-      if (changed[i]) this.emitChange(d, true, 'edit', lines[i]);
+      if (changed[i]) this.emitChangeEvent(d, true, 'edit', lines[i]);
     });
-    const { acked, failed } = await this.broadcast(wire, lines.join(' + '), { body, signature });
+    const { acked, failed } = await sent;
     return { lines, origin, seq, lamport: first.lamport, acked, failed, ms: performance.now() - t0 };
   }
 
@@ -1398,11 +1405,23 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   private emitChange(diff: Diff, local: boolean, via: ChangeEvent['via'], line = formatDiffLine(diff)): void {
-    if (diff.file === 'group' && diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
-    if (diff.file === 'group') for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
-    if (!local && diff.file === 'group' && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
+    this.noteChange(diff, local);
+    this.emitChangeEvent(diff, local, via, line);
+  }
+
+  /** What the store itself keeps track of when a record changes (keys, pair keys, the X25519 key's
+   * publication), before any listener hears of it. */
+  private noteChange(diff: Diff, local: boolean): void {
+    if (diff.file !== 'group') return;
+    if (diff.op === 'Mod') this.noteKeyChange(diff.before, diff.record);
+    for (const r of [diff.record, diff.before]) if (r) this.answers.forget(recordKey('group', r));
+    if (!local && recordKey('group', diff.record) === this.identity.hostname) this.publishKey();
     // Another member came or changed: it may be the last one the X25519 key waited for.
-    else if (diff.file === 'group' && recordKey('group', diff.record) !== this.identity.hostname) this.publishKeySoon();
+    else if (recordKey('group', diff.record) !== this.identity.hostname) this.publishKeySoon();
+  }
+
+  /** The `change` event and its listeners. */
+  private emitChangeEvent(diff: Diff, local: boolean, via: ChangeEvent['via'], line: string): void {
     const ev: ChangeEvent = {
       file: diff.file,
       op: diff.op,
