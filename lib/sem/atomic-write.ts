@@ -1,5 +1,7 @@
 // Durable, atomic file replacement: write a temp file in the same folder, fsync it, rename it over
 // the target, fsync the folder. A kill at any instant leaves either the old or the new file.
+// FileReplacer does the same without fsync for files derived from a durable state (the text
+// files), and frees each replaced version in libuv's pool rather than inside the rename.
 import { promises as fsp, openSync, writeSync, fsyncSync, closeSync, renameSync, close } from 'fs';
 import * as path from 'path';
 
