@@ -1,5 +1,5 @@
 // The on-CPU time of one SEM VM by phase of an edit, from `perf script` output of a process run with
-// NODE_OPTIONS=--perf-basic-prof (docs/performance-sender.md says how to record it). Each sample is
+// NODE_OPTIONS=--perf-basic-prof (docs/performance.md, sixth pass, says how to record it). Each sample is
 // given to the first phase below whose pattern matches any frame of its stack: optimised JavaScript
 // inlines its callees, so a stack often lacks the function that did the work, and a phase is
 // recognised by what it calls as well (e.g. `writeGeneric` under SEM code = the frame writes).

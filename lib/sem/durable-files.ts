@@ -10,7 +10,8 @@
 // libuv's pool (no separate fdatasync; the event loop never waits for the journal).
 // The six plain-text files are derived from the state: each save rewrites the ones it changed on
 // this thread while the journal line is being written in the pool (the save waits for both), each
-// replaced atomically (temp file + rename) but not fsynced: they are rewritten at every start, so
+// replaced atomically (temp file + rename; the replaced version is freed in libuv's pool, not in
+// the rename: atomic-write.ts FileReplacer) but not fsynced: they are rewritten at every start, so
 // after a power loss they can never disagree with the state for long. A text file that cannot be
 // written (a full disk) does not fail the save: the state is what is durable; it is tried again at
 // the next save.
@@ -23,7 +24,7 @@ import * as path from 'path';
 import { FILE_NAMES, FileName, formatFile } from '../records/files';
 import { Replica, Snapshot } from './replica';
 import { operationRecords } from '../records/ring';
-import { removeStaleTemps, replaceFileSync, syncDir, writeFileAtomic } from './atomic-write';
+import { FileReplacer, removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
 import { attachProofs, packSnapshot } from './entry-proof';
 
 export const STATE_FILE = '.sem-state.json';
@@ -70,6 +71,8 @@ export class DurableFiles {
   private walLines = 0;
   /** Text files whose last rewrite failed (tried again at the next save). */
   private readonly textsDirty = new Set<FileName>();
+  /** Replaces the text files; frees their old versions in libuv's pool (atomic-write.ts). */
+  private readonly texts = new FileReplacer();
   ownSeq = 0;
 
   constructor(
@@ -142,6 +145,7 @@ export class DurableFiles {
     await this.tail;
     await this.wal?.close();
     this.wal = undefined;
+    await this.texts.close();
   }
 
   /** Files waiting for the next save (at most the six), and whether a save is queued. */
@@ -171,7 +175,7 @@ export class DurableFiles {
     for (const f of Array.from(this.textsDirty)) {
       const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
       try {
-        replaceFileSync(this.textPath(f), formatFile(f, records));
+        this.texts.replace(this.textPath(f), formatFile(f, records));
         this.textsDirty.delete(f);
       } catch {
         /* left dirty: the next save tries again */

@@ -695,7 +695,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.pacer.diffApplied();
     // The frames to the peers are written first (broadcast writes them before its first await once
     // the key gate is open), the edit's own log lines and change listeners run while the peers
-    // work on it: their time is not added to every peer's acknowledgement (docs/performance.md, sender).
+    // work on it: their time is not added to every peer's acknowledgement (docs/performance.md, sixth pass).
     diffs.forEach((d, i) => {
       if (changed[i]) this.noteChange(d, true);
     });
