@@ -467,15 +467,6 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   /**
-   * Take another identity in place (an OD taking a backup's role, nodes/common/role-endpoint.ts):
-   * the same address, port, folder and files, another hostname, real server and services, signed
-   * with the key of the new hostname (created beside the others, vm-key.ts: each name its own key).
-   * The key is made ready first (a failure there changes nothing); then one synchronous step swaps
-   * identity, key, sequence numbers and checkpoint name, so every request is handled and answered
-   * either wholly as the old identity or wholly as the new one: the old one has stopped answering
-   * before the new one answers. Returns the identity it had (switch back to it to undo).
-   */
-  /**
    * The keys switchIdentity would make for `hostname` (its signing key, and its X25519 key when
    * this store has one), made now on disk, both at once and off the event loop, so that the switch
    * only reads them (nodes/common/role-endpoint.ts calls this first). Changes nothing else: a
@@ -494,6 +485,15 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     }
   }
 
+  /**
+   * Take another identity in place (an OD taking a backup's role, nodes/common/role-endpoint.ts):
+   * the same address, port, folder and files, another hostname, real server and services, signed
+   * with the key of the new hostname (created beside the others, vm-key.ts: each name its own key).
+   * The key is made ready first (a failure there changes nothing); then one synchronous step swaps
+   * identity, key, sequence numbers and checkpoint name, so every request is handled and answered
+   * either wholly as the old identity or wholly as the new one: the old one has stopped answering
+   * before the new one answers. Returns the identity it had (switch back to it to undo).
+   */
   switchIdentity(next: Identity): Identity {
     if (this.stopped) throw new ConfigError('the store is stopped');
     const id = validateIdentity(next);
