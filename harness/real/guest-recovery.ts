@@ -7,7 +7,7 @@
 // a cold start of a shut-off backup, and the conventional central-file-server method.
 import * as http from 'http';
 import { guestOpener, guestSeedHooks, type PostCloneContext } from '../../lib/hv/guest-reidentify';
-import { waitDomainSshReady } from '../../lib/hv/readiness';
+import { ReadinessError, waitDomainSshReady } from '../../lib/hv/readiness';
 import { parseServiceCheck, probeService } from '../../lib/monitor/probes';
 import { verdict } from '../../lib/monitor/checks';
 import { MONITOR_DEFAULTS, TargetMonitor, type Transition } from '../../lib/monitor/target-monitor';
@@ -84,16 +84,29 @@ export async function makeVm(bed: GuestBed, name: string, address: string, files
         hooks
           .postCloneXml(xml, { ...c, address: `10.0.2.${100 + (Number(c.address.split('.')[3]) % 100)}` })
           .replace(`hostfwd=tcp:127.0.0.1:${servicePort}-`, `hostfwd=tcp:${serviceOn}:${servicePort}-`);
-  const made = await replicateOne(
-    { od: name, address, realServer: RS },
-    {
-      files,
-      driver: bed.driver,
-      ods: bed.ods.name,
-      ...hooks,
-      postCloneXml,
-    },
-  );
+  const replicate = () =>
+    replicateOne(
+      { od: name, address, realServer: RS },
+      {
+        files,
+        driver: bed.driver,
+        ods: bed.ods.name,
+        ...hooks,
+        postCloneXml,
+      },
+    );
+  let made: ReplicationResult;
+  try {
+    made = await replicate();
+  } catch (e) {
+    // A guest whose first boot never answers SSH (seen once in CI under load, 2026-12-03: no
+    // banner in 90 s where a boot takes ~6 s) is removed by replicateOne; the replicator's next
+    // run makes the same identity again, and so does this bed, once. Any other failure, or a
+    // second one, fails the test.
+    if (!(e instanceof ReadinessError)) throw e;
+    console.error(`[realvm] ${name}: ${e.message}; made again, as the replicator's next run would`);
+    made = await replicate();
+  }
   return { name, address, sshPort, servicePort, hostKey: made.hostKey ?? '-', made };
 }
 
