@@ -49,7 +49,6 @@ export function cpuMs(pid: number | undefined): number | undefined {
   return c && c.user + c.system;
 }
 
-/** CPU time of a process so far (ms), in user space and in the kernel (system calls, its TCP sends). */
 /**
  * Scheduling of a process's main thread (its event loop) from /proc: ms on a core and ms runnable
  * but waiting for one (the kernel's schedstat, ns), and its context switches: voluntary (it
@@ -67,6 +66,7 @@ export function schedOf(pid: number | undefined): { onCpuMs: number; waitMs: num
   }
 }
 
+/** CPU time of a process so far (ms), in user space and in the kernel (system calls, its TCP sends). */
 export function cpuSplitMs(pid: number | undefined): { user: number; system: number } | undefined {
   if (!pid) return undefined;
   try {
