@@ -27,19 +27,22 @@ const UNDER_WAY: readonly ProblemStatus[] = ['confirmed', 'fencing', 'recovering
 /** A recovery started longer ago than this (its `since`) is not in hand any more. */
 export const CATCH_UP_WINDOW_MS = 60_000;
 
+/** The problems in one of `statuses` whose `since` lies within the window before `nowMs`. */
+function inHand(problems: RecordFields[], statuses: readonly ProblemStatus[], nowMs: number, windowMs: number): ReturnType<typeof fromProblem>[] {
+  return problems.map(fromProblem).filter((p) => {
+    if (!isStatusIn(p.status, statuses)) return false;
+    const since = Date.parse(p.since);
+    return Number.isFinite(since) && nowMs - since <= windowMs;
+  });
+}
+
 /**
  * The members (name and address from the group file) that `me`, a backup just made a member by
  * `caller`'s commit, catches up with: `caller` and the acting managers of the problems of
  * RECENT_STATUSES detected within the window. Only serving members other than `me`, in natural order.
  */
 export function catchUpPartners(me: string, caller: string, group: RecordFields[], problems: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { hostname: string; address: string }[] {
-  const managers = new Set([caller]);
-  for (const p of problems.map(fromProblem)) {
-    if (!isStatusIn(p.status, RECENT_STATUSES)) continue;
-    const since = Date.parse(p.since);
-    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
-    managers.add(p.detectedBy);
-  }
+  const managers = new Set([caller, ...inHand(problems, RECENT_STATUSES, nowMs, windowMs).map((p) => p.detectedBy)]);
   return group
     .map(fromMember)
     .filter((m) => m.hostname !== me && managers.has(m.hostname) && isServing(m))
@@ -53,9 +56,7 @@ export function catchUpPartners(me: string, caller: string, group: RecordFields[
  * does not compete with them (nodes/common/role-endpoint.ts, two failures at once).
  */
 export function recoveriesUnderWay(problems: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): string[] {
-  return problems
-    .map(fromProblem)
-    .filter((p) => isStatusIn(p.status, UNDER_WAY) && Number.isFinite(Date.parse(p.since)) && nowMs - Date.parse(p.since) <= windowMs)
+  return inHand(problems, UNDER_WAY, nowMs, windowMs)
     .map((p) => p.target)
     .sort(naturalCompare);
 }
@@ -73,10 +74,8 @@ const RESUMED: readonly ProblemStatus[] = ['recovering'];
 export function otherBackupsInHand(myTarget: string, problems: RecordFields[], availableOd: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { od: string; address: string }[] {
   const ods = new Map(availableOd.map(fromOd).map((o) => [o.od, o.address]));
   const out: { od: string; address: string }[] = [];
-  for (const p of problems.map(fromProblem)) {
-    if (p.target === myTarget || !isStatusIn(p.status, RESUMED) || p.od === '-') continue;
-    const since = Date.parse(p.since);
-    if (!Number.isFinite(since) || nowMs - since > windowMs) continue;
+  for (const p of inHand(problems, RESUMED, nowMs, windowMs)) {
+    if (p.target === myTarget || p.od === '-') continue;
     const address = ods.get(p.od);
     if (address) out.push({ od: p.od, address });
   }
