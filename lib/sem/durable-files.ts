@@ -8,23 +8,26 @@
 // never acknowledged), and the lines before it are intact.
 // The journal is opened with O_DSYNC: appending a line and making it durable is one write(2) in
 // libuv's pool (no separate fdatasync; the event loop never waits for the journal).
-// The six plain-text files are derived from the state: each save rewrites the ones it changed on
-// this thread while the journal line is being written in the pool (the save waits for both), each
-// replaced atomically (temp file + rename; the replaced version is freed in libuv's pool, not in
-// the rename: atomic-write.ts FileReplacer) but not fsynced: they are rewritten at every start, so
-// after a power loss they can never disagree with the state for long. A text file that cannot be
-// written (a full disk) does not fail the save: the state is what is durable; it is tried again at
-// the next save.
+// What an acknowledgement promises: a save resolves once its journal line (or checkpoint) is
+// durable; the state it saved is already applied in memory (every node, the API and anti-entropy
+// see it at once). The six plain-text files are derived from that state and follow it within a
+// bounded lag (text-files.ts: each file rewritten at most once per TEXT_INTERVAL_MS, coalescing
+// the saves in between, atomically for readers, not fsynced). They are not on the save's path: a
+// save never waits for them, and a text file that cannot be written (a full disk) fails nothing
+// and is tried again. close() writes what waits, so a stop loses nothing in them; a start rewrites
+// every one from the durable state, so a kill -9 leaves at most the last interval's text behind
+// until the restart, never the state. A caller that needs the files on disk (the CLI, tests)
+// waits with textsWritten().
 // Group commit: saves requested while one is under way are coalesced into the next one, so a burst
 // of diffs (from several senders, or a batch) costs one journal line and one durable write.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { FILE_NAMES, FileName, formatFile } from '../records/files';
+import { FILE_NAMES, FileName } from '../records/files';
 import { Replica, Snapshot } from './replica';
-import { operationRecords } from '../records/ring';
-import { FileReplacer, removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
+import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic-write';
+import { TextFiles } from './text-files';
 import { attachProofs, packSnapshot } from './entry-proof';
 
 export const STATE_FILE = '.sem-state.json';
@@ -69,10 +72,8 @@ export class DurableFiles {
   private readonly dirty = new Set<FileName>();
   private wal?: fsp.FileHandle;
   private walLines = 0;
-  /** Text files whose last rewrite failed (tried again at the next save). */
-  private readonly textsDirty = new Set<FileName>();
-  /** Replaces the text files; frees their old versions in libuv's pool (atomic-write.ts). */
-  private readonly texts = new FileReplacer();
+  /** The text files, written behind the state (text-files.ts). */
+  readonly texts: TextFiles;
   ownSeq = 0;
 
   constructor(
@@ -80,7 +81,11 @@ export class DurableFiles {
     /** The VM's hostname, written in the checkpoint (changed by ReplicatedStore.switchIdentity). */
     public hostname: string,
     readonly replica: Replica,
-  ) {}
+    /** Test hook: the text files' rewrite interval (default TEXT_INTERVAL_MS). */
+    textIntervalMs?: number,
+  ) {
+    this.texts = new TextFiles(folder, replica, textIntervalMs);
+  }
 
   /** Load checkpoint and journal synchronously (nodes read files right after construction). */
   loadSync(): void {
@@ -117,6 +122,7 @@ export class DurableFiles {
   async init(): Promise<void> {
     await this.clean();
     await this.save(FILE_NAMES);
+    await this.texts.written().catch(() => undefined); // one that cannot be written is tried again
   }
 
   /** Remove leftovers of a killed writer: before any save (a save's temp file looks the same). */
@@ -124,8 +130,8 @@ export class DurableFiles {
     await removeStaleTemps(this.folder);
   }
 
-  /** Persist the state and the given text files; resolves when the state is durably on disk and
-   * the text files show it. */
+  /** Persist the state; resolves when it is durably on disk. The given text files follow within
+   * TEXT_INTERVAL_MS (textsWritten()). */
   save(files: Iterable<FileName>): Promise<void> {
     for (const f of files) this.dirty.add(f);
     if (this.queued) return this.queued;
@@ -140,7 +146,14 @@ export class DurableFiles {
     return run;
   }
 
-  /** Wait for pending saves and close the journal. */
+  /** Resolves once every save requested so far is durable and shown by the text files; rejects
+   * with the error of a text rewrite that failed (tried again) or of a failed save. */
+  async textsWritten(): Promise<void> {
+    await (this.queued ?? this.tail);
+    await this.texts.written();
+  }
+
+  /** Wait for pending saves, close the journal, write the text files that wait. */
   async close(): Promise<void> {
     await this.tail;
     await this.wal?.close();
@@ -148,38 +161,23 @@ export class DurableFiles {
     await this.texts.close();
   }
 
-  /** Files waiting for the next save (at most the six), and whether a save is queued. */
-  retained(): { dirtyFiles: number; queued: boolean } {
-    return { dirtyFiles: this.dirty.size, queued: this.queued !== null };
+  /** Files waiting for the next save (at most the six), whether a save is queued, and text files
+   * behind the state (at most the six). */
+  retained(): { dirtyFiles: number; queued: boolean; textsBehind: number } {
+    return { dirtyFiles: this.dirty.size, queued: this.queued !== null, textsBehind: this.texts.behind };
   }
 
   textPath(file: FileName): string {
-    return path.join(this.folder, file);
+    return this.texts.textPath(file);
   }
 
   private async writeNow(files: FileName[]): Promise<void> {
-    // The journal line (or checkpoint) is handed to libuv's pool first; while it is being made
-    // durable the text files are rewritten here (a few page-cache system calls: cheaper than pool
-    // round trips), so they cost the acknowledgement no time.
-    const durable = !this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal();
-    this.writeTexts(files);
-    await durable;
-  }
-
-  /** Rewrite the given text files (and operation with group, and any that failed before) from the
-   * state. A file that cannot be written (a full disk) does not fail the save: the state, not the
-   * text, is what is durable; it is tried again at the next save. */
-  private writeTexts(files: FileName[]): void {
-    for (const f of files) this.textsDirty.add(f);
-    if (this.textsDirty.has('group')) this.textsDirty.add('operation');
-    for (const f of Array.from(this.textsDirty)) {
-      const records = f === 'operation' ? operationRecords(this.replica.records('group')) : this.replica.records(f);
-      try {
-        this.texts.replace(this.textPath(f), formatFile(f, records));
-        this.textsDirty.delete(f);
-      } catch {
-        /* left dirty: the next save tries again */
-      }
+    try {
+      await (!this.wal || this.walLines >= CHECKPOINT_LINES ? this.checkpoint() : this.appendJournal());
+    } finally {
+      // After the save resolved (the acknowledgement goes first); also when it failed: the state
+      // in memory changed all the same.
+      this.texts.changed(files);
     }
   }
 

@@ -447,6 +447,16 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   /**
+   * Resolves once every change this store has applied so far is in its plain-text files; rejects
+   * if a text file could not be written (it is tried again). An acknowledged edit is durable and
+   * applied at once; the text files follow within TEXT_INTERVAL_MS (durable-files.ts): wait here
+   * where the files on disk, not the state (records()), must show it.
+   */
+  textsWritten(): Promise<void> {
+    return this.disk.textsWritten();
+  }
+
+  /**
    * The key a message is signed with: this VM's, except for a message an exchange built under the
    * name it had before switchIdentity and sends after it (an anti-entropy exchange's pull after
    * its summary), which is signed as what it claims to be (its `from`, in the first bytes of every
@@ -544,7 +554,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /** Listen, bring the text files in line with the state, join the cluster, start anti-entropy. */
   async start(): Promise<void> {
-    // The start's checkpoint and text files (DurableFiles.init) are written while the server
+    // The start's checkpoint and text files are written while the server
     // already listens: every later save is queued after this one, so nothing received is
     // acknowledged before both are durable. (A redeployed store, e.g. an OD taking a backup's role,
     // answers 50 ms to over a second sooner on a busy disk.)
@@ -584,6 +594,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         this.setStatus('error', `cannot write ${this.folder}: ${(e as Error).message}`);
         throw e;
       }
+      // The start's text files (a turn of the loop; one that cannot be written is tried again).
+      await this.disk.textsWritten().catch(() => undefined);
       await this.join();
       // If this VM's own state was lost or rolled back, peers still know its last sequence number:
       // never reuse one (peers would refuse the new diffs as replays).
@@ -1526,6 +1538,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       guardWindow: g.window,
       logBufferedBytes: l.bufferedBytes,
       dirtyFiles: d.dirtyFiles,
+      textsBehind: d.textsBehind,
       peerStates: this.peerState.size,
       pendingSyncs: this.pendingSync.size,
       sockets: c.sockets,

@@ -135,7 +135,8 @@ describe('SEM durability on the per-edit path', function () {
     gate.release();
     await Promise.all([first, ...rest]);
     assert.equal(gate.calls - base, 2, `10 saves, ${gate.calls - base} durable writes (1 + one for the 9 that waited)`);
-    // A resolved save's text files show it (rewritten while its journal line was written).
+    // The text files follow the state (lib/sem/text-files.ts): once written, they show the last save.
+    await disk.textsWritten();
     assert.match(fs.readFileSync(path.join(dir, 'S1', 'realserver'), 'utf8'), /^RS10, 0\.1, 10, up$/m);
     // The journal holds RS1 in one line and RS2..RS10 in the next, in that order.
     const wal = fs.readFileSync(path.join(dir, 'S1', WAL_FILE), 'utf8').trim().split('\n');
