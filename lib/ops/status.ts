@@ -1,7 +1,10 @@
 // `p2p-ha status`: the cluster as one VM's management files say it, in the manner of `pcs status`:
 // members and the ring, open and past problems, real servers with their figures and ODs, what is
 // in maintenance. Reads the folder (the files are plain text, an operator can `cat` them too);
-// pure text formatting apart from the reads.
+// pure text formatting apart from the reads. The text files follow the running VM's state within
+// TEXT_INTERVAL_MS (lib/sem/text-files.ts), so this shows the cluster as it was at most that long
+// ago: a command run from another process cannot wait for them, and 50 ms is below what an
+// operator notices.
 import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_NAMES, FileName, parseFile, RecordFields } from '../records/files';

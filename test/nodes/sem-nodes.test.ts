@@ -98,6 +98,8 @@ describe('SEM nodes in Node-RED', function () {
     assert.deepEqual(msg.payload.failed, []);
     assert.deepEqual(files.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
     assert.deepEqual(peer!.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1']);
+    // The text file follows the acknowledged state within an interval (lib/sem/text-files.ts).
+    await peer!.textsWritten();
     assert.match(fs.readFileSync(path.join(dir, 'S2', 'available-od'), 'utf8'), /^OD1, 127\.0\.2\.1, RS1$/m);
     // The log is a buffered stream: its line may land a moment after the msg.
     await waitFor(() => /sent available-od, Add, OD1, 127\.0\.2\.1, RS1 \| origin=S1/.test(fs.readFileSync(path.join(dir, 'S1', 'sem.log'), 'utf8')), {

@@ -50,6 +50,7 @@ describe('SEM: a newcomer with the members\' keys from its operator is not foole
     const trueS1 = s1.get('group', 'S1')!;
     const s2Record = s2.get('group', 'S2')!;
     // The operator copies a member's group file to the newcomer (p2p-ha init --trust-group).
+    await s1.textsWritten();
     const anchors = anchorsText(fs.readFileSync(path.join(net.base, 'S1', 'group'), 'utf8'));
 
     // S2 turns insider: it answers at its address with its own true record and a false one of S1.
