@@ -112,6 +112,8 @@ export class TextFiles {
     clearTimeout(this.timer);
     this.timerAt = due;
     this.timer = setTimeout(() => this.flush(), Math.max(0, delayMs));
+    // A retry alone (a failing disk) keeps no process alive; a change's rewrite does (50 ms at most).
+    if (delayMs > this.intervalMs) this.timer.unref();
   }
 
   /** A change's rewrite is scheduled (not only a failure's retry). */
