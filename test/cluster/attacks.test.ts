@@ -225,7 +225,8 @@ describe('attacks on the wire (real Node-RED processes)', function () {
     assert.deepEqual(e1.body.acked.map((a: { peer: string }) => a.peer), ['S2'], JSON.stringify(e1.body));
     const e2 = await edit(s2, 'available-od, Add, ODB2, 127.0.2.22, RS1');
     assert.deepEqual(e2.body.acked.map((a: { peer: string }) => a.peer), ['S1'], JSON.stringify(e2.body));
-    assert.ok(has(s2, 'available-od', /^ODB1, /m) && has(s1, 'available-od', /^ODB2, /m));
+    // Acknowledged = durable and applied; the text files follow within an interval (lib/sem/text-files.ts).
+    await waitFor(() => has(s2, 'available-od', /^ODB1, /m) && has(s1, 'available-od', /^ODB2, /m), { what: 'each edit in the other VM\'s available-od file', timeoutMs: 10_000 });
     assert.ok(!has(s2, 'available-od', /^ODX/m), 'a refused diff was applied');
   });
 
