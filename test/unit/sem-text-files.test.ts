@@ -9,6 +9,7 @@ import * as path from 'path';
 import { DurableFiles } from '../../lib/sem/durable-files';
 import { Replica } from '../../lib/sem/replica';
 import { FILE_NAMES, parseFile } from '../../lib/records/files';
+import { LoopbackStores } from '../support/loopback-stores';
 
 describe('SEM text files written behind the state', function () {
   this.timeout(60_000);
@@ -91,5 +92,27 @@ describe('SEM text files written behind the state', function () {
     await disk.textsWritten();
     assert.deepEqual(names(), ['RS1', 'RS2']);
     await disk.close();
+  });
+
+  it('two stores: a receiver whose text file cannot be written still acknowledges the edit, applied; its text follows once it can be written', async () => {
+    const net = await LoopbackStores.open(2, 'text-files-secret-0123456789abcdef', 'texts');
+    try {
+      const [s1, s2] = [1, 2].map((i) => net.store(i, { seeds: net.range.ips(2), syncIntervalMs: 600_000 }));
+      await net.formIdentical([s1, s2]);
+      const file = path.join(s2.folder, 'available-od');
+      fs.rmSync(file, { force: true });
+      fs.mkdirSync(path.join(file, 'x'), { recursive: true });
+      const r = await s1.edit('available-od, Add, OD1, 127.0.2.1, RS1');
+      assert.deepEqual(r.acked.map((a) => a.peer), ['S2'], JSON.stringify(r));
+      assert.deepEqual(s2.get('available-od', 'OD1'), ['OD1', '127.0.2.1', 'RS1'], 'applied on S2');
+      await assert.rejects(s2.textsWritten(), (e: NodeJS.ErrnoException) => e.code === 'EISDIR' || e.code === 'ENOTEMPTY');
+      assert.equal(s2.retained().textsBehind, 1);
+      fs.rmSync(file, { recursive: true });
+      await s1.edit('available-od, Add, OD2, 127.0.2.2, RS1');
+      await s2.textsWritten();
+      assert.deepEqual(parseFile('available-od', fs.readFileSync(file, 'utf8')).map((x) => x[0]), ['OD1', 'OD2']);
+    } finally {
+      await net.close();
+    }
   });
 });
