@@ -2,7 +2,7 @@
 // the target, fsync the folder. A kill at any instant leaves either the old or the new file.
 // FileReplacer does the same without fsync for files derived from a durable state (the text
 // files), and frees each replaced version in libuv's pool rather than inside the rename.
-import { promises as fsp, openSync, writeSync, fsyncSync, closeSync, renameSync, close } from 'fs';
+import { promises as fsp, openSync, writeSync, fsyncSync, closeSync, renameSync, unlinkSync, close } from 'fs';
 import * as path from 'path';
 
 let counter = 0;
@@ -92,8 +92,14 @@ export class FileReplacer {
       writeSync(fd, data);
       renameSync(tmp, file);
     } catch (e) {
-      // The temp file keeps its name (removed at the next start, like a killed writer's).
+      // Removed now: the text files retry a failed rewrite every second (text-files.ts), which
+      // must not leave a temp file behind each time (a killed writer's are removed at start).
       closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* gone already, or the folder is: the start's cleanup takes what is left */
+      }
       this.hold(file, prev);
       throw e;
     }

@@ -126,6 +126,10 @@ describe('FileReplacer: atomic text files, old versions freed in the pool', () =
     r.replace(ok, 'a');
     assert.throws(() => r.replace(path.join(dir, 'ok', 'not-a-folder'), 'b'), /ENOTDIR/);
     assert.equal(fs.readFileSync(ok, 'utf8'), 'a');
+    // A rename that fails (a folder in the file's place) leaves no temp file behind.
+    fs.mkdirSync(path.join(dir, 'busy', 'x'), { recursive: true });
+    assert.throws(() => r.replace(path.join(dir, 'busy'), 'c'), /EISDIR|ENOTEMPTY/);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), []);
     await r.close();
     assert.deepEqual(openIn(dir), []);
   });
