@@ -1540,7 +1540,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /** Which peers answered at the last contact: the store's status. */
   peerHealth(): { peer: string; ok: boolean; error?: string }[] {
-    return this.peers().map((p) => {
+    return mapList(this.peers(), (p) => {
       const s = this.peerState.get(p.hostname);
       return { peer: p.hostname, ok: !!s && !s.lastError, error: s?.lastError };
     });
