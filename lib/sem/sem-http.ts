@@ -396,11 +396,11 @@ export interface PostOptions {
 /** PostOptions with every field present: what the request path reads, in one shape. */
 class RequestOptions {
   readonly maxAnswerBytes: number;
-  readonly timeoutMs: number | undefined;
+  readonly timeoutMs: number;
   readonly signature: string | undefined;
-  constructor(o: PostOptions) {
+  constructor(o: PostOptions, clientTimeoutMs: number) {
     this.maxAnswerBytes = o.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
-    this.timeoutMs = o.timeoutMs;
+    this.timeoutMs = o.timeoutMs ?? clientTimeoutMs;
     this.signature = o.signature;
   }
 }
@@ -490,7 +490,7 @@ export class SemClient {
     // One shape per concept from here on (V8: the callers' literals differ in their fields; the
     // request path below, optimised once, must not be thrown away when another caller comes).
     const target: Target = { address: given.address, port: given.port };
-    const opts = new RequestOptions(options);
+    const opts = new RequestOptions(options, this.timeoutMs);
     const previous = this.previousSecret?.();
     const peer = `${target.address}:${target.port}`;
     const first = previous && this.onPrevious.has(peer) ? previous : this.secret;
@@ -560,7 +560,7 @@ export class SemClient {
     const key = this.keyOf(secret);
     const pair = this.wire.pair?.(target);
     const maxAnswerBytes = opts.maxAnswerBytes;
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const timeoutMs = opts.timeoutMs;
     const version = this.wire.version && this.wire.version > 1 ? String(this.wire.version) : undefined;
     const stream = this.streamPaths.has(path) ? this.streamTo(target) : undefined;
     if (stream) {
