@@ -10,6 +10,7 @@ import { waitFor } from '../harness/wait';
 import { RealServerEditor, startSemCluster } from './sem-cluster';
 import { cpuSplitMs, loadAverage, rssMb, schedOf, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
+import { countV8Trace, V8Trace } from './v8-trace';
 
 const EDITS = Number(process.env.EDITS ?? 200);
 // Edits before the measured ones (connections opened, code compiled). With the default 10, V8 is
@@ -24,6 +25,11 @@ const CPU_PROF = process.env.CPU_PROF;
 // printed (needs strace; slows S3 down, so its latency figures are not comparable then). Any other
 // value is passed to strace as its options instead of -c (e.g. STRACE='-tt -e trace=write').
 const STRACE = !!process.env.STRACE;
+// V8_TRACE=1: every VM traces V8's optimisations and deoptimisations during the measured edits
+// (./v8-trace-preload.ts); S1's and the receivers' counts per edit are printed and added to the
+// JSON as `v8_trace`. Tracing costs CPU: the run's other figures are not comparable then.
+// V8_TRACE=<dir> also keeps each VM's trace there (<dir>/<on|off>/S1.txt ...).
+const V8_TRACE = process.env.V8_TRACE;
 // CPU of the six while idle is measured for this long before the measured edits.
 const IDLE_MS = 3000;
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
@@ -40,6 +46,7 @@ interface Run {
    * for a core, voluntary and involuntary context switches; S1, and the mean of the receivers. */
   schedPerEdit: { sender: Sched; receivers_mean: Sched };
   strace?: string;
+  v8Trace?: { sender: V8Trace; receivers: V8Trace[] };
 }
 
 interface Sched {
@@ -61,12 +68,14 @@ async function measure(secure: boolean): Promise<Run> {
     process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
     process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
     CPU_PROF ? `--require ${path.join(__dirname, 'cpu-profile.js')}` : '',
+    V8_TRACE ? `--require ${path.join(__dirname, 'v8-trace-preload.js')}` : '',
   ].join(' ').trim();
   const sem = await startSemCluster(6, {
     keepDirs: !!process.env.HEAP_SNAPSHOTS,
     env: {
       ...(semi ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${semi}`.trim() } : {}),
       ...(CPU_PROF ? { CPU_PROF_DIR: path.resolve(CPU_PROF, secure ? 'on' : 'off') } : {}),
+      ...(V8_TRACE ? { V8_TRACE: '1' } : {}),
     },
     baseDir,
     flow: { insecureWire: !secure },
@@ -104,7 +113,7 @@ async function measure(secure: boolean): Promise<Run> {
           return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
         });
         if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
-        if (CPU_PROF) markProfiles(cluster.vms);
+        if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
         cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
         sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
       }
@@ -116,7 +125,7 @@ async function measure(secure: boolean): Promise<Run> {
     }
     const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
     const sched1 = cluster.vms.map((vm) => schedOf(vm.pid));
-    if (CPU_PROF) markProfiles(cluster.vms);
+    if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
     const used = (i: number, k: 'user' | 'system') => (cpu1[i]?.[k] ?? 0) - (cpu0[i]?.[k] ?? 0);
     const perEdit = (i: number) => Math.round(((used(i, 'user') + used(i, 'system')) / EDITS) * 100) / 100;
     const allSystem = cluster.vms.reduce((n, _, i) => n + used(i, 'system'), 0);
@@ -125,6 +134,9 @@ async function measure(secure: boolean): Promise<Run> {
     const rssAfter = rssMb(s1.pid);
     await snapshot();
     const load1 = loadAverage();
+    // The marks are signals: give each VM a moment to write its `off` line.
+    if (V8_TRACE) await new Promise((r) => setTimeout(r, 500));
+    const traces = V8_TRACE ? cluster.vms.map((vm) => keepTrace(vm.name, secure, cluster.logs(vm).stdout)) : undefined;
     const peers = Object.keys(perPeer).sort();
     const per: Record<string, ReturnType<typeof summarize>> = {};
     for (const p of peers) per[p] = summarize(perPeer[p]);
@@ -145,12 +157,33 @@ async function measure(secure: boolean): Promise<Run> {
       },
       schedPerEdit: { sender: schedDelta([0], sched0, sched1), receivers_mean: schedDelta(cluster.vms.slice(1).map((_, i) => i + 1), sched0, sched1) },
       strace,
+      v8Trace: traces ? { sender: traces[0], receivers: traces.slice(1) } : undefined,
     };
   } finally {
     if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
     await sem.stop();
     if (baseDir) fs.rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** V8_TRACE: counts a VM's trace, and keeps it when V8_TRACE names a directory. */
+function keepTrace(name: string, secure: boolean, stdout: string): V8Trace {
+  if (V8_TRACE && V8_TRACE !== '1') {
+    const dir = path.resolve(V8_TRACE, secure ? 'on' : 'off');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${name}.txt`), stdout);
+  }
+  return countV8Trace(stdout);
+}
+
+/** V8_TRACE: compilations, compile ms and deoptimisations per measured edit, S1 and the receivers' mean. */
+function v8PerEdit(t: { sender: V8Trace; receivers: V8Trace[] }) {
+  const per = (x: number) => Math.round((x / EDITS) * 1000) / 1000;
+  const mean = (k: 'compilations' | 'compileMs' | 'deopts') => t.receivers.reduce((n, r) => n + r[k], 0) / Math.max(1, t.receivers.length);
+  return {
+    sender: { compilations: per(t.sender.compilations), compile_ms: per(t.sender.compileMs), deopts: per(t.sender.deopts) },
+    receivers_mean: { compilations: per(mean('compilations')), compile_ms: per(mean('compileMs')), deopts: per(mean('deopts')) },
+  };
 }
 
 /** The scheduling figures of VMs `which` per measured edit, averaged over them. */
@@ -195,6 +228,16 @@ function report(title: string, r: Run): void {
   console.log(`CPU per edit (ms): S1 ${r.cpuPerEdit.sender}, receivers ${JSON.stringify(r.cpuPerEdit.receivers)}, all six ${r.cpuPerEdit.total} (${Math.round(r.cpuPerEdit.system_share * 100)} % in the kernel); idle: ${r.cpuPerEdit.idle_ms_per_s_all_six} ms/s for the six`);
   const sc = (x: Sched) => `${x.on_cpu_ms} ms on a core, ${x.runqueue_wait_ms} ms waiting for one, ${x.voluntary} voluntary / ${x.involuntary} involuntary switches`;
   console.log(`per edit, main thread: S1 ${sc(r.schedPerEdit.sender)}; each receiver ${sc(r.schedPerEdit.receivers_mean)}`);
+  if (r.v8Trace) {
+    const show = (name: string, t: V8Trace) =>
+      console.log(
+        `V8 during the measured edits, ${name}: ${t.compilations} compilations (${t.compileMs} ms), ${t.deopts} deoptimisations\n` +
+          `  deopts: ${t.deoptsBy.slice(0, 25).map(([k, n]) => `${n} x ${k}`).join('\n          ')}\n` +
+          `  compiled (ms): ${t.compiledBy.slice(0, 40).map(([k, ms]) => `${k} ${ms}`).join(', ')}`,
+      );
+    show('S1', r.v8Trace.sender);
+    r.v8Trace.receivers.forEach((t, i) => show(`S${i + 2}`, t));
+  }
   if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }
 
@@ -238,6 +281,7 @@ function report(title: string, r: Run): void {
             }
           : undefined,
       note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
+      v8_trace: main.v8Trace ? v8PerEdit(main.v8Trace) : undefined,
     }),
   );
 })().catch((e) => {

@@ -1,6 +1,7 @@
 // p2p-sem-send: applies the edit carried by a msg to the management files and sends it to every
 // peer (SEM); the msg goes on with which peers acknowledged and after how long.
 import type { EditResult } from '../lib/records/cluster-api';
+import { mapList } from '../lib/records/lists';
 import type { Node, NodeMessage, NodeStatus, RED, SendFn, DoneFn } from './common/node-red';
 import { short, useStore } from './common/store-user';
 import { common, translator } from './common/i18n';
@@ -38,7 +39,7 @@ export = function (RED: RED) {
         (result) => {
           const peers = result.acked.length + result.failed.length;
           const slowest = result.acked.reduce((m, a) => Math.max(m, a.ms), 0);
-          const v = { acked: result.acked.length, peers, ms: slowest.toFixed(1), missing: result.failed.map((f) => f.peer).join(' ') };
+          const v = { acked: result.acked.length, peers, ms: slowest.toFixed(1), missing: mapList(result.failed, (f) => f.peer).join(' ') };
           shown.set(() =>
             result.failed.length === 0
               ? { fill: 'green', shape: 'dot', text: t('p2p-sem-send.status.acked', v) }

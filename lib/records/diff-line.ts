@@ -3,6 +3,7 @@
 // fields make the two counts differ; see toEdit).
 import { FileName, RecordFields, SCHEMAS, formatRecord, isFileName, splitFields, truncate, validateRecord } from './files';
 import type { Edit, EditOp } from './cluster-api';
+import { mapList } from './lists';
 
 export class DiffLineError extends Error {}
 
@@ -81,7 +82,7 @@ export function normalizeEdit(input: unknown): Edit {
   if (!opName) throw new DiffLineError(`unknown operation ${JSON.stringify(o.op)}, expected Add, Del or Mod`);
   const asFields = (v: unknown, what: string): RecordFields => {
     if (typeof v === 'string') return splitFields(v);
-    if (Array.isArray(v)) return v.map((x) => (typeof x === 'number' ? String(x) : x)) as RecordFields;
+    if (Array.isArray(v)) return mapList(v, (x) => (typeof x === 'number' ? String(x) : x)) as RecordFields;
     throw new DiffLineError(`${what} must be a list of fields or a "a, b, c" line`);
   };
   try {

@@ -1,6 +1,7 @@
 // The six management files of DESIGN.md: their fields, which field is the key, how each field is
 // validated, and the text form (one record per line, fields joined by ", ", `#` lines comments).
 // Pure: no I/O, no Node-RED.
+import { copyList, mapList } from './lists';
 
 export const FILE_NAMES = ['group', 'operation', 'problem', 'realserver', 'available-od', 'reservation'] as const;
 export type FileName = (typeof FILE_NAMES)[number];
@@ -180,7 +181,7 @@ export function validateRecord(file: FileName, record: unknown): RecordFields {
       throw new RecordError(`${file}: field ${spec.name} is ${JSON.stringify(truncate(value))}, expected ${spec.expect}`);
     }
   });
-  return record.slice();
+  return copyList(record);
 }
 
 export function recordKey(file: FileName, record: RecordFields): string {
@@ -193,7 +194,7 @@ export function formatRecord(record: RecordFields): string {
 
 /** Split one line into fields. Fields are separated by ", " (a comma and any spaces). */
 export function splitFields(line: string): string[] {
-  return line.split(',').map((f) => f.trim());
+  return mapList(line.split(','), (f) => f.trim());
 }
 
 /** Parse a file's text: every non-empty, non-comment line is one record. Validates each record. */
@@ -212,8 +213,8 @@ export function parseFile(file: FileName, text: string): RecordFields[] {
 }
 
 export function formatFile(file: FileName, records: RecordFields[]): string {
-  const header = `# ${file}: ${SCHEMAS[file].fields.map((f) => f.name).join(', ')}\n`;
-  return header + records.map((r) => formatRecord(r) + '\n').join('');
+  const header = `# ${file}: ${mapList(SCHEMAS[file].fields, (f) => f.name).join(', ')}\n`;
+  return header + mapList(records, (r) => formatRecord(r) + '\n').join('');
 }
 
 export function truncate(v: string, n = 60): string {

@@ -8,6 +8,7 @@ import { FILE_NAMES, FileName, RecordFields, SCHEMAS, recordKey } from '../recor
 import type { Edit } from '../records/cluster-api';
 import { naturalCompare } from '../records/natural-sort';
 import type { EntryProof } from './entry-proof';
+import { copyList, mapList } from '../records/lists';
 
 export interface Version {
   lamport: number;
@@ -85,7 +86,7 @@ export class Replica {
       live.sort((a, b) => naturalCompare(a.key, b.key));
       this.sorted.set(file, live);
     }
-    return live.map((e) => e.value!.slice());
+    return mapList(live, (e) => copyList(e.value!));
   }
 
   /** How many times a key of `file` was written here: equal counts mean the same records. */

@@ -7,6 +7,7 @@ import { EventEmitter } from 'events';
 import { ADDRESS_RE, FILE_NAMES, FileName, NAME_RE, RecordFields, SCHEMAS, recordKey, validateRecord } from '../records/files';
 import type { BatchResult, ChangeEvent, ClusterFiles, Edit, EditResult, Identity, PeerAck, PeerFailure, RefusalEvent } from '../records/cluster-api';
 import { formatDiffLine, normalizeEdit } from '../records/diff-line';
+import { mapList } from '../records/lists';
 import { Diff, KeyChange, Replica, SnapshotEntry, compareVersions, sameRecord } from './replica';
 import { DurableFiles } from './durable-files';
 import { NonceCache, ReplayGuard } from './replay-guard';
@@ -650,7 +651,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         .map((m) => ({ hostname: m.hostname, address: m.address }));
       this.peerList = { revision, me, list };
     }
-    return this.peerList.list.map((p) => ({ ...p }));
+    return mapList(this.peerList.list, (p) => ({ ...p }));
   }
 
   /** The digest of this replica: equal on two peers means identical files. */
@@ -678,7 +679,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const t0 = performance.now();
     if (this.stopped) throw new EditError('the store is stopped');
     if (!Array.isArray(inputs)) throw new EditError('a batch is a list of edits');
-    const edits = inputs.map((i) => normalizeEdit(i));
+    const edits = mapList(inputs, (i) => normalizeEdit(i));
     const why = batchProblem(edits);
     if (why) throw new EditError(`refused batch: ${why}`);
     // Distinct keys: each edit's precondition reads what no other edit of the batch writes.
@@ -690,7 +691,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.disk.ownSeq += 1;
     const origin = this.identity.hostname;
     const seq = this.disk.ownSeq;
-    const diffs: Diff[] = edits.map((e) => ({ ...e, origin, seq, lamport: this.replica.tick() }));
+    const diffs: Diff[] = mapList(edits, (e) => ({ ...e, origin, seq, lamport: this.replica.tick() }));
     const [first, ...more] = diffs;
     const wire: WireDiff = more.length ? { ...first, more } : first;
     // Signed once here: the signature travels with the diff (also through relays, ./fanout.ts) and
@@ -701,9 +702,9 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const signature = this.secure ? signMessage(this.key, `POST ${DIFF_PATH}`, body) : undefined;
     const proof: EntryProof | undefined = signature ? { d: body, s: signature } : undefined;
     this.guard.accept(origin, seq);
-    const changed = diffs.map((d) => this.replica.apply(d, proof).length > 0);
-    const lines = edits.map((e) => formatDiffLine(e));
-    await this.disk.save(new Set(edits.map((e) => e.file)));
+    const changed = mapList(diffs, (d) => this.replica.apply(d, proof).length > 0);
+    const lines = mapList(edits, (e) => formatDiffLine(e));
+    await this.disk.save(new Set(mapList(edits, (e) => e.file)));
     this.pacer.diffApplied();
     // The frames to the peers are written first (broadcast writes them before its first await once
     // the key gate is open), the edit's own log lines and change listeners run while the peers
@@ -754,8 +755,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
-      acked: acked.map((a) => `${a.peer}:${a.ms.toFixed(1)}ms`).join(','),
-      failed: failed.map((f) => f.peer).join(','),
+      acked: mapList(acked, (a) => `${a.peer}:${a.ms.toFixed(1)}ms`).join(','),
+      failed: mapList(failed, (f) => f.peer).join(','),
     });
     // For the metrics (SEM ack latency per peer): one event per fanned-out diff.
     this.safeEmit('sent', { line, acked, failed });
@@ -916,7 +917,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     const diff = checked ?? decodeDiff(ctx.body);
     const all = diffsOf(diff);
     // Each record's line is made once: the refusals, both log lines and the change event share it.
-    const lines = all.map((d) => formatDiffLine(d));
+    const lines = mapList(all, (d) => formatDiffLine(d));
     const line = lines.join(' + ');
     if (diff.origin === this.identity.hostname) throw new ProtocolError(`refused ${line}: it claims to come from this VM`, 409);
     if (!checked) this.authenticate(diff.origin, ctx, { join: diff });
@@ -953,7 +954,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     // Applied in one turn, saved as one journal line: all of the batch or, after a crash, none.
     // The origin's signed bytes stay with the entries: anti-entropy ships them as their proof.
     const proof: EntryProof | undefined = this.secure && ctx.signature ? { d: ctx.body, s: ctx.signature } : undefined;
-    const changed = all.map((d) => this.replica.apply(d, proof).length > 0);
+    const changed = mapList(all, (d) => this.replica.apply(d, proof).length > 0);
     const saved = this.disk.save(new Set(all.filter((_, i) => changed[i]).map((d) => d.file)));
     // The answer is known now: the server prepares it (signs, seals) while the journal line
     // becomes durable, and writes it only once it is. What only reports the diff (the log, the
@@ -1552,7 +1553,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
 
   /** Which peers answered at the last contact: the store's status. */
   peerHealth(): { peer: string; ok: boolean; error?: string }[] {
-    return this.peers().map((p) => {
+    return mapList(this.peers(), (p) => {
       const s = this.peerState.get(p.hostname);
       return { peer: p.hostname, ok: !!s && !s.lastError, error: s?.lastError };
     });

@@ -393,6 +393,33 @@ export interface PostOptions {
   signature?: string;
 }
 
+/** PostOptions with every field present: what the request path reads, in one shape. */
+class RequestOptions {
+  readonly maxAnswerBytes: number;
+  readonly timeoutMs: number;
+  readonly signature: string | undefined;
+  constructor(o: PostOptions, clientTimeoutMs: number) {
+    this.maxAnswerBytes = o.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
+    this.timeoutMs = o.timeoutMs ?? clientTimeoutMs;
+    this.signature = o.signature;
+  }
+}
+
+/** The headers an answer's checks read, from a frame's head or an HTTP answer's headers (objects
+ * of many shapes: a dictionary, or a parsed head with or without each optional field), in one shape. */
+class AnswerHeaders {
+  readonly mac: string | string[] | undefined;
+  readonly enc: string | string[] | undefined;
+  readonly sig: string | undefined;
+  readonly version: string | string[] | undefined;
+  constructor(h: Record<string, string | string[] | undefined>) {
+    this.mac = h[MAC_HEADER];
+    this.enc = h[ENC_HEADER];
+    this.sig = h[SIG_HEADER] as string | undefined;
+    this.version = h[WIRE_VERSION_HEADER];
+  }
+}
+
 export class SemClientError extends Error {
   constructor(
     message: string,
@@ -459,7 +486,11 @@ export class SemClient {
    * rotation, a peer that refuses the new secret before authenticating (it has not changed yet) is
    * sent the message again under the previous one, and from then on first under that one.
    */
-  async post(target: Target, path: string, body: string, opts: PostOptions = {}): Promise<unknown> {
+  async post(given: Target, path: string, body: string, options: PostOptions = {}): Promise<unknown> {
+    // One shape per concept from here on (V8: the callers' literals differ in their fields; the
+    // request path below, optimised once, must not be thrown away when another caller comes).
+    const target: Target = { address: given.address, port: given.port };
+    const opts = new RequestOptions(options, this.timeoutMs);
     const previous = this.previousSecret?.();
     const peer = `${target.address}:${target.port}`;
     const first = previous && this.onPrevious.has(peer) ? previous : this.secret;
@@ -473,7 +504,7 @@ export class SemClient {
     }
   }
 
-  private async retried(target: Target, path: string, body: string, opts: PostOptions, secret: string): Promise<unknown> {
+  private async retried(target: Target, path: string, body: string, opts: RequestOptions, secret: string): Promise<unknown> {
     try {
       return await this.once(target, path, body, opts, secret);
     } catch (e) {
@@ -524,12 +555,12 @@ export class SemClient {
     return this.prepared;
   }
 
-  private once(target: Target, path: string, plain: string, opts: PostOptions, secret = this.secret): Promise<unknown> {
+  private once(target: Target, path: string, plain: string, opts: RequestOptions, secret = this.secret): Promise<unknown> {
     const { signature, body, requestMac } = this.prepare(path, plain, opts.signature, secret);
     const key = this.keyOf(secret);
     const pair = this.wire.pair?.(target);
-    const maxAnswerBytes = opts.maxAnswerBytes ?? SMALL_ANSWER_BYTES;
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const maxAnswerBytes = opts.maxAnswerBytes;
+    const timeoutMs = opts.timeoutMs;
     const version = this.wire.version && this.wire.version > 1 ? String(this.wire.version) : undefined;
     const stream = this.streamPaths.has(path) ? this.streamTo(target) : undefined;
     if (stream) {
@@ -538,7 +569,7 @@ export class SemClient {
       if (key) head[ENC_HEADER] = '1';
       if (version) head[WIRE_VERSION_HEADER] = version;
       if (pair) head[PAIR_HEADER] = pair;
-      return stream.request(head, body, maxAnswerBytes, timeoutMs).then((a: StreamAnswer) => this.answerOf(target, a.status, a.headers, a.body.toString('utf8'), requestMac, secret, key));
+      return stream.request(head, body, maxAnswerBytes, timeoutMs).then((a: StreamAnswer) => this.answerOf(target, a.status, new AnswerHeaders(a.headers), a.body.toString('utf8'), requestMac, secret, key));
     }
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -569,7 +600,7 @@ export class SemClient {
             (buf) => {
               clearTimeout(timer);
               try {
-                resolve(this.answerOf(target, status, res.headers, buf.toString('utf8'), requestMac, secret, key));
+                resolve(this.answerOf(target, status, new AnswerHeaders(res.headers), buf.toString('utf8'), requestMac, secret, key));
               } catch (e) {
                 reject(e);
               }
@@ -595,7 +626,7 @@ export class SemClient {
 
   /** An answer's checks, whichever transport brought it: MAC, seal, the peer's signature; its
    * parsed body, or the SemClientError it stands for. */
-  private answerOf(target: Target, status: number, headers: Record<string, string | string[] | undefined>, wire: string, requestMac: string, secret: string, key: Buffer | undefined): unknown {
+  private answerOf(target: Target, status: number, headers: AnswerHeaders, wire: string, requestMac: string, secret: string, key: Buffer | undefined): unknown {
     const label = responseLabel(requestMac, status);
     const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
       try {
@@ -604,7 +635,7 @@ export class SemClient {
         return undefined;
       }
     };
-    if (!verifyMac(secret, label, wire, headers[MAC_HEADER])) {
+    if (!verifyMac(secret, label, wire, headers.mac)) {
       // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
       const hint = parse(wire)?.error;
       const why = hint ? `: ${truncate(String(hint))}` : '';
@@ -612,7 +643,7 @@ export class SemClient {
     }
     let text = wire;
     if (key) {
-      if (headers[ENC_HEADER] !== '1') throw new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status);
+      if (headers.enc !== '1') throw new SemClientError(`answer refused (HTTP ${status}): not encrypted`, status);
       try {
         text = open(key, label, wire);
       } catch (e) {
@@ -620,9 +651,9 @@ export class SemClient {
       }
     }
     const parsed = parse(text);
-    const unsigned = this.checkAnswer?.(target, label, text, headers[SIG_HEADER] as string | undefined);
+    const unsigned = this.checkAnswer?.(target, label, text, headers.sig);
     if (unsigned) throw new SemClientError(`answer refused (HTTP ${status}): ${unsigned}`, status);
-    this.wire.heard?.(target, announcedVersion(headers[WIRE_VERSION_HEADER]));
+    this.wire.heard?.(target, announcedVersion(headers.version));
     if (status < 200 || status >= 300) throw new SemClientError(parsed?.error ?? `HTTP ${status}`, status, parsed);
     return parsed;
   }

@@ -5,6 +5,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'crypto';
 import { NAME_RE, FILE_NAMES, RecordFields, SCHEMAS, recordKey, truncate } from '../records/files';
 import type { Edit } from '../records/cluster-api';
 import { normalizeEdit } from '../records/diff-line';
+import { mapList } from '../records/lists';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
 import { attachProofs } from './entry-proof';
 
@@ -226,13 +227,13 @@ export function decodeDiff(body: string, now = Date.now()): WireDiff {
   const { origin, seq, lamport } = o as { origin: string; seq: number; lamport: number };
   if (o.edits === undefined) return { ...decodeEdit(o), origin, seq, lamport };
   if (!Array.isArray(o.edits) || o.file !== undefined) throw new ProtocolError('malformed diff: a batch lists its records in edits only');
-  const edits = o.edits.map((e: unknown) => {
+  const edits = mapList(o.edits as unknown[], (e) => {
     if (!e || typeof e !== 'object' || Array.isArray(e)) throw new ProtocolError('malformed diff: a batch record is not an object');
     return decodeEdit(e as Record<string, unknown>);
   });
   const why = batchProblem(edits);
   if (why) throw new ProtocolError(`malformed batch: ${why}`, 422);
-  const [first, ...more] = edits.map((e, i) => ({ ...e, origin, seq, lamport: lamport + i }));
+  const [first, ...more] = mapList(edits, (e, i) => ({ ...e, origin, seq, lamport: lamport + i }));
   return more.length ? { ...first, more } : first;
 }
 
