@@ -80,16 +80,18 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
   const ods = rc.cluster.vms.map((v) => v.name).filter((n) => /^OD\d+$/.test(n));
   for (const n of [...rc.memberNames, ...ods]) {
     for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
-      const m = /^(\S+) (applied|sent|refused|synced) (.*)$/.exec(l);
+      const m = /^(\S+) (applied|sent|refused|synced|received) (.*)$/.exec(l);
       if (!m) continue;
       const at = Date.parse(m[1]) - t0Epoch;
       if (at < 0) continue;
       const roleLine = /^(role |identity )/.test(m[3]);
       // The OD's own lines (the role, and how the recovery's diffs reached it); a member's, only its own edits.
-      // (an OD's `synced` lines: what reached it by an exchange, a catch-up or a manager's push)
-      if (ods.includes(n) && !roleLine && m[2] !== 'applied' && m[2] !== 'synced') continue;
-      if (!ods.includes(n) && (m[2] === 'synced' || (m[2] === 'applied' && !/local=1/.test(m[3]))) && !roleLine) continue;
-      if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
+      // (an OD's `synced` lines: what reached it by an exchange, a catch-up or a manager's push;
+      // its `received` and `refused` ones: when a diff arrived, against when it was applied)
+      if (ods.includes(n) && !roleLine && m[2] === 'sent') continue;
+      if (!ods.includes(n) && (m[2] === 'synced' || m[2] === 'received' || (m[2] === 'applied' && !/local=1/.test(m[3]))) && !roleLine) continue;
+      // TIMELINE=all: every line of an OD's log (its refusals and what it received of everything).
+      if (!(process.env.TIMELINE === 'all' && ods.includes(n)) && !targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
       // Long lines shortened in the middle: the end says who acknowledged (sent) or where from (synced).
       const text = m[3].length > 260 ? `${m[3].slice(0, 150)} ... ${m[3].slice(-100)}` : m[3];
       lines.push([at, `${n} ${m[2]} ${text}`]);
