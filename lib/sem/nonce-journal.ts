@@ -7,7 +7,6 @@
 // most the calls of one window. A torn or malformed line (a crash mid-append) is skipped: its call
 // was never acted on.
 import * as fs from 'fs';
-import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { writeFileAtomicSync } from './atomic-write';
 import type { NonceCache } from './replay-guard';
@@ -43,19 +42,14 @@ export class NonceJournal {
     return live.length;
   }
 
-  /**
-   * Record an admitted nonce durably; rejects when it cannot (the call must then be refused). The
-   * append and its fdatasync run in libuv's pool, not on the event loop: on a busy disk they took
-   * tens of ms, during which the OD's loop (the installation procedure's call to it, the catch-up
-   * beside its role call) stood still. The caller still waits for it before acting on the call.
-   */
-  async record(nonce: string, until: number): Promise<void> {
-    const fh = await fsp.open(this.file, 'a', 0o600);
+  /** Record an admitted nonce durably; throws when it cannot (the call must then be refused). */
+  record(nonce: string, until: number): void {
+    const fd = fs.openSync(this.file, 'a', 0o600);
     try {
-      await fh.write(`${Math.ceil(until)} ${nonce}\n`);
-      await fh.datasync();
+      fs.writeSync(fd, `${Math.ceil(until)} ${nonce}\n`);
+      fs.fdatasyncSync(fd);
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }
 }

@@ -839,7 +839,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       }
       // Durable before the call is acted on: a replay after a restart of this runtime is refused too.
       try {
-        await this.adminJournal.record(call.nonce, ReplicatedStore.adminNonces.until(call.nonce) ?? Date.now() + 2 * LIMITS.syncFreshMs);
+        this.adminJournal.record(call.nonce, ReplicatedStore.adminNonces.until(call.nonce) ?? Date.now() + 2 * LIMITS.syncFreshMs);
       } catch (e) {
         throw new AdminCallRefused(`refused: the call's nonce could not be recorded (${(e as Error).message})`, 503);
       }

@@ -76,13 +76,13 @@ describe('admin call nonces on disk (nonce-journal)', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
   const n = (i: number) => i.toString(16).padStart(32, '0');
 
-  it('a nonce recorded by one run is refused by the next; expired and torn lines are dropped at load, the file compacted to 0600', async () => {
+  it('a nonce recorded by one run is refused by the next; expired and torn lines are dropped at load, the file compacted to 0600', () => {
     const now = 1_000_000;
     const first = new NonceCache(240_000);
     assert.equal(first.admit(n(1), now, now), null);
     const j = new NonceJournal(dir);
-    await j.record(n(1), first.until(n(1))!);
-    await j.record(n(2), now - 1);
+    j.record(n(1), first.until(n(1))!);
+    j.record(n(2), now - 1);
     fs.appendFileSync(j.file, `${now + 5000} ${n(3).slice(0, 20)}`);
     const next = new NonceCache(240_000);
     assert.equal(new NonceJournal(dir).load(next, now), 1);
@@ -93,18 +93,6 @@ describe('admin call nonces on disk (nonce-journal)', () => {
     // After the window, nothing is kept.
     assert.equal(new NonceJournal(dir).load(new NonceCache(240_000), now + 240_001), 0);
     assert.equal(fs.readFileSync(j.file, 'utf8'), '');
-  });
-
-  it('a record is written and made durable off the event loop, and is in the file when it resolves', async () => {
-    // Synchronous, the append and its fdatasync held the runtime's loop (an OD answering its
-    // installation procedure's call beside the role call); the loop must turn while it runs.
-    let turned = false;
-    setImmediate(() => (turned = true));
-    const j = new NonceJournal(dir);
-    await j.record(n(7), 2_000_000);
-    assert.equal(turned, true, 'the event loop turned while the nonce was recorded');
-    assert.equal(fs.readFileSync(j.file, 'utf8'), `2000000 ${n(7)}\n`);
-    assert.equal(fs.statSync(j.file).mode & 0o777, 0o600);
   });
 
   it('no file: nothing to load', () => {
