@@ -31,6 +31,22 @@ interface TargetTimes {
   phases: Partial<Record<Phase, number>>;
   /** The last live VM whose group file showed the recovery, and how long after the first. */
   last: string;
+  /** Entries the ODs refused to merge in this run (`refused entry from X not merged`: the entry's
+   * proof judged against an OD's stale files, e.g. a target fenced again after a re-admission the
+   * frozen OD never saw): the same per target of a run. */
+  odRefusedMerges: number;
+}
+
+/** The ODs' `refused entry ... not merged` lines since `sinceEpoch` (see TargetTimes.odRefusedMerges). */
+function odRefusedMerges(rc: RecoveryCluster, sinceEpoch: number): number {
+  let n = 0;
+  for (const od of rc.cluster.vms.map((v) => v.name).filter((x) => /^OD\d+$/.test(x))) {
+    for (const l of rc.fileOf(od, 'sem.log').split('\n')) {
+      const m = /^(\S+) refused entry from \S+ not merged/.exec(l);
+      if (m && Date.parse(m[1]) >= sinceEpoch) n++;
+    }
+  }
+  return n;
 }
 
 /**
@@ -80,16 +96,18 @@ function printTimeline(rc: RecoveryCluster, targets: string[], t0Epoch: number, 
   const ods = rc.cluster.vms.map((v) => v.name).filter((n) => /^OD\d+$/.test(n));
   for (const n of [...rc.memberNames, ...ods]) {
     for (const l of rc.fileOf(n, 'sem.log').split('\n')) {
-      const m = /^(\S+) (applied|sent|refused|synced) (.*)$/.exec(l);
+      const m = /^(\S+) (applied|sent|refused|synced|received) (.*)$/.exec(l);
       if (!m) continue;
       const at = Date.parse(m[1]) - t0Epoch;
       if (at < 0) continue;
       const roleLine = /^(role |identity )/.test(m[3]);
       // The OD's own lines (the role, and how the recovery's diffs reached it); a member's, only its own edits.
-      // (an OD's `synced` lines: what reached it by an exchange, a catch-up or a manager's push)
-      if (ods.includes(n) && !roleLine && m[2] !== 'applied' && m[2] !== 'synced') continue;
-      if (!ods.includes(n) && (m[2] === 'synced' || (m[2] === 'applied' && !/local=1/.test(m[3]))) && !roleLine) continue;
-      if (!targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
+      // (an OD's `synced` lines: what reached it by an exchange, a catch-up or a manager's push;
+      // its `received` and `refused` ones: when a diff arrived, against when it was applied)
+      if (ods.includes(n) && !roleLine && m[2] === 'sent') continue;
+      if (!ods.includes(n) && (m[2] === 'synced' || m[2] === 'received' || (m[2] === 'applied' && !/local=1/.test(m[3]))) && !roleLine) continue;
+      // TIMELINE=all: every line of an OD's log (its refusals and what it received of everything).
+      if (!(process.env.TIMELINE === 'all' && ods.includes(n)) && !targets.some((t) => m[3].includes(t)) && !/available-od/.test(m[3])) continue;
       // Long lines shortened in the middle: the end says who acknowledged (sent) or where from (synced).
       const text = m[3].length > 260 ? `${m[3].slice(0, 150)} ... ${m[3].slice(-100)}` : m[3];
       lines.push([at, `${n} ${m[2]} ${text}`]);
@@ -210,6 +228,7 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
   }
   steps?.push(...stepTimes(rc, logStart));
   const starterLog = rc.memberNames.map((n) => rc.logs(n).slice(logStart.get(n) ?? 0)).join('\n');
+  const refusedMerges = odRefusedMerges(rc, t0Epoch);
   const commands = rc.sims.flatMap((s, i) => s.execLog.slice(execBefore[i]).map((command, k) => ({ command, at: s.execStarts[execBefore[i] + k] })));
   return targets.map((t) => {
     const f = found.get(t)!;
@@ -217,7 +236,7 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
     const mine = commands.filter(({ command: c }) => c.includes(`'${t}'`) || c.includes(`'${f.od}'`) || c.includes(`/${t}.sh`));
     const hvMs = hvDelay(mine);
     const phases = recoveryPhases(rc, t, f.od!, t0Epoch, t0Epoch + f.groupMs, starterLog);
-    return { target: t, backup: f.backup!, od: f.od!, serviceMs: f.serviceMs, groupMs: f.groupMs, hvMs, overheadMs: f.groupMs - REEXAM_MS - hvMs, phases, last: f.last ?? '?' };
+    return { target: t, backup: f.backup!, od: f.od!, serviceMs: f.serviceMs, groupMs: f.groupMs, hvMs, overheadMs: f.groupMs - REEXAM_MS - hvMs, phases, last: f.last ?? '?', odRefusedMerges: refusedMerges };
   });
 }
 
@@ -240,7 +259,7 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
           `${mode} ${i === 0 ? 'warm-up' : `run ${i}`}: ` +
             r.map((x) => `${x.target}->${x.backup} on ${x.od}: service ${Math.round(x.serviceMs)} ms, group everywhere ${Math.round(x.groupMs)} ms, overhead ${Math.round(x.overheadMs)} ms`).join('; '),
         );
-        for (const x of r) console.log(`  ${x.target} phases (ms): ${Object.entries(x.phases).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; last to show it: ${x.last}`);
+        for (const x of r) console.log(`  ${x.target} phases (ms): ${Object.entries(x.phases).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; last to show it: ${x.last}; entries the ODs refused to merge: ${x.odRefusedMerges}`);
         for (const x of r) await rc.rearm(x.target, x.backup, x.od);
       }
     }
@@ -302,6 +321,9 @@ async function run(rc: RecoveryCluster, targets: string[], steps?: { step: strin
       steps_two: stepsTwo,
       phases_one: phasesOne,
       phases_two: phasesTwo,
+      // Per run (not per target): the ODs' refused merges, summed over the counted runs.
+      od_refused_merges_one: one.reduce((n, r) => n + (r[0]?.odRefusedMerges ?? 0), 0),
+      od_refused_merges_two: two.reduce((n, r) => n + (r[0]?.odRefusedMerges ?? 0), 0),
       load_avg_start: loadStart,
       load_avg_end: loadEnd,
     }),

@@ -185,9 +185,18 @@ export function mergeRefusal(
   // A claim as a live receiver of the entry's diff judged it, at the diff's time.
   const claimed = (p: RecordFields | undefined): p is RecordFields =>
     !!p && (at === undefined ? CLAIMED.has(p[3]) : at !== null && freshClaim(p, at, CONFIRMATION_TTL_MS) === null);
+  // This VM missed an operator's state change of the record (G4, which any VM may make: fenced ->
+  // member, a re-admission) that the entry's own signed diff shows as its `before`: the entry is
+  // judged with the ring as it is after that change, as a VM that had merged it would judge it.
+  // Seen in bench:failover: an OD frozen through its target's re-admission refused the target's
+  // next fence mark at every exchange (no managers: the target is fenced in its files) and stayed
+  // diverged, the recovery's spread to it stretched to a second. Grants nothing the missed change
+  // would not have: the origin must still be the claim's detector or a manager (G2).
+  const missedG4 = !!held && proofEdit?.file === 'group' && proofEdit.op === 'Mod' && !!proofEdit.before && proofEdit.before[0] === key && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: proofEdit.before });
+  const ringNow = missedG4 ? [...ring.filter((r) => r[0] !== key), proofEdit!.before!] : ring;
   // Managers of k: in this VM's ring for what it holds; for a record it does not hold, in the
   // view's ring with k counted as serving (a fenced VM has left the ring, its managers have not).
-  const managersOfKey = (k: string) => (held ? managersOf(ring, k) : managersOf(withServing(view.records('group'), k), k));
+  const managersOfKey = (k: string) => (held ? managersOf(ringNow, k) : managersOf(withServing(view.records('group'), k), k));
   if (file === 'group') {
     if (key === origin) return null; // G1
     if (held && value && operatorStateChange({ file: 'group', op: 'Mod', before: held, record: value })) return null; // G4

@@ -1,7 +1,7 @@
 // The edit authority rules (lib/sem/edit-authority.ts): who may change which record.
 import { strict as assert } from 'assert';
 import type { RecordFields } from '../../lib/records/files';
-import { authorityRefusal, AuthorityView } from '../../lib/sem/edit-authority';
+import { authorityRefusal, AuthorityView, mergeRefusal } from '../../lib/sem/edit-authority';
 
 const NOW = Date.parse('2026-12-03T03:00:00Z');
 const iso = (msAgo: number) => new Date(NOW - msAgo).toISOString();
@@ -69,5 +69,28 @@ describe('edit authority', () => {
   it('shared work files are open to every member', () => {
     assert.equal(authorityRefusal('S4', { file: 'available-od', op: 'Del', record: ['OD1', '127.0.2.1', 'RS1'] }, view(), NOW), null);
     assert.equal(authorityRefusal('S4', { file: 'realserver', op: 'Add', record: ['RS1', '0.1', '2', 'up'] }, view(), NOW), null);
+  });
+
+  it('at merge: a fence mark is judged as after the re-admission it follows, when this VM missed only that (G4)', () => {
+    // An OD frozen while S2 was fenced, then re-admitted by the operator (fenced -> member, G4),
+    // then fenced again by S1's next recovery: the OD holds S2 fenced (the old record) and merges
+    // the new fence mark, whose signed diff says S2 was a member before it. S2 is out of the OD's
+    // ring, so it had no managers there and the mark was refused at every exchange, for good.
+    const keys = ['KEY2', 'DH2'];
+    const fenced: RecordFields = ['S2', '127.0.1.2', 'RS2', '-', 'fenced', ...keys];
+    const member: RecordFields = ['S2', '127.0.1.2', 'RS2', '-', 'member', ...keys];
+    const held = group.map((r) => (r[0] === 'S2' ? fenced : [...r, 'member']));
+    const claim = ['S2', 'S1', 'network', 'recovering', 'S2b', iso(5000)];
+    const v = view([claim], held);
+    const mark = { file: 'group' as const, op: 'Mod' as const, before: member, record: fenced };
+    assert.equal(mergeRefusal('S1', 'group', 'S2', fenced, fenced, v, held, mark, NOW), null, 'the detector, a manager of S2 once re-admitted');
+    assert.equal(mergeRefusal('S3', 'group', 'S2', fenced, fenced, v, held, { ...mark }, NOW), null, 'P2 likewise');
+    // Nothing more than the missed G4 change is granted.
+    assert.match(mergeRefusal('S4', 'group', 'S2', fenced, fenced, v, held, mark, NOW) ?? '', /may not change the group record of S2/, 'S4 manages nothing of S2');
+    const moved: RecordFields = ['S2', '127.0.1.9', 'RS2', '-', 'member', ...keys];
+    assert.match(mergeRefusal('S1', 'group', 'S2', fenced, fenced, v, held, { ...mark, before: moved }, NOW) ?? '', /managers \(none\)/, 'a before that differs by more than the state: not a missed re-admission');
+    const rekeyed: RecordFields = ['S2', '127.0.1.2', 'RS2', '-', 'member', 'KEY9', 'DH2'];
+    assert.match(mergeRefusal('S1', 'group', 'S2', fenced, fenced, v, held, { ...mark, before: rekeyed }, NOW) ?? '', /managers \(none\)/, 'nor one with another key');
+    assert.match(mergeRefusal('S1', 'group', 'S2', fenced, fenced, view([['S2', 'S1', 'network', 'recovering', 'S2b', iso(3_600_000)]], held), held, mark, NOW) ?? '', /G2/, 'the claim must still be fresh at the diff');
   });
 });
