@@ -1,5 +1,5 @@
 // npm run bench:sem — the top of the note's Table 1: six Node-RED processes on loopback, S1 edits
-// its files 200 times, and for each edit the time until each peer has it durably in its file
+// its files 200 times, and for each edit the time until each peer has it durably in its journal
 // (a peer acknowledges only after its fsync), as S1 measures it. The note: 0.278 - 0.327 s.
 // Run twice in one go: with the wire's VM signatures and encryption (the default) and without,
 // so the JSON shows what they cost (issue 14).

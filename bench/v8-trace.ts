@@ -1,7 +1,7 @@
 // Counts what ./v8-trace-preload.ts made V8 print between its `v8-trace: on` and `off` lines:
 // TurboFan compilations (and their time) and deoptimisations, by function, reason and source
 // position, so a bench can say per measured edit how much of the hot path V8 was still
-// (re)compiling and why it threw code away (docs/performance-sender.md).
+// (re)compiling and why it threw code away (docs/performance.md, "Eighth pass: V8 on the sender").
 
 export interface V8Trace {
   /** Completed TurboFan compilations (OSR included) in the window. */

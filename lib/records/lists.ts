@@ -4,7 +4,7 @@
 // Code optimised on the one kind is thrown away ("wrong map") the first time the other arrives:
 // the edit path's records, edits and diffs were deoptimising commit, validateRecord,
 // formatDiffLine, sameRecord, the replica's get and the text files' writer once each, and commit
-// three times (docs/performance-sender.md, "Seventh pass: V8"). A list grown by push from an empty
+// three times (docs/performance.md, "Eighth pass: V8 on the sender"). A list grown by push from an empty
 // literal is PACKED in every tier.
 
 /** `xs.map(f)`, always a PACKED array. */
