@@ -172,42 +172,53 @@ export class Fanout {
     return { acked: results.flatMap((r) => r.acked), failed: results.flatMap((r) => r.failed) };
   }
 
-  private async direct(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
+  private direct(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
-    await Promise.all(
-      peers.map(async (p) => {
-        const down = this.deps.knownDown(p.hostname);
-        if (down) {
-          // Still sent, but not waited for: a dead VM still in the group (until its failure is
-          // handled) must not slow every edit down to the request timeout.
-          void this.postDiff(diff, p);
-          failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
-          return;
-        }
-        const r = await this.postDiff(diff, p);
-        if ('ms' in r) acked.push({ peer: p.hostname, address: p.address, ms: r.ms });
-        else failed.push({ peer: p.hostname, address: p.address, error: r.error });
-      }),
-    );
-    return { acked, failed };
+    const waits: Promise<void>[] = [];
+    // One options object for every peer (the same deadline and origin signature).
+    const opts = { timeoutMs: this.deps.timeoutMs, signature: diff.signature };
+    for (const p of peers) {
+      const down = this.deps.knownDown(p.hostname);
+      if (down) {
+        // Still sent, but not waited for: a dead VM still in the group (until its failure is
+        // handled) must not slow every edit down to the request timeout.
+        void this.postDiff(diff.body, opts, p, undefined, undefined);
+        failed.push({ peer: p.hostname, address: p.address, error: `not awaited: unreachable at last contact (${down})` });
+        continue;
+      }
+      waits.push(this.postDiff(diff.body, opts, p, acked, failed));
+    }
+    return Promise.all(waits).then(() => ({ acked, failed }));
   }
 
-  private async postDiff(diff: SignedDiff, p: Peer): Promise<{ ms: number } | { error: string }> {
+  /** Post the diff to one peer; its outcome is pushed to `acked` or `failed` (when given) as it
+   * comes. A promise chain rather than async functions: one per peer per edit, each async frame and
+   * await an allocation of the sender's (issue 16). Never rejects. */
+  private postDiff(body: string, opts: { timeoutMs: number; signature?: string }, p: Peer, acked: PeerAck[] | undefined, failed: PeerFailure[] | undefined): Promise<void> {
     const t = performance.now();
+    let sent: Promise<unknown>;
     try {
-      await this.deps.post({ address: p.address, port: this.deps.port }, DIFF_PATH, diff.body, { timeoutMs: this.deps.timeoutMs, signature: diff.signature });
-      this.deps.peerOk(p.hostname);
-      return { ms: performance.now() - t };
+      sent = this.deps.post({ address: p.address, port: this.deps.port }, DIFF_PATH, body, opts);
     } catch (e) {
-      if (this.deps.isContained(e)) {
-        this.deps.peerOk(p.hostname);
-        return { ms: performance.now() - t };
-      }
-      const error = (e as Error).message;
-      this.deps.peerFailed(p.hostname, error);
-      return { error };
+      sent = Promise.reject(e);
     }
+    return sent.then(
+      () => {
+        this.deps.peerOk(p.hostname);
+        acked?.push({ peer: p.hostname, address: p.address, ms: performance.now() - t });
+      },
+      (e: unknown) => {
+        if (this.deps.isContained(e)) {
+          this.deps.peerOk(p.hostname);
+          acked?.push({ peer: p.hostname, address: p.address, ms: performance.now() - t });
+          return;
+        }
+        const error = (e as Error).message;
+        this.deps.peerFailed(p.hostname, error);
+        failed?.push({ peer: p.hostname, address: p.address, error });
+      },
+    );
   }
 
   /** One chunk: its first reachable member relays to the rest; if it fails, the rest go one level down from here. */

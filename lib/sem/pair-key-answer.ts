@@ -34,6 +34,9 @@ export interface AnswerAuthOptions {
   record(hostname: string): RecordFields | undefined;
   /** Every group record (to find the member at an address). */
   records(): RecordFields[];
+  /** A number that changes whenever a group record changes (the replica's revision of the group
+   * file): members are read once per revision, not once per answer. Unset: read at each use. */
+  revision?(): number;
 }
 
 export class AnswerAuth {
@@ -45,10 +48,31 @@ export class AnswerAuth {
 
   constructor(private readonly o: AnswerAuthOptions) {}
 
+  /** Members read at `revision` (null: no such member then). An answer's checks read the
+   * requester's and the signer's records: five answers per edit each built two Members from
+   * copies of their records (issue 16, the sender's allocation per edit). Any change of the group
+   * file changes the revision and empties this, so a cached Member is never older than its record. */
+  private members = new Map<string, Member | null>();
+  private membersAt = -1;
+
   /** A member's record as a Member, or undefined. */
   private member(hostname: string): Member | undefined {
-    const r = this.o.record(hostname);
-    return r ? fromMember(r) : undefined;
+    const rev = this.o.revision?.();
+    if (rev === undefined) {
+      const r = this.o.record(hostname);
+      return r ? fromMember(r) : undefined;
+    }
+    if (rev !== this.membersAt) {
+      this.members.clear();
+      this.membersAt = rev;
+    }
+    let m = this.members.get(hostname);
+    if (m === undefined) {
+      const r = this.o.record(hostname);
+      m = r ? fromMember(r) : null;
+      this.members.set(hostname, m);
+    }
+    return m ?? undefined;
   }
 
   /** This VM's X25519 key when its own group record publishes it (peers can agree on nothing else). */

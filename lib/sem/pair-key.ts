@@ -83,7 +83,8 @@ export class PairKeys {
       }
       this.cache.set(peer.hostname, c);
     }
-    return c.key ? { key: c.key, id: c.id } : null;
+    // The entry itself (read only by the callers): no new object per answer.
+    return c.key ? (c as { key: Buffer; id: string }) : null;
   }
 
   /** The peer's record changed (or went): its key is derived again at its next use. */

@@ -278,6 +278,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
       dhKey: () => (this.version >= 3 ? this.dh : undefined),
       record: (h) => this.replica.get('group', h),
       records: () => this.replica.records('group'),
+      revision: () => this.replica.revision('group'),
     });
     this.client = new SemClient(
       opts.secret,

@@ -486,31 +486,43 @@ export class SemClient {
    * rotation, a peer that refuses the new secret before authenticating (it has not changed yet) is
    * sent the message again under the previous one, and from then on first under that one.
    */
-  async post(given: Target, path: string, body: string, options: PostOptions = {}): Promise<unknown> {
+  post(given: Target, path: string, body: string, options: PostOptions = {}): Promise<unknown> {
     // One shape per concept from here on (V8: the callers' literals differ in their fields; the
     // request path below, optimised once, must not be thrown away when another caller comes).
     const target: Target = { address: given.address, port: given.port };
     const opts = new RequestOptions(options, this.timeoutMs);
     const previous = this.previousSecret?.();
+    // Promise chains, not async functions: a diff is posted to every peer per edit, and each
+    // async frame and await of this path cost the sender an object graph per peer (issue 16, the
+    // sender's allocation per edit). The outcomes are the same as with try/await.
+    if (!previous) return this.retried(target, path, body, opts, this.secret);
     const peer = `${target.address}:${target.port}`;
-    const first = previous && this.onPrevious.has(peer) ? previous : this.secret;
-    try {
-      return await this.retried(target, path, body, opts, first);
-    } catch (e) {
-      if (!previous || first === previous || !(e instanceof UnauthenticatedAnswer) || e.status !== 401) throw e;
-      const r = await this.retried(target, path, body, opts, previous);
-      this.onPrevious.add(peer);
-      return r;
-    }
+    const first = this.onPrevious.has(peer) ? previous : this.secret;
+    const r = this.retried(target, path, body, opts, first);
+    if (first === previous) return r;
+    return r.catch((e: unknown) => {
+      if (!(e instanceof UnauthenticatedAnswer) || e.status !== 401) throw e;
+      return this.retried(target, path, body, opts, previous).then((v) => {
+        this.onPrevious.add(peer);
+        return v;
+      });
+    });
   }
 
-  private async retried(target: Target, path: string, body: string, opts: RequestOptions, secret: string): Promise<unknown> {
-    try {
-      return await this.once(target, path, body, opts, secret);
-    } catch (e) {
-      // A kept-alive socket closed by the peer between two requests: try once on a fresh one.
-      if ((e as { reused?: boolean }).reused) return this.once(target, path, body, opts, secret);
+  private retried(target: Target, path: string, body: string, opts: RequestOptions, secret: string): Promise<unknown> {
+    // A kept-alive socket closed by the peer between two requests: tried once on a fresh one.
+    return this.attempt(target, path, body, opts, secret).catch((e: unknown) => {
+      if ((e as { reused?: boolean }).reused) return this.attempt(target, path, body, opts, secret);
       throw e;
+    });
+  }
+
+  /** `once`, whose synchronous throw (a signer's error) is a rejection, as in an async function. */
+  private attempt(target: Target, path: string, body: string, opts: RequestOptions, secret: string): Promise<unknown> {
+    try {
+      return this.once(target, path, body, opts, secret);
+    } catch (e) {
+      return Promise.reject(e);
     }
   }
 

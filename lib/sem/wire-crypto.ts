@@ -34,7 +34,11 @@ export function open(key: Buffer, aad: string, sealed: string): string {
   d.setAAD(Buffer.from(aad));
   d.setAuthTag(all.subarray(all.length - 16));
   try {
-    return Buffer.concat([d.update(all.subarray(0, all.length - 16)), d.final()]).toString('utf8');
+    // GCM's final() checks the tag and adds no bytes: the plain text is update's output (no
+    // concatenated copy per answer; issue 16, the sender's allocation per edit).
+    const plain = d.update(all.subarray(0, all.length - 16));
+    const rest = d.final();
+    return (rest.length ? Buffer.concat([plain, rest]) : plain).toString('utf8');
   } catch {
     throw new SealError('sealed body does not open with the cluster key');
   }
