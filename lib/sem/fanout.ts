@@ -101,7 +101,7 @@ export interface FanoutDeps {
 }
 
 /** The other members in natural order, starting after `self` (a rotation, so trees differ by sender). */
-export function ringAfter(self: string, peers: Peer[]): Peer[] {
+export function ringAfter(self: string, peers: readonly Peer[]): Peer[] {
   const sorted = peers.filter((p) => p.hostname !== self).sort((a, b) => naturalCompare(a.hostname, b.hostname));
   const i = sorted.findIndex((p) => naturalCompare(p.hostname, self) > 0);
   return i <= 0 ? sorted : [...sorted.slice(i), ...sorted.slice(0, i)];
@@ -166,13 +166,13 @@ export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}
 
   /** Send one diff (its encoded body) to `peers`, directly or along a tree; see the header. */
-  async send(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
+  async send(diff: SignedDiff, peers: readonly Peer[]): Promise<FanoutResult> {
     if (peers.length <= DIRECT_MAX) return this.direct(diff, peers);
     const results = await Promise.all(chunks(ringAfter(this.deps.self, peers), BRANCH).map((c) => this.viaRelay(diff, c)));
     return { acked: results.flatMap((r) => r.acked), failed: results.flatMap((r) => r.failed) };
   }
 
-  private direct(diff: SignedDiff, peers: Peer[]): Promise<FanoutResult> {
+  private direct(diff: SignedDiff, peers: readonly Peer[]): Promise<FanoutResult> {
     const acked: PeerAck[] = [];
     const failed: PeerFailure[] = [];
     const waits: Promise<void>[] = [];

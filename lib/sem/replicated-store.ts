@@ -639,8 +639,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   peers(): { hostname: string; address: string }[] {
-    // Read by every round, status update and fan-out: derived once per change of the group file
-    // (or of this VM's name), handed out as copies.
+    return mapList(this.peerListNow(), (p) => ({ ...p }));
+  }
+
+  /** The peers, derived once per change of the group file (or of this VM's name): read by every
+   * round, status update and fan-out; handed out as copies (peers()), and as this list itself
+   * only to the fan-out of an edit, which reads it (no copies per edit: issue 16). */
+  private peerListNow(): readonly { hostname: string; address: string }[] {
     const me = this.identity.hostname;
     const revision = this.replica.revision('group');
     if (this.peerList?.revision !== revision || this.peerList.me !== me) {
@@ -652,7 +657,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
         .map((m) => ({ hostname: m.hostname, address: m.address }));
       this.peerList = { revision, me, list };
     }
-    return mapList(this.peerList.list, (p) => ({ ...p }));
+    return this.peerList.list;
   }
 
   /** The digest of this replica: equal on two peers means identical files. */
@@ -752,7 +757,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.keyGate && this.secure && !(!diff.more && diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
-    const { acked, failed } = await this.fanout.send(signed, this.peers());
+    const { acked, failed } = await this.fanout.send(signed, this.peerListNow());
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,

@@ -371,6 +371,15 @@ interface PreparedAnswer {
   text: string;
 }
 
+/** An answer's JSON body, or undefined when it is not JSON. */
+function parse(t: string): { error?: string; [k: string]: unknown } | undefined {
+  try {
+    return JSON.parse(t);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Cap of an answer that carries no files (a diff's acknowledgement or refusal). */
 export const SMALL_ANSWER_BYTES = 64 * 1024;
 
@@ -640,13 +649,6 @@ export class SemClient {
    * parsed body, or the SemClientError it stands for. */
   private answerOf(target: Target, status: number, headers: AnswerHeaders, wire: string, requestMac: string, secret: string, key: Buffer | undefined): unknown {
     const label = responseLabel(requestMac, status);
-    const parse = (t: string): { error?: string; [k: string]: unknown } | undefined => {
-      try {
-        return JSON.parse(t);
-      } catch {
-        return undefined;
-      }
-    };
     if (!verifyMac(secret, label, wire, headers.mac)) {
       // Unauthenticated (a refusal before the MAC check, or a stranger): its text is only a hint.
       const hint = parse(wire)?.error;

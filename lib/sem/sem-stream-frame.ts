@@ -59,10 +59,10 @@ export function encodeFrame(id: number, head: FrameHead, body: string): Buffer {
   return buf;
 }
 
-function parseHead(bytes: Buffer, id: number): FrameHead {
+function parseHead(bytes: Buffer, start: number, end: number, id: number): FrameHead {
   let o: unknown;
   try {
-    o = JSON.parse(bytes.toString('utf8'));
+    o = JSON.parse(bytes.toString('utf8', start, end));
   } catch {
     throw new FrameError('malformed frame: head is not JSON', 'malformed', id);
   }
@@ -82,10 +82,16 @@ export interface FrameReaderOptions {
   onFrame(frame: Frame): void;
 }
 
-/** Cuts a byte stream into frames within the bounds above. `push` throws a FrameError. */
+/** Cuts a byte stream into frames within the bounds above. `push` throws a FrameError.
+ * It reads at an offset into the first chunk held rather than cutting a new view of it per field
+ * (a stream's frames mostly arrive whole in one chunk: one view, the body, per frame; issue 16,
+ * allocation per edit); chunks are joined only when a field spans them. */
 export class FrameReader {
   private chunks: Buffer[] = [];
+  /** Bytes held, unread. */
   private size = 0;
+  /** Where the unread bytes start in chunks[0]. */
+  private off = 0;
   private current?: { id: number; head: FrameHead; bodyLen: number; held: number };
 
   constructor(private readonly o: FrameReaderOptions) {}
@@ -96,6 +102,7 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.size += chunk.length;
     while (this.step());
@@ -107,18 +114,23 @@ export class FrameReader {
     this.current = undefined;
     this.chunks = [];
     this.size = 0;
+    this.off = 0;
   }
 
   private step(): boolean {
     if (!this.current) {
       if (this.size < FRAME_PREFIX_BYTES) return false;
-      const pre = this.peek(FRAME_PREFIX_BYTES);
-      const bodyLen = pre.readUInt32BE(0);
-      const headLen = pre.readUInt16BE(4);
-      const id = pre.readUInt32BE(6);
+      let pre = this.contiguous(FRAME_PREFIX_BYTES);
+      let at = this.off;
+      const bodyLen = pre.readUInt32BE(at);
+      const headLen = pre.readUInt16BE(at + 4);
+      const id = pre.readUInt32BE(at + 6);
       if (headLen > MAX_HEAD_BYTES) throw new FrameError(`malformed frame: head of ${headLen} bytes (over ${MAX_HEAD_BYTES})`, 'malformed', id);
       if (this.size < FRAME_PREFIX_BYTES + headLen) return false;
-      const head = parseHead(this.take(FRAME_PREFIX_BYTES + headLen).subarray(FRAME_PREFIX_BYTES), id);
+      pre = this.contiguous(FRAME_PREFIX_BYTES + headLen);
+      at = this.off + FRAME_PREFIX_BYTES;
+      this.skip(FRAME_PREFIX_BYTES + headLen);
+      const head = parseHead(pre, at, at + headLen, id);
       const limit = this.o.limitOf(head, id);
       // Refused on its declared length, before any of its body is kept.
       if (bodyLen > limit) throw new FrameError(`message too large (${bodyLen} bytes > ${limit})`, 'too-large', id);
@@ -127,7 +139,13 @@ export class FrameReader {
     }
     const c = this.current;
     if (this.size < c.bodyLen) return false;
-    const body = this.take(c.bodyLen);
+    let body: Buffer;
+    if (c.bodyLen === 0) body = Buffer.alloc(0);
+    else {
+      const all = this.contiguous(c.bodyLen);
+      body = all.subarray(this.off, this.off + c.bodyLen);
+      this.skip(c.bodyLen);
+    }
     this.current = undefined;
     try {
       this.o.onFrame({ id: c.id, head: c.head, body });
@@ -152,29 +170,24 @@ export class FrameReader {
     for (const b of this.o.budgets ?? []) b.give(n);
   }
 
-  /** The first n buffered bytes (n <= size), without consuming them. */
-  private peek(n: number): Buffer {
-    if (this.chunks[0].length >= n) return this.chunks[0];
-    const all = Buffer.concat(this.chunks, this.size);
+  /** chunks[0], holding at least the first n unread bytes (n <= size) from `off`: the chunks are
+   * joined into one only when those bytes span several. */
+  private contiguous(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first.length - this.off >= n) return first;
+    const all = Buffer.concat(this.off ? [first.subarray(this.off), ...this.chunks.slice(1)] : this.chunks, this.size);
     this.chunks = [all];
+    this.off = 0;
     return all;
   }
 
-  /** Consume the first n buffered bytes (n <= size). */
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks, this.size);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
-    }
+  /** Consume the first n unread bytes (n <= size, all of them in chunks[0]). */
+  private skip(n: number): void {
+    this.off += n;
     this.size -= n;
-    return out;
+    if (this.off === this.chunks[0].length) {
+      this.chunks.shift();
+      this.off = 0;
+    }
   }
 }

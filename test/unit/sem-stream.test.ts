@@ -38,6 +38,29 @@ describe('SEM stream frames', () => {
     assert.equal(budget.inUse, 0);
   });
 
+  it('reads at an offset into its chunks: every split size, frames whole or across chunks, each body exactly its own bytes', () => {
+    // The reader keeps an offset into its first chunk instead of cutting views per field: a frame's
+    // body must be its own bytes whatever the split, never a neighbour's (a longer body before it,
+    // a shorter one after).
+    const frames: [number, Record<string, string>, string][] = [
+      [1, { path: DIFF, 'x-p2p-mac': 'a'.repeat(64) }, 'é'.repeat(40)],
+      [2, { status: '200' }, 'x'],
+      [3, {}, ''],
+      [4, { path: DIFF }, 'ü"\\'.repeat(25)],
+      [5, { status: '409', n: 'ß' }, 'short'],
+    ];
+    const bytes = Buffer.concat(frames.map(([id, head, body]) => encodeFrame(id, head, body)));
+    for (let split = 1; split <= bytes.length; split += split < 24 ? 1 : 37) {
+      const budget = new ByteBudget(10_000);
+      const got: [number, Record<string, string>, string][] = [];
+      const r = new FrameReader({ limitOf: () => 1000, budgets: [budget], onFrame: (f) => got.push([f.id, f.head, f.body.toString('utf8')]) });
+      for (let i = 0; i < bytes.length; i += split) r.push(Buffer.from(bytes.subarray(i, i + split)));
+      assert.deepEqual(got, frames, `split every ${split} bytes`);
+      assert.equal(r.partial, false);
+      assert.equal(budget.inUse, 0);
+    }
+  });
+
   it('refuses a body over its cap on the declared length, before any of it is kept', () => {
     const budget = new ByteBudget(1 << 20);
     const r = new FrameReader({ limitOf: () => 16, budgets: [budget], onFrame: () => assert.fail('no frame') });
