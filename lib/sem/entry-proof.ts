@@ -19,6 +19,7 @@
 // batch's records share one), and `proofOf[i]` is the index of entry i's proof, or -1.
 import type { FileName, RecordFields } from '../records/files';
 import { signMessage, VmKey } from './vm-key';
+import { withFields } from '../records/objects';
 
 export interface EntryProof {
   /** The origin's diff body (plain JSON), for a d proof; absent for an e proof. */
@@ -76,7 +77,8 @@ export function packSnapshot<S extends { clock: number; seqs: Record<string, num
     }
     proofOf.push(i);
   }
-  return proofs.length ? { ...snap, entries, proofs, proofOf } : { ...snap, entries };
+  const packed = proofs.length ? withFields(snap, { entries, proofs, proofOf }) : withFields(snap, { entries });
+  return packed as unknown as Omit<S, 'entries'> & PackedSnapshot;
 }
 
 /**

@@ -44,6 +44,7 @@ import { anchorsFile, loadKeyAnchors } from './key-anchors';
 import { NonceJournal } from './nonce-journal';
 import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
+import { withFields } from '../records/objects';
 
 export const DEFAULT_SEM_PORT = 18801;
 /** 128 bits as base64: what the editor requires of a new secret (the runtime warns below it). */
@@ -666,8 +667,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   }
 
   async edit(input: Edit | string): Promise<EditResult> {
-    const { lines, ...r } = await this.commit([input]);
-    return { line: lines[0], ...r };
+    const r = await this.commit([input]);
+    return { line: r.lines[0], origin: r.origin, seq: r.seq, lamport: r.lamport, acked: r.acked, failed: r.failed, ms: r.ms };
   }
 
   /**
@@ -697,7 +698,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.disk.ownSeq += 1;
     const origin = this.identity.hostname;
     const seq = this.disk.ownSeq;
-    const diffs: Diff[] = mapList(edits, (e) => ({ ...e, origin, seq, lamport: this.replica.tick() }));
+    const diffs: Diff[] = mapList(edits, (e) => withFields(e, { origin, seq, lamport: this.replica.tick() }));
     const [first, ...more] = diffs;
     const wire: WireDiff = more.length ? { ...first, more } : first;
     // Signed once here: the signature travels with the diff (also through relays, ./fanout.ts) and

@@ -8,6 +8,7 @@ import { normalizeEdit } from '../records/diff-line';
 import { mapList } from '../records/lists';
 import type { Diff, Snapshot, SnapshotEntry } from './replica';
 import { attachProofs } from './entry-proof';
+import { withFields } from '../records/objects';
 
 /** The `v` of every message body: the format of each message, unchanged since the first release. */
 export const PROTOCOL_VERSION = 1;
@@ -99,17 +100,14 @@ export class ProtocolError extends Error {
   }
 }
 
-const macOf = (secret: string, label: string, body: string) => createHmac('sha256', secret).update(label).update('\n').update(body);
-
 export function mac(secret: string, label: string, body: string): string {
-  return macOf(secret, label, body).digest('hex');
+  return createHmac('sha256', secret).update(label).update('\n').update(body).digest('hex');
 }
 
 export function verifyMac(secret: string, label: string, body: string, given: unknown): boolean {
   if (typeof given !== 'string' || !/^[0-9a-f]{64}$/.test(given)) return false;
-  // The digest's bytes, not its hex text turned back into bytes (checked on every request and
-  // every answer: issue 16, allocation per edit).
-  return timingSafeEqual(macOf(secret, label, body).digest(), Buffer.from(given, 'hex'));
+  const want = Buffer.from(mac(secret, label, body), 'hex');
+  return timingSafeEqual(want, Buffer.from(given, 'hex'));
 }
 
 /** The label a response's MAC covers: binds it to the request it answers. */
@@ -228,7 +226,7 @@ export function decodeDiff(body: string, now = Date.now()): WireDiff {
     throw new ProtocolError('stale diff: its timestamp is too far from this peer\'s clock (replay?)', 409);
   }
   const { origin, seq, lamport } = o as { origin: string; seq: number; lamport: number };
-  if (o.edits === undefined) return { ...decodeEdit(o), origin, seq, lamport };
+  if (o.edits === undefined) return withFields(decodeEdit(o), { origin, seq, lamport });
   if (!Array.isArray(o.edits) || o.file !== undefined) throw new ProtocolError('malformed diff: a batch lists its records in edits only');
   const edits = mapList(o.edits as unknown[], (e) => {
     if (!e || typeof e !== 'object' || Array.isArray(e)) throw new ProtocolError('malformed diff: a batch record is not an object');

@@ -29,6 +29,7 @@ import * as http from 'http';
 import type { Socket } from 'net';
 import { ByteBudget } from '../net/bounded-body';
 import { Frame, FrameError, FrameHead, FrameReader, encodeFrame } from './sem-stream-frame';
+import { withFields } from '../records/objects';
 
 export const STREAM_PATH = '/p2p/stream';
 export const STREAM_PROTOCOL = 'p2p-sem-stream/1';
@@ -158,7 +159,7 @@ export class ServerStream {
       answered = true;
       this.inFlight -= 1;
       if (this.inFlight < MAX_IN_FLIGHT && !this.closed) this.o.socket.resume();
-      this.write(f.id, { ...head, status: String(status) }, text, close);
+      this.write(f.id, withFields(head, { status: String(status) }), text, close);
       this.idleCheck();
     });
     if (ok && !this.authenticated) {
