@@ -17,7 +17,7 @@ import { PAIR_HEADER } from './pair-key';
 import { bodyKey, ENC_HEADER, open, seal, SealError } from './wire-crypto';
 import { MAC_HEADER, ProtocolError, WIRE_VERSION_HEADER, WireVersion, announcedVersion, mac, responseLabel, verifyMac } from './sem-protocol';
 import { ClientStream, NO_STREAM_RETRY_MS, STREAM_BACKOFF_MS, STREAM_PATH, STREAM_PROTOCOL, ServerStream, StreamAnswer } from './sem-stream';
-import type { FrameHead } from './sem-stream-frame';
+import { HeadText, type FrameHead } from './sem-stream-frame';
 
 export interface Reply {
   status: number;
@@ -564,7 +564,7 @@ export class SemClient {
   }
 
   /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once (per secret). */
-  private prepared?: { path: string; plain: string; given?: string; secret: string; signature?: string; body: string; requestMac: string };
+  private prepared?: { path: string; plain: string; given?: string; secret: string; signature?: string; body: string; requestMac: string; streamHead?: string };
 
   private prepare(path: string, plain: string, given: string | undefined, secret: string): { signature?: string; body: string; requestMac: string } {
     const p = this.prepared;
@@ -585,11 +585,17 @@ export class SemClient {
     const version = this.wire.version && this.wire.version > 1 ? String(this.wire.version) : undefined;
     const stream = this.streamPaths.has(path) ? this.streamTo(target) : undefined;
     if (stream) {
-      const head: FrameHead = { path, [MAC_HEADER]: requestMac };
-      if (signature) head[SIG_HEADER] = signature;
-      if (key) head[ENC_HEADER] = '1';
-      if (version) head[WIRE_VERSION_HEADER] = version;
-      if (pair) head[PAIR_HEADER] = pair;
+      // The fields every peer's frame of this request carries, serialised once per request (the
+      // prepared request is the same for every peer of an edit); the pair header is each peer's.
+      const prepared = this.prepared!;
+      if (prepared.streamHead === undefined) {
+        const head: FrameHead = { path, [MAC_HEADER]: requestMac };
+        if (signature) head[SIG_HEADER] = signature;
+        if (key) head[ENC_HEADER] = '1';
+        if (version) head[WIRE_VERSION_HEADER] = version;
+        prepared.streamHead = HeadText.sharedOf(head);
+      }
+      const head = new HeadText(prepared.streamHead, pair ? HeadText.field(PAIR_HEADER, pair) : '');
       return stream.request(head, body, maxAnswerBytes, timeoutMs).then((a: StreamAnswer) => this.answerOf(target, a.status, new AnswerHeaders(a.headers), a.body.toString('utf8'), requestMac, secret, key));
     }
     return new Promise((resolve, reject) => {

@@ -28,7 +28,7 @@
 import * as http from 'http';
 import type { Socket } from 'net';
 import { ByteBudget } from '../net/bounded-body';
-import { Frame, FrameError, FrameHead, FrameReader, encodeFrame } from './sem-stream-frame';
+import { Frame, FrameError, FrameHead, FrameReader, HeadText, encodeFrame } from './sem-stream-frame';
 import { withFields } from '../records/objects';
 
 export const STREAM_PATH = '/p2p/stream';
@@ -353,7 +353,7 @@ export class ClientStream {
   }
 
   /** Send one request frame; resolves with its answer frame, unchecked. */
-  request(head: FrameHead, body: string, cap: number, timeoutMs: number): Promise<StreamAnswer> {
+  request(head: FrameHead | HeadText, body: string, cap: number, timeoutMs: number): Promise<StreamAnswer> {
     const socket = this.socket;
     if (this.state !== 'open' || !socket) return Promise.reject(this.o.broken('stream not open', true));
     if (socket.writableLength > MAX_UNSENT_BYTES) {

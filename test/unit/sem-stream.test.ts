@@ -12,7 +12,7 @@ import { SemClient, SemClientError, SemServer, type Route, type ServerLimits } f
 import { mac, MAC_HEADER } from '../../lib/sem/sem-protocol';
 import { STREAM_PATH, STREAM_PROTOCOL } from '../../lib/sem/sem-stream';
 import { bodyKey, ENC_HEADER, seal } from '../../lib/sem/wire-crypto';
-import { encodeFrame, Frame, FrameError, FrameReader, FRAME_PREFIX_BYTES } from '../../lib/sem/sem-stream-frame';
+import { encodeFrame, Frame, FrameError, FrameReader, FRAME_PREFIX_BYTES, HeadText } from '../../lib/sem/sem-stream-frame';
 import { allocLoopbackRange, pickFreePort, type LoopbackRange } from '../../harness/net';
 import { waitFor } from '../../harness/wait';
 
@@ -59,6 +59,25 @@ describe('SEM stream frames', () => {
       assert.equal(r.partial, false);
       assert.equal(budget.inUse, 0);
     }
+  });
+
+  it('a head serialised ahead (HeadText) gives the very bytes of the whole head, each frame its own fields', () => {
+    const shared = { path: DIFF, 'x-p2p-mac': 'm'.repeat(64), 'x-p2p-sig': 'S1 sïg"\\', 'x-p2p-enc': '1' };
+    const text = HeadText.sharedOf(shared);
+    const frames: Buffer[] = [];
+    for (const [pair, body] of [['S1 ' + 'A'.repeat(22), 'é'.repeat(30)], ['S1 B', ''], ['S1 ü"', 'x']]) {
+      const ahead = encodeFrame(9, new HeadText(text, HeadText.field('x-p2p-pair', pair)), body);
+      assert.deepEqual(ahead, encodeFrame(9, { ...shared, 'x-p2p-pair': pair }, body));
+      frames.push(ahead);
+    }
+    assert.deepEqual(encodeFrame(3, new HeadText(text, ''), 'b'), encodeFrame(3, shared, 'b'));
+    const got: Frame[] = [];
+    const r = new FrameReader({ limitOf: () => 1000, onFrame: (f) => got.push(f) });
+    r.push(Buffer.concat(frames));
+    assert.deepEqual(
+      got.map((f) => f.head['x-p2p-pair']),
+      ['S1 ' + 'A'.repeat(22), 'S1 B', 'S1 ü"'],
+    );
   });
 
   it('refuses a body over its cap on the declared length, before any of it is kept', () => {
