@@ -48,11 +48,12 @@ export class AnswerAuth {
 
   constructor(private readonly o: AnswerAuthOptions) {}
 
-  /** Members read at `revision` (null: no such member then). An answer's checks read the
-   * requester's and the signer's records: five answers per edit each built two Members from
-   * copies of their records (issue 16, the sender's allocation per edit). Any change of the group
-   * file changes the revision and empties this, so a cached Member is never older than its record. */
-  private members = new Map<string, Member | null>();
+  /** Members read at `revision`. An answer's checks read the requester's and the signer's
+   * records: five answers per edit each built two Members from copies of their records (issue 16,
+   * the sender's allocation per edit). Any change of the group file changes the revision and
+   * empties this, so a cached Member is never older than its record. Only names the group file
+   * holds are kept (a name from a header that is no member is not: this holds at most the group). */
+  private members = new Map<string, Member>();
   private membersAt = -1;
 
   /** A member's record as a Member, or undefined. */
@@ -69,10 +70,11 @@ export class AnswerAuth {
     let m = this.members.get(hostname);
     if (m === undefined) {
       const r = this.o.record(hostname);
-      m = r ? fromMember(r) : null;
+      if (!r) return undefined;
+      m = fromMember(r);
       this.members.set(hostname, m);
     }
-    return m ?? undefined;
+    return m;
   }
 
   /** This VM's X25519 key when its own group record publishes it (peers can agree on nothing else). */
