@@ -1,6 +1,7 @@
 // bench:sem's GC figures: reads the lines of ./gc-preload.ts from each VM's stdout and tells, over
 // the measured window, how many collections each VM ran, how long they paused it, and which of
 // the pooled samples (S3..S6) a pause of the sender or of the sample's own receiver overlapped.
+import { percentile } from './stats';
 
 export interface Gc {
   /** Epoch ms at which the collection started. */
@@ -68,6 +69,7 @@ export function gcFigures(sender: string, byVm: Record<string, Gc[]>, window: [n
   });
   const hits = samples.map((s) => ({ s, h: hitBy(s) }));
   const tail = hits.filter((x) => x.s.value >= p99);
+  const clean = hits.filter((x) => !x.h.sender && !x.h.own);
   const count = (xs: typeof hits, f: (h: { sender: boolean; own: boolean }) => boolean) => xs.filter((x) => f(x.h)).length;
   return {
     sender: pauses(w[sender] ?? []),
@@ -79,5 +81,14 @@ export function gcFigures(sender: string, byVm: Record<string, Gc[]>, window: [n
     /** The same among the samples at or above the p99. */
     tail_samples: tail.length,
     tail_hit: { by_sender: count(tail, (h) => h.sender), by_own_receiver: count(tail, (h) => h.own && !h.sender), by_none: count(tail, (h) => !h.sender && !h.own) },
+    /** What a pause costs a sample: the median of the samples a pause of S1 overlapped, and of
+     * those no pause overlapped, in the same run (the machine's load moves both alike); and the
+     * p99 of the samples no pause overlapped (the run's p99 without its collections). */
+    hit_median_ms: { by_sender: median(hits.filter((x) => x.h.sender).map((x) => x.s.value)), by_none: median(clean.map((x) => x.s.value)) },
+    p99_without_hit_ms: clean.length ? r2(percentile(clean.map((x) => x.s.value).sort((a, b) => a - b), 99)) : 0,
   };
+}
+
+function median(xs: number[]): number {
+  return xs.length ? r2(percentile(xs.slice().sort((a, b) => a - b), 50)) : 0;
 }

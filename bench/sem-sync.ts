@@ -263,6 +263,7 @@ function report(title: string, r: Run): void {
     const pz = (x: typeof g.sender) => `${x.scavenges} scavenges (p50 ${x.scavenge_p50_ms} ms, max ${x.scavenge_max_ms} ms), ${x.other} other (max ${x.other_max_ms} ms)`;
     console.log(`GC during the measured edits: S1 ${pz(g.sender)}; receivers ${pz(g.receivers)}`);
     console.log(`  samples overlapping a pause of S1 / of their own receiver: ${g.samples_hit.by_sender} / ${g.samples_hit.by_own_receiver} of ${g.samples}; of the ${g.tail_samples} at or above the p99: ${g.tail_hit.by_sender} / ${g.tail_hit.by_own_receiver}, ${g.tail_hit.by_none} by none`);
+    console.log(`  median of the samples S1's pauses overlapped ${g.hit_median_ms.by_sender} ms, of those none overlapped ${g.hit_median_ms.by_none} ms; p99 of the latter ${g.p99_without_hit_ms} ms`);
   }
   if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }

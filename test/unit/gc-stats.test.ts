@@ -32,5 +32,7 @@ describe('gc-stats: the VMs\' collections over bench:sem\'s measured window', ()
     assert.deepEqual(f.samples_hit, { by_sender: 2, by_own_receiver: 1 });
     assert.equal(f.tail_samples, 3);
     assert.deepEqual(f.tail_hit, { by_sender: 2, by_own_receiver: 1, by_none: 0 });
+    assert.deepEqual(f.hit_median_ms, { by_sender: 11, by_none: 2 });
+    assert.equal(f.p99_without_hit_ms, 2);
   });
 });
