@@ -17,23 +17,10 @@ export interface SemCluster {
   stop(): Promise<void>;
 }
 
-/**
- * The VMs' Node/V8 options as a SEM bench's SEMI_SPACE_MB asks: unset, the product's (what
- * `p2p-ha init` writes, the launcher's default: undefined here); `default`, Node's own (V8's
- * young generation grows to 16 MB a semi-space); a number N, `--max-semi-space-size=N`.
- */
-export function semiSpaceOptions(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const v = env.SEMI_SPACE_MB;
-  if (v === undefined || v === '') return undefined;
-  if (v === 'default') return '';
-  if (!/^\d+$/.test(v)) throw new Error(`SEMI_SPACE_MB=${v}: expected a number of MB or "default"`);
-  return `--max-semi-space-size=${Number(v)}`;
-}
-
 /** `count` Node-RED VMs with the SEM flow, resolved once every VM's group file lists all of them. */
 export async function startSemCluster(
   count: number,
-  o: { env?: ClusterOptions['env']; nodeOptions?: string; keepDirs?: boolean; baseDir?: string; flow?: Partial<SemFlowOptions> } = {},
+  o: { env?: ClusterOptions['env']; keepDirs?: boolean; baseDir?: string; flow?: Partial<SemFlowOptions> } = {},
 ): Promise<SemCluster> {
   const range = allocLoopbackRange();
   const ips = Array.from({ length: count }, (_, i) => range.ip(i + 1));
@@ -43,7 +30,6 @@ export async function startSemCluster(
       count,
       ips,
       env: o.env,
-      nodeOptions: o.nodeOptions,
       keepDirs: o.keepDirs,
       baseDir: o.baseDir,
       flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: 'bench-secret-123', seeds: ips, syncIntervalMs: 5000, ...o.flow }),

@@ -9,9 +9,8 @@
 // GCs, and IDLE_S seconds later ('idle-later': how much an idle VM allocates, in scavenges); after
 // the edits, right after the last one ('after', compared with the aim), IDLE_S seconds later
 // ('after-idle') and after full GCs ('settled': what is still referenced, plus V8's sizing).
-// Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (the VMs run with the
-// product's Node options, lib/ops/init-setup.ts; `default` for Node's own, N for
-// --max-semi-space-size=N: V8's young-generation sizing compared), HEAP_SNAPSHOTS=1 (S1 writes a
+// Knobs: EDITS, RECEIVERS, SAMPLE_EVERY, IDLE_S (default 30), SEMI_SPACE_MB (runs the VMs with
+// --max-semi-space-size to compare V8's young-generation sizing), HEAP_SNAPSHOTS=1 (S1 writes a
 // heap snapshot after the warm-up and at the end, after full GCs, kept in the printed directory;
 // compare them with bench/sem-memory-heapdiff.js; writing a snapshot adds ~150 MB of RSS for good,
 // so take the RSS figures from a run without it), ALLOC_PROFILE=1 (every VM's allocations,
@@ -19,7 +18,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RealServerEditor, semiSpaceOptions, startSemCluster } from './sem-cluster';
+import { RealServerEditor, startSemCluster } from './sem-cluster';
 import type { ProbeRequest } from './sem-memory-probe';
 import { askProbe, snapshotPath } from './sem-memory-ask';
 import { cpuMs, loadAverage, summarize } from './stats';
@@ -82,8 +81,11 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
 
 (async () => {
   const probeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sem-memory-'));
-  const nodeOptions = `--require ${path.join(__dirname, 'sem-memory-probe.js')}`;
-  const sem = await startSemCluster(1 + RECEIVERS, { nodeOptions: semiSpaceOptions(), env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir, ...(ALLOC_PROFILE ? { MEMORY_ALLOC_PROFILE: '1' } : {}) } });
+  const nodeOptions = [
+    `--require ${path.join(__dirname, 'sem-memory-probe.js')}`,
+    process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
+  ].join(' ').trim();
+  const sem = await startSemCluster(1 + RECEIVERS, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir, ...(ALLOC_PROFILE ? { MEMORY_ALLOC_PROFILE: '1' } : {}) } });
   const samples: Sample[] = [];
   let keepDir = false;
   try {
@@ -128,8 +130,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
         vm: 'S1, a real Node-RED 4.1 process with the SEM flow (sender)',
         receivers: RECEIVERS,
         edits: EDITS,
-        // What the VMs ran with: the product's options unless SEMI_SPACE_MB said otherwise.
-        node_options: sem.cluster.nodeOptions,
+        node_options: process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${process.env.SEMI_SPACE_MB}` : 'default',
         idle_rss_mb: idle.rssMb,
         rss_after_mb: after.rssMb,
         rss_growth_mb: growth,

@@ -19,14 +19,9 @@
 //     credentialSecret   (default random, shared by the cluster so a cloned userDir still decrypts)
 //     installPackage (true)  symlink userDir/node_modules/@p2p-ha/node-red-server-manager -> repo root
 //     exitWithParent (true)  each Node-RED exits by itself if this process dies (even by SIGKILL)
-//     nodeOptions        Node/V8 options of every VM (default: the product's, NODE_RED_NODE_OPTIONS
-//                        of lib/ops/init-setup.ts, which `p2p-ha init` writes into Node-RED's
-//                        environment file); '' for Node's own defaults. Any NODE_OPTIONS of this
-//                        process, env or vmEnv comes after them (V8 takes the last of a flag).
 //     env                extra environment for the Node-RED processes
 //     vmEnv(vm)          extra environment for one VM's process (e.g. its P2P_HOSTNAME), over env
 //   Cluster:
-//     nodeOptions: string  the NODE_OPTIONS every VM started with (before any vmEnv's)
 //     vms: Vm[]  each {name, ip, uiPort, url, userDir, pid, state, mac?}
 //     vm(nameOrVm): Vm
 //     deploy(vm, flows, {waitStarted = true}): POST /flows (full); resolves once Node-RED has
@@ -75,7 +70,6 @@ import { httpRequest } from '../http';
 import { pickFreePort } from '../net';
 import { pidState, pidsUsingDir } from '../procs';
 import { waitFor } from '../wait';
-import { NODE_RED_NODE_OPTIONS } from '../../lib/ops/init-setup';
 
 export interface FlowNode {
   id: string;
@@ -121,7 +115,6 @@ export interface ClusterOptions {
   credentialSecret?: string;
   installPackage?: boolean;
   exitWithParent?: boolean;
-  nodeOptions?: string;
   env?: NodeJS.ProcessEnv;
   vmEnv?: (vm: Vm) => NodeJS.ProcessEnv;
 }
@@ -285,16 +278,6 @@ function checkSpec(name: string, ip: string): void {
   }
 }
 
-/**
- * A VM's NODE_OPTIONS: the product's start-up options (or opts.nodeOptions), then whatever
- * NODE_OPTIONS the environment adds (this process's, env's, the VM's own), so a bench's own flag
- * or preload comes last and wins.
- */
-function vmNodeOptions(opts: ClusterOptions, vmEnv?: NodeJS.ProcessEnv): string {
-  const env = { ...process.env, ...(opts.env ?? {}), ...(vmEnv ?? {}) };
-  return [opts.nodeOptions ?? NODE_RED_NODE_OPTIONS, env.NODE_OPTIONS ?? ''].join(' ').trim();
-}
-
 export class Cluster {
   private readonly procs = new Map<string, VmProc>();
   private stoppedAll = false;
@@ -316,11 +299,6 @@ export class Cluster {
 
   get vms(): Vm[] {
     return [...this.procs.values()];
-  }
-
-  /** The NODE_OPTIONS every VM starts with (before any vmEnv's). */
-  get nodeOptions(): string {
-    return vmNodeOptions(this.opts);
   }
 
   vm(v: string | Vm): Vm {
@@ -430,7 +408,6 @@ export class Cluster {
           ...process.env,
           ...(this.opts.env ?? {}),
           ...(this.opts.vmEnv?.(p) ?? {}),
-          NODE_OPTIONS: vmNodeOptions(this.opts, this.opts.vmEnv?.(p)),
           P2P_HA_LAUNCHER_PID: this.opts.exitWithParent === false ? '' : String(process.pid),
           P2P_HA_VM_NAME: p.name,
         },

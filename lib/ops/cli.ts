@@ -16,7 +16,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { formatStatus, readFolder } from './status';
 import { HistoryEntry, parseWhen, readHistory } from './history';
-import { buildInit, hostSetupScript, NODE_RED_ENV_FILE, NODE_RED_UNIT_FILE, parseRealServerSpec } from './init-setup';
+import { buildInit, hostSetupScript, parseRealServerSpec } from './init-setup';
 import { anchorsFile, anchorsText } from '../sem/key-anchors';
 import { parseMaintenanceRequest } from './maintenance';
 import type { Rehearsal } from '../recovery/rehearsal';
@@ -48,7 +48,6 @@ const USAGE = `usage: p2p-ha <command> [options]
                --secret-file FILE --key-file FILE [--services "tcp:80"] [--seeds A,B] [--sem-port 18800]
                [--ui-port 1880] [--ui-host 0.0.0.0] [--admin-token T] [--guest-key-file FILE] [--user-dir DIR] [--force]
                [--trust-group FILE]   a member's group file: its members' keys, the only ones this VM takes for them
-               [--service-user LOGIN]  who Node-RED runs as in the systemd unit init writes (default: you)
   rotate-secret --secret-file NEW --previous-secret-file OLD --until 2026-12-03T12:00:00Z|1h [--store ID]
                [--url http://127.0.0.1:1880] [--token T]   this VM's step of a cluster-secret rotation
   host-setup   --public-key "ssh-ed25519 AAAA..." [--user p2pha] [--procedure-dir DIR] [--apply]
@@ -279,16 +278,12 @@ async function run(argv: string[], io: Io): Promise<void> {
         uiHost: one(opt, 'ui-host'),
         procedureDir: one(opt, 'procedure-dir') ?? '/var/lib/p2p-ha/install',
         adminToken: one(opt, 'admin-token'),
-        userDir: path.resolve(dir),
-        serviceUser: one(opt, 'service-user') ?? os.userInfo().username,
       });
       const files: [string, string, number][] = [
         ['settings.js', r.settingsJs, 0o600],
         ['flows.json', JSON.stringify(r.flows, null, 2) + '\n', 0o600],
         ['flows_cred.json', JSON.stringify(r.credentials) + '\n', 0o600],
         ['p2p-ha-admin-token', r.adminToken + '\n', 0o600],
-        [NODE_RED_ENV_FILE, r.nodeRedEnv, 0o644],
-        [NODE_RED_UNIT_FILE, r.nodeRedUnit, 0o644],
       ];
       // The members' keys as the operator read them from a member (docs/security.md, bootstrap):
       // the store then takes a member's record only when that key (or its rotations) signed it.

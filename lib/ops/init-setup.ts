@@ -6,7 +6,6 @@
 // sha256(credentialSecret), node-red's runtime/lib/nodes/credentials.js), then the host-side steps
 // to print. Pure apart from the random secrets; the command line writes the files.
 import * as crypto from 'crypto';
-import * as path from 'path';
 import { ADDRESS_RE, NAME_RE, SERVICE_RE } from '../records/files';
 
 export interface RealServerSpec {
@@ -40,9 +39,6 @@ export interface InitOptions {
   /** Reuse an admin token (this VM's editor and command line; the role step needs none). */
   adminToken?: string;
   credentialSecret?: string;
-  /** The user directory (absolute) and the login Node-RED runs as, for its systemd unit. */
-  userDir: string;
-  serviceUser: string;
 }
 
 export interface InitOutput {
@@ -51,66 +47,10 @@ export interface InitOutput {
   credentials: Record<string, unknown>;
   credentialSecret: string;
   adminToken: string;
-  /** NODE_RED_ENV_FILE and NODE_RED_UNIT_FILE. */
-  nodeRedEnv: string;
-  nodeRedUnit: string;
   hostSteps: string[];
 }
 
 export class InitError extends Error {}
-
-/**
- * The Node options a p2p-ha VM's Node-RED runs with. V8's young generation capped at 4 MB a
- * semi-space (Node 20's default grows to 16): scavenges come ~5x as often but pause the VM
- * ~2.5 ms instead of 4-9 ms, the pauses that are the slowest 1 % of SEM's edits on a quiet
- * machine with the defaults (docs/performance.md, ninth pass), at no CPU cost measured; the
- * sender's RSS stays within issue 16's 20 MB (docs/memory.md). V8 takes its flags only
- * at start, so they belong in how Node-RED is started: `p2p-ha init` writes them into
- * NODE_RED_ENV_FILE, which its systemd unit reads; the harness's launcher starts its VMs with
- * the same options (harness/cluster/launcher.ts).
- */
-export const NODE_RED_NODE_OPTIONS = '--max-semi-space-size=4';
-/** Beside settings.js: the environment Node-RED starts with (systemd EnvironmentFile= and sh `.` both read it). */
-export const NODE_RED_ENV_FILE = 'p2p-ha.env';
-/** Beside settings.js: a systemd unit that starts Node-RED on this user directory with NODE_RED_ENV_FILE. */
-export const NODE_RED_UNIT_FILE = 'p2p-ha-node-red.service';
-
-/** The text of NODE_RED_ENV_FILE. */
-export function nodeRedEnv(): string {
-  return `# Written by \`p2p-ha init\`: the environment Node-RED starts with on this VM (read by
-# ${NODE_RED_UNIT_FILE}; by hand: set -a; . ./${NODE_RED_ENV_FILE}; set +a; node-red -u <this folder>).
-# V8's young generation capped (docs/performance.md, ninth pass; docs/memory.md): shorter GC
-# pauses in SEM's edits and less RSS. Node takes it only at start: restart Node-RED after a change.
-NODE_OPTIONS=${NODE_RED_NODE_OPTIONS}
-`;
-}
-
-/** The text of NODE_RED_UNIT_FILE for the user directory `userDir` (absolute), run as `user`. */
-export function nodeRedUnit(o: { userDir: string; user: string }): string {
-  if (!path.isAbsolute(o.userDir) || /[\s"'\\%$]/.test(o.userDir)) throw new InitError(`user directory ${JSON.stringify(o.userDir)}: a systemd unit needs an absolute path without spaces, quotes, % or $`);
-  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user)) throw new InitError(`user ${JSON.stringify(o.user)} is not a login name`);
-  return `# Written by \`p2p-ha init\`: Node-RED on ${o.userDir} with the options of ${NODE_RED_ENV_FILE}.
-# Install: sudo cp ${path.join(o.userDir, NODE_RED_UNIT_FILE)} /etc/systemd/system/ && sudo systemctl enable --now ${NODE_RED_UNIT_FILE}
-[Unit]
-Description=Node-RED of this p2p-ha VM
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-User=${o.user}
-WorkingDirectory=${o.userDir}
-EnvironmentFile=${path.join(o.userDir, NODE_RED_ENV_FILE)}
-ExecStart=/usr/bin/env node-red --userDir ${o.userDir}
-KillSignal=SIGINT
-Restart=on-failure
-RestartSec=5
-SyslogIdentifier=node-red
-
-[Install]
-WantedBy=multi-user.target
-`;
-}
 
 /** Read `RS1=10.0.0.1[:22][@user][#SHA256:...]` (one real server). */
 export function parseRealServerSpec(text: string): RealServerSpec {
@@ -237,21 +177,11 @@ export function buildInit(o: InitOptions): InitOutput {
     '  keep an ODS (template VM with this package and every service installed, named ODS-<real server>) shut off, and one suspended OD per real server',
     `  in each ODS image: root accepts the public half of the ${o.guestKey ? 'guest key you gave init' : 'key you gave init'} (the replicator logs into each new clone with it to check it is ready), and cloud-init reads a NoCloud seed (docs/recovery.md)`,
     ...o.realServers.filter((r) => !r.fingerprint).map((r) => `  ${r.name}: no host key fingerprint given: read it with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on ${r.host} and set it in the p2p-real-server node (nothing connects until then)`),
-    `On this VM: npm install @p2p-ha/node-red-server-manager in the user directory, then start Node-RED with ${NODE_RED_ENV_FILE} (${NODE_RED_NODE_OPTIONS}: shorter GC pauses and less RSS, docs/memory.md):`,
-    `  sudo cp ${path.join(o.userDir, NODE_RED_UNIT_FILE)} /etc/systemd/system/ && sudo systemctl enable --now ${NODE_RED_UNIT_FILE}`,
-    `  or by hand: set -a; . ${path.join(o.userDir, NODE_RED_ENV_FILE)}; set +a; node-red -u ${o.userDir}`,
+    `On this VM: npm install @p2p-ha/node-red-server-manager in the user directory, then start node-red -u <user dir>.`,
+    `  Suggested: NODE_OPTIONS=--max-semi-space-size=4 in Node-RED's environment (caps V8's young generation: about 20 MB less RSS once edits flow, same CPU; docs/memory.md).`,
     `Managers reach a backup's admin port (${o.uiPort}) for the role step with a call signed by their VM key: no token is shared between VMs.`,
   ];
-  return {
-    settingsJs: settingsJs({ credentialSecret, uiPort: o.uiPort, uiHost: o.uiHost ?? '0.0.0.0' }),
-    flows,
-    credentials,
-    credentialSecret,
-    adminToken,
-    nodeRedEnv: nodeRedEnv(),
-    nodeRedUnit: nodeRedUnit({ userDir: o.userDir, user: o.serviceUser }),
-    hostSteps,
-  };
+  return { settingsJs: settingsJs({ credentialSecret, uiPort: o.uiPort, uiHost: o.uiHost ?? '0.0.0.0' }), flows, credentials, credentialSecret, adminToken, hostSteps };
 }
 
 /** `p2p-ha host-setup`: the least-privilege SSH user on a KVM host, as shell lines to run as root. */

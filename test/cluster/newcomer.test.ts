@@ -14,7 +14,7 @@ import { allocLoopbackRange, LoopbackRange, pickFreePort, pickPortFreeOnAll } fr
 import { httpRequest } from '../../harness/http';
 import { sshKeyPair } from '../../harness/ssh-keys';
 import { waitFor } from '../../harness/wait';
-import { buildInit, decryptCredentials, NODE_RED_NODE_OPTIONS } from '../../lib/ops/init-setup';
+import { buildInit, decryptCredentials } from '../../lib/ops/init-setup';
 import { parseFile } from '../../lib/records/files';
 import { fromMember } from '../../lib/records/records';
 
@@ -54,7 +54,7 @@ describe('a newcomer set up by `p2p-ha init` joins a running cluster', function 
     const closed = await pickFreePort(range.ip(200)); // nothing listens there: the real server is down
     const key = sshKeyPair();
     const rs = [{ name: 'RS1', host: range.ip(200), port: closed, user: 'p2pha', fingerprint: '' }];
-    const common = { realServer: 'RS1', services: '-', realServers: rs, clusterSecret: SECRET, privateKey: key.private, semPort, uiPort: 1880, procedureDir: path.join(dir, 'procedures'), userDir: dir, serviceUser: 'p2pha' };
+    const common = { realServer: 'RS1', services: '-', realServers: rs, clusterSecret: SECRET, privateKey: key.private, semPort, uiPort: 1880, procedureDir: path.join(dir, 'procedures') };
     // S1 and S2: the flows init builds, credentials inside the nodes as the launcher deploys them.
     const flowsOf = (i: number): FlowNode[] => {
       const r = buildInit({ ...common, hostname: `S${i + 1}`, address: ips[i], seeds: i === 0 ? [] : [ips[0]] });
@@ -90,9 +90,7 @@ describe('a newcomer set up by `p2p-ha init` joins a running cluster', function 
     fs.mkdirSync(path.join(ud, 'node_modules', '@p2p-ha'), { recursive: true });
     fs.symlinkSync(packageRoot(), path.join(ud, 'node_modules', '@p2p-ha', 'node-red-server-manager'), 'dir');
     const log = fs.openSync(path.join(dir, 'S3.log'), 'w');
-    // Started as init's step says by hand: with the environment file it wrote (the V8 options).
-    const start = 'set -a; . ./p2p-ha.env; set +a; exec "$0" "$@"';
-    newcomer = spawn('/bin/sh', ['-c', start, process.execPath, nodeRedScript(), '--userDir', ud], { cwd: ud, stdio: ['ignore', log, log] });
+    newcomer = spawn(process.execPath, [nodeRedScript(), '--userDir', ud], { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const logText = () => fs.readFileSync(path.join(dir, 'S3.log'), 'utf8').split('\n').slice(-30).join('\n');
 
@@ -102,8 +100,6 @@ describe('a newcomer set up by `p2p-ha init` joins a running cluster', function 
         timeoutMs: 90_000,
         intervalMs: 250,
       });
-      // Node-RED runs with the options of init's environment file (V8 takes them only at start).
-      assert.match(fs.readFileSync(`/proc/${newcomer.pid}/environ`, 'utf8'), new RegExp(`(^|\0)NODE_OPTIONS=${NODE_RED_NODE_OPTIONS}\0`));
       // Every file the same on the three (the newcomer caught up, the members took its records).
       const files = (d: string) => ['group', 'load', 'realserver', 'problem', 'available-od', 'reservation'].map((f) => {
         const p = path.join(d, 'p2p-ha', f);
