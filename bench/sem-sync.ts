@@ -11,6 +11,8 @@ import { RealServerEditor, startSemCluster } from './sem-cluster';
 import { cpuSplitMs, loadAverage, rssMb, schedOf, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 import { countV8Trace, V8Trace } from './v8-trace';
+import { gcFigures, parseGcLines, Sample } from './gc-stats';
+import { performance } from 'perf_hooks';
 
 const EDITS = Number(process.env.EDITS ?? 200);
 // Edits before the measured ones (connections opened, code compiled). With the default 10, V8 is
@@ -30,6 +32,10 @@ const STRACE = !!process.env.STRACE;
 // JSON as `v8_trace`. Tracing costs CPU: the run's other figures are not comparable then.
 // V8_TRACE=<dir> also keeps each VM's trace there (<dir>/<on|off>/S1.txt ...).
 const V8_TRACE = process.env.V8_TRACE;
+// Every VM prints its garbage collections (./gc-preload.ts); the JSON's `gc` says, per half, how
+// many S1 and the receivers ran during the measured edits, their pauses, and how many samples (and
+// how many of the slowest 1 %) a pause overlapped. GC_LOG=0 leaves the preload out.
+const GC_LOG = process.env.GC_LOG !== '0';
 // CPU of the six while idle is measured for this long before the measured edits.
 const IDLE_MS = 3000;
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
@@ -47,6 +53,7 @@ interface Run {
   schedPerEdit: { sender: Sched; receivers_mean: Sched };
   strace?: string;
   v8Trace?: { sender: V8Trace; receivers: V8Trace[] };
+  gc?: ReturnType<typeof gcFigures>;
 }
 
 interface Sched {
@@ -69,6 +76,7 @@ async function measure(secure: boolean): Promise<Run> {
     process.env.HEAP_SNAPSHOTS ? '--heapsnapshot-signal=SIGURG' : '',
     CPU_PROF ? `--require ${path.join(__dirname, 'cpu-profile.js')}` : '',
     V8_TRACE ? `--require ${path.join(__dirname, 'v8-trace-preload.js')}` : '',
+    GC_LOG ? `--require ${path.join(__dirname, 'gc-preload.js')}` : '',
   ].join(' ').trim();
   const sem = await startSemCluster(6, {
     keepDirs: !!process.env.HEAP_SNAPSHOTS,
@@ -99,6 +107,7 @@ async function measure(secure: boolean): Promise<Run> {
     };
     const perPeer: Record<string, number[]> = {};
     const total: number[] = [];
+    const samples: Sample[] = [];
     let cpu0: ({ user: number; system: number } | undefined)[] = [];
     let sched0: ReturnType<typeof schedOf>[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
@@ -117,11 +126,18 @@ async function measure(secure: boolean): Promise<Run> {
         cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
         sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
       }
+      const start = performance.timeOrigin + performance.now();
       const result = await editor.edit(i);
+      // S1 times the edit from its own start; the request's way to it (at most the round trip
+      // less S1's figure) is counted before, so a sample's interval begins at the request.
+      const before = Math.max(0, performance.timeOrigin + performance.now() - start - result.ms);
       if (i === WARMUP - 1) await snapshot();
       if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
       total.push(result.ms);
-      for (const a of result.acked) (perPeer[a.peer] ??= []).push(a.ms);
+      for (const a of result.acked) {
+        (perPeer[a.peer] ??= []).push(a.ms);
+        if (a.peer !== 'S2') samples.push({ peer: a.peer, start, ms: before + a.ms, value: a.ms });
+      }
     }
     const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
     const sched1 = cluster.vms.map((vm) => schedOf(vm.pid));
@@ -140,9 +156,12 @@ async function measure(secure: boolean): Promise<Run> {
     const peers = Object.keys(perPeer).sort();
     const per: Record<string, ReturnType<typeof summarize>> = {};
     for (const p of peers) per[p] = summarize(perPeer[p]);
+    const overall = summarize(peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p]));
+    const window: [number, number] = [Math.min(...samples.map((x) => x.start)), Math.max(...samples.map((x) => x.start + x.ms))];
+    const gc = GC_LOG ? gcFigures(s1.name, Object.fromEntries(cluster.vms.map((vm) => [vm.name, parseGcLines(cluster.logs(vm).stdout)])), window, samples, overall.p99) : undefined;
     return {
       per,
-      overall: summarize(peers.filter((p) => p !== 'S2').flatMap((p) => perPeer[p])),
+      overall,
       whole: summarize(total),
       load: { start: load0, end: load1 },
       senderRss: { idle: rssIdle, afterEdits: rssAfter, nodeOptions: semi || 'default' },
@@ -158,6 +177,7 @@ async function measure(secure: boolean): Promise<Run> {
       schedPerEdit: { sender: schedDelta([0], sched0, sched1), receivers_mean: schedDelta(cluster.vms.slice(1).map((_, i) => i + 1), sched0, sched1) },
       strace,
       v8Trace: traces ? { sender: traces[0], receivers: traces.slice(1) } : undefined,
+      gc,
     };
   } finally {
     if (process.env.HEAP_SNAPSHOTS) console.error(`heap snapshots kept in ${cluster.vms[0].userDir}`);
@@ -238,6 +258,13 @@ function report(title: string, r: Run): void {
     show('S1', r.v8Trace.sender);
     r.v8Trace.receivers.forEach((t, i) => show(`S${i + 2}`, t));
   }
+  if (r.gc) {
+    const g = r.gc;
+    const pz = (x: typeof g.sender) => `${x.scavenges} scavenges (p50 ${x.scavenge_p50_ms} ms, max ${x.scavenge_max_ms} ms), ${x.other} other (max ${x.other_max_ms} ms)`;
+    console.log(`GC during the measured edits: S1 ${pz(g.sender)}; receivers ${pz(g.receivers)}`);
+    console.log(`  samples overlapping a pause of S1 / of their own receiver: ${g.samples_hit.by_sender} / ${g.samples_hit.by_own_receiver} of ${g.samples}; of the ${g.tail_samples} at or above the p99: ${g.tail_hit.by_sender} / ${g.tail_hit.by_own_receiver}, ${g.tail_hit.by_none} by none`);
+    console.log(`  median of the samples S1's pauses overlapped ${g.hit_median_ms.by_sender} ms, of those none overlapped ${g.hit_median_ms.by_none} ms; p99 of the latter ${g.p99_without_hit_ms} ms`);
+  }
   if (r.strace) console.log(`system calls of S3 during the ${EDITS} edits (strace -c -f):\n${r.strace}`);
 }
 
@@ -255,6 +282,8 @@ function report(title: string, r: Run): void {
       peers: 6,
       edits: EDITS,
       warmup_edits: WARMUP,
+      // What every VM ran with (NODE_OPTIONS), plainly: the product's set-up or the bench's own.
+      node_options: main.senderRss.nodeOptions,
       wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',
       p50_ms: main.overall.p50,
       p99_ms: main.overall.p99,
@@ -278,10 +307,12 @@ function report(title: string, r: Run): void {
               load_average: off.load,
               cpu_ms_per_edit: off.cpuPerEdit,
               sched_per_edit: off.schedPerEdit,
+              gc: off.gc,
             }
           : undefined,
       note_ms: { S3: 327, S4: 278, S5: 323, S6: 322 },
       v8_trace: main.v8Trace ? v8PerEdit(main.v8Trace) : undefined,
+      gc: main.gc,
     }),
   );
 })().catch((e) => {
