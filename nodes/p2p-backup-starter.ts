@@ -39,7 +39,7 @@ import { decideTakeover, takeoverRecord, TAKEOVER_DEFAULTS } from '../lib/recove
 import { pingManager, sourceAddress } from '../lib/monitor/probes';
 import type { ChangeEvent, ClusterFiles } from '../lib/records/cluster-api';
 import { fromProblem } from '../lib/records/records';
-import { pushToOtherBackups } from '../lib/recovery/role-catch-up';
+import { pushToOtherBackups, warmBackupStreams } from '../lib/recovery/role-catch-up';
 import { ReplicatedStore } from '../lib/sem/replicated-store';
 
 interface StarterConfig {
@@ -223,8 +223,24 @@ export = function (RED: RED) {
             if (asked.length) node.log(`${target}: committed; pushed to ${asked.join(', ')}, the OD(s) of the other recoveries in hand`);
           });
         };
+        // While this commit is to come: each recovery that reaches `recovering` here (this one, a
+        // local edit, or another manager's, by its diff) has its OD resumed; this VM opens its SEM
+        // stream to those ODs now, so the commit and the edits after it reach them as frames on an
+        // open stream (lib/recovery/role-catch-up.ts warmBackupStreams).
+        const onRecovering = (c: ChangeEvent) => {
+          if (c.file !== 'problem') return;
+          const status = fromProblem(c.record).status;
+          if (c.local && c.record[0] === target && status === 'recovered') store?.off('change', onRecovering);
+          else if (status === 'recovering' && !abort.signal.aborted) warmBackupStreams(store!);
+        };
         store?.on('change', onCommitted);
-        void run.catch(() => undefined).finally(() => store?.off('change', onCommitted));
+        store?.on('change', onRecovering);
+        void run
+          .catch(() => undefined)
+          .finally(() => {
+            store?.off('change', onCommitted);
+            store?.off('change', onRecovering);
+          });
         const finished = run.then(
           (r: RecoveryResult) => {
             running.delete(target);

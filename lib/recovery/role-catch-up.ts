@@ -13,7 +13,9 @@
 // knows, and the other recovery's backup is none yet (its OD becomes a member only with the other
 // manager's commit, after which it catches up with this manager: one more exchange, at the end of
 // the other recovery). So once its own commit is applied, a manager also pushes it to the ODs of
-// the other recoveries in hand (pushToOtherBackups): an exchange, which decides nothing.
+// the other recoveries in hand (pushToOtherBackups): an exchange, which decides nothing. And while
+// its commit is to come, it opens its SEM stream to every backup in hand (warmBackupStreams), so
+// that the commit reaches a busy OD as a frame on an open socket, not on a fresh connection.
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { isStatusIn } from '../records/problem';
@@ -65,21 +67,54 @@ export function recoveriesUnderWay(problems: RecordFields[], nowMs: number, wind
 const RESUMED: readonly ProblemStatus[] = ['recovering'];
 
 /**
- * The ODs of the other recoveries in hand, as `me`'s files show them once `me` committed the
- * recovery of `myTarget`: problems `recovering` (fenced, OD resumed, commit to come) detected within
- * the window, other than `myTarget`, naming an OD that available-od still lists (its address).
- * Their commit has not reached `me` yet, so their backup is no member here and `me`'s commit did
- * not go to it. In natural order of the OD's name.
+ * The ODs of the recoveries in hand whose commit is still to come: problems `recovering` (fenced,
+ * OD resumed) detected within the window, naming an OD that available-od still lists (its
+ * address). In natural order of the OD's name.
  */
-export function otherBackupsInHand(myTarget: string, problems: RecordFields[], availableOd: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { od: string; address: string }[] {
+export function backupsInHand(problems: RecordFields[], availableOd: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { target: string; od: string; address: string }[] {
   const ods = new Map(availableOd.map(fromOd).map((o) => [o.od, o.address]));
-  const out: { od: string; address: string }[] = [];
+  const out: { target: string; od: string; address: string }[] = [];
   for (const p of inHand(problems, RESUMED, nowMs, windowMs)) {
-    if (p.target === myTarget || p.od === '-') continue;
+    if (p.od === '-') continue;
     const address = ods.get(p.od);
-    if (address) out.push({ od: p.od, address });
+    if (address) out.push({ target: p.target, od: p.od, address });
   }
   return out.sort((a, b) => naturalCompare(a.od, b.od));
+}
+
+/**
+ * The ODs of the other recoveries in hand, as `me`'s files show them once `me` committed the
+ * recovery of `myTarget`: backupsInHand other than `myTarget`'s. Their commit has not reached `me`
+ * yet, so their backup is no member here and `me`'s commit did not go to it.
+ */
+export function otherBackupsInHand(myTarget: string, problems: RecordFields[], availableOd: RecordFields[], nowMs: number, windowMs = CATCH_UP_WINDOW_MS): { od: string; address: string }[] {
+  return backupsInHand(problems, availableOd, nowMs, windowMs)
+    .filter((b) => b.target !== myTarget)
+    .map(({ od, address }) => ({ od, address }));
+}
+
+/** What warmBackupStreams needs of a store (ReplicatedStore has it). */
+export interface WarmingFiles {
+  records(file: 'problem' | 'available-od'): RecordFields[];
+  readonly port: number;
+  warmStream(target: { address: string; port: number }): boolean;
+}
+
+/**
+ * While this VM's own recovery is `recovering` (its commit to come): open its SEM stream to the OD
+ * of every recovery `recovering` in its files (backupsInHand: its own backup and the other
+ * recoveries'), before the commit and the edits after it are sent there. Seen in bench:failover
+ * (two at once): the last peer to acknowledge a commit was a resumed OD, 80-330 ms after the
+ * members, busy becoming a member (its key published to every peer, its catch-ups, its monitor
+ * started); the commit reached it as the first request to that address, an HTTP POST on a fresh
+ * connection beside the stream's upgrade, which such a VM handles over several turns of its loop.
+ * Opening a stream sends nothing and decides nothing (every frame is authenticated as a POST is).
+ * Returns the ODs.
+ */
+export function warmBackupStreams(files: WarmingFiles, nowMs = Date.now()): string[] {
+  const ods = backupsInHand(files.records('problem'), files.records('available-od'), nowMs);
+  for (const o of ods) files.warmStream({ address: o.address, port: files.port });
+  return ods.map((o) => o.od);
 }
 
 /** What pushToOtherBackups needs of a store (ReplicatedStore has it). */

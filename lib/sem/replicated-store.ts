@@ -1237,6 +1237,13 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
    * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
    */
+  /** Open the SEM stream to a VM that is about to be sent edits that matter, before the first of
+   * them (SemClient.warm: a recovery's backup, lib/recovery/role-catch-up.ts warmBackupStreams). */
+  warmStream(target: Target): boolean {
+    if (this.stopped) return false;
+    return this.client.warm(target);
+  }
+
   async exchange(target: Target, name = target.address): Promise<boolean> {
     const me = this.identity.hostname;
     const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica), { maxAnswerBytes: this.snapshotBytes }));

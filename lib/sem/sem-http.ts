@@ -563,6 +563,20 @@ export class SemClient {
     return this.streams.get(`${target.address}:${target.port}`)?.state === 'open';
   }
 
+  /**
+   * Open the stream to a peer now, in the background, when none is open or opening and the peer is
+   * not in its backoff; sends nothing. Without it the first request to a peer goes as an HTTP POST
+   * on a fresh connection while the stream's upgrade opens a second one beside it: a VM that is
+   * busy (a resumed backup becoming a member, docs/recovery.md) accepts, parses and answers those
+   * over several turns of its event loop, where a frame on an open stream takes one. A stream that
+   * carries nothing is closed by the peer after its first-frame deadline, quietly (no backoff).
+   * True when a stream is open now.
+   */
+  warm(target: Target): boolean {
+    if (!this.streamPaths.size) return false;
+    return this.streamTo({ address: target.address, port: target.port }) !== undefined;
+  }
+
   /** The last request prepared: a diff sent to every peer is signed, sealed and MAC'd once (per secret). */
   private prepared?: { path: string; plain: string; given?: string; secret: string; signature?: string; body: string; requestMac: string; streamHead?: string };
 

@@ -4,7 +4,7 @@
 // with real stores on loopback: the push is what brings the commit to such an OD.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import { catchUpPartners, CATCH_UP_WINDOW_MS, otherBackupsInHand, pushToOtherBackups, recoveriesUnderWay } from '../../lib/recovery/role-catch-up';
+import { backupsInHand, catchUpPartners, CATCH_UP_WINDOW_MS, otherBackupsInHand, pushToOtherBackups, recoveriesUnderWay, warmBackupStreams } from '../../lib/recovery/role-catch-up';
 import { LoopbackStores } from '../support/loopback-stores';
 import { waitFor } from '../../harness/wait';
 
@@ -66,18 +66,21 @@ describe('recovery role catch-up partners', () => {
     assert.deepEqual(recoveriesUnderWay([], now), []);
   });
 
+  // Recoveries in hand as a manager's files show them, with the ODs available-od still lists.
+  const inHandProblems = [
+    ['S2', 'S1', 'network', 'recovering', 'S2b', iso(3000), '-', 'OD3'],
+    ['S5', 'S4', 'network', 'recovering', 'S5b', iso(3000), '-', 'OD2'],
+    ['S7', 'S4', 'network', 'recovering', 'S7b', iso(3000), '-', 'OD10'],
+    ['S8', 'S3', 'network', 'fencing', 'S8b', iso(3000), '-', 'OD4'],
+    ['S9', 'S3', 'network', 'recovered', 'S9b', iso(3000), '-', 'OD5'],
+    ['S10', 'S3', 'network', 'recovering', 'S10b', iso(CATCH_UP_WINDOW_MS + 1), '-', 'OD6'],
+    ['S11', 'S3', 'network', 'recovering', 'S11b', iso(3000), '-', 'OD7'],
+    ['S12', 'S3', 'network', 'recovering', 'S12b', iso(3000)],
+  ];
+  const inHandOds = ['OD2', 'OD3', 'OD4', 'OD5', 'OD6', 'OD10'].map((o, i) => [o, `127.0.2.${100 + i}`, 'RS1']);
+
   it('the ODs a manager pushes its commit to: the other recoveries recovering, with their OD still in available-od', () => {
-    const problems = [
-      ['S2', 'S1', 'network', 'recovering', 'S2b', iso(3000), '-', 'OD3'],
-      ['S5', 'S4', 'network', 'recovering', 'S5b', iso(3000), '-', 'OD2'],
-      ['S7', 'S4', 'network', 'recovering', 'S7b', iso(3000), '-', 'OD10'],
-      ['S8', 'S3', 'network', 'fencing', 'S8b', iso(3000), '-', 'OD4'],
-      ['S9', 'S3', 'network', 'recovered', 'S9b', iso(3000), '-', 'OD5'],
-      ['S10', 'S3', 'network', 'recovering', 'S10b', iso(CATCH_UP_WINDOW_MS + 1), '-', 'OD6'],
-      ['S11', 'S3', 'network', 'recovering', 'S11b', iso(3000), '-', 'OD7'],
-      ['S12', 'S3', 'network', 'recovering', 'S12b', iso(3000)],
-    ];
-    const ods = ['OD2', 'OD3', 'OD4', 'OD5', 'OD6', 'OD10'].map((o, i) => [o, `127.0.2.${100 + i}`, 'RS1']);
+    const [problems, ods] = [inHandProblems, inHandOds];
     // Not: its own target, fencing (OD maybe not resumed), recovered (its backup is a member, it got
     // the commit), outside the window, an OD gone from available-od (OD7), no OD named.
     assert.deepEqual(otherBackupsInHand('S2', problems, ods, now), [
@@ -85,6 +88,21 @@ describe('recovery role catch-up partners', () => {
       { od: 'OD10', address: '127.0.2.105' },
     ]);
     assert.deepEqual(otherBackupsInHand('S2', [], ods, now), []);
+  });
+
+  it('the ODs a manager opens its stream to while its commit is to come: every recovery recovering, its own included', () => {
+    const [problems, ods] = [inHandProblems, inHandOds];
+    // Not: fencing (OD maybe not resumed), recovered, outside the window, an OD gone from
+    // available-od (OD7), no OD named.
+    assert.deepEqual(backupsInHand(problems, ods, now), [
+      { target: 'S5', od: 'OD2', address: '127.0.2.100' },
+      { target: 'S2', od: 'OD3', address: '127.0.2.101' },
+      { target: 'S7', od: 'OD10', address: '127.0.2.105' },
+    ]);
+    const warmed: string[] = [];
+    const files = { port: 4, records: (f: 'problem' | 'available-od') => (f === 'problem' ? problems : ods), warmStream: (t: { address: string; port: number }) => (warmed.push(`${t.address}:${t.port}`), false) };
+    assert.deepEqual(warmBackupStreams(files, now), ['OD2', 'OD3', 'OD10']);
+    assert.deepEqual(warmed, ['127.0.2.100:4', '127.0.2.101:4', '127.0.2.105:4']);
   });
 });
 
@@ -94,6 +112,23 @@ describe('recovery: a commit pushed to the OD of the other recovery in hand (rea
   afterEach(async () => {
     await net?.close();
     net = undefined;
+  });
+
+  it('opens the stream from a manager to a resumed OD before the commit (without it, the commit opens it: a POST beside the upgrade)', async () => {
+    net = await LoopbackStores.open(2, 'warm-backup-streams-secret-0123456789', 'warm-backups');
+    const s1 = net.store(1, { syncIntervalMs: 60_000 });
+    await s1.start();
+    const od = net.store(2, { hostname: 'OD2', autoJoin: false, seeds: [net.range.ip(1)], syncIntervalMs: 60_000 });
+    await od.start();
+    await waitFor(() => od.records('group').length === 1, { what: 'the OD caught up from its seed', timeoutMs: 20_000 });
+    const target = { address: net.range.ip(2), port: s1.port };
+    // S1 never sent the OD anything: no stream to it.
+    assert.equal((s1 as unknown as { client: { streamOpen(t: unknown): boolean } }).client.streamOpen(target), false);
+    await s1.edit({ file: 'available-od', op: 'Add', record: ['OD2', net.range.ip(2), 'RS2'] });
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S5', 'S1', 'network', 'recovering', 'S5b', new Date().toISOString(), '-', 'OD2'] });
+    assert.deepEqual(warmBackupStreams(s1), ['OD2']);
+    await waitFor(() => s1.warmStream(target), { what: "S1's stream to the OD open", timeoutMs: 20_000 });
+    assert.equal((s1 as unknown as { client: { retained(): { streams: number; sockets: number } } }).client.retained().streams, 1);
   });
 
   it("brings the commit to an OD that is no member yet (without it, only that OD's own rounds would)", async () => {

@@ -209,6 +209,39 @@ describe('SEM stream: server bounds and client behaviour', function () {
 
   after(() => range?.release());
 
+  it('opens a stream ahead (warm): the first request travels on it, not as a POST on a fresh connection', async () => {
+    await serve({ [DIFF]: echo });
+    const c = client();
+    const target = { address: ip, port };
+    assert.equal(c.warm(target), false, 'opening, not open yet');
+    await waitFor(() => c.streamOpen(target), { what: 'the warmed stream open', timeoutMs: 10_000 });
+    assert.deepEqual(handled, [], 'opening a stream sends nothing');
+    assert.equal(c.warm(target), true, 'the open stream is kept, not opened again');
+    assert.deepEqual(await c.post(target, DIFF, 'first'), { echo: 'first' });
+    // No HTTP request at all: the client's keep-alive agent never opened a socket.
+    assert.equal(c.retained().sockets, 0);
+    assert.equal(server!.load.streams, 1);
+    // Without the warm-up, the first request is a POST (while the stream opens beside it).
+    const cold = client();
+    assert.deepEqual(await cold.post(target, DIFF, 'cold'), { echo: 'cold' });
+    assert.equal(cold.retained().sockets, 1);
+  });
+
+  it('a warmed stream that carries nothing is closed by the server quietly, and warmed again later', async () => {
+    await serve({ [DIFF]: echo }, { headersTimeoutMs: 150, bodyTimeoutMs: 150 });
+    const c = client();
+    const target = { address: ip, port };
+    c.warm(target);
+    await waitFor(() => c.streamOpen(target), { what: 'the warmed stream open', timeoutMs: 10_000 });
+    await waitFor(() => !c.streamOpen(target) && server!.load.streams === 0, { what: 'the unused stream closed by the server', timeoutMs: 10_000 });
+    assert.deepEqual(refused, [], 'an idle stream is no refusal');
+    // No backoff: the next warm-up opens one at once.
+    c.warm(target);
+    await waitFor(() => c.streamOpen(target), { what: 'warmed again', timeoutMs: 10_000 });
+    assert.deepEqual(await c.post(target, DIFF, 'later'), { echo: 'later' });
+    assert.equal(c.retained().sockets, 0);
+  });
+
   it('keeps a stream that carries a request more often than its idle time, and closes it once idle', async () => {
     // The idle timer is armed once and re-armed for what is left when it fires early
     // (sem-stream.ts idleCheck): a stream in use must never be closed under its requests.
