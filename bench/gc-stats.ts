@@ -44,7 +44,7 @@ export function pauses(gcs: Gc[]): Pauses {
   const other = gcs.filter((g) => g.kind !== 'minor').map((g) => g.ms);
   return {
     scavenges: minor.length,
-    scavenge_p50_ms: minor.length ? r2(minor[Math.floor((minor.length - 1) / 2)]) : 0,
+    scavenge_p50_ms: median(minor),
     scavenge_max_ms: minor.length ? r2(minor[minor.length - 1]) : 0,
     other: other.length,
     other_max_ms: other.length ? r2(Math.max(...other)) : 0,
