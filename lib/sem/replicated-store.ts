@@ -1232,11 +1232,6 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return { status: 200, body: { snapshot: this.wireSnapshot(answerPull(this.replica, msg)) } };
   }
 
-  /**
-   * One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). Its
-   * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
-   * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
-   */
   /** Open the SEM stream to a VM that is about to be sent edits that matter, before the first of
    * them (SemClient.warm: a recovery's backup, lib/recovery/role-catch-up.ts warmBackupStreams). */
   warmStream(target: Target): boolean {
@@ -1244,6 +1239,11 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     return this.client.warm(target);
   }
 
+  /**
+   * One anti-entropy exchange with one peer, shipping only what differs (./anti-entropy.ts). Its
+   * answers are signed by the peer asked (SemClient checks them); what they carry goes through the
+   * same merge as a snapshot, with its entries' authority checked (mergeSnapshot).
+   */
   async exchange(target: Target, name = target.address): Promise<boolean> {
     const me = this.identity.hostname;
     const reply = validateSummaryReply(await this.client.post(target, SUMMARY_PATH, encodeSummary(me, this.replica), { maxAnswerBytes: this.snapshotBytes }));
