@@ -42,7 +42,7 @@ import { EntryProof, packSnapshot, signEntry } from './entry-proof';
 import { endorseKey, extendKeyChain, followKeyChain, KeyEndorsement, keyChainOf, loadKeyChain, withKeyChain } from './key-chain';
 import { anchorsFile, loadKeyAnchors } from './key-anchors';
 import { NonceJournal } from './nonce-journal';
-import { describeEntry, proofEdit, proofTime, provenEntries } from './entry-verify';
+import { describeEntry, proofDiffs, proofEdit, proofTime, provenEntries } from './entry-verify';
 import type { AdminCallTarget, SealedAdminCall } from '../records/cluster-api';
 import { withFields } from '../records/objects';
 
@@ -1097,11 +1097,22 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * Durable as the live path is: the origin's highest number goes into the replica's numbers,
    * saved with the merged entries, and is the guard's floor after a restart. The numbers are
    * signed by their origin (the proof was verified), so no sender can raise them for another.
+   * Only a diff this VM now holds whole counts: a pull carries the keys that differed when the
+   * partner answered the summary, with their values when it answers the pull, so it can bring one
+   * record of a batch made in between and not the others. Marked received, that batch's live diff
+   * was refused as a replay without its effect held here (409, not contained: not acknowledged,
+   * the rest left to anti-entropy). Seen in bench:failover, two at once: a backup pulled the other
+   * manager's `recovered` from it and not the same commit's group Add, and showed the other backup
+   * 190 ms late. Left unmarked, the live diff is applied (what is held already changes nothing).
    */
   private markMergedSeqs(entries: SnapshotEntry[]): void {
+    const whole = new Map<EntryProof, boolean>();
     for (const e of entries) {
       const d = proofEdit(e);
       if (!d || d.origin === this.identity.hostname || d.seq < 1) continue;
+      let held = whole.get(e[5]!);
+      if (held === undefined) whole.set(e[5]!, (held = proofDiffs(e[5]!)!.every((x) => this.replica.contains(x))));
+      if (!held) continue;
       this.guard.accept(d.origin, d.seq);
       this.replica.seqs[d.origin] = Math.max(this.replica.seqs[d.origin] ?? 0, d.seq);
     }
