@@ -7,8 +7,8 @@
 // `failed`. The isolation gate (for a fence that cannot reach the host) is the heartbeat's of the
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
-// dropped with a warning. Once a recovery's commit is applied here, it is pushed (one exchange) to
-// the ODs of the other recoveries in hand, which are no members yet (lib/recovery/role-catch-up.ts).
+// dropped with a warning. While a recovery is under way here, the edits this VM makes go also to the
+// resumed ODs of the recoveries in hand, which are no members yet (lib/recovery/role-catch-up.ts).
 // Takeover (lib/recovery/takeover.ts): every few seconds the node looks for recoveries held by
 // another manager whose problem record has not changed for the takeover bound (default 60 s);
 // when this VM is the next taker and the acting manager is gone (not serving, failed, or not
@@ -39,7 +39,7 @@ import { decideTakeover, takeoverRecord, TAKEOVER_DEFAULTS } from '../lib/recove
 import { pingManager, sourceAddress } from '../lib/monitor/probes';
 import type { ChangeEvent, ClusterFiles } from '../lib/records/cluster-api';
 import { fromProblem } from '../lib/records/records';
-import { pushToOtherBackups, warmBackupStreams } from '../lib/recovery/role-catch-up';
+import { sendEditsToBackupsInHand, warmBackupStreams } from '../lib/recovery/role-catch-up';
 import { ReplicatedStore } from '../lib/sem/replicated-store';
 
 interface StarterConfig {
@@ -208,21 +208,11 @@ export = function (RED: RED) {
           },
           settings,
         );
-        // Two failures at once: once this recovery's commit is applied here (its problem record
-        // `recovered`, a local edit: the change event comes after the journal write), it is pushed
-        // to the ODs of the other recoveries in hand, which it would otherwise reach only after
-        // their own commit made them members (lib/recovery/role-catch-up.ts).
+        // Two failures at once: while this recovery is under way, every edit this VM makes (its
+        // fence mark, its commit) goes also to the resumed ODs of the recoveries in hand, which
+        // are no members yet (lib/recovery/role-catch-up.ts sendEditsToBackupsInHand).
         const store = files instanceof ReplicatedStore ? files : undefined;
-        const onCommitted = (c: ChangeEvent) => {
-          if (!c.local || c.file !== 'problem' || c.record[0] !== target || fromProblem(c.record).status !== 'recovered') return;
-          store?.off('change', onCommitted);
-          // At the next turn: the commit's own fan-out to the members (started in this one) first.
-          setImmediate(() => {
-            if (abort.signal.aborted) return;
-            const asked = pushToOtherBackups(store!, target);
-            if (asked.length) node.log(`${target}: committed; pushed to ${asked.join(', ')}, the OD(s) of the other recoveries in hand`);
-          });
-        };
+        const stopSideSends = store ? sendEditsToBackupsInHand(store) : undefined;
         // While this commit is to come: each recovery that reaches `recovering` here (this one, a
         // local edit, or another manager's, by its diff) has its OD resumed; this VM opens its SEM
         // stream to those ODs now, so the commit and the edits after it reach them as frames on an
@@ -233,12 +223,11 @@ export = function (RED: RED) {
           if (c.local && c.record[0] === target && status === 'recovered') store?.off('change', onRecovering);
           else if (status === 'recovering' && !abort.signal.aborted) warmBackupStreams(store!);
         };
-        store?.on('change', onCommitted);
         store?.on('change', onRecovering);
         void run
           .catch(() => undefined)
           .finally(() => {
-            store?.off('change', onCommitted);
+            stopSideSends?.();
             store?.off('change', onRecovering);
           });
         const finished = run.then(

@@ -165,10 +165,14 @@ function readRelayAnswer(reply: unknown, relay: Peer, subtree: Peer[], ms: numbe
 export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}
 
-  /** Send one diff (its encoded body) to `peers`, directly or along a tree; see the header. */
-  async send(diff: SignedDiff, peers: readonly Peer[]): Promise<FanoutResult> {
-    if (peers.length <= DIRECT_MAX) return this.direct(diff, peers);
-    const results = await Promise.all(chunks(ringAfter(this.deps.self, peers), BRANCH).map((c) => this.viaRelay(diff, c)));
+  /**
+   * Send one diff (its encoded body) to `peers`, directly or along a tree; see the header. `direct`:
+   * VMs that are no members (a recovery's resumed OD: replicated-store.ts addEditDestinations),
+   * always posted to by this VM itself, since a relay reaches only the members of its own group file.
+   */
+  async send(diff: SignedDiff, peers: readonly Peer[], direct: readonly Peer[] = []): Promise<FanoutResult> {
+    if (peers.length <= DIRECT_MAX) return this.direct(diff, direct.length ? [...peers, ...direct] : peers);
+    const results = await Promise.all([...chunks(ringAfter(this.deps.self, peers), BRANCH).map((c) => this.viaRelay(diff, c)), this.direct(diff, direct)]);
     return { acked: results.flatMap((r) => r.acked), failed: results.flatMap((r) => r.failed) };
   }
 

@@ -35,7 +35,7 @@ import {
   plan,
   validateSummaryReply,
 } from './anti-entropy';
-import { DIFF_PATH, Fanout, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
+import { DIFF_PATH, Fanout, type Peer, RELAY_LIMIT_BYTES, RELAY_PATH, decodeRelay } from './fanout';
 import { RefusalLimiter, RefusalReport } from './refusal-limiter';
 import { AdminCallEnvelope, AdminCallRefused, openAdminCall, sealAdminCall } from './admin-call';
 import { EntryProof, packSnapshot, signEntry } from './entry-proof';
@@ -223,6 +223,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
   /** The wire version each peer address announced in its last authenticated request or answer
    * (absent: not heard yet). One entry per member or seed address. */
   private readonly peerVersions = new Map<string, WireVersion>();
+  /** Sources of VMs that are no members and get this VM's edits as well (addEditDestinations). */
+  private readonly editDestinations = new Set<() => readonly Peer[]>();
   /** peers() as last derived, with the group file's revision and the name it was derived for. */
   private peerList?: { revision: number; me: string; list: { hostname: string; address: string }[] };
   private syncTimer?: NodeJS.Timeout;
@@ -758,7 +760,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     if (this.keyGate && this.secure && !(!diff.more && diff.file === 'group' && recordKey('group', diff.record) === me) && this.publishedKey(me) !== this.key.publicKey) {
       await this.keyGate;
     }
-    const { acked, failed } = await this.fanout.send(signed, this.peerListNow());
+    const members = this.peerListNow();
+    const { acked, failed } = await this.fanout.send(signed, members, this.editDestinationsNow(members));
     this.log.write('sent', line, {
       origin: diff.origin,
       seq: diff.seq,
@@ -769,6 +772,49 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
     this.safeEmit('sent', { line, acked, failed });
     this.updateStatus();
     return { acked, failed };
+  }
+
+  /**
+   * VMs that are no members of the group file and are to get this VM's edits all the same, as
+   * they are made: `source` is asked at each edit, once it is applied here, and names each by a
+   * hostname (for the acknowledgement lists and the peer's state) and an address. Each edit goes
+   * to them directly from this VM (never through a relay), under the members' acknowledgement rule
+   * (./fanout.ts); an address that is a member's or this VM's own is left out (a member gets the
+   * edit once, as a member). What they do with it is theirs: every diff is authenticated, checked
+   * and applied or refused by its receiver as a member's would be. Used by a manager while its
+   * recovery is under way, for the resumed ODs of the recoveries in hand
+   * (lib/recovery/role-catch-up.ts sendEditsToBackupsInHand). Returns the function that removes it.
+   */
+  addEditDestinations(source: () => readonly Peer[]): () => void {
+    // A function of its own per call, so the same source added twice is removed once per call.
+    const entry = () => source();
+    this.editDestinations.add(entry);
+    return () => {
+      this.editDestinations.delete(entry);
+    };
+  }
+
+  /** The edit destinations besides `members` (addEditDestinations), each address once. */
+  private editDestinationsNow(members: readonly Peer[]): Peer[] {
+    if (this.editDestinations.size === 0) return [];
+    const taken = new Set([this.identity.address, ...mapList(members, (m) => m.address)]);
+    const out: Peer[] = [];
+    for (const source of this.editDestinations) {
+      let list: readonly Peer[];
+      try {
+        list = source();
+      } catch (e) {
+        // The edit is applied here already: it goes to the members whatever a source does.
+        this.safeEmit('warning', `edit destinations: ${(e as Error).message}`);
+        continue;
+      }
+      for (const p of list) {
+        if (taken.has(p.address)) continue;
+        taken.add(p.address);
+        out.push({ hostname: p.hostname, address: p.address });
+      }
+    }
+    return out;
   }
 
   /**

@@ -61,7 +61,7 @@ function simCluster(n: number, opts: { dead?: Set<string>; liar?: string; v1?: S
       }),
     );
   }
-  const send = () => fanouts.get('S1')!.send(ORIGIN_DIFF, peers.slice(1));
+  const send = (members = peers.slice(1), direct: Peer[] = []) => fanouts.get('S1')!.send(ORIGIN_DIFF, members, direct);
   return { send, received, requests, peers, relayed };
 }
 
@@ -98,6 +98,22 @@ describe('edit fan-out', () => {
     assert.deepEqual(r.failed.map((f) => f.peer), [relay]);
     assert.equal(r.acked.length, 98);
   });
+
+  // A recovery's resumed OD is no member (replicated-store.ts addEditDestinations): a relay, which
+  // reaches only the members of its own group file, could not pass the diff on to it.
+  for (const n of [6, 50]) {
+    it(`${n} members and two VMs that are no members: those get the diff from the sender itself, once, acknowledged`, async () => {
+      const c = simCluster(n + 2);
+      const members = c.peers.slice(1, n);
+      const ods = c.peers.slice(n);
+      const r = await c.send(members, ods);
+      assert.equal(r.failed.length, 0, JSON.stringify(r.failed));
+      assert.deepEqual(r.acked.map((a) => a.peer).sort(), [...members, ...ods].map((p) => p.hostname).sort());
+      for (const p of [...members, ...ods]) assert.equal(c.received.get(p.hostname), 1, p.hostname);
+      for (const p of ods) assert.ok(!c.requests.has(p.hostname), `${p.hostname} was asked to relay`);
+      if (n > DIRECT_MAX) assert.ok((c.requests.get('S1') ?? 0) <= BRANCH + ods.length);
+    });
+  }
 
   it('a relay cannot acknowledge for peers outside its subtree', async () => {
     const c = simCluster(50, { liar: 'S2' });

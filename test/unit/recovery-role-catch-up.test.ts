@@ -1,10 +1,10 @@
 // Whom a backup catches up with once it is a member (lib/recovery/role-catch-up.ts): the manager
 // that called and the acting managers of the other recoveries in hand, serving members only; and
-// to which ODs a manager pushes its commit (the other recoveries' ODs, resumed, commit to come),
-// with real stores on loopback: the push is what brings the commit to such an OD.
+// to which ODs a manager sends its edits while its recovery is under way (the resumed ODs of the
+// recoveries in hand), with real stores on loopback: that is what brings its commit to such an OD.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
-import { backupsInHand, catchUpPartners, CATCH_UP_WINDOW_MS, otherBackupsInHand, pushToOtherBackups, recoveriesUnderWay, warmBackupStreams } from '../../lib/recovery/role-catch-up';
+import { backupsInHand, catchUpPartners, CATCH_UP_WINDOW_MS, recoveriesUnderWay, sendEditsToBackupsInHand, warmBackupStreams } from '../../lib/recovery/role-catch-up';
 import { LoopbackStores } from '../support/loopback-stores';
 import { waitFor } from '../../harness/wait';
 
@@ -79,18 +79,7 @@ describe('recovery role catch-up partners', () => {
   ];
   const inHandOds = ['OD2', 'OD3', 'OD4', 'OD5', 'OD6', 'OD10'].map((o, i) => [o, `127.0.2.${100 + i}`, 'RS1']);
 
-  it('the ODs a manager pushes its commit to: the other recoveries recovering, with their OD still in available-od', () => {
-    const [problems, ods] = [inHandProblems, inHandOds];
-    // Not: its own target, fencing (OD maybe not resumed), recovered (its backup is a member, it got
-    // the commit), outside the window, an OD gone from available-od (OD7), no OD named.
-    assert.deepEqual(otherBackupsInHand('S2', problems, ods, now), [
-      { od: 'OD2', address: '127.0.2.100' },
-      { od: 'OD10', address: '127.0.2.105' },
-    ]);
-    assert.deepEqual(otherBackupsInHand('S2', [], ods, now), []);
-  });
-
-  it('the ODs a manager opens its stream to while its commit is to come: every recovery recovering, its own included', () => {
+  it('the ODs a manager opens its stream to and sends its edits to while its recovery is under way: every recovery recovering, its own included', () => {
     const [problems, ods] = [inHandProblems, inHandOds];
     // Not: fencing (OD maybe not resumed), recovered, outside the window, an OD gone from
     // available-od (OD7), no OD named.
@@ -106,7 +95,7 @@ describe('recovery role catch-up partners', () => {
   });
 });
 
-describe('recovery: a commit pushed to the OD of the other recovery in hand (real stores)', function () {
+describe('recovery: edits sent to the OD of the other recovery in hand (real stores)', function () {
   this.timeout(60_000);
   let net: LoopbackStores | undefined;
   afterEach(async () => {
@@ -131,8 +120,8 @@ describe('recovery: a commit pushed to the OD of the other recovery in hand (rea
     assert.equal((s1 as unknown as { client: { retained(): { streams: number; sockets: number } } }).client.retained().streams, 1);
   });
 
-  it("brings the commit to an OD that is no member yet (without it, only that OD's own rounds would)", async () => {
-    net = await LoopbackStores.open(3, 'push-other-backups-secret-0123456789', 'push-backups');
+  it('brings the commit to an OD that is no member yet, acknowledged by it; a member at its address gets edits once; stopped, nothing more', async () => {
+    net = await LoopbackStores.open(3, 'side-sends-backups-secret-0123456789', 'side-backups');
     const s1 = net.store(1, { syncIntervalMs: 60_000 });
     const s4 = net.store(2, { hostname: 'S4', seeds: [net.range.ip(1)], syncIntervalMs: 60_000 });
     await net.formIdentical([s1, s4]);
@@ -142,19 +131,33 @@ describe('recovery: a commit pushed to the OD of the other recovery in hand (rea
     const since = new Date().toISOString();
     await s1.edit({ file: 'available-od', op: 'Add', record: ['OD2', net.range.ip(3), 'RS2'] });
     await s4.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'recovering', 'S5b', since, '-', 'OD2'] });
+    await waitFor(() => s1.get('problem', 'S5') !== undefined, { what: "S4's recovery at S1", timeoutMs: 20_000 });
+    const stop = sendEditsToBackupsInHand(s1);
     await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', since, '-', 'OD3'] });
-    await s1.editBatch([
+    const commit = await s1.editBatch([
       { file: 'problem', op: 'Mod', before: s1.get('problem', 'S2')!, record: ['S2', 'S1', 'network', 'recovered', 'S2b', since, '-', 'OD3'] },
       { file: 'group', op: 'Add', record: ['S2b', net.range.ip(9), 'RS3', '-'] },
     ]);
-    // S1's commit went to the members (S4), not to the OD.
-    assert.ok(s4.get('group', 'S2b'));
-    assert.equal(od.get('group', 'S2b'), undefined);
-    assert.deepEqual(pushToOtherBackups(s1, 'S2'), ['OD2']);
-    await waitFor(() => od.get('group', 'S2b') !== undefined && od.get('problem', 'S2')?.[3] === 'recovered', { what: "S1's commit at the OD", timeoutMs: 20_000 });
-    // The OD's store refused nothing of it (every entry's proof and authority checked).
+    // Acknowledged by the OD as by a member (durable there): it holds the commit now.
+    assert.deepEqual(commit.acked.map((a) => a.peer).sort(), ['OD2', 'S4']);
+    assert.ok(od.get('group', 'S2b'));
+    assert.equal(od.get('problem', 'S2')?.[3], 'recovered');
     const log = fs.readFileSync(`${od.folder}/sem.log`, 'utf8');
     assert.doesNotMatch(log, / refused .*S2b/);
+    // Stopped (S1's recovery is over): its edits go to the members only, S5 still recovering.
+    stop();
+    const after = await s1.edit({ file: 'realserver', op: 'Add', record: ['RS9', '0.1', '1', 'up'] });
+    assert.deepEqual(after.acked.map((a) => a.peer), ['S4']);
+    // S4's commit makes the OD the member S5b (at the OD's address): S1's edits reach it once, as a member.
+    await s4.editBatch([
+      { file: 'problem', op: 'Mod', before: s4.get('problem', 'S5')!, record: ['S5', 'S4', 'network', 'recovered', 'S5b', since, '-', 'OD2'] },
+      { file: 'group', op: 'Add', record: ['S5b', net.range.ip(3), 'RS2', '-'] },
+    ]);
+    await waitFor(() => s1.get('group', 'S5b') !== undefined, { what: "S4's commit at S1", timeoutMs: 20_000 });
+    const again = sendEditsToBackupsInHand(s1);
+    await s1.edit({ file: 'problem', op: 'Add', record: ['S7', 'S1', 'network', 'recovering', 'S7b', since, '-', 'OD2'] });
+    const once = await s1.edit({ file: 'realserver', op: 'Add', record: ['RS10', '0.1', '1', 'up'] });
+    assert.deepEqual(once.acked.map((a) => a.peer).sort(), ['S4', 'S5b']);
+    again();
   });
 });
-
