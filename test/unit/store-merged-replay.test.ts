@@ -11,7 +11,7 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { LoopbackStores } from '../support/loopback-stores';
 import { semPost } from '../support/sem-wire';
-import { encodeDiff } from '../../lib/sem/sem-protocol';
+import { encodeDiff, type WireDiff } from '../../lib/sem/sem-protocol';
 import { DIFF_PATH } from '../../lib/sem/fanout';
 import { loadOrCreateVmKey } from '../../lib/sem/vm-key';
 import type { ReplicatedStore } from '../../lib/sem/replicated-store';
@@ -28,18 +28,27 @@ describe('SEM: a diff learned by anti-entropy is a replay when it comes again li
   beforeEach(async () => (net = await LoopbackStores.open(3, SECRET, 'merged-replay')));
   afterEach(async () => net?.close());
 
-  it('S3 pulled S1 #n from S2: S1 #n replayed to S3 is refused 409, also after S3 restarts', async () => {
+  /**
+   * Three stores formed; S1's next diff (made by `diff` with S1's next seq and a Lamport above all
+   * three) signed with S1's key reaches S2 only; S1 then stops (it sends nothing more). `post`
+   * sends that diff again, to an address.
+   */
+  async function s1DiffToS2Only(diff: (seq: number, lamport: number) => WireDiff) {
     const stores = [1, 2, 3].map(make);
     await net.formIdentical(stores);
     const [s1, s2, s3] = stores;
-    // S1's next diff, signed with its key, reaches S2 only; S1 then stops (it sends nothing more).
     const seq = internals(s1).disk.ownSeq + 1;
     const lamport = Math.max(internals(s1).replica.clock, internals(s2).replica.clock, internals(s3).replica.clock) + 1;
     await s1.stop();
-    const body = encodeDiff({ file: 'realserver', op: 'Add', record: ['RS-PULLED', '0.5', '1', 'up'], origin: 'S1', seq, lamport });
+    const body = encodeDiff(diff(seq, lamport));
     const key = loadOrCreateVmKey(path.join(net.base, 'S1'), 'S1');
     const post = (ip: string) => semPost(ip, net.port, DIFF_PATH, body, { secret: SECRET, key });
     assert.equal((await post(net.range.ip(2))).status, 200, 'S2 takes S1 #n live');
+    return { s2, s3, seq, post };
+  }
+
+  it('S3 pulled S1 #n from S2: S1 #n replayed to S3 is refused 409, also after S3 restarts', async () => {
+    const { s2, s3, seq, post } = await s1DiffToS2Only((seq, lamport) => ({ file: 'realserver', op: 'Add', record: ['RS-PULLED', '0.5', '1', 'up'], origin: 'S1', seq, lamport }));
     assert.equal(s3.get('realserver', 'RS-PULLED'), undefined);
     // S3 learns it from S2 by a summary/pull exchange (no sequence numbers travel).
     await s3.exchange({ address: net.range.ip(2), port: net.port }, 'S2');
@@ -60,17 +69,8 @@ describe('SEM: a diff learned by anti-entropy is a replay when it comes again li
   // batch made in between, not the rest (bench:failover, two at once: a backup pulled the other
   // manager's `recovered` without the same commit's group Add, then refused that commit live).
   it('S3 merged one record of S1 #n (a batch of two): S1 #n live is applied, not refused as a replay', async () => {
-    const stores = [1, 2, 3].map(make);
-    await net.formIdentical(stores);
-    const [s1, s2, s3] = stores;
-    const seq = internals(s1).disk.ownSeq + 1;
-    const lamport = Math.max(internals(s1).replica.clock, internals(s2).replica.clock, internals(s3).replica.clock) + 1;
-    await s1.stop();
-    const rec = (key: string, at: number): Diff => ({ file: 'realserver', op: 'Add', record: [key, '0.5', '1', 'up'], origin: 'S1', seq, lamport: at });
-    const body = encodeDiff({ ...rec('RS-HALF-A', lamport), more: [rec('RS-HALF-B', lamport + 1)] });
-    const key = loadOrCreateVmKey(path.join(net.base, 'S1'), 'S1');
-    const post = (ip: string) => semPost(ip, net.port, DIFF_PATH, body, { secret: SECRET, key });
-    assert.equal((await post(net.range.ip(2))).status, 200, 'S2 takes S1 #n live');
+    const rec = (key: string, seq: number, lamport: number): Diff => ({ file: 'realserver', op: 'Add', record: [key, '0.5', '1', 'up'], origin: 'S1', seq, lamport });
+    const { s2, s3, post } = await s1DiffToS2Only((seq, lamport) => ({ ...rec('RS-HALF-A', seq, lamport), more: [rec('RS-HALF-B', seq, lamport + 1)] }));
     // S3 merges S2's entry of the first record only (with its proof, S1's signed batch), as a pull
     // planned before the batch and answered after it would bring it.
     const half = (s2 as unknown as { replica: { entries(keys: [string, string][]): unknown[] } }).replica.entries([['realserver', 'RS-HALF-A']]);
