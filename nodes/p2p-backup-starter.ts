@@ -8,7 +8,7 @@
 // same store, from the cluster registry; without one such a fence never goes ahead.
 // Several failures recover in parallel; a second msg for a target already being recovered is
 // dropped with a warning. While a recovery is under way here, the edits this VM makes go also to the
-// resumed ODs of the recoveries in hand, which are no members yet (lib/recovery/role-catch-up.ts).
+// resumed ODs of the other recoveries in hand, which are no members yet (lib/recovery/role-catch-up.ts).
 // Takeover (lib/recovery/takeover.ts): every few seconds the node looks for recoveries held by
 // another manager whose problem record has not changed for the takeover bound (default 60 s);
 // when this VM is the next taker and the acting manager is gone (not serving, failed, or not
@@ -209,10 +209,10 @@ export = function (RED: RED) {
           settings,
         );
         // Two failures at once: while this recovery is under way, every edit this VM makes (its
-        // fence mark, its commit) goes also to the resumed ODs of the recoveries in hand, which
-        // are no members yet (lib/recovery/role-catch-up.ts sendEditsToBackupsInHand).
+        // fence mark, its commit) goes also to the resumed ODs of the other recoveries in hand,
+        // which are no members yet (lib/recovery/role-catch-up.ts sendEditsToBackupsInHand).
         const store = files instanceof ReplicatedStore ? files : undefined;
-        const stopSideSends = store ? sendEditsToBackupsInHand(store) : undefined;
+        const stopSideSends = store ? sendEditsToBackupsInHand(store, target) : undefined;
         // While this commit is to come: each recovery that reaches `recovering` here (this one, a
         // local edit, or another manager's, by its diff) has its OD resumed; this VM opens its SEM
         // stream to those ODs now, so the commit and the edits after it reach them as frames on an

@@ -13,8 +13,8 @@
 // knows, and the other recovery's backup is none yet (its OD becomes a member only with the other
 // manager's commit, after which it catches up with this manager: one more exchange, at the end of
 // the other recovery). So while its recovery is under way, a manager sends every edit it makes
-// (its fence mark, its commit) to the ODs of the recoveries in hand as well, as it sends them to
-// the members (sendEditsToBackupsInHand). And it opens its SEM stream to every backup in hand as
+// (its fence mark, its commit) to the ODs of the other recoveries in hand as well, as it sends
+// them to the members (sendEditsToBackupsInHand). And it opens its SEM stream to every backup in hand as
 // soon as that one is resumed (warmBackupStreams), so that its edits reach a busy OD as frames on
 // an open socket, not on a fresh connection.
 import type { RecordFields } from '../records/files';
@@ -114,10 +114,14 @@ export interface SideSendingFiles {
 }
 
 /**
- * From now until the returned function is called (the starter: while this VM's own recovery is
- * under way), every edit this VM makes goes also to the OD of each recovery `recovering` in its
- * files at that moment (backupsInHand: its own and the other recoveries'), directly and under the
- * members' acknowledgement rule; an OD that is a member by then gets it as a member. Seen in
+ * From now until the returned function is called (the starter: while this VM's recovery of
+ * `myTarget` is under way), every edit this VM makes goes also to the OD of each other recovery
+ * `recovering` in its files at that moment (backupsInHand but `myTarget`'s), directly and under
+ * the members' acknowledgement rule; an OD that is a member by then gets it as a member. Not its
+ * own OD: that one catches up with this VM right after the role call, and the commit makes it a
+ * member; sent there too, the fence mark landed beside the role call (one more journal write and
+ * a catch-up on the OD) and one failure's install and role steps took ~10 ms longer (p50, 30
+ * recoveries a side, docs/recovery.md "Two at once: the commit to the other OD"). Seen in
  * bench:failover, two at once: a commit went to the members this manager knew, and the other
  * recovery's OD, a member only once the other manager's commit made it one, got it later by an
  * exchange (three requests, each waiting for a turn of that busy OD's loop) or its own catch-up,
@@ -125,6 +129,10 @@ export interface SideSendingFiles {
  * recovery is past its fence): a suspended VM does not answer, and the edit would wait for it.
  * A diff sent to an OD is authenticated and checked there as any diff; it decides nothing.
  */
-export function sendEditsToBackupsInHand(files: SideSendingFiles): () => void {
-  return files.addEditDestinations(() => backupsInHand(files.records('problem'), files.records('available-od'), Date.now()).map((b) => ({ hostname: b.od, address: b.address })));
+export function sendEditsToBackupsInHand(files: SideSendingFiles, myTarget: string, now: () => number = Date.now): () => void {
+  return files.addEditDestinations(() =>
+    backupsInHand(files.records('problem'), files.records('available-od'), now())
+      .filter((b) => b.target !== myTarget)
+      .map((b) => ({ hostname: b.od, address: b.address })),
+  );
 }

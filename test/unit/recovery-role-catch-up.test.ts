@@ -79,7 +79,7 @@ describe('recovery role catch-up partners', () => {
   ];
   const inHandOds = ['OD2', 'OD3', 'OD4', 'OD5', 'OD6', 'OD10'].map((o, i) => [o, `127.0.2.${100 + i}`, 'RS1']);
 
-  it('the ODs a manager opens its stream to and sends its edits to while its recovery is under way: every recovery recovering, its own included', () => {
+  it('the ODs a manager opens its stream to while its commit is to come: every recovery recovering, its own included', () => {
     const [problems, ods] = [inHandProblems, inHandOds];
     // Not: fencing (OD maybe not resumed), recovered, outside the window, an OD gone from
     // available-od (OD7), no OD named.
@@ -92,6 +92,20 @@ describe('recovery role catch-up partners', () => {
     const files = { port: 4, records: (f: 'problem' | 'available-od') => (f === 'problem' ? problems : ods), warmStream: (t: { address: string; port: number }) => (warmed.push(`${t.address}:${t.port}`), false) };
     assert.deepEqual(warmBackupStreams(files, now), ['OD2', 'OD3', 'OD10']);
     assert.deepEqual(warmed, ['127.0.2.100:4', '127.0.2.101:4', '127.0.2.105:4']);
+  });
+
+  it("the ODs a manager sends its edits to while its recovery is under way: the other recoveries' (its own catches up after the role call)", () => {
+    const [problems, ods] = [inHandProblems, inHandOds];
+    let source: (() => readonly { hostname: string; address: string }[]) | undefined;
+    const files = { records: (f: 'problem' | 'available-od') => (f === 'problem' ? problems : ods), addEditDestinations: (s: typeof source) => ((source = s), () => (source = undefined)) };
+    const stop = sendEditsToBackupsInHand(files, 'S2', () => now);
+    // Asked at each edit: OD3 (S2's own) left out; fencing, recovered, outside the window, gone from available-od, no OD: as above.
+    assert.deepEqual(source!(), [
+      { hostname: 'OD2', address: '127.0.2.100' },
+      { hostname: 'OD10', address: '127.0.2.105' },
+    ]);
+    stop();
+    assert.equal(source, undefined);
   });
 });
 
@@ -132,7 +146,7 @@ describe('recovery: edits sent to the OD of the other recovery in hand (real sto
     await s1.edit({ file: 'available-od', op: 'Add', record: ['OD2', net.range.ip(3), 'RS2'] });
     await s4.edit({ file: 'problem', op: 'Add', record: ['S5', 'S4', 'network', 'recovering', 'S5b', since, '-', 'OD2'] });
     await waitFor(() => s1.get('problem', 'S5') !== undefined, { what: "S4's recovery at S1", timeoutMs: 20_000 });
-    const stop = sendEditsToBackupsInHand(s1);
+    const stop = sendEditsToBackupsInHand(s1, 'S2');
     await s1.edit({ file: 'problem', op: 'Add', record: ['S2', 'S1', 'network', 'recovering', 'S2b', since, '-', 'OD3'] });
     const commit = await s1.editBatch([
       { file: 'problem', op: 'Mod', before: s1.get('problem', 'S2')!, record: ['S2', 'S1', 'network', 'recovered', 'S2b', since, '-', 'OD3'] },
@@ -154,7 +168,7 @@ describe('recovery: edits sent to the OD of the other recovery in hand (real sto
       { file: 'group', op: 'Add', record: ['S5b', net.range.ip(3), 'RS2', '-'] },
     ]);
     await waitFor(() => s1.get('group', 'S5b') !== undefined, { what: "S4's commit at S1", timeoutMs: 20_000 });
-    const again = sendEditsToBackupsInHand(s1);
+    const again = sendEditsToBackupsInHand(s1, 'S2');
     await s1.edit({ file: 'problem', op: 'Add', record: ['S7', 'S1', 'network', 'recovering', 'S7b', since, '-', 'OD2'] });
     const once = await s1.edit({ file: 'realserver', op: 'Add', record: ['RS10', '0.1', '1', 'up'] });
     assert.deepEqual(once.acked.map((a) => a.peer).sort(), ['S4', 'S5b']);
