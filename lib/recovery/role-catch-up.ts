@@ -14,9 +14,9 @@
 // manager's commit, after which it catches up with this manager: one more exchange, at the end of
 // the other recovery). So while its recovery is under way, a manager sends every edit it makes
 // (its fence mark, its commit) to the ODs of the other recoveries in hand as well, as it sends
-// them to the members (sendEditsToBackupsInHand). And it opens its SEM stream to every backup in hand as
-// soon as that one is resumed (warmBackupStreams), so that its edits reach a busy OD as frames on
-// an open socket, not on a fresh connection.
+// them to the members (sendEditsToBackupsInHand). And it opens its SEM stream to every backup in
+// hand as soon as that one is resumed (warmBackupStreams), so that its edits reach a busy OD as
+// frames on an open socket, not on a fresh connection.
 import type { RecordFields } from '../records/files';
 import { naturalCompare } from '../records/natural-sort';
 import { isStatusIn } from '../records/problem';

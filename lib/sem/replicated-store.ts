@@ -782,7 +782,7 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * (./fanout.ts); an address that is a member's or this VM's own is left out (a member gets the
    * edit once, as a member). What they do with it is theirs: every diff is authenticated, checked
    * and applied or refused by its receiver as a member's would be. Used by a manager while its
-   * recovery is under way, for the resumed ODs of the recoveries in hand
+   * recovery is under way, for the resumed ODs of the other recoveries in hand
    * (lib/recovery/role-catch-up.ts sendEditsToBackupsInHand). Returns the function that removes it.
    */
   addEditDestinations(source: () => readonly Peer[]): () => void {
@@ -1149,7 +1149,8 @@ export class ReplicatedStore extends EventEmitter implements ClusterFiles {
    * was refused as a replay without its effect held here (409, not contained: not acknowledged,
    * the rest left to anti-entropy). Seen in bench:failover, two at once: a backup pulled the other
    * manager's `recovered` from it and not the same commit's group Add, and showed the other backup
-   * 190 ms late. Left unmarked, the live diff is applied (what is held already changes nothing).
+   * 184 ms after the first VM did. Left unmarked, the live diff is applied (what is held already
+   * changes nothing).
    */
   private markMergedSeqs(entries: SnapshotEntry[]): void {
     const whole = new Map<EntryProof, boolean>();
