@@ -7,7 +7,7 @@ import { Cluster, ClusterOptions, startCluster } from '../harness/cluster/launch
 import { allocLoopbackRange, LoopbackRange, pickPortFreeOnAll } from '../harness/net';
 import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
-import { EDIT_PATH, semFlow, SemFlowOptions } from '../harness/flows/sem-flow';
+import { BURST_PATH, EDIT_PATH, semFlow, SemFlowOptions } from '../harness/flows/sem-flow';
 
 export interface SemCluster {
   cluster: Cluster;
@@ -58,6 +58,11 @@ export interface EditResult {
   ms: number;
 }
 
+/** One edit of a burst: its result, and when S1 started it (epoch ms, S1's Date.now()). */
+export interface BurstEdit extends EditResult {
+  start: number;
+}
+
 /** Edit number i through `vmUrl`'s flow: S1's realserver record RS1, added first, then modified. */
 export class RealServerEditor {
   private prev: string[] | null = null;
@@ -72,5 +77,18 @@ export class RealServerEditor {
     const result = JSON.parse(r.body) as EditResult;
     if (result.failed.length) throw new Error(`edit ${i}: peers did not acknowledge: ${JSON.stringify(result.failed)}`);
     return result;
+  }
+
+  /** Edits first .. first + count - 1, the same records as edit(i), made in a row by the VM's own
+   * flow (sem-flow's burst loop, `gapMs` between an edit's result and the next edit): no HTTP
+   * request per edit on the way in. */
+  async burst(count: number, first: number, gapMs: number): Promise<BurstEdit[]> {
+    const r = await httpRequest(this.vmUrl + BURST_PATH, { method: 'POST', body: { count, first, prev: this.prev, gapMs }, timeoutMs: 30_000 + count * 100 });
+    if (r.status !== 200) throw new Error(`burst from edit ${first} failed: ${r.body}`);
+    const out = JSON.parse(r.body) as { edits: BurstEdit[]; prev: string[] };
+    this.prev = out.prev;
+    const bad = out.edits.findIndex((e) => e.failed.length > 0);
+    if (bad >= 0) throw new Error(`edit ${first + bad}: peers did not acknowledge: ${JSON.stringify(out.edits[bad].failed)}`);
+    return out.edits;
   }
 }
