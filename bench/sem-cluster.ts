@@ -9,6 +9,19 @@ import { httpRequest } from '../harness/http';
 import { waitFor } from '../harness/wait';
 import { BURST_PATH, EDIT_PATH, semFlow, SemFlowOptions } from '../harness/flows/sem-flow';
 
+// How a bench's measured edits reach S1 (bench:sem, bench:memory). `flow` (default): one request
+// starts a burst and S1's own flow makes the edits in a row (sem-flow's burst loop), GAP_MS apart,
+// as a recovery or a flow on the VM edits its files. `http`: one HTTP request per edit through
+// Node-RED's http in node, as before the tenth pass (docs/performance.md): its Express layer makes
+// S1 keep megabytes alive through each young-generation collection, which is Express's cost, not
+// SEM's. Warm-up edits always go one request each.
+export const DRIVER: 'flow' | 'http' = process.env.DRIVER === 'http' ? 'http' : 'flow';
+// Between an edit's result and the next edit in the flow driver: about what the HTTP driver's
+// round trip leaves between two edits, so the receivers finish an edit's trailing work as they did.
+export const GAP_MS = Number(process.env.GAP_MS ?? 2);
+export const DRIVER_TEXT =
+  DRIVER === 'flow' ? `flow (S1's own flow makes the edits in a row, ${GAP_MS} ms apart)` : 'http (one request per edit through http in)';
+
 export interface SemCluster {
   cluster: Cluster;
   range: LoopbackRange;

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { waitFor } from '../harness/wait';
-import { EditResult, RealServerEditor, startSemCluster } from './sem-cluster';
+import { DRIVER, DRIVER_TEXT, EditResult, GAP_MS, RealServerEditor, startSemCluster } from './sem-cluster';
 import { cpuSplitMs, loadAverage, rssMb, schedOf, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 import { countV8Trace, V8Trace } from './v8-trace';
@@ -36,15 +36,6 @@ const V8_TRACE = process.env.V8_TRACE;
 // many S1 and the receivers ran during the measured edits, their pauses, and how many samples (and
 // how many of the slowest 1 %) a pause overlapped. GC_LOG=0 leaves the preload out.
 const GC_LOG = process.env.GC_LOG !== '0';
-// How the measured edits reach S1. `flow` (default): one request starts them all and S1's own flow
-// makes them in a row (sem-flow's burst loop), GAP_MS apart, as a recovery or a flow on the VM edits
-// its files. `http`: one HTTP request per edit through Node-RED's http in node, as before the tenth
-// pass; its Express layer makes S1's young-generation collections slow (docs/performance.md), which
-// is Express's cost, not SEM's. The warm-up edits always go one request each.
-const DRIVER = process.env.DRIVER === 'http' ? 'http' : 'flow';
-// Between an edit's result and the next edit in the flow driver: about what the HTTP driver's round
-// trip leaves between two edits, so the receivers finish an edit's trailing work as they did.
-const GAP_MS = Number(process.env.GAP_MS ?? 2);
 // CPU of the six while idle is measured for this long before the measured edits.
 const IDLE_MS = 3000;
 const NOTE_S = { S3: 0.327, S4: 0.278, S5: 0.323, S6: 0.322 } as Record<string, number>;
@@ -298,7 +289,7 @@ function report(title: string, r: Run): void {
       peers: 6,
       edits: EDITS,
       warmup_edits: WARMUP,
-      driver: DRIVER === 'flow' ? `flow (S1's own flow makes the edits in a row, ${GAP_MS} ms apart)` : 'http (one request per edit through http in)',
+      driver: DRIVER_TEXT,
       // What every VM ran with (NODE_OPTIONS), plainly: the product's set-up or the bench's own.
       node_options: main.senderRss.nodeOptions,
       wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',
