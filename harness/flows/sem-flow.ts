@@ -27,10 +27,11 @@ export const BURST_PATH = '/p2p-test/edits';
 // The burst's loop, a function node: the request starts it (its msg.res kept in the node's
 // context), each edit's result from p2p-sem-send comes back here and the next edit goes out after
 // `gapMs`, and the last result answers the request with every edit's {start, ms, acked, failed}.
-// Why not one HTTP request per edit: Node-RED's HTTP nodes go through Express, whose per-request
-// prototype swaps (Object.setPrototypeOf on req and res) make V8 keep ~1.5 MB alive through each
-// young-generation collection of the VM that serves them (docs/performance.md, tenth pass), so
-// the sender's own scavenges, not SEM, set the tail of a stream of HTTP-driven edits.
+// Why not one HTTP request per edit: Node-RED's HTTP nodes go through Express, which makes V8 keep
+// 1.5-3 MB alive through each young-generation collection of the VM serving a stream of requests
+// (plain node:http ~10 KB; Express's per-request Object.setPrototypeOf on req and res alone gives
+// about half: docs/performance.md, tenth pass), so the sender's own scavenges, not SEM, set the
+// tail of a stream of HTTP-driven edits.
 const BURST_LOOP = `
 const b = context.get('burst');
 if (msg.req) {
