@@ -1,6 +1,7 @@
 // A loopback SEM cluster of real Node-RED processes for the benches (harness/cluster/launcher with
-// harness/flows/sem-flow on each VM), and the edit the benches send: S1's realserver record
-// modified again and again through the flow's HTTP endpoint, as a flow on a VM would edit it.
+// harness/flows/sem-flow on each VM), and the edits the benches make: S1's realserver record
+// modified again and again by the flow's p2p-sem-send, one HTTP request per edit or a burst made by
+// S1's own flow (DRIVER below).
 import * as fs from 'fs';
 import * as path from 'path';
 import { Cluster, ClusterOptions, startCluster } from '../harness/cluster/launcher';
@@ -14,7 +15,7 @@ import { BURST_PATH, EDIT_PATH, semFlow, SemFlowOptions } from '../harness/flows
 // as a recovery or a flow on the VM edits its files. `http`: one HTTP request per edit through
 // Node-RED's http in node, as before the tenth pass (docs/performance.md): its Express layer makes
 // S1 keep megabytes alive through each young-generation collection, which is Express's cost, not
-// SEM's. Warm-up edits always go one request each.
+// SEM's. Both benches make every edit, warm-up included, the way DRIVER says.
 export const DRIVER: 'flow' | 'http' = process.env.DRIVER === 'http' ? 'http' : 'flow';
 // Between an edit's result and the next edit in the flow driver: about what the HTTP driver's
 // round trip leaves between two edits, so the receivers finish an edit's trailing work as they did.

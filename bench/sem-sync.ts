@@ -119,32 +119,38 @@ async function measure(secure: boolean): Promise<Run> {
         if (a.peer !== 'S2') samples.push({ peer: a.peer, start, ms: before + a.ms, value: a.ms });
       }
     };
-    for (let i = 0; i < EDITS + WARMUP; i++) {
-      if (i === WARMUP) {
-        // What the six use with no edit at all (timers, anti-entropy): part of every figure below.
-        const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
-        await new Promise((r) => setTimeout(r, IDLE_MS));
-        idleCpu = cluster.vms.map((vm, j) => {
-          const a = idle0[j], b = cpuSplitMs(vm.pid);
-          return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
-        });
-        if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
-        if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
-        cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
-        sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
+    // From the end of the warm-up: the six idle for IDLE_MS (what they use with no edit at all:
+    // timers, anti-entropy; part of every figure below), then the counters' start.
+    const startMeasuring = async () => {
+      const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      idleCpu = cluster.vms.map((vm, j) => {
+        const a = idle0[j], b = cpuSplitMs(vm.pid);
+        return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
+      });
+      if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
+      if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
+      cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+      sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
+    };
+    if (DRIVER === 'flow') {
+      // Warm-up (connections opened, code paths compiled) and measured edits alike in S1's flow.
+      if (WARMUP > 0) await editor.burst(WARMUP, 0, GAP_MS);
+      await snapshot();
+      await startMeasuring();
+      for (const e of await editor.burst(EDITS, WARMUP, GAP_MS)) record(e, e.start, 0);
+    } else {
+      for (let i = 0; i < EDITS + WARMUP; i++) {
+        if (i === WARMUP) await startMeasuring();
+        const start = performance.timeOrigin + performance.now();
+        const result = await editor.edit(i);
+        // S1 times the edit from its own start; the request's way to it (at most the round trip
+        // less S1's figure) is counted before, so a sample's interval begins at the request.
+        const before = Math.max(0, performance.timeOrigin + performance.now() - start - result.ms);
+        if (i === WARMUP - 1) await snapshot();
+        if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
+        record(result, start, before);
       }
-      if (i >= WARMUP && DRIVER === 'flow') {
-        for (const e of await editor.burst(EDITS, WARMUP, GAP_MS)) record(e, e.start, 0);
-        break;
-      }
-      const start = performance.timeOrigin + performance.now();
-      const result = await editor.edit(i);
-      // S1 times the edit from its own start; the request's way to it (at most the round trip
-      // less S1's figure) is counted before, so a sample's interval begins at the request.
-      const before = Math.max(0, performance.timeOrigin + performance.now() - start - result.ms);
-      if (i === WARMUP - 1) await snapshot();
-      if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
-      record(result, start, before);
     }
     const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
     const sched1 = cluster.vms.map((vm) => schedOf(vm.pid));
