@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RealServerEditor, startSemCluster } from './sem-cluster';
+import { DRIVER, DRIVER_TEXT, GAP_MS, RealServerEditor, startSemCluster } from './sem-cluster';
 import type { ProbeRequest } from './sem-memory-probe';
 import { askProbe, snapshotPath } from './sem-memory-ask';
 import { cpuMs, loadAverage, summarize } from './stats';
@@ -85,7 +85,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     `--require ${path.join(__dirname, 'sem-memory-probe.js')}`,
     process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${Number(process.env.SEMI_SPACE_MB)}` : '',
   ].join(' ').trim();
-  const sem = await startSemCluster(1 + RECEIVERS, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir, ...(ALLOC_PROFILE ? { MEMORY_ALLOC_PROFILE: '1' } : {}) } });
+  const sem = await startSemCluster(1 + RECEIVERS, { flow: { burst: DRIVER === 'flow' }, env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim(), MEMORY_PROBE_DIR: probeDir, ...(ALLOC_PROFILE ? { MEMORY_ALLOC_PROFILE: '1' } : {}) } });
   const samples: Sample[] = [];
   let keepDir = false;
   try {
@@ -103,11 +103,15 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
     samples.push(idleLater);
     const ms: number[] = [];
     const cpu0 = cpuMs(pid) ?? 0;
-    for (let i = 0; i < EDITS; i++) {
-      const r = await editor.edit(i);
-      ms.push(r.ms);
-      if (SNAPSHOTS && i + 1 === WARMUP) samples.push(await sample(pid, probeDir, 'warm-up', i + 1, { snapshot: true }));
-      if ((i + 1) % SAMPLE_EVERY === 0 && i + 1 < EDITS) samples.push(await sample(pid, probeDir, 'edits', i + 1));
+    // The edits up to the next sample: one request each (DRIVER=http) or one burst in S1's flow.
+    for (let i = 0; i < EDITS; ) {
+      let to = Math.min(EDITS, (Math.floor(i / SAMPLE_EVERY) + 1) * SAMPLE_EVERY);
+      if (SNAPSHOTS && i < WARMUP) to = Math.min(to, WARMUP);
+      if (DRIVER === 'flow') for (const r of await editor.burst(to - i, i, GAP_MS)) ms.push(r.ms);
+      else for (let k = i; k < to; k++) ms.push((await editor.edit(k)).ms);
+      i = to;
+      if (SNAPSHOTS && i === WARMUP) samples.push(await sample(pid, probeDir, 'warm-up', i, { snapshot: true }));
+      if (i % SAMPLE_EVERY === 0 && i < EDITS) samples.push(await sample(pid, probeDir, 'edits', i));
     }
     const cpuPerEdit = Math.round((((cpuMs(pid) ?? 0) - cpu0) / EDITS) * 100) / 100;
     const after = await sample(pid, probeDir, 'after', EDITS);
@@ -130,6 +134,7 @@ async function sample(pid: number, dir: string, at: string, edits: number, req: 
         vm: 'S1, a real Node-RED 4.1 process with the SEM flow (sender)',
         receivers: RECEIVERS,
         edits: EDITS,
+        driver: DRIVER_TEXT,
         node_options: process.env.SEMI_SPACE_MB ? `--max-semi-space-size=${process.env.SEMI_SPACE_MB}` : 'default',
         idle_rss_mb: idle.rssMb,
         rss_after_mb: after.rssMb,

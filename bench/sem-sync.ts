@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { waitFor } from '../harness/wait';
-import { RealServerEditor, startSemCluster } from './sem-cluster';
+import { DRIVER, DRIVER_TEXT, EditResult, GAP_MS, RealServerEditor, startSemCluster } from './sem-cluster';
 import { cpuSplitMs, loadAverage, rssMb, schedOf, summarize } from './stats';
 import { ChildProcess, spawn } from 'child_process';
 import { countV8Trace, V8Trace } from './v8-trace';
@@ -86,7 +86,7 @@ async function measure(secure: boolean): Promise<Run> {
       ...(V8_TRACE ? { V8_TRACE: '1' } : {}),
     },
     baseDir,
-    flow: { insecureWire: !secure },
+    flow: { insecureWire: !secure, burst: DRIVER === 'flow' },
   });
   const cluster = sem.cluster;
   try {
@@ -112,31 +112,44 @@ async function measure(secure: boolean): Promise<Run> {
     let sched0: ReturnType<typeof schedOf>[] = [];
     let tracer: { proc: ChildProcess; out: string } | undefined;
     let idleCpu: number[] = [];
-    for (let i = 0; i < EDITS + WARMUP; i++) {
-      if (i === WARMUP) {
-        // What the six use with no edit at all (timers, anti-entropy): part of every figure below.
-        const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
-        await new Promise((r) => setTimeout(r, IDLE_MS));
-        idleCpu = cluster.vms.map((vm, j) => {
-          const a = idle0[j], b = cpuSplitMs(vm.pid);
-          return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
-        });
-        if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
-        if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
-        cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
-        sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
-      }
-      const start = performance.timeOrigin + performance.now();
-      const result = await editor.edit(i);
-      // S1 times the edit from its own start; the request's way to it (at most the round trip
-      // less S1's figure) is counted before, so a sample's interval begins at the request.
-      const before = Math.max(0, performance.timeOrigin + performance.now() - start - result.ms);
-      if (i === WARMUP - 1) await snapshot();
-      if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
+    const record = (result: EditResult, start: number, before: number) => {
       total.push(result.ms);
       for (const a of result.acked) {
         (perPeer[a.peer] ??= []).push(a.ms);
         if (a.peer !== 'S2') samples.push({ peer: a.peer, start, ms: before + a.ms, value: a.ms });
+      }
+    };
+    // From the end of the warm-up: the six idle for IDLE_MS (what they use with no edit at all:
+    // timers, anti-entropy; part of every figure below), then the counters' start.
+    const startMeasuring = async () => {
+      const idle0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      idleCpu = cluster.vms.map((vm, j) => {
+        const a = idle0[j], b = cpuSplitMs(vm.pid);
+        return a && b ? ((b.user + b.system - a.user - a.system) / IDLE_MS) * 1000 : 0;
+      });
+      if (STRACE) tracer = await startStrace(cluster.vms[2].pid!);
+      if (CPU_PROF || V8_TRACE) markProfiles(cluster.vms);
+      cpu0 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
+      sched0 = cluster.vms.map((vm) => schedOf(vm.pid));
+    };
+    if (DRIVER === 'flow') {
+      // Warm-up (connections opened, code paths compiled) and measured edits alike in S1's flow.
+      if (WARMUP > 0) await editor.burst(WARMUP, 0, GAP_MS);
+      await snapshot();
+      await startMeasuring();
+      for (const e of await editor.burst(EDITS, WARMUP, GAP_MS)) record(e, e.start, 0);
+    } else {
+      for (let i = 0; i < EDITS + WARMUP; i++) {
+        if (i === WARMUP) await startMeasuring();
+        const start = performance.timeOrigin + performance.now();
+        const result = await editor.edit(i);
+        // S1 times the edit from its own start; the request's way to it (at most the round trip
+        // less S1's figure) is counted before, so a sample's interval begins at the request.
+        const before = Math.max(0, performance.timeOrigin + performance.now() - start - result.ms);
+        if (i === WARMUP - 1) await snapshot();
+        if (i < WARMUP) continue; // warm-up: connections opened, code paths compiled
+        record(result, start, before);
       }
     }
     const cpu1 = cluster.vms.map((vm) => cpuSplitMs(vm.pid));
@@ -282,6 +295,7 @@ function report(title: string, r: Run): void {
       peers: 6,
       edits: EDITS,
       warmup_edits: WARMUP,
+      driver: DRIVER_TEXT,
       // What every VM ran with (NODE_OPTIONS), plainly: the product's set-up or the bench's own.
       node_options: main.senderRss.nodeOptions,
       wire_security: on ? 'on (Ed25519 signatures + AES-256-GCM)' : 'off',

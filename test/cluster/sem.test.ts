@@ -7,7 +7,7 @@ import { Cluster, startCluster, Vm } from '../../harness/cluster/launcher';
 import { pickPortFreeOnAll, allocLoopbackRange } from '../../harness/net';
 import { httpRequest } from '../../harness/http';
 import { waitFor } from '../../harness/wait';
-import { semFlow, EDIT_PATH } from '../../harness/flows/sem-flow';
+import { semFlow, EDIT_PATH, BURST_PATH } from '../../harness/flows/sem-flow';
 import { FILE_NAMES } from '../../lib/records/files';
 import { encodeDiff } from '../../lib/sem/sem-protocol';
 import { semPost } from '../support/sem-wire';
@@ -46,7 +46,7 @@ describe('SEM between six Node-RED processes', function () {
     cluster = await startCluster({
       count: 6,
       ips: six,
-      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: SECRET, seeds: six }),
+      flows: (vm) => semFlow(vm, ips.indexOf(vm.ip), { semPort, secret: SECRET, seeds: six, burst: true }),
     });
     // Every VM has joined: each group file lists all six.
     await waitFor(() => cluster.vms.every((vm) => (fs.readFileSync(path.join(filesOf(vm), 'group'), 'utf8').match(/^S\d/gm) ?? []).length === 6), {
@@ -88,6 +88,30 @@ describe('SEM between six Node-RED processes', function () {
         throw new Error(`${e.message}\n${vm.name}'s SEM log lines about OD1:\n${about.join('\n')}`);
       });
     }
+  });
+
+  it("bench:sem's burst loop makes its edits in S1's own flow, one after the other, and refuses a broken chain without a change", async () => {
+    const burst = (body: unknown) => httpRequest(cluster.vms[0].url + BURST_PATH, { method: 'POST', body, timeoutMs: 20_000 }).then((r) => ({ status: r.status, body: JSON.parse(r.body) }));
+    const r = await burst({ count: 5, first: 0, name: 'RSB', gapMs: 1 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.edits.length, 5);
+    for (const e of r.body.edits) assert.deepEqual(e.acked.map((a: { peer: string }) => a.peer).sort(), ['S2', 'S3', 'S4', 'S5', 'S6']);
+    const starts = r.body.edits.map((e: { start: number }) => e.start);
+    assert.deepEqual(starts, [...starts].sort((a, b) => a - b), 'one edit after the other');
+    assert.deepEqual(r.body.prev, ['RSB', '0.004', '4', 'up']);
+    await waitFor(() => /^RSB, 0\.004, 4, up$/m.test(fs.readFileSync(path.join(filesOf(cluster.vm('S6')), 'realserver'), 'utf8')), {
+      what: "the burst's last edit in S6's realserver file",
+      timeoutMs: 10_000,
+    });
+    // A chain whose `before` is not the record's value: the first edit is refused, nothing applied.
+    const before = fs.readFileSync(path.join(filesOf(cluster.vm('S1')), 'realserver'), 'utf8');
+    const bad = await burst({ count: 3, first: 10, name: 'RSB', prev: ['RSB', '9.999', '9', 'up'] });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.equal(bad.body.done, 0);
+    assert.equal(fs.readFileSync(path.join(filesOf(cluster.vm('S1')), 'realserver'), 'utf8'), before);
+    // The loop is free again after the refusal.
+    const again = await burst({ count: 1, first: 5, name: 'RSB', prev: r.body.prev });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
   });
 
   it('a peer stopped during 50 edits and started again ends with files identical to the others', async () => {
