@@ -81,10 +81,10 @@ export class DurableFiles {
     /** The VM's hostname, written in the checkpoint (changed by ReplicatedStore.switchIdentity). */
     public hostname: string,
     readonly replica: Replica,
-    /** Test hook: the text files' rewrite interval (default TEXT_INTERVAL_MS). */
-    textIntervalMs?: number,
+    /** Test hook: the text files' rewrite interval and burst (default TEXT_INTERVAL_MS, TEXT_BURST). */
+    texts?: { intervalMs?: number; burst?: number },
   ) {
-    this.texts = new TextFiles(folder, replica, textIntervalMs);
+    this.texts = new TextFiles(folder, replica, texts?.intervalMs, texts?.burst);
   }
 
   /** Load checkpoint and journal synchronously (nodes read files right after construction). */

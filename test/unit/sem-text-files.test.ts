@@ -1,6 +1,7 @@
 // The plain-text files behind the state (lib/sem/text-files.ts, durable-files.ts): a save resolves
 // once its journal line is durable, not waiting for the text files; rewrites of a file are
-// coalesced (many saves, one rewrite per interval); close() writes what waits; textsWritten()
+// coalesced (a few changes rewritten at once, then one rewrite per interval); close() writes what
+// waits; textsWritten()
 // waits for them; a text file that cannot be written fails no save and is written once it can be.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
@@ -19,9 +20,9 @@ describe('SEM text files written behind the state', function () {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  const open = async (intervalMs?: number) => {
+  const open = async (intervalMs?: number, burst?: number) => {
     const replica = new Replica();
-    const disk = new DurableFiles(dir, 'S1', replica, intervalMs);
+    const disk = new DurableFiles(dir, 'S1', replica, { intervalMs, burst });
     disk.loadSync();
     await disk.init();
     let seq = 0;
@@ -35,7 +36,7 @@ describe('SEM text files written behind the state', function () {
   };
 
   it('a start writes every text file; 50 saves within one interval resolve without rewriting, close() writes the file once with the last state', async () => {
-    const { disk, put, names } = await open(60_000);
+    const { disk, put, names } = await open(60_000, 1);
     for (const f of FILE_NAMES) assert.ok(fs.existsSync(path.join(dir, f)), `${f} written at the start`);
     const atStart = disk.texts.rewrites;
     for (let i = 1; i <= 50; i++) await put(`RS${i}`); // each resolved: durable in the journal
@@ -48,7 +49,7 @@ describe('SEM text files written behind the state', function () {
   });
 
   it('the first change after a quiet interval is written a turn after its save; later ones at most once per interval', async () => {
-    const { disk, put, names } = await open(200);
+    const { disk, put, names } = await open(200, 1);
     await new Promise((r) => setTimeout(r, 250)); // quiet since the start's rewrite
     const atStart = disk.texts.rewrites;
     await put('RS1');
@@ -66,6 +67,48 @@ describe('SEM text files written behind the state', function () {
     }
     await disk.textsWritten();
     assert.equal(names().length, 10, 'textsWritten() resolves once the file shows every save');
+    await disk.close();
+  });
+
+  it('a few changes close together are each written at once (the burst); the next waits for the interval', async () => {
+    const { disk, put, names } = await open(60_000, 3); // the start's rewrite took one of three
+    const atStart = disk.texts.rewrites;
+    const turn = async () => {
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 0));
+    };
+    await put('RS1');
+    await turn();
+    assert.deepEqual(names(), ['RS1'], 'the first change written at once');
+    await put('RS2');
+    await turn();
+    assert.deepEqual(names(), ['RS1', 'RS2'], 'the second too (the burst)');
+    await put('RS3');
+    await turn();
+    assert.deepEqual(names(), ['RS1', 'RS2'], 'the third waits: the burst is spent and the interval is a minute');
+    assert.equal(disk.texts.rewrites, atStart + 2);
+    await disk.close();
+    assert.deepEqual(names(), ['RS1', 'RS2', 'RS3'], 'close() wrote what waited');
+  });
+
+  it('a stream of changes is rewritten at most once per interval after the burst', async () => {
+    const interval = 40;
+    const burst = 4;
+    const { disk, put, names } = await open(interval, burst);
+    await new Promise((r) => setTimeout(r, interval * (burst + 1))); // the bucket full again
+    const atStart = disk.texts.rewrites;
+    const started = Date.now();
+    for (let i = 1; i <= 60; i++) {
+      await put(`RS${i}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const elapsed = Date.now() - started;
+    // A full bucket, one more per interval elapsed, and the one the last timer may already have fired.
+    const most = burst + Math.ceil(elapsed / interval) + 1;
+    const made = disk.texts.rewrites - atStart;
+    assert.ok(made <= most, `${made} rewrites for 60 saves in ${elapsed} ms (at most ${most})`);
+    await disk.textsWritten();
+    assert.equal(names().length, 60);
     await disk.close();
   });
 
