@@ -3,11 +3,12 @@
 // anti-entropy read the state, never these files); the text files follow within TEXT_INTERVAL_MS.
 // Rewrites are rate-limited by a token bucket (TEXT_BURST deep, one token per TEXT_INTERVAL_MS): a
 // few changes close together are each written at once; in a stream, however many saves change a
-// file within one interval, it is rewritten once, with the state as it is then. Each rewrite is atomic for readers (atomic-write.ts
-// FileReplacer: a reader sees a whole old or a whole new file) and not fsynced: a start rewrites
-// every file from the durable state, so a kill -9 or a power loss leaves at most the last
-// interval's text behind until the restart, never the state. A rewrite that fails (a full disk)
-// fails nothing else and is tried again RETRY_MS later or at the next change.
+// file within one interval, it is rewritten once, with the state as it is then. Each rewrite is
+// atomic for readers (atomic-write.ts FileReplacer: a reader sees a whole old or a whole new file)
+// and not fsynced: a start rewrites every file from the durable state, so a kill -9 or a power loss
+// leaves at most the last interval's text behind until the restart, never the state. A rewrite
+// that fails (a full disk) fails nothing else and is tried again RETRY_MS later or at the next
+// change.
 import { FileName, formatFile } from '../records/files';
 import { operationRecords } from '../records/ring';
 import { Replica } from './replica';
@@ -16,12 +17,12 @@ import * as path from 'path';
 
 /**
  * In a stream of changes, at most one rewrite of a text file per this many milliseconds, and the
- * most the text lags the state (plus a turn of the event loop). Measured with back-to-back edits on six VMs (bench:sem
- * with STRACE=1, docs/performance.md, seventh pass): rewrites per diff on a receiver 1 (a rewrite
- * per save), 0.75 at 20 ms, 0.27 at 50 ms, 0.16 at 100 ms; 50 ms removes three quarters of them
- * and twice the lag buys little more. A change with a token left (TEXT_BURST) is written at once,
- * a turn after the save that made it durable (its acknowledgement goes first): a lone edit's text
- * is there a moment after its acknowledgement.
+ * most the text lags the state (plus a turn of the event loop). Measured with back-to-back edits
+ * on six VMs (bench:sem with STRACE=1, docs/performance.md, seventh pass): rewrites per diff on a
+ * receiver 1 (a rewrite per save), 0.75 at 20 ms, 0.27 at 50 ms, 0.16 at 100 ms; 50 ms removes
+ * three quarters of them and twice the lag buys little more. A change with a token left
+ * (TEXT_BURST) is written at once, a turn after the save that made it durable (its
+ * acknowledgement goes first): a lone edit's text is there a moment after its acknowledgement.
  */
 export const TEXT_INTERVAL_MS = 50;
 /**

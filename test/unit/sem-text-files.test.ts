@@ -1,8 +1,8 @@
 // The plain-text files behind the state (lib/sem/text-files.ts, durable-files.ts): a save resolves
 // once its journal line is durable, not waiting for the text files; rewrites of a file are
 // coalesced (a few changes rewritten at once, then one rewrite per interval); close() writes what
-// waits; textsWritten()
-// waits for them; a text file that cannot be written fails no save and is written once it can be.
+// waits; textsWritten() waits for them; a text file that cannot be written fails no save and is
+// written once it can be.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
